@@ -1,0 +1,120 @@
+# peephole — build, deps, run, test, bench.
+#
+#   make deps    install build and test dependencies from Debian (idempotent)
+#   make         build ./peephole (objects in build/)
+#   make run     deps + build + start the proxy on 127.0.0.1:8080
+#   make test    deps + build + unit and e2e suites, then again under ASan+UBSan
+#   make bench   wrk through the proxy vs direct to nginx
+
+CC ?= cc
+BUILD ?= build
+SAN ?= 0
+
+WARN = -Wall -Wextra -Wpedantic -Wformat=2 -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wold-style-definition -Wvla -Wwrite-strings \
+	-Wimplicit-fallthrough -Wundef -Wnull-dereference -Werror
+BASE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g \
+	-fstack-protector-strong -fPIE \
+	-DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -pthread \
+	-I. -Iproxy -Iconf -Ica -Ifilters -I/usr/share/include/llhttp
+ifeq ($(SAN),1)
+OPT = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+SANLD = -fsanitize=address,undefined
+else
+OPT = -O2 -D_FORTIFY_SOURCE=2
+SANLD =
+endif
+CFLAGS += $(BASE_CFLAGS) $(WARN) $(OPT)
+LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread $(SANLD)
+LIBS = -levent_core -levent_extra -levent_pthreads -levent_openssl -lssl -lcrypto \
+	-lsqlite3 -ljansson -lz
+
+LLHTTP_DIR = /usr/share/llhttp
+LLHTTP_SRC = $(wildcard $(LLHTTP_DIR)/*.c)
+LLHTTP_OBJ = $(patsubst $(LLHTTP_DIR)/%.c,$(BUILD)/llhttp/%.o,$(LLHTTP_SRC))
+
+# Every module under proxy/, conf/, ca/, filters/; main.c alone is left out of
+# the library the unit tests link against.
+SRC = $(sort $(wildcard proxy/*.c proxy/*/*.c conf/*.c ca/*.c filters/*.c))
+OBJ = $(patsubst %.c,$(BUILD)/%.o,$(SRC))
+LIB_OBJ = $(filter-out $(BUILD)/proxy/main.o,$(OBJ)) $(LLHTTP_OBJ)
+BIN = $(BUILD)/peephole
+
+UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+PYTEST = /usr/bin/python3 -m pytest
+
+.PHONY: all deps run test test-unit test-e2e test-san bench clean format-check
+
+all: peephole
+
+# ./peephole is the normal build; the ASan build lives in build/asan/.
+peephole: $(BIN)
+	@if [ "$(BUILD)" = build ]; then cp -f $(BIN) peephole; fi
+
+$(BIN): $(OBJ) $(LLHTTP_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Third-party code from Debian's node-llhttp: compiled in, our warnings off.
+$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -g $(OPT) -fPIE -I/usr/share/include/llhttp -c -o $@ $<
+
+$(BUILD)/libpeephole.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpeephole.a \
+		$(LDFLAGS) $(LIBS) -lcmocka
+
+DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
+	libjansson-dev node-llhttp libcmocka-dev python3-pytest curl \
+	nginx-light sqlite3 wrk procps
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends $$missing; \
+	fi
+
+run: deps all
+	./peephole run
+
+test-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+test-e2e: peephole
+	PEEPHOLE_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q tests/e2e
+
+test-san:
+	$(MAKE) BUILD=build/asan SAN=1 test-unit test-e2e
+
+test: deps
+	$(MAKE) all
+	$(MAKE) test-unit test-e2e
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) test-san
+
+bench: deps all
+	/usr/bin/python3 tests/bench/bench.py --peephole $(CURDIR)/$(BIN)
+
+format-check:
+	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)
+
+clean:
+	rm -rf build peephole
+
+-include $(OBJ:.o=.d)

@@ -1,0 +1,79 @@
+/*
+ * config: peephole's settings, from defaults, then the conf file, then
+ * command-line flags (later wins). Pure: no sockets, no exit(); errors come
+ * back as "file:line: message" (or "--flag: message") in the caller's buffer.
+ *
+ * The loaded config is read-only after start-up and shared by all threads.
+ */
+#ifndef PEEPHOLE_CONFIG_H
+#define PEEPHOLE_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_MAX_LISTEN 8
+#define CONFIG_MAX_DNS 4
+
+enum config_listen_mode {
+	CONFIG_LISTEN_HTTP = 0,
+};
+
+struct config_listen {
+	enum config_listen_mode mode;
+	char host[256]; /* numeric address: "127.0.0.1", "::1", "0.0.0.0" */
+	unsigned port;
+};
+
+struct config {
+	struct config_listen listen[CONFIG_MAX_LISTEN];
+	int nlisten; /* 0 after config_init: the default 127.0.0.1:8080 applies */
+	char *db_path;	     /* "peephole.db" */
+	int workers;	     /* 0 = number of cores */
+	int quiet;	     /* no per-exchange line on stdout */
+	int log_level;	     /* 0 warn, 1 info (default), 2 debug */
+	int record_flows;    /* 1: write flows to the db (default); 0: don't */
+
+	unsigned connect_timeout_ms;  /* upstream TCP connect: 10000 */
+	unsigned upstream_timeout_ms; /* waiting for upstream bytes: 60000 */
+	unsigned idle_timeout_ms;     /* idle client keep-alive: 60000 */
+	unsigned header_timeout_ms;   /* a whole request head: 30000 */
+	unsigned dns_timeout_ms;      /* one resolution: 5000 */
+	unsigned shutdown_grace_ms;   /* in-flight on SIGTERM: 5000 */
+	unsigned upstream_idle_ms;    /* pooled upstream kept: 30000 */
+	unsigned upstream_pool_per_host; /* idle upstreams per host: 8 */
+
+	size_t max_header_bytes;   /* request/response head: 65536 */
+	size_t body_capture_bytes; /* captured per body: 1 MiB */
+	size_t relay_buffer_bytes; /* per direction before pausing: 256 KiB */
+	size_t store_queue_max;	   /* records queued before back-pressure */
+
+	char *dns_servers[CONFIG_MAX_DNS]; /* "ip" or "ip:port"; none = system */
+	int ndns;
+	char *hosts_file; /* NULL = /etc/hosts */
+};
+
+/* Fill defaults. Never fails. */
+void config_init(struct config *cfg);
+
+/* Release strings owned by cfg; cfg may then be config_init'ed again. */
+void config_free(struct config *cfg);
+
+/*
+ * Set one setting by its conf-file name ("connect-timeout", "listen", ...).
+ * Returns 0, or -1 with a message (without location) in err.
+ */
+int config_set(struct config *cfg, const char *key, const char *value,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Read a conf file: "key value" per line, '#' comments, blank lines.
+ * Returns 0, or -1 with "path:line: message" in err (stops at the first
+ * error).
+ */
+int config_load_file(struct config *cfg, const char *path, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+/* Parse "[mode@]host:port" / "[mode@][v6]:port" into out. 0 / -1 + err. */
+int config_parse_listen(const char *spec, struct config_listen *out,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * cli: the read-side sub-commands. Each takes the arguments after
+ * "peephole" (argv[0] is the command name), prints to stdout / stderr and
+ * returns the process exit status: 0 ok, 1 runtime error (no database,
+ * unknown id, ...), 2 usage error.
+ */
+#ifndef PEEPHOLE_CLI_H
+#define PEEPHOLE_CLI_H
+
+/* Exit statuses shared by every command. */
+#define CLI_OK 0
+#define CLI_ERROR 1
+#define CLI_USAGE 2
+
+/* Default database, relative to the working directory. */
+#define CLI_DEFAULT_DB "peephole.db"
+
+int cli_domains(int argc, char **argv);  /* argv[0] == "domains" */
+int cli_requests(int argc, char **argv); /* argv[0] == "requests" */
+int cli_show(int argc, char **argv);     /* argv[0] == "show" */
+
+#endif

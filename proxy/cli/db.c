@@ -1,0 +1,50 @@
+/* db: see db.h. */
+#include "cli/db.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "store/schema.h"
+
+/* Long enough to ride out a writer's checkpoint, short enough to notice. */
+#define DB_BUSY_TIMEOUT_MS 5000
+
+struct sqlite3 *
+db_open_readonly(const char *cmd, const char *path)
+{
+	sqlite3 *db = NULL;
+	struct stat sb;
+	char err[256];
+
+	/* SQLite's own message for a missing file ("unable to open database
+	 * file") does not tell a new user what to do. */
+	if (stat(path, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		fprintf(stderr,
+		    "peephole %s: no database at %s (run `peephole run` "
+		    "first)\n",
+		    cmd, path);
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		fprintf(stderr, "peephole %s: cannot open %s: %s\n", cmd, path,
+		    db != NULL ? sqlite3_errmsg(db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
+	if (schema_check_readable(db, err, sizeof(err)) == -1) {
+		fprintf(stderr, "peephole %s: %s: %s\n", cmd, path, err);
+		goto fail;
+	}
+	return db;
+fail:
+	sqlite3_close(db);
+	return NULL;
+}
+
+void
+db_warn(const char *cmd, struct sqlite3 *db, const char *what)
+{
+	fprintf(stderr, "peephole %s: %s: %s\n", cmd, what, sqlite3_errmsg(db));
+}

@@ -1,0 +1,21 @@
+/*
+ * db: how the read-side commands open the flow store — read-only, with a
+ * busy timeout so they work while `peephole run` is writing, and only if
+ * the schema is one this build reads.
+ */
+#ifndef PEEPHOLE_CLI_DB_H
+#define PEEPHOLE_CLI_DB_H
+
+struct sqlite3;
+
+/*
+ * Open path read-only. On failure print why on stderr, prefixed with
+ * "peephole CMD: ", and return NULL. The caller closes with sqlite3_close.
+ */
+struct sqlite3 *db_open_readonly(const char *cmd, const char *path)
+    __attribute__((warn_unused_result));
+
+/* Print "peephole CMD: WHAT: <sqlite error>" on stderr. */
+void db_warn(const char *cmd, struct sqlite3 *db, const char *what);
+
+#endif

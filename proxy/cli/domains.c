@@ -1,0 +1,295 @@
+/*
+ * domains: `peephole domains`, the catalogue of every name the capture saw
+ * (request hosts, connection targets, DNS answers), from the
+ * domain_catalogue view.
+ */
+#include "cli/cli.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/db.h"
+#include "cli/output.h"
+
+#define DOMAINS_CMD "domains"
+
+struct domains_opts {
+	const char *db;
+	const char *order; /* SQL ORDER BY clause, from domains_sorts */
+	enum out_format fmt;
+};
+
+/* Counts sort largest first, times oldest first except "last" (newest
+ * first, which is what one wants after a capture). */
+static const struct {
+	const char *name;
+	const char *order;
+} domains_sorts[] = {
+    {"name", "name"},
+    {"first", "first_seen_us, name"},
+    {"last", "last_seen_us DESC, name"},
+    {"requests", "requests DESC, name"},
+    {"bytes", "bytes_up + bytes_down DESC, name"},
+    {"connections", "connections DESC, name"},
+};
+
+static const char domains_help[] =
+    "usage: peephole domains [--sort KEY] [--json | --csv] [--db FILE]\n"
+    "\n"
+    "Every host the capture saw (as a request host, a connection target or\n"
+    "a DNS answer), with first and last seen (UTC), connections, requests,\n"
+    "bytes up (request headers + bodies) and down (response headers +\n"
+    "bodies), ports and IP addresses.\n"
+    "\n"
+    "  --sort KEY  name (default), first (oldest first), last (newest\n"
+    "              first), requests, bytes or connections (largest first)\n"
+    "  --json      print a JSON array of objects\n"
+    "  --csv       print CSV with a header row\n"
+    "  --db FILE   database to read (default " CLI_DEFAULT_DB ")\n"
+    "  --help      print this help\n";
+
+static int
+domains_parse(int argc, char **argv, struct domains_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"sort", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"csv", no_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	size_t i;
+	int ch;
+
+	o->db = CLI_DEFAULT_DB;
+	o->order = domains_sorts[0].order;
+	o->fmt = OUT_TEXT;
+	args_reset();
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			o->db = optarg;
+			break;
+		case 's':
+			for (i = 0; i <
+			     sizeof(domains_sorts) / sizeof(domains_sorts[0]);
+			     i++)
+				if (strcmp(optarg, domains_sorts[i].name) == 0)
+					break;
+			if (i ==
+			    sizeof(domains_sorts) / sizeof(domains_sorts[0]))
+				return args_usage(DOMAINS_CMD,
+				    "bad value for --sort: '%s' (want name, "
+				    "first, last, requests, bytes or "
+				    "connections)",
+				    optarg);
+			o->order = domains_sorts[i].order;
+			break;
+		case 'j':
+		case 'c':
+			if (o->fmt != OUT_TEXT)
+				return args_usage(DOMAINS_CMD,
+				    "--json and --csv are exclusive");
+			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
+			break;
+		case 'h':
+			fputs(domains_help, stdout);
+			return ARGS_HELP;
+		default:
+			return args_bad(DOMAINS_CMD, ch, argc, argv);
+		}
+	}
+	if (optind < argc)
+		return args_usage(
+		    DOMAINS_CMD, "unexpected argument '%s'", argv[optind]);
+	return CLI_OK;
+}
+
+/* Split "a,b,c" into a JSON array, numbers when numeric is set. */
+static json_t *
+domains_list(const char *s, int numeric)
+{
+	json_t *a;
+	char *copy, *p, *tok, *save = NULL;
+
+	if ((a = json_array()) == NULL || (copy = strdup(s)) == NULL) {
+		json_decref(a);
+		return NULL;
+	}
+	for (p = copy; (tok = strtok_r(p, ",", &save)) != NULL; p = NULL)
+		json_array_append_new(a,
+		    numeric ? json_integer(strtoll(tok, NULL, 10))
+			    : out_json_str(tok));
+	free(copy);
+	return a;
+}
+
+static const char *
+domains_col(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t != NULL ? (const char *)t : "";
+}
+
+/* A time column as an ISO string, or JSON null when never seen. */
+static json_t *
+domains_json_time(sqlite3_stmt *s, int i)
+{
+	char buf[40];
+
+	if (sqlite3_column_type(s, i) == SQLITE_NULL)
+		return json_null();
+	out_iso_time(sqlite3_column_int64(s, i), 0, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *
+domains_json_row(sqlite3_stmt *s)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "domain", out_json_str(domains_col(s, 0)));
+	json_object_set_new(o, "first_seen", domains_json_time(s, 1));
+	json_object_set_new(o, "last_seen", domains_json_time(s, 2));
+	json_object_set_new(
+	    o, "connections", json_integer(sqlite3_column_int64(s, 3)));
+	json_object_set_new(
+	    o, "requests", json_integer(sqlite3_column_int64(s, 4)));
+	json_object_set_new(
+	    o, "bytes_up", json_integer(sqlite3_column_int64(s, 5)));
+	json_object_set_new(
+	    o, "bytes_down", json_integer(sqlite3_column_int64(s, 6)));
+	json_object_set_new(o, "ports", domains_list(domains_col(s, 7), 1));
+	json_object_set_new(o, "ips", domains_list(domains_col(s, 8), 0));
+	return o;
+}
+
+/* People get readable sizes; CSV keeps exact numbers for spreadsheets. */
+static int
+domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
+{
+	char first[40], last[40], conns[24], reqs[24], up[24], down[24];
+	const char *cells[9];
+
+	out_iso_time(sqlite3_column_int64(s, 1), 0, first, sizeof(first));
+	out_iso_time(sqlite3_column_int64(s, 2), 0, last, sizeof(last));
+	snprintf(conns, sizeof(conns), "%lld",
+	    (long long)sqlite3_column_int64(s, 3));
+	snprintf(
+	    reqs, sizeof(reqs), "%lld", (long long)sqlite3_column_int64(s, 4));
+	if (fmt == OUT_CSV) {
+		snprintf(up, sizeof(up), "%lld",
+		    (long long)sqlite3_column_int64(s, 5));
+		snprintf(down, sizeof(down), "%lld",
+		    (long long)sqlite3_column_int64(s, 6));
+	} else {
+		out_size((uint64_t)sqlite3_column_int64(s, 5), up, sizeof(up));
+		out_size(
+		    (uint64_t)sqlite3_column_int64(s, 6), down, sizeof(down));
+	}
+	cells[0] = domains_col(s, 0);
+	cells[1] = first;
+	cells[2] = last;
+	cells[3] = conns;
+	cells[4] = reqs;
+	cells[5] = up;
+	cells[6] = down;
+	cells[7] = domains_col(s, 7);
+	cells[8] = domains_col(s, 8);
+	return out_table_add(t, cells);
+}
+
+static struct out_table *
+domains_table_new(void)
+{
+	static const char *const headers[] = {"domain", "first_seen",
+	    "last_seen", "connections", "requests", "bytes_up", "bytes_down",
+	    "ports", "ips"};
+	struct out_table *t;
+	size_t c;
+
+	if ((t = out_table_new(9, headers)) == NULL)
+		return NULL;
+	for (c = 3; c <= 6; c++)
+		out_table_align_right(t, c);
+	return t;
+}
+
+/* Run the catalogue query and print it in o->fmt. Exit status. */
+static int
+domains_print(sqlite3 *db, const struct domains_opts *o)
+{
+	sqlite3_stmt *s = NULL;
+	struct out_table *t = NULL;
+	json_t *arr = NULL;
+	char sql[512];
+	int rc, nomem = 0, status = CLI_ERROR;
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT name, first_seen_us, last_seen_us, connections, requests,"
+	    " bytes_up, bytes_down, ports, ips FROM domain_catalogue"
+	    " ORDER BY %s",
+	    o->order);
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		db_warn(DOMAINS_CMD, db, "query failed");
+		goto fail;
+	}
+	if (o->fmt == OUT_JSON ? (arr = json_array()) == NULL
+			       : (t = domains_table_new()) == NULL) {
+		nomem = 1;
+		goto fail;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (arr != NULL
+			? json_array_append_new(arr, domains_json_row(s)) == -1
+			: domains_table_row(t, s, o->fmt) == -1) {
+			nomem = 1;
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		db_warn(DOMAINS_CMD, db, "query failed");
+		goto fail;
+	}
+	if (arr != NULL) {
+		if (json_dumpf(arr, stdout, JSON_INDENT(2)) == -1)
+			goto fail;
+		putchar('\n');
+	} else if (o->fmt == OUT_CSV)
+		out_table_print_csv(t, stdout);
+	else
+		out_table_print(t, stdout);
+	status = CLI_OK;
+fail:
+	if (nomem)
+		fprintf(stderr, "peephole %s: out of memory\n", DOMAINS_CMD);
+	json_decref(arr);
+	out_table_free(t);
+	sqlite3_finalize(s);
+	return status;
+}
+
+int
+cli_domains(int argc, char **argv)
+{
+	struct domains_opts o;
+	sqlite3 *db;
+	int rc;
+
+	if ((rc = domains_parse(argc, argv, &o)) != CLI_OK)
+		return rc == ARGS_HELP ? CLI_OK : rc;
+	if ((db = db_open_readonly(DOMAINS_CMD, o.db)) == NULL)
+		return CLI_ERROR;
+	rc = domains_print(db, &o);
+	sqlite3_close(db);
+	return rc;
+}

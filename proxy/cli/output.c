@@ -1,0 +1,250 @@
+/* output: see output.h. */
+#include "cli/output.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct out_table {
+	size_t ncols;
+	char **cells; /* (nrows + 1) * ncols, row 0 is the header */
+	size_t nrows; /* without the header */
+	size_t cap;   /* rows allocated, header included */
+	int *right;   /* per column */
+};
+
+void
+out_table_free(struct out_table *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < (t->nrows + 1) * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t->right);
+	free(t);
+}
+
+/* Copy n cells into the next row; the row count only grows once every
+ * copy succeeded, so out_table_free never sees a half-filled row. */
+static int
+out_table_append(struct out_table *t, size_t row, const char *const *cells)
+{
+	char **c;
+	size_t i, ncap;
+
+	if (row + 1 > t->cap) {
+		ncap = t->cap > 0 ? t->cap * 2 : 16;
+		c = realloc(t->cells, ncap * t->ncols * sizeof(*c));
+		if (c == NULL)
+			return -1;
+		t->cells = c;
+		t->cap = ncap;
+	}
+	c = t->cells + row * t->ncols;
+	for (i = 0; i < t->ncols; i++) {
+		c[i] = strdup(cells[i] != NULL ? cells[i] : "");
+		if (c[i] == NULL) {
+			while (i-- > 0)
+				free(c[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct out_table *
+out_table_new(size_t ncols, const char *const *headers)
+{
+	struct out_table *t;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	t->ncols = ncols;
+	if ((t->right = calloc(ncols, sizeof(*t->right))) == NULL ||
+	    out_table_append(t, 0, headers) == -1) {
+		free(t->right);
+		free(t->cells);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void
+out_table_align_right(struct out_table *t, size_t col)
+{
+	if (col < t->ncols)
+		t->right[col] = 1;
+}
+
+int
+out_table_add(struct out_table *t, const char *const *cells)
+{
+	if (out_table_append(t, t->nrows + 1, cells) == -1)
+		return -1;
+	t->nrows++;
+	return 0;
+}
+
+/* Headers are named for programs ("first_seen", the CSV header); people
+ * get "FIRST SEEN". */
+static void
+out_table_header(FILE *fp, const char *s)
+{
+	for (; *s != '\0'; s++)
+		fputc(*s == '_' ? ' ' : toupper((unsigned char)*s), fp);
+}
+
+void
+out_table_print(const struct out_table *t, FILE *fp)
+{
+	size_t *w, r, c, len, pending;
+	const char *s;
+
+	if ((w = calloc(t->ncols, sizeof(*w))) == NULL)
+		return;
+	for (r = 0; r <= t->nrows; r++)
+		for (c = 0; c < t->ncols; c++) {
+			len = strlen(t->cells[r * t->ncols + c]);
+			if (len > w[c])
+				w[c] = len;
+		}
+	for (r = 0; r <= t->nrows; r++) {
+		/* Padding is owed, not written, until something follows it,
+		 * so empty trailing cells leave no blanks at the line end. */
+		pending = 0;
+		for (c = 0; c < t->ncols; c++) {
+			s = t->cells[r * t->ncols + c];
+			len = strlen(s);
+			if (t->right[c])
+				pending += w[c] - len;
+			if (len > 0) {
+				fprintf(fp, "%*s", (int)pending, "");
+				pending = 0;
+				if (r == 0)
+					out_table_header(fp, s);
+				else
+					out_safe(fp, s, 0);
+			}
+			if (!t->right[c])
+				pending += w[c] - len;
+			pending += 2;
+		}
+		fputc('\n', fp);
+	}
+	free(w);
+}
+
+void
+out_csv_field(FILE *fp, const char *s)
+{
+	if (s == NULL)
+		return;
+	if (strpbrk(s, ",\"\r\n") == NULL) {
+		fputs(s, fp);
+		return;
+	}
+	fputc('"', fp);
+	for (; *s != '\0'; s++) {
+		if (*s == '"')
+			fputc('"', fp);
+		fputc(*s, fp);
+	}
+	fputc('"', fp);
+}
+
+void
+out_table_print_csv(const struct out_table *t, FILE *fp)
+{
+	size_t r, c;
+
+	for (r = 0; r <= t->nrows; r++) {
+		for (c = 0; c < t->ncols; c++) {
+			if (c > 0)
+				fputc(',', fp);
+			out_csv_field(fp, t->cells[r * t->ncols + c]);
+		}
+		fputs("\r\n", fp);
+	}
+}
+
+void
+out_iso_time(int64_t us, int ms, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t secs;
+	size_t n;
+
+	secs = (time_t)(us / 1000000);
+	if (us <= 0 || gmtime_r(&secs, &tm) == NULL ||
+	    (n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	if (ms)
+		snprintf(
+		    buf + n, len - n, ".%03dZ", (int)((us % 1000000) / 1000));
+	else
+		snprintf(buf + n, len - n, "Z");
+}
+
+void
+out_size(uint64_t n, char *buf, size_t len)
+{
+	static const char units[] = "KMGTPE";
+	double v = (double)n;
+	size_t u = 0;
+
+	if (n < 10000) {
+		snprintf(buf, len, "%llu", (unsigned long long)n);
+		return;
+	}
+	v /= 1024;
+	while (v >= 1024 && u + 1 < sizeof(units) - 1) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%.1f%c", v, units[u]);
+}
+
+void
+out_safe(FILE *fp, const char *s, int keep_nl)
+{
+	unsigned char ch;
+
+	if (s == NULL)
+		return;
+	for (; *s != '\0'; s++) {
+		ch = (unsigned char)*s;
+		if ((ch < 0x20 && !(keep_nl && (ch == '\n' || ch == '\t'))) ||
+		    ch == 0x7f)
+			ch = '?';
+		fputc(ch, fp);
+	}
+}
+
+json_t *
+out_json_str(const char *s)
+{
+	json_t *j;
+	char *copy, *p;
+
+	if (s == NULL)
+		return json_null();
+	if ((j = json_string(s)) != NULL)
+		return j;
+	/* Not UTF-8: keep the ASCII, mark the rest. */
+	if ((copy = strdup(s)) == NULL)
+		return NULL;
+	for (p = copy; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}

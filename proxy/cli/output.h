@@ -1,0 +1,67 @@
+/*
+ * output: how the read-side commands print — aligned text tables, RFC 4180
+ * CSV, ISO-8601 times, human sizes, and terminal-safe text. Captured
+ * traffic is attacker-controlled, so every string from the database goes
+ * through out_safe() before it reaches a terminal.
+ */
+#ifndef PEEPHOLE_CLI_OUTPUT_H
+#define PEEPHOLE_CLI_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct out_table;
+
+/* What a command prints: a table for people, or data for programs. */
+enum out_format {
+	OUT_TEXT = 0,
+	OUT_JSON,
+	OUT_CSV,
+};
+
+/* A table with ncols columns named by headers (copied): snake_case names,
+ * used as they are in CSV and as "FIRST SEEN" in text. NULL on ENOMEM. */
+struct out_table *out_table_new(size_t ncols, const char *const *headers)
+    __attribute__((warn_unused_result));
+void out_table_free(struct out_table *t);
+
+/* Right-align column col in the text form (for numbers). */
+void out_table_align_right(struct out_table *t, size_t col);
+
+/* Append a row of ncols cells (copied; NULL prints as empty). 0 / -1. */
+int out_table_add(struct out_table *t, const char *const *cells)
+    __attribute__((warn_unused_result));
+
+/* Columns padded to their widest cell, two spaces apart, control
+ * characters replaced. */
+void out_table_print(const struct out_table *t, FILE *fp);
+
+/* Header row then one record per row, CRLF line ends, fields quoted when
+ * they hold a comma, quote, CR or LF (RFC 4180). */
+void out_table_print_csv(const struct out_table *t, FILE *fp);
+
+/* One CSV field, quoted as needed. */
+void out_csv_field(FILE *fp, const char *s);
+
+/*
+ * Format us (µs since the epoch) as ISO-8601 UTC, "2024-05-01T12:00:00Z",
+ * with milliseconds when ms is set. "-" when us is 0 or negative.
+ */
+void out_iso_time(int64_t us, int ms, char *buf, size_t len);
+
+/* Byte counts for people: exact below 10000, else "12.3K", "4.5M", ... */
+void out_size(uint64_t n, char *buf, size_t len);
+
+/* Write s with control characters (and DEL) shown as '?'; when keep_nl is
+ * set, newlines and tabs are kept. NULL writes nothing. */
+void out_safe(FILE *fp, const char *s, int keep_nl);
+
+/*
+ * A JSON value for s: a string, JSON null when s is NULL. Captured bytes
+ * need not be UTF-8, which jansson refuses, so invalid bytes become '?'
+ * rather than losing the field. NULL only on ENOMEM.
+ */
+struct json_t *out_json_str(const char *s);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * requests: `peephole requests`, one line per logged HTTP exchange, with
+ * filters on host, method and status.
+ */
+#include "cli/cli.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/db.h"
+#include "cli/output.h"
+#include "cli/requrl.h"
+
+#define REQUESTS_CMD "requests"
+
+struct requests_opts {
+	const char *db;
+	const char *domain; /* NULL: any */
+	const char *method; /* NULL: any */
+	int64_t status;     /* -1: any */
+	int64_t limit;      /* -1: all */
+	enum out_format fmt;
+};
+
+static const char requests_help[] =
+    "usage: peephole requests [--domain D] [--method M] [--status N]\n"
+    "                         [--limit N] [--json | --csv] [--db FILE]\n"
+    "\n"
+    "One line per logged request: id, time (UTC), client, method, URL,\n"
+    "status, response body size, total time in ms and the error if any.\n"
+    "Filters combine with AND.\n"
+    "\n"
+    "  --domain D  only hosts equal to D or ending in .D\n"
+    "  --method M  only this method (case-insensitive)\n"
+    "  --status N  only this response status (0: no response)\n"
+    "  --limit N   only the N most recent matching requests\n"
+    "  --json      print a JSON array of objects\n"
+    "  --csv       print CSV with a header row\n"
+    "  --db FILE   database to read (default " CLI_DEFAULT_DB ")\n"
+    "  --help      print this help\n";
+
+/* Option values that take arguments; the rest are flags. */
+static int
+requests_optarg(struct requests_opts *o, int ch, const char *arg)
+{
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		return 0;
+	case 'D':
+		if (arg[0] == '\0')
+			return args_usage(REQUESTS_CMD, "empty --domain");
+		o->domain = arg;
+		return 0;
+	case 'm':
+		if (arg[0] == '\0')
+			return args_usage(REQUESTS_CMD, "empty --method");
+		o->method = arg;
+		return 0;
+	case 's':
+		return args_int(REQUESTS_CMD, "status", arg, 0, 999,
+			   &o->status) == -1
+		    ? CLI_USAGE
+		    : 0;
+	case 'l':
+		return args_int(REQUESTS_CMD, "limit", arg, 1, INT64_MAX,
+			   &o->limit) == -1
+		    ? CLI_USAGE
+		    : 0;
+	}
+	return args_usage(REQUESTS_CMD, "bad arguments");
+}
+
+static int
+requests_parse(int argc, char **argv, struct requests_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"domain", required_argument, NULL, 'D'},
+	    {"method", required_argument, NULL, 'm'},
+	    {"status", required_argument, NULL, 's'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"csv", no_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch, rc;
+
+	memset(o, 0, sizeof(*o));
+	o->db = CLI_DEFAULT_DB;
+	o->status = -1;
+	o->limit = -1;
+	args_reset();
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+		case 'c':
+			if (o->fmt != OUT_TEXT)
+				return args_usage(REQUESTS_CMD,
+				    "--json and --csv are exclusive");
+			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
+			break;
+		case 'h':
+			fputs(requests_help, stdout);
+			return ARGS_HELP;
+		case '?':
+		case ':':
+			return args_bad(REQUESTS_CMD, ch, argc, argv);
+		default:
+			if ((rc = requests_optarg(o, ch, optarg)) != 0)
+				return rc;
+		}
+	}
+	if (optind < argc)
+		return args_usage(
+		    REQUESTS_CMD, "unexpected argument '%s'", argv[optind]);
+	return CLI_OK;
+}
+
+/*
+ * The newest `limit` matches, printed oldest first. Parameters are
+ * numbered so a filter left out leaves the others' numbers alone:
+ * ?1 domain, ?2 method, ?3 status, ?4 limit.
+ */
+static int
+requests_prepare(sqlite3 *db, const struct requests_opts *o, sqlite3_stmt **s)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT * FROM (SELECT id, t_start_us, client_ip, method, scheme,"
+	    " host, port, path, query, status, resp_body_size, total_us,"
+	    " error, conn_id FROM requests WHERE 1 %s %s %s"
+	    " ORDER BY id DESC LIMIT ?4) ORDER BY id",
+	    o->domain == NULL
+		? ""
+		: "AND (lower(host) = lower(?1) OR (length(host) > length(?1)"
+		  " AND substr(lower(host), -length(?1) - 1) = '.' || "
+		  "lower(?1)))",
+	    o->method == NULL ? "" : "AND upper(method) = upper(?2)",
+	    o->status < 0 ? "" : "AND status = ?3");
+	if (sqlite3_prepare_v2(db, sql, -1, s, NULL) != SQLITE_OK)
+		return -1;
+	if (o->domain != NULL)
+		sqlite3_bind_text(*s, 1, o->domain, -1, SQLITE_STATIC);
+	if (o->method != NULL)
+		sqlite3_bind_text(*s, 2, o->method, -1, SQLITE_STATIC);
+	if (o->status >= 0)
+		sqlite3_bind_int64(*s, 3, o->status);
+	sqlite3_bind_int64(*s, 4, o->limit);
+	return 0;
+}
+
+static const char *
+requests_col(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t != NULL ? (const char *)t : NULL;
+}
+
+static char *
+requests_url(sqlite3_stmt *s)
+{
+	return requrl_format(requests_col(s, 4), requests_col(s, 3),
+	    requests_col(s, 5), sqlite3_column_int(s, 6), requests_col(s, 7),
+	    requests_col(s, 8));
+}
+
+static json_t *
+requests_json_row(sqlite3_stmt *s)
+{
+	json_t *o;
+	char when[40], *url;
+	int status = sqlite3_column_int(s, 9);
+
+	if ((url = requests_url(s)) == NULL || (o = json_object()) == NULL) {
+		free(url);
+		return NULL;
+	}
+	out_iso_time(sqlite3_column_int64(s, 1), 1, when, sizeof(when));
+	json_object_set_new(o, "id", json_integer(sqlite3_column_int64(s, 0)));
+	json_object_set_new(
+	    o, "conn_id", json_integer(sqlite3_column_int64(s, 13)));
+	json_object_set_new(o, "time", json_string(when));
+	json_object_set_new(
+	    o, "time_us", json_integer(sqlite3_column_int64(s, 1)));
+	json_object_set_new(o, "client", out_json_str(requests_col(s, 2)));
+	json_object_set_new(o, "method", out_json_str(requests_col(s, 3)));
+	json_object_set_new(o, "host", out_json_str(requests_col(s, 5)));
+	json_object_set_new(o, "url", out_json_str(url));
+	json_object_set_new(
+	    o, "status", status > 0 ? json_integer(status) : json_null());
+	json_object_set_new(
+	    o, "resp_size", json_integer(sqlite3_column_int64(s, 10)));
+	json_object_set_new(o, "total_ms",
+	    sqlite3_column_type(s, 11) == SQLITE_NULL
+		? json_null()
+		: json_real((double)sqlite3_column_int64(s, 11) / 1000.0));
+	json_object_set_new(o, "error", out_json_str(requests_col(s, 12)));
+	free(url);
+	return o;
+}
+
+static int
+requests_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
+{
+	char id[24], when[40], status[16], size[24], ms[32], *url;
+	const char *cells[9];
+	int rc;
+
+	if ((url = requests_url(s)) == NULL)
+		return -1;
+	snprintf(id, sizeof(id), "%lld", (long long)sqlite3_column_int64(s, 0));
+	out_iso_time(sqlite3_column_int64(s, 1), 1, when, sizeof(when));
+	if (sqlite3_column_int(s, 9) > 0)
+		snprintf(
+		    status, sizeof(status), "%d", sqlite3_column_int(s, 9));
+	else
+		snprintf(status, sizeof(status), "-");
+	if (fmt == OUT_CSV)
+		snprintf(size, sizeof(size), "%lld",
+		    (long long)sqlite3_column_int64(s, 10));
+	else
+		out_size(
+		    (uint64_t)sqlite3_column_int64(s, 10), size, sizeof(size));
+	if (sqlite3_column_type(s, 11) == SQLITE_NULL)
+		snprintf(ms, sizeof(ms), "-");
+	else
+		snprintf(ms, sizeof(ms), "%.1f",
+		    (double)sqlite3_column_int64(s, 11) / 1000.0);
+	cells[0] = id;
+	cells[1] = when;
+	cells[2] = requests_col(s, 2);
+	cells[3] = requests_col(s, 3);
+	cells[4] = url;
+	cells[5] = status;
+	cells[6] = size;
+	cells[7] = ms;
+	cells[8] = requests_col(s, 12);
+	rc = out_table_add(t, cells);
+	free(url);
+	return rc;
+}
+
+static struct out_table *
+requests_table_new(void)
+{
+	static const char *const headers[] = {"id", "time", "client", "method",
+	    "url", "status", "resp_size", "total_ms", "error"};
+	static const size_t right[] = {0, 5, 6, 7};
+	struct out_table *t;
+	size_t i;
+
+	if ((t = out_table_new(9, headers)) == NULL)
+		return NULL;
+	for (i = 0; i < sizeof(right) / sizeof(right[0]); i++)
+		out_table_align_right(t, right[i]);
+	return t;
+}
+
+static int
+requests_print(sqlite3 *db, const struct requests_opts *o)
+{
+	sqlite3_stmt *s = NULL;
+	struct out_table *t = NULL;
+	json_t *arr = NULL;
+	int rc, nomem = 0, status = CLI_ERROR;
+
+	if (requests_prepare(db, o, &s) == -1) {
+		db_warn(REQUESTS_CMD, db, "query failed");
+		goto fail;
+	}
+	if (o->fmt == OUT_JSON ? (arr = json_array()) == NULL
+			       : (t = requests_table_new()) == NULL) {
+		nomem = 1;
+		goto fail;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (arr != NULL
+			? json_array_append_new(arr, requests_json_row(s)) == -1
+			: requests_table_row(t, s, o->fmt) == -1) {
+			nomem = 1;
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		db_warn(REQUESTS_CMD, db, "query failed");
+		goto fail;
+	}
+	if (arr != NULL) {
+		if (json_dumpf(arr, stdout, JSON_INDENT(2)) == -1)
+			goto fail;
+		putchar('\n');
+	} else if (o->fmt == OUT_CSV)
+		out_table_print_csv(t, stdout);
+	else
+		out_table_print(t, stdout);
+	status = CLI_OK;
+fail:
+	if (nomem)
+		fprintf(stderr, "peephole %s: out of memory\n", REQUESTS_CMD);
+	json_decref(arr);
+	out_table_free(t);
+	sqlite3_finalize(s);
+	return status;
+}
+
+int
+cli_requests(int argc, char **argv)
+{
+	struct requests_opts o;
+	sqlite3 *db;
+	int rc;
+
+	if ((rc = requests_parse(argc, argv, &o)) != CLI_OK)
+		return rc == ARGS_HELP ? CLI_OK : rc;
+	if ((db = db_open_readonly(REQUESTS_CMD, o.db)) == NULL)
+		return CLI_ERROR;
+	rc = requests_print(db, &o);
+	sqlite3_close(db);
+	return rc;
+}

@@ -1,0 +1,631 @@
+/*
+ * show: `peephole show ID`, one logged exchange in full — request line and
+ * headers, response status and headers, body sizes and previews, timings,
+ * error and the connection it travelled on — and the way to pull captured
+ * bodies out of the store byte for byte (--body-out, --request-body-out).
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/db.h"
+#include "cli/output.h"
+#include "cli/requrl.h"
+
+#define SHOW_CMD "show"
+/* Preview at most this much of a text body, and this many lines. */
+#define SHOW_PREVIEW_BYTES 512
+#define SHOW_PREVIEW_LINES 12
+
+struct show_opts {
+	const char *db;
+	int64_t id;
+	const char *body_out;     /* response body to this file */
+	const char *req_body_out; /* request body to this file */
+	int json;
+};
+
+/* A captured body as the store has it. */
+struct show_body {
+	int64_t size;        /* bytes the message really had */
+	int truncated;       /* fewer bytes captured than size */
+	const char *sha;     /* NULL: nothing captured */
+	unsigned char *data; /* malloc'd copy of the captured bytes */
+	size_t len;
+};
+
+static const char show_help[] =
+    "usage: peephole show ID [--body-out FILE] [--request-body-out FILE]\n"
+    "                        [--json] [--db FILE]\n"
+    "\n"
+    "Print logged request ID in full: request line and headers, response\n"
+    "status and headers, body sizes (and whether they were truncated), a\n"
+    "preview of text bodies, timings, error and the connection it used.\n"
+    "\n"
+    "  --body-out FILE          write the captured response body to FILE,\n"
+    "                           byte for byte (as it came off the wire,\n"
+    "                           still compressed if it was)\n"
+    "  --request-body-out FILE  write the captured request body to FILE\n"
+    "  --json                   print one JSON object\n"
+    "  --db FILE                database to read (default " CLI_DEFAULT_DB ")\n"
+    "  --help                   print this help\n";
+
+static int
+show_parse(int argc, char **argv, struct show_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"body-out", required_argument, NULL, 'b'},
+	    {"request-body-out", required_argument, NULL, 'r'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char *end;
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->db = CLI_DEFAULT_DB;
+	args_reset();
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			o->db = optarg;
+			break;
+		case 'b':
+			o->body_out = optarg;
+			break;
+		case 'r':
+			o->req_body_out = optarg;
+			break;
+		case 'j':
+			o->json = 1;
+			break;
+		case 'h':
+			fputs(show_help, stdout);
+			return ARGS_HELP;
+		default:
+			return args_bad(SHOW_CMD, ch, argc, argv);
+		}
+	}
+	if (optind >= argc)
+		return args_usage(SHOW_CMD, "missing request ID");
+	if (optind + 1 < argc)
+		return args_usage(
+		    SHOW_CMD, "unexpected argument '%s'", argv[optind + 1]);
+	errno = 0;
+	o->id = strtoll(argv[optind], &end, 10);
+	if (argv[optind][0] == '\0' || *end != '\0' || errno != 0 || o->id < 1)
+		return args_usage(SHOW_CMD,
+		    "bad request ID '%s' (want a number from `peephole "
+		    "requests`)",
+		    argv[optind]);
+	return CLI_OK;
+}
+
+/* Column i of the current row by name, -1 if the row has no such column.
+ * By name so the command keeps working as later schema versions add
+ * columns. */
+static int
+show_idx(sqlite3_stmt *s, const char *name)
+{
+	int i, n = sqlite3_column_count(s);
+
+	for (i = 0; i < n; i++)
+		if (strcmp(sqlite3_column_name(s, i), name) == 0)
+			return i;
+	return -1;
+}
+
+static const char *
+show_text(sqlite3_stmt *s, const char *name)
+{
+	int i = show_idx(s, name);
+
+	return i < 0 ? NULL : (const char *)sqlite3_column_text(s, i);
+}
+
+/* Like show_text, "-" for NULL, for building strings. */
+static const char *
+show_textd(sqlite3_stmt *s, const char *name)
+{
+	const char *t = show_text(s, name);
+
+	return t != NULL ? t : "-";
+}
+
+static int64_t
+show_int(sqlite3_stmt *s, const char *name)
+{
+	int i = show_idx(s, name);
+
+	return i < 0 ? 0 : sqlite3_column_int64(s, i);
+}
+
+static int
+show_null(sqlite3_stmt *s, const char *name)
+{
+	int i = show_idx(s, name);
+
+	return i < 0 || sqlite3_column_type(s, i) == SQLITE_NULL;
+}
+
+/* Prepare sql with one integer parameter and step to its row. 1 row, 0 no
+ * row, -1 error (printed). */
+static int
+show_row(sqlite3 *db, const char *sql, int64_t id, sqlite3_stmt **s)
+{
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, s, NULL) != SQLITE_OK) {
+		db_warn(SHOW_CMD, db, "query failed");
+		return -1;
+	}
+	sqlite3_bind_int64(*s, 1, id);
+	if ((rc = sqlite3_step(*s)) == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	db_warn(SHOW_CMD, db, "query failed");
+	return -1;
+}
+
+/* Fill b from the request row's PREFIX_body_* columns and the bodies
+ * table. 0 / -1 (printed). */
+static int
+show_body_load(
+    sqlite3 *db, sqlite3_stmt *req, const char *prefix, struct show_body *b)
+{
+	sqlite3_stmt *s = NULL;
+	char col[32];
+	const void *blob;
+	int rc;
+
+	snprintf(col, sizeof(col), "%s_body_size", prefix);
+	b->size = show_int(req, col);
+	snprintf(col, sizeof(col), "%s_body_truncated", prefix);
+	b->truncated = show_int(req, col) != 0;
+	snprintf(col, sizeof(col), "%s_body_sha", prefix);
+	if ((b->sha = show_text(req, col)) == NULL)
+		return 0;
+	if (sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
+		-1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(s, 1, b->sha, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) == SQLITE_DONE) {
+		/* The request row names a body the file does not hold. */
+		b->sha = NULL;
+		sqlite3_finalize(s);
+		return 0;
+	}
+	if (rc != SQLITE_ROW)
+		goto fail;
+	b->len = (size_t)sqlite3_column_bytes(s, 0);
+	blob = sqlite3_column_blob(s, 0);
+	/* One spare byte so an empty body still gets a buffer. */
+	if ((b->data = malloc(b->len + 1)) == NULL)
+		goto fail;
+	if (b->len > 0)
+		memcpy(b->data, blob, b->len);
+	sqlite3_finalize(s);
+	return 0;
+fail:
+	db_warn(SHOW_CMD, db, "cannot read body");
+	sqlite3_finalize(s);
+	return -1;
+}
+
+/* Text if it has no NUL and nearly every byte is printable, white space
+ * or part of a UTF-8 sequence; compressed and image bodies fail this. */
+static int
+show_is_text(const unsigned char *p, size_t len)
+{
+	size_t i, odd = 0;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '\0')
+			return 0;
+		if (p[i] < 0x20 && p[i] != '\n' && p[i] != '\r' && p[i] != '\t')
+			odd++;
+	}
+	return odd * 20 <= len;
+}
+
+static void
+show_preview_line(FILE *fp, const char *line)
+{
+	fputs("  | ", fp);
+	out_safe(fp, line, 0);
+	fputc('\n', fp);
+}
+
+/* The first lines of a text body, control characters masked. */
+static void
+show_preview(FILE *fp, const struct show_body *b)
+{
+	char line[SHOW_PREVIEW_BYTES + 1];
+	size_t i, n, ll = 0, lines = 0;
+
+	if (b->data == NULL || b->len == 0)
+		return;
+	n = b->len < SHOW_PREVIEW_BYTES ? b->len : SHOW_PREVIEW_BYTES;
+	if (!show_is_text(b->data, n)) {
+		fprintf(fp, "  (binary, not shown)\n");
+		return;
+	}
+	for (i = 0; i < n && lines < SHOW_PREVIEW_LINES; i++) {
+		if (b->data[i] == '\n') {
+			line[ll] = '\0';
+			show_preview_line(fp, line);
+			lines++;
+			ll = 0;
+		} else if (b->data[i] != '\r')
+			line[ll++] = (char)b->data[i];
+	}
+	if (ll > 0) {
+		line[ll] = '\0';
+		show_preview_line(fp, line);
+	}
+	/* More captured than shown, or more sent than captured. */
+	if (i < b->len || (int64_t)b->len < b->size)
+		fprintf(fp, "  | ...\n");
+}
+
+static void
+show_body_text(FILE *fp, const char *what, const struct show_body *b)
+{
+	fprintf(fp, "%s body: %lld bytes", what, (long long)b->size);
+	if (b->sha != NULL) {
+		fprintf(fp, ", %zu captured", b->len);
+		if (b->truncated)
+			fputs(" (truncated)", fp);
+		fprintf(fp, ", sha256 %s", b->sha);
+	} else if (b->size > 0)
+		fputs(", not captured", fp);
+	fputc('\n', fp);
+	show_preview(fp, b);
+}
+
+/* "Name: value\r\n" lines, each printed after mark. */
+static void
+show_headers(FILE *fp, const char *mark, const char *h)
+{
+	const char *end;
+	char *line;
+
+	while (h != NULL && *h != '\0') {
+		end = strchr(h, '\n');
+		if (end == NULL)
+			end = h + strlen(h);
+		if ((line = strndup(h, (size_t)(end - h))) == NULL)
+			return;
+		line[strcspn(line, "\r")] = '\0';
+		if (line[0] != '\0') {
+			fputs(mark, fp);
+			out_safe(fp, line, 0);
+			fputc('\n', fp);
+		}
+		free(line);
+		h = *end != '\0' ? end + 1 : end;
+	}
+}
+
+static void
+show_dur(
+    FILE *fp, sqlite3_stmt *s, const char *label, const char *col, int *first)
+{
+	if (show_null(s, col))
+		return;
+	fprintf(fp, "%s%s %.1f ms", *first ? "" : ", ", label,
+	    (double)show_int(s, col) / 1000.0);
+	*first = 0;
+}
+
+static void
+show_field(FILE *fp, const char *label, const char *value)
+{
+	if (value == NULL || value[0] == '\0')
+		return;
+	fprintf(fp, "  %-10s ", label);
+	out_safe(fp, value, 0);
+	fputc('\n', fp);
+}
+
+static void
+show_summary(FILE *fp, sqlite3_stmt *s, const char *url)
+{
+	char when[40], buf[96];
+	int first = 1;
+
+	fprintf(fp, "request %lld (connection %lld, exchange %lld)\n",
+	    (long long)show_int(s, "id"), (long long)show_int(s, "conn_id"),
+	    (long long)show_int(s, "seq"));
+	out_iso_time(show_int(s, "t_start_us"), 1, when, sizeof(when));
+	show_field(fp, "time", when);
+	show_field(fp, "client", show_text(s, "client_ip"));
+	show_field(fp, "url", url);
+	if (!show_null(s, "server_ip")) {
+		snprintf(buf, sizeof(buf), "%s:%lld%s",
+		    show_textd(s, "server_ip"),
+		    (long long)show_int(s, "server_port"),
+		    show_int(s, "upstream_reused") ? " (reused connection)"
+						   : "");
+		show_field(fp, "server", buf);
+	}
+	show_field(fp, "type", show_text(s, "content_type"));
+	show_field(fp, "error", show_text(s, "error"));
+	if (show_int(s, "replay_of") > 0) {
+		snprintf(buf, sizeof(buf), "%lld",
+		    (long long)show_int(s, "replay_of"));
+		show_field(fp, "replay of", buf);
+	}
+	fprintf(fp, "  %-10s ", "timings");
+	show_dur(fp, s, "dns", "dns_us", &first);
+	show_dur(fp, s, "connect", "connect_us", &first);
+	show_dur(fp, s, "ttfb", "ttfb_us", &first);
+	show_dur(fp, s, "total", "total_us", &first);
+	fputs(first ? "-\n" : "\n", fp);
+}
+
+static void
+show_message(FILE *fp, sqlite3_stmt *s, const struct show_body *req,
+    const struct show_body *resp)
+{
+	const char *q = show_text(s, "query");
+
+	fputs("\n> ", fp);
+	out_safe(fp, show_text(s, "method"), 0);
+	fputc(' ', fp);
+	out_safe(fp, show_text(s, "path"), 0);
+	if (q != NULL) {
+		fputc('?', fp);
+		out_safe(fp, q, 0);
+	}
+	fputs(" HTTP/", fp);
+	out_safe(fp, show_text(s, "req_version"), 0);
+	fputc('\n', fp);
+	show_headers(fp, "> ", show_text(s, "req_headers"));
+	show_body_text(fp, "request", req);
+	if (show_int(s, "status") <= 0) {
+		fputs("\nno response\n", fp);
+		return;
+	}
+	fputs("\n< HTTP/", fp);
+	out_safe(fp, show_text(s, "resp_version"), 0);
+	fprintf(fp, " %lld\n", (long long)show_int(s, "status"));
+	show_headers(fp, "< ", show_text(s, "resp_headers"));
+	show_body_text(fp, "response", resp);
+}
+
+static void
+show_conn_text(FILE *fp, sqlite3_stmt *c)
+{
+	char buf[256], t1[40], t2[40];
+
+	if (c == NULL) {
+		fputs("\nconnection: not recorded yet (still open?)\n", fp);
+		return;
+	}
+	fprintf(fp, "\nconnection %lld\n", (long long)show_int(c, "id"));
+	show_field(fp, "listener", show_text(c, "listener"));
+	show_field(fp, "protocol", show_text(c, "protocol"));
+	snprintf(buf, sizeof(buf), "%s:%lld", show_textd(c, "client_ip"),
+	    (long long)show_int(c, "client_port"));
+	show_field(fp, "client", buf);
+	snprintf(buf, sizeof(buf), "%s:%lld", show_textd(c, "target_host"),
+	    (long long)show_int(c, "target_port"));
+	show_field(fp, "target", buf);
+	out_iso_time(show_int(c, "t_accept_us"), 1, t1, sizeof(t1));
+	out_iso_time(show_int(c, "t_close_us"), 1, t2, sizeof(t2));
+	snprintf(buf, sizeof(buf), "%s to %s (%s)", t1, t2,
+	    show_textd(c, "close_reason"));
+	show_field(fp, "open", buf);
+	snprintf(buf, sizeof(buf),
+	    "client->proxy %lld, proxy->client %lld, proxy->server %lld, "
+	    "server->proxy %lld",
+	    (long long)show_int(c, "bytes_from_client"),
+	    (long long)show_int(c, "bytes_to_client"),
+	    (long long)show_int(c, "bytes_to_server"),
+	    (long long)show_int(c, "bytes_from_server"));
+	show_field(fp, "bytes", buf);
+	show_field(fp, "error", show_text(c, "error"));
+}
+
+/* Every column of the current row, under its own name and type. */
+static json_t *
+show_json_row(sqlite3_stmt *s)
+{
+	json_t *o, *v;
+	int i;
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	for (i = 0; i < sqlite3_column_count(s); i++) {
+		switch (sqlite3_column_type(s, i)) {
+		case SQLITE_INTEGER:
+			v = json_integer(sqlite3_column_int64(s, i));
+			break;
+		case SQLITE_FLOAT:
+			v = json_real(sqlite3_column_double(s, i));
+			break;
+		case SQLITE_NULL:
+			v = json_null();
+			break;
+		default:
+			v = out_json_str(
+			    (const char *)sqlite3_column_text(s, i));
+		}
+		json_object_set_new(o, sqlite3_column_name(s, i), v);
+	}
+	return o;
+}
+
+/* Headers as [{"name": .., "value": ..}], in order (names repeat). */
+static json_t *
+show_json_headers(const char *h)
+{
+	json_t *a;
+	const char *end, *colon, *v;
+	char *name, *val;
+
+	if (h == NULL)
+		return json_null();
+	if ((a = json_array()) == NULL)
+		return NULL;
+	while (*h != '\0') {
+		end = h + strcspn(h, "\r\n");
+		colon = memchr(h, ':', (size_t)(end - h));
+		if (colon != NULL) {
+			for (v = colon + 1;
+			     v < end && (*v == ' ' || *v == '\t'); v++)
+				;
+			name = strndup(h, (size_t)(colon - h));
+			val = strndup(v, (size_t)(end - v));
+			json_array_append_new(a,
+			    json_pack("{s:o,s:o}", "name", out_json_str(name),
+				"value", out_json_str(val)));
+			free(name);
+			free(val);
+		}
+		h = end + strspn(end, "\r\n");
+	}
+	return a;
+}
+
+static void
+show_json_body(json_t *o, const char *key, const struct show_body *b)
+{
+	json_object_set_new(o, key,
+	    b->sha != NULL ? json_integer((json_int_t)b->len) : json_null());
+}
+
+static int
+show_json(sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
+    const struct show_body *req, const struct show_body *resp)
+{
+	json_t *o;
+	char when[40];
+	int rc;
+
+	if ((o = show_json_row(s)) == NULL)
+		return -1;
+	out_iso_time(show_int(s, "t_start_us"), 1, when, sizeof(when));
+	json_object_set_new(o, "time", json_string(when));
+	json_object_set_new(o, "url", out_json_str(url));
+	json_object_set_new(
+	    o, "req_headers", show_json_headers(show_text(s, "req_headers")));
+	json_object_set_new(
+	    o, "resp_headers", show_json_headers(show_text(s, "resp_headers")));
+	show_json_body(o, "req_body_captured", req);
+	show_json_body(o, "resp_body_captured", resp);
+	json_object_set_new(
+	    o, "connection", c != NULL ? show_json_row(c) : json_null());
+	rc = json_dumpf(o, stdout, JSON_INDENT(2));
+	putchar('\n');
+	json_decref(o);
+	return rc;
+}
+
+/* Write the captured bytes of b to path exactly. 0 / -1 (printed). */
+static int
+show_write_body(const char *what, const struct show_body *b, const char *path)
+{
+	FILE *fp;
+
+	if (b->sha == NULL && b->size > 0) {
+		fprintf(stderr,
+		    "peephole %s: the %s body (%lld bytes) was not captured\n",
+		    SHOW_CMD, what, (long long)b->size);
+		return -1;
+	}
+	if ((fp = fopen(path, "wb")) == NULL ||
+	    (b->len > 0 && fwrite(b->data, 1, b->len, fp) != b->len) ||
+	    fclose(fp) != 0) {
+		fprintf(
+		    stderr, "peephole %s: cannot write %s: ", SHOW_CMD, path);
+		perror(NULL);
+		return -1;
+	}
+	if (b->truncated)
+		fprintf(stderr,
+		    "peephole %s: %s body truncated: wrote %zu of %lld bytes "
+		    "to %s\n",
+		    SHOW_CMD, what, b->len, (long long)b->size, path);
+	return 0;
+}
+
+/* Print request o->id and write the bodies asked for. Exit status. */
+static int
+show_print(sqlite3 *db, const struct show_opts *o)
+{
+	sqlite3_stmt *s = NULL, *c = NULL;
+	struct show_body req = {0}, resp = {0};
+	char *url = NULL;
+	int rc, status = CLI_ERROR;
+
+	if ((rc = show_row(
+		 db, "SELECT * FROM requests WHERE id = ?", o->id, &s)) != 1) {
+		if (rc == 0)
+			fprintf(stderr,
+			    "peephole %s: no request with id %lld\n", SHOW_CMD,
+			    (long long)o->id);
+		goto fail;
+	}
+	if ((rc = show_row(db, "SELECT * FROM connections WHERE id = ?",
+		 show_int(s, "conn_id"), &c)) == -1)
+		goto fail;
+	if (rc == 0) {
+		sqlite3_finalize(c);
+		c = NULL;
+	}
+	if (show_body_load(db, s, "req", &req) == -1 ||
+	    show_body_load(db, s, "resp", &resp) == -1)
+		goto fail;
+	url = requrl_format(show_text(s, "scheme"), show_text(s, "method"),
+	    show_text(s, "host"), (int)show_int(s, "port"),
+	    show_text(s, "path"), show_text(s, "query"));
+	if (o->json) {
+		if (show_json(s, c, url, &req, &resp) == -1)
+			goto fail;
+	} else {
+		show_summary(stdout, s, url);
+		show_message(stdout, s, &req, &resp);
+		show_conn_text(stdout, c);
+	}
+	if ((o->body_out != NULL &&
+		show_write_body("response", &resp, o->body_out) == -1) ||
+	    (o->req_body_out != NULL &&
+		show_write_body("request", &req, o->req_body_out) == -1))
+		goto fail;
+	status = CLI_OK;
+fail:
+	free(url);
+	free(req.data);
+	free(resp.data);
+	sqlite3_finalize(c);
+	sqlite3_finalize(s);
+	return status;
+}
+
+int
+cli_show(int argc, char **argv)
+{
+	struct show_opts o;
+	sqlite3 *db;
+	int rc;
+
+	if ((rc = show_parse(argc, argv, &o)) != CLI_OK)
+		return rc == ARGS_HELP ? CLI_OK : rc;
+	if ((db = db_open_readonly(SHOW_CMD, o.db)) == NULL)
+		return CLI_ERROR;
+	rc = show_print(db, &o);
+	sqlite3_close(db);
+	return rc;
+}

@@ -1,0 +1,245 @@
+/* head: see head.h. */
+#include "http/head.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void
+head_init(struct head *h, size_t limit)
+{
+	memset(h, 0, sizeof(*h));
+	h->limit = limit;
+}
+
+void
+head_reset(struct head *h)
+{
+	h->len = 0;
+	h->target_off = h->target_len = 0;
+	h->nfields = 0;
+	h->last = 0;
+}
+
+void
+head_free(struct head *h)
+{
+	free(h->buf);
+	free(h->fields);
+	memset(h, 0, sizeof(*h));
+}
+
+static int
+head_reserve(struct head *h, size_t add)
+{
+	size_t want = h->len + add, ncap;
+	char *nb;
+
+	if (want > h->limit)
+		return -1;
+	if (want <= h->cap)
+		return 0;
+	ncap = h->cap ? h->cap : 1024;
+	while (ncap < want)
+		ncap *= 2;
+	if (ncap > h->limit)
+		ncap = h->limit;
+	nb = realloc(h->buf, ncap);
+	if (nb == NULL)
+		return -1;
+	h->buf = nb;
+	h->cap = ncap;
+	return 0;
+}
+
+int
+head_append(struct head *h, enum head_part part, const char *at, size_t len)
+{
+	struct head_field *f;
+
+	if (head_reserve(h, len) == -1)
+		return -1;
+	if (part == HEAD_PART_FIELD && h->last != HEAD_PART_FIELD) {
+		if (h->nfields == h->fieldcap) {
+			int ncap = h->fieldcap ? h->fieldcap * 2 : 32;
+			struct head_field *nf = realloc(h->fields,
+			    (size_t)ncap * sizeof(*nf));
+			if (nf == NULL)
+				return -1;
+			h->fields = nf;
+			h->fieldcap = ncap;
+		}
+		f = &h->fields[h->nfields++];
+		f->name_off = (uint32_t)h->len;
+		f->name_len = 0;
+		f->value_off = f->value_len = 0;
+	}
+	if (part == HEAD_PART_VALUE && h->last != HEAD_PART_VALUE) {
+		if (h->nfields == 0)
+			return -1; /* llhttp never sends a value first */
+		h->fields[h->nfields - 1].value_off = (uint32_t)h->len;
+	}
+	if (part == HEAD_PART_TARGET && h->last != HEAD_PART_TARGET)
+		h->target_off = (uint32_t)h->len;
+	memcpy(h->buf + h->len, at, len);
+	h->len += len;
+	switch (part) {
+	case HEAD_PART_TARGET:
+		h->target_len += (uint32_t)len;
+		break;
+	case HEAD_PART_FIELD:
+		h->fields[h->nfields - 1].name_len += (uint32_t)len;
+		break;
+	case HEAD_PART_VALUE:
+		h->fields[h->nfields - 1].value_len += (uint32_t)len;
+		break;
+	}
+	h->last = part;
+	return 0;
+}
+
+const char *
+head_target(const struct head *h, size_t *len)
+{
+	*len = h->target_len;
+	return h->buf ? h->buf + h->target_off : "";
+}
+
+int
+head_name_is(const struct head *h, int i, const char *name)
+{
+	const struct head_field *f = &h->fields[i];
+
+	return strlen(name) == f->name_len &&
+	    strncasecmp(h->buf + f->name_off, name, f->name_len) == 0;
+}
+
+int
+head_find(const struct head *h, const char *name, int start)
+{
+	for (int i = start; i < h->nfields; i++)
+		if (head_name_is(h, i, name))
+			return i;
+	return -1;
+}
+
+char *
+head_value_dup(const struct head *h, int i)
+{
+	const struct head_field *f = &h->fields[i];
+	char *s = malloc((size_t)f->value_len + 1);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s, h->buf + f->value_off, f->value_len);
+	s[f->value_len] = '\0';
+	return s;
+}
+
+/* 1 if the comma-separated list val (n bytes) holds tok (tok_len bytes). */
+static int
+head_list_has(const char *val, size_t n, const char *tok, size_t tok_len)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		while (i < n && (val[i] == ' ' || val[i] == '\t' ||
+		    val[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < n && val[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > s && (val[e - 1] == ' ' || val[e - 1] == '\t'))
+			e--;
+		if (e - s == tok_len && strncasecmp(val + s, tok, tok_len) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int
+head_has_token(const struct head *h, const char *name, const char *tok)
+{
+	for (int i = head_find(h, name, 0); i != -1;
+	    i = head_find(h, name, i + 1)) {
+		const struct head_field *f = &h->fields[i];
+		if (head_list_has(h->buf + f->value_off, f->value_len, tok,
+		    strlen(tok)))
+			return 1;
+	}
+	return 0;
+}
+
+static const char *const head_hop_fixed[] = {"connection",
+    "proxy-connection", "keep-alive", "te", "trailer", "proxy-authorization",
+    "proxy-authenticate", NULL};
+
+int
+head_is_hop_by_hop(const struct head *h, int i, int keep_upgrade)
+{
+	const struct head_field *f = &h->fields[i];
+
+	for (const char *const *p = head_hop_fixed; *p != NULL; p++)
+		if (head_name_is(h, i, *p))
+			return 1;
+	if (head_name_is(h, i, "upgrade"))
+		return !keep_upgrade;
+	/* a header the sender named in Connection is for this hop only */
+	for (int c = head_find(h, "connection", 0); c != -1;
+	    c = head_find(h, "connection", c + 1)) {
+		const struct head_field *cf = &h->fields[c];
+		if (head_list_has(h->buf + cf->value_off, cf->value_len,
+		    h->buf + f->name_off, f->name_len))
+			return 1;
+	}
+	return 0;
+}
+
+int
+head_write_fields(const struct head *h, struct evbuffer *out, int strip,
+    int keep_upgrade, const char *const *skip)
+{
+	for (int i = 0; i < h->nfields; i++) {
+		const struct head_field *f = &h->fields[i];
+		int drop = strip && head_is_hop_by_hop(h, i, keep_upgrade);
+		for (const char *const *s = skip; !drop && s && *s; s++)
+			drop = head_name_is(h, i, *s);
+		if (drop)
+			continue;
+		if (evbuffer_add(out, h->buf + f->name_off, f->name_len) ||
+		    evbuffer_add(out, ": ", 2) ||
+		    evbuffer_add(out, h->buf + f->value_off, f->value_len) ||
+		    evbuffer_add(out, "\r\n", 2))
+			return -1;
+	}
+	return 0;
+}
+
+char *
+head_fields_text(const struct head *h)
+{
+	size_t n = 1;
+	char *s, *p;
+
+	for (int i = 0; i < h->nfields; i++)
+		n += h->fields[i].name_len + h->fields[i].value_len + 4;
+	s = malloc(n);
+	if (s == NULL)
+		return NULL;
+	p = s;
+	for (int i = 0; i < h->nfields; i++) {
+		const struct head_field *f = &h->fields[i];
+		memcpy(p, h->buf + f->name_off, f->name_len);
+		p += f->name_len;
+		memcpy(p, ": ", 2);
+		p += 2;
+		memcpy(p, h->buf + f->value_off, f->value_len);
+		p += f->value_len;
+		memcpy(p, "\r\n", 2);
+		p += 2;
+	}
+	*p = '\0';
+	return s;
+}

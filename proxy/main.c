@@ -1,0 +1,59 @@
+/*
+ * peephole: an intercepting proxy that records what applications talk to.
+ * main dispatches to the sub-commands in proxy/cli/.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/run.h"
+
+#define PEEPHOLE_VERSION "0.1.0"
+
+struct main_cmd {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *what;
+};
+
+static const struct main_cmd main_cmds[] = {
+    {"run", cli_run, "start the proxy (127.0.0.1:8080, writing peephole.db)"},
+    {"domains", cli_domains, "the catalogue of every host seen"},
+    {"requests", cli_requests, "list recorded HTTP exchanges"},
+    {"show", cli_show, "one exchange in full; --body-out extracts its body"},
+    {NULL, NULL, NULL},
+};
+
+static void
+main_usage(FILE *f)
+{
+	fprintf(f, "usage: peephole COMMAND [options]\n\ncommands:\n");
+	for (const struct main_cmd *c = main_cmds; c->name; c++)
+		fprintf(f, "  %-10s %s\n", c->name, c->what);
+	fprintf(f, "\n`peephole COMMAND --help` describes the command's "
+		   "flags.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		main_usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		main_usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("peephole %s\n", PEEPHOLE_VERSION);
+		return 0;
+	}
+	for (const struct main_cmd *c = main_cmds; c->name; c++)
+		if (strcmp(argv[1], c->name) == 0)
+			return c->fn(argc - 1, argv + 1);
+	fprintf(stderr, "peephole: unknown command '%s'\n\n", argv[1]);
+	main_usage(stderr);
+	return 2;
+}

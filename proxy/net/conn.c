@@ -1,0 +1,1747 @@
+/*
+ * conn: the client-side state machine of the HTTP/1.1 forward proxy.
+ *
+ *   READ_HEAD -> (RESOLVE -> CONNECT | pooled upstream) -> EXCHANGE
+ *             -> READ_HEAD (keep-alive) | TUNNEL (101, CONNECT) | DRAIN
+ *             -> closed
+ *
+ * Bodies are never held whole: llhttp is fed the client's (or origin's)
+ * input buffer in place, and the bytes it consumed as body are moved to the
+ * peer's output buffer untouched (framing included), so chunked, sized and
+ * close-delimited bodies all relay as they came. Only the heads are
+ * rewritten. Each direction stops moving bytes while the peer's output holds
+ * relay-buffer bytes, and the peer's write callback resumes it (as in
+ * libevent's le-proxy); the read high-watermark bounds each input buffer.
+ *
+ * llhttp callbacks only collect spans and set flags; every decision is taken
+ * after llhttp_execute() returns, so nothing is freed inside a callback.
+ */
+#include "net/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/config.h"
+#include "http/head.h"
+#include "http/respond.h"
+#include "http/url.h"
+#include "log.h"
+#include "net/resolve.h"
+#include "net/server.h"
+#include "net/upstream.h"
+#include "net/worker.h"
+#include "store/store.h"
+
+enum conn_state {
+	CONN_READ_HEAD = 0, /* waiting for, or reading, a request head */
+	CONN_RESOLVE,	    /* looking up the origin's name */
+	CONN_CONNECT,	    /* TCP connect to the origin */
+	CONN_EXCHANGE,	    /* request body and response flowing */
+	CONN_TUNNEL,	    /* bytes both ways (after 101 or CONNECT) */
+	CONN_DRAIN,	    /* flushing the last bytes to the client */
+	CONN_CLOSED
+};
+
+/* How long a closing connection waits for the client's FIN. */
+#define CONN_LINGER_US 2000000
+/* What a closing connection reads and discards at most. */
+#define CONN_LINGER_BYTES (1024 * 1024)
+
+static const char *const conn_state_names[] = {"read-head", "resolve",
+    "connect", "exchange", "tunnel", "drain", "closed"};
+
+struct conn {
+	TAILQ_ENTRY(conn) link;	     /* w->conns */
+	TAILQ_ENTRY(conn) wait_link; /* w->store_wait while waiting */
+	int waiting_store;
+	struct worker *w;
+	int64_t id;
+	enum conn_state state;
+	struct bufferevent *cbev;
+	struct upstream *up;
+	struct resolve_req *dns;
+	struct event *timer;
+	int64_t t_active_us; /* last progress, for the idle deadlines */
+	int64_t t_state_us;  /* when the current state began */
+
+	char client_ip[INET6_ADDRSTRLEN];
+	int client_port;
+	int listener;
+
+	llhttp_t reqp, respp;
+	struct head reqh, resph;
+	size_t head_bytes;   /* raw bytes of the request head so far */
+	int head_overflow;   /* a head outgrew max-header-size */
+	int in_head;	     /* between message begin and headers complete */
+	struct evbuffer *up_head; /* the rewritten request head */
+
+	/* the exchange in flight */
+	struct store_rec *rec;
+	size_t req_room, resp_room;	  /* capture buffer sizes */
+	uint64_t req_expect, resp_expect; /* announced Content-Length */
+	struct url url;
+	int req_done, resp_done, resp_head_sent, resp_interim;
+	int is_head, is_connect, req_upgrade;
+	int client_ka; /* keep the client connection after this exchange */
+	int client_eof;
+	int up_eof; /* the origin closed; parse what is left, then end */
+	int retried;
+	int lingering;		  /* FIN sent; waiting for the client's */
+	uint64_t discarded;	  /* bytes read and dropped while closing */
+	const char *drain_reason; /* close reason once drained */
+	char *drain_error;
+	int64_t t_sent_us, t_connect_start_us;
+	struct resolve_result addrs;
+	int addr_idx;
+
+	/* totals for the connection row */
+	int64_t t_accept_us, t_first_byte_us;
+	uint64_t bytes_from_client, bytes_to_client;
+	uint64_t bytes_to_server, bytes_from_server;
+	int nrequests;
+	char *target_host;
+	int target_port;
+	char server_ip[INET6_ADDRSTRLEN];
+	int server_port;
+	const char *protocol;
+};
+
+static void conn_close(struct conn *c, const char *reason, const char *err);
+static void conn_parse_request(struct conn *c);
+static void conn_feed_request(struct conn *c);
+static void conn_feed_response(struct conn *c);
+static void conn_exchange_end(struct conn *c);
+static void conn_upstream_go(struct conn *c);
+static void conn_arm_timer(struct conn *c);
+static void conn_up_eof(struct conn *c);
+static void conn_up_failed(struct conn *c, const char *why);
+static void conn_drain(struct conn *c, const char *reason, const char *err);
+
+static llhttp_settings_t conn_req_settings, conn_resp_settings;
+
+/* llhttp needs a valid pointer even for a zero-length execute, which runs
+ * the transitions that consume nothing (a bodyless message's end). */
+static const char conn_empty[1];
+
+static int
+store_backlogged_safe(struct store *st)
+{
+	return st != NULL && store_backlogged(st);
+}
+
+/* Change state in one place, so every move is trace-logged. */
+static void
+conn_enter(struct conn *c, enum conn_state st)
+{
+	log_debug("c%lld state %s -> %s", (long long)c->id,
+	    conn_state_names[c->state], conn_state_names[st]);
+	c->state = st;
+	c->t_state_us = c->t_active_us = now_us();
+	conn_arm_timer(c);
+}
+
+static char *
+conn_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static char *
+conn_strndup(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+
+	if (p != NULL) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static void
+conn_version(char *buf, size_t len, const llhttp_t *p)
+{
+	snprintf(buf, len, "%u.%u", p->http_major, p->http_minor);
+}
+
+/* ---- llhttp callbacks: collect spans, set flags, nothing else ---- */
+
+static int
+conn_req_begin(llhttp_t *p)
+{
+	struct conn *c = p->data;
+
+	c->in_head = 1;
+	head_reset(&c->reqh);
+	return 0;
+}
+
+static int
+conn_req_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	if (head_append(&c->reqh, HEAD_PART_TARGET, at, len) == -1) {
+		c->head_overflow = 1;
+		return HPE_USER;
+	}
+	return 0;
+}
+
+static int
+conn_req_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	if (head_append(&c->reqh, HEAD_PART_FIELD, at, len) == -1) {
+		c->head_overflow = 1;
+		return HPE_USER;
+	}
+	return 0;
+}
+
+static int
+conn_req_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	if (head_append(&c->reqh, HEAD_PART_VALUE, at, len) == -1) {
+		c->head_overflow = 1;
+		return HPE_USER;
+	}
+	return 0;
+}
+
+static int
+conn_req_headers_complete(llhttp_t *p)
+{
+	struct conn *c = p->data;
+
+	c->in_head = 0;
+	c->req_expect = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
+	/* stop here: the head is rewritten before any body byte moves */
+	return HPE_PAUSED;
+}
+
+/* Append a body span to a capture, up to the capture limit. */
+static void
+conn_capture(struct conn *c, struct store_body *b, size_t *room,
+    uint64_t expect, const char *at, size_t len)
+{
+	size_t cap = c->w->cfg->body_capture_bytes, take;
+
+	b->total += len;
+	if (!c->w->cfg->record_flows || b->len >= cap) {
+		b->truncated = b->total > b->len;
+		return;
+	}
+	take = len < cap - b->len ? len : cap - b->len;
+	if (b->len + take > *room) {
+		/*
+		 * Size the buffer once when the length is announced; else
+		 * double from 16 KiB. Either way never past the cap.
+		 */
+		size_t ncap = *room ? *room * 2 : 16384;
+		if (*room == 0 && expect > 0)
+			ncap = expect < cap ? (size_t)expect : cap;
+		while (ncap < b->len + take)
+			ncap *= 2;
+		if (ncap > cap)
+			ncap = cap;
+		unsigned char *nd = realloc(b->data, ncap);
+		if (nd == NULL) {
+			b->truncated = 1;
+			return;
+		}
+		b->data = nd;
+		*room = ncap;
+	}
+	memcpy(b->data + b->len, at, take);
+	b->len += take;
+	b->truncated = b->total > b->len;
+}
+
+static int
+conn_req_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	if (c->rec != NULL)
+		conn_capture(c, &c->rec->u.req.req_body, &c->req_room,
+		    c->req_expect, at, len);
+	return 0;
+}
+
+static int
+conn_req_message_complete(llhttp_t *p)
+{
+	struct conn *c = p->data;
+
+	c->req_done = 1;
+	/* pipelined requests wait in the buffer until this exchange ends */
+	return HPE_PAUSED;
+}
+
+static int
+conn_resp_begin(llhttp_t *p)
+{
+	struct conn *c = p->data;
+
+	head_reset(&c->resph);
+	return 0;
+}
+
+static int
+conn_resp_status(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	return head_append(&c->resph, HEAD_PART_TARGET, at, len) ? HPE_USER
+								   : 0;
+}
+
+static int
+conn_resp_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	return head_append(&c->resph, HEAD_PART_FIELD, at, len) ? HPE_USER
+								  : 0;
+}
+
+static int
+conn_resp_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	return head_append(&c->resph, HEAD_PART_VALUE, at, len) ? HPE_USER
+								  : 0;
+}
+
+static int
+conn_resp_headers_complete(llhttp_t *p)
+{
+	struct conn *c = p->data;
+	int st = p->status_code;
+
+	c->resp_interim = st / 100 == 1 && st != 101;
+	c->resp_expect = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
+	/*
+	 * llhttp reads a Content-Length body even after HEAD, 204 and 304;
+	 * those never have one. Returning 1 skips the body, and the message
+	 * completes at once (where conn_feed_response sees the head end).
+	 */
+	if (c->is_head || st == 204 || st == 304)
+		return 1;
+	return HPE_PAUSED;
+}
+
+static int
+conn_resp_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	if (c->rec != NULL)
+		conn_capture(c, &c->rec->u.req.resp_body, &c->resp_room,
+		    c->resp_expect, at, len);
+	return 0;
+}
+
+static int
+conn_resp_message_complete(llhttp_t *p)
+{
+	struct conn *c = p->data;
+
+	if (c->resp_interim) {
+		/* a 1xx went to the client; the real response follows */
+		c->resp_interim = 0;
+		c->resp_head_sent = 0;
+		return 0;
+	}
+	if (p->status_code == 101)
+		return 0; /* llhttp returns HPE_PAUSED_UPGRADE next */
+	c->resp_done = 1;
+	return HPE_PAUSED;
+}
+
+static void
+conn_settings_init(void)
+{
+	static int done;
+
+	if (done)
+		return;
+	llhttp_settings_init(&conn_req_settings);
+	conn_req_settings.on_message_begin = conn_req_begin;
+	conn_req_settings.on_url = conn_req_url;
+	conn_req_settings.on_header_field = conn_req_field;
+	conn_req_settings.on_header_value = conn_req_value;
+	conn_req_settings.on_headers_complete = conn_req_headers_complete;
+	conn_req_settings.on_body = conn_req_body;
+	conn_req_settings.on_message_complete = conn_req_message_complete;
+	llhttp_settings_init(&conn_resp_settings);
+	conn_resp_settings.on_message_begin = conn_resp_begin;
+	conn_resp_settings.on_status = conn_resp_status;
+	conn_resp_settings.on_header_field = conn_resp_field;
+	conn_resp_settings.on_header_value = conn_resp_value;
+	conn_resp_settings.on_headers_complete = conn_resp_headers_complete;
+	conn_resp_settings.on_body = conn_resp_body;
+	conn_resp_settings.on_message_complete = conn_resp_message_complete;
+	done = 1;
+}
+
+/* ---- timers: one per connection, a deadline per state ---- */
+
+/* The absolute deadline (µs) of the current state, 0 for none. */
+static int64_t
+conn_deadline(const struct conn *c)
+{
+	const struct config *cfg = c->w->cfg;
+
+	switch (c->state) {
+	case CONN_READ_HEAD:
+		if (c->in_head || c->head_bytes > 0)
+			return c->t_state_us +
+			    (int64_t)cfg->header_timeout_ms * 1000;
+		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
+	case CONN_RESOLVE:
+		/* evdns has its own timeout; this is the backstop */
+		return c->t_state_us +
+		    (int64_t)cfg->dns_timeout_ms * 3000 + 1000000;
+	case CONN_CONNECT:
+		return c->t_connect_start_us +
+		    (int64_t)cfg->connect_timeout_ms * 1000;
+	case CONN_EXCHANGE:
+		if (!c->req_done)
+			return c->t_active_us +
+			    (int64_t)cfg->idle_timeout_ms * 1000;
+		return c->t_active_us +
+		    (int64_t)cfg->upstream_timeout_ms * 1000;
+	case CONN_DRAIN:
+		if (c->lingering)
+			return c->t_active_us + CONN_LINGER_US;
+		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
+	case CONN_TUNNEL:
+		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
+	case CONN_CLOSED:
+		break;
+	}
+	return 0;
+}
+
+static void
+conn_arm_timer(struct conn *c)
+{
+	int64_t dl = conn_deadline(c), left;
+	struct timeval tv;
+
+	if (dl == 0) {
+		event_del(c->timer);
+		return;
+	}
+	left = dl - now_us();
+	if (left < 1000)
+		left = 1000;
+	tv.tv_sec = left / 1000000;
+	tv.tv_usec = left % 1000000;
+	evtimer_add(c->timer, &tv);
+}
+
+/* ---- the exchange record ---- */
+
+static void
+conn_rec_fail(struct conn *c, int status, const char *err)
+{
+	if (c->rec == NULL)
+		return;
+	if (status && c->rec->u.req.status == 0)
+		c->rec->u.req.status = status;
+	if (err && c->rec->u.req.error == NULL)
+		c->rec->u.req.error = strdup(err);
+}
+
+/*
+ * Finish the exchange record and hand it to the store. Returns 1 when the
+ * store is past its limit (the caller pauses this client), else 0.
+ */
+static int
+conn_rec_submit(struct conn *c)
+{
+	struct store_rec *rec = c->rec;
+	struct store_request *r;
+	int64_t now = now_us();
+	int backlog;
+
+	if (rec == NULL)
+		return 0;
+	c->rec = NULL;
+	r = &rec->u.req;
+	r->total_us = now - r->t_start_us;
+	if (c->up != NULL && c->up->ip[0]) {
+		r->server_ip = strdup(c->up->ip);
+		r->server_port = c->up->ip_port;
+	}
+	c->w->exchanges++;
+	if (c->w->store == NULL) {
+		store_rec_free(rec);
+		return 0;
+	}
+	if (!c->w->cfg->quiet) {
+		char line[1024], url[512];
+		if (r->host == NULL)
+			snprintf(url, sizeof(url), "%s", r->path ? r->path : "-");
+		else
+			snprintf(url, sizeof(url), "%s://%s:%d%s%s%s",
+			    r->scheme, r->host, r->port, r->path ? r->path : "",
+			    r->query ? "?" : "", r->query ? r->query : "");
+		snprintf(line, sizeof(line), "%s %s %s %d %llu %.1fms%s%s",
+		    c->client_ip, r->method ? r->method : "-", url, r->status,
+		    (unsigned long long)r->resp_body.total,
+		    (double)r->total_us / 1000.0, r->error ? " error=" : "",
+		    r->error ? r->error : "");
+		rec->print_line = strdup(line);
+	}
+	backlog = store_submit(c->w->store, rec);
+	return backlog;
+}
+
+/* Start the record for a request whose head just completed. */
+static int
+conn_rec_start(struct conn *c, int head_complete)
+{
+	struct store_request *r;
+	char ver[16];
+
+	store_rec_free(c->rec);
+	c->req_room = c->resp_room = 0;
+	c->req_expect = c->resp_expect = 0;
+	c->rec = store_rec_new(STORE_REC_REQUEST);
+	if (c->rec == NULL)
+		return -1;
+	r = &c->rec->u.req;
+	r->conn_id = c->id;
+	r->seq = ++c->nrequests;
+	r->t_start_us = c->t_state_us;
+	r->client_ip = strdup(c->client_ip);
+	r->scheme = strdup("http");
+	r->req_header_bytes = c->head_bytes;
+	if (!head_complete) {
+		/* a head llhttp rejected: keep what is known */
+		size_t tlen;
+		const char *t = head_target(&c->reqh, &tlen);
+		if (tlen > 0)
+			r->path = conn_strndup(t, tlen);
+		return 0;
+	}
+	r->method = strdup(llhttp_method_name(c->reqp.method));
+	conn_version(ver, sizeof(ver), &c->reqp);
+	r->req_version = strdup(ver);
+	r->req_headers = head_fields_text(&c->reqh);
+	return 0;
+}
+
+/* ---- the end of a client connection ---- */
+
+/*
+ * The client has everything it will get: send FIN and keep reading (and
+ * discarding) briefly, so that a client still sending — a rejected upload,
+ * an oversized head — reads our answer instead of a reset.
+ */
+static void
+conn_linger(struct conn *c)
+{
+	if (c->lingering)
+		return;
+	c->lingering = 1;
+	(void)shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
+	bufferevent_enable(c->cbev, EV_READ);
+	c->t_active_us = now_us();
+	conn_arm_timer(c);
+}
+
+/* Finish with the client: flush what is queued, linger, then close. */
+static void
+conn_drain(struct conn *c, const char *reason, const char *err)
+{
+	c->drain_reason = reason;
+	free(c->drain_error);
+	c->drain_error = conn_strdup(err);
+	conn_enter(c, CONN_DRAIN);
+	if (c->client_eof) {
+		if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
+			conn_close(c, reason, err);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
+		conn_linger(c);
+}
+
+/* ---- local answers ---- */
+
+/*
+ * Answer the current request ourselves with an error, record it, and
+ * close after the answer is flushed.
+ */
+static void
+conn_fail(struct conn *c, int status, const char *detail)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	int n;
+
+	if (c->rec == NULL && conn_rec_start(c, 0) == -1) {
+		conn_close(c, "error", "out of memory");
+		return;
+	}
+	conn_rec_fail(c, status, detail);
+	if (!c->resp_head_sent) {
+		n = respond_error(out, status, detail, 0, c->is_head);
+		if (n > 0) {
+			c->bytes_to_client += (uint64_t)n;
+			c->rec->u.req.resp_header_bytes = (uint64_t)n;
+			c->rec->u.req.resp_version = strdup("1.1");
+		}
+	}
+	log_info("c%lld %s %d %s", (long long)c->id, c->client_ip, status,
+	    detail);
+	(void)conn_rec_submit(c);
+	upstream_free(c->up);
+	c->up = NULL;
+	c->client_ka = 0;
+	(void)out;
+	conn_drain(c, "error", detail);
+}
+
+/* The proxy's own status page, for requests addressed to peephole. */
+static void
+conn_answer_self(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	struct server *srv = c->w->srv;
+	char page[2048];
+	uint64_t accepted = 0, exchanges = 0;
+	int n, live = 0;
+
+	for (int i = 0; i < srv->nworkers; i++) {
+		accepted += srv->workers[i]->accepted;
+		exchanges += srv->workers[i]->exchanges;
+		live += srv->workers[i]->live;
+	}
+	n = snprintf(page, sizeof(page),
+	    "<!doctype html><title>peephole</title><h1>peephole</h1>\n"
+	    "<p>This is peephole, an intercepting proxy. Requests sent to "
+	    "it as a proxy are forwarded and recorded.</p>\n<ul>"
+	    "<li>uptime: %lld s</li><li>workers: %d</li>"
+	    "<li>connections accepted: %llu (open: %d)</li>"
+	    "<li>exchanges: %llu</li><li>records written: %llu (queued: "
+	    "%zu)</li></ul>\n",
+	    (long long)((now_us() - srv->t_start_us) / 1000000),
+	    srv->nworkers, (unsigned long long)accepted, live,
+	    (unsigned long long)exchanges,
+	    (unsigned long long)(c->w->store ? store_written(c->w->store) : 0),
+	    c->w->store ? store_queued(c->w->store) : (size_t)0);
+	if (n < 0 || (size_t)n >= sizeof(page))
+		n = (int)strlen(page);
+	/* a body sent to us is not read: close rather than parse it as the
+	 * next request */
+	if (c->reqp.content_length > 0 || (c->reqp.flags & F_CHUNKED))
+		c->client_ka = 0;
+	c->req_done = 1;
+	c->resp_done = 1;
+	c->rec->u.req.status = 200;
+	c->rec->u.req.resp_version = strdup("1.1");
+	c->rec->u.req.content_type = strdup("text/html; charset=utf-8");
+	c->rec->u.req.resp_body.total = (uint64_t)n;
+	int w = respond_page(out, page, (size_t)n, c->client_ka, c->is_head);
+	if (w > 0)
+		c->bytes_to_client += (uint64_t)w;
+	conn_exchange_end(c);
+}
+
+/* ---- the request side ---- */
+
+/* 1 if the request names this proxy rather than an origin. */
+static int
+conn_is_self(struct conn *c)
+{
+	if (c->url.form == URL_FORM_ORIGIN || c->url.form == URL_FORM_ASTERISK)
+		return 1;
+	return server_is_self(c->w->srv, c->url.host, c->url.port);
+}
+
+/* Build the head sent upstream: origin-form target, Host from the URL,
+ * hop-by-hop fields gone, our Via added. */
+static int
+conn_build_up_head(struct conn *c)
+{
+	static const char *const skip[] = {"host", NULL};
+	struct evbuffer *b = c->up_head;
+	char auth[300];
+
+	evbuffer_drain(b, evbuffer_get_length(b));
+	if (url_authority(&c->url, auth, sizeof(auth)) == -1)
+		return -1;
+	if (evbuffer_add_printf(b, "%s %s%s%s HTTP/%u.%u\r\nHost: %s\r\n",
+		llhttp_method_name(c->reqp.method), c->url.path,
+		c->url.query ? "?" : "", c->url.query ? c->url.query : "",
+		c->reqp.http_major, c->reqp.http_minor, auth) < 0)
+		return -1;
+	if (head_write_fields(&c->reqh, b, 1, c->req_upgrade, skip) == -1)
+		return -1;
+	if (evbuffer_add_printf(b, "Via: %u.%u %s\r\n%s\r\n",
+		c->reqp.http_major, c->reqp.http_minor, c->w->srv->via,
+		c->req_upgrade ? "Connection: Upgrade\r\n" : "") < 0)
+		return -1;
+	return 0;
+}
+
+/* The request head is complete: decide where it goes. */
+static void
+conn_request_head(struct conn *c)
+{
+	const char *why = NULL;
+	size_t tlen;
+	const char *target = head_target(&c->reqh, &tlen);
+	struct store_request *r;
+
+	if (conn_rec_start(c, 1) == -1) {
+		conn_close(c, "error", "out of memory");
+		return;
+	}
+	r = &c->rec->u.req;
+	c->is_head = c->reqp.method == HTTP_HEAD;
+	c->is_connect = c->reqp.method == HTTP_CONNECT;
+	c->req_upgrade = c->reqp.upgrade && !c->is_connect;
+	c->client_ka = llhttp_should_keep_alive(&c->reqp);
+	url_clear(&c->url);
+	if (url_parse(target, tlen, &c->url, &why) == -1) {
+		r->path = conn_strndup(target, tlen);
+		conn_fail(c, 400, why);
+		return;
+	}
+	r->host = conn_strdup(c->url.host[0] ? c->url.host : NULL);
+	r->port = (int)c->url.port;
+	r->path = conn_strdup(c->url.path);
+	r->query = conn_strdup(c->url.query);
+	if (c->is_connect) {
+		r->scheme = (free(r->scheme), strdup("tunnel"));
+		c->protocol = "tunnel";
+	}
+	if (c->target_host == NULL && c->url.host[0]) {
+		c->target_host = strdup(c->url.host);
+		c->target_port = (int)c->url.port;
+	}
+	if (head_has_token(&c->reqh, "via", c->w->srv->via)) {
+		conn_fail(c, 508, "request loops back to this proxy");
+		return;
+	}
+	if (c->is_connect != (c->url.form == URL_FORM_AUTHORITY)) {
+		conn_fail(c, 400, "CONNECT takes host:port; other methods an "
+				  "absolute http:// URL");
+		return;
+	}
+	if (conn_is_self(c)) {
+		conn_answer_self(c);
+		return;
+	}
+	if (strcmp(c->url.scheme, "https") == 0) {
+		conn_fail(c, 501, "https:// URLs are reached with CONNECT");
+		return;
+	}
+	if (!c->is_connect && conn_build_up_head(c) == -1) {
+		conn_fail(c, 500, "cannot build the upstream request");
+		return;
+	}
+	conn_upstream_go(c);
+}
+
+/*
+ * Feed the request parser from the client's input while a head is being
+ * read. Bytes are drained as llhttp consumes them; the head's spans have
+ * been copied into c->reqh by then.
+ */
+static void
+conn_parse_request(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	size_t limit = c->w->cfg->max_header_bytes;
+
+	while (c->state == CONN_READ_HEAD && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		if (c->head_bytes == 0 && !c->in_head)
+			c->t_state_us = now_us();
+		enum llhttp_errno err = llhttp_execute(&c->reqp, v.iov_base,
+		    v.iov_len);
+		size_t used = err == HPE_OK ?
+		    v.iov_len :
+		    (size_t)(llhttp_get_error_pos(&c->reqp) -
+			(const char *)v.iov_base);
+		c->head_bytes += used;
+		c->bytes_from_client += used;
+		evbuffer_drain(in, used);
+		if (c->head_overflow || c->head_bytes > limit) {
+			c->is_head = 0;
+			conn_fail(c, 431, "request head over max-header-size");
+			return;
+		}
+		if (err == HPE_PAUSED) {
+			llhttp_resume(&c->reqp);
+			conn_request_head(c);
+			return;
+		}
+		if (err != HPE_OK) {
+			char why[160];
+			snprintf(why, sizeof(why), "malformed request: %s",
+			    llhttp_get_error_reason(&c->reqp));
+			c->is_head = 0;
+			conn_fail(c, 400, why);
+			return;
+		}
+	}
+	conn_arm_timer(c);
+}
+
+/* Move request body bytes from the client to the upstream. */
+static void
+conn_feed_request(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *out;
+	size_t limit = c->w->cfg->relay_buffer_bytes;
+
+	if (c->up == NULL || c->state != CONN_EXCHANGE)
+		return;
+	out = bufferevent_get_output(c->up->bev);
+	while (!c->req_done) {
+		if (evbuffer_get_length(out) >= limit) {
+			/* resume from the upstream's write callback */
+			bufferevent_setwatermark(c->up->bev, EV_WRITE,
+			    limit / 2, 0);
+			return;
+		}
+		struct evbuffer_iovec v = {(void *)conn_empty, 0};
+		if (evbuffer_get_length(in) > 0 &&
+		    evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		enum llhttp_errno err = llhttp_execute(&c->reqp, v.iov_base,
+		    v.iov_len);
+		size_t used = err == HPE_OK ?
+		    v.iov_len :
+		    (size_t)(llhttp_get_error_pos(&c->reqp) -
+			(const char *)v.iov_base);
+		if (used > 0) {
+			evbuffer_remove_buffer(in, out, used);
+			c->bytes_to_server += used;
+			c->bytes_from_client += used;
+		}
+		if (err == HPE_PAUSED) {
+			llhttp_resume(&c->reqp);
+			break;
+		}
+		if (err == HPE_PAUSED_UPGRADE) {
+			/* the rest belongs to the upgraded protocol */
+			c->req_done = 1;
+			break;
+		}
+		if (err != HPE_OK) {
+			char why[160];
+			snprintf(why, sizeof(why), "malformed request body: %s",
+			    llhttp_get_error_reason(&c->reqp));
+			if (c->resp_head_sent) {
+				conn_rec_fail(c, 0, why);
+				(void)conn_rec_submit(c);
+				conn_close(c, "error", why);
+			} else
+				conn_fail(c, 400, why);
+			return;
+		}
+		if (v.iov_len == 0)
+			break;
+	}
+	bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
+	if (!c->req_done && c->client_eof && evbuffer_get_length(in) == 0) {
+		conn_rec_fail(c, 0, "client closed mid-request");
+		(void)conn_rec_submit(c);
+		conn_close(c, "client-eof", "client closed mid-request");
+		return;
+	}
+	if (c->req_done && c->resp_done)
+		conn_exchange_end(c);
+	else
+		conn_arm_timer(c);
+}
+
+/* ---- the response side ---- */
+
+/* Write the rewritten response head to the client. */
+static int
+conn_emit_response_head(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	struct store_request *r = &c->rec->u.req;
+	size_t rlen, before = evbuffer_get_length(out);
+	const char *reason = head_target(&c->resph, &rlen);
+	int st = c->respp.status_code;
+	int upgrade = st == 101 && c->req_upgrade;
+	const char *conn_hdr = "";
+	char ver[16];
+
+	if (c->resp_interim) {
+		/* 1xx: pass it on as is; the record keeps the final one */
+		if (evbuffer_add_printf(out, "HTTP/%u.%u %d %.*s\r\n",
+			c->respp.http_major, c->respp.http_minor, st,
+			(int)rlen, reason) < 0 ||
+		    head_write_fields(&c->resph, out, 1, 0, NULL) == -1 ||
+		    evbuffer_add(out, "\r\n", 2) == -1)
+			return -1;
+		c->bytes_to_client += evbuffer_get_length(out) - before;
+		return 0;
+	}
+	if (!upgrade) {
+		if (!c->req_done || llhttp_message_needs_eof(&c->respp) ||
+		    c->w->shutting_down || c->req_upgrade)
+			c->client_ka = 0;
+		if (!c->client_ka)
+			conn_hdr = "Connection: close\r\n";
+		else if (c->reqp.http_major == 1 && c->reqp.http_minor == 0)
+			conn_hdr = "Connection: keep-alive\r\n";
+	} else
+		conn_hdr = "Connection: Upgrade\r\n";
+	if (evbuffer_add_printf(out, "HTTP/%u.%u %d %.*s\r\n",
+		c->respp.http_major, c->respp.http_minor, st, (int)rlen,
+		reason) < 0 ||
+	    head_write_fields(&c->resph, out, 1, upgrade, NULL) == -1 ||
+	    evbuffer_add_printf(out, "%s\r\n", conn_hdr) < 0)
+		return -1;
+	c->bytes_to_client += evbuffer_get_length(out) - before;
+	r->status = st;
+	conn_version(ver, sizeof(ver), &c->respp);
+	free(r->resp_version);
+	r->resp_version = strdup(ver);
+	free(r->resp_headers);
+	r->resp_headers = head_fields_text(&c->resph);
+	int ct = head_find(&c->resph, "content-type", 0);
+	if (ct != -1 && r->content_type == NULL)
+		r->content_type = head_value_dup(&c->resph, ct);
+	return 0;
+}
+
+/* Start relaying bytes both ways, untouched: after a 101 or CONNECT. */
+static void
+conn_start_tunnel(struct conn *c)
+{
+	struct evbuffer *cin = bufferevent_get_input(c->cbev);
+	struct evbuffer *uin = bufferevent_get_input(c->up->bev);
+
+	if (c->rec != NULL)
+		(void)conn_rec_submit(c);
+	if (strcmp(c->protocol, "http") == 0)
+		c->protocol = "http-upgrade";
+	conn_enter(c, CONN_TUNNEL);
+	/* whatever already arrived belongs to the tunnel */
+	c->bytes_from_client += evbuffer_get_length(cin);
+	c->bytes_to_server += evbuffer_get_length(cin);
+	c->bytes_from_server += evbuffer_get_length(uin);
+	c->bytes_to_client += evbuffer_get_length(uin);
+	evbuffer_add_buffer(bufferevent_get_output(c->up->bev), cin);
+	evbuffer_add_buffer(bufferevent_get_output(c->cbev), uin);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
+}
+
+/* Move bytes from one side to the other in a tunnel, with back-pressure. */
+static void
+conn_tunnel_move(struct conn *c, struct bufferevent *from,
+    struct bufferevent *to, uint64_t *counter_in, uint64_t *counter_out)
+{
+	struct evbuffer *in = bufferevent_get_input(from);
+	struct evbuffer *out = bufferevent_get_output(to);
+	size_t limit = c->w->cfg->relay_buffer_bytes;
+
+	c->t_active_us = now_us();
+	*counter_in += evbuffer_get_length(in);
+	*counter_out += evbuffer_get_length(in);
+	evbuffer_add_buffer(out, in);
+	if (evbuffer_get_length(out) >= limit) {
+		bufferevent_disable(from, EV_READ);
+		bufferevent_setwatermark(to, EV_WRITE, limit / 2, 0);
+	}
+}
+
+static void
+conn_feed_response(struct conn *c)
+{
+	struct evbuffer *in, *out = bufferevent_get_output(c->cbev);
+	size_t limit = c->w->cfg->relay_buffer_bytes;
+
+	if (c->up == NULL || c->state != CONN_EXCHANGE)
+		return;
+	in = bufferevent_get_input(c->up->bev);
+	while (!c->resp_done) {
+		if (evbuffer_get_length(out) >= limit) {
+			bufferevent_setwatermark(c->cbev, EV_WRITE, limit / 2,
+			    0);
+			return;
+		}
+		struct evbuffer_iovec v = {(void *)conn_empty, 0};
+		if (evbuffer_get_length(in) > 0) {
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				break;
+		} else if (!c->resp_head_sent)
+			break; /* nothing to parse before the head starts */
+		if (v.iov_len > 0 && c->rec != NULL &&
+		    c->rec->u.req.ttfb_us < 0)
+			c->rec->u.req.ttfb_us = now_us() - c->t_sent_us;
+		int in_head = !c->resp_head_sent;
+		enum llhttp_errno err = llhttp_execute(&c->respp, v.iov_base,
+		    v.iov_len);
+		size_t used = err == HPE_OK ?
+		    v.iov_len :
+		    (size_t)(llhttp_get_error_pos(&c->respp) -
+			(const char *)v.iov_base);
+		c->bytes_from_server += used;
+		if (in_head) {
+			/* head bytes are rewritten, not relayed */
+			evbuffer_drain(in, used);
+			if (c->rec)
+				c->rec->u.req.resp_header_bytes += used;
+			if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE ||
+			    c->resp_done) {
+				int interim = c->resp_interim;
+				if (conn_emit_response_head(c) == -1) {
+					conn_close(c, "error", "out of memory");
+					return;
+				}
+				c->resp_head_sent = !interim;
+			}
+		} else if (used > 0) {
+			c->bytes_to_client += used;
+			evbuffer_remove_buffer(in, out, used);
+		}
+		if (err == HPE_PAUSED) {
+			llhttp_resume(&c->respp);
+			continue;
+		}
+		if (err == HPE_PAUSED_UPGRADE) {
+			if (c->respp.status_code == 101 && c->req_upgrade) {
+				conn_start_tunnel(c);
+				return;
+			}
+			/* 101 we did not ask for: end here, reuse nothing */
+			c->resp_done = 1;
+			c->client_ka = 0;
+			c->req_upgrade = 1;
+			break;
+		}
+		if (err != HPE_OK) {
+			char why[160];
+			snprintf(why, sizeof(why), "bad response from origin: %s",
+			    llhttp_get_error_reason(&c->respp));
+			if (!c->resp_head_sent) {
+				conn_fail(c, 502, why);
+			} else {
+				conn_rec_fail(c, 0, why);
+				(void)conn_rec_submit(c);
+				conn_close(c, "error", why);
+			}
+			return;
+		}
+		if (v.iov_len == 0)
+			break;
+	}
+	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
+	if (!c->resp_done && c->up_eof && evbuffer_get_length(in) == 0) {
+		conn_up_eof(c);
+		return;
+	}
+	if (c->req_done && c->resp_done)
+		conn_exchange_end(c);
+	else
+		conn_arm_timer(c);
+}
+
+/* Both messages are complete: record, then keep or close each side. */
+static void
+conn_exchange_end(struct conn *c)
+{
+	int backlog, up_ok;
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+
+	up_ok = c->up != NULL && llhttp_should_keep_alive(&c->respp) &&
+	    !c->req_upgrade;
+	backlog = conn_rec_submit(c);
+	if (c->up != NULL) {
+		c->up->uses++;
+		if (up_ok)
+			upstream_pool_put(c->up);
+		else
+			upstream_free(c->up);
+		c->up = NULL;
+	}
+	if (!c->client_ka || c->client_eof || c->w->shutting_down) {
+		(void)out;
+		conn_drain(c, c->client_eof ? "client-eof" : "done", NULL);
+		return;
+	}
+	/* ready for the next request, which may already be buffered */
+	c->req_done = c->resp_done = c->resp_head_sent = 0;
+	c->resp_interim = c->is_head = c->req_upgrade = 0;
+	c->head_bytes = 0;
+	c->retried = 0;
+	head_reset(&c->reqh);
+	head_reset(&c->resph);
+	conn_enter(c, CONN_READ_HEAD);
+	if (backlog || store_backlogged_safe(c->w->store)) {
+		/* the store is behind: stop reading until it drains */
+		bufferevent_disable(c->cbev, EV_READ);
+		if (!c->waiting_store) {
+			c->waiting_store = 1;
+			TAILQ_INSERT_TAIL(&c->w->store_wait, c, wait_link);
+		}
+		return;
+	}
+	bufferevent_enable(c->cbev, EV_READ);
+	conn_parse_request(c);
+}
+
+/* ---- upstream connection ---- */
+
+static void conn_up_readcb(struct bufferevent *bev, void *arg);
+static void conn_up_writecb(struct bufferevent *bev, void *arg);
+static void conn_up_eventcb(struct bufferevent *bev, short what, void *arg);
+
+static void
+conn_set_nodelay(struct bufferevent *bev)
+{
+	int one = 1;
+	evutil_socket_t fd = bufferevent_getfd(bev);
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+}
+
+/* The upstream is connected (fresh or pooled): send the head, relay. */
+static void
+conn_upstream_ready(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->up->bev);
+	struct evbuffer *cout = bufferevent_get_output(c->cbev);
+
+	snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->up->ip);
+	c->server_port = c->up->ip_port;
+	c->up_eof = 0;
+	bufferevent_setcb(c->up->bev, conn_up_readcb, conn_up_writecb,
+	    conn_up_eventcb, c);
+	bufferevent_setwatermark(c->up->bev, EV_READ, 0,
+	    c->w->cfg->relay_buffer_bytes);
+	bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->cbev, EV_READ);
+	c->t_sent_us = now_us();
+	if (c->is_connect) {
+		int n = evbuffer_add_printf(cout,
+		    "HTTP/1.1 200 Connection established\r\n"
+		    "Via: 1.1 %s\r\n\r\n",
+		    c->w->srv->via);
+		if (n > 0)
+			c->bytes_to_client += (uint64_t)n;
+		c->rec->u.req.status = 200;
+		c->rec->u.req.resp_version = strdup("1.1");
+		conn_start_tunnel(c);
+		return;
+	}
+	c->bytes_to_server += evbuffer_get_length(c->up_head);
+	evbuffer_add_buffer(out, c->up_head);
+	llhttp_init(&c->respp, HTTP_RESPONSE, &conn_resp_settings);
+	c->respp.data = c;
+	conn_enter(c, CONN_EXCHANGE);
+	conn_feed_request(c);
+	if (c->state == CONN_EXCHANGE)
+		conn_feed_response(c);
+}
+
+/* Connect to the next address of the resolved list, or fail. */
+static void
+conn_connect_next(struct conn *c, const char *last_err)
+{
+	const char *host = c->url.host;
+
+	while (c->addr_idx < c->addrs.naddrs) {
+		int i = c->addr_idx++;
+		const struct sockaddr *sa =
+		    (const struct sockaddr *)&c->addrs.addrs[i];
+		upstream_free(c->up);
+		c->up = upstream_new(c->w, host, c->url.port);
+		if (c->up == NULL)
+			break;
+		upstream_set_peer(c->up, sa);
+		bufferevent_setcb(c->up->bev, NULL, NULL, conn_up_eventcb, c);
+		c->t_connect_start_us = now_us();
+		if (c->state != CONN_CONNECT)
+			conn_enter(c, CONN_CONNECT);
+		else
+			conn_arm_timer(c);
+		if (bufferevent_socket_connect(c->up->bev, sa,
+			(int)c->addrs.addrlens[i]) == 0)
+			return;
+		last_err = evutil_socket_error_to_string(
+		    EVUTIL_SOCKET_ERROR());
+	}
+	upstream_free(c->up);
+	c->up = NULL;
+	char why[300];
+	snprintf(why, sizeof(why), "cannot connect to %s:%u: %s", host,
+	    c->url.port, last_err ? last_err : "no address");
+	conn_fail(c, 502, why);
+}
+
+static void
+conn_resolved(const struct resolve_result *res, void *arg)
+{
+	struct conn *c = arg;
+	char why[300];
+
+	c->dns = NULL;
+	if (c->rec != NULL)
+		c->rec->u.req.dns_us = res->from_cache ? 0 : res->elapsed_us;
+	if (res->error != 0 || res->naddrs == 0) {
+		snprintf(why, sizeof(why), "cannot resolve %s: %s",
+		    c->url.host, evutil_gai_strerror(res->error));
+		conn_fail(c, 502, why);
+		return;
+	}
+	c->addrs = *res;
+	c->addr_idx = 0;
+	conn_connect_next(c, NULL);
+}
+
+/* Get an upstream for the current request: pooled, or resolve + connect. */
+static void
+conn_upstream_go(struct conn *c)
+{
+	c->up = upstream_pool_get(c->w, c->url.host, c->url.port);
+	if (c->up != NULL) {
+		if (c->rec != NULL) {
+			c->rec->u.req.upstream_reused = 1;
+			c->rec->u.req.dns_us = 0;
+			c->rec->u.req.connect_us = 0;
+		}
+		conn_upstream_ready(c);
+		return;
+	}
+	conn_enter(c, CONN_RESOLVE);
+	c->dns = resolve_start(c->w, c->url.host, c->url.port, conn_resolved,
+	    c);
+	if (c->dns == NULL)
+		conn_fail(c, 502, "out of memory resolving");
+}
+
+/*
+ * A pooled upstream closed before answering: the origin dropped an idle
+ * connection as we reused it. Safe to send again on a fresh one when no
+ * byte of a request body went out and nothing came back.
+ */
+static int
+conn_retry_fresh(struct conn *c)
+{
+	if (c->retried || c->rec == NULL || !c->rec->u.req.upstream_reused ||
+	    c->rec->u.req.req_body.total > 0 || c->resp_head_sent ||
+	    c->rec->u.req.resp_header_bytes > 0 || !c->req_done)
+		return 0;
+	c->retried = 1;
+	upstream_free(c->up);
+	c->up = NULL;
+	c->rec->u.req.upstream_reused = 0;
+	if (conn_build_up_head(c) == -1)
+		return 0;
+	conn_enter(c, CONN_RESOLVE);
+	c->dns = resolve_start(c->w, c->url.host, c->url.port, conn_resolved,
+	    c);
+	if (c->dns == NULL)
+		conn_fail(c, 502, "out of memory resolving");
+	return 1;
+}
+
+static void
+conn_up_readcb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->t_active_us = now_us();
+	if (c->state == CONN_TUNNEL)
+		conn_tunnel_move(c, bev, c->cbev, &c->bytes_from_server,
+		    &c->bytes_to_client);
+	else
+		conn_feed_response(c);
+}
+
+static void
+conn_up_writecb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	c->t_active_us = now_us();
+	if (c->state == CONN_TUNNEL) {
+		bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
+		bufferevent_enable(c->cbev, EV_READ);
+	} else if (c->state == CONN_EXCHANGE)
+		conn_feed_request(c);
+	else if (c->state == CONN_DRAIN && c->client_eof)
+		conn_close(c, "client-eof", NULL);
+}
+
+static void
+conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	char why[300];
+
+	(void)bev;
+	if (c->state == CONN_CONNECT) {
+		if (what & BEV_EVENT_CONNECTED) {
+			if (c->rec != NULL)
+				c->rec->u.req.connect_us =
+				    now_us() - c->t_connect_start_us;
+			conn_set_nodelay(c->up->bev);
+			conn_upstream_ready(c);
+			return;
+		}
+		conn_connect_next(c, evutil_socket_error_to_string(
+					 EVUTIL_SOCKET_ERROR()));
+		return;
+	}
+	if (c->state == CONN_TUNNEL) {
+		/* the origin finished: flush to the client, then close */
+		upstream_free(c->up);
+		c->up = NULL;
+		conn_drain(c, "server-eof", NULL);
+		return;
+	}
+	if (c->state != CONN_EXCHANGE)
+		return;
+	if (what & BEV_EVENT_EOF) {
+		/* bytes may still wait behind client back-pressure: the end
+		 * is handled once they are through */
+		c->up_eof = 1;
+		bufferevent_disable(bev, EV_READ);
+		conn_feed_response(c);
+		return;
+	}
+	snprintf(why, sizeof(why), "origin connection error: %s",
+	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	conn_up_failed(c, why);
+}
+
+/* The origin failed or closed before the response was complete. */
+static void
+conn_up_failed(struct conn *c, const char *why)
+{
+	if (!c->resp_head_sent && conn_retry_fresh(c))
+		return;
+	if (!c->resp_head_sent)
+		conn_fail(c, 502, why);
+	else {
+		conn_rec_fail(c, 0, why);
+		(void)conn_rec_submit(c);
+		conn_close(c, "server-error", why);
+	}
+}
+
+/* The origin closed and everything it sent has been parsed. */
+static void
+conn_up_eof(struct conn *c)
+{
+	/* close-delimited bodies end here */
+	if (c->resp_head_sent) {
+		(void)llhttp_finish(&c->respp);
+		if (c->resp_done) {
+			upstream_free(c->up);
+			c->up = NULL;
+			c->client_ka = 0;
+			if (c->req_done)
+				conn_exchange_end(c);
+			else
+				conn_fail(c, 0, "origin closed mid-request");
+			return;
+		}
+	}
+	conn_up_failed(c, c->resp_head_sent ?
+		"origin closed the connection mid-response" :
+		"origin closed the connection before responding");
+}
+
+/* ---- client callbacks ---- */
+
+static void
+conn_client_readcb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->t_active_us = now_us();
+	if (c->t_first_byte_us == 0)
+		c->t_first_byte_us = c->t_active_us;
+	switch (c->state) {
+	case CONN_READ_HEAD:
+		if (c->waiting_store)
+			return;
+		conn_parse_request(c);
+		break;
+	case CONN_EXCHANGE:
+		conn_feed_request(c);
+		break;
+	case CONN_TUNNEL:
+		conn_tunnel_move(c, bev, c->up->bev, &c->bytes_from_client,
+		    &c->bytes_to_server);
+		break;
+	case CONN_DRAIN: {
+		struct evbuffer *in = bufferevent_get_input(bev);
+		size_t n = evbuffer_get_length(in);
+		if (c->up != NULL)
+			break; /* tunnel flushing to the origin */
+		c->bytes_from_client += n;
+		c->discarded += n;
+		evbuffer_drain(in, n);
+		if (c->discarded > CONN_LINGER_BYTES)
+			conn_close(c, c->drain_reason, c->drain_error);
+		break;
+	}
+	default:
+		/* RESOLVE / CONNECT / DRAIN: leave it buffered; the read
+		 * high-watermark stops the socket reads */
+		break;
+	}
+}
+
+static void
+conn_client_writecb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	c->t_active_us = now_us();
+	switch (c->state) {
+	case CONN_DRAIN:
+		if (evbuffer_get_length(out) == 0 && c->up == NULL)
+			conn_linger(c);
+		break;
+	case CONN_EXCHANGE:
+		conn_feed_response(c);
+		break;
+	case CONN_TUNNEL:
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		if (c->up != NULL)
+			bufferevent_enable(c->up->bev, EV_READ);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_ERROR) {
+		char why[200];
+		snprintf(why, sizeof(why), "client connection error: %s",
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		conn_rec_fail(c, 0, why);
+		(void)conn_rec_submit(c);
+		conn_close(c, "client-error", why);
+		return;
+	}
+	c->client_eof = 1;
+	if (c->state == CONN_DRAIN && c->up == NULL) {
+		conn_close(c, c->drain_reason, c->drain_error);
+		return;
+	}
+	switch (c->state) {
+	case CONN_READ_HEAD:
+		if (c->in_head || c->head_bytes > 0)
+			conn_close(c, "client-eof", "client closed mid-head");
+		else
+			conn_close(c, "client-eof", NULL);
+		break;
+	case CONN_EXCHANGE:
+		if (c->req_done ||
+		    evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+			break; /* finish what can be finished, then close */
+		conn_rec_fail(c, 0, "client closed mid-request");
+		(void)conn_rec_submit(c);
+		conn_close(c, "client-eof", "client closed mid-request");
+		break;
+	case CONN_TUNNEL:
+		/* flush what the client sent, then close */
+		bufferevent_disable(c->cbev, EV_READ);
+		if (c->up != NULL &&
+		    evbuffer_get_length(bufferevent_get_output(c->up->bev)) >
+			0) {
+			conn_enter(c, CONN_DRAIN);
+			bufferevent_setcb(c->up->bev, NULL, conn_up_writecb,
+			    conn_up_eventcb, c);
+			return;
+		}
+		conn_close(c, "client-eof", NULL);
+		break;
+	case CONN_RESOLVE:
+	case CONN_CONNECT:
+		conn_rec_fail(c, 0, "client closed before the origin answered");
+		(void)conn_rec_submit(c);
+		conn_close(c, "client-eof", "client closed early");
+		break;
+	default:
+		conn_close(c, "client-eof", NULL);
+		break;
+	}
+}
+
+static void
+conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int64_t dl = conn_deadline(c);
+
+	(void)fd;
+	(void)what;
+	if (dl == 0)
+		return;
+	if (now_us() < dl) {
+		/* there was activity since the timer was set: wait on */
+		conn_arm_timer(c);
+		return;
+	}
+	switch (c->state) {
+	case CONN_READ_HEAD:
+		if (c->in_head || c->head_bytes > 0)
+			conn_fail(c, 408, "request head not received in time");
+		else
+			conn_close(c, "idle-timeout", NULL);
+		break;
+	case CONN_RESOLVE:
+		resolve_cancel(c->dns);
+		c->dns = NULL;
+		conn_fail(c, 504, "name resolution timed out");
+		break;
+	case CONN_CONNECT:
+		if (c->addr_idx < c->addrs.naddrs) {
+			conn_connect_next(c, "connect timed out");
+			break;
+		}
+		upstream_free(c->up);
+		c->up = NULL;
+		conn_fail(c, 504, "connecting to the origin timed out");
+		break;
+	case CONN_EXCHANGE:
+		if (!c->req_done) {
+			conn_rec_fail(c, 408, "client stopped sending the body");
+			(void)conn_rec_submit(c);
+			conn_close(c, "idle-timeout", "client body timeout");
+		} else if (!c->resp_head_sent)
+			conn_fail(c, 504, "origin did not answer in time");
+		else {
+			conn_rec_fail(c, 0, "origin stalled mid-response");
+			(void)conn_rec_submit(c);
+			conn_close(c, "upstream-timeout", "origin stalled");
+		}
+		break;
+	case CONN_DRAIN:
+		if (c->lingering) {
+			conn_close(c, c->drain_reason, c->drain_error);
+			break;
+		}
+		conn_close(c, "idle-timeout", "client did not read the answer");
+		break;
+	default:
+		conn_close(c, "idle-timeout", NULL);
+		break;
+	}
+}
+
+/* ---- life cycle ---- */
+
+/* Write the connection row, then free everything the conn owns. The one
+ * teardown path. */
+static void
+conn_close(struct conn *c, const char *reason, const char *err)
+{
+	struct worker *w = c->w;
+	struct store_rec *rec;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	log_debug("c%lld close reason=%s%s%s", (long long)c->id, reason,
+	    err ? " error=" : "", err ? err : "");
+	if (c->rec != NULL) {
+		conn_rec_fail(c, 0, err ? err : reason);
+		(void)conn_rec_submit(c);
+	}
+	if (w->store != NULL && (rec = store_rec_new(STORE_REC_CONN)) != NULL) {
+		struct store_conn *sc = &rec->u.conn;
+		sc->id = c->id;
+		sc->listener = strdup("http");
+		sc->client_ip = strdup(c->client_ip);
+		sc->client_port = c->client_port;
+		sc->target_host = conn_strdup(c->target_host);
+		sc->target_port = c->target_port;
+		sc->server_ip = c->server_ip[0] ? strdup(c->server_ip) : NULL;
+		sc->server_port = c->server_port;
+		sc->protocol = strdup(c->protocol);
+		sc->t_accept_us = c->t_accept_us;
+		sc->t_first_byte_us = c->t_first_byte_us;
+		sc->t_close_us = now_us();
+		sc->bytes_from_client = c->bytes_from_client;
+		sc->bytes_to_client = c->bytes_to_client;
+		sc->bytes_to_server = c->bytes_to_server;
+		sc->bytes_from_server = c->bytes_from_server;
+		sc->nrequests = c->nrequests;
+		sc->close_reason = strdup(reason);
+		sc->error = conn_strdup(err);
+		(void)store_submit(w->store, rec);
+	}
+	c->state = CONN_CLOSED;
+	resolve_cancel(c->dns);
+	upstream_free(c->up);
+	if (c->waiting_store)
+		TAILQ_REMOVE(&w->store_wait, c, wait_link);
+	TAILQ_REMOVE(&w->conns, c, link);
+	w->live--;
+	event_free(c->timer);
+	bufferevent_free(c->cbev);
+	evbuffer_free(c->up_head);
+	head_free(&c->reqh);
+	head_free(&c->resph);
+	url_clear(&c->url);
+	free(c->target_host);
+	free(c->drain_error);
+	free(c);
+	if (w->shutting_down)
+		worker_maybe_exit(w);
+}
+
+int
+conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
+    socklen_t salen, int listener)
+{
+	struct conn *c;
+	const void *src;
+
+	(void)salen;
+	conn_settings_init();
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		goto fail;
+	c->w = w;
+	c->listener = listener;
+	c->protocol = "http";
+	c->id = w->store ? store_next_conn_id(w->store) :
+			   (int64_t)(++w->accepted * 64 + (uint64_t)w->idx);
+	if (sa->sa_family == AF_INET6) {
+		src = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		c->client_port =
+		    ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	} else {
+		src = &((const struct sockaddr_in *)sa)->sin_addr;
+		c->client_port =
+		    ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	}
+	if (inet_ntop(sa->sa_family, src, c->client_ip,
+		sizeof(c->client_ip)) == NULL)
+		snprintf(c->client_ip, sizeof(c->client_ip), "?");
+	c->t_accept_us = now_us();
+	head_init(&c->reqh, w->cfg->max_header_bytes);
+	head_init(&c->resph, w->cfg->max_header_bytes);
+	c->up_head = evbuffer_new();
+	c->timer = evtimer_new(w->base, conn_timeoutcb, c);
+	c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->up_head == NULL || c->timer == NULL || c->cbev == NULL)
+		goto fail;
+	fd = -1; /* the bufferevent owns it now */
+	llhttp_init(&c->reqp, HTTP_REQUEST, &conn_req_settings);
+	c->reqp.data = c;
+	bufferevent_setcb(c->cbev, conn_client_readcb, conn_client_writecb,
+	    conn_client_eventcb, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0,
+	    w->cfg->relay_buffer_bytes);
+	conn_set_nodelay(c->cbev);
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	w->live++;
+	if (w->store != NULL)
+		w->accepted++;
+	c->state = CONN_READ_HEAD;
+	conn_enter(c, CONN_READ_HEAD);
+	if (store_backlogged_safe(w->store)) {
+		c->waiting_store = 1;
+		TAILQ_INSERT_TAIL(&w->store_wait, c, wait_link);
+		return 0;
+	}
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	return 0;
+fail:
+	if (c != NULL) {
+		if (c->timer)
+			event_free(c->timer);
+		if (c->cbev)
+			bufferevent_free(c->cbev);
+		if (c->up_head)
+			evbuffer_free(c->up_head);
+		head_free(&c->reqh);
+		head_free(&c->resph);
+		free(c);
+	}
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+void
+conn_worker_shutdown(struct worker *w)
+{
+	struct conn *c, *next;
+
+	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		/* between requests: nothing in flight, close now */
+		if (c->state == CONN_READ_HEAD && !c->in_head &&
+		    c->head_bytes == 0)
+			conn_close(c, "shutdown", NULL);
+	}
+}
+
+void
+conn_worker_close_all(struct worker *w)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+		conn_close(c, "shutdown", "shutdown grace period over");
+}
+
+void
+conn_worker_store_drained(struct worker *w)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&w->store_wait)) != NULL) {
+		TAILQ_REMOVE(&w->store_wait, c, wait_link);
+		c->waiting_store = 0;
+		bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+		conn_parse_request(c);
+		if (store_backlogged_safe(w->store))
+			break;
+	}
+}

@@ -1,0 +1,243 @@
+/* server: see server.h. Main thread only, but server_is_self. */
+#include "net/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "conf/config.h"
+#include "log.h"
+#include "net/worker.h"
+#include "store/store.h"
+
+struct server_main {
+	struct server srv;
+	struct event_base *base;
+	struct evconnlistener *lev[CONFIG_MAX_LISTEN];
+	int nlev;
+	int next_worker;
+	struct event *sigint_ev, *sigterm_ev;
+	int stopping;
+};
+
+static void
+server_acceptcb(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct server_main *m = arg;
+	int idx = 0;
+
+	for (int i = 0; i < m->nlev; i++)
+		if (m->lev[i] == lev)
+			idx = i;
+	struct worker *w = m->srv.workers[m->next_worker];
+	m->next_worker = (m->next_worker + 1) % m->srv.nworkers;
+	worker_hand_fd(w, fd, sa, (socklen_t)salen, idx);
+}
+
+static void
+server_accept_errorcb(struct evconnlistener *lev, void *arg)
+{
+	(void)lev;
+	(void)arg;
+	/* EMFILE and friends: say so and keep listening */
+	log_warn("accept");
+}
+
+static void
+server_signalcb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server_main *m = arg;
+
+	(void)what;
+	if (m->stopping) {
+		log_warnx("second signal: stopping without waiting");
+		exit(1);
+	}
+	m->stopping = 1;
+	log_info("signal %d: stopping; finishing in-flight exchanges",
+	    (int)sig);
+	for (int i = 0; i < m->nlev; i++) {
+		evconnlistener_free(m->lev[i]);
+		m->lev[i] = NULL;
+	}
+	m->nlev = 0;
+	for (int i = 0; i < m->srv.nworkers; i++)
+		worker_shutdown(m->srv.workers[i]);
+	event_base_loopexit(m->base, NULL);
+}
+
+/* libevent's own warnings (evdns nameserver failures...) go to our log. */
+static void
+server_libevent_logcb(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_WARN)
+		log_warnx("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
+int
+server_is_self(const struct server *srv, const char *host, unsigned port)
+{
+	const struct config *cfg = srv->cfg;
+	struct in6_addr a6;
+	struct in_addr a4;
+	int loopback = strcmp(host, "localhost") == 0 ||
+	    (inet_pton(AF_INET, host, &a4) == 1 &&
+		(ntohl(a4.s_addr) >> 24) == 127) ||
+	    (inet_pton(AF_INET6, host, &a6) == 1 &&
+		IN6_IS_ADDR_LOOPBACK(&a6));
+
+	for (int i = 0; i < cfg->nlisten; i++) {
+		const struct config_listen *l = &cfg->listen[i];
+		if (l->port != port)
+			continue;
+		if (strcmp(l->host, host) == 0 || loopback ||
+		    strcmp(l->host, "0.0.0.0") == 0 ||
+		    strcmp(l->host, "::") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+server_listen(struct server_main *m, const struct config_listen *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct evconnlistener *lev;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(l->host, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)l->port);
+		if (inet_pton(AF_INET6, l->host, &s6->sin6_addr) != 1)
+			return -1;
+		sslen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)l->port);
+		if (inet_pton(AF_INET, l->host, &s4->sin_addr) != 1)
+			return -1;
+		sslen = sizeof(*s4);
+	}
+	lev = evconnlistener_new_bind(m->base, server_acceptcb, m,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, (struct sockaddr *)&ss, (int)sslen);
+	if (lev == NULL) {
+		log_warn("cannot listen on %s%s%s:%u",
+		    strchr(l->host, ':') ? "[" : "", l->host,
+		    strchr(l->host, ':') ? "]" : "", l->port);
+		return -1;
+	}
+	evconnlistener_set_error_cb(lev, server_accept_errorcb);
+	m->lev[m->nlev++] = lev;
+	log_info("listening on http@%s%s%s:%u", strchr(l->host, ':') ? "[" : "",
+	    l->host, strchr(l->host, ':') ? "]" : "", l->port);
+	return 0;
+}
+
+/* Many connections need many descriptors: raise the soft limit. */
+static void
+server_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot raise the open-file limit");
+}
+
+int
+server_run(const struct config *cfg, struct store *store)
+{
+	struct server_main m;
+	int rc = 1, nworkers = cfg->workers;
+
+	memset(&m, 0, sizeof(m));
+	m.srv.cfg = cfg;
+	m.srv.store = store;
+	m.srv.t_start_us = now_us();
+	snprintf(m.srv.via, sizeof(m.srv.via), "peephole-%lx%04lx",
+	    (unsigned long)getpid(), (unsigned long)(now_us() & 0xffff));
+	if (evthread_use_pthreads() != 0) {
+		log_warnx("libevent: no pthreads support");
+		return 1;
+	}
+	event_set_log_callback(server_libevent_logcb);
+	server_raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+	if (nworkers <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nworkers = n > 0 ? (int)n : 1;
+	}
+	m.base = event_base_new();
+	m.srv.workers = calloc((size_t)nworkers, sizeof(*m.srv.workers));
+	if (m.base == NULL || m.srv.workers == NULL)
+		goto out;
+	for (int i = 0; i < nworkers; i++) {
+		m.srv.workers[i] = worker_new(i, cfg, store, &m.srv);
+		if (m.srv.workers[i] == NULL) {
+			log_warnx("cannot set up worker %d", i);
+			goto out;
+		}
+		m.srv.nworkers++;
+	}
+	for (int i = 0; i < cfg->nlisten; i++)
+		if (server_listen(&m, &cfg->listen[i]) == -1)
+			goto out;
+	if (store != NULL && store_start(store) == -1) {
+		log_warnx("cannot start the store writer");
+		goto out;
+	}
+	for (int i = 0; i < m.srv.nworkers; i++)
+		if (worker_start(m.srv.workers[i]) == -1) {
+			log_warnx("cannot start worker %d", i);
+			goto out;
+		}
+	m.sigint_ev = evsignal_new(m.base, SIGINT, server_signalcb, &m);
+	m.sigterm_ev = evsignal_new(m.base, SIGTERM, server_signalcb, &m);
+	if (m.sigint_ev == NULL || m.sigterm_ev == NULL ||
+	    evsignal_add(m.sigint_ev, NULL) == -1 ||
+	    evsignal_add(m.sigterm_ev, NULL) == -1)
+		goto out;
+	log_info("%d worker(s); database %s", m.srv.nworkers,
+	    store ? cfg->db_path : "(not recording)");
+	event_base_dispatch(m.base);
+	rc = 0;
+out:
+	for (int i = 0; i < m.nlev; i++)
+		evconnlistener_free(m.lev[i]);
+	for (int i = 0; i < m.srv.nworkers; i++) {
+		worker_shutdown(m.srv.workers[i]);
+		worker_join(m.srv.workers[i]);
+	}
+	/* the workers are done: every record is queued; write them all */
+	store_close(store);
+	for (int i = 0; i < m.srv.nworkers; i++)
+		worker_free(m.srv.workers[i]);
+	free(m.srv.workers);
+	if (m.sigint_ev)
+		event_free(m.sigint_ev);
+	if (m.sigterm_ev)
+		event_free(m.sigterm_ev);
+	if (m.base)
+		event_base_free(m.base);
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}

@@ -1,0 +1,35 @@
+/*
+ * server: the running proxy — listeners on the main thread, the workers,
+ * signal handling and the orderly stop (stop accepting, let in-flight
+ * exchanges finish within shutdown-grace, flush the store).
+ */
+#ifndef PEEPHOLE_SERVER_H
+#define PEEPHOLE_SERVER_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct config;
+struct store;
+struct worker;
+
+struct server {
+	const struct config *cfg;
+	struct store *store;
+	struct worker **workers;
+	int nworkers;
+	char via[64]; /* our Via token: "peephole-<instance>" */
+	int64_t t_start_us;
+};
+
+/*
+ * Run until SIGINT/SIGTERM. store may be NULL (record-flows no). Returns the
+ * process exit status.
+ */
+int server_run(const struct config *cfg, struct store *store);
+
+/* 1 if host:port names one of our own listeners. Any thread. */
+int server_is_self(const struct server *srv, const char *host,
+    unsigned port);
+
+#endif

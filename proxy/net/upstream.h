@@ -1,0 +1,51 @@
+/*
+ * upstream: one connection from peephole to an origin, and the per-worker
+ * pool of idle ones kept for reuse (keyed by host:port as the client named
+ * it). A pooled upstream that the origin closes or that idles past
+ * upstream-idle-timeout is freed by the pool. Worker loop thread only.
+ */
+#ifndef PEEPHOLE_UPSTREAM_H
+#define PEEPHOLE_UPSTREAM_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+struct bufferevent;
+struct worker;
+
+struct upstream {
+	TAILQ_ENTRY(upstream) link; /* in w->idle_ups while pooled */
+	struct worker *w;
+	struct bufferevent *bev; /* owns the socket */
+	char host[256];
+	unsigned port;
+	char ip[INET6_ADDRSTRLEN];
+	int ip_port;
+	int uses;      /* exchanges carried so far */
+	int64_t t_idle_us;
+	struct event *idle_ev;
+};
+
+/* A new, unconnected upstream for host:port; NULL on failure. */
+struct upstream *upstream_new(struct worker *w, const char *host,
+    unsigned port) __attribute__((warn_unused_result));
+
+/* Free (closing the socket). NULL ok. */
+void upstream_free(struct upstream *u);
+
+/* Note the peer address once connected (for logging). */
+void upstream_set_peer(struct upstream *u, const struct sockaddr *sa);
+
+/* Take an idle pooled upstream for host:port, or NULL. */
+struct upstream *upstream_pool_get(struct worker *w, const char *host,
+    unsigned port);
+
+/* Return u to the pool (or free it when the pool is full). */
+void upstream_pool_put(struct upstream *u);
+
+/* Free every pooled upstream (worker shutdown). */
+void upstream_pool_clear(struct worker *w);
+
+#endif

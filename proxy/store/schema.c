@@ -1,0 +1,214 @@
+/* schema: see schema.h. */
+#include "schema.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+
+#include "store.h"
+
+/*
+ * Step N takes a file from user_version N to N + 1. Version 2 appends one
+ * entry (ALTER TABLE ..., a new index, ...) and bumps STORE_SCHEMA_VERSION;
+ * earlier steps are never edited, so every file walks the same path.
+ *
+ * Times are integer microseconds since the epoch, durations integer
+ * microseconds (NULL when the phase did not happen). Bodies live once in
+ * `bodies`, keyed by the hex SHA-256 of the captured bytes; a request keeps
+ * the real size and a truncated flag next to the reference.
+ */
+static const char schema_step_v1[] =
+    "CREATE TABLE connections ("
+    " id INTEGER PRIMARY KEY,"
+    " listener TEXT, client_ip TEXT, client_port INTEGER,"
+    " target_host TEXT, target_port INTEGER,"
+    " server_ip TEXT, server_port INTEGER, protocol TEXT,"
+    " t_accept_us INTEGER, t_first_byte_us INTEGER, t_close_us INTEGER,"
+    " bytes_from_client INTEGER, bytes_to_client INTEGER,"
+    " bytes_to_server INTEGER, bytes_from_server INTEGER,"
+    " nrequests INTEGER, close_reason TEXT, error TEXT);"
+    "CREATE INDEX connections_target_host ON connections(target_host);"
+    "CREATE TABLE requests ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " conn_id INTEGER NOT NULL, seq INTEGER, t_start_us INTEGER,"
+    " client_ip TEXT, scheme TEXT, method TEXT, host TEXT, port INTEGER,"
+    " path TEXT, query TEXT, req_version TEXT, resp_version TEXT,"
+    " status INTEGER, req_headers TEXT, resp_headers TEXT,"
+    " req_header_bytes INTEGER, resp_header_bytes INTEGER,"
+    " req_body_size INTEGER, req_body_sha TEXT,"
+    " req_body_truncated INTEGER NOT NULL DEFAULT 0,"
+    " resp_body_size INTEGER, resp_body_sha TEXT,"
+    " resp_body_truncated INTEGER NOT NULL DEFAULT 0,"
+    " content_type TEXT, server_ip TEXT, server_port INTEGER,"
+    " upstream_reused INTEGER, dns_us INTEGER, connect_us INTEGER,"
+    " ttfb_us INTEGER, total_us INTEGER, error TEXT,"
+    " replay_of INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX requests_host ON requests(host);"
+    "CREATE INDEX requests_conn_id ON requests(conn_id);"
+    "CREATE TABLE domain_ips ("
+    " id INTEGER PRIMARY KEY,"
+    " domain TEXT NOT NULL, ip TEXT NOT NULL, source TEXT NOT NULL,"
+    " first_seen INTEGER, last_seen INTEGER, ttl INTEGER,"
+    " count INTEGER NOT NULL DEFAULT 1,"
+    " UNIQUE (domain, ip, source));"
+    "CREATE TABLE bodies ("
+    " sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB);"
+    /*
+     * The catalogue: every name seen as a request host, a connection
+     * target or a DNS answer, with what each table knows about it. Each
+     * part is aggregated once and joined, rather than correlated per name,
+     * so it stays linear in the size of the capture.
+     */
+    "CREATE VIEW domain_catalogue AS WITH"
+    " seen(name, t) AS ("
+    "  SELECT host, t_start_us FROM requests"
+    "  UNION ALL SELECT target_host, t_accept_us FROM connections"
+    "  UNION ALL SELECT target_host, t_close_us FROM connections"
+    "  UNION ALL SELECT domain, first_seen FROM domain_ips"
+    "  UNION ALL SELECT domain, last_seen FROM domain_ips),"
+    " names AS (SELECT name, min(nullif(t, 0)) AS first_us,"
+    "  max(nullif(t, 0)) AS last_us FROM seen"
+    "  WHERE name IS NOT NULL AND name <> '' GROUP BY name),"
+    " req AS (SELECT host AS name, count(*) AS nreq,"
+    "  sum(coalesce(req_header_bytes, 0) + coalesce(req_body_size, 0))"
+    "   AS up,"
+    "  sum(coalesce(resp_header_bytes, 0) + coalesce(resp_body_size, 0))"
+    "   AS down"
+    "  FROM requests GROUP BY host),"
+    " cids(name, cid) AS (SELECT host, conn_id FROM requests"
+    "  UNION SELECT target_host, id FROM connections),"
+    " conns AS (SELECT name, count(*) AS nconn FROM cids GROUP BY name),"
+    " portlist(name, port) AS ("
+    "  SELECT host, port FROM requests WHERE port > 0"
+    "  UNION SELECT target_host, target_port FROM connections"
+    "  WHERE target_port > 0),"
+    " ports AS (SELECT name, group_concat(port, ',') AS ports FROM"
+    "  (SELECT name, port FROM portlist ORDER BY name, port)"
+    "  GROUP BY name),"
+    " iplist(name, ip) AS (SELECT domain, ip FROM domain_ips"
+    "  UNION SELECT host, server_ip FROM requests"
+    "  WHERE server_ip IS NOT NULL AND server_ip <> ''"
+    "  UNION SELECT target_host, server_ip FROM connections"
+    "  WHERE server_ip IS NOT NULL AND server_ip <> ''),"
+    " ips AS (SELECT name, group_concat(ip, ',') AS ips FROM"
+    "  (SELECT name, ip FROM iplist ORDER BY name, ip) GROUP BY name)"
+    " SELECT n.name AS name, n.first_us AS first_seen_us,"
+    "  n.last_us AS last_seen_us,"
+    "  coalesce(c.nconn, 0) AS connections,"
+    "  coalesce(r.nreq, 0) AS requests,"
+    "  coalesce(r.up, 0) AS bytes_up, coalesce(r.down, 0) AS bytes_down,"
+    "  coalesce(p.ports, '') AS ports, coalesce(i.ips, '') AS ips"
+    " FROM names n"
+    " LEFT JOIN req r ON r.name = n.name"
+    " LEFT JOIN conns c ON c.name = n.name"
+    " LEFT JOIN ports p ON p.name = n.name"
+    " LEFT JOIN ips i ON i.name = n.name;";
+
+static const char *const schema_steps[] = {
+    schema_step_v1, /* 0 -> 1 */
+};
+
+_Static_assert(
+    sizeof(schema_steps) / sizeof(schema_steps[0]) == STORE_SCHEMA_VERSION,
+    "one migration step per schema version");
+
+int
+schema_version(struct sqlite3 *db, int *version, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		snprintf(err, errlen, "cannot read schema version: %s",
+		    sqlite3_errmsg(db));
+		goto fail;
+	}
+	*version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	return -1;
+}
+
+/* Run one step and record its version in the same transaction, so a crash
+ * mid-step leaves the file at the previous version, not half-migrated. */
+static int
+schema_run_step(struct sqlite3 *db, int from, char *err, size_t errlen)
+{
+	char sql[64];
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_exec(db, schema_steps[from], NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", from + 1);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "schema migration %d -> %d failed: %s", from,
+	    from + 1, msg != NULL ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	if (!sqlite3_get_autocommit(db))
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int
+schema_migrate(struct sqlite3 *db, char *err, size_t errlen)
+{
+	int v;
+
+	if (schema_version(db, &v, err, errlen) == -1)
+		return -1;
+	if (v > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		    "database schema version %d is newer than this peephole "
+		    "understands (%d); refusing to touch it",
+		    v, STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	if (v < 0) {
+		snprintf(
+		    err, errlen, "database has invalid schema version %d", v);
+		return -1;
+	}
+	for (; v < STORE_SCHEMA_VERSION; v++)
+		if (schema_run_step(db, v, err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
+int
+schema_check_readable(struct sqlite3 *db, char *err, size_t errlen)
+{
+	int v;
+
+	if (schema_version(db, &v, err, errlen) == -1)
+		return -1;
+	if (v > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		    "database schema version %d is newer than this peephole "
+		    "understands (%d)",
+		    v, STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	if (v == 0) {
+		snprintf(err, errlen, "not a peephole database (no schema)");
+		return -1;
+	}
+	if (v < STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		    "database schema version %d is older than this peephole's "
+		    "(%d); run `peephole run` once to migrate it",
+		    v, STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	return 0;
+}

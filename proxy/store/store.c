@@ -1,0 +1,757 @@
+/* store: see store.h. */
+#include "store.h"
+
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "schema.h"
+
+/* How long an insert waits for a reader's lock before it fails. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+struct store {
+	sqlite3 *db; /* the writer thread's once store_start() returns; NULL
+			for a discarding store */
+	sqlite3_stmt *ins_conn;
+	sqlite3_stmt *ins_req;
+	sqlite3_stmt *ins_dip;
+	sqlite3_stmt *ins_body;
+
+	pthread_t thread;
+	int started;
+
+	/* Everything below is guarded by mtx. */
+	pthread_mutex_t mtx;
+	pthread_cond_t cond;
+	struct store_rec *head;
+	struct store_rec *tail;
+	size_t count; /* queued plus the batch being written */
+	size_t queue_max;
+	int backlogged; /* count went past queue_max, not yet below half */
+	int stopping;
+	struct event **watch;
+	size_t nwatch;
+	uint64_t written;
+	uint64_t failed;
+
+	_Atomic int64_t next_conn_id;
+};
+
+static const char store_sql_conn[] =
+    "INSERT INTO connections (id, listener, client_ip, client_port,"
+    " target_host, target_port, server_ip, server_port, protocol,"
+    " t_accept_us, t_first_byte_us, t_close_us, bytes_from_client,"
+    " bytes_to_client, bytes_to_server, bytes_from_server, nrequests,"
+    " close_reason, error)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+static const char store_sql_req[] =
+    "INSERT INTO requests (conn_id, seq, t_start_us, client_ip, scheme,"
+    " method, host, port, path, query, req_version, resp_version, status,"
+    " req_headers, resp_headers, req_header_bytes, resp_header_bytes,"
+    " req_body_size, req_body_sha, req_body_truncated,"
+    " resp_body_size, resp_body_sha, resp_body_truncated,"
+    " content_type, server_ip, server_port, upstream_reused,"
+    " dns_us, connect_us, ttfb_us, total_us, error, replay_of)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+    "?,?,?)";
+
+/* A name seen again keeps its first sighting and counts the new one. */
+static const char store_sql_dip[] =
+    "INSERT INTO domain_ips (domain, ip, source, first_seen, last_seen,"
+    " ttl, count) VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1)"
+    " ON CONFLICT (domain, ip, source) DO UPDATE SET"
+    " first_seen = min(first_seen, excluded.first_seen),"
+    " last_seen = max(last_seen, excluded.last_seen),"
+    " ttl = coalesce(excluded.ttl, ttl), count = count + 1";
+
+static const char store_sql_body[] =
+    "INSERT INTO bodies (sha256, size, data) VALUES (?, ?, ?)"
+    " ON CONFLICT (sha256) DO NOTHING";
+
+struct store_rec *
+store_rec_new(enum store_rec_type type)
+{
+	struct store_rec *rec;
+
+	if (type != STORE_REC_CONN && type != STORE_REC_REQUEST &&
+	    type != STORE_REC_DOMAIN_IP)
+		return NULL;
+	if ((rec = calloc(1, sizeof(*rec))) == NULL)
+		return NULL;
+	rec->type = type;
+	if (type == STORE_REC_REQUEST) {
+		rec->u.req.dns_us = -1;
+		rec->u.req.connect_us = -1;
+		rec->u.req.ttfb_us = -1;
+		rec->u.req.total_us = -1;
+	} else if (type == STORE_REC_DOMAIN_IP)
+		rec->u.dip.ttl = -1;
+	return rec;
+}
+
+void
+store_rec_free(struct store_rec *rec)
+{
+	struct store_conn *c;
+	struct store_request *r;
+	struct store_domain_ip *d;
+
+	if (rec == NULL)
+		return;
+	free(rec->print_line);
+	switch (rec->type) {
+	case STORE_REC_CONN:
+		c = &rec->u.conn;
+		free(c->listener);
+		free(c->client_ip);
+		free(c->target_host);
+		free(c->server_ip);
+		free(c->protocol);
+		free(c->close_reason);
+		free(c->error);
+		break;
+	case STORE_REC_REQUEST:
+		r = &rec->u.req;
+		free(r->client_ip);
+		free(r->scheme);
+		free(r->method);
+		free(r->host);
+		free(r->path);
+		free(r->query);
+		free(r->req_version);
+		free(r->resp_version);
+		free(r->req_headers);
+		free(r->resp_headers);
+		free(r->req_body.data);
+		free(r->resp_body.data);
+		free(r->content_type);
+		free(r->server_ip);
+		free(r->error);
+		break;
+	case STORE_REC_DOMAIN_IP:
+		d = &rec->u.dip;
+		free(d->domain);
+		free(d->ip);
+		free(d->source);
+		break;
+	}
+	free(rec);
+}
+
+static const char *
+store_rec_kind(const struct store_rec *rec)
+{
+	switch (rec->type) {
+	case STORE_REC_CONN:
+		return "connection";
+	case STORE_REC_REQUEST:
+		return "request";
+	case STORE_REC_DOMAIN_IP:
+		return "domain-ip";
+	}
+	return "unknown";
+}
+
+/* NULL strings become SQL NULL; the record outlives the step, so no copy. */
+static int
+store_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		return sqlite3_bind_null(s, i);
+	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+static int
+store_bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+	return sqlite3_bind_int64(s, i, (sqlite3_int64)v);
+}
+
+/* A timestamp of 0 (never happened) is stored as NULL. */
+static int
+store_bind_time(sqlite3_stmt *s, int i, int64_t v)
+{
+	if (v <= 0)
+		return sqlite3_bind_null(s, i);
+	return sqlite3_bind_int64(s, i, v);
+}
+
+/* A duration of -1 (phase did not happen) is stored as NULL. */
+static int
+store_bind_dur(sqlite3_stmt *s, int i, int64_t v)
+{
+	if (v < 0)
+		return sqlite3_bind_null(s, i);
+	return sqlite3_bind_int64(s, i, v);
+}
+
+/* Step a fully bound insert and make the statement reusable. SQLITE_DONE
+ * on success, else the error code (errmsg still describes it). */
+static int
+store_step(sqlite3_stmt *s)
+{
+	int rc;
+
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+static int
+store_write_conn(struct store *st, const struct store_conn *c)
+{
+	sqlite3_stmt *s = st->ins_conn;
+	int i = 1;
+
+	sqlite3_bind_int64(s, i++, c->id);
+	store_bind_text(s, i++, c->listener);
+	store_bind_text(s, i++, c->client_ip);
+	sqlite3_bind_int(s, i++, c->client_port);
+	store_bind_text(s, i++, c->target_host);
+	sqlite3_bind_int(s, i++, c->target_port);
+	store_bind_text(s, i++, c->server_ip);
+	sqlite3_bind_int(s, i++, c->server_port);
+	store_bind_text(s, i++, c->protocol);
+	store_bind_time(s, i++, c->t_accept_us);
+	store_bind_time(s, i++, c->t_first_byte_us);
+	store_bind_time(s, i++, c->t_close_us);
+	store_bind_u64(s, i++, c->bytes_from_client);
+	store_bind_u64(s, i++, c->bytes_to_client);
+	store_bind_u64(s, i++, c->bytes_to_server);
+	store_bind_u64(s, i++, c->bytes_from_server);
+	sqlite3_bind_int(s, i++, c->nrequests);
+	store_bind_text(s, i++, c->close_reason);
+	store_bind_text(s, i, c->error);
+	return store_step(s) == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Store the captured bytes of b once, keyed by their SHA-256, and put the
+ * lowercase hex digest in hex. hex is "" when nothing was captured. 0 / -1.
+ */
+static int
+store_put_body(struct store *st, const struct store_body *b, char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	sqlite3_stmt *s = st->ins_body;
+
+	hex[0] = '\0';
+	if (b->data == NULL || b->len == 0)
+		return 0;
+	if (!EVP_Digest(b->data, b->len, md, &mdlen, EVP_sha256(), NULL) ||
+	    mdlen != 32) {
+		log_ssl_warnx("store: sha256 failed");
+		return -1;
+	}
+	for (i = 0; i < mdlen; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 0xf];
+	}
+	hex[64] = '\0';
+	sqlite3_bind_text(s, 1, hex, 64, SQLITE_STATIC);
+	store_bind_u64(s, 2, b->len);
+	sqlite3_bind_blob64(s, 3, b->data, b->len, SQLITE_STATIC);
+	if (store_step(s) != SQLITE_DONE) {
+		log_warnx("store: cannot write body %s (%zu bytes): %s", hex,
+		    b->len, sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+
+/* The real size is what the message had; captured bytes may be fewer. */
+static void
+store_bind_body(
+    sqlite3_stmt *s, int i, const struct store_body *b, const char *hex)
+{
+	uint64_t total = b->total > b->len ? b->total : b->len;
+
+	store_bind_u64(s, i, total);
+	store_bind_text(s, i + 1, hex[0] != '\0' ? hex : NULL);
+	sqlite3_bind_int(s, i + 2, b->truncated || b->total > b->len);
+}
+
+static int
+store_write_req(struct store *st, const struct store_request *r)
+{
+	sqlite3_stmt *s = st->ins_req;
+	char req_sha[65], resp_sha[65];
+	int i = 1;
+
+	if (store_put_body(st, &r->req_body, req_sha) == -1 ||
+	    store_put_body(st, &r->resp_body, resp_sha) == -1)
+		return -1;
+	sqlite3_bind_int64(s, i++, r->conn_id);
+	sqlite3_bind_int(s, i++, r->seq);
+	store_bind_time(s, i++, r->t_start_us);
+	store_bind_text(s, i++, r->client_ip);
+	store_bind_text(s, i++, r->scheme);
+	store_bind_text(s, i++, r->method);
+	store_bind_text(s, i++, r->host);
+	sqlite3_bind_int(s, i++, r->port);
+	store_bind_text(s, i++, r->path);
+	store_bind_text(s, i++, r->query);
+	store_bind_text(s, i++, r->req_version);
+	store_bind_text(s, i++, r->resp_version);
+	sqlite3_bind_int(s, i++, r->status);
+	store_bind_text(s, i++, r->req_headers);
+	store_bind_text(s, i++, r->resp_headers);
+	store_bind_u64(s, i++, r->req_header_bytes);
+	store_bind_u64(s, i++, r->resp_header_bytes);
+	store_bind_body(s, i, &r->req_body, req_sha);
+	i += 3;
+	store_bind_body(s, i, &r->resp_body, resp_sha);
+	i += 3;
+	store_bind_text(s, i++, r->content_type);
+	store_bind_text(s, i++, r->server_ip);
+	sqlite3_bind_int(s, i++, r->server_port);
+	sqlite3_bind_int(s, i++, r->upstream_reused);
+	store_bind_dur(s, i++, r->dns_us);
+	store_bind_dur(s, i++, r->connect_us);
+	store_bind_dur(s, i++, r->ttfb_us);
+	store_bind_dur(s, i++, r->total_us);
+	store_bind_text(s, i++, r->error);
+	sqlite3_bind_int64(s, i, r->replay_of);
+	return store_step(s) == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+store_write_dip(struct store *st, const struct store_domain_ip *d)
+{
+	sqlite3_stmt *s = st->ins_dip;
+
+	store_bind_text(s, 1, d->domain);
+	store_bind_text(s, 2, d->ip);
+	store_bind_text(s, 3, d->source);
+	store_bind_time(s, 4, d->t_us);
+	store_bind_dur(s, 5, d->ttl);
+	return store_step(s) == SQLITE_DONE ? 0 : -1;
+}
+
+/* Write one record; a failure is logged here with its kind. 0 / -1. */
+static int
+store_write_rec(struct store *st, const struct store_rec *rec)
+{
+	int rc = -1;
+	int64_t cid = 0;
+
+	switch (rec->type) {
+	case STORE_REC_CONN:
+		rc = store_write_conn(st, &rec->u.conn);
+		cid = rec->u.conn.id;
+		break;
+	case STORE_REC_REQUEST:
+		rc = store_write_req(st, &rec->u.req);
+		cid = rec->u.req.conn_id;
+		break;
+	case STORE_REC_DOMAIN_IP:
+		rc = store_write_dip(st, &rec->u.dip);
+		break;
+	}
+	if (rc == -1)
+		log_warnx("c%lld store: cannot write %s record: %s",
+		    (long long)cid, store_rec_kind(rec),
+		    sqlite3_errmsg(st->db));
+	return rc;
+}
+
+/*
+ * Write a batch in one transaction; returns how many records failed. If the
+ * transaction is lost (COMMIT fails, or an I/O error made SQLite roll back
+ * on its own), every record is tried again on its own, so one bad record or
+ * a full disk costs only the records that really cannot be written. A
+ * discarding store has no file: nothing to write, nothing fails.
+ * Writer thread (or store_close after the writer has stopped).
+ */
+static size_t
+store_write_batch(struct store *st, struct store_rec *batch)
+{
+	struct store_rec *rec;
+	size_t nfail = 0;
+	int intx, lost = 0;
+
+	if (st->db == NULL)
+		return 0;
+	intx = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	for (rec = batch; rec != NULL; rec = rec->next) {
+		if (store_write_rec(st, rec) == -1)
+			nfail++;
+		if (intx && sqlite3_get_autocommit(st->db)) {
+			lost = 1;
+			break;
+		}
+	}
+	if (intx && !lost &&
+	    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		log_warnx("store: commit failed: %s", sqlite3_errmsg(st->db));
+		lost = 1;
+	}
+	if (!lost)
+		return nfail;
+	if (!sqlite3_get_autocommit(st->db))
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	log_warnx("store: batch rolled back, writing its records one by one");
+	nfail = 0;
+	for (rec = batch; rec != NULL; rec = rec->next)
+		if (store_write_rec(st, rec) == -1)
+			nfail++;
+	return nfail;
+}
+
+/* Called with mtx held once the queue shrank: lift the back-pressure when
+ * it falls to half the limit. Not while stopping, since the loops that own
+ * the events may be gone by then. */
+static void
+store_check_drain(struct store *st)
+{
+	size_t i;
+
+	if (!st->backlogged || st->count > st->queue_max / 2)
+		return;
+	st->backlogged = 0;
+	if (st->stopping)
+		return;
+	for (i = 0; i < st->nwatch; i++)
+		event_active(st->watch[i], EV_READ, 0);
+}
+
+/* Take up to STORE_BATCH_MAX records off the queue. mtx held. */
+static struct store_rec *
+store_take_batch(struct store *st, size_t *n)
+{
+	struct store_rec *batch = st->head, *last = st->head;
+
+	*n = 1;
+	while (*n < STORE_BATCH_MAX && last->next != NULL) {
+		last = last->next;
+		(*n)++;
+	}
+	st->head = last->next;
+	if (st->head == NULL)
+		st->tail = NULL;
+	last->next = NULL;
+	return batch;
+}
+
+/* Write and free whatever is queued until the queue is empty, or, when
+ * wait is set, until stopping is set and the queue is empty. mtx held on
+ * entry and exit; dropped while writing. */
+static void
+store_drain(struct store *st, int wait)
+{
+	struct store_rec *batch, *rec;
+	size_t n, nfail;
+
+	for (;;) {
+		while (wait && st->head == NULL && !st->stopping)
+			pthread_cond_wait(&st->cond, &st->mtx);
+		if (st->head == NULL)
+			break;
+		batch = store_take_batch(st, &n);
+		pthread_mutex_unlock(&st->mtx);
+		nfail = store_write_batch(st, batch);
+		while ((rec = batch) != NULL) {
+			batch = rec->next;
+			if (rec->print_line != NULL)
+				printf("%s\n", rec->print_line);
+			store_rec_free(rec);
+		}
+		/* One flush per batch: flow lines appear as their records
+		 * reach the file, without a write per line. */
+		fflush(stdout);
+		pthread_mutex_lock(&st->mtx);
+		st->count -= n;
+		st->written += n - nfail;
+		st->failed += nfail;
+		store_check_drain(st);
+	}
+}
+
+static void *
+store_writer(void *arg)
+{
+	struct store *st = arg;
+
+	pthread_mutex_lock(&st->mtx);
+	store_drain(st, 1);
+	pthread_mutex_unlock(&st->mtx);
+	return NULL;
+}
+
+/* journal_mode answers with the mode it ended up in; anything but "wal"
+ * (a filesystem without shared memory, say) is worth refusing loudly. */
+static int
+store_set_wal(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *mode;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL) !=
+		SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		snprintf(
+		    err, errlen, "cannot set WAL mode: %s", sqlite3_errmsg(db));
+		goto fail;
+	}
+	mode = sqlite3_column_text(s, 0);
+	if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
+		snprintf(err, errlen, "cannot set WAL mode (got %s)",
+		    mode != NULL ? (const char *)mode : "nothing");
+		goto fail;
+	}
+	sqlite3_finalize(s);
+	return 0;
+fail:
+	sqlite3_finalize(s);
+	return -1;
+}
+
+/* Connection rows are written when a connection closes but its requests
+ * earlier, so a run that crashed may have used ids only requests show. */
+static int
+store_load_next_id(struct store *st, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(st->db,
+		"SELECT max(coalesce((SELECT max(id) FROM connections), 0),"
+		" coalesce((SELECT max(conn_id) FROM requests), 0)) + 1",
+		-1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		snprintf(err, errlen, "cannot read connection ids: %s",
+		    sqlite3_errmsg(st->db));
+		sqlite3_finalize(s);
+		return -1;
+	}
+	atomic_store(&st->next_conn_id, sqlite3_column_int64(s, 0));
+	sqlite3_finalize(s);
+	return 0;
+}
+
+static int
+store_prepare(struct store *st, char *err, size_t errlen)
+{
+	if (sqlite3_prepare_v2(
+		st->db, store_sql_conn, -1, &st->ins_conn, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, store_sql_req, -1, &st->ins_req, NULL) !=
+		SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, store_sql_dip, -1, &st->ins_dip, NULL) !=
+		SQLITE_OK ||
+	    sqlite3_prepare_v2(
+		st->db, store_sql_body, -1, &st->ins_body, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot prepare statements: %s",
+		    sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+
+/* Release what store_open set up; the writer must not be running. */
+static void
+store_free(struct store *st)
+{
+	sqlite3_finalize(st->ins_conn);
+	sqlite3_finalize(st->ins_req);
+	sqlite3_finalize(st->ins_dip);
+	sqlite3_finalize(st->ins_body);
+	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
+		log_warnx("store: close failed: %s", sqlite3_errmsg(st->db));
+	pthread_cond_destroy(&st->cond);
+	pthread_mutex_destroy(&st->mtx);
+	free(st->watch);
+	free(st);
+}
+
+struct store *
+store_open(const char *path, size_t queue_max, char *err, size_t errlen)
+{
+	struct store *st;
+	int version;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&st->mtx, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	st->queue_max = queue_max > 0 ? queue_max : STORE_QUEUE_MAX_DEFAULT;
+	if (sqlite3_open_v2(path, &st->db,
+		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+		NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database %s: %s", path,
+		    st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	/* A newer file is refused before WAL mode is set: not even that
+	 * write is ours to make. */
+	if (schema_version(st->db, &version, err, errlen) == -1)
+		goto fail;
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		    "%s: database schema version %d is newer than this "
+		    "peephole "
+		    "understands (%d); refusing to touch it",
+		    path, version, STORE_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (store_set_wal(st->db, err, errlen) == -1 ||
+	    sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
+		NULL) != SQLITE_OK ||
+	    schema_migrate(st->db, err, errlen) == -1 ||
+	    store_load_next_id(st, err, errlen) == -1 ||
+	    store_prepare(st, err, errlen) == -1)
+		goto fail;
+	return st;
+fail:
+	store_free(st);
+	return NULL;
+}
+
+struct store *
+store_open_discard(size_t queue_max)
+{
+	struct store *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	pthread_mutex_init(&st->mtx, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	st->queue_max = queue_max > 0 ? queue_max : STORE_QUEUE_MAX_DEFAULT;
+	atomic_store(&st->next_conn_id, 1);
+	return st;
+}
+
+int
+store_start(struct store *st)
+{
+	int rc;
+
+	if ((rc = pthread_create(&st->thread, NULL, store_writer, st)) != 0) {
+		log_warnx(
+		    "store: cannot start writer thread: %s", strerror(rc));
+		return -1;
+	}
+	st->started = 1;
+	return 0;
+}
+
+int64_t
+store_next_conn_id(struct store *st)
+{
+	return atomic_fetch_add(&st->next_conn_id, 1);
+}
+
+int
+store_submit(struct store *st, struct store_rec *rec)
+{
+	int past;
+
+	if (rec == NULL)
+		return 0;
+	rec->next = NULL;
+	pthread_mutex_lock(&st->mtx);
+	if (st->tail != NULL)
+		st->tail->next = rec;
+	else {
+		st->head = rec;
+		pthread_cond_signal(&st->cond);
+	}
+	st->tail = rec;
+	st->count++;
+	past = st->count > st->queue_max;
+	if (past)
+		st->backlogged = 1;
+	pthread_mutex_unlock(&st->mtx);
+	return past;
+}
+
+int
+store_backlogged(struct store *st)
+{
+	int b;
+
+	pthread_mutex_lock(&st->mtx);
+	b = st->backlogged;
+	pthread_mutex_unlock(&st->mtx);
+	return b;
+}
+
+void
+store_watch_drain(struct store *st, struct event *ev)
+{
+	struct event **w;
+
+	pthread_mutex_lock(&st->mtx);
+	w = realloc(st->watch, (st->nwatch + 1) * sizeof(*w));
+	if (w == NULL)
+		fatalx("store: out of memory");
+	st->watch = w;
+	st->watch[st->nwatch++] = ev;
+	pthread_mutex_unlock(&st->mtx);
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&st->mtx);
+	st->stopping = 1;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->mtx);
+	if (st->started)
+		pthread_join(st->thread, NULL);
+	/* Records submitted without a writer, or after it left. */
+	pthread_mutex_lock(&st->mtx);
+	store_drain(st, 0);
+	pthread_mutex_unlock(&st->mtx);
+	if (st->failed > 0)
+		log_warnx("store: %llu records could not be written",
+		    (unsigned long long)st->failed);
+	store_free(st);
+}
+
+uint64_t
+store_written(struct store *st)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&st->mtx);
+	n = st->written;
+	pthread_mutex_unlock(&st->mtx);
+	return n;
+}
+
+uint64_t
+store_failed(struct store *st)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&st->mtx);
+	n = st->failed;
+	pthread_mutex_unlock(&st->mtx);
+	return n;
+}
+
+size_t
+store_queued(struct store *st)
+{
+	size_t n;
+
+	pthread_mutex_lock(&st->mtx);
+	n = st->count;
+	pthread_mutex_unlock(&st->mtx);
+	return n;
+}

@@ -1,0 +1,167 @@
+/*
+ * store: the flow store. One SQLite file in WAL mode, written only by the
+ * writer thread, which drains a bounded queue in batched transactions.
+ *
+ * Worker threads build a struct store_rec and hand it to store_submit(); the
+ * record then belongs to the store. The queue never drops a record: when it
+ * is past its limit store_submit() still takes the record and returns 1, and
+ * the caller stops reading from its client until the store's drain event
+ * (registered with store_watch_drain) fires.
+ */
+#ifndef PEEPHOLE_STORE_H
+#define PEEPHOLE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event;
+struct store;
+
+#define STORE_SCHEMA_VERSION 1
+/* queue_max used when store_open() is given 0. */
+#define STORE_QUEUE_MAX_DEFAULT 8192
+/* Records written per BEGIN/COMMIT at most. */
+#define STORE_BATCH_MAX 512
+
+enum store_rec_type {
+	STORE_REC_CONN = 1, /* a client connection, written when it closes */
+	STORE_REC_REQUEST,  /* one HTTP exchange, written when it ends */
+	STORE_REC_DOMAIN_IP /* a name -> address fact (DNS answer, ...) */
+};
+
+/* One captured body: up to the capture limit, bytes owned by the record. */
+struct store_body {
+	unsigned char *data; /* malloc'd, NULL when nothing captured */
+	size_t len;          /* bytes in data */
+	uint64_t total;      /* bytes the message body really had */
+	int truncated;       /* total > len */
+};
+
+struct store_conn {
+	int64_t id;     /* from store_next_conn_id() */
+	char *listener; /* "http" */
+	char *client_ip;
+	int client_port;
+	char *target_host; /* first host asked for on this connection */
+	int target_port;
+	char *server_ip; /* last upstream address used */
+	int server_port;
+	char *protocol; /* "http" */
+	int64_t t_accept_us;
+	int64_t t_first_byte_us; /* first byte from the client */
+	int64_t t_close_us;
+	uint64_t bytes_from_client;
+	uint64_t bytes_to_client;
+	uint64_t bytes_to_server;
+	uint64_t bytes_from_server;
+	int nrequests;
+	char *close_reason; /* "client-eof", "idle-timeout", "error", ... */
+	char *error;        /* NULL or text */
+};
+
+struct store_request {
+	int64_t conn_id;
+	int seq; /* 1-based index of the exchange on its connection */
+	int64_t t_start_us; /* first byte of the request */
+	char *client_ip;
+	char *scheme; /* "http" */
+	char *method;
+	char *host;
+	int port;
+	char *path;         /* without the query */
+	char *query;        /* NULL when the URL has none, else without '?' */
+	char *req_version;  /* "1.1" */
+	char *resp_version; /* NULL if no response */
+	int status;         /* 0 if no response */
+	char *req_headers;  /* "Name: value\r\n" lines as received */
+	char *resp_headers; /* same, NULL if no response */
+	uint64_t req_header_bytes;
+	uint64_t resp_header_bytes;
+	struct store_body req_body;
+	struct store_body resp_body;
+	char *content_type; /* of the response */
+	char *server_ip;
+	int server_port;
+	int upstream_reused; /* 1 if the upstream connection was pooled */
+	/* durations in µs; -1 when the phase did not happen */
+	int64_t dns_us;
+	int64_t connect_us;
+	int64_t ttfb_us; /* request sent -> first response byte */
+	int64_t total_us;
+	char *error;       /* NULL, or why the exchange failed */
+	int64_t replay_of; /* 0 = not a replay */
+};
+
+struct store_domain_ip {
+	char *domain;
+	char *ip;
+	char *source; /* "proxy-dns" | "app-dns" | "sni" | "connect" */
+	int64_t t_us;
+	int ttl; /* seconds, -1 unknown */
+};
+
+struct store_rec {
+	enum store_rec_type type;
+	struct store_rec *next; /* queue link, owned by the store */
+	/* NULL, or a line the writer prints on stdout once the record is
+	 * stored (the `peephole run` flow line); freed with the record */
+	char *print_line;
+	union {
+		struct store_conn conn;
+		struct store_request req;
+		struct store_domain_ip dip;
+	} u;
+};
+
+/* A zeroed record of the given type (durations set to -1). NULL on ENOMEM. */
+struct store_rec *store_rec_new(enum store_rec_type type);
+/* Free a record and every string it holds. NULL does nothing. */
+void store_rec_free(struct store_rec *rec);
+
+/*
+ * Open (creating and migrating as needed) the database at path, in WAL mode.
+ * Called on the main thread before any worker starts. NULL with a message in
+ * err on failure.
+ */
+struct store *store_open(const char *path, size_t queue_max, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+/* Start the writer thread. 0 / -1. */
+int store_start(struct store *st) __attribute__((warn_unused_result));
+
+/* Next connection id, unique across runs on this file. Any thread. */
+int64_t store_next_conn_id(struct store *st);
+
+/*
+ * Hand rec to the writer (ownership moves). Any thread. Returns 0, or 1 when
+ * the queue is past its limit: the caller should pause its client until the
+ * drain events fire.
+ */
+int store_submit(struct store *st, struct store_rec *rec);
+
+/* 1 while the queue is past its limit. Any thread. */
+int store_backlogged(struct store *st);
+
+/*
+ * Register an event the writer activates (event_active) each time the queue
+ * falls from past its limit to below half of it. Call before store_start.
+ */
+void store_watch_drain(struct store *st, struct event *ev);
+
+/*
+ * A store that keeps nothing (record-flows no): the writer thread only prints
+ * print_line and frees records, so the proxy runs the same path either way.
+ */
+struct store *store_open_discard(size_t queue_max)
+    __attribute__((warn_unused_result));
+
+/* Write everything queued, stop the writer, close the file. NULL ok. */
+void store_close(struct store *st);
+
+/* Counters for the status page and tests. Any thread. */
+uint64_t store_written(struct store *st);
+size_t store_queued(struct store *st);
+/* Records that could not be written (each one logged). Any thread. */
+uint64_t store_failed(struct store *st);
+
+#endif

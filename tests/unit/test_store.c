@@ -1,0 +1,583 @@
+/*
+ * Unit tests for proxy/store: records in, rows out, body dedup, truncation,
+ * back-pressure and the drain event, connection ids across runs, schema
+ * migration and refusal of newer files.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+struct fixture {
+	char dir[64];
+	char path[96];
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/peephole-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char p[128];
+
+	unlink(f->path);
+	snprintf(p, sizeof(p), "%s-wal", f->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", f->path);
+	unlink(p);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	assert_non_null(p);
+	return p;
+}
+
+static struct store *
+open_store(const char *path, size_t qmax)
+{
+	char err[256] = "";
+	struct store *st = store_open(path, qmax, err, sizeof(err));
+
+	if (st == NULL)
+		fail_msg("store_open: %s", err);
+	return st;
+}
+
+static struct store_rec *
+mk_conn(int64_t id, const char *host)
+{
+	struct store_rec *r = store_rec_new(STORE_REC_CONN);
+
+	assert_non_null(r);
+	r->u.conn.id = id;
+	r->u.conn.listener = xstrdup("http");
+	r->u.conn.client_ip = xstrdup("127.0.0.1");
+	r->u.conn.client_port = 50000;
+	r->u.conn.target_host = xstrdup(host);
+	r->u.conn.target_port = 80;
+	r->u.conn.server_ip = xstrdup("10.0.0.1");
+	r->u.conn.server_port = 80;
+	r->u.conn.protocol = xstrdup("http");
+	r->u.conn.t_accept_us = 1700000000000000;
+	r->u.conn.t_close_us = 1700000001000000;
+	r->u.conn.bytes_from_client = 111;
+	r->u.conn.bytes_to_client = 222;
+	r->u.conn.nrequests = 2;
+	r->u.conn.close_reason = xstrdup("client-eof");
+	return r;
+}
+
+static void
+set_body(struct store_body *b, const void *data, size_t len, uint64_t total)
+{
+	b->data = malloc(len);
+	assert_non_null(b->data);
+	memcpy(b->data, data, len);
+	b->len = len;
+	b->total = total;
+	b->truncated = total > len;
+}
+
+static struct store_rec *
+mk_req(int64_t conn_id, const char *host, const char *path)
+{
+	struct store_rec *r = store_rec_new(STORE_REC_REQUEST);
+
+	assert_non_null(r);
+	r->u.req.conn_id = conn_id;
+	r->u.req.seq = 1;
+	r->u.req.t_start_us = 1700000000500000;
+	r->u.req.client_ip = xstrdup("127.0.0.1");
+	r->u.req.scheme = xstrdup("http");
+	r->u.req.method = xstrdup("GET");
+	r->u.req.host = xstrdup(host);
+	r->u.req.port = 80;
+	r->u.req.path = xstrdup(path);
+	r->u.req.req_version = xstrdup("1.1");
+	r->u.req.resp_version = xstrdup("1.1");
+	r->u.req.status = 200;
+	r->u.req.req_headers = xstrdup("Host: x\r\n");
+	r->u.req.resp_headers = xstrdup("Content-Length: 3\r\n");
+	r->u.req.req_header_bytes = 40;
+	r->u.req.resp_header_bytes = 60;
+	r->u.req.total_us = 1500;
+	return r;
+}
+
+static struct store_rec *
+mk_dip(const char *domain, const char *ip, int64_t t)
+{
+	struct store_rec *r = store_rec_new(STORE_REC_DOMAIN_IP);
+
+	assert_non_null(r);
+	r->u.dip.domain = xstrdup(domain);
+	r->u.dip.ip = xstrdup(ip);
+	r->u.dip.source = xstrdup("proxy-dns");
+	r->u.dip.t_us = t;
+	r->u.dip.ttl = 60;
+	return r;
+}
+
+/* The single integer a query returns. */
+static int64_t
+q_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	int64_t v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static sqlite3 *
+raw_open(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	return db;
+}
+
+static void
+test_rec_new_defaults(void **state)
+{
+	struct store_rec *r = store_rec_new(STORE_REC_REQUEST);
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(r->u.req.dns_us, -1);
+	assert_int_equal(r->u.req.connect_us, -1);
+	assert_int_equal(r->u.req.ttfb_us, -1);
+	assert_int_equal(r->u.req.total_us, -1);
+	store_rec_free(r);
+	assert_null(store_rec_new((enum store_rec_type)42));
+	store_rec_free(NULL);
+}
+
+static void
+test_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	static const unsigned char png[] = {0x89, 'P', 'N', 'G', 0, 1, 2, 3};
+	struct store *st = open_store(f->path, 0);
+	struct store_rec *r;
+	sqlite3 *db;
+	int64_t cid;
+
+	assert_int_equal(store_start(st), 0);
+	cid = store_next_conn_id(st);
+	assert_int_equal(cid, 1);
+	r = mk_req(cid, "example.com", "/a");
+	set_body(&r->u.req.req_body, "hello", 5, 5);
+	set_body(&r->u.req.resp_body, png, sizeof(png), sizeof(png));
+	assert_int_equal(store_submit(st, r), 0);
+	/* Same response bytes again: one row in bodies. */
+	r = mk_req(cid, "example.com", "/b");
+	set_body(&r->u.req.resp_body, png, sizeof(png), sizeof(png));
+	assert_int_equal(store_submit(st, r), 0);
+	/* Only 4 of 100 bytes captured. */
+	r = mk_req(cid, "example.com", "/big");
+	set_body(&r->u.req.resp_body, "abcd", 4, 100);
+	r->u.req.query = xstrdup("x=1");
+	assert_int_equal(store_submit(st, r), 0);
+	assert_int_equal(store_submit(st, mk_conn(cid, "example.com")), 0);
+	assert_int_equal(
+	    store_submit(
+		st, mk_dip("example.com", "10.0.0.1", 1700000000000000)),
+	    0);
+	assert_int_equal(
+	    store_submit(
+		st, mk_dip("example.com", "10.0.0.1", 1700000009000000)),
+	    0);
+	store_close(st);
+
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM requests"), 3);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM connections"), 1);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM bodies"), 3);
+	assert_int_equal(q_int(db,
+			     "SELECT count(DISTINCT resp_body_sha)"
+			     " FROM requests WHERE path IN ('/a', '/b')"),
+	    1);
+	assert_int_equal(
+	    q_int(db,
+		"SELECT size FROM bodies WHERE sha256 ="
+		" (SELECT resp_body_sha FROM requests WHERE path = '/a')"),
+	    8);
+	assert_int_equal(q_int(db,
+			     "SELECT length(data) FROM bodies WHERE"
+			     " sha256 = (SELECT resp_body_sha FROM requests "
+			     "WHERE path = '/a')"),
+	    8);
+	/* sha256("hello") */
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM requests WHERE"
+			     " req_body_sha = "
+			     "'2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e"
+			     "73043362938b9824' AND req_body_size = 5"),
+	    1);
+	assert_int_equal(q_int(db,
+			     "SELECT resp_body_size FROM requests"
+			     " WHERE path = '/big'"),
+	    100);
+	assert_int_equal(q_int(db,
+			     "SELECT resp_body_truncated FROM requests"
+			     " WHERE path = '/big'"),
+	    1);
+	assert_int_equal(q_int(db,
+			     "SELECT resp_body_truncated FROM requests"
+			     " WHERE path = '/a'"),
+	    0);
+	assert_int_equal(q_int(db,
+			     "SELECT query = 'x=1' FROM requests"
+			     " WHERE path = '/big'"),
+	    1);
+	assert_int_equal(
+	    q_int(db,
+		"SELECT count(*) FROM requests WHERE"
+		" path = '/a' AND query IS NULL AND dns_us IS NULL"
+		" AND total_us = 1500 AND req_body_sha IS NOT NULL"),
+	    1);
+	assert_int_equal(
+	    q_int(db,
+		"SELECT count(*) FROM requests WHERE"
+		" path = '/b' AND req_body_sha IS NULL AND req_body_size = 0"),
+	    1);
+	assert_int_equal(q_int(db,
+			     "SELECT bytes_to_client FROM connections"
+			     " WHERE id = 1"),
+	    222);
+	assert_int_equal(q_int(db, "SELECT count FROM domain_ips"), 2);
+	assert_int_equal(q_int(db,
+			     "SELECT last_seen - first_seen"
+			     " FROM domain_ips"),
+	    9000000);
+	assert_int_equal(q_int(db,
+			     "SELECT requests FROM domain_catalogue"
+			     " WHERE name = 'example.com'"),
+	    3);
+	sqlite3_close(db);
+}
+
+/* A record that cannot be written costs only itself, not its batch. */
+static void
+test_failure_keeps_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	sqlite3 *db;
+
+	assert_int_equal(store_submit(st, mk_conn(7, "a.test")), 0);
+	/* Same primary key: the insert fails, is logged and counted. */
+	assert_int_equal(store_submit(st, mk_conn(7, "a.test")), 0);
+	assert_int_equal(store_submit(st, mk_req(7, "a.test", "/")), 0);
+	assert_int_equal(store_submit(st, NULL), 0);
+	assert_int_equal(store_start(st), 0);
+	store_close(st);
+
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM requests"), 1);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM connections"), 1);
+	sqlite3_close(db);
+}
+
+static void
+test_failed_counted(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	int i;
+
+	assert_int_equal(store_start(st), 0);
+	assert_int_equal(store_submit(st, mk_conn(3, "a.test")), 0);
+	assert_int_equal(store_submit(st, mk_conn(3, "a.test")), 0);
+	assert_int_equal(store_submit(st, mk_dip("a.test", "1.2.3.4", 5)), 0);
+	/* Bounded wait for the writer. */
+	for (i = 0; i < 500 && store_queued(st) > 0; i++)
+		usleep(10000);
+	assert_int_equal(store_queued(st), 0);
+	assert_int_equal(store_written(st), 2);
+	assert_int_equal(store_failed(st), 1);
+	store_close(st);
+}
+
+static void
+test_close_flushes_without_writer(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	sqlite3 *db;
+	int i;
+
+	for (i = 0; i < 1200; i++)
+		assert_int_equal(
+		    store_submit(st, mk_req(1, "many.test", "/")), 0);
+	assert_int_equal(store_queued(st), 1200);
+	store_close(st);
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM requests"), 1200);
+	sqlite3_close(db);
+}
+
+static void
+drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int *fired = arg;
+
+	(void)fd;
+	assert_true(what & EV_READ);
+	(*fired)++;
+}
+
+static void
+test_backpressure(void **state)
+{
+	struct fixture *f = *state;
+	struct event_base *base;
+	struct event *ev;
+	struct timeval tv = {5, 0};
+	struct store *st;
+	int fired = 0, i;
+
+	assert_int_equal(evthread_use_pthreads(), 0);
+	assert_non_null(base = event_base_new());
+	assert_non_null(ev = event_new(base, -1, 0, drain_cb, &fired));
+	st = open_store(f->path, 4);
+	store_watch_drain(st, ev);
+	/* No writer yet, so the queue only grows. */
+	for (i = 0; i < 4; i++)
+		assert_int_equal(
+		    store_submit(st, mk_req(1, "bp.test", "/")), 0);
+	assert_int_equal(store_backlogged(st), 0);
+	assert_int_equal(store_submit(st, mk_req(1, "bp.test", "/")), 1);
+	assert_int_equal(store_submit(st, mk_req(1, "bp.test", "/")), 1);
+	assert_int_equal(store_backlogged(st), 1);
+	assert_int_equal(store_queued(st), 6);
+	assert_int_equal(store_start(st), 0);
+	/* Run until the drain event fires, bounded by tv. */
+	for (i = 0; i < 50 && fired == 0; i++) {
+		tv.tv_sec = 0;
+		tv.tv_usec = 100000;
+		assert_int_equal(event_base_loopexit(base, &tv), 0);
+		assert_int_equal(event_base_dispatch(base), 0);
+	}
+	assert_int_equal(fired, 1);
+	assert_int_equal(store_backlogged(st), 0);
+	store_close(st);
+	assert_int_equal(fired, 1);
+	event_free(ev);
+	event_base_free(base);
+}
+
+static void
+test_next_conn_id_across_runs(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	int64_t a, b;
+
+	a = store_next_conn_id(st);
+	b = store_next_conn_id(st);
+	assert_int_equal(a, 1);
+	assert_int_equal(b, 2);
+	assert_int_equal(store_submit(st, mk_conn(a, "x.test")), 0);
+	/* Connection 10 never closed: only its request made it to disk. */
+	assert_int_equal(store_submit(st, mk_req(10, "x.test", "/")), 0);
+	store_close(st);
+
+	st = open_store(f->path, 0);
+	assert_int_equal(store_next_conn_id(st), 11);
+	assert_int_equal(store_submit(st, mk_conn(25, "x.test")), 0);
+	store_close(st);
+
+	st = open_store(f->path, 0);
+	assert_int_equal(store_next_conn_id(st), 26);
+	store_close(st);
+}
+
+static void
+test_migrate_empty(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	sqlite3 *db;
+
+	/* An existing, empty file (user_version 0). */
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db, "PRAGMA user_version"), 0);
+	sqlite3_close(db);
+	st = open_store(f->path, 0);
+	store_close(st);
+	db = raw_open(f->path);
+	assert_int_equal(
+	    q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(
+	    q_int(db,
+		"SELECT count(*) FROM sqlite_master WHERE"
+		" name IN ('connections', 'requests', 'domain_ips', 'bodies',"
+		" 'domain_catalogue', 'requests_host', 'requests_conn_id',"
+		" 'connections_target_host')"),
+	    8);
+	assert_int_equal(q_int(db,
+			     "SELECT journal_mode = 'wal'"
+			     " FROM pragma_journal_mode"),
+	    1);
+	sqlite3_close(db);
+	/* Reopening a current file is a no-op migration. */
+	st = open_store(f->path, 0);
+	store_close(st);
+}
+
+static void
+test_newer_refused(void **state)
+{
+	struct fixture *f = *state;
+	char err[256] = "";
+	sqlite3 *db;
+
+	db = raw_open(f->path);
+	assert_int_equal(
+	    sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(f->path, 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "newer"));
+	assert_non_null(strstr(err, "99"));
+	db = raw_open(f->path);
+	/* Untouched: still version 99, still not WAL, no tables. */
+	assert_int_equal(q_int(db, "PRAGMA user_version"), 99);
+	assert_int_equal(q_int(db,
+			     "SELECT journal_mode = 'delete'"
+			     " FROM pragma_journal_mode"),
+	    1);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master"), 0);
+	sqlite3_close(db);
+}
+
+/* Flow lines reach stdout once their records are stored; a discarding
+ * store prints them too and keeps nothing. */
+static void
+test_print_line_and_discard(void **state)
+{
+	struct fixture *f = *state;
+	char out[128], buf[256];
+	struct store_rec *r;
+	struct store *st;
+	int fd, saved, i;
+	ssize_t n;
+
+	snprintf(out, sizeof(out), "%s/stdout", f->dir);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	assert_true(dup2(fd, STDOUT_FILENO) >= 0);
+	close(fd);
+
+	st = open_store(f->path, 0);
+	assert_int_equal(store_start(st), 0);
+	r = mk_req(1, "p.test", "/");
+	r->print_line = xstrdup("line-one");
+	assert_int_equal(store_submit(st, r), 0);
+	store_close(st);
+
+	assert_non_null(st = store_open_discard(2));
+	assert_int_equal(store_next_conn_id(st), 1);
+	assert_int_equal(store_start(st), 0);
+	for (i = 0; i < 3; i++) {
+		r = mk_req(1, "p.test", "/");
+		r->print_line = xstrdup("line-two");
+		(void)store_submit(st, r);
+	}
+	for (i = 0; i < 500 && store_queued(st) > 0; i++)
+		usleep(10000);
+	assert_int_equal(store_queued(st), 0);
+	assert_int_equal(store_written(st), 3);
+	assert_int_equal(store_failed(st), 0);
+	store_close(st);
+
+	fflush(stdout);
+	assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+	close(saved);
+	fd = open(out, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	unlink(out);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "line-one\nline-two\nline-two\nline-two\n");
+}
+
+static void
+test_open_bad_path(void **state)
+{
+	char err[256] = "";
+
+	(void)state;
+	assert_null(store_open("/nonexistent-dir/x/t.db", 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent-dir/x/t.db"));
+	store_close(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_rec_new_defaults),
+	    cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_failure_keeps_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_failed_counted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_close_flushes_without_writer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_next_conn_id_across_runs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_migrate_empty, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_newer_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_print_line_and_discard, setup, teardown),
+	    cmocka_unit_test(test_open_bad_path),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
