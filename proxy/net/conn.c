@@ -70,6 +70,12 @@ struct conn {
 	enum conn_state state;
 	struct bufferevent *cbev;
 	struct upstream *up;
+	/*
+	 * The origin connection of the last exchange, kept for this client's
+	 * next request: clients mostly ask the same host again, and keeping
+	 * it here spares the shared pool (and its limit) the churn.
+	 */
+	struct upstream *up_idle;
 	struct resolve_req *dns;
 	struct event *timer;
 	int64_t t_active_us; /* last progress, for the idle deadlines */
@@ -127,6 +133,7 @@ static void conn_arm_timer(struct conn *c);
 static void conn_up_eof(struct conn *c);
 static void conn_up_failed(struct conn *c, const char *why);
 static void conn_drain(struct conn *c, const char *reason, const char *err);
+static void conn_keep_upstream(struct conn *c);
 
 static llhttp_settings_t conn_req_settings, conn_resp_settings;
 
@@ -1084,7 +1091,10 @@ conn_exchange_end(struct conn *c)
 	backlog = conn_rec_submit(c);
 	if (c->up != NULL) {
 		c->up->uses++;
-		if (up_ok)
+		if (up_ok && c->client_ka && !c->client_eof &&
+		    !c->w->shutting_down)
+			conn_keep_upstream(c);
+		else if (up_ok)
 			upstream_pool_put(c->up);
 		else
 			upstream_free(c->up);
@@ -1227,11 +1237,53 @@ conn_resolved(const struct resolve_result *res, void *arg)
 	conn_connect_next(c, NULL);
 }
 
-/* Get an upstream for the current request: pooled, or resolve + connect. */
+/* Anything from an idle kept origin connection ends it. */
+static void
+conn_up_idle_readcb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	upstream_free(c->up_idle);
+	c->up_idle = NULL;
+}
+
+static void
+conn_up_idle_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	conn_up_idle_readcb(bev, arg);
+}
+
+/* Keep c->up for this client's next request (see up_idle). */
+static void
+conn_keep_upstream(struct conn *c)
+{
+	if (c->up_idle != NULL)
+		upstream_pool_put(c->up_idle);
+	c->up_idle = c->up;
+	c->up = NULL;
+	bufferevent_setcb(c->up_idle->bev, conn_up_idle_readcb, NULL,
+	    conn_up_idle_eventcb, c);
+	bufferevent_setwatermark(c->up_idle->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->up_idle->bev, EV_READ);
+}
+
+/* Get an upstream for the current request: kept, pooled, or resolve +
+ * connect. */
 static void
 conn_upstream_go(struct conn *c)
 {
-	c->up = upstream_pool_get(c->w, c->url.host, c->url.port);
+	if (c->up_idle != NULL && c->up_idle->port == c->url.port &&
+	    strcmp(c->up_idle->host, c->url.host) == 0) {
+		c->up = c->up_idle;
+		c->up_idle = NULL;
+	} else {
+		if (c->up_idle != NULL)
+			upstream_pool_put(c->up_idle);
+		c->up_idle = NULL;
+		c->up = upstream_pool_get(c->w, c->url.host, c->url.port);
+	}
 	if (c->up != NULL) {
 		if (c->rec != NULL) {
 			c->rec->u.req.upstream_reused = 1;
@@ -1616,6 +1668,9 @@ conn_close(struct conn *c, const char *reason, const char *err)
 	c->state = CONN_CLOSED;
 	resolve_cancel(c->dns);
 	upstream_free(c->up);
+	/* an origin connection this client no longer needs can serve others */
+	if (c->up_idle != NULL)
+		upstream_pool_put(c->up_idle);
 	if (c->waiting_store)
 		TAILQ_REMOVE(&w->store_wait, c, wait_link);
 	TAILQ_REMOVE(&w->conns, c, link);

@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "schema.h"
 
 /* How long an insert waits for a reader's lock before it fails. */
 #define STORE_BUSY_TIMEOUT_MS 5000
+/* How long the writer lets a batch gather before a transaction. */
+#define STORE_GATHER_NS (5 * 1000000L)
 
 struct store {
 	sqlite3 *db; /* the writer thread's once store_start() returns; NULL
@@ -458,6 +461,24 @@ store_drain(struct store *st, int wait)
 			pthread_cond_wait(&st->cond, &st->mtx);
 		if (st->head == NULL)
 			break;
+		if (wait && !st->stopping && st->count < STORE_BATCH_MAX) {
+			/*
+			 * Let a batch gather. Woken per record, the writer
+			 * would take one transaction and two context switches
+			 * per exchange; a few ms of delay on the flow line
+			 * costs nothing. Submitters only signal an empty
+			 * queue, so this sleeps the whole window unless
+			 * store_close() signals.
+			 */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += STORE_GATHER_NS;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			(void)pthread_cond_timedwait(&st->cond, &st->mtx, &ts);
+		}
 		batch = store_take_batch(st, &n);
 		pthread_mutex_unlock(&st->mtx);
 		nfail = store_write_batch(st, batch);
