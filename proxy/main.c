@@ -21,6 +21,9 @@ static const struct main_cmd main_cmds[] = {
     {"domains", cli_domains, "the catalogue of every host seen"},
     {"requests", cli_requests, "list recorded HTTP exchanges"},
     {"show", cli_show, "one exchange in full; --body-out extracts its body"},
+    {"passthrough", cli_passthrough,
+	"list or clear the hosts learned to pass through (pinning)"},
+    {"ca", cli_ca, "create, locate and export the root CA; how to trust it"},
     {NULL, NULL, NULL},
 };
 
@@ -29,9 +32,10 @@ main_usage(FILE *f)
 {
 	fprintf(f, "usage: peephole COMMAND [options]\n\ncommands:\n");
 	for (const struct main_cmd *c = main_cmds; c->name; c++)
-		fprintf(f, "  %-10s %s\n", c->name, c->what);
-	fprintf(f, "\n`peephole COMMAND --help` describes the command's "
-		   "flags.\n");
+		fprintf(f, "  %-12s %s\n", c->name, c->what);
+	fprintf(f,
+	    "\n`peephole COMMAND --help` describes the command's "
+	    "flags.\n");
 }
 
 int

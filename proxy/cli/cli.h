@@ -1,5 +1,5 @@
 /*
- * cli: the read-side sub-commands. Each takes the arguments after
+ * cli: the sub-commands other than run. Each takes the arguments after
  * "peephole" (argv[0] is the command name), prints to stdout / stderr and
  * returns the process exit status: 0 ok, 1 runtime error (no database,
  * unknown id, ...), 2 usage error.
@@ -15,8 +15,10 @@
 /* Default database, relative to the working directory. */
 #define CLI_DEFAULT_DB "peephole.db"
 
-int cli_domains(int argc, char **argv);  /* argv[0] == "domains" */
-int cli_requests(int argc, char **argv); /* argv[0] == "requests" */
-int cli_show(int argc, char **argv);     /* argv[0] == "show" */
+int cli_domains(int argc, char **argv);     /* argv[0] == "domains" */
+int cli_requests(int argc, char **argv);    /* argv[0] == "requests" */
+int cli_show(int argc, char **argv);        /* argv[0] == "show" */
+int cli_passthrough(int argc, char **argv); /* "passthrough" list|clear */
+int cli_ca(int argc, char **argv);          /* "ca" init|path|export|help */
 
 #endif

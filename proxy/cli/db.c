@@ -10,8 +10,11 @@
 /* Long enough to ride out a writer's checkpoint, short enough to notice. */
 #define DB_BUSY_TIMEOUT_MS 5000
 
-struct sqlite3 *
-db_open_readonly(const char *cmd, const char *path)
+/* Open path with flags (never CREATE: a missing file is an error, told
+ * in words a new user can act on), with the busy timeout, if its schema is
+ * one this build reads. NULL on failure, printed. */
+static struct sqlite3 *
+db_open(const char *cmd, const char *path, int flags)
 {
 	sqlite3 *db = NULL;
 	struct stat sb;
@@ -26,8 +29,7 @@ db_open_readonly(const char *cmd, const char *path)
 		    cmd, path);
 		return NULL;
 	}
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
 		fprintf(stderr, "peephole %s: cannot open %s: %s\n", cmd, path,
 		    db != NULL ? sqlite3_errmsg(db) : "out of memory");
 		goto fail;
@@ -41,6 +43,18 @@ db_open_readonly(const char *cmd, const char *path)
 fail:
 	sqlite3_close(db);
 	return NULL;
+}
+
+struct sqlite3 *
+db_open_readonly(const char *cmd, const char *path)
+{
+	return db_open(cmd, path, SQLITE_OPEN_READONLY);
+}
+
+struct sqlite3 *
+db_open_readwrite(const char *cmd, const char *path)
+{
+	return db_open(cmd, path, SQLITE_OPEN_READWRITE);
 }
 
 void

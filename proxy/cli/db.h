@@ -1,7 +1,8 @@
 /*
- * db: how the read-side commands open the flow store — read-only, with a
- * busy timeout so they work while `peephole run` is writing, and only if
- * the schema is one this build reads.
+ * db: how the CLI commands open the flow store — read-only (or, for the few
+ * that edit it, read-write), with a busy timeout so they work while
+ * `peephole run` is writing, and only if the schema is one this build
+ * reads.
  */
 #ifndef PEEPHOLE_CLI_DB_H
 #define PEEPHOLE_CLI_DB_H
@@ -13,6 +14,14 @@ struct sqlite3;
  * "peephole CMD: ", and return NULL. The caller closes with sqlite3_close.
  */
 struct sqlite3 *db_open_readonly(const char *cmd, const char *path)
+    __attribute__((warn_unused_result));
+
+/*
+ * The same, read-write, for the few commands that change the file (e.g.
+ * `passthrough clear`). The busy timeout lets it wait out the running
+ * proxy's write transactions. The caller closes with sqlite3_close.
+ */
+struct sqlite3 *db_open_readwrite(const char *cmd, const char *path)
     __attribute__((warn_unused_result));
 
 /* Print "peephole CMD: WHAT: <sqlite error>" on stderr. */

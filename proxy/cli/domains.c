@@ -17,6 +17,8 @@
 #include "cli/output.h"
 
 #define DOMAINS_CMD "domains"
+/* Columns of the text and CSV tables; ips stays last, it is the widest. */
+#define DOMAINS_NCOLS 13
 
 struct domains_opts {
 	const char *db;
@@ -42,9 +44,11 @@ static const char domains_help[] =
     "usage: peephole domains [--sort KEY] [--json | --csv] [--db FILE]\n"
     "\n"
     "Every host the capture saw (as a request host, a connection target or\n"
-    "a DNS answer), with first and last seen (UTC), connections, requests,\n"
-    "bytes up (request headers + bodies) and down (response headers +\n"
-    "bodies), ports and IP addresses.\n"
+    "TLS server name, or a DNS answer), with first and last seen (UTC),\n"
+    "connections, requests, bytes up (request headers + bodies) and down\n"
+    "(response headers + bodies), ports, protocols, how many connections\n"
+    "were intercepted and passed through, whether peephole learned to pass\n"
+    "it through (pinned: see `peephole passthrough`), and IP addresses.\n"
     "\n"
     "  --sort KEY  name (default), first (oldest first), last (newest\n"
     "              first), requests, bytes or connections (largest first)\n"
@@ -170,6 +174,13 @@ domains_json_row(sqlite3_stmt *s)
 	    o, "bytes_down", json_integer(sqlite3_column_int64(s, 6)));
 	json_object_set_new(o, "ports", domains_list(domains_col(s, 7), 1));
 	json_object_set_new(o, "ips", domains_list(domains_col(s, 8), 0));
+	json_object_set_new(o, "protocols", domains_list(domains_col(s, 9), 0));
+	json_object_set_new(
+	    o, "intercepted", json_integer(sqlite3_column_int64(s, 10)));
+	json_object_set_new(
+	    o, "passed_through", json_integer(sqlite3_column_int64(s, 11)));
+	json_object_set_new(
+	    o, "pinned", json_boolean(sqlite3_column_int(s, 12) != 0));
 	return o;
 }
 
@@ -178,7 +189,9 @@ static int
 domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 {
 	char first[40], last[40], conns[24], reqs[24], up[24], down[24];
-	const char *cells[9];
+	char nint[24], npass[24];
+	const char *cells[DOMAINS_NCOLS], *pinned;
+	int pin = sqlite3_column_int(s, 12) != 0;
 
 	out_iso_time(sqlite3_column_int64(s, 1), 0, first, sizeof(first));
 	out_iso_time(sqlite3_column_int64(s, 2), 0, last, sizeof(last));
@@ -203,24 +216,40 @@ domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 	cells[4] = reqs;
 	cells[5] = up;
 	cells[6] = down;
+	snprintf(
+	    nint, sizeof(nint), "%lld", (long long)sqlite3_column_int64(s, 10));
+	snprintf(npass, sizeof(npass), "%lld",
+	    (long long)sqlite3_column_int64(s, 11));
+	/* A word people can spot in a column of blanks; 1/0 for programs. */
+	if (fmt == OUT_CSV)
+		pinned = pin ? "1" : "0";
+	else
+		pinned = pin ? "pinned" : "";
 	cells[7] = domains_col(s, 7);
-	cells[8] = domains_col(s, 8);
+	cells[8] = domains_col(s, 9);
+	cells[9] = nint;
+	cells[10] = npass;
+	cells[11] = pinned;
+	cells[12] = domains_col(s, 8);
 	return out_table_add(t, cells);
 }
 
 static struct out_table *
 domains_table_new(void)
 {
-	static const char *const headers[] = {"domain", "first_seen",
-	    "last_seen", "connections", "requests", "bytes_up", "bytes_down",
-	    "ports", "ips"};
+	static const char *const headers[DOMAINS_NCOLS] = {"domain",
+	    "first_seen", "last_seen", "connections", "requests", "bytes_up",
+	    "bytes_down", "ports", "protocols", "intercepted", "passed_through",
+	    "pinned", "ips"};
 	struct out_table *t;
 	size_t c;
 
-	if ((t = out_table_new(9, headers)) == NULL)
+	if ((t = out_table_new(DOMAINS_NCOLS, headers)) == NULL)
 		return NULL;
 	for (c = 3; c <= 6; c++)
 		out_table_align_right(t, c);
+	out_table_align_right(t, 9);
+	out_table_align_right(t, 10);
 	return t;
 }
 
@@ -236,7 +265,8 @@ domains_print(sqlite3 *db, const struct domains_opts *o)
 
 	snprintf(sql, sizeof(sql),
 	    "SELECT name, first_seen_us, last_seen_us, connections, requests,"
-	    " bytes_up, bytes_down, ports, ips FROM domain_catalogue"
+	    " bytes_up, bytes_down, ports, ips, protocols, intercepted,"
+	    " passed_through, pinned FROM domain_catalogue"
 	    " ORDER BY %s",
 	    o->order);
 	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {

@@ -404,6 +404,32 @@ show_message(FILE *fp, sqlite3_stmt *s, const struct show_body *req,
 	show_body_text(fp, "response", resp);
 }
 
+/* What interception made of the connection; nothing for plain HTTP, whose
+ * rows leave these columns NULL. */
+static void
+show_conn_tls(FILE *fp, sqlite3_stmt *c)
+{
+	char buf[512];
+	const char *decision = show_text(c, "decision");
+	const char *why;
+
+	show_field(fp, "sni", show_text(c, "sni"));
+	show_field(fp, "alpn", show_text(c, "alpn"));
+	if (decision != NULL) {
+		snprintf(buf, sizeof(buf), "%s", decision);
+		if ((why = show_text(c, "decision_reason")) != NULL)
+			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+			    " (%s)", why);
+		show_field(fp, "decision", buf);
+	}
+	show_field(fp, "tls client", show_text(c, "tls_client"));
+	show_field(fp, "tls server", show_text(c, "tls_server"));
+	show_field(fp, "cert", show_text(c, "upstream_cert_subject"));
+	show_field(fp, "issuer", show_text(c, "upstream_cert_issuer"));
+	show_field(fp, "sha256", show_text(c, "upstream_cert_sha256"));
+	show_field(fp, "verify", show_text(c, "verify_error"));
+}
+
 static void
 show_conn_text(FILE *fp, sqlite3_stmt *c)
 {
@@ -436,6 +462,7 @@ show_conn_text(FILE *fp, sqlite3_stmt *c)
 	    (long long)show_int(c, "bytes_from_server"));
 	show_field(fp, "bytes", buf);
 	show_field(fp, "error", show_text(c, "error"));
+	show_conn_tls(fp, c);
 }
 
 /* Every column of the current row, under its own name and type. */

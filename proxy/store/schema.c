@@ -7,9 +7,10 @@
 #include "store.h"
 
 /*
- * Step N takes a file from user_version N to N + 1. Version 2 appends one
- * entry (ALTER TABLE ..., a new index, ...) and bumps STORE_SCHEMA_VERSION;
- * earlier steps are never edited, so every file walks the same path.
+ * Step N takes a file from user_version N to N + 1. A new version appends
+ * one entry (ALTER TABLE ..., a new index, ...) and bumps
+ * STORE_SCHEMA_VERSION; earlier steps are never edited, so every file walks
+ * the same path.
  *
  * Times are integer microseconds since the epoch, durations integer
  * microseconds (NULL when the phase did not happen). Bodies live once in
@@ -103,8 +104,104 @@ static const char schema_step_v1[] =
     " LEFT JOIN ports p ON p.name = n.name"
     " LEFT JOIN ips i ON i.name = n.name;";
 
+/*
+ * Version 2, HTTPS interception: what each connection's TLS legs were and
+ * why it was intercepted, passed through or blocked; the (host, port) pairs
+ * the proxy learned to pass through (a client that refused the forged
+ * certificate, i.e. pins); and a catalogue that shows both. The catalogue
+ * now also counts a connection under its SNI when that differs from the
+ * target asked for (a CONNECT or transparent connection to a bare IP).
+ */
+static const char schema_step_v2[] =
+    "ALTER TABLE connections ADD COLUMN sni TEXT;"
+    "ALTER TABLE connections ADD COLUMN alpn TEXT;"
+    "ALTER TABLE connections ADD COLUMN decision TEXT;"
+    "ALTER TABLE connections ADD COLUMN decision_reason TEXT;"
+    "ALTER TABLE connections ADD COLUMN tls_client TEXT;"
+    "ALTER TABLE connections ADD COLUMN tls_server TEXT;"
+    "ALTER TABLE connections ADD COLUMN upstream_cert_sha256 TEXT;"
+    "ALTER TABLE connections ADD COLUMN upstream_cert_subject TEXT;"
+    "ALTER TABLE connections ADD COLUMN upstream_cert_issuer TEXT;"
+    "ALTER TABLE connections ADD COLUMN verify_error TEXT;"
+    "CREATE TABLE learned_passthrough ("
+    " host TEXT NOT NULL, port INTEGER NOT NULL, reason TEXT,"
+    " first_seen INTEGER, last_seen INTEGER,"
+    " count INTEGER NOT NULL DEFAULT 1,"
+    " PRIMARY KEY (host, port));"
+    "DROP VIEW domain_catalogue;"
+    "CREATE VIEW domain_catalogue AS WITH"
+    /* Each connection under its target, and under its SNI when that
+     * names something else; UNION keeps one row when they agree. */
+    " ctarget(name, id, port, ip, protocol, decision, t_open, t_close) AS ("
+    "  SELECT target_host, id, target_port, server_ip, protocol, decision,"
+    "  t_accept_us, t_close_us FROM connections"
+    "  UNION SELECT sni, id, target_port, server_ip, protocol, decision,"
+    "  t_accept_us, t_close_us FROM connections"
+    "  WHERE sni IS NOT NULL AND sni <> ''),"
+    " seen(name, t) AS ("
+    "  SELECT host, t_start_us FROM requests"
+    "  UNION ALL SELECT name, t_open FROM ctarget"
+    "  UNION ALL SELECT name, t_close FROM ctarget"
+    "  UNION ALL SELECT domain, first_seen FROM domain_ips"
+    "  UNION ALL SELECT domain, last_seen FROM domain_ips"
+    "  UNION ALL SELECT host, first_seen FROM learned_passthrough"
+    "  UNION ALL SELECT host, last_seen FROM learned_passthrough),"
+    " names AS (SELECT name, min(nullif(t, 0)) AS first_us,"
+    "  max(nullif(t, 0)) AS last_us FROM seen"
+    "  WHERE name IS NOT NULL AND name <> '' GROUP BY name),"
+    " req AS (SELECT host AS name, count(*) AS nreq,"
+    "  sum(coalesce(req_header_bytes, 0) + coalesce(req_body_size, 0))"
+    "   AS up,"
+    "  sum(coalesce(resp_header_bytes, 0) + coalesce(resp_body_size, 0))"
+    "   AS down"
+    "  FROM requests GROUP BY host),"
+    " cids(name, cid) AS (SELECT host, conn_id FROM requests"
+    "  UNION SELECT name, id FROM ctarget),"
+    " conns AS (SELECT name, count(*) AS nconn FROM cids GROUP BY name),"
+    " decided AS (SELECT name,"
+    "  sum(decision = 'intercept') AS nint,"
+    "  sum(decision = 'passthrough') AS npass"
+    "  FROM ctarget GROUP BY name),"
+    " protos AS (SELECT name, group_concat(protocol, ',') AS protocols"
+    "  FROM (SELECT DISTINCT name, protocol FROM ctarget"
+    "  WHERE protocol IS NOT NULL AND protocol <> ''"
+    "  ORDER BY name, protocol) GROUP BY name),"
+    " pins AS (SELECT DISTINCT host AS name FROM learned_passthrough),"
+    " portlist(name, port) AS ("
+    "  SELECT host, port FROM requests WHERE port > 0"
+    "  UNION SELECT name, port FROM ctarget WHERE port > 0),"
+    " ports AS (SELECT name, group_concat(port, ',') AS ports FROM"
+    "  (SELECT name, port FROM portlist ORDER BY name, port)"
+    "  GROUP BY name),"
+    " iplist(name, ip) AS (SELECT domain, ip FROM domain_ips"
+    "  UNION SELECT host, server_ip FROM requests"
+    "  WHERE server_ip IS NOT NULL AND server_ip <> ''"
+    "  UNION SELECT name, ip FROM ctarget"
+    "  WHERE ip IS NOT NULL AND ip <> ''),"
+    " ips AS (SELECT name, group_concat(ip, ',') AS ips FROM"
+    "  (SELECT name, ip FROM iplist ORDER BY name, ip) GROUP BY name)"
+    " SELECT n.name AS name, n.first_us AS first_seen_us,"
+    "  n.last_us AS last_seen_us,"
+    "  coalesce(c.nconn, 0) AS connections,"
+    "  coalesce(r.nreq, 0) AS requests,"
+    "  coalesce(r.up, 0) AS bytes_up, coalesce(r.down, 0) AS bytes_down,"
+    "  coalesce(p.ports, '') AS ports, coalesce(i.ips, '') AS ips,"
+    "  coalesce(pr.protocols, '') AS protocols,"
+    "  coalesce(d.nint, 0) AS intercepted,"
+    "  coalesce(d.npass, 0) AS passed_through,"
+    "  pn.name IS NOT NULL AS pinned"
+    " FROM names n"
+    " LEFT JOIN req r ON r.name = n.name"
+    " LEFT JOIN conns c ON c.name = n.name"
+    " LEFT JOIN ports p ON p.name = n.name"
+    " LEFT JOIN ips i ON i.name = n.name"
+    " LEFT JOIN decided d ON d.name = n.name"
+    " LEFT JOIN protos pr ON pr.name = n.name"
+    " LEFT JOIN pins pn ON pn.name = n.name;";
+
 static const char *const schema_steps[] = {
     schema_step_v1, /* 0 -> 1 */
+    schema_step_v2, /* 1 -> 2 */
 };
 
 _Static_assert(

@@ -26,6 +26,7 @@ struct store {
 	sqlite3_stmt *ins_req;
 	sqlite3_stmt *ins_dip;
 	sqlite3_stmt *ins_body;
+	sqlite3_stmt *ins_learned;
 
 	pthread_t thread;
 	int started;
@@ -52,8 +53,10 @@ static const char store_sql_conn[] =
     " target_host, target_port, server_ip, server_port, protocol,"
     " t_accept_us, t_first_byte_us, t_close_us, bytes_from_client,"
     " bytes_to_client, bytes_to_server, bytes_from_server, nrequests,"
-    " close_reason, error)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " close_reason, error, sni, alpn, decision, decision_reason,"
+    " tls_client, tls_server, upstream_cert_sha256, upstream_cert_subject,"
+    " upstream_cert_issuer, verify_error)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 static const char store_sql_req[] =
     "INSERT INTO requests (conn_id, seq, t_start_us, client_ip, scheme,"
@@ -75,6 +78,19 @@ static const char store_sql_dip[] =
     " last_seen = max(last_seen, excluded.last_seen),"
     " ttl = coalesce(excluded.ttl, ttl), count = count + 1";
 
+/* A pair learned again: keep the first sighting, the latest reason. A
+ * time of 0 is NULL, which min/max would spread, hence the coalesces. */
+static const char store_sql_learned[] =
+    "INSERT INTO learned_passthrough (host, port, reason, first_seen,"
+    " last_seen, count) VALUES (?1, ?2, ?3, ?4, ?4, 1)"
+    " ON CONFLICT (host, port) DO UPDATE SET"
+    " reason = coalesce(excluded.reason, reason),"
+    " first_seen = coalesce(min(first_seen, excluded.first_seen),"
+    "  first_seen, excluded.first_seen),"
+    " last_seen = coalesce(max(last_seen, excluded.last_seen),"
+    "  last_seen, excluded.last_seen),"
+    " count = count + 1";
+
 static const char store_sql_body[] =
     "INSERT INTO bodies (sha256, size, data) VALUES (?, ?, ?)"
     " ON CONFLICT (sha256) DO NOTHING";
@@ -85,7 +101,8 @@ store_rec_new(enum store_rec_type type)
 	struct store_rec *rec;
 
 	if (type != STORE_REC_CONN && type != STORE_REC_REQUEST &&
-	    type != STORE_REC_DOMAIN_IP)
+	    type != STORE_REC_DOMAIN_IP &&
+	    type != STORE_REC_LEARNED_PASSTHROUGH)
 		return NULL;
 	if ((rec = calloc(1, sizeof(*rec))) == NULL)
 		return NULL;
@@ -120,6 +137,16 @@ store_rec_free(struct store_rec *rec)
 		free(c->protocol);
 		free(c->close_reason);
 		free(c->error);
+		free(c->sni);
+		free(c->alpn);
+		free(c->decision);
+		free(c->decision_reason);
+		free(c->tls_client);
+		free(c->tls_server);
+		free(c->upstream_cert_sha256);
+		free(c->upstream_cert_subject);
+		free(c->upstream_cert_issuer);
+		free(c->verify_error);
 		break;
 	case STORE_REC_REQUEST:
 		r = &rec->u.req;
@@ -145,6 +172,10 @@ store_rec_free(struct store_rec *rec)
 		free(d->ip);
 		free(d->source);
 		break;
+	case STORE_REC_LEARNED_PASSTHROUGH:
+		free(rec->u.learned.host);
+		free(rec->u.learned.reason);
+		break;
 	}
 	free(rec);
 }
@@ -159,6 +190,8 @@ store_rec_kind(const struct store_rec *rec)
 		return "request";
 	case STORE_REC_DOMAIN_IP:
 		return "domain-ip";
+	case STORE_REC_LEARNED_PASSTHROUGH:
+		return "learned-passthrough";
 	}
 	return "unknown";
 }
@@ -233,7 +266,17 @@ store_write_conn(struct store *st, const struct store_conn *c)
 	store_bind_u64(s, i++, c->bytes_from_server);
 	sqlite3_bind_int(s, i++, c->nrequests);
 	store_bind_text(s, i++, c->close_reason);
-	store_bind_text(s, i, c->error);
+	store_bind_text(s, i++, c->error);
+	store_bind_text(s, i++, c->sni);
+	store_bind_text(s, i++, c->alpn);
+	store_bind_text(s, i++, c->decision);
+	store_bind_text(s, i++, c->decision_reason);
+	store_bind_text(s, i++, c->tls_client);
+	store_bind_text(s, i++, c->tls_server);
+	store_bind_text(s, i++, c->upstream_cert_sha256);
+	store_bind_text(s, i++, c->upstream_cert_subject);
+	store_bind_text(s, i++, c->upstream_cert_issuer);
+	store_bind_text(s, i, c->verify_error);
 	return store_step(s) == SQLITE_DONE ? 0 : -1;
 }
 
@@ -342,6 +385,18 @@ store_write_dip(struct store *st, const struct store_domain_ip *d)
 	return store_step(s) == SQLITE_DONE ? 0 : -1;
 }
 
+static int
+store_write_learned(struct store *st, const struct store_learned *l)
+{
+	sqlite3_stmt *s = st->ins_learned;
+
+	store_bind_text(s, 1, l->host);
+	sqlite3_bind_int(s, 2, l->port);
+	store_bind_text(s, 3, l->reason);
+	store_bind_time(s, 4, l->t_us);
+	return store_step(s) == SQLITE_DONE ? 0 : -1;
+}
+
 /* Write one record; a failure is logged here with its kind. 0 / -1. */
 static int
 store_write_rec(struct store *st, const struct store_rec *rec)
@@ -360,6 +415,9 @@ store_write_rec(struct store *st, const struct store_rec *rec)
 		break;
 	case STORE_REC_DOMAIN_IP:
 		rc = store_write_dip(st, &rec->u.dip);
+		break;
+	case STORE_REC_LEARNED_PASSTHROUGH:
+		rc = store_write_learned(st, &rec->u.learned);
 		break;
 	}
 	if (rc == -1)
@@ -570,7 +628,9 @@ store_prepare(struct store *st, char *err, size_t errlen)
 	    sqlite3_prepare_v2(st->db, store_sql_dip, -1, &st->ins_dip, NULL) !=
 		SQLITE_OK ||
 	    sqlite3_prepare_v2(
-		st->db, store_sql_body, -1, &st->ins_body, NULL) != SQLITE_OK) {
+		st->db, store_sql_body, -1, &st->ins_body, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, store_sql_learned, -1, &st->ins_learned,
+		NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot prepare statements: %s",
 		    sqlite3_errmsg(st->db));
 		return -1;
@@ -586,6 +646,7 @@ store_free(struct store *st)
 	sqlite3_finalize(st->ins_req);
 	sqlite3_finalize(st->ins_dip);
 	sqlite3_finalize(st->ins_body);
+	sqlite3_finalize(st->ins_learned);
 	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
 		log_warnx("store: close failed: %s", sqlite3_errmsg(st->db));
 	pthread_cond_destroy(&st->cond);
@@ -721,6 +782,35 @@ store_watch_drain(struct store *st, struct event *ev)
 	st->watch = w;
 	st->watch[st->nwatch++] = ev;
 	pthread_mutex_unlock(&st->mtx);
+}
+
+int
+store_load_learned(struct store *st,
+    void (*cb)(const char *host, int port, void *arg), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *host;
+	int rc;
+
+	if (st->db == NULL)
+		return 0;
+	if (sqlite3_prepare_v2(st->db,
+		"SELECT host, port FROM learned_passthrough"
+		" ORDER BY host, port",
+		-1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((host = sqlite3_column_text(s, 0)) != NULL)
+			cb((const char *)host, sqlite3_column_int(s, 1), arg);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	return 0;
+fail:
+	log_warnx("store: cannot read learned passthrough list: %s",
+	    sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return -1;
 }
 
 void

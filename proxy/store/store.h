@@ -17,16 +17,18 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
 /* Records written per BEGIN/COMMIT at most. */
 #define STORE_BATCH_MAX 512
 
 enum store_rec_type {
-	STORE_REC_CONN = 1, /* a client connection, written when it closes */
-	STORE_REC_REQUEST,  /* one HTTP exchange, written when it ends */
-	STORE_REC_DOMAIN_IP /* a name -> address fact (DNS answer, ...) */
+	STORE_REC_CONN = 1,  /* a client connection, written when it closes */
+	STORE_REC_REQUEST,   /* one HTTP exchange, written when it ends */
+	STORE_REC_DOMAIN_IP, /* a name -> address fact (DNS answer, ...) */
+	STORE_REC_LEARNED_PASSTHROUGH /* a (host, port) to pass through from
+					 now on (the client pins) */
 };
 
 /* One captured body: up to the capture limit, bytes owned by the record. */
@@ -57,6 +59,19 @@ struct store_conn {
 	int nrequests;
 	char *close_reason; /* "client-eof", "idle-timeout", "error", ... */
 	char *error;        /* NULL or text */
+	/* HTTPS interception; every one NULL (SQL NULL) when it does not
+	 * apply, e.g. for plain proxying. */
+	char *sni;      /* server name the client's ClientHello asked for */
+	char *alpn;     /* protocol agreed with the client, "http/1.1" */
+	char *decision; /* "intercept" | "passthrough" | "block" */
+	char *decision_reason; /* "rule *.bank.test", "pinned (learned)",
+				  "not TLS", "upstream verify failed: ..." */
+	char *tls_client; /* client leg, "TLSv1.3/TLS_AES_256_GCM_SHA384" */
+	char *tls_server; /* origin leg, same form */
+	char *upstream_cert_sha256;  /* hex SHA-256 of the origin's leaf */
+	char *upstream_cert_subject; /* one-line DN */
+	char *upstream_cert_issuer;
+	char *verify_error; /* why the origin's chain was refused */
 };
 
 struct store_request {
@@ -100,6 +115,18 @@ struct store_domain_ip {
 	int ttl; /* seconds, -1 unknown */
 };
 
+/*
+ * A (host, port) whose clients refuse the forged certificate. Written as an
+ * upsert: a pair seen again keeps its first sighting, moves last_seen and
+ * counts one more.
+ */
+struct store_learned {
+	char *host;
+	int port;
+	char *reason; /* "client rejected forged certificate: ..." or NULL */
+	int64_t t_us;
+};
+
 struct store_rec {
 	enum store_rec_type type;
 	struct store_rec *next; /* queue link, owned by the store */
@@ -110,6 +137,7 @@ struct store_rec {
 		struct store_conn conn;
 		struct store_request req;
 		struct store_domain_ip dip;
+		struct store_learned learned;
 	} u;
 };
 
@@ -153,6 +181,16 @@ void store_watch_drain(struct store *st, struct event *ev);
  * print_line and frees records, so the proxy runs the same path either way.
  */
 struct store *store_open_discard(size_t queue_max)
+    __attribute__((warn_unused_result));
+
+/*
+ * Call cb for every learned (host, port) in the open store, host then port
+ * order, so the proxy starts with what earlier runs learned. Main thread,
+ * after store_open and before store_start (the writer owns the file once
+ * it runs). A discarding store has nothing and returns 0. 0 / -1 (logged).
+ */
+int store_load_learned(struct store *st,
+    void (*cb)(const char *host, int port, void *arg), void *arg)
     __attribute__((warn_unused_result));
 
 /* Write everything queued, stop the writer, close the file. NULL ok. */

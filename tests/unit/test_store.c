@@ -1,7 +1,11 @@
 /*
  * Unit tests for proxy/store: records in, rows out, body dedup, truncation,
  * back-pressure and the drain event, connection ids across runs, schema
- * migration and refusal of newer files.
+ * migration (v1 -> v2 included) and refusal of newer files, the learned
+ * passthrough list.
+ *
+ * schema.c is included (h2o style) for its v1 step text, so the migration
+ * test starts from exactly what a v1 build wrote.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/schema.c"
 #include "store/store.h"
 
 struct fixture {
@@ -451,8 +456,8 @@ test_migrate_empty(void **state)
 		"SELECT count(*) FROM sqlite_master WHERE"
 		" name IN ('connections', 'requests', 'domain_ips', 'bodies',"
 		" 'domain_catalogue', 'requests_host', 'requests_conn_id',"
-		" 'connections_target_host')"),
-	    8);
+		" 'connections_target_host', 'learned_passthrough')"),
+	    9);
 	assert_int_equal(q_int(db,
 			     "SELECT journal_mode = 'wal'"
 			     " FROM pragma_journal_mode"),
@@ -544,6 +549,238 @@ test_print_line_and_discard(void **state)
 	assert_string_equal(buf, "line-one\nline-two\nline-two\nline-two\n");
 }
 
+/* A file as a v1 build left it: the v1 step, user_version 1 and a row in
+ * each table the catalogue reads. */
+static void
+make_v1_file(const char *path)
+{
+	sqlite3 *db = raw_open(path);
+
+	assert_int_equal(
+	    sqlite3_exec(db, schema_step_v1, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+			     "PRAGMA user_version = 1;"
+			     "INSERT INTO connections (id, listener,"
+			     " target_host, target_port, protocol,"
+			     " t_accept_us, t_close_us) VALUES"
+			     " (4, 'http', 'old.test', 80, 'http',"
+			     " 1600000000000000, 1600000001000000);"
+			     "INSERT INTO requests (conn_id, seq, host, port,"
+			     " path, status, t_start_us) VALUES"
+			     " (4, 1, 'old.test', 80, '/', 200,"
+			     " 1600000000500000);",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void
+test_migrate_v1_to_v2(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	struct store_rec *r;
+	sqlite3 *db;
+
+	make_v1_file(f->path);
+	st = open_store(f->path, 0);
+	/* Ids carry on from the v1 rows. */
+	assert_int_equal(store_next_conn_id(st), 5);
+	r = mk_conn(5, "new.test");
+	r->u.conn.sni = xstrdup("new.test");
+	r->u.conn.decision = xstrdup("intercept");
+	assert_int_equal(store_submit(st, r), 0);
+	store_close(st);
+
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db, "PRAGMA user_version"), 2);
+	/* Old rows kept, new columns NULL on them. */
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM connections WHERE id = 4"
+			     " AND target_host = 'old.test' AND sni IS NULL"
+			     " AND alpn IS NULL AND decision IS NULL"
+			     " AND decision_reason IS NULL"
+			     " AND tls_client IS NULL AND tls_server IS NULL"
+			     " AND upstream_cert_sha256 IS NULL"
+			     " AND upstream_cert_subject IS NULL"
+			     " AND upstream_cert_issuer IS NULL"
+			     " AND verify_error IS NULL"),
+	    1);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM requests"), 1);
+	assert_int_equal(
+	    q_int(db, "SELECT count(*) FROM learned_passthrough"), 0);
+	assert_int_equal(q_int(db,
+			     "SELECT requests + connections * 10"
+			     " FROM domain_catalogue WHERE name = 'old.test'"),
+	    11);
+	assert_int_equal(q_int(db,
+			     "SELECT intercepted * 10 + pinned"
+			     " FROM domain_catalogue WHERE name = 'new.test'"),
+	    10);
+	assert_int_equal(q_int(db,
+			     "SELECT protocols = 'http' AND pinned = 0"
+			     " AND passed_through = 0 AND intercepted = 0"
+			     " FROM domain_catalogue WHERE name = 'old.test'"),
+	    1);
+	sqlite3_close(db);
+}
+
+/* The TLS fields reach their columns; the ones left NULL stay NULL. */
+static void
+test_conn_tls_fields(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	struct store_rec *r;
+	struct store_conn *c;
+	sqlite3 *db;
+
+	r = mk_conn(1, "10.1.2.3");
+	c = &r->u.conn;
+	free(c->protocol);
+	c->protocol = xstrdup("tls");
+	c->target_port = 443;
+	c->sni = xstrdup("www.bank.test");
+	c->alpn = xstrdup("http/1.1");
+	c->decision = xstrdup("passthrough");
+	c->decision_reason = xstrdup("rule *.bank.test");
+	c->tls_client = xstrdup("TLSv1.3/TLS_AES_256_GCM_SHA384");
+	c->tls_server = xstrdup("TLSv1.2/ECDHE-RSA-AES128-GCM-SHA256");
+	c->upstream_cert_sha256 = xstrdup("ab12");
+	c->upstream_cert_subject = xstrdup("CN=www.bank.test");
+	c->upstream_cert_issuer = xstrdup("CN=Test CA");
+	c->verify_error = xstrdup("certificate has expired");
+	assert_int_equal(store_submit(st, r), 0);
+	r = mk_conn(2, "plain.test");
+	assert_int_equal(store_submit(st, r), 0);
+	store_close(st);
+
+	db = raw_open(f->path);
+	assert_int_equal(
+	    q_int(db,
+		"SELECT count(*) FROM connections WHERE id = 1"
+		" AND sni = 'www.bank.test' AND alpn = 'http/1.1'"
+		" AND decision = 'passthrough'"
+		" AND decision_reason = 'rule *.bank.test'"
+		" AND tls_client = 'TLSv1.3/TLS_AES_256_GCM_SHA384'"
+		" AND tls_server = 'TLSv1.2/ECDHE-RSA-AES128-GCM-SHA256'"
+		" AND upstream_cert_sha256 = 'ab12'"
+		" AND upstream_cert_subject = 'CN=www.bank.test'"
+		" AND upstream_cert_issuer = 'CN=Test CA'"
+		" AND verify_error = 'certificate has expired'"),
+	    1);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM connections WHERE id = 2"
+			     " AND sni IS NULL AND decision IS NULL"
+			     " AND verify_error IS NULL"),
+	    1);
+	/* The connection counts under its SNI as well as the IP asked for. */
+	assert_int_equal(q_int(db,
+			     "SELECT connections * 100 + passed_through * 10"
+			     " + intercepted FROM domain_catalogue"
+			     " WHERE name = 'www.bank.test'"),
+	    110);
+	assert_int_equal(q_int(db,
+			     "SELECT passed_through FROM domain_catalogue"
+			     " WHERE name = '10.1.2.3'"),
+	    1);
+	sqlite3_close(db);
+}
+
+static struct store_rec *
+mk_learned(const char *host, int port, const char *reason, int64_t t)
+{
+	struct store_rec *r = store_rec_new(STORE_REC_LEARNED_PASSTHROUGH);
+
+	assert_non_null(r);
+	r->u.learned.host = xstrdup(host);
+	r->u.learned.port = port;
+	r->u.learned.reason = reason != NULL ? xstrdup(reason) : NULL;
+	r->u.learned.t_us = t;
+	return r;
+}
+
+struct learned_seen {
+	char list[256];
+	int n;
+};
+
+static void
+learned_cb(const char *host, int port, void *arg)
+{
+	struct learned_seen *ls = arg;
+	size_t len = strlen(ls->list);
+
+	snprintf(ls->list + len, sizeof(ls->list) - len, "%s:%d;", host, port);
+	ls->n++;
+}
+
+static void
+test_learned_upsert_and_load(void **state)
+{
+	struct fixture *f = *state;
+	struct learned_seen ls = {"", 0};
+	struct store *st = open_store(f->path, 0);
+	sqlite3 *db;
+
+	/* Empty list: no calls. */
+	assert_int_equal(store_load_learned(st, learned_cb, &ls), 0);
+	assert_int_equal(ls.n, 0);
+	assert_int_equal(store_start(st), 0);
+	assert_int_equal(
+	    store_submit(st,
+		mk_learned("pin.test", 443, "client rejected: unknown ca",
+		    1700000000000000)),
+	    0);
+	assert_int_equal(
+	    store_submit(st, mk_learned("b.test", 8443, NULL, 0)), 0);
+	assert_int_equal(
+	    store_submit(st,
+		mk_learned("pin.test", 443, "client rejected: bad cert",
+		    1700000005000000)),
+	    0);
+	/* A later record without a reason or time keeps both. */
+	assert_int_equal(
+	    store_submit(st, mk_learned("pin.test", 443, NULL, 0)), 0);
+	assert_int_equal(
+	    store_submit(st, mk_learned("pin.test", 8443, NULL, 5)), 0);
+	store_close(st);
+
+	db = raw_open(f->path);
+	assert_int_equal(
+	    q_int(db, "SELECT count(*) FROM learned_passthrough"), 3);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM learned_passthrough"
+			     " WHERE host = 'pin.test' AND port = 443"
+			     " AND count = 3 AND first_seen = 1700000000000000"
+			     " AND last_seen = 1700000005000000"
+			     " AND reason = 'client rejected: bad cert'"),
+	    1);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM learned_passthrough"
+			     " WHERE host = 'b.test' AND count = 1"
+			     " AND reason IS NULL AND first_seen IS NULL"),
+	    1);
+	assert_int_equal(q_int(db,
+			     "SELECT pinned FROM domain_catalogue"
+			     " WHERE name = 'pin.test'"),
+	    1);
+	sqlite3_close(db);
+
+	st = open_store(f->path, 0);
+	assert_int_equal(store_load_learned(st, learned_cb, &ls), 0);
+	assert_int_equal(ls.n, 3);
+	assert_string_equal(ls.list, "b.test:8443;pin.test:443;pin.test:8443;");
+	store_close(st);
+
+	/* A discarding store knows nothing and says so without failing. */
+	ls.n = 0;
+	assert_non_null(st = store_open_discard(0));
+	assert_int_equal(store_load_learned(st, learned_cb, &ls), 0);
+	assert_int_equal(ls.n, 0);
+	store_close(st);
+}
+
 static void
 test_open_bad_path(void **state)
 {
@@ -577,6 +814,12 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_print_line_and_discard, setup, teardown),
 	    cmocka_unit_test(test_open_bad_path),
+	    cmocka_unit_test_setup_teardown(
+		test_migrate_v1_to_v2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_conn_tls_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_learned_upsert_and_load, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
