@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include "rules.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -32,6 +34,7 @@ enum config_type {
 	CONFIG_T_COUNT,	   /* size_t count within [min, max], K/M/G allowed */
 	CONFIG_T_LISTEN,   /* appended to listen[] */
 	CONFIG_T_DNS,	   /* appended to dns_servers[] */
+	CONFIG_T_RULE,	   /* appended to rules; min is the rules_action */
 };
 
 struct config_key {
@@ -67,6 +70,15 @@ static const struct config_key config_keys[] = {
     {"store-queue", CONFIG_T_COUNT, F(store_queue_max), 16, 16 * MIB},
     {"dns-server", CONFIG_T_DNS, 0, 0, 0},
     {"hosts-file", CONFIG_T_STRING, F(hosts_file), 0, 0},
+    {"home", CONFIG_T_STRING, F(home), 0, 0},
+    {"upstream-ca", CONFIG_T_STRING, F(upstream_ca), 0, 0},
+    {"insecure-upstream", CONFIG_T_BOOL, F(insecure_upstream), 0, 1},
+    {"auto-passthrough", CONFIG_T_BOOL, F(auto_passthrough), 0, 1},
+    {"forge-cache-size", CONFIG_T_COUNT, F(forge_cache_size), 1, 16 * MIB},
+    {"sniff-timeout", CONFIG_T_DURATION, F(sniff_timeout_ms), 1, UINT_MAX},
+    {"intercept", CONFIG_T_RULE, 0, RULES_INTERCEPT, 0},
+    {"passthrough", CONFIG_T_RULE, 0, RULES_PASSTHROUGH, 0},
+    {"block", CONFIG_T_RULE, 0, RULES_BLOCK, 0},
 };
 
 #undef F
@@ -117,6 +129,9 @@ config_init(struct config *cfg)
 	cfg->store_queue_max = 4096;
 	cfg->ndns = 0;
 	cfg->hosts_file = NULL;
+	cfg->auto_passthrough = 1;
+	cfg->forge_cache_size = 1024;
+	cfg->sniff_timeout_ms = 300;
 }
 
 static void
@@ -132,6 +147,9 @@ config_free(struct config *cfg)
 {
 	config_free_string(&cfg->db_path);
 	config_free_string(&cfg->hosts_file);
+	config_free_string(&cfg->home);
+	config_free_string(&cfg->upstream_ca);
+	rules_free(cfg->rules);
 	for (int i = 0; i < cfg->ndns && i < CONFIG_MAX_DNS; i++)
 		free(cfg->dns_servers[i]);
 	/* zeroed, so a second config_free() (or config_init()) is harmless */
@@ -574,6 +592,15 @@ config_apply(struct config *cfg, const struct config_key *k,
 		}
 		cfg->ndns++;
 		return 0;
+	case CONFIG_T_RULE:
+		/* rules are pure: validate here, so a bad pattern gets its
+		 * file:line like any other value */
+		if (cfg->rules == NULL && (cfg->rules = rules_new()) == NULL) {
+			config_err(err, errlen, "out of memory");
+			return -1;
+		}
+		return rules_add(cfg->rules, (enum rules_action)k->min, value,
+		    err, errlen);
 	}
 	config_err(err, errlen, "internal error: bad setting type");
 	return -1;

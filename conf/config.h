@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+struct rules;
+
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_DNS 4
 
@@ -49,6 +51,15 @@ struct config {
 	char *dns_servers[CONFIG_MAX_DNS]; /* "ip" or "ip:port"; none = system */
 	int ndns;
 	char *hosts_file; /* NULL = /etc/hosts */
+
+	/* HTTPS interception */
+	char *home;	       /* CA directory; NULL = $PEEPHOLE_HOME, ~/.peephole */
+	char *upstream_ca;     /* extra trust anchors for origins (PEM) */
+	int insecure_upstream; /* 1: do not verify origins (said at start) */
+	int auto_passthrough;  /* 1: pass hosts whose clients reject us */
+	size_t forge_cache_size;     /* forged certificates kept: 1024 */
+	unsigned sniff_timeout_ms;   /* wait for a tunnel's first bytes: 300 */
+	struct rules *rules; /* intercept / passthrough / block, in order */
 };
 
 /* Fill defaults. Never fails. */

@@ -31,6 +31,20 @@ run_usage(FILE *f)
 	    "  --workers N                worker threads (default: one per "
 	    "core)\n"
 	    "  --quiet                    no line per exchange on stdout\n"
+	    "  --intercept PATTERN        intercept TLS to matching hosts "
+	    "(repeatable)\n"
+	    "  --passthrough PATTERN      relay matching hosts untouched "
+	    "(repeatable)\n"
+	    "  --block PATTERN            refuse matching hosts (repeatable)\n"
+	    "                             PATTERN: name, *.suffix, IP or "
+	    "CIDR, [:port];\n"
+	    "                             rules apply in order, first match "
+	    "wins\n"
+	    "  --upstream-ca FILE         also trust FILE (PEM) for origins\n"
+	    "  --insecure-upstream        do not verify origin certificates\n"
+	    "  --no-auto-passthrough      do not learn pinned hosts\n"
+	    "  --home DIR                 where the CA lives (default "
+	    "$PEEPHOLE_HOME or ~/.peephole)\n"
 	    "  --set KEY=VALUE            any conf-file setting, e.g. --set "
 	    "idle-timeout=30s\n"
 	    "  -v, --verbose              debug logging on stderr\n"
@@ -53,6 +67,13 @@ cli_run(int argc, char **argv)
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"set", required_argument, NULL, 's'},
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"intercept", required_argument, NULL, 'I'},
+	    {"passthrough", required_argument, NULL, 'P'},
+	    {"block", required_argument, NULL, 'B'},
+	    {"upstream-ca", required_argument, NULL, 'U'},
+	    {"insecure-upstream", no_argument, NULL, 'K'},
+	    {"no-auto-passthrough", no_argument, NULL, 'N'},
+	    {"home", required_argument, NULL, 'H'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -94,6 +115,26 @@ cli_run(int argc, char **argv)
 			break;
 		case 'c':
 			conf = optarg;
+			break;
+		case 'I':
+		case 'P':
+		case 'B':
+		case 'U':
+		case 'H':
+			flags[nflags].key = ch == 'I' ? "intercept" :
+			    ch == 'P'		  ? "passthrough" :
+			    ch == 'B'		  ? "block" :
+			    ch == 'U'		  ? "upstream-ca" :
+						    "home";
+			flags[nflags++].value = strdup(optarg);
+			break;
+		case 'K':
+			flags[nflags].key = "insecure-upstream";
+			flags[nflags++].value = strdup("yes");
+			break;
+		case 'N':
+			flags[nflags].key = "auto-passthrough";
+			flags[nflags++].value = strdup("no");
 			break;
 		case 's': {
 			char *eq = strchr(optarg, '=');

@@ -19,10 +19,13 @@
 #include "net/conn.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <event2/util.h>
 #include <llhttp.h>
 #include <netinet/in.h>
@@ -42,16 +45,9 @@
 #include "net/upstream.h"
 #include "net/worker.h"
 #include "store/store.h"
-
-enum conn_state {
-	CONN_READ_HEAD = 0, /* waiting for, or reading, a request head */
-	CONN_RESOLVE,	    /* looking up the origin's name */
-	CONN_CONNECT,	    /* TCP connect to the origin */
-	CONN_EXCHANGE,	    /* request body and response flowing */
-	CONN_TUNNEL,	    /* bytes both ways (after 101 or CONNECT) */
-	CONN_DRAIN,	    /* flushing the last bytes to the client */
-	CONN_CLOSED
-};
+#include "net/conn_int.h"
+#include "net/intercept.h"
+#include "net/learned.h"
 
 /* How long a closing connection waits for the client's FIN. */
 #define CONN_LINGER_US 2000000
@@ -59,81 +55,15 @@ enum conn_state {
 #define CONN_LINGER_BYTES (1024 * 1024)
 
 static const char *const conn_state_names[] = {"read-head", "resolve",
-    "connect", "exchange", "tunnel", "drain", "closed"};
+    "connect", "exchange", "tunnel", "drain", "sniff", "tls-down",
+    "closed"};
 
-struct conn {
-	TAILQ_ENTRY(conn) link;	     /* w->conns */
-	TAILQ_ENTRY(conn) wait_link; /* w->store_wait while waiting */
-	int waiting_store;
-	struct worker *w;
-	int64_t id;
-	enum conn_state state;
-	struct bufferevent *cbev;
-	struct upstream *up;
-	/*
-	 * The origin connection of the last exchange, kept for this client's
-	 * next request: clients mostly ask the same host again, and keeping
-	 * it here spares the shared pool (and its limit) the churn.
-	 */
-	struct upstream *up_idle;
-	struct resolve_req *dns;
-	struct event *timer;
-	int64_t t_active_us; /* last progress, for the idle deadlines */
-	int64_t t_state_us;  /* when the current state began */
-
-	char client_ip[INET6_ADDRSTRLEN];
-	int client_port;
-	int listener;
-
-	llhttp_t reqp, respp;
-	struct head reqh, resph;
-	size_t head_bytes;   /* raw bytes of the request head so far */
-	int head_overflow;   /* a head outgrew max-header-size */
-	int in_head;	     /* between message begin and headers complete */
-	struct evbuffer *up_head; /* the rewritten request head */
-
-	/* the exchange in flight */
-	struct store_rec *rec;
-	size_t req_room, resp_room;	  /* capture buffer sizes */
-	uint64_t req_expect, resp_expect; /* announced Content-Length */
-	struct url url;
-	int req_done, resp_done, resp_head_sent, resp_interim;
-	int is_head, is_connect, req_upgrade;
-	int client_ka; /* keep the client connection after this exchange */
-	int client_eof;
-	int up_eof; /* the origin closed; parse what is left, then end */
-	int retried;
-	int lingering;		  /* FIN sent; waiting for the client's */
-	uint64_t discarded;	  /* bytes read and dropped while closing */
-	const char *drain_reason; /* close reason once drained */
-	char *drain_error;
-	int64_t t_sent_us, t_connect_start_us;
-	struct resolve_result addrs;
-	int addr_idx;
-
-	/* totals for the connection row */
-	int64_t t_accept_us, t_first_byte_us;
-	uint64_t bytes_from_client, bytes_to_client;
-	uint64_t bytes_to_server, bytes_from_server;
-	int nrequests;
-	char *target_host;
-	int target_port;
-	char server_ip[INET6_ADDRSTRLEN];
-	int server_port;
-	const char *protocol;
-};
-
-static void conn_close(struct conn *c, const char *reason, const char *err);
-static void conn_parse_request(struct conn *c);
 static void conn_feed_request(struct conn *c);
 static void conn_feed_response(struct conn *c);
 static void conn_exchange_end(struct conn *c);
-static void conn_upstream_go(struct conn *c);
-static void conn_arm_timer(struct conn *c);
 static void conn_up_eof(struct conn *c);
 static void conn_up_failed(struct conn *c, const char *why);
 static void conn_drain(struct conn *c, const char *reason, const char *err);
-static void conn_keep_upstream(struct conn *c);
 
 static llhttp_settings_t conn_req_settings, conn_resp_settings;
 
@@ -148,7 +78,7 @@ store_backlogged_safe(struct store *st)
 }
 
 /* Change state in one place, so every move is trace-logged. */
-static void
+void
 conn_enter(struct conn *c, enum conn_state st)
 {
 	log_debug("c%lld state %s -> %s", (long long)c->id,
@@ -158,7 +88,7 @@ conn_enter(struct conn *c, enum conn_state st)
 	conn_arm_timer(c);
 }
 
-static char *
+char *
 conn_strdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -441,13 +371,17 @@ conn_deadline(const struct conn *c)
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
 	case CONN_TUNNEL:
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
+	case CONN_SNIFF:
+		return c->t_state_us + (int64_t)cfg->sniff_timeout_ms * 1000;
+	case CONN_TLS_DOWN:
+		return c->t_state_us + (int64_t)cfg->connect_timeout_ms * 1000;
 	case CONN_CLOSED:
 		break;
 	}
 	return 0;
 }
 
-static void
+void
 conn_arm_timer(struct conn *c)
 {
 	int64_t dl = conn_deadline(c), left;
@@ -482,7 +416,7 @@ conn_rec_fail(struct conn *c, int status, const char *err)
  * Finish the exchange record and hand it to the store. Returns 1 when the
  * store is past its limit (the caller pauses this client), else 0.
  */
-static int
+int
 conn_rec_submit(struct conn *c)
 {
 	struct store_rec *rec = c->rec;
@@ -570,8 +504,22 @@ conn_linger(struct conn *c)
 {
 	if (c->lingering)
 		return;
+	if (c->craw != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(c->craw)) > 0) {
+		/*
+		 * Over TLS the filter's output is empty once OpenSSL has
+		 * taken it, but the records may still wait in the socket's
+		 * buffer: a FIN now would cut them off. Look again shortly
+		 * (bounded by the drain deadline).
+		 */
+		static const struct timeval again = {0, 5000};
+		c->flush_wait = 1;
+		evtimer_add(c->timer, &again);
+		return;
+	}
 	c->lingering = 1;
-	(void)shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
+	(void)shutdown(bufferevent_getfd(c->craw ? c->craw : c->cbev),
+	    SHUT_WR);
 	bufferevent_enable(c->cbev, EV_READ);
 	c->t_active_us = now_us();
 	conn_arm_timer(c);
@@ -600,12 +548,14 @@ conn_drain(struct conn *c, const char *reason, const char *err)
  * Answer the current request ourselves with an error, record it, and
  * close after the answer is flushed.
  */
-static void
+void
 conn_fail(struct conn *c, int status, const char *detail)
 {
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	int n;
 
+	if (intercept_up_failed(c, detail))
+		return;
 	if (c->rec == NULL && conn_rec_start(c, 0) == -1) {
 		conn_close(c, "error", "out of memory");
 		return;
@@ -677,38 +627,104 @@ conn_answer_self(struct conn *c)
 
 /* ---- the request side ---- */
 
+/* A fresh request parser and head: a new protocol starts on this client
+ * connection (HTTP found inside a CONNECT tunnel, or over forged TLS). */
+void
+conn_http_reset(struct conn *c)
+{
+	llhttp_init(&c->reqp, HTTP_REQUEST, &conn_req_settings);
+	c->reqp.data = c;
+	head_reset(&c->reqh);
+	head_reset(&c->resph);
+	c->head_bytes = 0;
+	c->in_head = 0;
+	c->req_done = c->resp_done = c->resp_head_sent = 0;
+	c->resp_interim = c->is_head = c->req_upgrade = 0;
+	c->client_ka = 1;
+}
+
 /* 1 if the request names this proxy rather than an origin. */
 static int
 conn_is_self(struct conn *c)
 {
+	if (c->inner != CONN_INNER_NONE)
+		return 0; /* inside a tunnel, origin-form is the norm */
 	if (c->url.form == URL_FORM_ORIGIN || c->url.form == URL_FORM_ASTERISK)
 		return 1;
 	return server_is_self(c->w->srv, c->url.host, c->url.port);
 }
 
-/* Build the head sent upstream: origin-form target, Host from the URL,
- * hop-by-hop fields gone, our Via added. */
+/*
+ * Build the head sent upstream: origin-form target, hop-by-hop fields gone,
+ * our Via added. A proxied request gets Host from its absolute URL; inside
+ * a tunnel the client's own Host stands (it names the site, the CONNECT
+ * target may be an address).
+ */
 static int
 conn_build_up_head(struct conn *c)
 {
 	static const char *const skip[] = {"host", NULL};
 	struct evbuffer *b = c->up_head;
+	int keep_host = c->inner != CONN_INNER_NONE &&
+	    head_find(&c->reqh, "host", 0) != -1;
 	char auth[300];
 
 	evbuffer_drain(b, evbuffer_get_length(b));
 	if (url_authority(&c->url, auth, sizeof(auth)) == -1)
 		return -1;
-	if (evbuffer_add_printf(b, "%s %s%s%s HTTP/%u.%u\r\nHost: %s\r\n",
+	if (evbuffer_add_printf(b, "%s %s%s%s HTTP/%u.%u\r\n",
 		llhttp_method_name(c->reqp.method), c->url.path,
 		c->url.query ? "?" : "", c->url.query ? c->url.query : "",
-		c->reqp.http_major, c->reqp.http_minor, auth) < 0)
+		c->reqp.http_major, c->reqp.http_minor) < 0)
 		return -1;
-	if (head_write_fields(&c->reqh, b, 1, c->req_upgrade, skip) == -1)
+	if (!keep_host && evbuffer_add_printf(b, "Host: %s\r\n", auth) < 0)
+		return -1;
+	if (head_write_fields(&c->reqh, b, 1, c->req_upgrade,
+		keep_host ? NULL : skip) == -1)
 		return -1;
 	if (evbuffer_add_printf(b, "Via: %u.%u %s\r\n%s\r\n",
 		c->reqp.http_major, c->reqp.http_minor, c->w->srv->via,
 		c->req_upgrade ? "Connection: Upgrade\r\n" : "") < 0)
 		return -1;
+	return 0;
+}
+
+/*
+ * Inside a tunnel the origin is the CONNECT target whatever the request
+ * says; the record names the host from the Host header (the site), or the
+ * SNI, or the target. 0, or -1 for a target that is neither a path nor an
+ * absolute URL.
+ */
+static int
+conn_inner_target(struct conn *c)
+{
+	int h = head_find(&c->reqh, "host", 0);
+
+	if (c->url.form != URL_FORM_ORIGIN && c->url.form != URL_FORM_ABSOLUTE)
+		return -1;
+	snprintf(c->url.scheme, sizeof(c->url.scheme), "%s",
+	    c->inner == CONN_INNER_HTTPS ? "https" : "http");
+	snprintf(c->url.host, sizeof(c->url.host), "%s", c->tunnel_host);
+	c->url.port = c->tunnel_port;
+	if (c->rec != NULL && h != -1) {
+		char *v = head_value_dup(&c->reqh, h);
+		if (v != NULL) {
+			/* "name:port" or "[v6]:port": keep the name */
+			char *e = v[0] == '[' ? strchr(v, ']') : strrchr(v, ':');
+			if (v[0] == '[' && e != NULL) {
+				*e = '\0';
+				memmove(v, v + 1, strlen(v + 1) + 1);
+			} else if (e != NULL)
+				*e = '\0';
+			for (char *q = v; *q; q++)
+				*q = (char)tolower((unsigned char)*q);
+			if (v[0] != '\0')
+				c->rec->u.req.host = v;
+			else
+				free(v);
+		}
+	} else if (c->rec != NULL && c->sni[0])
+		c->rec->u.req.host = strdup(c->sni);
 	return 0;
 }
 
@@ -736,17 +752,30 @@ conn_request_head(struct conn *c)
 		conn_fail(c, 400, why);
 		return;
 	}
-	r->host = conn_strdup(c->url.host[0] ? c->url.host : NULL);
+	if (c->inner != CONN_INNER_NONE && conn_inner_target(c) == -1) {
+		conn_fail(c, 400, "inside a tunnel, requests name a path");
+		return;
+	}
+	if (r->host == NULL)
+		r->host = conn_strdup(c->url.host[0] ? c->url.host : NULL);
 	r->port = (int)c->url.port;
 	r->path = conn_strdup(c->url.path);
 	r->query = conn_strdup(c->url.query);
+	if (c->inner == CONN_INNER_HTTPS)
+		r->scheme = (free(r->scheme), strdup("https"));
 	if (c->is_connect) {
-		r->scheme = (free(r->scheme), strdup("tunnel"));
+		r->scheme = (free(r->scheme), strdup("connect"));
 		c->protocol = "tunnel";
 	}
 	if (c->target_host == NULL && c->url.host[0]) {
 		c->target_host = strdup(c->url.host);
 		c->target_port = (int)c->url.port;
+	}
+	if (head_find(&c->reqh, "host", head_find(&c->reqh, "host", 0) + 1) !=
+	    -1 && head_find(&c->reqh, "host", 0) != -1) {
+		/* RFC 9112 3.2: two Hosts make the target ambiguous */
+		conn_fail(c, 400, "more than one Host header");
+		return;
 	}
 	if (head_has_token(&c->reqh, "via", c->w->srv->via)) {
 		conn_fail(c, 508, "request loops back to this proxy");
@@ -761,11 +790,24 @@ conn_request_head(struct conn *c)
 		conn_answer_self(c);
 		return;
 	}
-	if (strcmp(c->url.scheme, "https") == 0) {
+	if (c->verify_error != NULL) {
+		/* the origin failed verification: nothing is forwarded */
+		char msg[300];
+		snprintf(msg, sizeof(msg),
+		    "the origin %s:%u cannot be trusted: %s", c->tunnel_host,
+		    c->tunnel_port, c->verify_error);
+		conn_fail(c, 502, msg);
+		return;
+	}
+	if (c->inner == CONN_INNER_NONE && strcmp(c->url.scheme, "https") == 0) {
 		conn_fail(c, 501, "https:// URLs are reached with CONNECT");
 		return;
 	}
-	if (!c->is_connect && conn_build_up_head(c) == -1) {
+	if (c->is_connect) {
+		intercept_connect(c);
+		return;
+	}
+	if (conn_build_up_head(c) == -1) {
 		conn_fail(c, 500, "cannot build the upstream request");
 		return;
 	}
@@ -777,7 +819,7 @@ conn_request_head(struct conn *c)
  * read. Bytes are drained as llhttp consumes them; the head's spans have
  * been copied into c->reqh by then.
  */
-static void
+void
 conn_parse_request(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
@@ -946,7 +988,7 @@ conn_emit_response_head(struct conn *c)
 }
 
 /* Start relaying bytes both ways, untouched: after a 101 or CONNECT. */
-static void
+void
 conn_start_tunnel(struct conn *c)
 {
 	struct evbuffer *cin = bufferevent_get_input(c->cbev);
@@ -1161,14 +1203,8 @@ conn_upstream_ready(struct conn *c)
 	bufferevent_enable(c->cbev, EV_READ);
 	c->t_sent_us = now_us();
 	if (c->is_connect) {
-		int n = evbuffer_add_printf(cout,
-		    "HTTP/1.1 200 Connection established\r\n"
-		    "Via: 1.1 %s\r\n\r\n",
-		    c->w->srv->via);
-		if (n > 0)
-			c->bytes_to_client += (uint64_t)n;
-		c->rec->u.req.status = 200;
-		c->rec->u.req.resp_version = strdup("1.1");
+		/* the 200 went out at CONNECT time (intercept_connect) */
+		(void)cout;
 		conn_start_tunnel(c);
 		return;
 	}
@@ -1193,7 +1229,7 @@ conn_connect_next(struct conn *c, const char *last_err)
 		const struct sockaddr *sa =
 		    (const struct sockaddr *)&c->addrs.addrs[i];
 		upstream_free(c->up);
-		c->up = upstream_new(c->w, host, c->url.port);
+		c->up = intercept_upstream_new(c, host, c->url.port);
 		if (c->up == NULL)
 			break;
 		upstream_set_peer(c->up, sa);
@@ -1232,6 +1268,15 @@ conn_resolved(const struct resolve_result *res, void *arg)
 		conn_fail(c, 502, why);
 		return;
 	}
+	if (c->inner == CONN_INNER_NONE && !c->is_connect) {
+		for (int i = 0; i < res->naddrs; i++)
+			if (server_is_self_addr(c->w->srv,
+				(const struct sockaddr *)&res->addrs[i])) {
+				/* the name is ours: answer, do not loop */
+				conn_answer_self(c);
+				return;
+			}
+	}
 	c->addrs = *res;
 	c->addr_idx = 0;
 	conn_connect_next(c, NULL);
@@ -1256,7 +1301,7 @@ conn_up_idle_eventcb(struct bufferevent *bev, short what, void *arg)
 }
 
 /* Keep c->up for this client's next request (see up_idle). */
-static void
+void
 conn_keep_upstream(struct conn *c)
 {
 	if (c->up_idle != NULL)
@@ -1271,10 +1316,11 @@ conn_keep_upstream(struct conn *c)
 
 /* Get an upstream for the current request: kept, pooled, or resolve +
  * connect. */
-static void
+void
 conn_upstream_go(struct conn *c)
 {
 	if (c->up_idle != NULL && c->up_idle->port == c->url.port &&
+	    c->up_idle->tls == (c->inner == CONN_INNER_HTTPS) &&
 	    strcmp(c->up_idle->host, c->url.host) == 0) {
 		c->up = c->up_idle;
 		c->up_idle = NULL;
@@ -1282,7 +1328,8 @@ conn_upstream_go(struct conn *c)
 		if (c->up_idle != NULL)
 			upstream_pool_put(c->up_idle);
 		c->up_idle = NULL;
-		c->up = upstream_pool_get(c->w, c->url.host, c->url.port);
+		c->up = upstream_pool_get(c->w, c->url.host, c->url.port,
+		    c->inner == CONN_INNER_HTTPS);
 	}
 	if (c->up != NULL) {
 		if (c->rec != NULL) {
@@ -1368,8 +1415,24 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 				c->rec->u.req.connect_us =
 				    now_us() - c->t_connect_start_us;
 			conn_set_nodelay(c->up->bev);
+			if (c->up->tls && intercept_up_ready(c) == -1)
+				return;
 			conn_upstream_ready(c);
 			return;
+		}
+		if (c->up->tls) {
+			unsigned long e = bufferevent_get_openssl_error(bev);
+			if (e != 0) {
+				snprintf(why, sizeof(why),
+				    "TLS handshake with the origin failed: %s",
+				    ERR_reason_error_string(e) ?
+					ERR_reason_error_string(e) :
+					"TLS error");
+				while (bufferevent_get_openssl_error(bev))
+					;
+				conn_connect_next(c, why);
+				return;
+			}
 		}
 		conn_connect_next(c, evutil_socket_error_to_string(
 					 EVUTIL_SOCKET_ERROR()));
@@ -1437,7 +1500,7 @@ conn_up_eof(struct conn *c)
 
 /* ---- client callbacks ---- */
 
-static void
+void
 conn_client_readcb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -1453,6 +1516,9 @@ conn_client_readcb(struct bufferevent *bev, void *arg)
 		break;
 	case CONN_EXCHANGE:
 		conn_feed_request(c);
+		break;
+	case CONN_SNIFF:
+		intercept_sniff(c);
 		break;
 	case CONN_TUNNEL:
 		conn_tunnel_move(c, bev, c->up->bev, &c->bytes_from_client,
@@ -1477,7 +1543,7 @@ conn_client_readcb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void
+void
 conn_client_writecb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -1502,7 +1568,7 @@ conn_client_writecb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void
+void
 conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -1572,6 +1638,11 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (dl == 0)
 		return;
+	if (c->state == CONN_DRAIN && c->flush_wait && now_us() < dl) {
+		c->flush_wait = 0;
+		conn_linger(c);
+		return;
+	}
 	if (now_us() < dl) {
 		/* there was activity since the timer was set: wait on */
 		conn_arm_timer(c);
@@ -1611,9 +1682,20 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 			conn_close(c, "upstream-timeout", "origin stalled");
 		}
 		break;
+	case CONN_SNIFF:
+		intercept_sniff_timeout(c);
+		break;
+	case CONN_TLS_DOWN:
+		conn_close(c, "tls-timeout", "client TLS handshake timed out");
+		break;
 	case CONN_DRAIN:
 		if (c->lingering) {
 			conn_close(c, c->drain_reason, c->drain_error);
+			break;
+		}
+		if (c->flush_wait) {
+			c->flush_wait = 0;
+			conn_linger(c);
 			break;
 		}
 		conn_close(c, "idle-timeout", "client did not read the answer");
@@ -1628,7 +1710,7 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 
 /* Write the connection row, then free everything the conn owns. The one
  * teardown path. */
-static void
+void
 conn_close(struct conn *c, const char *reason, const char *err)
 {
 	struct worker *w = c->w;
@@ -1663,6 +1745,19 @@ conn_close(struct conn *c, const char *reason, const char *err)
 		sc->nrequests = c->nrequests;
 		sc->close_reason = strdup(reason);
 		sc->error = conn_strdup(err);
+		sc->sni = c->sni[0] ? strdup(c->sni) : NULL;
+		sc->alpn = c->alpn[0] ? strdup(c->alpn) : NULL;
+		sc->decision = conn_strdup(c->decision);
+		sc->decision_reason = conn_strdup(c->decision_reason);
+		sc->tls_client = c->tls_client[0] ? strdup(c->tls_client) : NULL;
+		sc->tls_server = c->tls_server[0] ? strdup(c->tls_server) : NULL;
+		sc->upstream_cert_sha256 =
+		    c->cert_sha[0] ? strdup(c->cert_sha) : NULL;
+		sc->upstream_cert_subject =
+		    c->cert_subject[0] ? strdup(c->cert_subject) : NULL;
+		sc->upstream_cert_issuer =
+		    c->cert_issuer[0] ? strdup(c->cert_issuer) : NULL;
+		sc->verify_error = conn_strdup(c->verify_error);
 		(void)store_submit(w->store, rec);
 	}
 	c->state = CONN_CLOSED;
@@ -1683,6 +1778,9 @@ conn_close(struct conn *c, const char *reason, const char *err)
 	url_clear(&c->url);
 	free(c->target_host);
 	free(c->drain_error);
+	free(c->tunnel_host);
+	free(c->decision_reason);
+	free(c->verify_error);
 	free(c);
 	if (w->shutting_down)
 		worker_maybe_exit(w);

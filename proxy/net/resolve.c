@@ -279,13 +279,21 @@ resolve_configure(struct worker *w)
 	char tmo[32];
 
 	if (cfg->ndns > 0) {
-		for (int i = 0; i < cfg->ndns; i++)
+		for (int i = 0; i < cfg->ndns; i++) {
+			int dup = 0;
+			/* evdns refuses a server twice; a repeat is harmless */
+			for (int j = 0; j < i; j++)
+				dup |= strcmp(cfg->dns_servers[i],
+					   cfg->dns_servers[j]) == 0;
+			if (dup)
+				continue;
 			if (evdns_base_nameserver_ip_add(w->dns,
 			    cfg->dns_servers[i]) != 0) {
 				log_warnx("dns-server %s: not usable",
 				    cfg->dns_servers[i]);
 				return -1;
 			}
+		}
 	} else if (evdns_base_resolv_conf_parse(w->dns, DNS_OPTIONS_ALL,
 	    "/etc/resolv.conf") != 0)
 		log_warnx("/etc/resolv.conf unusable; evdns falls back to "

@@ -16,6 +16,8 @@
 
 #include "conf/config.h"
 #include "log.h"
+#include "net/learned.h"
+#include "net/tls.h"
 #include "net/worker.h"
 #include "store/store.h"
 
@@ -110,6 +112,28 @@ server_is_self(const struct server *srv, const char *host, unsigned port)
 	return 0;
 }
 
+int
+server_is_self_addr(const struct server *srv, const struct sockaddr *sa)
+{
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port;
+	const void *src;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		src = &s6->sin6_addr;
+		port = ntohs(s6->sin6_port);
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		src = &s4->sin_addr;
+		port = ntohs(s4->sin_port);
+	} else
+		return 0;
+	if (inet_ntop(sa->sa_family, src, ip, sizeof(ip)) == NULL)
+		return 0;
+	return server_is_self(srv, ip, port);
+}
+
 static int
 server_listen(struct server_main *m, const struct config_listen *l)
 {
@@ -162,6 +186,13 @@ server_raise_nofile(void)
 		log_warn("cannot raise the open-file limit");
 }
 
+static void
+server_learned_cb(const char *host, int port, void *arg)
+{
+	if (learned_add(arg, host, port) == -1)
+		log_warnx("out of memory loading the learned passthrough list");
+}
+
 int
 server_run(const struct config *cfg, struct store *store)
 {
@@ -181,6 +212,25 @@ server_run(const struct config *cfg, struct store *store)
 	event_set_log_callback(server_libevent_logcb);
 	server_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
+	{
+		char err[512];
+		m.srv.tls = tls_new(cfg, err, sizeof(err));
+		if (m.srv.tls == NULL) {
+			log_warnx("%s", err);
+			goto out;
+		}
+	}
+	if (cfg->insecure_upstream)
+		log_warnx("insecure-upstream: origin certificates are NOT "
+			  "verified");
+	m.srv.learned = learned_new();
+	if (m.srv.learned == NULL ||
+	    (store != NULL &&
+		store_load_learned(store, server_learned_cb, m.srv.learned) ==
+		    -1)) {
+		log_warnx("cannot load the learned passthrough list");
+		goto out;
+	}
 	if (nworkers <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		nworkers = n > 0 ? (int)n : 1;
@@ -231,6 +281,8 @@ out:
 	for (int i = 0; i < m.srv.nworkers; i++)
 		worker_free(m.srv.workers[i]);
 	free(m.srv.workers);
+	tls_free(m.srv.tls);
+	learned_free(m.srv.learned);
 	if (m.sigint_ev)
 		event_free(m.sigint_ev);
 	if (m.sigterm_ev)

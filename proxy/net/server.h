@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 
 struct config;
+struct learned;
 struct store;
+struct tls;
 struct worker;
 
 struct server {
@@ -19,6 +21,8 @@ struct server {
 	struct worker **workers;
 	int nworkers;
 	char via[64]; /* our Via token: "peephole-<instance>" */
+	struct tls *tls;	   /* CA, forging, both TLS contexts */
+	struct learned *learned; /* host:ports whose clients pin */
 	int64_t t_start_us;
 };
 
@@ -27,6 +31,10 @@ struct server {
  * process exit status.
  */
 int server_run(const struct config *cfg, struct store *store);
+
+/* 1 if the address (with its port) is one of our own listeners: a name
+ * that resolves to the proxy itself. Any thread. */
+int server_is_self_addr(const struct server *srv, const struct sockaddr *sa);
 
 /* 1 if host:port names one of our own listeners. Any thread. */
 int server_is_self(const struct server *srv, const char *host,

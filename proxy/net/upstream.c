@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,30 @@ upstream_new(struct worker *w, const char *host, unsigned port)
 		free(u);
 		return NULL;
 	}
+	return u;
+}
+
+struct upstream *
+upstream_new_tls(struct worker *w, const char *host, unsigned port,
+    struct ssl_st *ssl)
+{
+	struct upstream *u = calloc(1, sizeof(*u));
+
+	if (u == NULL)
+		return NULL;
+	u->w = w;
+	snprintf(u->host, sizeof(u->host), "%s", host);
+	u->port = port;
+	u->tls = 1;
+	/* with CLOSE_ON_FREE the bufferevent frees the SSL and the socket */
+	u->bev = bufferevent_openssl_socket_new(w->base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (u->bev == NULL) {
+		free(u);
+		return NULL;
+	}
+	/* origins often close without close_notify: that is an EOF here */
+	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
 	return u;
 }
 
@@ -97,14 +123,15 @@ upstream_idle_timeoutcb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct upstream *
-upstream_pool_get(struct worker *w, const char *host, unsigned port)
+upstream_pool_get(struct worker *w, const char *host, unsigned port, int tls)
 {
 	struct upstream *u;
 
 	/* newest first: the least likely to have been closed by the origin */
 	for (u = TAILQ_LAST(&w->idle_ups, upstream_list); u != NULL;
 	    u = TAILQ_PREV(u, upstream_list, link)) {
-		if (u->port == port && strcmp(u->host, host) == 0) {
+		if (u->port == port && u->tls == tls &&
+		    strcmp(u->host, host) == 0) {
 			upstream_pool_remove(u);
 			bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
 			return u;
@@ -127,7 +154,8 @@ upstream_pool_put(struct upstream *u)
 		goto drop;
 	TAILQ_FOREACH(o, &w->idle_ups, link)
 	{
-		if (o->port == u->port && strcmp(o->host, u->host) == 0) {
+		if (o->port == u->port && o->tls == u->tls &&
+		    strcmp(o->host, u->host) == 0) {
 			if (oldest == NULL)
 				oldest = o;
 			same++;

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 
 struct bufferevent;
+struct event;
+struct ssl_st;
 struct worker;
 
 struct upstream {
@@ -21,6 +23,7 @@ struct upstream {
 	struct bufferevent *bev; /* owns the socket */
 	char host[256];
 	unsigned port;
+	int tls; /* the bufferevent is an OpenSSL one */
 	char ip[INET6_ADDRSTRLEN];
 	int ip_port;
 	int uses;      /* exchanges carried so far */
@@ -32,15 +35,20 @@ struct upstream {
 struct upstream *upstream_new(struct worker *w, const char *host,
     unsigned port) __attribute__((warn_unused_result));
 
+/* The same over TLS: ssl (owned by the upstream from now on) is a client
+ * SSL; the handshake runs after the TCP connect. NULL on failure. */
+struct upstream *upstream_new_tls(struct worker *w, const char *host,
+    unsigned port, struct ssl_st *ssl) __attribute__((warn_unused_result));
+
 /* Free (closing the socket). NULL ok. */
 void upstream_free(struct upstream *u);
 
 /* Note the peer address once connected (for logging). */
 void upstream_set_peer(struct upstream *u, const struct sockaddr *sa);
 
-/* Take an idle pooled upstream for host:port, or NULL. */
+/* Take an idle pooled upstream for host:port (TLS or not), or NULL. */
 struct upstream *upstream_pool_get(struct worker *w, const char *host,
-    unsigned port);
+    unsigned port, int tls);
 
 /* Return u to the pool (or free it when the pool is full). */
 void upstream_pool_put(struct upstream *u);

@@ -1,0 +1,139 @@
+/*
+ * conn_int: the connection object, shared inside proxy/net by conn.c (the
+ * HTTP state machine) and intercept.c (CONNECT, sniffing, TLS). Nothing
+ * outside proxy/net includes this.
+ */
+#ifndef PEEPHOLE_CONN_INT_H
+#define PEEPHOLE_CONN_INT_H
+
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "http/head.h"
+#include "http/url.h"
+#include "net/resolve.h"
+
+struct bufferevent;
+struct event;
+struct evbuffer;
+struct store_rec;
+struct upstream;
+struct worker;
+
+enum conn_state {
+	CONN_READ_HEAD = 0, /* waiting for, or reading, a request head */
+	CONN_RESOLVE,	    /* looking up the origin's name */
+	CONN_CONNECT,	    /* TCP connect to the origin */
+	CONN_EXCHANGE,	    /* request body and response flowing */
+	CONN_TUNNEL,	    /* bytes both ways (after 101 or CONNECT) */
+	CONN_DRAIN,	    /* flushing the last bytes to the client */
+	CONN_SNIFF,	    /* after CONNECT: waiting for the first bytes */
+	CONN_TLS_DOWN,	    /* TLS handshake with the client (forged cert) */
+	CONN_CLOSED
+};
+
+/* What a CONNECT tunnel carries once peephole has looked inside. */
+enum conn_inner {
+	CONN_INNER_NONE = 0, /* the forward proxy itself, or a byte tunnel */
+	CONN_INNER_HTTP,     /* plain HTTP inside CONNECT */
+	CONN_INNER_HTTPS     /* intercepted TLS: HTTP over forged TLS */
+};
+
+struct conn {
+	TAILQ_ENTRY(conn) link;	     /* w->conns */
+	TAILQ_ENTRY(conn) wait_link; /* w->store_wait while waiting */
+	int waiting_store;
+	struct worker *w;
+	int64_t id;
+	enum conn_state state;
+	struct bufferevent *cbev;
+	struct upstream *up;
+	/*
+	 * The origin connection of the last exchange, kept for this client's
+	 * next request: clients mostly ask the same host again, and keeping
+	 * it here spares the shared pool (and its limit) the churn.
+	 */
+	struct upstream *up_idle;
+	struct resolve_req *dns;
+	struct event *timer;
+	int64_t t_active_us; /* last progress, for the idle deadlines */
+	int64_t t_state_us;  /* when the current state began */
+
+	char client_ip[INET6_ADDRSTRLEN];
+	int client_port;
+	int listener;
+
+	llhttp_t reqp, respp;
+	struct head reqh, resph;
+	size_t head_bytes;   /* raw bytes of the request head so far */
+	int head_overflow;   /* a head outgrew max-header-size */
+	int in_head;	     /* between message begin and headers complete */
+	struct evbuffer *up_head; /* the rewritten request head */
+
+	/* the exchange in flight */
+	struct store_rec *rec;
+	size_t req_room, resp_room;	  /* capture buffer sizes */
+	uint64_t req_expect, resp_expect; /* announced Content-Length */
+	struct url url;
+	int req_done, resp_done, resp_head_sent, resp_interim;
+	int is_head, is_connect, req_upgrade;
+	int client_ka; /* keep the client connection after this exchange */
+	int client_eof;
+	int up_eof; /* the origin closed; parse what is left, then end */
+	int retried;
+	int lingering;		  /* FIN sent; waiting for the client's */
+	int flush_wait;		  /* TLS records still queued on the socket */
+	uint64_t discarded;	  /* bytes read and dropped while closing */
+	const char *drain_reason; /* close reason once drained */
+	char *drain_error;
+	int64_t t_sent_us, t_connect_start_us;
+	struct resolve_result addrs;
+	int addr_idx;
+
+	/* totals for the connection row */
+	int64_t t_accept_us, t_first_byte_us;
+	uint64_t bytes_from_client, bytes_to_client;
+	uint64_t bytes_to_server, bytes_from_server;
+	int nrequests;
+	char *target_host;
+	int target_port;
+	char server_ip[INET6_ADDRSTRLEN];
+	int server_port;
+	const char *protocol;
+
+	/* CONNECT and interception (intercept.c) */
+	enum conn_inner inner;
+	char *tunnel_host; /* the CONNECT target */
+	unsigned tunnel_port;
+	int tunnel_raw;	    /* the tunnel relays bytes: no HTTP error pages */
+	int tls_pending;    /* origin TLS under way, client TLS not yet */
+	char sni[256];
+	char alpn[64];	    /* what the client offered, comma separated */
+	const char *decision;	/* "intercept" | "passthrough" | "block" */
+	char *decision_reason;
+	char *verify_error; /* origin failed: every request gets a 502 */
+	char tls_client[96], tls_server[96];
+	char cert_sha[65], cert_subject[256], cert_issuer[256];
+	struct bufferevent *craw; /* the client socket under the TLS filter */
+};
+
+
+/* conn.c, used by intercept.c */
+void conn_enter(struct conn *c, enum conn_state st);
+void conn_arm_timer(struct conn *c);
+void conn_close(struct conn *c, const char *reason, const char *err);
+void conn_fail(struct conn *c, int status, const char *detail);
+int conn_rec_submit(struct conn *c);
+void conn_parse_request(struct conn *c);
+void conn_upstream_go(struct conn *c);
+void conn_start_tunnel(struct conn *c);
+void conn_client_readcb(struct bufferevent *bev, void *arg);
+void conn_client_writecb(struct bufferevent *bev, void *arg);
+void conn_client_eventcb(struct bufferevent *bev, short what, void *arg);
+char *conn_strdup(const char *s);
+void conn_http_reset(struct conn *c);
+void conn_keep_upstream(struct conn *c);
+
+#endif

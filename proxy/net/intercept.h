@@ -1,0 +1,48 @@
+/*
+ * intercept: what happens after CONNECT — answer 200, sniff the first bytes,
+ * apply the host rules, and either relay the bytes untouched, parse plain
+ * HTTP, or intercept TLS: verify the origin, forge a certificate for the
+ * client, and hand the decrypted stream to the HTTP state machine.
+ * Worker loop thread only.
+ */
+#ifndef PEEPHOLE_INTERCEPT_H
+#define PEEPHOLE_INTERCEPT_H
+
+struct conn;
+struct upstream;
+struct worker;
+
+/* A CONNECT head was parsed (c->url is host:port): take it from here. */
+void intercept_connect(struct conn *c);
+
+/* Client bytes arrived while sniffing. */
+void intercept_sniff(struct conn *c);
+
+/* The sniff wait ran out: nothing recognisable, relay untouched. */
+void intercept_sniff_timeout(struct conn *c);
+
+/*
+ * A new upstream for the current request: TLS (to be verified in
+ * intercept_up_ready) inside an intercepted tunnel, plain TCP otherwise.
+ */
+struct upstream *intercept_upstream_new(struct conn *c, const char *host,
+    unsigned port);
+
+/*
+ * An origin connection of an intercepted tunnel finished its TLS handshake.
+ * Returns 0 when the exchange can go on, -1 when the connection was taken
+ * over (client TLS started, or a 502 sent).
+ */
+int intercept_up_ready(struct conn *c);
+
+/*
+ * Connecting to the origin failed. Returns 1 if interception took it over
+ * (the client gets a forged session answering 502), 0 if the caller should
+ * fail as usual.
+ */
+int intercept_up_failed(struct conn *c, const char *why);
+
+/* The origin-side SNI / name for upstream TLS of this tunnel. */
+const char *intercept_name(const struct conn *c);
+
+#endif

@@ -1,0 +1,203 @@
+/* tls: see tls.h. */
+#include "net/tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca/ca.h"
+#include "ca/forge.h"
+#include "conf/config.h"
+#include "log.h"
+
+static const unsigned char tls_alpn_h1[] = "\x08http/1.1";
+
+/* Offer clients http/1.1 only: HTTP/2 is relayed by the tunnel instead. */
+static int
+tls_alpn_selectcb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned inlen, void *arg)
+{
+	(void)ssl;
+	(void)arg;
+	if (SSL_select_next_proto((unsigned char **)out, outlen, tls_alpn_h1,
+		sizeof(tls_alpn_h1) - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_OK;
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+struct tls *
+tls_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls *t = calloc(1, sizeof(*t));
+	char home[4096];
+
+	if (t == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (cfg->home != NULL)
+		snprintf(home, sizeof(home), "%s", cfg->home);
+	else if (ca_home(home, sizeof(home)) == -1) {
+		snprintf(err, errlen, "no home for the CA: set PEEPHOLE_HOME");
+		goto fail;
+	}
+	t->ca = ca_load_or_create(home, err, errlen);
+	if (t->ca == NULL)
+		goto fail;
+	t->forge = forge_new(t->ca, cfg->forge_cache_size, err, errlen);
+	if (t->forge == NULL)
+		goto fail;
+	t->verify = !cfg->insecure_upstream;
+
+	t->up_ctx = SSL_CTX_new(TLS_client_method());
+	t->down_ctx = SSL_CTX_new(TLS_server_method());
+	if (t->up_ctx == NULL || t->down_ctx == NULL)
+		goto sslfail;
+	SSL_CTX_set_min_proto_version(t->up_ctx, TLS1_2_VERSION);
+	if (SSL_CTX_set_default_verify_paths(t->up_ctx) != 1)
+		goto sslfail;
+	if (cfg->upstream_ca != NULL &&
+	    SSL_CTX_load_verify_locations(t->up_ctx, cfg->upstream_ca, NULL) !=
+		1) {
+		snprintf(err, errlen, "upstream-ca %s: cannot load",
+		    cfg->upstream_ca);
+		goto fail;
+	}
+	/* verify in the handshake but decide afterwards (tls_verify_error) */
+	SSL_CTX_set_verify(t->up_ctx, SSL_VERIFY_NONE, NULL);
+	if (SSL_CTX_set_alpn_protos(t->up_ctx, tls_alpn_h1,
+		sizeof(tls_alpn_h1) - 1) != 0)
+		goto sslfail;
+	SSL_CTX_set_mode(t->up_ctx, SSL_MODE_RELEASE_BUFFERS);
+
+	SSL_CTX_set_min_proto_version(t->down_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_alpn_select_cb(t->down_ctx, tls_alpn_selectcb, NULL);
+	SSL_CTX_set_mode(t->down_ctx, SSL_MODE_RELEASE_BUFFERS);
+	return t;
+sslfail:
+	{
+		unsigned long e = ERR_get_error();
+		snprintf(err, errlen, "TLS setup: %s",
+		    e ? ERR_error_string(e, NULL) : "unknown error");
+		ERR_clear_error();
+	}
+fail:
+	tls_free(t);
+	return NULL;
+}
+
+void
+tls_free(struct tls *t)
+{
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->up_ctx);
+	SSL_CTX_free(t->down_ctx);
+	forge_free(t->forge);
+	ca_free(t->ca);
+	free(t);
+}
+
+SSL *
+tls_up_new(struct tls *t, const char *sni, const char *host)
+{
+	SSL *ssl = SSL_new(t->up_ctx);
+	X509_VERIFY_PARAM *vp;
+	unsigned char ip[16];
+
+	if (ssl == NULL)
+		return NULL;
+	if (sni != NULL && sni[0] && SSL_set_tlsext_host_name(ssl, sni) != 1)
+		goto fail;
+	vp = SSL_get0_param(ssl);
+	if (inet_pton(AF_INET, host, ip) == 1 ||
+	    inet_pton(AF_INET6, host, ip) == 1) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1)
+			goto fail;
+	} else if (X509_VERIFY_PARAM_set1_host(vp, host, 0) != 1)
+		goto fail;
+	return ssl;
+fail:
+	SSL_free(ssl);
+	return NULL;
+}
+
+const char *
+tls_verify_error(const struct tls *t, SSL *ssl)
+{
+	long v;
+	X509 *peer;
+
+	if (!t->verify)
+		return NULL;
+	peer = SSL_get0_peer_certificate(ssl);
+	if (peer == NULL)
+		return "no certificate";
+	v = SSL_get_verify_result(ssl);
+	switch (v) {
+	case X509_V_OK:
+		return NULL;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return "certificate expired";
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "certificate not yet valid";
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+		return "self-signed certificate";
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+		return "unknown issuer";
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return "hostname mismatch";
+	case X509_V_ERR_CERT_REVOKED:
+		return "certificate revoked";
+	default:
+		return X509_verify_cert_error_string(v);
+	}
+}
+
+SSL *
+tls_down_new(struct tls *t, X509 *cert)
+{
+	SSL *ssl = SSL_new(t->down_ctx);
+
+	if (ssl == NULL)
+		return NULL;
+	if (SSL_use_certificate(ssl, cert) != 1 ||
+	    SSL_use_PrivateKey(ssl, forge_key(t->forge)) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+void
+tls_describe(SSL *ssl, char *buf, size_t len)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+
+	snprintf(buf, len, "%s/%s", SSL_get_version(ssl),
+	    c ? SSL_CIPHER_get_name(c) : "none");
+}
+
+void
+tls_cert_info(X509 *cert, char *sha, size_t shalen, char *subject,
+    size_t sublen, char *issuer, size_t isslen)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	sha[0] = subject[0] = issuer[0] = '\0';
+	if (cert == NULL)
+		return;
+	if (X509_digest(cert, EVP_sha256(), md, &n) == 1)
+		for (unsigned i = 0; i < n && 2 * i + 2 < shalen; i++)
+			snprintf(sha + 2 * i, 3, "%02x", md[i]);
+	X509_NAME_oneline(X509_get_subject_name(cert), subject, (int)sublen);
+	X509_NAME_oneline(X509_get_issuer_name(cert), issuer, (int)isslen);
+}

@@ -1,0 +1,55 @@
+/*
+ * tls: the OpenSSL side of interception — one client context (peephole to
+ * origins: verifying, ALPN http/1.1, session reuse) and one server context
+ * (peephole to clients: forged certificates, ALPN http/1.1). Built on the
+ * main thread at start-up, read-only after, shared by the workers.
+ */
+#ifndef PEEPHOLE_TLS_H
+#define PEEPHOLE_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+struct ca;
+struct config;
+struct forge;
+
+struct tls {
+	SSL_CTX *up_ctx;   /* to origins */
+	SSL_CTX *down_ctx; /* to clients; the certificate is set per SSL */
+	struct ca *ca;
+	struct forge *forge;
+	int verify; /* 0 with insecure-upstream */
+};
+
+/* Load (or create) the CA and set up both contexts. NULL + err. */
+struct tls *tls_new(const struct config *cfg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void tls_free(struct tls *t);
+
+/*
+ * A client-side SSL for an origin: SNI sni (NULL for an IP), hostname (or
+ * IP) checked against host. The handshake itself does not fail on a bad
+ * certificate; tls_verify_error() tells afterwards, so a failure can be
+ * shown to the client under a forged certificate. NULL on failure.
+ */
+SSL *tls_up_new(struct tls *t, const char *sni, const char *host);
+
+/*
+ * After the origin handshake: NULL if the origin's certificate is
+ * acceptable, else a short reason ("certificate expired", "hostname
+ * mismatch", ...).
+ */
+const char *tls_verify_error(const struct tls *t, SSL *ssl);
+
+/* A server-side SSL presenting cert (with the forge's key). NULL. */
+SSL *tls_down_new(struct tls *t, X509 *cert);
+
+/* "TLSv1.3/TLS_AES_128_GCM_SHA256" of a finished handshake, into buf. */
+void tls_describe(SSL *ssl, char *buf, size_t len);
+
+/* SHA-256 fingerprint (hex), subject and issuer (one line) of cert. */
+void tls_cert_info(X509 *cert, char *sha, size_t shalen, char *subject,
+    size_t sublen, char *issuer, size_t isslen);
+
+#endif
