@@ -46,7 +46,8 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 PYTEST = /usr/bin/python3 -m pytest
 
-.PHONY: all deps run test test-unit test-e2e test-san bench clean format-check
+.PHONY: all deps run test test-unit test-e2e test-san bench clean format-check \
+	fuzz
 
 all: peephole
 
@@ -99,7 +100,9 @@ run: deps all
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# The CA for tests lives in the build tree, never in the user's ~/.peephole.
 test-e2e: peephole
+	PEEPHOLE_HOME=$(CURDIR)/$(BUILD)/test-home \
 	PEEPHOLE_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q tests/e2e
 
 test-san:
@@ -107,12 +110,31 @@ test-san:
 
 test: deps
 	$(MAKE) all
+	$(MAKE) format-check
 	$(MAKE) test-unit test-e2e
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) test-san
 
 bench: deps all
 	/usr/bin/python3 tests/bench/bench.py --peephole $(CURDIR)/$(BIN)
+
+# libFuzzer harnesses for the pure parsers (clang from `apt-get install clang`).
+# Seeds in tests/fuzz/corpus/ are only read; new inputs go to build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
+	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all $(WARN) -Ifilters
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard filters/*.c)
+	@mkdir -p build/fuzz/corpus_$*
+	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard filters/*.c)
+
+fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules
+	build/fuzz/fuzz_sniff -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-artifact_prefix=build/fuzz/ build/fuzz/corpus_sniff \
+		tests/fuzz/corpus/sniff
+	build/fuzz/fuzz_rules -max_total_time=$(FUZZ_SECONDS) -max_len=512 \
+		-artifact_prefix=build/fuzz/ build/fuzz/corpus_rules \
+		tests/fuzz/corpus/rules
 
 format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)

@@ -25,16 +25,16 @@
 
 enum config_type {
 	CONFIG_T_STRING,   /* char *, strdup'd */
-	CONFIG_T_INT,	   /* int within [min, max] */
-	CONFIG_T_UINT,	   /* unsigned within [min, max] */
-	CONFIG_T_BOOL,	   /* int 0 / 1 */
-	CONFIG_T_LEVEL,	   /* int 0 warn, 1 info, 2 debug */
+	CONFIG_T_INT,      /* int within [min, max] */
+	CONFIG_T_UINT,     /* unsigned within [min, max] */
+	CONFIG_T_BOOL,     /* int 0 / 1 */
+	CONFIG_T_LEVEL,    /* int 0 warn, 1 info, 2 debug */
 	CONFIG_T_DURATION, /* unsigned milliseconds within [min, max] */
-	CONFIG_T_SIZE,	   /* size_t bytes within [min, max] */
-	CONFIG_T_COUNT,	   /* size_t count within [min, max], K/M/G allowed */
+	CONFIG_T_SIZE,     /* size_t bytes within [min, max] */
+	CONFIG_T_COUNT,    /* size_t count within [min, max], K/M/G allowed */
 	CONFIG_T_LISTEN,   /* appended to listen[] */
-	CONFIG_T_DNS,	   /* appended to dns_servers[] */
-	CONFIG_T_RULE,	   /* appended to rules; min is the rules_action */
+	CONFIG_T_DNS,      /* appended to dns_servers[] */
+	CONFIG_T_RULE,     /* appended to rules; min is the rules_action */
 };
 
 struct config_key {
@@ -160,7 +160,7 @@ static const struct config_key *
 config_lookup(const char *name)
 {
 	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]);
-	    i++)
+	     i++)
 		if (strcmp(config_keys[i].name, name) == 0)
 			return &config_keys[i];
 	return NULL;
@@ -345,8 +345,8 @@ config_split_hostport(const char *spec, char *host, size_t hostlen,
 		else if (port_optional)
 			hend = spec + strlen(spec);
 		else {
-			config_err(err, errlen,
-			    "expected host:port, got '%s'", spec);
+			config_err(
+			    err, errlen, "expected host:port, got '%s'", spec);
 			return -1;
 		}
 	}
@@ -366,8 +366,8 @@ config_split_hostport(const char *spec, char *host, size_t hostlen,
 }
 
 int
-config_parse_listen(const char *spec, struct config_listen *out, char *err,
-    size_t errlen)
+config_parse_listen(
+    const char *spec, struct config_listen *out, char *err, size_t errlen)
 {
 	struct config_listen l;
 	const char *at, *p = spec, *port;
@@ -388,8 +388,8 @@ config_parse_listen(const char *spec, struct config_listen *out, char *err,
 		}
 		p = at + 1;
 	}
-	if (config_split_hostport(p, l.host, sizeof(l.host), &port, &v6, 0,
-		err, errlen) == -1)
+	if (config_split_hostport(
+		p, l.host, sizeof(l.host), &port, &v6, 0, err, errlen) == -1)
 		return -1;
 	if (v6) {
 		if (inet_pton(AF_INET6, l.host, addr) != 1) {
@@ -408,8 +408,8 @@ config_parse_listen(const char *spec, struct config_listen *out, char *err,
 		return -1;
 	}
 	if (config_port(port, &l.port) == -1) {
-		config_err(err, errlen, "port must be 1..65535, got '%s'",
-		    port);
+		config_err(
+		    err, errlen, "port must be 1..65535, got '%s'", port);
 		return -1;
 	}
 	*out = l;
@@ -429,8 +429,8 @@ config_check_dns(const char *spec, char *err, size_t errlen)
 	unsigned p;
 	int v6;
 
-	if (config_split_hostport(spec, host, sizeof(host), &port, &v6, 1, err,
-		errlen) == -1)
+	if (config_split_hostport(
+		spec, host, sizeof(host), &port, &v6, 1, err, errlen) == -1)
 		return -1;
 	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1) {
 		config_err(err, errlen,
@@ -439,8 +439,8 @@ config_check_dns(const char *spec, char *err, size_t errlen)
 		return -1;
 	}
 	if (port != NULL && config_port(port, &p) == -1) {
-		config_err(err, errlen, "port must be 1..65535, got '%s'",
-		    port);
+		config_err(
+		    err, errlen, "port must be 1..65535, got '%s'", port);
 		return -1;
 	}
 	return 0;
@@ -466,8 +466,8 @@ config_set_string(char **slot, const char *value, char *err, size_t errlen)
  * the place nor the setting: callers prefix "file:line: key: " or "--key: ".
  */
 static int
-config_apply(struct config *cfg, const struct config_key *k,
-    const char *value, char *err, size_t errlen)
+config_apply(struct config *cfg, const struct config_key *k, const char *value,
+    char *err, size_t errlen)
 {
 	char *field = (char *)cfg + k->off;
 	unsigned long long n;
@@ -480,8 +480,8 @@ config_apply(struct config *cfg, const struct config_key *k,
 	}
 	switch (k->type) {
 	case CONFIG_T_STRING:
-		return config_set_string((char **)(void *)field, value, err,
-		    errlen);
+		return config_set_string(
+		    (char **)(void *)field, value, err, errlen);
 	case CONFIG_T_INT:
 	case CONFIG_T_UINT:
 		if (config_number(value, &n) == -1 || n < k->min ||
@@ -572,8 +572,8 @@ config_apply(struct config *cfg, const struct config_key *k,
 			    CONFIG_MAX_LISTEN);
 			return -1;
 		}
-		if (config_parse_listen(value, &cfg->listen[cfg->nlisten], err,
-			errlen) == -1)
+		if (config_parse_listen(
+			value, &cfg->listen[cfg->nlisten], err, errlen) == -1)
 			return -1;
 		cfg->nlisten++;
 		return 0;
@@ -599,8 +599,8 @@ config_apply(struct config *cfg, const struct config_key *k,
 			config_err(err, errlen, "out of memory");
 			return -1;
 		}
-		return rules_add(cfg->rules, (enum rules_action)k->min, value,
-		    err, errlen);
+		return rules_add(
+		    cfg->rules, (enum rules_action)k->min, value, err, errlen);
 	}
 	config_err(err, errlen, "internal error: bad setting type");
 	return -1;
@@ -643,8 +643,7 @@ config_clean_line(char *line)
 }
 
 int
-config_load_file(struct config *cfg, const char *path, char *err,
-    size_t errlen)
+config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	FILE *fp = NULL;
 	char *line = NULL, *key, *value, msg[512];
@@ -654,8 +653,8 @@ config_load_file(struct config *cfg, const char *path, char *err,
 	int rc = -1;
 
 	if ((fp = fopen(path, "r")) == NULL) {
-		config_err(err, errlen, "%s: cannot open: %s", path,
-		    strerror(errno));
+		config_err(
+		    err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		goto fail;
 	}
 	while (getline(&line, &cap, fp) != -1) {
@@ -663,8 +662,8 @@ config_load_file(struct config *cfg, const char *path, char *err,
 		key = config_clean_line(line);
 		if (*key == '\0')
 			continue;
-		for (value = key; *value != '\0' &&
-		    !isspace((unsigned char)*value); value++)
+		for (value = key;
+		     *value != '\0' && !isspace((unsigned char)*value); value++)
 			;
 		if (*value != '\0') {
 			*value++ = '\0';
@@ -683,8 +682,8 @@ config_load_file(struct config *cfg, const char *path, char *err,
 		}
 	}
 	if (ferror(fp)) {
-		config_err(err, errlen, "%s: cannot read: %s", path,
-		    strerror(errno));
+		config_err(
+		    err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		goto fail;
 	}
 	rc = 0;

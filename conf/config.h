@@ -27,38 +27,40 @@ struct config_listen {
 
 struct config {
 	struct config_listen listen[CONFIG_MAX_LISTEN];
-	int nlisten; /* 0 after config_init: the default 127.0.0.1:8080 applies */
-	char *db_path;	     /* "peephole.db" */
-	int workers;	     /* 0 = number of cores */
-	int quiet;	     /* no per-exchange line on stdout */
-	int log_level;	     /* 0 warn, 1 info (default), 2 debug */
-	int record_flows;    /* 1: write flows to the db (default); 0: don't */
+	int nlisten; /* 0 after config_init: the default 127.0.0.1:8080 applies
+		      */
+	char *db_path;    /* "peephole.db" */
+	int workers;      /* 0 = number of cores */
+	int quiet;        /* no per-exchange line on stdout */
+	int log_level;    /* 0 warn, 1 info (default), 2 debug */
+	int record_flows; /* 1: write flows to the db (default); 0: don't */
 
-	unsigned connect_timeout_ms;  /* upstream TCP connect: 10000 */
-	unsigned upstream_timeout_ms; /* waiting for upstream bytes: 60000 */
-	unsigned idle_timeout_ms;     /* idle client keep-alive: 60000 */
-	unsigned header_timeout_ms;   /* a whole request head: 30000 */
-	unsigned dns_timeout_ms;      /* one resolution: 5000 */
-	unsigned shutdown_grace_ms;   /* in-flight on SIGTERM: 5000 */
-	unsigned upstream_idle_ms;    /* pooled upstream kept: 30000 */
+	unsigned connect_timeout_ms;     /* upstream TCP connect: 10000 */
+	unsigned upstream_timeout_ms;    /* waiting for upstream bytes: 60000 */
+	unsigned idle_timeout_ms;        /* idle client keep-alive: 60000 */
+	unsigned header_timeout_ms;      /* a whole request head: 30000 */
+	unsigned dns_timeout_ms;         /* one resolution: 5000 */
+	unsigned shutdown_grace_ms;      /* in-flight on SIGTERM: 5000 */
+	unsigned upstream_idle_ms;       /* pooled upstream kept: 30000 */
 	unsigned upstream_pool_per_host; /* idle upstreams per host: 8 */
 
 	size_t max_header_bytes;   /* request/response head: 65536 */
 	size_t body_capture_bytes; /* captured per body: 1 MiB */
 	size_t relay_buffer_bytes; /* per direction before pausing: 256 KiB */
-	size_t store_queue_max;	   /* records queued before back-pressure */
+	size_t store_queue_max;    /* records queued before back-pressure */
 
-	char *dns_servers[CONFIG_MAX_DNS]; /* "ip" or "ip:port"; none = system */
+	char
+	    *dns_servers[CONFIG_MAX_DNS]; /* "ip" or "ip:port"; none = system */
 	int ndns;
 	char *hosts_file; /* NULL = /etc/hosts */
 
 	/* HTTPS interception */
-	char *home;	       /* CA directory; NULL = $PEEPHOLE_HOME, ~/.peephole */
-	char *upstream_ca;     /* extra trust anchors for origins (PEM) */
-	int insecure_upstream; /* 1: do not verify origins (said at start) */
-	int auto_passthrough;  /* 1: pass hosts whose clients reject us */
-	size_t forge_cache_size;     /* forged certificates kept: 1024 */
-	unsigned sniff_timeout_ms;   /* wait for a tunnel's first bytes: 300 */
+	char *home; /* CA directory; NULL = $PEEPHOLE_HOME, ~/.peephole */
+	char *upstream_ca;       /* extra trust anchors for origins (PEM) */
+	int insecure_upstream;   /* 1: do not verify origins (said at start) */
+	int auto_passthrough;    /* 1: pass hosts whose clients reject us */
+	size_t forge_cache_size; /* forged certificates kept: 1024 */
+	unsigned sniff_timeout_ms; /* wait for a tunnel's first bytes: 300 */
 	struct rules *rules; /* intercept / passthrough / block, in order */
 };
 
@@ -84,7 +86,7 @@ int config_load_file(struct config *cfg, const char *path, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 
 /* Parse "[mode@]host:port" / "[mode@][v6]:port" into out. 0 / -1 + err. */
-int config_parse_listen(const char *spec, struct config_listen *out,
-    char *err, size_t errlen) __attribute__((warn_unused_result));
+int config_parse_listen(const char *spec, struct config_listen *out, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -121,11 +121,11 @@ cli_run(int argc, char **argv)
 		case 'B':
 		case 'U':
 		case 'H':
-			flags[nflags].key = ch == 'I' ? "intercept" :
-			    ch == 'P'		  ? "passthrough" :
-			    ch == 'B'		  ? "block" :
-			    ch == 'U'		  ? "upstream-ca" :
-						    "home";
+			flags[nflags].key = ch == 'I' ? "intercept"
+			    : ch == 'P'               ? "passthrough"
+			    : ch == 'B'               ? "block"
+			    : ch == 'U'               ? "upstream-ca"
+						      : "home";
 			flags[nflags++].value = strdup(optarg);
 			break;
 		case 'K':
@@ -139,8 +139,9 @@ cli_run(int argc, char **argv)
 		case 's': {
 			char *eq = strchr(optarg, '=');
 			if (eq == NULL) {
-				fprintf(stderr, "peephole run: --set wants "
-						"KEY=VALUE, got '%s'\n",
+				fprintf(stderr,
+				    "peephole run: --set wants "
+				    "KEY=VALUE, got '%s'\n",
 				    optarg);
 				goto out;
 			}
@@ -183,9 +184,9 @@ cli_run(int argc, char **argv)
 		    config_set(&cfg, flags[i].key, flags[i].value, err,
 			sizeof(err)) == -1) {
 			fprintf(stderr, "peephole run: --%s: %s\n",
-			    strcmp(flags[i].key, "log-level") == 0 ?
-				"verbose" :
-				flags[i].key,
+			    strcmp(flags[i].key, "log-level") == 0
+				? "verbose"
+				: flags[i].key,
 			    flags[i].value ? err : "out of memory");
 			goto out;
 		}
@@ -208,8 +209,8 @@ cli_run(int argc, char **argv)
 		    (int)(cfg.body_capture_bytes * 8 + 1024 * 1024));
 	}
 	if (cfg.record_flows)
-		st = store_open(cfg.db_path, cfg.store_queue_max, err,
-		    sizeof(err));
+		st = store_open(
+		    cfg.db_path, cfg.store_queue_max, err, sizeof(err));
 	else
 		st = store_open_discard(cfg.store_queue_max);
 	if (st == NULL) {

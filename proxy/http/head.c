@@ -63,8 +63,8 @@ head_append(struct head *h, enum head_part part, const char *at, size_t len)
 	if (part == HEAD_PART_FIELD && h->last != HEAD_PART_FIELD) {
 		if (h->nfields == h->fieldcap) {
 			int ncap = h->fieldcap ? h->fieldcap * 2 : 32;
-			struct head_field *nf = realloc(h->fields,
-			    (size_t)ncap * sizeof(*nf));
+			struct head_field *nf =
+			    realloc(h->fields, (size_t)ncap * sizeof(*nf));
 			if (nf == NULL)
 				return -1;
 			h->fields = nf;
@@ -144,8 +144,8 @@ head_list_has(const char *val, size_t n, const char *tok, size_t tok_len)
 	size_t i = 0;
 
 	while (i < n) {
-		while (i < n && (val[i] == ' ' || val[i] == '\t' ||
-		    val[i] == ','))
+		while (
+		    i < n && (val[i] == ' ' || val[i] == '\t' || val[i] == ','))
 			i++;
 		size_t s = i;
 		while (i < n && val[i] != ',')
@@ -163,18 +163,18 @@ int
 head_has_token(const struct head *h, const char *name, const char *tok)
 {
 	for (int i = head_find(h, name, 0); i != -1;
-	    i = head_find(h, name, i + 1)) {
+	     i = head_find(h, name, i + 1)) {
 		const struct head_field *f = &h->fields[i];
-		if (head_list_has(h->buf + f->value_off, f->value_len, tok,
-		    strlen(tok)))
+		if (head_list_has(
+			h->buf + f->value_off, f->value_len, tok, strlen(tok)))
 			return 1;
 	}
 	return 0;
 }
 
-static const char *const head_hop_fixed[] = {"connection",
-    "proxy-connection", "keep-alive", "te", "trailer", "proxy-authorization",
-    "proxy-authenticate", NULL};
+static const char *const head_hop_fixed[] = {"connection", "proxy-connection",
+    "keep-alive", "te", "trailer", "proxy-authorization", "proxy-authenticate",
+    NULL};
 
 int
 head_is_hop_by_hop(const struct head *h, int i, int keep_upgrade)
@@ -188,10 +188,10 @@ head_is_hop_by_hop(const struct head *h, int i, int keep_upgrade)
 		return !keep_upgrade;
 	/* a header the sender named in Connection is for this hop only */
 	for (int c = head_find(h, "connection", 0); c != -1;
-	    c = head_find(h, "connection", c + 1)) {
+	     c = head_find(h, "connection", c + 1)) {
 		const struct head_field *cf = &h->fields[c];
 		if (head_list_has(h->buf + cf->value_off, cf->value_len,
-		    h->buf + f->name_off, f->name_len))
+			h->buf + f->name_off, f->name_len))
 			return 1;
 	}
 	return 0;

@@ -43,8 +43,8 @@ void head_free(struct head *h);
  * Append a span of one part (llhttp may deliver a token in pieces; pieces of
  * the same part are joined). Returns 0, or -1 past the limit or on ENOMEM.
  */
-int head_append(struct head *h, enum head_part part, const char *at,
-    size_t len) __attribute__((warn_unused_result));
+int head_append(struct head *h, enum head_part part, const char *at, size_t len)
+    __attribute__((warn_unused_result));
 
 /* The target (or reason) as pointer + length. */
 const char *head_target(const struct head *h, size_t *len);

@@ -81,8 +81,8 @@ respond_error(struct evbuffer *out, int status, const char *detail,
 }
 
 int
-respond_page(struct evbuffer *out, const char *body, size_t len,
-    int keep_alive, int head_only)
+respond_page(struct evbuffer *out, const char *body, size_t len, int keep_alive,
+    int head_only)
 {
 	return respond_write(out, 200, "text/html; charset=utf-8", body, len,
 	    keep_alive, head_only);

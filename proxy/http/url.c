@@ -28,8 +28,7 @@ url_strndup(const char *s, size_t n)
 
 /* Parse "host[:port]" or "[v6][:port]" into u->host / u->port. */
 static int
-url_parse_authority(const char *s, size_t len, struct url *u,
-    const char **why)
+url_parse_authority(const char *s, size_t len, struct url *u, const char **why)
 {
 	const char *host, *colon = NULL, *at;
 	size_t hostlen;
@@ -197,13 +196,12 @@ url_parse(const char *target, size_t len, struct url *out, const char **why)
 		}
 		tmp[0] = '/';
 		memcpy(tmp + 1, pathp, (size_t)(end - pathp));
-		int rc = url_parse_path(tmp, (size_t)(end - pathp) + 1, out,
-		    why);
+		int rc =
+		    url_parse_path(tmp, (size_t)(end - pathp) + 1, out, why);
 		free(tmp);
 		if (rc == -1)
 			goto fail;
-	} else if (url_parse_path(pathp, (size_t)(end - pathp), out, why) ==
-	    -1)
+	} else if (url_parse_path(pathp, (size_t)(end - pathp), out, why) == -1)
 		goto fail;
 	return 0;
 fail:
@@ -216,14 +214,13 @@ url_authority(const struct url *u, char *buf, size_t buflen)
 {
 	int v6 = strchr(u->host, ':') != NULL, n;
 	int dflt = (strcmp(u->scheme, "http") == 0 && u->port == 80) ||
-	    (strcmp(u->scheme, "https") == 0 && u->port == 443) ||
-	    u->port == 0;
+	    (strcmp(u->scheme, "https") == 0 && u->port == 443) || u->port == 0;
 
 	if (dflt)
 		n = snprintf(buf, buflen, v6 ? "[%s]" : "%s", u->host);
 	else
-		n = snprintf(buf, buflen, v6 ? "[%s]:%u" : "%s:%u", u->host,
-		    u->port);
+		n = snprintf(
+		    buf, buflen, v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
 	if (n < 0 || (size_t)n >= buflen)
 		return -1;
 	return n;

@@ -18,18 +18,18 @@ struct url {
 	enum url_form form;
 	char scheme[8]; /* "http", lower case; "" for origin/authority form */
 	char host[256]; /* without brackets for IPv6; lower case */
-	unsigned port;	/* explicit or the scheme's default; 0 if none */
+	unsigned port;  /* explicit or the scheme's default; 0 if none */
 	int port_given; /* 1 if the target named the port */
-	char *path;	/* "/" at least for absolute/origin form; malloc'd */
-	char *query;	/* without '?', NULL when absent; malloc'd */
+	char *path;     /* "/" at least for absolute/origin form; malloc'd */
+	char *query;    /* without '?', NULL when absent; malloc'd */
 };
 
 /*
  * Parse target (len bytes, not NUL-terminated). Returns 0, or -1 with a
  * static reason in *why. On success free the strings with url_clear().
  */
-int url_parse(const char *target, size_t len, struct url *out,
-    const char **why) __attribute__((warn_unused_result));
+int url_parse(const char *target, size_t len, struct url *out, const char **why)
+    __attribute__((warn_unused_result));
 
 /* Free the strings of u and zero it. */
 void url_clear(struct url *u);

@@ -55,8 +55,7 @@
 #define CONN_LINGER_BYTES (1024 * 1024)
 
 static const char *const conn_state_names[] = {"read-head", "resolve",
-    "connect", "exchange", "tunnel", "drain", "sniff", "tls-down",
-    "closed"};
+    "connect", "exchange", "tunnel", "drain", "sniff", "tls-down", "closed"};
 
 static void conn_feed_request(struct conn *c);
 static void conn_feed_response(struct conn *c);
@@ -244,8 +243,7 @@ conn_resp_status(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	return head_append(&c->resph, HEAD_PART_TARGET, at, len) ? HPE_USER
-								   : 0;
+	return head_append(&c->resph, HEAD_PART_TARGET, at, len) ? HPE_USER : 0;
 }
 
 static int
@@ -253,8 +251,7 @@ conn_resp_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	return head_append(&c->resph, HEAD_PART_FIELD, at, len) ? HPE_USER
-								  : 0;
+	return head_append(&c->resph, HEAD_PART_FIELD, at, len) ? HPE_USER : 0;
 }
 
 static int
@@ -262,8 +259,7 @@ conn_resp_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	return head_append(&c->resph, HEAD_PART_VALUE, at, len) ? HPE_USER
-								  : 0;
+	return head_append(&c->resph, HEAD_PART_VALUE, at, len) ? HPE_USER : 0;
 }
 
 static int
@@ -354,8 +350,8 @@ conn_deadline(const struct conn *c)
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
 	case CONN_RESOLVE:
 		/* evdns has its own timeout; this is the backstop */
-		return c->t_state_us +
-		    (int64_t)cfg->dns_timeout_ms * 3000 + 1000000;
+		return c->t_state_us + (int64_t)cfg->dns_timeout_ms * 3000 +
+		    1000000;
 	case CONN_CONNECT:
 		return c->t_connect_start_us +
 		    (int64_t)cfg->connect_timeout_ms * 1000;
@@ -441,7 +437,8 @@ conn_rec_submit(struct conn *c)
 	if (!c->w->cfg->quiet) {
 		char line[1024], url[512];
 		if (r->host == NULL)
-			snprintf(url, sizeof(url), "%s", r->path ? r->path : "-");
+			snprintf(
+			    url, sizeof(url), "%s", r->path ? r->path : "-");
 		else
 			snprintf(url, sizeof(url), "%s://%s:%d%s%s%s",
 			    r->scheme, r->host, r->port, r->path ? r->path : "",
@@ -518,8 +515,7 @@ conn_linger(struct conn *c)
 		return;
 	}
 	c->lingering = 1;
-	(void)shutdown(bufferevent_getfd(c->craw ? c->craw : c->cbev),
-	    SHUT_WR);
+	(void)shutdown(bufferevent_getfd(c->craw ? c->craw : c->cbev), SHUT_WR);
 	bufferevent_enable(c->cbev, EV_READ);
 	c->t_active_us = now_us();
 	conn_arm_timer(c);
@@ -569,8 +565,8 @@ conn_fail(struct conn *c, int status, const char *detail)
 			c->rec->u.req.resp_version = strdup("1.1");
 		}
 	}
-	log_info("c%lld %s %d %s", (long long)c->id, c->client_ip, status,
-	    detail);
+	log_info(
+	    "c%lld %s %d %s", (long long)c->id, c->client_ip, status, detail);
 	(void)conn_rec_submit(c);
 	upstream_free(c->up);
 	c->up = NULL;
@@ -602,9 +598,8 @@ conn_answer_self(struct conn *c)
 	    "<li>connections accepted: %llu (open: %d)</li>"
 	    "<li>exchanges: %llu</li><li>records written: %llu (queued: "
 	    "%zu)</li></ul>\n",
-	    (long long)((now_us() - srv->t_start_us) / 1000000),
-	    srv->nworkers, (unsigned long long)accepted, live,
-	    (unsigned long long)exchanges,
+	    (long long)((now_us() - srv->t_start_us) / 1000000), srv->nworkers,
+	    (unsigned long long)accepted, live, (unsigned long long)exchanges,
 	    (unsigned long long)(c->w->store ? store_written(c->w->store) : 0),
 	    c->w->store ? store_queued(c->w->store) : (size_t)0);
 	if (n < 0 || (size_t)n >= sizeof(page))
@@ -665,8 +660,8 @@ conn_build_up_head(struct conn *c)
 {
 	static const char *const skip[] = {"host", NULL};
 	struct evbuffer *b = c->up_head;
-	int keep_host = c->inner != CONN_INNER_NONE &&
-	    head_find(&c->reqh, "host", 0) != -1;
+	int keep_host =
+	    c->inner != CONN_INNER_NONE && head_find(&c->reqh, "host", 0) != -1;
 	char auth[300];
 
 	evbuffer_drain(b, evbuffer_get_length(b));
@@ -679,8 +674,8 @@ conn_build_up_head(struct conn *c)
 		return -1;
 	if (!keep_host && evbuffer_add_printf(b, "Host: %s\r\n", auth) < 0)
 		return -1;
-	if (head_write_fields(&c->reqh, b, 1, c->req_upgrade,
-		keep_host ? NULL : skip) == -1)
+	if (head_write_fields(
+		&c->reqh, b, 1, c->req_upgrade, keep_host ? NULL : skip) == -1)
 		return -1;
 	if (evbuffer_add_printf(b, "Via: %u.%u %s\r\n%s\r\n",
 		c->reqp.http_major, c->reqp.http_minor, c->w->srv->via,
@@ -710,7 +705,8 @@ conn_inner_target(struct conn *c)
 		char *v = head_value_dup(&c->reqh, h);
 		if (v != NULL) {
 			/* "name:port" or "[v6]:port": keep the name */
-			char *e = v[0] == '[' ? strchr(v, ']') : strrchr(v, ':');
+			char *e =
+			    v[0] == '[' ? strchr(v, ']') : strrchr(v, ':');
 			if (v[0] == '[' && e != NULL) {
 				*e = '\0';
 				memmove(v, v + 1, strlen(v + 1) + 1);
@@ -772,7 +768,8 @@ conn_request_head(struct conn *c)
 		c->target_port = (int)c->url.port;
 	}
 	if (head_find(&c->reqh, "host", head_find(&c->reqh, "host", 0) + 1) !=
-	    -1 && head_find(&c->reqh, "host", 0) != -1) {
+		-1 &&
+	    head_find(&c->reqh, "host", 0) != -1) {
 		/* RFC 9112 3.2: two Hosts make the target ambiguous */
 		conn_fail(c, 400, "more than one Host header");
 		return;
@@ -782,8 +779,9 @@ conn_request_head(struct conn *c)
 		return;
 	}
 	if (c->is_connect != (c->url.form == URL_FORM_AUTHORITY)) {
-		conn_fail(c, 400, "CONNECT takes host:port; other methods an "
-				  "absolute http:// URL");
+		conn_fail(c, 400,
+		    "CONNECT takes host:port; other methods an "
+		    "absolute http:// URL");
 		return;
 	}
 	if (conn_is_self(c)) {
@@ -799,7 +797,8 @@ conn_request_head(struct conn *c)
 		conn_fail(c, 502, msg);
 		return;
 	}
-	if (c->inner == CONN_INNER_NONE && strcmp(c->url.scheme, "https") == 0) {
+	if (c->inner == CONN_INNER_NONE &&
+	    strcmp(c->url.scheme, "https") == 0) {
 		conn_fail(c, 501, "https:// URLs are reached with CONNECT");
 		return;
 	}
@@ -831,12 +830,12 @@ conn_parse_request(struct conn *c)
 			break;
 		if (c->head_bytes == 0 && !c->in_head)
 			c->t_state_us = now_us();
-		enum llhttp_errno err = llhttp_execute(&c->reqp, v.iov_base,
-		    v.iov_len);
-		size_t used = err == HPE_OK ?
-		    v.iov_len :
-		    (size_t)(llhttp_get_error_pos(&c->reqp) -
-			(const char *)v.iov_base);
+		enum llhttp_errno err =
+		    llhttp_execute(&c->reqp, v.iov_base, v.iov_len);
+		size_t used = err == HPE_OK
+		    ? v.iov_len
+		    : (size_t)(llhttp_get_error_pos(&c->reqp) -
+			  (const char *)v.iov_base);
 		c->head_bytes += used;
 		c->bytes_from_client += used;
 		evbuffer_drain(in, used);
@@ -876,20 +875,20 @@ conn_feed_request(struct conn *c)
 	while (!c->req_done) {
 		if (evbuffer_get_length(out) >= limit) {
 			/* resume from the upstream's write callback */
-			bufferevent_setwatermark(c->up->bev, EV_WRITE,
-			    limit / 2, 0);
+			bufferevent_setwatermark(
+			    c->up->bev, EV_WRITE, limit / 2, 0);
 			return;
 		}
 		struct evbuffer_iovec v = {(void *)conn_empty, 0};
 		if (evbuffer_get_length(in) > 0 &&
 		    evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		enum llhttp_errno err = llhttp_execute(&c->reqp, v.iov_base,
-		    v.iov_len);
-		size_t used = err == HPE_OK ?
-		    v.iov_len :
-		    (size_t)(llhttp_get_error_pos(&c->reqp) -
-			(const char *)v.iov_base);
+		enum llhttp_errno err =
+		    llhttp_execute(&c->reqp, v.iov_base, v.iov_len);
+		size_t used = err == HPE_OK
+		    ? v.iov_len
+		    : (size_t)(llhttp_get_error_pos(&c->reqp) -
+			  (const char *)v.iov_base);
 		if (used > 0) {
 			evbuffer_remove_buffer(in, out, used);
 			c->bytes_to_server += used;
@@ -950,8 +949,8 @@ conn_emit_response_head(struct conn *c)
 	if (c->resp_interim) {
 		/* 1xx: pass it on as is; the record keeps the final one */
 		if (evbuffer_add_printf(out, "HTTP/%u.%u %d %.*s\r\n",
-			c->respp.http_major, c->respp.http_minor, st,
-			(int)rlen, reason) < 0 ||
+			c->respp.http_major, c->respp.http_minor, st, (int)rlen,
+			reason) < 0 ||
 		    head_write_fields(&c->resph, out, 1, 0, NULL) == -1 ||
 		    evbuffer_add(out, "\r\n", 2) == -1)
 			return -1;
@@ -1040,8 +1039,8 @@ conn_feed_response(struct conn *c)
 	in = bufferevent_get_input(c->up->bev);
 	while (!c->resp_done) {
 		if (evbuffer_get_length(out) >= limit) {
-			bufferevent_setwatermark(c->cbev, EV_WRITE, limit / 2,
-			    0);
+			bufferevent_setwatermark(
+			    c->cbev, EV_WRITE, limit / 2, 0);
 			return;
 		}
 		struct evbuffer_iovec v = {(void *)conn_empty, 0};
@@ -1054,12 +1053,12 @@ conn_feed_response(struct conn *c)
 		    c->rec->u.req.ttfb_us < 0)
 			c->rec->u.req.ttfb_us = now_us() - c->t_sent_us;
 		int in_head = !c->resp_head_sent;
-		enum llhttp_errno err = llhttp_execute(&c->respp, v.iov_base,
-		    v.iov_len);
-		size_t used = err == HPE_OK ?
-		    v.iov_len :
-		    (size_t)(llhttp_get_error_pos(&c->respp) -
-			(const char *)v.iov_base);
+		enum llhttp_errno err =
+		    llhttp_execute(&c->respp, v.iov_base, v.iov_len);
+		size_t used = err == HPE_OK
+		    ? v.iov_len
+		    : (size_t)(llhttp_get_error_pos(&c->respp) -
+			  (const char *)v.iov_base);
 		c->bytes_from_server += used;
 		if (in_head) {
 			/* head bytes are rewritten, not relayed */
@@ -1096,7 +1095,8 @@ conn_feed_response(struct conn *c)
 		}
 		if (err != HPE_OK) {
 			char why[160];
-			snprintf(why, sizeof(why), "bad response from origin: %s",
+			snprintf(why, sizeof(why),
+			    "bad response from origin: %s",
 			    llhttp_get_error_reason(&c->respp));
 			if (!c->resp_head_sent) {
 				conn_fail(c, 502, why);
@@ -1181,8 +1181,8 @@ conn_set_nodelay(struct bufferevent *bev)
 	evutil_socket_t fd = bufferevent_getfd(bev);
 
 	if (fd >= 0)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
+		(void)setsockopt(
+		    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 /* The upstream is connected (fresh or pooled): send the head, relay. */
@@ -1195,10 +1195,10 @@ conn_upstream_ready(struct conn *c)
 	snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->up->ip);
 	c->server_port = c->up->ip_port;
 	c->up_eof = 0;
-	bufferevent_setcb(c->up->bev, conn_up_readcb, conn_up_writecb,
-	    conn_up_eventcb, c);
-	bufferevent_setwatermark(c->up->bev, EV_READ, 0,
-	    c->w->cfg->relay_buffer_bytes);
+	bufferevent_setcb(
+	    c->up->bev, conn_up_readcb, conn_up_writecb, conn_up_eventcb, c);
+	bufferevent_setwatermark(
+	    c->up->bev, EV_READ, 0, c->w->cfg->relay_buffer_bytes);
 	bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
 	bufferevent_enable(c->cbev, EV_READ);
 	c->t_sent_us = now_us();
@@ -1239,11 +1239,10 @@ conn_connect_next(struct conn *c, const char *last_err)
 			conn_enter(c, CONN_CONNECT);
 		else
 			conn_arm_timer(c);
-		if (bufferevent_socket_connect(c->up->bev, sa,
-			(int)c->addrs.addrlens[i]) == 0)
+		if (bufferevent_socket_connect(
+			c->up->bev, sa, (int)c->addrs.addrlens[i]) == 0)
 			return;
-		last_err = evutil_socket_error_to_string(
-		    EVUTIL_SOCKET_ERROR());
+		last_err = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 	}
 	upstream_free(c->up);
 	c->up = NULL;
@@ -1263,8 +1262,8 @@ conn_resolved(const struct resolve_result *res, void *arg)
 	if (c->rec != NULL)
 		c->rec->u.req.dns_us = res->from_cache ? 0 : res->elapsed_us;
 	if (res->error != 0 || res->naddrs == 0) {
-		snprintf(why, sizeof(why), "cannot resolve %s: %s",
-		    c->url.host, evutil_gai_strerror(res->error));
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", c->url.host,
+		    evutil_gai_strerror(res->error));
 		conn_fail(c, 502, why);
 		return;
 	}
@@ -1341,8 +1340,8 @@ conn_upstream_go(struct conn *c)
 		return;
 	}
 	conn_enter(c, CONN_RESOLVE);
-	c->dns = resolve_start(c->w, c->url.host, c->url.port, conn_resolved,
-	    c);
+	c->dns =
+	    resolve_start(c->w, c->url.host, c->url.port, conn_resolved, c);
 	if (c->dns == NULL)
 		conn_fail(c, 502, "out of memory resolving");
 }
@@ -1366,8 +1365,8 @@ conn_retry_fresh(struct conn *c)
 	if (conn_build_up_head(c) == -1)
 		return 0;
 	conn_enter(c, CONN_RESOLVE);
-	c->dns = resolve_start(c->w, c->url.host, c->url.port, conn_resolved,
-	    c);
+	c->dns =
+	    resolve_start(c->w, c->url.host, c->url.port, conn_resolved, c);
 	if (c->dns == NULL)
 		conn_fail(c, 502, "out of memory resolving");
 	return 1;
@@ -1425,17 +1424,17 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 			if (e != 0) {
 				snprintf(why, sizeof(why),
 				    "TLS handshake with the origin failed: %s",
-				    ERR_reason_error_string(e) ?
-					ERR_reason_error_string(e) :
-					"TLS error");
+				    ERR_reason_error_string(e)
+					? ERR_reason_error_string(e)
+					: "TLS error");
 				while (bufferevent_get_openssl_error(bev))
 					;
 				conn_connect_next(c, why);
 				return;
 			}
 		}
-		conn_connect_next(c, evutil_socket_error_to_string(
-					 EVUTIL_SOCKET_ERROR()));
+		conn_connect_next(
+		    c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		return;
 	}
 	if (c->state == CONN_TUNNEL) {
@@ -1493,9 +1492,10 @@ conn_up_eof(struct conn *c)
 			return;
 		}
 	}
-	conn_up_failed(c, c->resp_head_sent ?
-		"origin closed the connection mid-response" :
-		"origin closed the connection before responding");
+	conn_up_failed(c,
+	    c->resp_head_sent
+		? "origin closed the connection mid-response"
+		: "origin closed the connection before responding");
 }
 
 /* ---- client callbacks ---- */
@@ -1671,7 +1671,8 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case CONN_EXCHANGE:
 		if (!c->req_done) {
-			conn_rec_fail(c, 408, "client stopped sending the body");
+			conn_rec_fail(
+			    c, 408, "client stopped sending the body");
 			(void)conn_rec_submit(c);
 			conn_close(c, "idle-timeout", "client body timeout");
 		} else if (!c->resp_head_sent)
@@ -1749,8 +1750,10 @@ conn_close(struct conn *c, const char *reason, const char *err)
 		sc->alpn = c->alpn[0] ? strdup(c->alpn) : NULL;
 		sc->decision = conn_strdup(c->decision);
 		sc->decision_reason = conn_strdup(c->decision_reason);
-		sc->tls_client = c->tls_client[0] ? strdup(c->tls_client) : NULL;
-		sc->tls_server = c->tls_server[0] ? strdup(c->tls_server) : NULL;
+		sc->tls_client =
+		    c->tls_client[0] ? strdup(c->tls_client) : NULL;
+		sc->tls_server =
+		    c->tls_server[0] ? strdup(c->tls_server) : NULL;
 		sc->upstream_cert_sha256 =
 		    c->cert_sha[0] ? strdup(c->cert_sha) : NULL;
 		sc->upstream_cert_subject =
@@ -1801,8 +1804,8 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	c->w = w;
 	c->listener = listener;
 	c->protocol = "http";
-	c->id = w->store ? store_next_conn_id(w->store) :
-			   (int64_t)(++w->accepted * 64 + (uint64_t)w->idx);
+	c->id = w->store ? store_next_conn_id(w->store)
+			 : (int64_t)(++w->accepted * 64 + (uint64_t)w->idx);
 	if (sa->sa_family == AF_INET6) {
 		src = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 		c->client_port =
@@ -1812,8 +1815,8 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		c->client_port =
 		    ntohs(((const struct sockaddr_in *)sa)->sin_port);
 	}
-	if (inet_ntop(sa->sa_family, src, c->client_ip,
-		sizeof(c->client_ip)) == NULL)
+	if (inet_ntop(sa->sa_family, src, c->client_ip, sizeof(c->client_ip)) ==
+	    NULL)
 		snprintf(c->client_ip, sizeof(c->client_ip), "?");
 	c->t_accept_us = now_us();
 	head_init(&c->reqh, w->cfg->max_header_bytes);
@@ -1828,8 +1831,8 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	c->reqp.data = c;
 	bufferevent_setcb(c->cbev, conn_client_readcb, conn_client_writecb,
 	    conn_client_eventcb, c);
-	bufferevent_setwatermark(c->cbev, EV_READ, 0,
-	    w->cfg->relay_buffer_bytes);
+	bufferevent_setwatermark(
+	    c->cbev, EV_READ, 0, w->cfg->relay_buffer_bytes);
 	conn_set_nodelay(c->cbev);
 	TAILQ_INSERT_TAIL(&w->conns, c, link);
 	w->live++;

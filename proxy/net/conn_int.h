@@ -24,13 +24,13 @@ struct worker;
 
 enum conn_state {
 	CONN_READ_HEAD = 0, /* waiting for, or reading, a request head */
-	CONN_RESOLVE,	    /* looking up the origin's name */
-	CONN_CONNECT,	    /* TCP connect to the origin */
-	CONN_EXCHANGE,	    /* request body and response flowing */
-	CONN_TUNNEL,	    /* bytes both ways (after 101 or CONNECT) */
-	CONN_DRAIN,	    /* flushing the last bytes to the client */
-	CONN_SNIFF,	    /* after CONNECT: waiting for the first bytes */
-	CONN_TLS_DOWN,	    /* TLS handshake with the client (forged cert) */
+	CONN_RESOLVE,       /* looking up the origin's name */
+	CONN_CONNECT,       /* TCP connect to the origin */
+	CONN_EXCHANGE,      /* request body and response flowing */
+	CONN_TUNNEL,        /* bytes both ways (after 101 or CONNECT) */
+	CONN_DRAIN,         /* flushing the last bytes to the client */
+	CONN_SNIFF,         /* after CONNECT: waiting for the first bytes */
+	CONN_TLS_DOWN,      /* TLS handshake with the client (forged cert) */
 	CONN_CLOSED
 };
 
@@ -42,7 +42,7 @@ enum conn_inner {
 };
 
 struct conn {
-	TAILQ_ENTRY(conn) link;	     /* w->conns */
+	TAILQ_ENTRY(conn) link;      /* w->conns */
 	TAILQ_ENTRY(conn) wait_link; /* w->store_wait while waiting */
 	int waiting_store;
 	struct worker *w;
@@ -67,14 +67,14 @@ struct conn {
 
 	llhttp_t reqp, respp;
 	struct head reqh, resph;
-	size_t head_bytes;   /* raw bytes of the request head so far */
-	int head_overflow;   /* a head outgrew max-header-size */
-	int in_head;	     /* between message begin and headers complete */
+	size_t head_bytes; /* raw bytes of the request head so far */
+	int head_overflow; /* a head outgrew max-header-size */
+	int in_head;       /* between message begin and headers complete */
 	struct evbuffer *up_head; /* the rewritten request head */
 
 	/* the exchange in flight */
 	struct store_rec *rec;
-	size_t req_room, resp_room;	  /* capture buffer sizes */
+	size_t req_room, resp_room;       /* capture buffer sizes */
 	uint64_t req_expect, resp_expect; /* announced Content-Length */
 	struct url url;
 	int req_done, resp_done, resp_head_sent, resp_interim;
@@ -83,9 +83,9 @@ struct conn {
 	int client_eof;
 	int up_eof; /* the origin closed; parse what is left, then end */
 	int retried;
-	int lingering;		  /* FIN sent; waiting for the client's */
-	int flush_wait;		  /* TLS records still queued on the socket */
-	uint64_t discarded;	  /* bytes read and dropped while closing */
+	int lingering;            /* FIN sent; waiting for the client's */
+	int flush_wait;           /* TLS records still queued on the socket */
+	uint64_t discarded;       /* bytes read and dropped while closing */
 	const char *drain_reason; /* close reason once drained */
 	char *drain_error;
 	int64_t t_sent_us, t_connect_start_us;
@@ -107,18 +107,17 @@ struct conn {
 	enum conn_inner inner;
 	char *tunnel_host; /* the CONNECT target */
 	unsigned tunnel_port;
-	int tunnel_raw;	    /* the tunnel relays bytes: no HTTP error pages */
-	int tls_pending;    /* origin TLS under way, client TLS not yet */
+	int tunnel_raw;  /* the tunnel relays bytes: no HTTP error pages */
+	int tls_pending; /* origin TLS under way, client TLS not yet */
 	char sni[256];
-	char alpn[64];	    /* what the client offered, comma separated */
-	const char *decision;	/* "intercept" | "passthrough" | "block" */
+	char alpn[64];        /* what the client offered, comma separated */
+	const char *decision; /* "intercept" | "passthrough" | "block" */
 	char *decision_reason;
 	char *verify_error; /* origin failed: every request gets a 502 */
 	char tls_client[96], tls_server[96];
 	char cert_sha[65], cert_subject[256], cert_issuer[256];
 	struct bufferevent *craw; /* the client socket under the TLS filter */
 };
-
 
 /* conn.c, used by intercept.c */
 void conn_enter(struct conn *c, enum conn_state st);

@@ -95,8 +95,8 @@ intercept_connect(struct conn *c)
 		return;
 	}
 	/* the origin is reached once the first bytes say what to speak */
-	n = evbuffer_add_printf(out,
-	    "HTTP/1.1 200 Connection established\r\n\r\n");
+	n = evbuffer_add_printf(
+	    out, "HTTP/1.1 200 Connection established\r\n\r\n");
 	if (n > 0)
 		c->bytes_to_client += (uint64_t)n;
 	if (c->rec != NULL) {
@@ -147,8 +147,8 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 	if (r == 0 && n < INTERCEPT_SNIFF_MAX)
 		return; /* wait for the rest of the hello */
 	if (r != 1) {
-		intercept_passthrough(c, r == 0 ? "ClientHello too large" :
-						  "malformed ClientHello");
+		intercept_passthrough(c,
+		    r == 0 ? "ClientHello too large" : "malformed ClientHello");
 		return;
 	}
 	snprintf(c->sni, sizeof(c->sni), "%s", h.sni);
@@ -159,8 +159,9 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 		    i ? "," : "", h.alpn[i]);
 	}
 	const char *name = intercept_name(c);
-	enum rules_action act = cfg->rules == NULL ? RULES_INTERCEPT :
-	    rules_match(cfg->rules, name, c->tunnel_port, &matched);
+	enum rules_action act = cfg->rules == NULL
+	    ? RULES_INTERCEPT
+	    : rules_match(cfg->rules, name, c->tunnel_port, &matched);
 	if (act == RULES_BLOCK) {
 		snprintf(why, sizeof(why), "blocked by rule %s", matched);
 		intercept_decide(c, "block", why);
@@ -251,8 +252,8 @@ intercept_upstream_new(struct conn *c, const char *host, unsigned port)
 	if (c->inner != CONN_INNER_HTTPS)
 		return upstream_new(c->w, host, port);
 	/* SNI as the client sent it; an IP literal gets none */
-	ssl = tls_up_new(tls, c->sni[0] ? c->sni : NULL,
-	    c->sni[0] ? c->sni : host);
+	ssl = tls_up_new(
+	    tls, c->sni[0] ? c->sni : NULL, c->sni[0] ? c->sni : host);
 	if (ssl == NULL)
 		return NULL;
 	u = upstream_new_tls(c->w, host, port, ssl);
@@ -290,11 +291,11 @@ intercept_down_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (e != 0)
 		snprintf(why, sizeof(why),
 		    "client rejected the forged certificate: %s",
-		    ERR_reason_error_string(e) ? ERR_reason_error_string(e) :
-						 "TLS error");
+		    ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+					       : "TLS error");
 	else
-		snprintf(why, sizeof(why),
-		    "client closed during the TLS handshake");
+		snprintf(
+		    why, sizeof(why), "client closed during the TLS handshake");
 	while (bufferevent_get_openssl_error(bev) != 0)
 		;
 	ERR_clear_error();
@@ -377,8 +378,8 @@ intercept_up_ready(struct conn *c)
 		/* a later origin connection of an established tunnel */
 		if (verr == NULL)
 			return 0;
-		snprintf(why, sizeof(why), "origin certificate rejected: %s",
-		    verr);
+		snprintf(
+		    why, sizeof(why), "origin certificate rejected: %s", verr);
 		conn_fail(c, 502, why);
 		return -1;
 	}

@@ -25,8 +25,8 @@ void intercept_sniff_timeout(struct conn *c);
  * A new upstream for the current request: TLS (to be verified in
  * intercept_up_ready) inside an intercepted tunnel, plain TCP otherwise.
  */
-struct upstream *intercept_upstream_new(struct conn *c, const char *host,
-    unsigned port);
+struct upstream *intercept_upstream_new(
+    struct conn *c, const char *host, unsigned port);
 
 /*
  * An origin connection of an intercepted tunnel finished its TLS handshake.

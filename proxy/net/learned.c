@@ -58,8 +58,8 @@ learned_free(struct learned *l)
 
 /* The slot holding host:port, or the empty slot where it would go. */
 static struct learned_entry *
-learned_slot(struct learned_entry *slots, size_t cap, const char *host,
-    int port)
+learned_slot(
+    struct learned_entry *slots, size_t cap, const char *host, int port)
 {
 	size_t i = learned_hash(host, port) & (cap - 1);
 

@@ -102,14 +102,14 @@ resolve_schedule(struct resolve_req *r)
 
 /* Record a fresh answer in the store as a domain_ips fact. */
 static void
-resolve_record(struct worker *w, const char *host,
-    const struct sockaddr_storage *ss)
+resolve_record(
+    struct worker *w, const char *host, const struct sockaddr_storage *ss)
 {
 	char ip[INET6_ADDRSTRLEN];
 	struct store_rec *rec;
-	const void *src = ss->ss_family == AF_INET6 ?
-	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
-	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+	const void *src = ss->ss_family == AF_INET6
+	    ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+	    : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
 
 	if (w->store == NULL ||
 	    inet_ntop(ss->ss_family, src, ip, sizeof(ip)) == NULL)
@@ -149,8 +149,8 @@ resolve_evdns_cb(int err, struct evutil_addrinfo *ai, void *arg)
 	/* IPv4 first: loopback test servers and most origins listen there */
 	for (int pass = 0; pass < 2; pass++)
 		for (struct evutil_addrinfo *p = ai;
-		    p != NULL && r->res.naddrs < RESOLVE_MAX_ADDRS;
-		    p = p->ai_next) {
+		     p != NULL && r->res.naddrs < RESOLVE_MAX_ADDRS;
+		     p = p->ai_next) {
 			int want = pass == 0 ? AF_INET : AF_INET6;
 			if (p->ai_family != want ||
 			    p->ai_addrlen > sizeof(struct sockaddr_storage))
@@ -173,8 +173,8 @@ resolve_evdns_cb(int err, struct evutil_addrinfo *ai, void *arg)
 			e->expires_us = now_us() + RESOLVE_CACHE_US;
 			e->naddrs = r->res.naddrs;
 			memcpy(e->addrs, r->res.addrs, sizeof(e->addrs));
-			memcpy(e->addrlens, r->res.addrlens,
-			    sizeof(e->addrlens));
+			memcpy(
+			    e->addrlens, r->res.addrlens, sizeof(e->addrlens));
 			r->w->dns_cache->slot[slot] = e;
 		}
 	}
@@ -218,8 +218,8 @@ resolve_local(struct resolve_req *r)
 }
 
 struct resolve_req *
-resolve_start(struct worker *w, const char *host, unsigned port,
-    resolve_cb cb, void *arg)
+resolve_start(
+    struct worker *w, const char *host, unsigned port, resolve_cb cb, void *arg)
 {
 	struct resolve_req *r;
 	struct evutil_addrinfo hints;
@@ -251,8 +251,8 @@ resolve_start(struct worker *w, const char *host, unsigned port,
 	 * evdns may answer from its hosts table before returning; the
 	 * callback then only schedules delivery, so this is still safe.
 	 */
-	r->dreq = evdns_getaddrinfo(w->dns, host, NULL, &hints,
-	    resolve_evdns_cb, r);
+	r->dreq =
+	    evdns_getaddrinfo(w->dns, host, NULL, &hints, resolve_evdns_cb, r);
 	return r;
 }
 
@@ -287,19 +287,19 @@ resolve_configure(struct worker *w)
 					   cfg->dns_servers[j]) == 0;
 			if (dup)
 				continue;
-			if (evdns_base_nameserver_ip_add(w->dns,
-			    cfg->dns_servers[i]) != 0) {
+			if (evdns_base_nameserver_ip_add(
+				w->dns, cfg->dns_servers[i]) != 0) {
 				log_warnx("dns-server %s: not usable",
 				    cfg->dns_servers[i]);
 				return -1;
 			}
 		}
-	} else if (evdns_base_resolv_conf_parse(w->dns, DNS_OPTIONS_ALL,
-	    "/etc/resolv.conf") != 0)
+	} else if (evdns_base_resolv_conf_parse(
+		       w->dns, DNS_OPTIONS_ALL, "/etc/resolv.conf") != 0)
 		log_warnx("/etc/resolv.conf unusable; evdns falls back to "
 			  "127.0.0.1");
 	if (evdns_base_load_hosts(w->dns,
-	    cfg->hosts_file ? cfg->hosts_file : "/etc/hosts") != 0 &&
+		cfg->hosts_file ? cfg->hosts_file : "/etc/hosts") != 0 &&
 	    cfg->hosts_file != NULL) {
 		log_warnx("hosts-file %s: cannot read", cfg->hosts_file);
 		return -1;

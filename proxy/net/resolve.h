@@ -31,8 +31,8 @@ typedef void (*resolve_cb)(const struct resolve_result *res, void *arg);
  * Start resolving host (port is copied into every address). Returns a
  * handle to cancel with, or NULL on ENOMEM (the callback then never runs).
  */
-struct resolve_req *resolve_start(struct worker *w, const char *host,
-    unsigned port, resolve_cb cb, void *arg)
+struct resolve_req *resolve_start(
+    struct worker *w, const char *host, unsigned port, resolve_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
 /* Cancel: the callback will not run. NULL ok. */

@@ -66,8 +66,8 @@ server_signalcb(evutil_socket_t sig, short what, void *arg)
 		exit(1);
 	}
 	m->stopping = 1;
-	log_info("signal %d: stopping; finishing in-flight exchanges",
-	    (int)sig);
+	log_info(
+	    "signal %d: stopping; finishing in-flight exchanges", (int)sig);
 	for (int i = 0; i < m->nlev; i++) {
 		evconnlistener_free(m->lev[i]);
 		m->lev[i] = NULL;
@@ -97,8 +97,7 @@ server_is_self(const struct server *srv, const char *host, unsigned port)
 	int loopback = strcmp(host, "localhost") == 0 ||
 	    (inet_pton(AF_INET, host, &a4) == 1 &&
 		(ntohl(a4.s_addr) >> 24) == 127) ||
-	    (inet_pton(AF_INET6, host, &a6) == 1 &&
-		IN6_IS_ADDR_LOOPBACK(&a6));
+	    (inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6));
 
 	for (int i = 0; i < cfg->nlisten; i++) {
 		const struct config_listen *l = &cfg->listen[i];

@@ -20,8 +20,8 @@ struct server {
 	struct store *store;
 	struct worker **workers;
 	int nworkers;
-	char via[64]; /* our Via token: "peephole-<instance>" */
-	struct tls *tls;	   /* CA, forging, both TLS contexts */
+	char via[64];            /* our Via token: "peephole-<instance>" */
+	struct tls *tls;         /* CA, forging, both TLS contexts */
 	struct learned *learned; /* host:ports whose clients pin */
 	int64_t t_start_us;
 };
@@ -37,7 +37,6 @@ int server_run(const struct config *cfg, struct store *store);
 int server_is_self_addr(const struct server *srv, const struct sockaddr *sa);
 
 /* 1 if host:port names one of our own listeners. Any thread. */
-int server_is_self(const struct server *srv, const char *host,
-    unsigned port);
+int server_is_self(const struct server *srv, const char *host, unsigned port);
 
 #endif

@@ -68,8 +68,8 @@ tls_new(const struct config *cfg, char *err, size_t errlen)
 	}
 	/* verify in the handshake but decide afterwards (tls_verify_error) */
 	SSL_CTX_set_verify(t->up_ctx, SSL_VERIFY_NONE, NULL);
-	if (SSL_CTX_set_alpn_protos(t->up_ctx, tls_alpn_h1,
-		sizeof(tls_alpn_h1) - 1) != 0)
+	if (SSL_CTX_set_alpn_protos(
+		t->up_ctx, tls_alpn_h1, sizeof(tls_alpn_h1) - 1) != 0)
 		goto sslfail;
 	SSL_CTX_set_mode(t->up_ctx, SSL_MODE_RELEASE_BUFFERS);
 
@@ -77,13 +77,12 @@ tls_new(const struct config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_alpn_select_cb(t->down_ctx, tls_alpn_selectcb, NULL);
 	SSL_CTX_set_mode(t->down_ctx, SSL_MODE_RELEASE_BUFFERS);
 	return t;
-sslfail:
-	{
-		unsigned long e = ERR_get_error();
-		snprintf(err, errlen, "TLS setup: %s",
-		    e ? ERR_error_string(e, NULL) : "unknown error");
-		ERR_clear_error();
-	}
+sslfail : {
+	unsigned long e = ERR_get_error();
+	snprintf(err, errlen, "TLS setup: %s",
+	    e ? ERR_error_string(e, NULL) : "unknown error");
+	ERR_clear_error();
+}
 fail:
 	tls_free(t);
 	return NULL;

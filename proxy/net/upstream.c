@@ -34,8 +34,8 @@ upstream_new(struct worker *w, const char *host, unsigned port)
 }
 
 struct upstream *
-upstream_new_tls(struct worker *w, const char *host, unsigned port,
-    struct ssl_st *ssl)
+upstream_new_tls(
+    struct worker *w, const char *host, unsigned port, struct ssl_st *ssl)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
 
@@ -129,7 +129,7 @@ upstream_pool_get(struct worker *w, const char *host, unsigned port, int tls)
 
 	/* newest first: the least likely to have been closed by the origin */
 	for (u = TAILQ_LAST(&w->idle_ups, upstream_list); u != NULL;
-	    u = TAILQ_PREV(u, upstream_list, link)) {
+	     u = TAILQ_PREV(u, upstream_list, link)) {
 		if (u->port == port && u->tls == tls &&
 		    strcmp(u->host, host) == 0) {
 			upstream_pool_remove(u);
@@ -173,8 +173,8 @@ upstream_pool_put(struct upstream *u)
 	tv.tv_sec = cfg->upstream_idle_ms / 1000;
 	tv.tv_usec = (cfg->upstream_idle_ms % 1000) * 1000;
 	evtimer_add(u->idle_ev, &tv);
-	bufferevent_setcb(u->bev, upstream_idle_readcb, NULL,
-	    upstream_idle_eventcb, u);
+	bufferevent_setcb(
+	    u->bev, upstream_idle_readcb, NULL, upstream_idle_eventcb, u);
 	bufferevent_set_timeouts(u->bev, NULL, NULL);
 	bufferevent_setwatermark(u->bev, EV_READ | EV_WRITE, 0, 0);
 	bufferevent_enable(u->bev, EV_READ);

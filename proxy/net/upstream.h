@@ -26,14 +26,14 @@ struct upstream {
 	int tls; /* the bufferevent is an OpenSSL one */
 	char ip[INET6_ADDRSTRLEN];
 	int ip_port;
-	int uses;      /* exchanges carried so far */
+	int uses; /* exchanges carried so far */
 	int64_t t_idle_us;
 	struct event *idle_ev;
 };
 
 /* A new, unconnected upstream for host:port; NULL on failure. */
-struct upstream *upstream_new(struct worker *w, const char *host,
-    unsigned port) __attribute__((warn_unused_result));
+struct upstream *upstream_new(struct worker *w, const char *host, unsigned port)
+    __attribute__((warn_unused_result));
 
 /* The same over TLS: ssl (owned by the upstream from now on) is a client
  * SSL; the handshake runs after the TCP connect. NULL on failure. */
@@ -47,8 +47,8 @@ void upstream_free(struct upstream *u);
 void upstream_set_peer(struct upstream *u, const struct sockaddr *sa);
 
 /* Take an idle pooled upstream for host:port (TLS or not), or NULL. */
-struct upstream *upstream_pool_get(struct worker *w, const char *host,
-    unsigned port, int tls);
+struct upstream *upstream_pool_get(
+    struct worker *w, const char *host, unsigned port, int tls);
 
 /* Return u to the pool (or free it when the pool is full). */
 void upstream_pool_put(struct upstream *u);

@@ -99,8 +99,8 @@ worker_maybe_exit(struct worker *w)
 }
 
 struct worker *
-worker_new(int idx, const struct config *cfg, struct store *store,
-    struct server *srv)
+worker_new(
+    int idx, const struct config *cfg, struct store *store, struct server *srv)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 
@@ -126,9 +126,8 @@ worker_new(int idx, const struct config *cfg, struct store *store,
 	w->drain_ev = event_new(w->base, -1, 0, worker_draincb, w);
 	w->grace_ev = evtimer_new(w->base, worker_gracecb, w);
 	w->dns_cache = resolve_cache_new();
-	if (w->dns == NULL || w->accept_ev == NULL ||
-	    w->shutdown_ev == NULL || w->drain_ev == NULL ||
-	    w->grace_ev == NULL || w->dns_cache == NULL)
+	if (w->dns == NULL || w->accept_ev == NULL || w->shutdown_ev == NULL ||
+	    w->drain_ev == NULL || w->grace_ev == NULL || w->dns_cache == NULL)
 		goto fail;
 	if (resolve_configure(w) == -1)
 		goto fail;
@@ -168,8 +167,8 @@ worker_hand_fd(struct worker *w, int fd, const struct sockaddr *sa,
 	struct worker_pending *p = calloc(1, sizeof(*p));
 
 	if (p == NULL) {
-		log_warnx("w%d: out of memory, dropping a new connection",
-		    w->idx);
+		log_warnx(
+		    "w%d: out of memory, dropping a new connection", w->idx);
 		close(fd);
 		return;
 	}

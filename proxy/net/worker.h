@@ -48,11 +48,11 @@ struct worker {
 	struct worker_pending *pending;
 	struct event *accept_ev;   /* activated by the main thread */
 	struct event *shutdown_ev; /* activated by the main thread */
-	struct event *drain_ev;	   /* activated by the store writer */
-	struct event *grace_ev;	   /* shutdown grace period over */
+	struct event *drain_ev;    /* activated by the store writer */
+	struct event *grace_ev;    /* shutdown grace period over */
 	int shutting_down;
 
-	struct conn_list conns;	       /* every live client connection */
+	struct conn_list conns;        /* every live client connection */
 	struct conn_list store_wait;   /* paused until the store drains */
 	struct upstream_list idle_ups; /* pooled upstream connections */
 	int nidle_ups;
@@ -64,8 +64,8 @@ struct worker {
 };
 
 /* Create a worker with its own event_base and evdns; NULL on failure. */
-struct worker *worker_new(int idx, const struct config *cfg,
-    struct store *store, struct server *srv)
+struct worker *worker_new(
+    int idx, const struct config *cfg, struct store *store, struct server *srv)
     __attribute__((warn_unused_result));
 
 /* Start its thread. 0 / -1. */

@@ -28,16 +28,16 @@ set_ok(struct config *cfg, const char *key, const char *value)
 
 /* The setting must fail, and its message must contain want (if given). */
 static void
-set_bad(struct config *cfg, const char *key, const char *value,
-    const char *want)
+set_bad(
+    struct config *cfg, const char *key, const char *value, const char *want)
 {
 	char err[256] = "";
 
 	assert_int_equal(config_set(cfg, key, value, err, sizeof(err)), -1);
 	assert_true(err[0] != '\0');
 	if (want != NULL && strstr(err, want) == NULL)
-		fail_msg("%s '%s': got '%s', wanted '%s'", key, value, err,
-		    want);
+		fail_msg(
+		    "%s '%s': got '%s', wanted '%s'", key, value, err, want);
 }
 
 /* Write text to a fresh temp file; path must hold 64 bytes. */
@@ -58,8 +58,8 @@ write_tmp(char *path, const char *text)
 
 /* Load text as a conf file; returns config_load_file()'s result. */
 static int
-load_text(struct config *cfg, const char *text, char *path, char *err,
-    size_t errlen)
+load_text(
+    struct config *cfg, const char *text, char *path, char *err, size_t errlen)
 {
 	int rc;
 
@@ -198,14 +198,33 @@ test_durations(void **state)
 		const char *text;
 		unsigned ms;
 	} good[] = {
-	    {"500ms", 500}, {"10s", 10000}, {"2m", 120000}, {"7", 7000},
-	    {"1ms", 1}, {"0010s", 10000}, {"4294967295ms", 4294967295u},
-	    {"4294967s", 4294967000u}, {"71582m", 4294920000u},
+	    {"500ms", 500},
+	    {"10s", 10000},
+	    {"2m", 120000},
+	    {"7", 7000},
+	    {"1ms", 1},
+	    {"0010s", 10000},
+	    {"4294967295ms", 4294967295u},
+	    {"4294967s", 4294967000u},
+	    {"71582m", 4294920000u},
 	};
 	static const char *const bad[] = {
-	    "x", "s", "ms", "10h", "10 s", "-1", "+5", "1.5s", "10S", "10sec",
-	    "5s ", "4294968s", "4294967296ms", "71583m",
-	    "99999999999999999999999999", " 5s",
+	    "x",
+	    "s",
+	    "ms",
+	    "10h",
+	    "10 s",
+	    "-1",
+	    "+5",
+	    "1.5s",
+	    "10S",
+	    "10sec",
+	    "5s ",
+	    "4294968s",
+	    "4294967296ms",
+	    "71583m",
+	    "99999999999999999999999999",
+	    " 5s",
 	};
 	struct config cfg;
 
@@ -224,8 +243,12 @@ test_durations(void **state)
 
 	/* zero is refused everywhere except shutdown-grace */
 	static const char *const positive[] = {
-	    "connect-timeout", "upstream-timeout", "idle-timeout",
-	    "header-timeout", "dns-timeout", "upstream-idle-timeout",
+	    "connect-timeout",
+	    "upstream-timeout",
+	    "idle-timeout",
+	    "header-timeout",
+	    "dns-timeout",
+	    "upstream-idle-timeout",
 	};
 	for (size_t i = 0; i < sizeof(positive) / sizeof(positive[0]); i++) {
 		set_bad(&cfg, positive[i], "0", "must be greater than 0");
@@ -248,14 +271,31 @@ test_sizes(void **state)
 		const char *text;
 		size_t n;
 	} good[] = {
-	    {"65536", 65536}, {"64K", 64 * KIB}, {"64k", 64 * KIB},
-	    {"64KiB", 64 * KIB}, {"64kib", 64 * KIB}, {"1M", MIB},
-	    {"1m", MIB}, {"1MiB", MIB}, {"1MIB", MIB}, {"1G", GIB},
-	    {"1gib", GIB}, {"0", 0},
+	    {"65536", 65536},
+	    {"64K", 64 * KIB},
+	    {"64k", 64 * KIB},
+	    {"64KiB", 64 * KIB},
+	    {"64kib", 64 * KIB},
+	    {"1M", MIB},
+	    {"1m", MIB},
+	    {"1MiB", MIB},
+	    {"1MIB", MIB},
+	    {"1G", GIB},
+	    {"1gib", GIB},
+	    {"0", 0},
 	};
 	static const char *const bad[] = {
-	    "x", "K", "-5", "1.5M", "12X", "1KB", "1 K", "1T", "0x100",
-	    "99999999999999999999999999", "18014398509481984K",
+	    "x",
+	    "K",
+	    "-5",
+	    "1.5M",
+	    "12X",
+	    "1KB",
+	    "1 K",
+	    "1T",
+	    "0x100",
+	    "99999999999999999999999999",
+	    "18014398509481984K",
 	};
 	struct config cfg;
 
@@ -266,8 +306,8 @@ test_sizes(void **state)
 		assert_int_equal(cfg.body_capture_bytes, good[i].n);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		set_bad(&cfg, "body-capture-limit", bad[i],
-		    "expected a size like");
+		set_bad(
+		    &cfg, "body-capture-limit", bad[i], "expected a size like");
 	set_bad(&cfg, "body-capture-limit", "1025M", "must be from 0 to 1 GiB");
 
 	/* max-header-size: 1 KiB .. 1 MiB */
@@ -301,12 +341,11 @@ test_sizes(void **state)
 static void
 test_bools_levels_numbers(void **state)
 {
-	static const char *const yes[] = {"yes", "true", "on", "1", "YES",
-	    "True", "On"};
-	static const char *const no[] = {"no", "false", "off", "0", "NO",
-	    "False", "OFF"};
-	static const char *const bad[] = {"maybe", "2", "y", "n", "yes!",
-	    "-1"};
+	static const char *const yes[] = {
+	    "yes", "true", "on", "1", "YES", "True", "On"};
+	static const char *const no[] = {
+	    "no", "false", "off", "0", "NO", "False", "OFF"};
+	static const char *const bad[] = {"maybe", "2", "y", "n", "yes!", "-1"};
 	struct config cfg;
 
 	(void)state;
@@ -501,7 +540,7 @@ test_file_ok(void **state)
 			     "listen 127.0.0.1:9001\n"
 			     "listen\t[::1]:9002   # trailing comment\n"
 			     "db   /tmp/a#b.db  \n" /* '#' in a word stays */
-			     "workers 3\r\n"	   /* CRLF */
+			     "workers 3\r\n"        /* CRLF */
 			     "\tquiet\ton\n"
 			     "connect-timeout 250ms #\n"
 			     "hosts-file /etc/my hosts\n" /* rest of line */
@@ -559,8 +598,8 @@ test_file_errors(void **state)
 	file_bad("# c\ndns-server 127.0.0.1:53\nconnect-timeout x\n",
 	    "3: connect-timeout: expected a duration like 500ms, 10s or 2m, "
 	    "got 'x'");
-	file_bad("\n\n\n\n\nmax-header-size\n",
-	    "6: max-header-size: missing value");
+	file_bad(
+	    "\n\n\n\n\nmax-header-size\n", "6: max-header-size: missing value");
 	file_bad("record-flows maybe\n",
 	    "1: record-flows: expected yes or no (or true/false, on/off, "
 	    "1/0), got 'maybe'");
@@ -568,8 +607,8 @@ test_file_errors(void **state)
 	    "2: listen: port must be 1..65535, got '0'");
 	file_bad("\r\nconnect_timeout 5s\r\n",
 	    "2: unknown setting 'connect_timeout'");
-	file_bad("connect-timeout=5s\n",
-	    "1: unknown setting 'connect-timeout=5s'");
+	file_bad(
+	    "connect-timeout=5s\n", "1: unknown setting 'connect-timeout=5s'");
 	file_bad("max-header-size 2M\n",
 	    "1: max-header-size: must be from 1 KiB to 1 MiB, got '2M'");
 }

@@ -35,8 +35,8 @@ struct origin {
 	unsigned port;
 	pthread_t thread;
 	const char *response; /* sent once per request head received */
-	int nrequests;	      /* requests to answer before closing */
-	char got[8192];	      /* every request head, back to back */
+	int nrequests;        /* requests to answer before closing */
+	char got[8192];       /* every request head, back to back */
 	size_t gotlen;
 };
 
@@ -77,8 +77,8 @@ origin_main(void *arg)
 			}
 			memmove(buf, buf + hl, have - hl + 1);
 			have -= hl;
-			(void)send(fd, o->response, strlen(o->response),
-			    MSG_NOSIGNAL);
+			(void)send(
+			    fd, o->response, strlen(o->response), MSG_NOSIGNAL);
 			answered++;
 		}
 	}
@@ -124,15 +124,13 @@ setup(void **state)
 	FILE *h = fopen(f->hosts, "w");
 	assert_non_null(h);
 	fclose(h);
-	assert_int_equal(config_set(&f->cfg, "hosts-file", f->hosts, err,
-			     sizeof(err)),
+	assert_int_equal(
+	    config_set(&f->cfg, "hosts-file", f->hosts, err, sizeof(err)), 0);
+	assert_int_equal(
+	    config_set(&f->cfg, "dns-server", "127.0.0.1:9", err, sizeof(err)),
 	    0);
-	assert_int_equal(config_set(&f->cfg, "dns-server", "127.0.0.1:9", err,
-			     sizeof(err)),
-	    0);
-	assert_int_equal(config_set(&f->cfg, "max-header-size", "2K", err,
-			     sizeof(err)),
-	    0);
+	assert_int_equal(
+	    config_set(&f->cfg, "max-header-size", "2K", err, sizeof(err)), 0);
 	assert_int_equal(config_parse_listen("127.0.0.1:1", &f->cfg.listen[0],
 			     err, sizeof(err)),
 	    0);
@@ -149,8 +147,8 @@ setup(void **state)
 	peer.sin_family = AF_INET;
 	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	peer.sin_port = htons(5555);
-	assert_int_equal(conn_accept(f->w, sv[1], (struct sockaddr *)&peer,
-			     sizeof(peer), 0),
+	assert_int_equal(
+	    conn_accept(f->w, sv[1], (struct sockaddr *)&peer, sizeof(peer), 0),
 	    0);
 	f->client = sv[0];
 	f->origin.lfd = -1;
@@ -186,16 +184,16 @@ teardown(void **state)
  * what the client received.
  */
 static char *
-client_exchange(struct fixture *f, const char *send_data, int want,
-    size_t *outlen)
+client_exchange(
+    struct fixture *f, const char *send_data, int want, size_t *outlen)
 {
 	static char got[65536];
 	size_t have = 0;
 	struct timespec t0, t;
 
 	if (send_data != NULL)
-		assert_int_equal(send(f->client, send_data, strlen(send_data),
-				     0),
+		assert_int_equal(
+		    send(f->client, send_data, strlen(send_data), 0),
 		    (ssize_t)strlen(send_data));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int turn = 0; turn < 100000; turn++) {
@@ -214,8 +212,8 @@ client_exchange(struct fixture *f, const char *send_data, int want,
 			/* give a trailing body a few more turns */
 			for (int i = 0; i < 20; i++)
 				event_base_loop(f->w->base, EVLOOP_NONBLOCK);
-			n = recv(f->client, got + have,
-			    sizeof(got) - have - 1, MSG_DONTWAIT);
+			n = recv(f->client, got + have, sizeof(got) - have - 1,
+			    MSG_DONTWAIT);
 			if (n > 0) {
 				have += (size_t)n;
 				got[have] = '\0';
@@ -331,8 +329,8 @@ test_self_status_page(void **state)
 {
 	struct fixture *f = *state;
 	size_t n;
-	char *got = client_exchange(f, "GET / HTTP/1.1\r\nHost: me\r\n\r\n", 1,
-	    &n);
+	char *got =
+	    client_exchange(f, "GET / HTTP/1.1\r\nHost: me\r\n\r\n", 1, &n);
 
 	assert_non_null(strstr(got, "HTTP/1.1 200 OK\r\n"));
 	assert_non_null(strstr(got, "<h1>peephole</h1>"));
@@ -363,18 +361,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_forward_rewrites_head, setup,
-		teardown),
-	    cmocka_unit_test_setup_teardown(test_pipelined_in_order, setup,
-		teardown),
-	    cmocka_unit_test_setup_teardown(test_malformed_is_400, setup,
-		teardown),
-	    cmocka_unit_test_setup_teardown(test_head_too_large_is_431, setup,
-		teardown),
-	    cmocka_unit_test_setup_teardown(test_self_status_page, setup,
-		teardown),
-	    cmocka_unit_test_setup_teardown(test_refused_is_502, setup,
-		teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_forward_rewrites_head, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_pipelined_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_malformed_is_400, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_head_too_large_is_431, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_self_status_page, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_refused_is_502, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("conn", tests, NULL, NULL);

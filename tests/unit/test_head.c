@@ -120,8 +120,8 @@ test_hop_by_hop(void **state)
 	assert_int_equal(head_write_fields(&h, out, 1, 1, NULL), 0);
 	n = evbuffer_remove(out, buf, sizeof(buf) - 1);
 	buf[n] = '\0';
-	assert_string_equal(buf,
-	    "Host: a\r\nUpgrade: websocket\r\nAccept: */*\r\n");
+	assert_string_equal(
+	    buf, "Host: a\r\nUpgrade: websocket\r\nAccept: */*\r\n");
 	evbuffer_free(out);
 	head_free(&h);
 }
