@@ -213,7 +213,21 @@ server_run(const struct config *cfg, struct store *store)
 	signal(SIGPIPE, SIG_IGN);
 	{
 		char err[512];
-		m.srv.tls = tls_new(cfg, err, sizeof(err));
+		const char *keylog = getenv("SSLKEYLOGFILE");
+		int use_keylog =
+		    keylog != NULL && keylog[0] != '\0' && store != NULL;
+		if (use_keylog &&
+		    store_set_keylog(store, keylog, err, sizeof(err)) == -1) {
+			log_warnx("%s", err);
+			goto out;
+		}
+		if (use_keylog)
+			log_info(
+			    "SSLKEYLOGFILE: TLS secrets of both legs go to "
+			    "%s",
+			    keylog);
+		m.srv.tls =
+		    tls_new(cfg, use_keylog ? store : NULL, err, sizeof(err));
 		if (m.srv.tls == NULL) {
 			log_warnx("%s", err);
 			goto out;

@@ -12,8 +12,33 @@
 #include "ca/forge.h"
 #include "conf/config.h"
 #include "log.h"
+#include "store/store.h"
 
 static const unsigned char tls_alpn_h1[] = "\x08http/1.1";
+
+/* Where key-log lines go: the store's writer appends them to the
+ * SSLKEYLOGFILE, so no loop thread writes a file. Set once at start. */
+static struct store *tls_keylog_store;
+
+static void
+tls_keylogcb(const SSL *ssl, const char *line)
+{
+	struct store_rec *rec;
+	size_t n = strlen(line);
+
+	(void)ssl;
+	if (tls_keylog_store == NULL ||
+	    (rec = store_rec_new(STORE_REC_KEYLOG)) == NULL)
+		return;
+	rec->u.keylog.line = malloc(n + 2);
+	if (rec->u.keylog.line == NULL) {
+		store_rec_free(rec);
+		return;
+	}
+	memcpy(rec->u.keylog.line, line, n);
+	memcpy(rec->u.keylog.line + n, "\n", 2);
+	(void)store_submit(tls_keylog_store, rec);
+}
 
 /* Offer clients http/1.1 only: HTTP/2 is relayed by the tunnel instead. */
 static int
@@ -29,7 +54,8 @@ tls_alpn_selectcb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 }
 
 struct tls *
-tls_new(const struct config *cfg, char *err, size_t errlen)
+tls_new(
+    const struct config *cfg, struct store *keylog, char *err, size_t errlen)
 {
 	struct tls *t = calloc(1, sizeof(*t));
 	char home[4096];
@@ -76,6 +102,12 @@ tls_new(const struct config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(t->down_ctx, TLS1_2_VERSION);
 	SSL_CTX_set_alpn_select_cb(t->down_ctx, tls_alpn_selectcb, NULL);
 	SSL_CTX_set_mode(t->down_ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (keylog != NULL) {
+		/* both legs, so a capture beside the proxy decrypts fully */
+		tls_keylog_store = keylog;
+		SSL_CTX_set_keylog_callback(t->up_ctx, tls_keylogcb);
+		SSL_CTX_set_keylog_callback(t->down_ctx, tls_keylogcb);
+	}
 	return t;
 sslfail : {
 	unsigned long e = ERR_get_error();

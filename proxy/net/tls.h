@@ -13,6 +13,7 @@
 struct ca;
 struct config;
 struct forge;
+struct store;
 
 struct tls {
 	SSL_CTX *up_ctx;   /* to origins */
@@ -22,9 +23,12 @@ struct tls {
 	int verify; /* 0 with insecure-upstream */
 };
 
-/* Load (or create) the CA and set up both contexts. NULL + err. */
-struct tls *tls_new(const struct config *cfg, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+/*
+ * Load (or create) the CA and set up both contexts. With keylog (a store
+ * with a key-log file set), both legs' secrets go there. NULL + err.
+ */
+struct tls *tls_new(const struct config *cfg, struct store *keylog, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 void tls_free(struct tls *t);
 
 /*

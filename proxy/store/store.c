@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "schema.h"
@@ -46,6 +49,7 @@ struct store {
 	uint64_t failed;
 
 	_Atomic int64_t next_conn_id;
+	FILE *keylog; /* SSLKEYLOGFILE, the writer's once started */
 };
 
 static const char store_sql_conn[] =
@@ -102,7 +106,7 @@ store_rec_new(enum store_rec_type type)
 
 	if (type != STORE_REC_CONN && type != STORE_REC_REQUEST &&
 	    type != STORE_REC_DOMAIN_IP &&
-	    type != STORE_REC_LEARNED_PASSTHROUGH)
+	    type != STORE_REC_LEARNED_PASSTHROUGH && type != STORE_REC_KEYLOG)
 		return NULL;
 	if ((rec = calloc(1, sizeof(*rec))) == NULL)
 		return NULL;
@@ -176,6 +180,9 @@ store_rec_free(struct store_rec *rec)
 		free(rec->u.learned.host);
 		free(rec->u.learned.reason);
 		break;
+	case STORE_REC_KEYLOG:
+		free(rec->u.keylog.line);
+		break;
 	}
 	free(rec);
 }
@@ -192,6 +199,8 @@ store_rec_kind(const struct store_rec *rec)
 		return "domain-ip";
 	case STORE_REC_LEARNED_PASSTHROUGH:
 		return "learned-passthrough";
+	case STORE_REC_KEYLOG:
+		return "keylog";
 	}
 	return "unknown";
 }
@@ -419,6 +428,9 @@ store_write_rec(struct store *st, const struct store_rec *rec)
 	case STORE_REC_LEARNED_PASSTHROUGH:
 		rc = store_write_learned(st, &rec->u.learned);
 		break;
+	case STORE_REC_KEYLOG:
+		rc = 0; /* not for SQLite: written beside it, below */
+		break;
 	}
 	if (rc == -1)
 		log_warnx("c%lld store: cannot write %s record: %s",
@@ -544,8 +556,13 @@ store_drain(struct store *st, int wait)
 			batch = rec->next;
 			if (rec->print_line != NULL)
 				printf("%s\n", rec->print_line);
+			if (rec->type == STORE_REC_KEYLOG &&
+			    st->keylog != NULL && rec->u.keylog.line != NULL)
+				fputs(rec->u.keylog.line, st->keylog);
 			store_rec_free(rec);
 		}
+		if (st->keylog != NULL)
+			fflush(st->keylog);
 		/* One flush per batch: flow lines appear as their records
 		 * reach the file, without a write per line. */
 		fflush(stdout);
@@ -652,7 +669,25 @@ store_free(struct store *st)
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->mtx);
 	free(st->watch);
+	if (st->keylog != NULL)
+		fclose(st->keylog);
 	free(st);
+}
+
+int
+store_set_keylog(struct store *st, const char *path, char *err, size_t errlen)
+{
+	/* the secrets decrypt everything: readable by the owner only */
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+	if (fd == -1 || (st->keylog = fdopen(fd, "a")) == NULL) {
+		snprintf(
+		    err, errlen, "SSLKEYLOGFILE %s: %s", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return 0;
 }
 
 struct store *

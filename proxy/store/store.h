@@ -27,8 +27,9 @@ enum store_rec_type {
 	STORE_REC_CONN = 1,  /* a client connection, written when it closes */
 	STORE_REC_REQUEST,   /* one HTTP exchange, written when it ends */
 	STORE_REC_DOMAIN_IP, /* a name -> address fact (DNS answer, ...) */
-	STORE_REC_LEARNED_PASSTHROUGH /* a (host, port) to pass through from
-					 now on (the client pins) */
+	/* a (host, port) to pass through from now on (the client pins) */
+	STORE_REC_LEARNED_PASSTHROUGH,
+	STORE_REC_KEYLOG /* a TLS key-log line for SSLKEYLOGFILE */
 };
 
 /* One captured body: up to the capture limit, bytes owned by the record. */
@@ -138,6 +139,9 @@ struct store_rec {
 		struct store_request req;
 		struct store_domain_ip dip;
 		struct store_learned learned;
+		struct {
+			char *line; /* NSS key-log format, with its newline */
+		} keylog;
 	} u;
 };
 
@@ -192,6 +196,13 @@ struct store *store_open_discard(size_t queue_max)
 int store_load_learned(struct store *st,
     void (*cb)(const char *host, int port, void *arg), void *arg)
     __attribute__((warn_unused_result));
+
+/*
+ * Append STORE_REC_KEYLOG lines to path (created 0600): the SSLKEYLOGFILE
+ * Wireshark reads. Main thread, before store_start. 0 / -1 + err.
+ */
+int store_set_keylog(struct store *st, const char *path, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 
 /* Write everything queued, stop the writer, close the file. NULL ok. */
 void store_close(struct store *st);
