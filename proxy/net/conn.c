@@ -646,6 +646,9 @@ conn_is_self(struct conn *c)
 		return 0; /* inside a tunnel, origin-form is the norm */
 	if (c->url.form == URL_FORM_ORIGIN || c->url.form == URL_FORM_ASTERISK)
 		return 1;
+	/* the magic name a device can browse to for the CA and PAC file */
+	if (strcmp(c->url.host, "peephole.local") == 0)
+		return 1;
 	return server_is_self(c->w->srv, c->url.host, c->url.port);
 }
 
@@ -789,11 +792,15 @@ conn_request_head(struct conn *c)
 		return;
 	}
 	if (c->verify_error != NULL) {
-		/* the origin failed verification: nothing is forwarded */
-		char msg[300];
-		snprintf(msg, sizeof(msg),
-		    "the origin %s:%u cannot be trusted: %s", c->tunnel_host,
-		    c->tunnel_port, c->verify_error);
+		/* the origin failed: nothing is forwarded */
+		char msg[400];
+		if (c->up_unreachable)
+			snprintf(msg, sizeof(msg), "cannot reach %s:%u: %s",
+			    c->tunnel_host, c->tunnel_port, c->verify_error);
+		else
+			snprintf(msg, sizeof(msg),
+			    "the certificate of %s:%u is not trusted: %s",
+			    c->tunnel_host, c->tunnel_port, c->verify_error);
 		conn_fail(c, 502, msg);
 		return;
 	}
@@ -1419,7 +1426,11 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 			conn_upstream_ready(c);
 			return;
 		}
-		if (c->up->tls) {
+		int serr = EVUTIL_SOCKET_ERROR();
+		int tcp_failed = serr == ECONNREFUSED || serr == ETIMEDOUT ||
+		    serr == EHOSTUNREACH || serr == ENETUNREACH ||
+		    serr == ECONNRESET;
+		if (c->up->tls && !tcp_failed) {
 			unsigned long e = bufferevent_get_openssl_error(bev);
 			if (e != 0) {
 				snprintf(why, sizeof(why),
@@ -1433,8 +1444,9 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 				return;
 			}
 		}
-		conn_connect_next(
-		    c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		while (c->up->tls && bufferevent_get_openssl_error(bev) != 0)
+			;
+		conn_connect_next(c, evutil_socket_error_to_string(serr));
 		return;
 	}
 	if (c->state == CONN_TUNNEL) {

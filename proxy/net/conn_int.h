@@ -114,6 +114,7 @@ struct conn {
 	const char *decision; /* "intercept" | "passthrough" | "block" */
 	char *decision_reason;
 	char *verify_error; /* origin failed: every request gets a 502 */
+	int up_unreachable; /* ... because it could not be reached at all */
 	char tls_client[96], tls_server[96];
 	char cert_sha[65], cert_subject[256], cert_issuer[256];
 	struct bufferevent *craw; /* the client socket under the TLS filter */

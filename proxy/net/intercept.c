@@ -409,6 +409,7 @@ intercept_up_failed(struct conn *c, const char *why)
 	if (c->tls_pending) {
 		free(c->verify_error);
 		c->verify_error = strdup(why);
+		c->up_unreachable = 1;
 		upstream_free(c->up);
 		c->up = NULL;
 		intercept_tls_down(c, NULL);
