@@ -12,6 +12,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
@@ -574,14 +575,22 @@ ca_write_p12(BIO *b, X509 *cert)
 	return rc;
 }
 
+/*
+ * The one place that encodes the certificate: ca_export and the proxy's
+ * onboarding page both come through here, so a file and a download carry
+ * the same bytes (up to PKCS#12's random MAC salt).
+ */
 int
-ca_export(const struct ca *ca, const char *fmt, const char *out, char *err,
-    size_t errlen)
+ca_export_mem(const struct ca *ca, const char *fmt, unsigned char **out,
+    size_t *outlen, char *err, size_t errlen)
 {
-	FILE *fp = NULL;
 	BIO *b = NULL;
+	BUF_MEM *bm = NULL;
+	unsigned char *buf = NULL;
 	int rc = -1, ok;
 
+	*out = NULL;
+	*outlen = 0;
 	if (fmt == NULL ||
 	    (strcmp(fmt, "pem") != 0 && strcmp(fmt, "der") != 0 &&
 		strcmp(fmt, "p12") != 0)) {
@@ -589,12 +598,7 @@ ca_export(const struct ca *ca, const char *fmt, const char *out, char *err,
 		    fmt ? fmt : "");
 		return -1;
 	}
-	fp = out == NULL ? stdout : fopen(out, "wb");
-	if (fp == NULL) {
-		snprintf(err, errlen, "%s: %s", out, strerror(errno));
-		return -1;
-	}
-	if ((b = BIO_new_fp(fp, BIO_NOCLOSE)) == NULL) {
+	if ((b = BIO_new(BIO_s_mem())) == NULL) {
 		ca_sslerr(err, errlen, "export");
 		goto fail;
 	}
@@ -604,17 +608,52 @@ ca_export(const struct ca *ca, const char *fmt, const char *out, char *err,
 		ok = i2d_X509_bio(b, ca->cert) == 1;
 	else
 		ok = ca_write_p12(b, ca->cert) == 0;
-	if (!ok || BIO_flush(b) != 1) {
+	if (!ok || BIO_get_mem_ptr(b, &bm) != 1 || bm == NULL ||
+	    bm->length == 0) {
 		ca_sslerr(err, errlen, "export");
+		goto fail;
+	}
+	if ((buf = malloc(bm->length)) == NULL) {
+		snprintf(err, errlen, "export: %s", strerror(ENOMEM));
+		goto fail;
+	}
+	memcpy(buf, bm->data, bm->length);
+	*out = buf;
+	*outlen = bm->length;
+	rc = 0;
+fail:
+	BIO_free(b);
+	return rc;
+}
+
+int
+ca_export(const struct ca *ca, const char *fmt, const char *out, char *err,
+    size_t errlen)
+{
+	unsigned char *buf = NULL;
+	size_t len;
+	FILE *fp = NULL;
+	int rc = -1;
+
+	if (ca_export_mem(ca, fmt, &buf, &len, err, errlen) == -1)
+		return -1;
+	fp = out == NULL ? stdout : fopen(out, "wb");
+	if (fp == NULL) {
+		snprintf(err, errlen, "%s: %s", out, strerror(errno));
+		goto fail;
+	}
+	if (fwrite(buf, 1, len, fp) != len || fflush(fp) != 0) {
+		snprintf(err, errlen, "%s: %s", out ? out : "stdout",
+		    strerror(errno));
 		goto fail;
 	}
 	rc = 0;
 fail:
-	BIO_free(b);
-	if (fp != stdout && fclose(fp) != 0 && rc == 0) {
+	if (fp != NULL && fp != stdout && fclose(fp) != 0 && rc == 0) {
 		snprintf(err, errlen, "%s: %s", out, strerror(errno));
 		rc = -1;
 	}
+	free(buf);
 	return rc;
 }
 

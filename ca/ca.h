@@ -46,6 +46,14 @@ int ca_export(const struct ca *ca, const char *fmt, const char *out, char *err,
     size_t errlen) CA_WUR;
 
 /*
+ * The CA certificate as fmt ("pem" | "der" | "p12", encoded as for
+ * ca_export) in a malloc'd buffer: *out, *outlen; the caller frees *out.
+ * 0 / -1 with a message in err (*out NULL).  Any thread.
+ */
+int ca_export_mem(const struct ca *ca, const char *fmt, unsigned char **out,
+    size_t *outlen, char *err, size_t errlen) CA_WUR;
+
+/*
  * Print to out the steps to trust the CA on os: "macos", "windows",
  * "linux", "firefox", "chromium", "ios", "android"; NULL prints all of
  * them.  pem_path is the CA certificate's path as the user should type it

@@ -15,10 +15,14 @@
 /* Default database, relative to the working directory. */
 #define CLI_DEFAULT_DB "peephole.db"
 
-int cli_domains(int argc, char **argv);     /* argv[0] == "domains" */
-int cli_requests(int argc, char **argv);    /* argv[0] == "requests" */
-int cli_show(int argc, char **argv);        /* argv[0] == "show" */
+int cli_domains(int argc, char **argv);  /* argv[0] == "domains" */
+int cli_requests(int argc, char **argv); /* argv[0] == "requests" */
+int cli_show(int argc, char **argv);     /* argv[0] == "show" */
+int cli_streams(int argc, char **argv);  /* argv[0] == "streams" */
+/* `show stream ID`: argv[0] == "stream" (cli_show dispatches here) */
+int cli_show_stream(int argc, char **argv);
 int cli_passthrough(int argc, char **argv); /* "passthrough" list|clear */
 int cli_ca(int argc, char **argv);          /* "ca" init|path|export|help */
+int cli_setup(int argc, char **argv);       /* "setup" [--os] [--proxy] */
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * Unit tests for ca/ca.c: create and reload, file and directory modes,
  * refusals (loose key mode, half a CA, mismatched pair, existing CA without
- * force), the certificate's profile, export in three formats, the home
- * directory and the trust instructions.
+ * force), the certificate's profile, export in three formats (to a file
+ * and to memory), the home directory and the trust instructions.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -462,6 +462,99 @@ test_export_stdout(void **state)
 	ca_free(ca);
 }
 
+/* Read a whole small file into a malloc'd buffer. */
+static unsigned char *
+slurp(const char *path, size_t *len)
+{
+	unsigned char *buf = malloc(16384);
+	FILE *fp;
+
+	assert_non_null(buf);
+	assert_non_null(fp = fopen(path, "rb"));
+	*len = fread(buf, 1, 16384, fp);
+	fclose(fp);
+	assert_true(*len > 0 && *len < 16384);
+	return buf;
+}
+
+/* The certificate inside a PKCS#12 with the empty password (new ref). */
+static X509 *
+p12_cert(const unsigned char *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	PKCS12 *p12 = d2i_PKCS12(NULL, &p, (long)len);
+	EVP_PKEY *pkey = NULL;
+	X509 *cert = NULL;
+	STACK_OF(X509) *others = NULL;
+
+	assert_non_null(p12);
+	assert_ptr_equal(p, buf + len);
+	assert_int_equal(PKCS12_verify_mac(p12, "", 0), 1);
+	assert_int_equal(PKCS12_parse(p12, "", &pkey, &cert, &others), 1);
+	assert_null(pkey);
+	if (cert == NULL)
+		cert = sk_X509_shift(others);
+	sk_X509_pop_free(others, X509_free);
+	PKCS12_free(p12);
+	assert_non_null(cert);
+	return cert;
+}
+
+/*
+ * ca_export_mem gives the bytes ca_export writes.  PEM and DER are
+ * deterministic; PKCS#12 has a random MAC salt, so there the two must be
+ * the same size and hold the same certificate.
+ */
+static void
+test_export_mem(void **state)
+{
+	static const char *const fmts[] = {"pem", "der", "p12"};
+	struct fixture *f = *state;
+	struct ca *ca = load_ok(f);
+	unsigned char *mem, *file;
+	size_t memlen, filelen, i;
+	char path[160];
+	X509 *a, *b;
+
+	for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		snprintf(path, sizeof(path), "%s/mem.%s", f->dir, fmts[i]);
+		assert_int_equal(
+		    ca_export(ca, fmts[i], path, f->err, sizeof(f->err)), 0);
+		file = slurp(path, &filelen);
+		mem = NULL;
+		assert_int_equal(ca_export_mem(ca, fmts[i], &mem, &memlen,
+				     f->err, sizeof(f->err)),
+		    0);
+		assert_non_null(mem);
+		assert_int_equal(memlen, filelen);
+		if (strcmp(fmts[i], "p12") != 0)
+			assert_memory_equal(mem, file, memlen);
+		else {
+			a = p12_cert(mem, memlen);
+			b = p12_cert(file, filelen);
+			assert_int_equal(X509_cmp(a, b), 0);
+			assert_int_equal(X509_cmp(a, ca_cert(ca)), 0);
+			X509_free(a);
+			X509_free(b);
+		}
+		free(mem);
+		free(file);
+	}
+
+	/* unknown format: -1, message, nothing allocated */
+	mem = (unsigned char *)"sentinel";
+	memlen = 99;
+	assert_int_equal(
+	    ca_export_mem(ca, "txt", &mem, &memlen, f->err, sizeof(f->err)),
+	    -1);
+	assert_null(mem);
+	assert_int_equal(memlen, 0);
+	assert_non_null(strstr(f->err, "txt"));
+	assert_int_equal(
+	    ca_export_mem(ca, NULL, &mem, &memlen, f->err, sizeof(f->err)), -1);
+	ca_free(ca);
+}
+
 static void
 test_home(void **state)
 {
@@ -588,6 +681,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_export, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_export_stdout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_export_mem, setup, teardown),
 	    cmocka_unit_test(test_home),
 	    cmocka_unit_test(test_help),
 	};
