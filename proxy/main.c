@@ -20,10 +20,15 @@ static const struct main_cmd main_cmds[] = {
     {"run", cli_run, "start the proxy (127.0.0.1:8080, writing peephole.db)"},
     {"domains", cli_domains, "the catalogue of every host seen"},
     {"requests", cli_requests, "list recorded HTTP exchanges"},
-    {"show", cli_show, "one exchange in full; --body-out extracts its body"},
+    {"show", cli_show,
+	"one exchange in full (--body-out extracts its body); show stream ID"},
+    {"streams", cli_streams,
+	"streams relayed unread (mmTLS, pinned TLS, raw TCP): shape, names"},
     {"passthrough", cli_passthrough,
 	"list or clear the hosts learned to pass through (pinning)"},
     {"ca", cli_ca, "create, locate and export the root CA; how to trust it"},
+    {"setup", cli_setup,
+	"how to point macOS, Windows, Linux, phones or a shell at the proxy"},
     {NULL, NULL, NULL},
 };
 

@@ -1,7 +1,7 @@
 /*
  * domains: `peephole domains`, the catalogue of every name the capture saw
- * (request hosts, connection targets, DNS answers), from the
- * domain_catalogue view.
+ * (request hosts, connection targets, DNS answers, names found for streams
+ * to bare addresses), from the domain_catalogue view.
  */
 #include "cli/cli.h"
 
@@ -18,7 +18,7 @@
 
 #define DOMAINS_CMD "domains"
 /* Columns of the text and CSV tables; ips stays last, it is the widest. */
-#define DOMAINS_NCOLS 13
+#define DOMAINS_NCOLS 14
 
 struct domains_opts {
 	const char *db;
@@ -48,7 +48,10 @@ static const char domains_help[] =
     "connections, requests, bytes up (request headers + bodies) and down\n"
     "(response headers + bodies), ports, protocols, how many connections\n"
     "were intercepted and passed through, whether peephole learned to pass\n"
-    "it through (pinned: see `peephole passthrough`), and IP addresses.\n"
+    "it through (pinned: see `peephole passthrough`), how a connection\n"
+    "that asked only for an IP address was given the name (named by: sni,\n"
+    "proxy-dns, app-dns or connect; see `peephole streams`), and IP\n"
+    "addresses.\n"
     "\n"
     "  --sort KEY  name (default), first (oldest first), last (newest\n"
     "              first), requests, bytes or connections (largest first)\n"
@@ -181,6 +184,7 @@ domains_json_row(sqlite3_stmt *s)
 	    o, "passed_through", json_integer(sqlite3_column_int64(s, 11)));
 	json_object_set_new(
 	    o, "pinned", json_boolean(sqlite3_column_int(s, 12) != 0));
+	json_object_set_new(o, "named_by", domains_list(domains_col(s, 13), 0));
 	return o;
 }
 
@@ -230,7 +234,8 @@ domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 	cells[9] = nint;
 	cells[10] = npass;
 	cells[11] = pinned;
-	cells[12] = domains_col(s, 8);
+	cells[12] = domains_col(s, 13);
+	cells[13] = domains_col(s, 8);
 	return out_table_add(t, cells);
 }
 
@@ -240,7 +245,7 @@ domains_table_new(void)
 	static const char *const headers[DOMAINS_NCOLS] = {"domain",
 	    "first_seen", "last_seen", "connections", "requests", "bytes_up",
 	    "bytes_down", "ports", "protocols", "intercepted", "passed_through",
-	    "pinned", "ips"};
+	    "pinned", "named_by", "ips"};
 	struct out_table *t;
 	size_t c;
 
@@ -266,7 +271,7 @@ domains_print(sqlite3 *db, const struct domains_opts *o)
 	snprintf(sql, sizeof(sql),
 	    "SELECT name, first_seen_us, last_seen_us, connections, requests,"
 	    " bytes_up, bytes_down, ports, ips, protocols, intercepted,"
-	    " passed_through, pinned FROM domain_catalogue"
+	    " passed_through, pinned, named_by FROM domain_catalogue"
 	    " ORDER BY %s",
 	    o->order);
 	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -247,4 +248,32 @@ out_json_str(const char *s)
 	j = json_string(copy);
 	free(copy);
 	return j;
+}
+
+json_t *
+out_json_row(sqlite3_stmt *s)
+{
+	json_t *o, *v;
+	int i;
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	for (i = 0; i < sqlite3_column_count(s); i++) {
+		switch (sqlite3_column_type(s, i)) {
+		case SQLITE_INTEGER:
+			v = json_integer(sqlite3_column_int64(s, i));
+			break;
+		case SQLITE_FLOAT:
+			v = json_real(sqlite3_column_double(s, i));
+			break;
+		case SQLITE_NULL:
+			v = json_null();
+			break;
+		default:
+			v = out_json_str(
+			    (const char *)sqlite3_column_text(s, i));
+		}
+		json_object_set_new(o, sqlite3_column_name(s, i), v);
+	}
+	return o;
 }

@@ -64,4 +64,9 @@ void out_safe(FILE *fp, const char *s, int keep_nl);
  */
 struct json_t *out_json_str(const char *s);
 
+/* Every column of a statement's current row as a JSON object, under the
+ * column's name and with its SQL type (NULL stays null). NULL on ENOMEM. */
+struct sqlite3_stmt;
+struct json_t *out_json_row(struct sqlite3_stmt *s);
+
 #endif

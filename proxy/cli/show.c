@@ -44,10 +44,13 @@ struct show_body {
 static const char show_help[] =
     "usage: peephole show ID [--body-out FILE] [--request-body-out FILE]\n"
     "                        [--json] [--db FILE]\n"
+    "       peephole show stream ID [--csv | --json] [--db FILE]\n"
     "\n"
     "Print logged request ID in full: request line and headers, response\n"
     "status and headers, body sizes (and whether they were truncated), a\n"
     "preview of text bodies, timings, error and the connection it used.\n"
+    "`show stream ID` prints stream (connection) ID and its timeline;\n"
+    "see `peephole show stream --help`.\n"
     "\n"
     "  --body-out FILE          write the captured response body to FILE,\n"
     "                           byte for byte (as it came off the wire,\n"
@@ -465,35 +468,6 @@ show_conn_text(FILE *fp, sqlite3_stmt *c)
 	show_conn_tls(fp, c);
 }
 
-/* Every column of the current row, under its own name and type. */
-static json_t *
-show_json_row(sqlite3_stmt *s)
-{
-	json_t *o, *v;
-	int i;
-
-	if ((o = json_object()) == NULL)
-		return NULL;
-	for (i = 0; i < sqlite3_column_count(s); i++) {
-		switch (sqlite3_column_type(s, i)) {
-		case SQLITE_INTEGER:
-			v = json_integer(sqlite3_column_int64(s, i));
-			break;
-		case SQLITE_FLOAT:
-			v = json_real(sqlite3_column_double(s, i));
-			break;
-		case SQLITE_NULL:
-			v = json_null();
-			break;
-		default:
-			v = out_json_str(
-			    (const char *)sqlite3_column_text(s, i));
-		}
-		json_object_set_new(o, sqlite3_column_name(s, i), v);
-	}
-	return o;
-}
-
 /* Headers as [{"name": .., "value": ..}], in order (names repeat). */
 static json_t *
 show_json_headers(const char *h)
@@ -541,7 +515,7 @@ show_json(sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
 	char when[40];
 	int rc;
 
-	if ((o = show_json_row(s)) == NULL)
+	if ((o = out_json_row(s)) == NULL)
 		return -1;
 	out_iso_time(show_int(s, "t_start_us"), 1, when, sizeof(when));
 	json_object_set_new(o, "time", json_string(when));
@@ -553,7 +527,7 @@ show_json(sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
 	show_json_body(o, "req_body_captured", req);
 	show_json_body(o, "resp_body_captured", resp);
 	json_object_set_new(
-	    o, "connection", c != NULL ? show_json_row(c) : json_null());
+	    o, "connection", c != NULL ? out_json_row(c) : json_null());
 	rc = json_dumpf(o, stdout, JSON_INDENT(2));
 	putchar('\n');
 	json_decref(o);
@@ -648,6 +622,9 @@ cli_show(int argc, char **argv)
 	sqlite3 *db;
 	int rc;
 
+	/* `show stream ID`: a connection peephole relayed unread. */
+	if (argc > 1 && strcmp(argv[1], "stream") == 0)
+		return cli_show_stream(argc - 1, argv + 1);
 	if ((rc = show_parse(argc, argv, &o)) != CLI_OK)
 		return rc == ARGS_HELP ? CLI_OK : rc;
 	if ((db = db_open_readonly(SHOW_CMD, o.db)) == NULL)

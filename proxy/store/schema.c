@@ -199,9 +199,181 @@ static const char schema_step_v2[] =
     " LEFT JOIN protos pr ON pr.name = n.name"
     " LEFT JOIN pins pn ON pn.name = n.name;";
 
-static const char *const schema_steps[] = {
-    schema_step_v1, /* 0 -> 1 */
-    schema_step_v2, /* 1 -> 2 */
+/*
+ * Version 3, streams peephole relays without reading them (passthrough TLS,
+ * mmTLS longlink, SSH, anything else): the target as the client asked for
+ * it, when each side connected and first / last sent, reads each way, who
+ * closed, TCP_INFO of both sockets at close (NULL when unknown), mmTLS
+ * record counts, and a capped per-stream event series in stream_events.
+ *
+ * stream_names names a connection that asked for a bare IP address: the
+ * SNI of that connection, else the freshest name the capture tied to that
+ * address in domain_ips (preferring one known before the connection
+ * opened: addresses get reused), with the evidence (named_by, named_at_us).
+ * The catalogue lists such a connection under that name too, and says how
+ * the name was found.
+ */
+static const char schema_step_v3_columns[] =
+    "ALTER TABLE connections ADD COLUMN listener_target TEXT;"
+    "ALTER TABLE connections ADD COLUMN t_upstream_connected_us INTEGER;"
+    "ALTER TABLE connections ADD COLUMN t_first_up_us INTEGER;"
+    "ALTER TABLE connections ADD COLUMN t_last_up_us INTEGER;"
+    "ALTER TABLE connections ADD COLUMN t_first_down_us INTEGER;"
+    "ALTER TABLE connections ADD COLUMN t_last_down_us INTEGER;"
+    "ALTER TABLE connections ADD COLUMN reads_up INTEGER;"
+    "ALTER TABLE connections ADD COLUMN reads_down INTEGER;"
+    "ALTER TABLE connections ADD COLUMN closed_by TEXT;"
+    "ALTER TABLE connections ADD COLUMN events INTEGER;"
+    "ALTER TABLE connections ADD COLUMN events_capped INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_client_rtt_us INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_client_rttvar_us INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_client_retransmits INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_client_total_retrans INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_client_lost INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_client_reordering INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_client_snd_cwnd INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_client_pmtu INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_server_rtt_us INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_server_rttvar_us INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_server_retransmits INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_server_total_retrans INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_server_lost INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_server_reordering INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_server_snd_cwnd INTEGER;"
+    "ALTER TABLE connections ADD COLUMN tcp_server_pmtu INTEGER;"
+    "ALTER TABLE connections ADD COLUMN mmtls_bad INTEGER;"
+    "ALTER TABLE connections ADD COLUMN mmtls_records INTEGER;"
+    "ALTER TABLE connections ADD COLUMN mmtls_handshake INTEGER;"
+    "ALTER TABLE connections ADD COLUMN mmtls_early INTEGER;"
+    "ALTER TABLE connections ADD COLUMN mmtls_data INTEGER;"
+    "ALTER TABLE connections ADD COLUMN mmtls_alert INTEGER;"
+    "CREATE TABLE stream_events ("
+    " conn_id INTEGER NOT NULL, t_us INTEGER NOT NULL,"
+    " dir INTEGER NOT NULL, bytes INTEGER NOT NULL, mmtls_type INTEGER);"
+    "CREATE INDEX stream_events_conn ON stream_events(conn_id, t_us);"
+    "CREATE INDEX domain_ips_ip ON domain_ips(ip);";
+
+static const char schema_step_v3_names[] =
+    "CREATE VIEW stream_names AS WITH"
+    " t(id, ip, sni, t_open) AS (SELECT id,"
+    "  CASE WHEN instr(target_host, ':') > 0"
+    "   OR (target_host GLOB '*.*.*.*'"
+    "   AND target_host NOT GLOB '*[^0-9.]*') THEN target_host"
+    "  WHEN coalesce(target_host, '') = '' THEN nullif(server_ip, '')"
+    "  END, nullif(sni, ''), t_accept_us FROM connections),"
+    /* The evidence row for each address without an SNI: the freshest
+     * known when the connection opened, else the freshest at all.
+     * (SQLite's ORDER BY cannot see the outer row, hence two.) */
+    " best(id, ip, sni, t_open, dip) AS (SELECT t.*, CASE WHEN t.sni"
+    "  IS NULL THEN coalesce("
+    "  (SELECT e.id FROM domain_ips e WHERE e.ip = t.ip"
+    "  AND e.domain <> e.ip AND coalesce(e.first_seen, 0)"
+    "  <= coalesce(t.t_open, 9223372036854775807)"
+    "  ORDER BY e.last_seen DESC, e.id DESC LIMIT 1),"
+    "  (SELECT e.id FROM domain_ips e WHERE e.ip = t.ip"
+    "  AND e.domain <> e.ip ORDER BY e.last_seen DESC, e.id DESC"
+    "  LIMIT 1)) END"
+    "  FROM t WHERE t.ip IS NOT NULL)"
+    " SELECT b.id AS conn_id, b.ip AS ip,"
+    "  coalesce(b.sni, d.domain) AS name,"
+    "  CASE WHEN b.sni IS NOT NULL THEN 'sni' ELSE d.source END"
+    "   AS named_by,"
+    "  CASE WHEN b.sni IS NOT NULL THEN b.t_open ELSE d.last_seen END"
+    "   AS named_at_us"
+    " FROM best b LEFT JOIN domain_ips d ON d.id = b.dip;";
+
+static const char schema_step_v3_catalogue[] =
+    "DROP VIEW domain_catalogue;"
+    "CREATE VIEW domain_catalogue AS WITH"
+    /* Each connection under its target, under its SNI when that names
+     * something else, and under the name found for a bare address;
+     * UNION keeps one row when they agree. */
+    " ctarget(name, id, port, ip, protocol, decision, t_open, t_close) AS ("
+    "  SELECT target_host, id, target_port, server_ip, protocol, decision,"
+    "  t_accept_us, t_close_us FROM connections"
+    "  UNION SELECT sni, id, target_port, server_ip, protocol, decision,"
+    "  t_accept_us, t_close_us FROM connections"
+    "  WHERE sni IS NOT NULL AND sni <> ''"
+    "  UNION SELECT n.name, c.id, c.target_port, c.server_ip, c.protocol,"
+    "  c.decision, c.t_accept_us, c.t_close_us"
+    "  FROM stream_names n JOIN connections c ON c.id = n.conn_id"
+    "  WHERE n.name IS NOT NULL),"
+    " seen(name, t) AS ("
+    "  SELECT host, t_start_us FROM requests"
+    "  UNION ALL SELECT name, t_open FROM ctarget"
+    "  UNION ALL SELECT name, t_close FROM ctarget"
+    "  UNION ALL SELECT domain, first_seen FROM domain_ips"
+    "  UNION ALL SELECT domain, last_seen FROM domain_ips"
+    "  UNION ALL SELECT host, first_seen FROM learned_passthrough"
+    "  UNION ALL SELECT host, last_seen FROM learned_passthrough),"
+    " names AS (SELECT name, min(nullif(t, 0)) AS first_us,"
+    "  max(nullif(t, 0)) AS last_us FROM seen"
+    "  WHERE name IS NOT NULL AND name <> '' GROUP BY name),"
+    " req AS (SELECT host AS name, count(*) AS nreq,"
+    "  sum(coalesce(req_header_bytes, 0) + coalesce(req_body_size, 0))"
+    "   AS up,"
+    "  sum(coalesce(resp_header_bytes, 0) + coalesce(resp_body_size, 0))"
+    "   AS down"
+    "  FROM requests GROUP BY host),"
+    " cids(name, cid) AS (SELECT host, conn_id FROM requests"
+    "  UNION SELECT name, id FROM ctarget),"
+    " conns AS (SELECT name, count(*) AS nconn FROM cids GROUP BY name),"
+    " decided AS (SELECT name,"
+    "  sum(decision = 'intercept') AS nint,"
+    "  sum(decision = 'passthrough') AS npass"
+    "  FROM ctarget GROUP BY name),"
+    " protos AS (SELECT name, group_concat(protocol, ',') AS protocols"
+    "  FROM (SELECT DISTINCT name, protocol FROM ctarget"
+    "  WHERE protocol IS NOT NULL AND protocol <> ''"
+    "  ORDER BY name, protocol) GROUP BY name),"
+    /* How names were given to connections that asked for an address. */
+    " named AS (SELECT name, group_concat(named_by, ',') AS named_by"
+    "  FROM (SELECT DISTINCT name, named_by FROM stream_names"
+    "  WHERE name IS NOT NULL ORDER BY name, named_by) GROUP BY name),"
+    " pins AS (SELECT DISTINCT host AS name FROM learned_passthrough),"
+    " portlist(name, port) AS ("
+    "  SELECT host, port FROM requests WHERE port > 0"
+    "  UNION SELECT name, port FROM ctarget WHERE port > 0),"
+    " ports AS (SELECT name, group_concat(port, ',') AS ports FROM"
+    "  (SELECT name, port FROM portlist ORDER BY name, port)"
+    "  GROUP BY name),"
+    " iplist(name, ip) AS (SELECT domain, ip FROM domain_ips"
+    "  UNION SELECT host, server_ip FROM requests"
+    "  WHERE server_ip IS NOT NULL AND server_ip <> ''"
+    "  UNION SELECT name, ip FROM ctarget"
+    "  WHERE ip IS NOT NULL AND ip <> ''),"
+    " ips AS (SELECT name, group_concat(ip, ',') AS ips FROM"
+    "  (SELECT name, ip FROM iplist ORDER BY name, ip) GROUP BY name)"
+    " SELECT n.name AS name, n.first_us AS first_seen_us,"
+    "  n.last_us AS last_seen_us,"
+    "  coalesce(c.nconn, 0) AS connections,"
+    "  coalesce(r.nreq, 0) AS requests,"
+    "  coalesce(r.up, 0) AS bytes_up, coalesce(r.down, 0) AS bytes_down,"
+    "  coalesce(p.ports, '') AS ports, coalesce(i.ips, '') AS ips,"
+    "  coalesce(pr.protocols, '') AS protocols,"
+    "  coalesce(d.nint, 0) AS intercepted,"
+    "  coalesce(d.npass, 0) AS passed_through,"
+    "  pn.name IS NOT NULL AS pinned,"
+    "  coalesce(nb.named_by, '') AS named_by"
+    " FROM names n"
+    " LEFT JOIN req r ON r.name = n.name"
+    " LEFT JOIN conns c ON c.name = n.name"
+    " LEFT JOIN ports p ON p.name = n.name"
+    " LEFT JOIN ips i ON i.name = n.name"
+    " LEFT JOIN decided d ON d.name = n.name"
+    " LEFT JOIN protos pr ON pr.name = n.name"
+    " LEFT JOIN named nb ON nb.name = n.name"
+    " LEFT JOIN pins pn ON pn.name = n.name;";
+
+/* A step's SQL may come in parts: C99 promises string literals of 4095
+ * bytes, no more. */
+#define SCHEMA_STEP_PARTS 3
+
+static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
+    {schema_step_v1},                              /* 0 -> 1 */
+    {schema_step_v2},                              /* 1 -> 2 */
+    {schema_step_v3_columns, schema_step_v3_names, /* 2 -> 3 */
+	schema_step_v3_catalogue},
 };
 
 _Static_assert(
@@ -237,11 +409,14 @@ schema_run_step(struct sqlite3 *db, int from, char *err, size_t errlen)
 {
 	char sql[64];
 	char *msg = NULL;
+	size_t k;
 
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
 		goto fail;
-	if (sqlite3_exec(db, schema_steps[from], NULL, NULL, &msg) != SQLITE_OK)
-		goto fail;
+	for (k = 0; k < SCHEMA_STEP_PARTS && schema_steps[from][k] != NULL; k++)
+		if (sqlite3_exec(db, schema_steps[from][k], NULL, NULL, &msg) !=
+		    SQLITE_OK)
+			goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", from + 1);
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
 		goto fail;

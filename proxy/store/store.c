@@ -13,14 +13,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "log.h"
+#include "newdns.h"
 #include "schema.h"
 
 /* How long an insert waits for a reader's lock before it fails. */
 #define STORE_BUSY_TIMEOUT_MS 5000
 /* How long the writer lets a batch gather before a transaction. */
 #define STORE_GATHER_NS (5 * 1000000L)
+/* Stream events per multi-row INSERT: 5 parameters each, well below the
+ * 999 an old SQLite allows per statement. */
+#define STORE_SEV_ROWS 100
 
 struct store {
 	sqlite3 *db; /* the writer thread's once store_start() returns; NULL
@@ -30,6 +38,8 @@ struct store {
 	sqlite3_stmt *ins_dip;
 	sqlite3_stmt *ins_body;
 	sqlite3_stmt *ins_learned;
+	sqlite3_stmt *ins_sev_many; /* STORE_SEV_ROWS stream events */
+	sqlite3_stmt *ins_sev_one;  /* one stream event */
 
 	pthread_t thread;
 	int started;
@@ -59,8 +69,25 @@ static const char store_sql_conn[] =
     " bytes_to_client, bytes_to_server, bytes_from_server, nrequests,"
     " close_reason, error, sni, alpn, decision, decision_reason,"
     " tls_client, tls_server, upstream_cert_sha256, upstream_cert_subject,"
-    " upstream_cert_issuer, verify_error)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " upstream_cert_issuer, verify_error, listener_target,"
+    " t_upstream_connected_us, t_first_up_us, t_last_up_us,"
+    " t_first_down_us, t_last_down_us, reads_up, reads_down, closed_by,"
+    " events, events_capped,"
+    " tcp_client_rtt_us, tcp_client_rttvar_us, tcp_client_retransmits,"
+    " tcp_client_total_retrans, tcp_client_lost, tcp_client_reordering,"
+    " tcp_client_snd_cwnd, tcp_client_pmtu,"
+    " tcp_server_rtt_us, tcp_server_rttvar_us, tcp_server_retransmits,"
+    " tcp_server_total_retrans, tcp_server_lost, tcp_server_reordering,"
+    " tcp_server_snd_cwnd, tcp_server_pmtu,"
+    " mmtls_bad, mmtls_records, mmtls_handshake, mmtls_early, mmtls_data,"
+    " mmtls_alert)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+    "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+/* Followed by ",(?,?,?,?,?)" once per further row. */
+static const char store_sql_sev[] =
+    "INSERT INTO stream_events (conn_id, t_us, dir, bytes, mmtls_type)"
+    " VALUES (?,?,?,?,?)";
 
 static const char store_sql_req[] =
     "INSERT INTO requests (conn_id, seq, t_start_us, client_ip, scheme,"
@@ -106,7 +133,8 @@ store_rec_new(enum store_rec_type type)
 
 	if (type != STORE_REC_CONN && type != STORE_REC_REQUEST &&
 	    type != STORE_REC_DOMAIN_IP &&
-	    type != STORE_REC_LEARNED_PASSTHROUGH && type != STORE_REC_KEYLOG)
+	    type != STORE_REC_LEARNED_PASSTHROUGH &&
+	    type != STORE_REC_STREAM_EVENTS && type != STORE_REC_KEYLOG)
 		return NULL;
 	if ((rec = calloc(1, sizeof(*rec))) == NULL)
 		return NULL;
@@ -151,6 +179,8 @@ store_rec_free(struct store_rec *rec)
 		free(c->upstream_cert_subject);
 		free(c->upstream_cert_issuer);
 		free(c->verify_error);
+		free(c->listener_target);
+		free(c->closed_by);
 		break;
 	case STORE_REC_REQUEST:
 		r = &rec->u.req;
@@ -180,6 +210,9 @@ store_rec_free(struct store_rec *rec)
 		free(rec->u.learned.host);
 		free(rec->u.learned.reason);
 		break;
+	case STORE_REC_STREAM_EVENTS:
+		free(rec->u.sev.ev);
+		break;
 	case STORE_REC_KEYLOG:
 		free(rec->u.keylog.line);
 		break;
@@ -199,6 +232,8 @@ store_rec_kind(const struct store_rec *rec)
 		return "domain-ip";
 	case STORE_REC_LEARNED_PASSTHROUGH:
 		return "learned-passthrough";
+	case STORE_REC_STREAM_EVENTS:
+		return "stream-events";
 	case STORE_REC_KEYLOG:
 		return "keylog";
 	}
@@ -251,6 +286,84 @@ store_step(sqlite3_stmt *s)
 	return rc;
 }
 
+/* One (domain, ip, source) sighting, upserted. ttl -1 is unknown. */
+static int
+store_put_dip(struct store *st, const char *domain, const char *ip,
+    const char *source, int64_t t_us, int ttl)
+{
+	sqlite3_stmt *s = st->ins_dip;
+
+	store_bind_text(s, 1, domain);
+	store_bind_text(s, 2, ip);
+	store_bind_text(s, 3, source);
+	store_bind_time(s, 4, t_us);
+	store_bind_dur(s, 5, ttl);
+	return store_step(s) == SQLITE_DONE ? 0 : -1;
+}
+
+/* Columns per socket: rtt, rttvar, retransmits, total retransmits, lost,
+ * reordering, cwnd, pmtu. */
+#define STORE_TCPINFO_COLS 8
+
+/* TCP_INFO of one socket into 8 columns from i, all NULL when unknown. */
+static void
+store_bind_tcpinfo(
+    sqlite3_stmt *s, int i, int have, const struct store_tcpinfo *t)
+{
+	const uint32_t v[STORE_TCPINFO_COLS] = {t->rtt_us, t->rttvar_us,
+	    t->retransmits, t->total_retrans, t->lost, t->reordering,
+	    t->snd_cwnd, t->pmtu};
+	int k;
+
+	for (k = 0; k < STORE_TCPINFO_COLS; k++) {
+		if (have)
+			sqlite3_bind_int64(s, i + k, v[k]);
+		else
+			sqlite3_bind_null(s, i + k);
+	}
+}
+
+/* 1 if s is an IPv4 or IPv6 address literal rather than a name. */
+static int
+store_is_ip(const char *s)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, s, buf) == 1 ||
+	    inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/*
+ * What a closed connection says about names and addresses, kept in
+ * domain_ips so a later connection to a bare address can be named from it
+ * (stream_names): the SNI its client sent ("sni"), and, for a tunnel
+ * (CONNECT, SOCKS, ...), the name it asked for ("connect"), each with the
+ * server address it reached. A plain HTTP connection is left out: it may
+ * carry requests to several hosts, and its server_ip is only the last.
+ * Writer thread. 0 / -1.
+ */
+static int
+store_conn_evidence(struct store *st, const struct store_conn *c)
+{
+	int tunnel = c->decision != NULL ||
+	    (c->protocol != NULL && strcmp(c->protocol, "http") != 0 &&
+		strcmp(c->protocol, "http-upgrade") != 0);
+
+	if (c->server_ip == NULL || c->server_ip[0] == '\0')
+		return 0;
+	if (c->sni != NULL && c->sni[0] != '\0' && !store_is_ip(c->sni) &&
+	    store_put_dip(
+		st, c->sni, c->server_ip, "sni", c->t_accept_us, -1) == -1)
+		return -1;
+	if (tunnel && c->target_host != NULL && c->target_host[0] != '\0' &&
+	    !store_is_ip(c->target_host) &&
+	    (c->sni == NULL || strcasecmp(c->sni, c->target_host) != 0) &&
+	    store_put_dip(st, c->target_host, c->server_ip, "connect",
+		c->t_accept_us, -1) == -1)
+		return -1;
+	return 0;
+}
+
 static int
 store_write_conn(struct store *st, const struct store_conn *c)
 {
@@ -285,8 +398,31 @@ store_write_conn(struct store *st, const struct store_conn *c)
 	store_bind_text(s, i++, c->upstream_cert_sha256);
 	store_bind_text(s, i++, c->upstream_cert_subject);
 	store_bind_text(s, i++, c->upstream_cert_issuer);
-	store_bind_text(s, i, c->verify_error);
-	return store_step(s) == SQLITE_DONE ? 0 : -1;
+	store_bind_text(s, i++, c->verify_error);
+	store_bind_text(s, i++, c->listener_target);
+	store_bind_time(s, i++, c->t_upstream_connected_us);
+	store_bind_time(s, i++, c->t_first_up_us);
+	store_bind_time(s, i++, c->t_last_up_us);
+	store_bind_time(s, i++, c->t_first_down_us);
+	store_bind_time(s, i++, c->t_last_down_us);
+	store_bind_u64(s, i++, c->reads_up);
+	store_bind_u64(s, i++, c->reads_down);
+	store_bind_text(s, i++, c->closed_by);
+	sqlite3_bind_int(s, i++, c->events);
+	sqlite3_bind_int(s, i++, c->events_capped);
+	store_bind_tcpinfo(s, i, c->has_tcpinfo_client, &c->tcpinfo_client);
+	i += STORE_TCPINFO_COLS;
+	store_bind_tcpinfo(s, i, c->has_tcpinfo_server, &c->tcpinfo_server);
+	i += STORE_TCPINFO_COLS;
+	sqlite3_bind_int(s, i++, c->mmtls_bad);
+	store_bind_u64(s, i++, c->mmtls_records);
+	store_bind_u64(s, i++, c->mmtls_handshake);
+	store_bind_u64(s, i++, c->mmtls_early);
+	store_bind_u64(s, i++, c->mmtls_data);
+	store_bind_u64(s, i, c->mmtls_alert);
+	if (store_step(s) != SQLITE_DONE)
+		return -1;
+	return store_conn_evidence(st, c);
 }
 
 /*
@@ -337,6 +473,70 @@ store_bind_body(
 	sqlite3_bind_int(s, i + 2, b->truncated || b->total > b->len);
 }
 
+/* 1 if "Name: value\r\n" lines h have a Content-Encoding naming deflate. */
+static int
+store_deflated(const char *h)
+{
+	static const char name[] = "content-encoding:";
+	const char *end, *v;
+
+	while (h != NULL && *h != '\0') {
+		end = h + strcspn(h, "\r\n");
+		if ((size_t)(end - h) > sizeof(name) - 1 &&
+		    strncasecmp(h, name, sizeof(name) - 1) == 0) {
+			for (v = h + sizeof(name) - 1; v + 7 <= end; v++)
+				if (strncasecmp(v, "deflate", 7) == 0)
+					return 1;
+		}
+		h = end + strspn(end, "\r\n");
+	}
+	return 0;
+}
+
+/*
+ * WeChat's own DNS: a complete 200 answer to GET
+ * /cgi-bin/micromsg-bin/newgetdns puts each (domain, ip) it carries in
+ * domain_ips as source app-dns, its timeout as the TTL, so streams to those
+ * addresses get names. The client address the answer reports is not a
+ * name -> address fact: it is logged, not stored. A document that does not
+ * parse is logged and costs nothing else: the request row stands. Writer
+ * thread, inside the batch.
+ */
+static void
+store_newdns(struct store *st, const struct store_request *r)
+{
+	struct newdns_result res = {0};
+	char err[128] = "";
+	const struct store_body *b = &r->resp_body;
+	int64_t t = r->t_start_us + (r->total_us > 0 ? r->total_us : 0);
+	size_t i, nok = 0;
+
+	if (r->method == NULL || r->path == NULL ||
+	    !newdns_is_request(r->method, r->path) || r->status != 200 ||
+	    b->data == NULL || b->len == 0 || b->truncated || b->total > b->len)
+		return;
+	if (newdns_parse(b->data, b->len, store_deflated(r->resp_headers),
+		NEWDNS_MAX_OUT, NEWDNS_MAX_ANSWERS, &res, err,
+		sizeof(err)) == -1) {
+		log_warnx("c%lld newdns: unreadable answer from %s: %s",
+		    (long long)r->conn_id, r->host != NULL ? r->host : "-",
+		    err);
+		return;
+	}
+	for (i = 0; i < res.n; i++)
+		if (store_put_dip(st, res.answers[i].domain, res.answers[i].ip,
+			"app-dns", t, res.answers[i].ttl) == 0)
+			nok++;
+	if (nok < res.n)
+		log_warnx("c%lld newdns: %zu of %zu answers not stored: %s",
+		    (long long)r->conn_id, res.n - nok, res.n,
+		    sqlite3_errmsg(st->db));
+	log_info("c%lld newdns: %zu answers stored, clientip=%s",
+	    (long long)r->conn_id, nok,
+	    res.clientip[0] != '\0' ? res.clientip : "-");
+	newdns_result_free(&res);
+}
+
 static int
 store_write_req(struct store *st, const struct store_request *r)
 {
@@ -378,20 +578,55 @@ store_write_req(struct store *st, const struct store_request *r)
 	store_bind_dur(s, i++, r->total_us);
 	store_bind_text(s, i++, r->error);
 	sqlite3_bind_int64(s, i, r->replay_of);
-	return store_step(s) == SQLITE_DONE ? 0 : -1;
+	if (store_step(s) != SQLITE_DONE)
+		return -1;
+	store_newdns(st, r);
+	return 0;
 }
 
 static int
 store_write_dip(struct store *st, const struct store_domain_ip *d)
 {
-	sqlite3_stmt *s = st->ins_dip;
+	return store_put_dip(st, d->domain, d->ip, d->source, d->t_us, d->ttl);
+}
 
-	store_bind_text(s, 1, d->domain);
-	store_bind_text(s, 2, d->ip);
-	store_bind_text(s, 3, d->source);
-	store_bind_time(s, 4, d->t_us);
-	store_bind_dur(s, 5, d->ttl);
-	return store_step(s) == SQLITE_DONE ? 0 : -1;
+/* Bind event e of connection cid to the 5 parameters from i. */
+static void
+store_bind_sev(
+    sqlite3_stmt *s, int i, int64_t cid, const struct store_stream_event *e)
+{
+	sqlite3_bind_int64(s, i, cid);
+	sqlite3_bind_int64(s, i + 1, e->t_us);
+	sqlite3_bind_int(s, i + 2, e->dir);
+	sqlite3_bind_int64(s, i + 3, e->bytes);
+	if (e->mmtls_type != 0)
+		sqlite3_bind_int(s, i + 4, e->mmtls_type);
+	else
+		sqlite3_bind_null(s, i + 4);
+}
+
+/* A batch of stream events: STORE_SEV_ROWS per statement, then the rest
+ * one by one, all inside the writer's transaction. 0 / -1. */
+static int
+store_write_sev(struct store *st, const struct store_stream_events *e)
+{
+	size_t k = 0, j;
+
+	if (e->n > 0 && e->ev == NULL)
+		return -1;
+	for (; e->n - k >= STORE_SEV_ROWS; k += STORE_SEV_ROWS) {
+		for (j = 0; j < STORE_SEV_ROWS; j++)
+			store_bind_sev(st->ins_sev_many, (int)(j * 5 + 1),
+			    e->conn_id, &e->ev[k + j]);
+		if (store_step(st->ins_sev_many) != SQLITE_DONE)
+			return -1;
+	}
+	for (; k < e->n; k++) {
+		store_bind_sev(st->ins_sev_one, 1, e->conn_id, &e->ev[k]);
+		if (store_step(st->ins_sev_one) != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
 }
 
 static int
@@ -427,6 +662,10 @@ store_write_rec(struct store *st, const struct store_rec *rec)
 		break;
 	case STORE_REC_LEARNED_PASSTHROUGH:
 		rc = store_write_learned(st, &rec->u.learned);
+		break;
+	case STORE_REC_STREAM_EVENTS:
+		rc = store_write_sev(st, &rec->u.sev);
+		cid = rec->u.sev.conn_id;
 		break;
 	case STORE_REC_KEYLOG:
 		rc = 0; /* not for SQLite: written beside it, below */
@@ -635,10 +874,30 @@ store_load_next_id(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+/* The stream-event insert with STORE_SEV_ROWS rows of parameters. */
+static int
+store_prepare_sev(struct store *st)
+{
+	char sql[sizeof(store_sql_sev) + STORE_SEV_ROWS * 12];
+	size_t len, j;
+
+	len = (size_t)snprintf(sql, sizeof(sql), "%s", store_sql_sev);
+	for (j = 1; j < STORE_SEV_ROWS; j++)
+		len += (size_t)snprintf(
+		    sql + len, sizeof(sql) - len, ",(?,?,?,?,?)");
+	return sqlite3_prepare_v2(st->db, sql, -1, &st->ins_sev_many, NULL) ==
+		    SQLITE_OK &&
+		sqlite3_prepare_v2(st->db, store_sql_sev, -1, &st->ins_sev_one,
+		    NULL) == SQLITE_OK
+	    ? 0
+	    : -1;
+}
+
 static int
 store_prepare(struct store *st, char *err, size_t errlen)
 {
-	if (sqlite3_prepare_v2(
+	if (store_prepare_sev(st) == -1 ||
+	    sqlite3_prepare_v2(
 		st->db, store_sql_conn, -1, &st->ins_conn, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(st->db, store_sql_req, -1, &st->ins_req, NULL) !=
 		SQLITE_OK ||
@@ -664,6 +923,8 @@ store_free(struct store *st)
 	sqlite3_finalize(st->ins_dip);
 	sqlite3_finalize(st->ins_body);
 	sqlite3_finalize(st->ins_learned);
+	sqlite3_finalize(st->ins_sev_many);
+	sqlite3_finalize(st->ins_sev_one);
 	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
 		log_warnx("store: close failed: %s", sqlite3_errmsg(st->db));
 	pthread_cond_destroy(&st->cond);

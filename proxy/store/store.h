@@ -17,19 +17,25 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
 /* Records written per BEGIN/COMMIT at most. */
 #define STORE_BATCH_MAX 512
 
 enum store_rec_type {
-	STORE_REC_CONN = 1,  /* a client connection, written when it closes */
-	STORE_REC_REQUEST,   /* one HTTP exchange, written when it ends */
+	/* a client connection, written when it closes; its SNI and, for a
+	 * tunnel, the name it asked for also become domain_ips evidence
+	 * (source "sni" / "connect") for the server address it reached */
+	STORE_REC_CONN = 1,
+	/* one HTTP exchange, written when it ends; a complete 200 answer to
+	 * WeChat's newgetdns also puts its answers in domain_ips (app-dns) */
+	STORE_REC_REQUEST,
 	STORE_REC_DOMAIN_IP, /* a name -> address fact (DNS answer, ...) */
 	/* a (host, port) to pass through from now on (the client pins) */
 	STORE_REC_LEARNED_PASSTHROUGH,
-	STORE_REC_KEYLOG /* a TLS key-log line for SSLKEYLOGFILE */
+	STORE_REC_STREAM_EVENTS, /* struct store_stream_events */
+	STORE_REC_KEYLOG         /* a TLS key-log line for SSLKEYLOGFILE */
 };
 
 /* One captured body: up to the capture limit, bytes owned by the record. */
@@ -73,6 +79,44 @@ struct store_conn {
 	char *upstream_cert_subject; /* one-line DN */
 	char *upstream_cert_issuer;
 	char *verify_error; /* why the origin's chain was refused */
+
+	/* Streams (schema v3). Times are µs since the epoch, 0 = never. */
+	char *listener_target; /* "host:port" as asked (CONNECT, SOCKS, orig
+				  dst) */
+	int64_t t_upstream_connected_us;
+	int64_t t_first_up_us, t_last_up_us;     /* client -> server bytes */
+	int64_t t_first_down_us, t_last_down_us; /* server -> client bytes */
+	uint64_t reads_up, reads_down; /* socket reads carrying data */
+	char *closed_by;   /* "client-fin", "client-rst", "server-fin",
+			      "server-rst", "idle-timeout", "error", ... */
+	int events;        /* stream_events rows written for this connection */
+	int events_capped; /* 1 when the per-stream cap stopped recording */
+	/* TCP_INFO of each socket at close; has_tcpinfo_* = 0 when unknown */
+	int has_tcpinfo_client, has_tcpinfo_server;
+	struct store_tcpinfo {
+		uint32_t rtt_us, rttvar_us, retransmits, total_retrans, lost,
+		    reordering, snd_cwnd, pmtu;
+	} tcpinfo_client, tcpinfo_server;
+	/* mmTLS (longlink) record counts, both directions together */
+	int mmtls_bad; /* garbage seen: parsing stopped ("mmtls?") */
+	uint64_t mmtls_records, mmtls_handshake, mmtls_early, mmtls_data,
+	    mmtls_alert;
+};
+
+/* One observation in a stream peephole relays without reading it. */
+struct store_stream_event {
+	int64_t t_us;
+	uint8_t dir;        /* 0 client->server, 1 server->client */
+	uint8_t mmtls_type; /* 0, or the mmTLS record type (0x15...0x19) */
+	uint32_t bytes;     /* bytes read (or the mmTLS record length) */
+};
+
+/* A batch of events of one connection (sent every few hundred events and
+ * at close, so a long stream never holds them all). */
+struct store_stream_events {
+	int64_t conn_id;
+	size_t n;
+	struct store_stream_event *ev; /* malloc'd array of n */
 };
 
 struct store_request {
@@ -139,6 +183,7 @@ struct store_rec {
 		struct store_request req;
 		struct store_domain_ip dip;
 		struct store_learned learned;
+		struct store_stream_events sev;
 		struct {
 			char *line; /* NSS key-log format, with its newline */
 		} keylog;

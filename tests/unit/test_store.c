@@ -1,8 +1,9 @@
 /*
  * Unit tests for proxy/store: records in, rows out, body dedup, truncation,
  * back-pressure and the drain event, connection ids across runs, schema
- * migration (v1 -> v2 included) and refusal of newer files, the learned
- * passthrough list.
+ * migration (v1 -> v2 and v2 -> v3 included) and refusal of newer files,
+ * the learned passthrough list, stream rows and events (v3), naming
+ * connections to bare addresses, and WeChat newdns answers.
  *
  * schema.c is included (h2o style) for its v1 step text, so the migration
  * test starts from exactly what a v1 build wrote.
@@ -22,6 +23,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "store/schema.c"
 #include "store/store.h"
@@ -593,7 +595,8 @@ test_migrate_v1_to_v2(void **state)
 	store_close(st);
 
 	db = raw_open(f->path);
-	assert_int_equal(q_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(
+	    q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	/* Old rows kept, new columns NULL on them. */
 	assert_int_equal(q_int(db,
 			     "SELECT count(*) FROM connections WHERE id = 4"
@@ -792,6 +795,414 @@ test_open_bad_path(void **state)
 	store_close(NULL);
 }
 
+static void
+submit_ok(struct store *st, struct store_rec *r)
+{
+	assert_int_equal(store_submit(st, r), 0);
+}
+
+/* A file as a v2 build left it, with a connection and a request. */
+static void
+make_v2_file(const char *path)
+{
+	sqlite3 *db = raw_open(path);
+
+	assert_int_equal(
+	    sqlite3_exec(db, schema_step_v1, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, schema_step_v2, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+			     "PRAGMA user_version = 2;"
+			     "INSERT INTO connections (id, listener,"
+			     " target_host, target_port, protocol, sni,"
+			     " decision, t_accept_us, t_close_us) VALUES"
+			     " (7, 'http', 'v2.test', 443, 'tls', 'v2.test',"
+			     " 'passthrough', 1600000000000000,"
+			     " 1600000001000000);"
+			     "INSERT INTO requests (conn_id, seq, method, host,"
+			     " port, status, t_start_us) VALUES"
+			     " (7, 1, 'CONNECT', 'v2.test', 443, 200,"
+			     " 1600000000000100);",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void
+test_migrate_v2_to_v3(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st;
+	sqlite3 *db;
+
+	make_v2_file(f->path);
+	st = open_store(f->path, 0);
+	assert_int_equal(store_next_conn_id(st), 8);
+	store_close(st);
+
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(
+	    q_int(db,
+		"SELECT count(*) FROM connections WHERE id = 7"
+		" AND sni = 'v2.test' AND decision = 'passthrough'"
+		" AND listener_target IS NULL AND closed_by IS NULL"
+		" AND tcp_client_rtt_us IS NULL"
+		" AND tcp_server_pmtu IS NULL"
+		" AND mmtls_records IS NULL AND events IS NULL"),
+	    1);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM requests"), 1);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM stream_events"), 0);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM sqlite_master WHERE name IN"
+			     " ('stream_events', 'stream_events_conn',"
+			     " 'stream_names', 'domain_ips_ip')"),
+	    4);
+	assert_int_equal(q_int(db,
+			     "SELECT connections * 10 + passed_through"
+			     " FROM domain_catalogue WHERE name = 'v2.test'"
+			     " AND named_by = ''"),
+	    11);
+	sqlite3_close(db);
+}
+
+/* A passed-through mmTLS stream to a bare address, every v3 field set. */
+static struct store_rec *
+mk_stream(int64_t id, const char *target, const char *sni)
+{
+	struct store_rec *r = mk_conn(id, target);
+	struct store_conn *c = &r->u.conn;
+
+	free(c->protocol);
+	c->protocol = xstrdup("mmtls");
+	c->target_port = 8080;
+	free(c->server_ip);
+	c->server_ip = xstrdup(target);
+	c->server_port = 8080;
+	c->sni = sni != NULL ? xstrdup(sni) : NULL;
+	c->decision = xstrdup("passthrough");
+	c->decision_reason = xstrdup("not TLS (mmtls)");
+	c->listener_target = xstrdup("203.0.113.9:8080");
+	c->t_upstream_connected_us = c->t_accept_us + 1000;
+	c->t_first_up_us = c->t_accept_us + 1500;
+	c->t_last_up_us = c->t_accept_us + 900000;
+	c->t_first_down_us = c->t_accept_us + 2500;
+	c->t_last_down_us = c->t_accept_us + 950000;
+	c->reads_up = 3;
+	c->reads_down = 4;
+	c->closed_by = xstrdup("server-fin");
+	c->events = 250;
+	c->events_capped = 1;
+	c->has_tcpinfo_client = 1;
+	c->tcpinfo_client =
+	    (struct store_tcpinfo){1200, 300, 1, 2, 0, 3, 10, 1500};
+	c->mmtls_records = 9;
+	c->mmtls_handshake = 2;
+	c->mmtls_early = 1;
+	c->mmtls_data = 5;
+	c->mmtls_alert = 1;
+	return r;
+}
+
+/* n events alternating up and down, every third an mmTLS data record. */
+static struct store_rec *
+mk_events(int64_t cid, size_t n, int64_t t0)
+{
+	struct store_rec *r = store_rec_new(STORE_REC_STREAM_EVENTS);
+	size_t i;
+
+	assert_non_null(r);
+	r->u.sev.conn_id = cid;
+	r->u.sev.n = n;
+	r->u.sev.ev = calloc(n, sizeof(*r->u.sev.ev));
+	assert_non_null(r->u.sev.ev);
+	for (i = 0; i < n; i++) {
+		r->u.sev.ev[i].t_us = t0 + (int64_t)i * 10;
+		r->u.sev.ev[i].dir = i % 2;
+		r->u.sev.ev[i].bytes = (uint32_t)i + 1;
+		r->u.sev.ev[i].mmtls_type = i % 3 == 0 ? 0x17 : 0;
+	}
+	return r;
+}
+
+static void
+test_stream_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	sqlite3 *db;
+
+	assert_int_equal(store_start(st), 0);
+	/* 2 full multi-row inserts and 50 single rows, then 1 more. */
+	assert_int_equal(
+	    store_submit(st, mk_events(1, 250, 1700000000001000)), 0);
+	assert_int_equal(
+	    store_submit(st, mk_events(1, 1, 1700000000009000)), 0);
+	assert_int_equal(store_submit(st, mk_events(2, 0, 0)), 0);
+	assert_int_equal(
+	    store_submit(st, mk_stream(1, "203.0.113.9", NULL)), 0);
+	store_close(st);
+
+	db = raw_open(f->path);
+	assert_int_equal(
+	    q_int(db, "SELECT count(*) FROM stream_events WHERE conn_id = 1"),
+	    251);
+	assert_int_equal(q_int(db, "SELECT sum(bytes) FROM stream_events"),
+	    250 * 251 / 2 + 1);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM stream_events"
+			     " WHERE mmtls_type = 23"),
+	    84 + 1);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM stream_events"
+			     " WHERE mmtls_type IS NULL"),
+	    166);
+	assert_int_equal(q_int(db,
+			     "SELECT sum(dir) FROM stream_events"
+			     " WHERE t_us < 1700000000009000"),
+	    125);
+	assert_int_equal(
+	    q_int(db,
+		"SELECT count(*) FROM connections WHERE id = 1"
+		" AND listener_target = '203.0.113.9:8080'"
+		" AND t_upstream_connected_us = 1700000000001000"
+		" AND t_first_up_us = 1700000000001500"
+		" AND t_last_up_us = 1700000000900000"
+		" AND t_first_down_us = 1700000000002500"
+		" AND t_last_down_us = 1700000000950000"
+		" AND reads_up = 3 AND reads_down = 4"
+		" AND closed_by = 'server-fin' AND events = 250"
+		" AND events_capped = 1"
+		" AND tcp_client_rtt_us = 1200 AND tcp_client_rttvar_us = 300"
+		" AND tcp_client_retransmits = 1"
+		" AND tcp_client_total_retrans = 2 AND tcp_client_lost = 0"
+		" AND tcp_client_reordering = 3 AND tcp_client_snd_cwnd = 10"
+		" AND tcp_client_pmtu = 1500"
+		" AND tcp_server_rtt_us IS NULL AND tcp_server_pmtu IS NULL"
+		" AND mmtls_bad = 0 AND mmtls_records = 9"
+		" AND mmtls_handshake = 2 AND mmtls_early = 1"
+		" AND mmtls_data = 5 AND mmtls_alert = 1"),
+	    1);
+	sqlite3_close(db);
+}
+
+static void
+q_text(sqlite3 *db, const char *sql, const char *want)
+{
+	sqlite3_stmt *s;
+	const unsigned char *t;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	t = sqlite3_column_text(s, 0);
+	if (want == NULL)
+		assert_null(t);
+	else {
+		assert_non_null(t);
+		assert_string_equal((const char *)t, want);
+	}
+	sqlite3_finalize(s);
+}
+
+static struct store_rec *
+mk_dip_src(const char *domain, const char *ip, const char *src, int64_t t)
+{
+	struct store_rec *r = mk_dip(domain, ip, t);
+
+	free(r->u.dip.source);
+	r->u.dip.source = xstrdup(src);
+	return r;
+}
+
+/*
+ * Streams to bare addresses get names: from their own SNI; else from the
+ * freshest domain_ips row for the address known when they opened (DNS
+ * answers, app-dns, the SNI or CONNECT name of an earlier connection);
+ * else none. The catalogue lists them under the name and says how.
+ */
+static void
+test_stream_names(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	struct store_rec *r;
+	int64_t t0 = 1700000000000000;
+	sqlite3 *db;
+
+	/* 1: its own SNI. */
+	submit_ok(st, mk_stream(1, "198.51.100.1", "tls.example"));
+	/* 2: app-dns said so before it opened; a later proxy-dns answer for
+	 * the same address (reused) does not rename it. */
+	submit_ok(st,
+	    mk_dip_src(
+		"sglong.wechat.com", "198.51.100.2", "app-dns", t0 - 5000000));
+	submit_ok(st,
+	    mk_dip_src(
+		"later.example", "198.51.100.2", "proxy-dns", t0 + 60000000));
+	submit_ok(st, mk_stream(2, "198.51.100.2", NULL));
+	/* 3: a CONNECT by name to 198.51.100.3 names a later stream there. */
+	r = mk_stream(4, "tunnel.example", NULL);
+	free(r->u.conn.server_ip);
+	r->u.conn.server_ip = xstrdup("198.51.100.3");
+	r->u.conn.t_accept_us = t0 - 1000000;
+	submit_ok(st, r);
+	submit_ok(st, mk_stream(3, "198.51.100.3", NULL));
+	/* 5: nothing known. 6: IPv6. */
+	submit_ok(st, mk_stream(5, "198.51.100.5", NULL));
+	submit_ok(
+	    st, mk_dip_src("v6.example", "2001:db8::6", "proxy-dns", t0 - 1));
+	submit_ok(st, mk_stream(6, "2001:db8::6", NULL));
+	store_close(st);
+
+	db = raw_open(f->path);
+	q_text(db, "SELECT name FROM stream_names WHERE conn_id = 1",
+	    "tls.example");
+	q_text(
+	    db, "SELECT named_by FROM stream_names WHERE conn_id = 1", "sni");
+	q_text(db, "SELECT name FROM stream_names WHERE conn_id = 2",
+	    "sglong.wechat.com");
+	q_text(db, "SELECT named_by FROM stream_names WHERE conn_id = 2",
+	    "app-dns");
+	assert_int_equal(q_int(db,
+			     "SELECT named_at_us FROM stream_names"
+			     " WHERE conn_id = 2"),
+	    t0 - 5000000);
+	q_text(db,
+	    "SELECT name || ' ' || named_by FROM stream_names"
+	    " WHERE conn_id = 3",
+	    "tunnel.example connect");
+	q_text(db, "SELECT name FROM stream_names WHERE conn_id = 5", NULL);
+	q_text(db,
+	    "SELECT name || ' ' || named_by FROM stream_names"
+	    " WHERE conn_id = 6",
+	    "v6.example proxy-dns");
+	/* A connection that asked for a name is not in stream_names. */
+	assert_int_equal(
+	    q_int(db, "SELECT count(*) FROM stream_names WHERE conn_id = 4"),
+	    0);
+	/* The SNI of connection 1 became evidence for its address. */
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM domain_ips WHERE"
+			     " domain = 'tls.example' AND source = 'sni'"
+			     " AND ip = '198.51.100.1'"),
+	    1);
+	q_text(db,
+	    "SELECT named_by || ' ' || protocols || ' ' || connections"
+	    " || ' ' || passed_through FROM domain_catalogue"
+	    " WHERE name = 'sglong.wechat.com'",
+	    "app-dns mmtls 1 1");
+	q_text(db,
+	    "SELECT named_by FROM domain_catalogue"
+	    " WHERE name = 'tunnel.example'",
+	    "connect");
+	q_text(db,
+	    "SELECT named_by FROM domain_catalogue WHERE name = '198.51.100.5'",
+	    "");
+	sqlite3_close(db);
+}
+
+/* in, raw-deflated (windowBits -15, what dns.weixin.qq.com sends). */
+static unsigned char *
+deflate_raw(const char *in, size_t *outlen)
+{
+	z_stream zs;
+	unsigned char *out;
+	size_t cap, len = strlen(in);
+
+	memset(&zs, 0, sizeof(zs));
+	assert_int_equal(
+	    deflateInit2(&zs, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
+	cap = deflateBound(&zs, len);
+	assert_non_null(out = malloc(cap));
+	zs.next_in = (unsigned char *)(uintptr_t)in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = out;
+	zs.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+	*outlen = zs.total_out;
+	deflateEnd(&zs);
+	return out;
+}
+
+static struct store_rec *
+mk_newdns(int64_t cid, const void *body, size_t len, uint64_t total)
+{
+	struct store_rec *r =
+	    mk_req(cid, "dns.weixin.qq.com", "/cgi-bin/micromsg-bin/newgetdns");
+
+	free(r->u.req.query);
+	r->u.req.query = xstrdup("uin=0&clientversion=1");
+	r->u.req.status = 200;
+	free(r->u.req.resp_headers);
+	r->u.req.resp_headers =
+	    xstrdup("Content-Type: text/xml\r\nContent-Encoding: deflate\r\n");
+	free(r->u.req.resp_body.data);
+	r->u.req.resp_body.data = malloc(len);
+	assert_non_null(r->u.req.resp_body.data);
+	memcpy(r->u.req.resp_body.data, body, len);
+	r->u.req.resp_body.len = len;
+	r->u.req.resp_body.total = total;
+	r->u.req.resp_body.truncated = total > len;
+	return r;
+}
+
+/* A newdns answer lands in domain_ips as app-dns with its timeout as
+ * TTL; a truncated or garbled one changes nothing but is still a request
+ * row. */
+static void
+test_newdns_answers(void **state)
+{
+	static const char doc[] =
+	    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+	    "<dns><domainlist>"
+	    "<domain name=\"sglong.wechat.com\" timeout=\"1800\">"
+	    "<ip>198.51.100.7</ip><ip>198.51.100.8</ip></domain>"
+	    "<domain name=\"sgshort.wechat.com\" timeout=\"600\">"
+	    "<ip>198.51.100.9</ip></domain>"
+	    "</domainlist></dns>"
+	    "<clientip>203.0.113.7</clientip>\n";
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	unsigned char *z;
+	size_t zlen;
+	sqlite3 *db;
+
+	z = deflate_raw(doc, &zlen);
+	submit_ok(st, mk_newdns(1, z, zlen, zlen));
+	/* Truncated capture: not parsed. */
+	submit_ok(st, mk_newdns(2, z, zlen / 2, zlen));
+	/* Garbage: logged, the row stands. */
+	submit_ok(st, mk_newdns(3, "not deflate at all", 18, 18));
+	free(z);
+	submit_ok(st, mk_stream(4, "198.51.100.8", NULL));
+	store_close(st);
+
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM requests"), 3);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM domain_ips"
+			     " WHERE source = 'app-dns'"),
+	    3);
+	assert_int_equal(q_int(db,
+			     "SELECT ttl FROM domain_ips WHERE"
+			     " domain = 'sglong.wechat.com'"
+			     " AND ip = '198.51.100.8'"),
+	    1800);
+	assert_int_equal(q_int(db,
+			     "SELECT ttl FROM domain_ips WHERE"
+			     " domain = 'sgshort.wechat.com'"),
+	    600);
+	q_text(db,
+	    "SELECT name || ' ' || named_by FROM stream_names"
+	    " WHERE conn_id = 4",
+	    "sglong.wechat.com app-dns");
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM domain_ips"
+			     " WHERE ip = '203.0.113.7'"),
+	    0);
+	sqlite3_close(db);
+}
+
 int
 main(void)
 {
@@ -820,6 +1231,13 @@ main(void)
 		test_conn_tls_fields, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_learned_upsert_and_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_migrate_v2_to_v3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_stream_roundtrip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_newdns_answers, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

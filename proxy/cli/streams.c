@@ -1,0 +1,901 @@
+/*
+ * streams: `peephole streams`, one line per connection peephole relayed
+ * without reading it (passthrough TLS, mmTLS longlink, SSH, raw TCP), and
+ * `peephole show stream ID`, one such connection in full with its event
+ * series (a timeline for people, CSV for plotting).
+ *
+ * A stream is a connection whose interception decision was "passthrough",
+ * or one that was never decided (a tunnel relayed raw) whose protocol is
+ * not HTTP and that carried no request other than its CONNECT. An
+ * intercepted or blocked connection is not a stream.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/db.h"
+#include "cli/output.h"
+
+#define STREAMS_CMD "streams"
+#define SHOW_STREAM_CMD "show stream"
+#define STREAMS_NCOLS 13
+
+/* The definition above, over connections aliased c. */
+#define STREAMS_WHERE                                                          \
+	"(c.decision = 'passthrough' OR (c.decision IS NULL"                   \
+	" AND coalesce(c.protocol, '') NOT IN ('', 'http', 'http-upgrade')"    \
+	" AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.conn_id = c.id"     \
+	" AND upper(coalesce(r.method, '')) <> 'CONNECT')))"
+
+/* The target, SNI or found name equals ?1 or ends in ".?1",
+ * case-insensitively. */
+#define STREAMS_DOMAIN_WHERE                                                   \
+	"AND EXISTS (SELECT 1 FROM (SELECT c.target_host AS h"                 \
+	" UNION ALL SELECT c.sni UNION ALL SELECT n.name)"                     \
+	" WHERE lower(h) = lower(?1) OR (length(h) > length(?1)"               \
+	" AND substr(lower(h), -length(?1) - 1) = '.' || lower(?1)))"
+
+struct streams_opts {
+	const char *db;
+	const char *protocol; /* NULL: any */
+	const char *domain;   /* NULL: any */
+	int64_t limit;        /* -1: all */
+	enum out_format fmt;
+};
+
+static const char streams_help[] =
+    "usage: peephole streams [--protocol P] [--domain D] [--limit N]\n"
+    "                        [--json | --csv] [--db FILE]\n"
+    "\n"
+    "One line per stream peephole relayed without reading it (passed\n"
+    "through, or not HTTP): id, start (UTC), client, target as asked,\n"
+    "host (for a bare IP address, the name peephole saw for it and how:\n"
+    "sni, proxy-dns, app-dns or connect), server address used, protocol\n"
+    "(mmtls, tls, ssh, h2, other; mmtls? when the records stopped making\n"
+    "sense), duration, bytes up (client to server) and down, mmTLS\n"
+    "records, and who closed it. `peephole show stream ID` prints one in\n"
+    "full with its timeline.\n"
+    "\n"
+    "  --protocol P  mmtls, tls, other (neither) or any protocol label\n"
+    "  --domain D    only streams whose target, SNI or found name equals\n"
+    "                D or ends in .D (an address matches itself)\n"
+    "  --limit N     only the N most recent matching streams\n"
+    "  --json        print a JSON array of objects\n"
+    "  --csv         print CSV with a header row\n"
+    "  --db FILE     database to read (default " CLI_DEFAULT_DB ")\n"
+    "  --help        print this help\n";
+
+static const char show_stream_help[] =
+    "usage: peephole show stream ID [--csv | --json] [--db FILE]\n"
+    "\n"
+    "Print stream (connection) ID in full: endpoints and the name found\n"
+    "for a bare address, protocol and decision, times of accept, upstream\n"
+    "connected, first and last byte each way and close, bytes and reads\n"
+    "each way, who closed it, TCP_INFO of both sockets at close, mmTLS\n"
+    "record counts, then its timeline: ms since accept, direction (->\n"
+    "client to server, <- back), bytes and mmTLS record type.\n"
+    "\n"
+    "  --csv      print only the event series: t_ms,dir,bytes,mmtls_type\n"
+    "  --json     print one JSON object, events included\n"
+    "  --db FILE  database to read (default " CLI_DEFAULT_DB ")\n"
+    "  --help     print this help\n";
+
+static int
+streams_parse(int argc, char **argv, struct streams_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"protocol", required_argument, NULL, 'p'},
+	    {"domain", required_argument, NULL, 'D'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"csv", no_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->db = CLI_DEFAULT_DB;
+	o->limit = -1;
+	args_reset();
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			o->db = optarg;
+			break;
+		case 'p':
+		case 'D':
+			if (optarg[0] == '\0')
+				return args_usage(STREAMS_CMD, "empty --%s",
+				    ch == 'p' ? "protocol" : "domain");
+			*(ch == 'p' ? &o->protocol : &o->domain) = optarg;
+			break;
+		case 'l':
+			if (args_int(STREAMS_CMD, "limit", optarg, 1, INT64_MAX,
+				&o->limit) == -1)
+				return CLI_USAGE;
+			break;
+		case 'j':
+		case 'c':
+			if (o->fmt != OUT_TEXT)
+				return args_usage(STREAMS_CMD,
+				    "--json and --csv are exclusive");
+			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
+			break;
+		case 'h':
+			fputs(streams_help, stdout);
+			return ARGS_HELP;
+		default:
+			return args_bad(STREAMS_CMD, ch, argc, argv);
+		}
+	}
+	if (optind < argc)
+		return args_usage(
+		    STREAMS_CMD, "unexpected argument '%s'", argv[optind]);
+	return CLI_OK;
+}
+
+/* Columns of the list query, by index. */
+enum streams_col {
+	SC_ID,
+	SC_T_ACCEPT,
+	SC_CLIENT_IP,
+	SC_CLIENT_PORT,
+	SC_LISTENER_TARGET,
+	SC_TARGET_HOST,
+	SC_TARGET_PORT,
+	SC_NAME,
+	SC_NAMED_BY,
+	SC_SERVER_IP,
+	SC_SERVER_PORT,
+	SC_PROTOCOL,
+	SC_MMTLS_BAD,
+	SC_T_CLOSE,
+	SC_BYTES_UP,
+	SC_BYTES_DOWN,
+	SC_MMTLS_RECORDS,
+	SC_CLOSED_BY,
+	SC_CLOSE_REASON,
+	SC_SNI,
+	SC_EVENTS,
+	SC_EVENTS_CAPPED,
+};
+
+/*
+ * The newest `limit` streams matching o, printed oldest first. Numbered
+ * parameters, so a filter left out leaves the others alone: ?1 domain,
+ * ?2 protocol, ?3 limit.
+ */
+static int
+streams_prepare(sqlite3 *db, const struct streams_opts *o, sqlite3_stmt **s)
+{
+	char sql[2048];
+	const char *proto = "";
+
+	if (o->protocol != NULL)
+		proto = strcmp(o->protocol, "other") == 0
+		    ? "AND coalesce(c.protocol, '') NOT IN ('mmtls', 'tls')"
+		    : "AND c.protocol = lower(?2)";
+	snprintf(sql, sizeof(sql),
+	    "SELECT * FROM (SELECT c.id, c.t_accept_us, c.client_ip,"
+	    " c.client_port, c.listener_target, c.target_host, c.target_port,"
+	    " n.name, n.named_by, c.server_ip, c.server_port, c.protocol,"
+	    " c.mmtls_bad, c.t_close_us, c.bytes_from_client,"
+	    " c.bytes_from_server, c.mmtls_records, c.closed_by,"
+	    " c.close_reason, c.sni, c.events, c.events_capped"
+	    " FROM connections c LEFT JOIN stream_names n ON n.conn_id = c.id"
+	    " WHERE " STREAMS_WHERE " %s %s"
+	    " ORDER BY c.id DESC LIMIT ?3) ORDER BY id",
+	    proto, o->domain == NULL ? "" : STREAMS_DOMAIN_WHERE);
+	if (sqlite3_prepare_v2(db, sql, -1, s, NULL) != SQLITE_OK)
+		return -1;
+	if (o->domain != NULL)
+		sqlite3_bind_text(*s, 1, o->domain, -1, SQLITE_STATIC);
+	if (o->protocol != NULL)
+		sqlite3_bind_text(*s, 2, o->protocol, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(*s, 3, o->limit);
+	return 0;
+}
+
+static const char *
+streams_col(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+/* "host:port", the address in brackets when it is IPv6. */
+static void
+streams_hostport(char *buf, size_t len, const char *host, int64_t port)
+{
+	if (host == NULL || host[0] == '\0')
+		snprintf(buf, len, "-");
+	else if (strchr(host, ':') != NULL)
+		snprintf(buf, len, "[%s]:%lld", host, (long long)port);
+	else
+		snprintf(buf, len, "%s:%lld", host, (long long)port);
+}
+
+/* The target the client asked for: as the listener recorded it, else
+ * from target host and port. */
+static void
+streams_target(char *buf, size_t len, sqlite3_stmt *s)
+{
+	const char *lt = streams_col(s, SC_LISTENER_TARGET);
+
+	if (lt != NULL && lt[0] != '\0')
+		snprintf(buf, len, "%s", lt);
+	else
+		streams_hostport(buf, len, streams_col(s, SC_TARGET_HOST),
+		    sqlite3_column_int64(s, SC_TARGET_PORT));
+}
+
+/* The host a person knows the stream by: the name found for a bare
+ * address, else the SNI, else the target asked for. */
+static const char *
+streams_host(sqlite3_stmt *s)
+{
+	const char *n = streams_col(s, SC_NAME);
+
+	if (n == NULL)
+		n = streams_col(s, SC_SNI);
+	if (n == NULL)
+		n = streams_col(s, SC_TARGET_HOST);
+	return n;
+}
+
+/* "mmtls?" when the record layer stopped making sense. */
+static void
+streams_proto(char *buf, size_t len, const char *proto, int bad)
+{
+	snprintf(buf, len, "%s%s", proto != NULL ? proto : "-", bad ? "?" : "");
+}
+
+/* Who closed it, else why the proxy did. */
+static const char *
+streams_closed(sqlite3_stmt *s)
+{
+	const char *by = streams_col(s, SC_CLOSED_BY);
+
+	return by != NULL ? by : streams_col(s, SC_CLOSE_REASON);
+}
+
+/* Duration in ms, -1 when the stream has no close time. */
+static double
+streams_ms(sqlite3_stmt *s)
+{
+	if (sqlite3_column_type(s, SC_T_CLOSE) == SQLITE_NULL ||
+	    sqlite3_column_type(s, SC_T_ACCEPT) == SQLITE_NULL)
+		return -1;
+	return (double)(sqlite3_column_int64(s, SC_T_CLOSE) -
+		   sqlite3_column_int64(s, SC_T_ACCEPT)) /
+	    1000.0;
+}
+
+static json_t *
+streams_json_row(sqlite3_stmt *s)
+{
+	json_t *o;
+	char when[40], buf[320];
+	double ms = streams_ms(s);
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	out_iso_time(
+	    sqlite3_column_int64(s, SC_T_ACCEPT), 1, when, sizeof(when));
+	json_object_set_new(
+	    o, "id", json_integer(sqlite3_column_int64(s, SC_ID)));
+	json_object_set_new(o, "start", json_string(when));
+	json_object_set_new(
+	    o, "start_us", json_integer(sqlite3_column_int64(s, SC_T_ACCEPT)));
+	streams_hostport(buf, sizeof(buf), streams_col(s, SC_CLIENT_IP),
+	    sqlite3_column_int64(s, SC_CLIENT_PORT));
+	json_object_set_new(o, "client", out_json_str(buf));
+	streams_target(buf, sizeof(buf), s);
+	json_object_set_new(o, "target", out_json_str(buf));
+	json_object_set_new(
+	    o, "target_host", out_json_str(streams_col(s, SC_TARGET_HOST)));
+	json_object_set_new(o, "target_port",
+	    json_integer(sqlite3_column_int64(s, SC_TARGET_PORT)));
+	json_object_set_new(o, "sni", out_json_str(streams_col(s, SC_SNI)));
+	json_object_set_new(o, "host", out_json_str(streams_host(s)));
+	json_object_set_new(
+	    o, "named_by", out_json_str(streams_col(s, SC_NAMED_BY)));
+	json_object_set_new(
+	    o, "server_ip", out_json_str(streams_col(s, SC_SERVER_IP)));
+	json_object_set_new(o, "server_port",
+	    json_integer(sqlite3_column_int64(s, SC_SERVER_PORT)));
+	streams_proto(buf, sizeof(buf), streams_col(s, SC_PROTOCOL),
+	    sqlite3_column_int(s, SC_MMTLS_BAD));
+	json_object_set_new(o, "protocol", out_json_str(buf));
+	json_object_set_new(
+	    o, "duration_ms", ms < 0 ? json_null() : json_real(ms));
+	json_object_set_new(
+	    o, "bytes_up", json_integer(sqlite3_column_int64(s, SC_BYTES_UP)));
+	json_object_set_new(o, "bytes_down",
+	    json_integer(sqlite3_column_int64(s, SC_BYTES_DOWN)));
+	json_object_set_new(o, "mmtls_records",
+	    json_integer(sqlite3_column_int64(s, SC_MMTLS_RECORDS)));
+	json_object_set_new(
+	    o, "events", json_integer(sqlite3_column_int64(s, SC_EVENTS)));
+	json_object_set_new(o, "events_capped",
+	    json_boolean(sqlite3_column_int(s, SC_EVENTS_CAPPED) != 0));
+	json_object_set_new(
+	    o, "closed_by", out_json_str(streams_col(s, SC_CLOSED_BY)));
+	json_object_set_new(
+	    o, "close_reason", out_json_str(streams_col(s, SC_CLOSE_REASON)));
+	return o;
+}
+
+/* People get readable sizes; CSV keeps exact numbers. */
+static int
+streams_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
+{
+	char id[24], when[40], client[80], target[320], server[80];
+	char proto[40], dur[32], up[24], down[24], recs[24];
+	const char *cells[STREAMS_NCOLS];
+	double ms = streams_ms(s);
+	uint64_t nup = (uint64_t)sqlite3_column_int64(s, SC_BYTES_UP);
+	uint64_t ndown = (uint64_t)sqlite3_column_int64(s, SC_BYTES_DOWN);
+
+	snprintf(
+	    id, sizeof(id), "%lld", (long long)sqlite3_column_int64(s, SC_ID));
+	out_iso_time(
+	    sqlite3_column_int64(s, SC_T_ACCEPT), 1, when, sizeof(when));
+	streams_hostport(client, sizeof(client), streams_col(s, SC_CLIENT_IP),
+	    sqlite3_column_int64(s, SC_CLIENT_PORT));
+	streams_target(target, sizeof(target), s);
+	streams_hostport(server, sizeof(server), streams_col(s, SC_SERVER_IP),
+	    sqlite3_column_int64(s, SC_SERVER_PORT));
+	streams_proto(proto, sizeof(proto), streams_col(s, SC_PROTOCOL),
+	    sqlite3_column_int(s, SC_MMTLS_BAD));
+	if (ms < 0)
+		snprintf(dur, sizeof(dur), "-");
+	else
+		snprintf(dur, sizeof(dur), "%.1f", ms);
+	if (fmt == OUT_CSV) {
+		snprintf(up, sizeof(up), "%llu", (unsigned long long)nup);
+		snprintf(down, sizeof(down), "%llu", (unsigned long long)ndown);
+	} else {
+		out_size(nup, up, sizeof(up));
+		out_size(ndown, down, sizeof(down));
+	}
+	snprintf(recs, sizeof(recs), "%lld",
+	    (long long)sqlite3_column_int64(s, SC_MMTLS_RECORDS));
+	cells[0] = id;
+	cells[1] = when;
+	cells[2] = client;
+	cells[3] = target;
+	cells[4] = streams_host(s);
+	cells[5] = streams_col(s, SC_NAMED_BY);
+	cells[6] = server;
+	cells[7] = proto;
+	cells[8] = dur;
+	cells[9] = up;
+	cells[10] = down;
+	cells[11] = recs;
+	cells[12] = streams_closed(s);
+	return out_table_add(t, cells);
+}
+
+static struct out_table *
+streams_table_new(void)
+{
+	static const char *const headers[STREAMS_NCOLS] = {"id", "start",
+	    "client", "target", "host", "named_by", "server", "protocol",
+	    "duration_ms", "bytes_up", "bytes_down", "mmtls_records",
+	    "closed_by"};
+	static const size_t right[] = {0, 8, 9, 10, 11};
+	struct out_table *t;
+	size_t i;
+
+	if ((t = out_table_new(STREAMS_NCOLS, headers)) == NULL)
+		return NULL;
+	for (i = 0; i < sizeof(right) / sizeof(right[0]); i++)
+		out_table_align_right(t, right[i]);
+	return t;
+}
+
+static int
+streams_print(sqlite3 *db, const struct streams_opts *o)
+{
+	sqlite3_stmt *s = NULL;
+	struct out_table *t = NULL;
+	json_t *arr = NULL;
+	int rc, nomem = 0, status = CLI_ERROR;
+
+	if (streams_prepare(db, o, &s) == -1) {
+		db_warn(STREAMS_CMD, db, "query failed");
+		goto fail;
+	}
+	if (o->fmt == OUT_JSON ? (arr = json_array()) == NULL
+			       : (t = streams_table_new()) == NULL) {
+		nomem = 1;
+		goto fail;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (arr != NULL
+			? json_array_append_new(arr, streams_json_row(s)) == -1
+			: streams_table_row(t, s, o->fmt) == -1) {
+			nomem = 1;
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		db_warn(STREAMS_CMD, db, "query failed");
+		goto fail;
+	}
+	if (arr != NULL) {
+		if (json_dumpf(arr, stdout, JSON_INDENT(2)) == -1)
+			goto fail;
+		putchar('\n');
+	} else if (o->fmt == OUT_CSV)
+		out_table_print_csv(t, stdout);
+	else
+		out_table_print(t, stdout);
+	status = CLI_OK;
+fail:
+	if (nomem)
+		fprintf(stderr, "peephole %s: out of memory\n", STREAMS_CMD);
+	json_decref(arr);
+	out_table_free(t);
+	sqlite3_finalize(s);
+	return status;
+}
+
+int
+cli_streams(int argc, char **argv)
+{
+	struct streams_opts o;
+	sqlite3 *db;
+	int rc;
+
+	if ((rc = streams_parse(argc, argv, &o)) != CLI_OK)
+		return rc == ARGS_HELP ? CLI_OK : rc;
+	if ((db = db_open_readonly(STREAMS_CMD, o.db)) == NULL)
+		return CLI_ERROR;
+	rc = streams_print(db, &o);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* ---- show stream ID ---- */
+
+struct sstream_opts {
+	const char *db;
+	int64_t id;
+	enum out_format fmt;
+};
+
+static int
+sstream_parse(int argc, char **argv, struct sstream_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"csv", no_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char *end;
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->db = CLI_DEFAULT_DB;
+	args_reset();
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			o->db = optarg;
+			break;
+		case 'j':
+		case 'c':
+			if (o->fmt != OUT_TEXT)
+				return args_usage(SHOW_STREAM_CMD,
+				    "--json and --csv are exclusive");
+			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
+			break;
+		case 'h':
+			fputs(show_stream_help, stdout);
+			return ARGS_HELP;
+		default:
+			return args_bad(SHOW_STREAM_CMD, ch, argc, argv);
+		}
+	}
+	if (optind >= argc)
+		return args_usage(SHOW_STREAM_CMD, "missing stream ID");
+	if (optind + 1 < argc)
+		return args_usage(SHOW_STREAM_CMD, "unexpected argument '%s'",
+		    argv[optind + 1]);
+	errno = 0;
+	o->id = strtoll(argv[optind], &end, 10);
+	if (argv[optind][0] == '\0' || *end != '\0' || errno != 0 || o->id < 1)
+		return args_usage(SHOW_STREAM_CMD,
+		    "bad stream ID '%s' (want a number from `peephole "
+		    "streams`)",
+		    argv[optind]);
+	return CLI_OK;
+}
+
+/* Column i of the current row by name, -1 if absent. */
+static int
+sstream_idx(sqlite3_stmt *s, const char *name)
+{
+	int i, n = sqlite3_column_count(s);
+
+	for (i = 0; i < n; i++)
+		if (strcmp(sqlite3_column_name(s, i), name) == 0)
+			return i;
+	return -1;
+}
+
+static const char *
+sstream_text(sqlite3_stmt *s, const char *name)
+{
+	int i = sstream_idx(s, name);
+
+	return i < 0 ? NULL : (const char *)sqlite3_column_text(s, i);
+}
+
+static int64_t
+sstream_int(sqlite3_stmt *s, const char *name)
+{
+	int i = sstream_idx(s, name);
+
+	return i < 0 ? 0 : sqlite3_column_int64(s, i);
+}
+
+static int
+sstream_null(sqlite3_stmt *s, const char *name)
+{
+	int i = sstream_idx(s, name);
+
+	return i < 0 || sqlite3_column_type(s, i) == SQLITE_NULL;
+}
+
+static const char *
+sstream_type_name(int type)
+{
+	switch (type) {
+	case 0x15:
+		return "alert";
+	case 0x16:
+		return "handshake";
+	case 0x17:
+		return "data";
+	case 0x19:
+		return "early";
+	}
+	return NULL;
+}
+
+/* An mmTLS record type for people: its name, "0xNN" if unknown, "" for
+ * none. */
+static void
+sstream_type(char *buf, size_t len, sqlite3_stmt *ev, int col)
+{
+	const char *n;
+	int type;
+
+	if (sqlite3_column_type(ev, col) == SQLITE_NULL) {
+		snprintf(buf, len, "%s", "");
+		return;
+	}
+	type = sqlite3_column_int(ev, col);
+	if ((n = sstream_type_name(type)) != NULL)
+		snprintf(buf, len, "%s", n);
+	else
+		snprintf(buf, len, "0x%02x", type);
+}
+
+static void
+sstream_field(FILE *fp, const char *label, const char *value)
+{
+	if (value == NULL || value[0] == '\0')
+		return;
+	fprintf(fp, "  %-11s ", label);
+	out_safe(fp, value, 0);
+	fputc('\n', fp);
+}
+
+/* ", LABEL +X ms" for a time column, measured from accept. */
+static void
+sstream_at(
+    char *buf, size_t len, sqlite3_stmt *c, const char *label, const char *col)
+{
+	size_t n = strlen(buf);
+
+	if (sstream_null(c, col) || n >= len)
+		return;
+	snprintf(buf + n, len - n, "%s%s +%.3f ms", n > 0 ? ", " : "", label,
+	    (double)(sstream_int(c, col) - sstream_int(c, "t_accept_us")) /
+		1000.0);
+}
+
+/* Column tcp_SIDE_NAME; -1 when NULL (TCP_INFO not read). */
+static long long
+sstream_tcp_val(sqlite3_stmt *c, const char *side, const char *name)
+{
+	char col[40];
+
+	snprintf(col, sizeof(col), "tcp_%s_%s", side, name);
+	return sstream_null(c, col) ? -1 : (long long)sstream_int(c, col);
+}
+
+/* TCP_INFO of one side, "" when it was not read. */
+static void
+sstream_tcp(char *buf, size_t len, sqlite3_stmt *c, const char *side)
+{
+	buf[0] = '\0';
+	if (sstream_tcp_val(c, side, "rtt_us") < 0)
+		return;
+	snprintf(buf, len,
+	    "rtt %.3f ms, rttvar %.3f ms, retransmits %lld (total %lld), "
+	    "lost %lld, reordering %lld, cwnd %lld, pmtu %lld",
+	    (double)sstream_tcp_val(c, side, "rtt_us") / 1000.0,
+	    (double)sstream_tcp_val(c, side, "rttvar_us") / 1000.0,
+	    sstream_tcp_val(c, side, "retransmits"),
+	    sstream_tcp_val(c, side, "total_retrans"),
+	    sstream_tcp_val(c, side, "lost"),
+	    sstream_tcp_val(c, side, "reordering"),
+	    sstream_tcp_val(c, side, "snd_cwnd"),
+	    sstream_tcp_val(c, side, "pmtu"));
+}
+
+/* The connection's endpoints, name, protocol and decision. */
+static void
+sstream_text_ends(FILE *fp, sqlite3_stmt *c)
+{
+	char buf[512], ts[40];
+	const char *v, *name = sstream_text(c, "named_host");
+
+	fprintf(fp, "stream %lld\n", (long long)sstream_int(c, "id"));
+	snprintf(buf, sizeof(buf), "%s%s",
+	    (v = sstream_text(c, "protocol")) != NULL ? v : "-",
+	    sstream_int(c, "mmtls_bad") ? "? (mmTLS records stopped parsing)"
+					: "");
+	sstream_field(fp, "protocol", buf);
+	streams_hostport(buf, sizeof(buf), sstream_text(c, "client_ip"),
+	    sstream_int(c, "client_port"));
+	sstream_field(fp, "client", buf);
+	if ((v = sstream_text(c, "listener_target")) != NULL)
+		snprintf(buf, sizeof(buf), "%s", v);
+	else
+		streams_hostport(buf, sizeof(buf),
+		    sstream_text(c, "target_host"),
+		    sstream_int(c, "target_port"));
+	sstream_field(fp, "target", buf);
+	sstream_field(fp, "sni", sstream_text(c, "sni"));
+	if (name != NULL) {
+		out_iso_time(sstream_int(c, "named_at_us"), 1, ts, sizeof(ts));
+		snprintf(buf, sizeof(buf), "%s (named by %s, seen %s)", name,
+		    (v = sstream_text(c, "named_by")) != NULL ? v : "-", ts);
+		sstream_field(fp, "host", buf);
+	}
+	streams_hostport(buf, sizeof(buf), sstream_text(c, "server_ip"),
+	    sstream_int(c, "server_port"));
+	sstream_field(fp, "server", buf);
+	if ((v = sstream_text(c, "decision")) != NULL) {
+		snprintf(buf, sizeof(buf), "%s", v);
+		if ((v = sstream_text(c, "decision_reason")) != NULL)
+			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+			    " (%s)", v);
+		sstream_field(fp, "decision", buf);
+	}
+}
+
+/* Times, bytes, close, TCP_INFO and mmTLS counts. */
+static void
+sstream_text_shape(FILE *fp, sqlite3_stmt *c)
+{
+	char buf[512], t1[40], t2[40];
+	const char *v;
+
+	out_iso_time(sstream_int(c, "t_accept_us"), 1, t1, sizeof(t1));
+	out_iso_time(sstream_int(c, "t_close_us"), 1, t2, sizeof(t2));
+	snprintf(buf, sizeof(buf), "%s to %s", t1, t2);
+	sstream_field(fp, "open", buf);
+	buf[0] = '\0';
+	sstream_at(buf, sizeof(buf), c, "upstream", "t_upstream_connected_us");
+	sstream_at(buf, sizeof(buf), c, "first up", "t_first_up_us");
+	sstream_at(buf, sizeof(buf), c, "last up", "t_last_up_us");
+	sstream_at(buf, sizeof(buf), c, "first down", "t_first_down_us");
+	sstream_at(buf, sizeof(buf), c, "last down", "t_last_down_us");
+	sstream_at(buf, sizeof(buf), c, "close", "t_close_us");
+	sstream_field(fp, "timing", buf);
+	snprintf(buf, sizeof(buf),
+	    "up %lld in %lld reads, down %lld in %lld reads",
+	    (long long)sstream_int(c, "bytes_from_client"),
+	    (long long)sstream_int(c, "reads_up"),
+	    (long long)sstream_int(c, "bytes_from_server"),
+	    (long long)sstream_int(c, "reads_down"));
+	sstream_field(fp, "bytes", buf);
+	snprintf(buf, sizeof(buf), "%s",
+	    (v = sstream_text(c, "closed_by")) != NULL ? v : "-");
+	if ((v = sstream_text(c, "close_reason")) != NULL)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+		    " (proxy: %s)", v);
+	sstream_field(fp, "closed by", buf);
+	sstream_field(fp, "error", sstream_text(c, "error"));
+	sstream_tcp(buf, sizeof(buf), c, "client");
+	sstream_field(fp, "tcp client", buf);
+	sstream_tcp(buf, sizeof(buf), c, "server");
+	sstream_field(fp, "tcp server", buf);
+	if (sstream_int(c, "mmtls_records") > 0 ||
+	    sstream_int(c, "mmtls_bad")) {
+		snprintf(buf, sizeof(buf),
+		    "%lld records: %lld handshake, %lld early (0-RTT), %lld "
+		    "data, %lld alert%s",
+		    (long long)sstream_int(c, "mmtls_records"),
+		    (long long)sstream_int(c, "mmtls_handshake"),
+		    (long long)sstream_int(c, "mmtls_early"),
+		    (long long)sstream_int(c, "mmtls_data"),
+		    (long long)sstream_int(c, "mmtls_alert"),
+		    sstream_int(c, "mmtls_bad") ? "; then unparseable" : "");
+		sstream_field(fp, "mmtls", buf);
+	}
+	snprintf(buf, sizeof(buf), "%lld recorded%s",
+	    (long long)sstream_int(c, "events"),
+	    sstream_int(c, "events_capped") ? " (capped: later ones dropped)"
+					    : "");
+	sstream_field(fp, "events", buf);
+}
+
+/* One event: ms since accept, direction, bytes, record type. */
+static void
+sstream_event(FILE *fp, sqlite3_stmt *ev, int64_t t0, enum out_format fmt)
+{
+	char type[16];
+	double ms = (double)(sqlite3_column_int64(ev, 0) - t0) / 1000.0;
+	int down = sqlite3_column_int(ev, 1) != 0;
+
+	sstream_type(type, sizeof(type), ev, 3);
+	if (fmt == OUT_CSV)
+		fprintf(fp, "%.3f,%s,%lld,%s\r\n", ms, down ? "down" : "up",
+		    (long long)sqlite3_column_int64(ev, 2), type);
+	else
+		fprintf(fp, "  %12.3f  %s  %8lld%s%s\n", ms, down ? "<-" : "->",
+		    (long long)sqlite3_column_int64(ev, 2),
+		    type[0] != '\0' ? "  " : "", type);
+}
+
+static json_t *
+sstream_event_json(sqlite3_stmt *ev, int64_t t0)
+{
+	char type[16];
+
+	sstream_type(type, sizeof(type), ev, 3);
+	return json_pack("{s:f,s:I,s:s,s:I,s:o}", "t_ms",
+	    (double)(sqlite3_column_int64(ev, 0) - t0) / 1000.0, "t_us",
+	    (json_int_t)sqlite3_column_int64(ev, 0), "dir",
+	    sqlite3_column_int(ev, 1) != 0 ? "down" : "up", "bytes",
+	    (json_int_t)sqlite3_column_int64(ev, 2), "mmtls_type",
+	    type[0] != '\0' ? json_string(type) : json_null());
+}
+
+/* The events of stream c, printed in o->fmt or appended to arr. Exit
+ * status. */
+static int
+sstream_events(sqlite3 *db, sqlite3_stmt *c, enum out_format fmt, json_t *arr)
+{
+	sqlite3_stmt *ev = NULL;
+	int64_t t0 = sstream_int(c, "t_accept_us");
+	int rc, n = 0;
+
+	if (sqlite3_prepare_v2(db,
+		"SELECT t_us, dir, bytes, mmtls_type FROM stream_events"
+		" WHERE conn_id = ? ORDER BY t_us, rowid",
+		-1, &ev, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(ev, 1, sstream_int(c, "id"));
+	if (fmt == OUT_CSV)
+		fputs("t_ms,dir,bytes,mmtls_type\r\n", stdout);
+	else if (fmt == OUT_TEXT)
+		printf("\ntimeline (ms since accept)\n");
+	while ((rc = sqlite3_step(ev)) == SQLITE_ROW) {
+		if (arr != NULL) {
+			if (json_array_append_new(
+				arr, sstream_event_json(ev, t0)) == -1)
+				goto fail;
+		} else
+			sstream_event(stdout, ev, t0, fmt);
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	if (fmt == OUT_TEXT && n == 0)
+		printf("  (no events recorded)\n");
+	sqlite3_finalize(ev);
+	return CLI_OK;
+fail:
+	db_warn(SHOW_STREAM_CMD, db, "cannot read stream events");
+	sqlite3_finalize(ev);
+	return CLI_ERROR;
+}
+
+static int
+sstream_json(sqlite3 *db, sqlite3_stmt *c)
+{
+	json_t *o, *arr;
+	int rc = CLI_ERROR;
+
+	if ((o = out_json_row(c)) == NULL || (arr = json_array()) == NULL) {
+		json_decref(o);
+		fprintf(
+		    stderr, "peephole %s: out of memory\n", SHOW_STREAM_CMD);
+		return CLI_ERROR;
+	}
+	json_object_set_new(o, "events_list", arr);
+	if (sstream_events(db, c, OUT_JSON, arr) == CLI_OK &&
+	    json_dumpf(o, stdout, JSON_INDENT(2)) == 0) {
+		putchar('\n');
+		rc = CLI_OK;
+	}
+	json_decref(o);
+	return rc;
+}
+
+static int
+sstream_print(sqlite3 *db, const struct sstream_opts *o)
+{
+	sqlite3_stmt *c = NULL;
+	int rc, status = CLI_ERROR;
+
+	if (sqlite3_prepare_v2(db,
+		"SELECT c.*, n.name AS named_host, n.named_by,"
+		" n.named_at_us, " STREAMS_WHERE " AS is_stream"
+		" FROM connections c LEFT JOIN stream_names n"
+		" ON n.conn_id = c.id WHERE c.id = ?",
+		-1, &c, NULL) != SQLITE_OK) {
+		db_warn(SHOW_STREAM_CMD, db, "query failed");
+		goto fail;
+	}
+	sqlite3_bind_int64(c, 1, o->id);
+	if ((rc = sqlite3_step(c)) != SQLITE_ROW) {
+		if (rc == SQLITE_DONE)
+			fprintf(stderr,
+			    "peephole %s: no connection with id %lld\n",
+			    SHOW_STREAM_CMD, (long long)o->id);
+		else
+			db_warn(SHOW_STREAM_CMD, db, "query failed");
+		goto fail;
+	}
+	if (o->fmt == OUT_JSON)
+		status = sstream_json(db, c);
+	else {
+		if (o->fmt == OUT_TEXT) {
+			sstream_text_ends(stdout, c);
+			sstream_text_shape(stdout, c);
+			if (!sstream_int(c, "is_stream"))
+				printf("  (not a stream: HTTP was parsed on "
+				       "it; see `peephole requests`)\n");
+		}
+		status = sstream_events(db, c, o->fmt, NULL);
+	}
+fail:
+	sqlite3_finalize(c);
+	return status;
+}
+
+int
+cli_show_stream(int argc, char **argv)
+{
+	struct sstream_opts o;
+	sqlite3 *db;
+	int rc;
+
+	if ((rc = sstream_parse(argc, argv, &o)) != CLI_OK)
+		return rc == ARGS_HELP ? CLI_OK : rc;
+	if ((db = db_open_readonly(SHOW_STREAM_CMD, o.db)) == NULL)
+		return CLI_ERROR;
+	rc = sstream_print(db, &o);
+	sqlite3_close(db);
+	return rc;
+}
