@@ -28,7 +28,7 @@ endif
 CFLAGS += $(BASE_CFLAGS) $(WARN) $(OPT)
 LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread $(SANLD)
 LIBS = -levent_core -levent_extra -levent_pthreads -levent_openssl -lssl -lcrypto \
-	-lsqlite3 -ljansson -lz
+	-lsqlite3 -ljansson -lz -lexpat
 
 LLHTTP_DIR = /usr/share/llhttp
 LLHTTP_SRC = $(wildcard $(LLHTTP_DIR)/*.c)
@@ -58,14 +58,14 @@ peephole: $(BIN)
 $(BIN): $(OBJ) $(LLHTTP_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # Third-party code from Debian's node-llhttp: compiled in, in llhttp's strict
 # mode (stricter header and URL syntax: what a proxy must not let through),
 # our warnings off.
-$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -g $(OPT) -fPIE -DLLHTTP_STRICT_MODE=1 \
 		-I/usr/share/include/llhttp -c -o $@ $<
@@ -79,9 +79,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpeephole.a \
 		$(LDFLAGS) $(LIBS) -lcmocka
 
+# Build and test dependencies; chromium + libnss3-tools drive the browser
+# e2e test, clang-format checks the style.
 DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
-	libjansson-dev node-llhttp libcmocka-dev python3-pytest curl \
-	nginx-light sqlite3 wrk procps
+	libjansson-dev libexpat1-dev node-llhttp libcmocka-dev python3-pytest curl \
+	nginx-light sqlite3 wrk procps openssl chromium libnss3-tools \
+	clang-format
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -124,17 +127,26 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(WARN) -Ifilters
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard filters/*.c)
+# Every harness links all of filters/, so all take the libraries it needs.
+FUZZ_LIBS = -lz -lexpat
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard filters/*.c filters/*.h)
 	@mkdir -p build/fuzz/corpus_$*
-	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard filters/*.c)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard filters/*.c) $(FUZZ_LIBS)
 
-fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules
+fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
+	build/fuzz/fuzz_newdns
 	build/fuzz/fuzz_sniff -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-artifact_prefix=build/fuzz/ build/fuzz/corpus_sniff \
 		tests/fuzz/corpus/sniff
 	build/fuzz/fuzz_rules -max_total_time=$(FUZZ_SECONDS) -max_len=512 \
 		-artifact_prefix=build/fuzz/ build/fuzz/corpus_rules \
 		tests/fuzz/corpus/rules
+	build/fuzz/fuzz_mmtls -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-artifact_prefix=build/fuzz/ build/fuzz/corpus_mmtls \
+		tests/fuzz/corpus/mmtls
+	build/fuzz/fuzz_newdns -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		-dict=tests/fuzz/newdns.dict -artifact_prefix=build/fuzz/ \
+		build/fuzz/corpus_newdns tests/fuzz/corpus/newdns
 
 format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)

@@ -24,17 +24,18 @@
 #define GIB (MIB * 1024)
 
 enum config_type {
-	CONFIG_T_STRING,   /* char *, strdup'd */
-	CONFIG_T_INT,      /* int within [min, max] */
-	CONFIG_T_UINT,     /* unsigned within [min, max] */
-	CONFIG_T_BOOL,     /* int 0 / 1 */
-	CONFIG_T_LEVEL,    /* int 0 warn, 1 info, 2 debug */
-	CONFIG_T_DURATION, /* unsigned milliseconds within [min, max] */
-	CONFIG_T_SIZE,     /* size_t bytes within [min, max] */
-	CONFIG_T_COUNT,    /* size_t count within [min, max], K/M/G allowed */
-	CONFIG_T_LISTEN,   /* appended to listen[] */
-	CONFIG_T_DNS,      /* appended to dns_servers[] */
-	CONFIG_T_RULE,     /* appended to rules; min is the rules_action */
+	CONFIG_T_STRING,     /* char *, strdup'd */
+	CONFIG_T_INT,        /* int within [min, max] */
+	CONFIG_T_UINT,       /* unsigned within [min, max] */
+	CONFIG_T_BOOL,       /* int 0 / 1 */
+	CONFIG_T_LEVEL,      /* int 0 warn, 1 info, 2 debug */
+	CONFIG_T_DURATION,   /* unsigned milliseconds within [min, max] */
+	CONFIG_T_SIZE,       /* size_t bytes within [min, max] */
+	CONFIG_T_COUNT,      /* size_t count within [min, max], K/M/G allowed */
+	CONFIG_T_LISTEN,     /* appended to listen[] */
+	CONFIG_T_DNS,        /* appended to dns_servers[] */
+	CONFIG_T_RULE,       /* appended to rules; min is the rules_action */
+	CONFIG_T_SOCKS_USER, /* appended to socks_users: "user:password" */
 };
 
 struct config_key {
@@ -79,6 +80,8 @@ static const struct config_key config_keys[] = {
     {"intercept", CONFIG_T_RULE, 0, RULES_INTERCEPT, 0},
     {"passthrough", CONFIG_T_RULE, 0, RULES_PASSTHROUGH, 0},
     {"block", CONFIG_T_RULE, 0, RULES_BLOCK, 0},
+    {"socks5-user", CONFIG_T_SOCKS_USER, 0, 0, 0},
+    {"stream-events-max", CONFIG_T_COUNT, F(stream_events_max), 0, 16 * MIB},
 };
 
 #undef F
@@ -132,6 +135,7 @@ config_init(struct config *cfg)
 	cfg->auto_passthrough = 1;
 	cfg->forge_cache_size = 1024;
 	cfg->sniff_timeout_ms = 300;
+	cfg->stream_events_max = 10000;
 }
 
 static void
@@ -149,6 +153,9 @@ config_free(struct config *cfg)
 	config_free_string(&cfg->hosts_file);
 	config_free_string(&cfg->home);
 	config_free_string(&cfg->upstream_ca);
+	for (int i = 0; i < cfg->nsocks_users && i < CONFIG_MAX_SOCKS_USERS;
+	     i++)
+		free(cfg->socks_users[i]);
 	rules_free(cfg->rules);
 	for (int i = 0; i < cfg->ndns && i < CONFIG_MAX_DNS; i++)
 		free(cfg->dns_servers[i]);
@@ -379,10 +386,16 @@ config_parse_listen(
 	if ((at = strchr(spec, '@')) != NULL) {
 		size_t n = (size_t)(at - spec);
 
-		if (n != 4 || strncasecmp(spec, "http", 4) != 0) {
+		if (n == 4 && strncasecmp(spec, "http", 4) == 0)
+			l.mode = CONFIG_LISTEN_HTTP;
+		else if (n == 6 && strncasecmp(spec, "socks5", 6) == 0)
+			l.mode = CONFIG_LISTEN_SOCKS5;
+		else if (n == 11 && strncasecmp(spec, "transparent", 11) == 0)
+			l.mode = CONFIG_LISTEN_TRANSPARENT;
+		else {
 			config_err(err, errlen,
-			    "unknown listen mode '%.*s' (only 'http' is "
-			    "supported)",
+			    "unknown listen mode '%.*s' (http, socks5 or "
+			    "transparent)",
 			    (int)(n > 32 ? 32 : n), spec);
 			return -1;
 		}
@@ -592,6 +605,30 @@ config_apply(struct config *cfg, const struct config_key *k, const char *value,
 		}
 		cfg->ndns++;
 		return 0;
+	case CONFIG_T_SOCKS_USER: {
+		/* RFC 1929: user and password of 1..255 bytes each */
+		const char *colon = strchr(value, ':');
+		size_t ulen = colon ? (size_t)(colon - value) : 0;
+		if (colon == NULL || ulen == 0 || ulen > 255 ||
+		    colon[1] == '\0' || strlen(colon + 1) > 255) {
+			config_err(err, errlen,
+			    "expected user:password (each 1 to 255 bytes)");
+			return -1;
+		}
+		if (cfg->nsocks_users >= CONFIG_MAX_SOCKS_USERS) {
+			config_err(err, errlen,
+			    "too many socks5-user lines (at most %d)",
+			    CONFIG_MAX_SOCKS_USERS);
+			return -1;
+		}
+		if ((cfg->socks_users[cfg->nsocks_users] = strdup(value)) ==
+		    NULL) {
+			config_err(err, errlen, "out of memory");
+			return -1;
+		}
+		cfg->nsocks_users++;
+		return 0;
+	}
 	case CONFIG_T_RULE:
 		/* rules are pure: validate here, so a bad pattern gets its
 		 * file:line like any other value */

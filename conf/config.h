@@ -14,9 +14,12 @@ struct rules;
 
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_DNS 4
+#define CONFIG_MAX_SOCKS_USERS 16
 
 enum config_listen_mode {
-	CONFIG_LISTEN_HTTP = 0,
+	CONFIG_LISTEN_HTTP = 0,    /* HTTP proxy: absolute URLs and CONNECT */
+	CONFIG_LISTEN_SOCKS5,      /* RFC 1928 CONNECT (RFC 1929 auth) */
+	CONFIG_LISTEN_TRANSPARENT, /* netfilter REDIRECT (SO_ORIGINAL_DST) */
 };
 
 struct config_listen {
@@ -62,6 +65,12 @@ struct config {
 	size_t forge_cache_size; /* forged certificates kept: 1024 */
 	unsigned sniff_timeout_ms; /* wait for a tunnel's first bytes: 300 */
 	struct rules *rules; /* intercept / passthrough / block, in order */
+
+	/* streams */
+	char *socks_users[CONFIG_MAX_SOCKS_USERS]; /* "user:password"; none =
+						      no authentication */
+	int nsocks_users;
+	size_t stream_events_max; /* per stream: 10000; 0 = none */
 };
 
 /* Fill defaults. Never fails. */

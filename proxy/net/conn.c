@@ -37,6 +37,7 @@
 
 #include "conf/config.h"
 #include "http/head.h"
+#include "http/onboard.h"
 #include "http/respond.h"
 #include "http/url.h"
 #include "log.h"
@@ -48,6 +49,13 @@
 #include "net/conn_int.h"
 #include "net/intercept.h"
 #include "net/learned.h"
+#include "net/socks.h"
+#include "net/stream.h"
+
+/* getsockopt name for netfilter's original destination, the same for IPv4
+ * (SOL_IP) and IPv6 (SOL_IPV6); linux/netfilter_ipv4.h clashes with
+ * netinet/in.h, so it is spelled here. */
+#define CONN_SO_ORIGINAL_DST 80
 
 /* How long a closing connection waits for the client's FIN. */
 #define CONN_LINGER_US 2000000
@@ -55,14 +63,14 @@
 #define CONN_LINGER_BYTES (1024 * 1024)
 
 static const char *const conn_state_names[] = {"read-head", "resolve",
-    "connect", "exchange", "tunnel", "drain", "sniff", "tls-down", "closed"};
+    "connect", "exchange", "tunnel", "drain", "sniff", "tls-down", "socks",
+    "closed"};
 
 static void conn_feed_request(struct conn *c);
 static void conn_feed_response(struct conn *c);
 static void conn_exchange_end(struct conn *c);
 static void conn_up_eof(struct conn *c);
 static void conn_up_failed(struct conn *c, const char *why);
-static void conn_drain(struct conn *c, const char *reason, const char *err);
 
 static llhttp_settings_t conn_req_settings, conn_resp_settings;
 
@@ -216,6 +224,8 @@ conn_req_body(llhttp_t *p, const char *at, size_t len)
 	if (c->rec != NULL)
 		conn_capture(c, &c->rec->u.req.req_body, &c->req_room,
 		    c->req_expect, at, len);
+	if (c->shortlink)
+		stream_on_body(c, STREAM_UP, at, len);
 	return 0;
 }
 
@@ -288,6 +298,8 @@ conn_resp_body(llhttp_t *p, const char *at, size_t len)
 	if (c->rec != NULL)
 		conn_capture(c, &c->rec->u.req.resp_body, &c->resp_room,
 		    c->resp_expect, at, len);
+	if (c->shortlink)
+		stream_on_body(c, STREAM_DOWN, at, len);
 	return 0;
 }
 
@@ -368,9 +380,26 @@ conn_deadline(const struct conn *c)
 	case CONN_TUNNEL:
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
 	case CONN_SNIFF:
-		return c->t_state_us + (int64_t)cfg->sniff_timeout_ms * 1000;
+		/*
+		 * Nothing yet: wait sniff-timeout from the start (a server
+		 * speaks first). Bytes trickling in: sniff-timeout after the
+		 * last one, within header-timeout overall.
+		 */
+		if (c->t_first_byte_us == 0 ||
+		    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
+			return c->t_state_us +
+			    (int64_t)cfg->sniff_timeout_ms * 1000;
+		{
+			int64_t idle = c->t_active_us +
+			    (int64_t)cfg->sniff_timeout_ms * 1000;
+			int64_t cap = c->t_state_us +
+			    (int64_t)cfg->header_timeout_ms * 1000;
+			return idle < cap ? idle : cap;
+		}
 	case CONN_TLS_DOWN:
 		return c->t_state_us + (int64_t)cfg->connect_timeout_ms * 1000;
+	case CONN_SOCKS:
+		return c->t_state_us + (int64_t)cfg->header_timeout_ms * 1000;
 	case CONN_CLOSED:
 		break;
 	}
@@ -522,7 +551,7 @@ conn_linger(struct conn *c)
 }
 
 /* Finish with the client: flush what is queued, linger, then close. */
-static void
+void
 conn_drain(struct conn *c, const char *reason, const char *err)
 {
 	c->drain_reason = reason;
@@ -581,9 +610,12 @@ conn_answer_self(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	struct server *srv = c->w->srv;
-	char page[2048];
+	char page[1024], pac_host[INET6_ADDRSTRLEN];
 	uint64_t accepted = 0, exchanges = 0;
-	int n, live = 0;
+	int n, live = 0, status;
+	size_t before = evbuffer_get_length(out);
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
 
 	for (int i = 0; i < srv->nworkers; i++) {
 		accepted += srv->workers[i]->accepted;
@@ -591,10 +623,7 @@ conn_answer_self(struct conn *c)
 		live += srv->workers[i]->live;
 	}
 	n = snprintf(page, sizeof(page),
-	    "<!doctype html><title>peephole</title><h1>peephole</h1>\n"
-	    "<p>This is peephole, an intercepting proxy. Requests sent to "
-	    "it as a proxy are forwarded and recorded.</p>\n<ul>"
-	    "<li>uptime: %lld s</li><li>workers: %d</li>"
+	    "<ul><li>uptime: %lld s</li><li>workers: %d</li>"
 	    "<li>connections accepted: %llu (open: %d)</li>"
 	    "<li>exchanges: %llu</li><li>records written: %llu (queued: "
 	    "%zu)</li></ul>\n",
@@ -602,21 +631,38 @@ conn_answer_self(struct conn *c)
 	    (unsigned long long)accepted, live, (unsigned long long)exchanges,
 	    (unsigned long long)(c->w->store ? store_written(c->w->store) : 0),
 	    c->w->store ? store_queued(c->w->store) : (size_t)0);
-	if (n < 0 || (size_t)n >= sizeof(page))
-		n = (int)strlen(page);
+	if (n < 0)
+		page[0] = '\0';
+	/* the PAC names the address this client reached us on */
+	pac_host[0] = '\0';
+	if (getsockname(bufferevent_getfd(c->craw ? c->craw : c->cbev),
+		(struct sockaddr *)&ss, &sslen) == 0) {
+		const void *a = ss.ss_family == AF_INET6
+		    ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+		    : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+		if (inet_ntop(ss.ss_family, a, pac_host, sizeof(pac_host)) ==
+		    NULL)
+			pac_host[0] = '\0';
+	}
 	/* a body sent to us is not read: close rather than parse it as the
 	 * next request */
 	if (c->reqp.content_length > 0 || (c->reqp.flags & F_CHUNKED))
 		c->client_ka = 0;
 	c->req_done = 1;
 	c->resp_done = 1;
-	c->rec->u.req.status = 200;
+	status = srv->onboard == NULL
+	    ? -1
+	    : onboard_respond(srv->onboard, c->url.path ? c->url.path : "/",
+		  page, pac_host[0] ? pac_host : NULL, c->client_ka, c->is_head,
+		  out);
+	if (status == -1) {
+		conn_fail(c, 500, "cannot build the page");
+		return;
+	}
+	c->rec->u.req.status = status;
 	c->rec->u.req.resp_version = strdup("1.1");
-	c->rec->u.req.content_type = strdup("text/html; charset=utf-8");
-	c->rec->u.req.resp_body.total = (uint64_t)n;
-	int w = respond_page(out, page, (size_t)n, c->client_ka, c->is_head);
-	if (w > 0)
-		c->bytes_to_client += (uint64_t)w;
+	c->rec->u.req.resp_header_bytes = evbuffer_get_length(out) - before;
+	c->bytes_to_client += evbuffer_get_length(out) - before;
 	conn_exchange_end(c);
 }
 
@@ -727,6 +773,25 @@ conn_inner_target(struct conn *c)
 	return 0;
 }
 
+/*
+ * WeChat's mmTLS "shortlink": POST /mmtls/<8 hex digits> whose bodies are
+ * mmTLS records (DESIGN.md). The bodies are relayed as usual and their
+ * record headers recorded like a longlink stream's.
+ */
+static int
+conn_is_shortlink(const struct conn *c)
+{
+	const char *p = c->url.path;
+
+	if (c->reqp.method != HTTP_POST || p == NULL ||
+	    strncmp(p, "/mmtls/", 7) != 0 || strlen(p) != 15)
+		return 0;
+	for (int i = 7; i < 15; i++)
+		if (!isxdigit((unsigned char)p[i]))
+			return 0;
+	return 1;
+}
+
 /* The request head is complete: decide where it goes. */
 static void
 conn_request_head(struct conn *c)
@@ -813,6 +878,7 @@ conn_request_head(struct conn *c)
 		intercept_connect(c);
 		return;
 	}
+	c->shortlink = conn_is_shortlink(c) && stream_shortlink_begin(c) == 0;
 	if (conn_build_up_head(c) == -1) {
 		conn_fail(c, 500, "cannot build the upstream request");
 		return;
@@ -1005,6 +1071,11 @@ conn_start_tunnel(struct conn *c)
 	if (strcmp(c->protocol, "http") == 0)
 		c->protocol = "http-upgrade";
 	conn_enter(c, CONN_TUNNEL);
+	if (stream_start(c, strcmp(c->protocol, "mmtls") == 0) == 0) {
+		stream_upstream_connected(c);
+		stream_on_read(c, STREAM_UP, cin);
+		stream_on_read(c, STREAM_DOWN, uin);
+	}
 	/* whatever already arrived belongs to the tunnel */
 	c->bytes_from_client += evbuffer_get_length(cin);
 	c->bytes_to_server += evbuffer_get_length(cin);
@@ -1028,6 +1099,7 @@ conn_tunnel_move(struct conn *c, struct bufferevent *from,
 	c->t_active_us = now_us();
 	*counter_in += evbuffer_get_length(in);
 	*counter_out += evbuffer_get_length(in);
+	stream_on_read(c, from == c->cbev ? STREAM_UP : STREAM_DOWN, in);
 	evbuffer_add_buffer(out, in);
 	if (evbuffer_get_length(out) >= limit) {
 		bufferevent_disable(from, EV_READ);
@@ -1343,6 +1415,10 @@ conn_upstream_go(struct conn *c)
 			c->rec->u.req.dns_us = 0;
 			c->rec->u.req.connect_us = 0;
 		}
+		/* a pooled TLS origin: its certificate still decides what the
+		 * client is shown (and whether it is trusted) */
+		if (c->up->tls && intercept_up_ready(c) == -1)
+			return;
 		conn_upstream_ready(c);
 		return;
 	}
@@ -1451,6 +1527,11 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (c->state == CONN_TUNNEL) {
 		/* the origin finished: flush to the client, then close */
+		stream_closed_by(c,
+		    (what & BEV_EVENT_EOF)                    ? "server-fin"
+			: EVUTIL_SOCKET_ERROR() == ECONNRESET ? "server-rst"
+							      : "server-error");
+		stream_snap_server(c, bufferevent_getfd(c->up->bev));
 		upstream_free(c->up);
 		c->up = NULL;
 		conn_drain(c, "server-eof", NULL);
@@ -1532,6 +1613,9 @@ conn_client_readcb(struct bufferevent *bev, void *arg)
 	case CONN_SNIFF:
 		intercept_sniff(c);
 		break;
+	case CONN_SOCKS:
+		socks_read(c);
+		break;
 	case CONN_TUNNEL:
 		conn_tunnel_move(c, bev, c->up->bev, &c->bytes_from_client,
 		    &c->bytes_to_server);
@@ -1588,14 +1672,18 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_ERROR) {
 		char why[200];
+		int serr = EVUTIL_SOCKET_ERROR();
+		stream_closed_by(
+		    c, serr == ECONNRESET ? "client-rst" : "client-error");
 		snprintf(why, sizeof(why), "client connection error: %s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		    evutil_socket_error_to_string(serr));
 		conn_rec_fail(c, 0, why);
 		(void)conn_rec_submit(c);
 		conn_close(c, "client-error", why);
 		return;
 	}
 	c->client_eof = 1;
+	stream_closed_by(c, "client-fin");
 	if (c->state == CONN_DRAIN && c->up == NULL) {
 		conn_close(c, c->drain_reason, c->drain_error);
 		return;
@@ -1701,6 +1789,9 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 	case CONN_TLS_DOWN:
 		conn_close(c, "tls-timeout", "client TLS handshake timed out");
 		break;
+	case CONN_SOCKS:
+		conn_close(c, "idle-timeout", "SOCKS handshake timed out");
+		break;
 	case CONN_DRAIN:
 		if (c->lingering) {
 			conn_close(c, c->drain_reason, c->drain_error);
@@ -1714,6 +1805,7 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "idle-timeout", "client did not read the answer");
 		break;
 	default:
+		stream_closed_by(c, "idle-timeout");
 		conn_close(c, "idle-timeout", NULL);
 		break;
 	}
@@ -1740,7 +1832,9 @@ conn_close(struct conn *c, const char *reason, const char *err)
 	if (w->store != NULL && (rec = store_rec_new(STORE_REC_CONN)) != NULL) {
 		struct store_conn *sc = &rec->u.conn;
 		sc->id = c->id;
-		sc->listener = strdup("http");
+		sc->listener = strdup(c->mode == CONFIG_LISTEN_SOCKS5 ? "socks5"
+			: c->mode == CONFIG_LISTEN_TRANSPARENT ? "transparent"
+							       : "http");
 		sc->client_ip = strdup(c->client_ip);
 		sc->client_port = c->client_port;
 		sc->target_host = conn_strdup(c->target_host);
@@ -1773,6 +1867,16 @@ conn_close(struct conn *c, const char *reason, const char *err)
 		sc->upstream_cert_issuer =
 		    c->cert_issuer[0] ? strdup(c->cert_issuer) : NULL;
 		sc->verify_error = conn_strdup(c->verify_error);
+		if (c->tunnel_host != NULL) {
+			char t[300];
+			snprintf(t, sizeof(t),
+			    strchr(c->tunnel_host, ':') ? "[%s]:%u" : "%s:%u",
+			    c->tunnel_host, c->tunnel_port);
+			sc->listener_target = strdup(t);
+		}
+		stream_finish(c, sc,
+		    bufferevent_getfd(c->craw ? c->craw : c->cbev),
+		    c->up ? bufferevent_getfd(c->up->bev) : -1);
 		(void)store_submit(w->store, rec);
 	}
 	c->state = CONN_CLOSED;
@@ -1793,12 +1897,55 @@ conn_close(struct conn *c, const char *reason, const char *err)
 	url_clear(&c->url);
 	free(c->target_host);
 	free(c->drain_error);
+	stream_free(c);
 	free(c->tunnel_host);
 	free(c->decision_reason);
 	free(c->verify_error);
 	free(c);
 	if (w->shutting_down)
 		worker_maybe_exit(w);
+}
+
+/*
+ * A connection netfilter redirected to us: its original destination is
+ * the tunnel's target. One that was not redirected would name ourselves.
+ */
+static void
+conn_transparent(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = bufferevent_getfd(c->cbev);
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port;
+	int rc;
+
+	memset(&ss, 0, sizeof(ss));
+	rc = getsockopt(fd, SOL_IP, CONN_SO_ORIGINAL_DST, &ss, &len);
+	if (rc == -1) {
+		len = sizeof(ss);
+		rc = getsockopt(fd, SOL_IPV6, CONN_SO_ORIGINAL_DST, &ss, &len);
+	}
+	if (rc == -1) {
+		conn_close(
+		    c, "error", "no original destination (SO_ORIGINAL_DST)");
+		return;
+	}
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(s6->sin6_port);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		port = ntohs(s4->sin_port);
+	}
+	if (server_is_self_addr(c->w->srv, (struct sockaddr *)&ss)) {
+		conn_close(c, "error",
+		    "not redirected: the original destination is peephole");
+		return;
+	}
+	intercept_tunnel(c, ip, port, INTERCEPT_VIA_TRANSPARENT);
 }
 
 int
@@ -1851,6 +1998,17 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	if (w->store != NULL)
 		w->accepted++;
 	c->state = CONN_READ_HEAD;
+	c->mode = (int)w->cfg->listen[listener].mode;
+	if (c->mode == CONFIG_LISTEN_SOCKS5) {
+		conn_enter(c, CONN_SOCKS);
+		bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+		return 0;
+	}
+	if (c->mode == CONFIG_LISTEN_TRANSPARENT) {
+		bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+		conn_transparent(c);
+		return 0;
+	}
 	conn_enter(c, CONN_READ_HEAD);
 	if (store_backlogged_safe(w->store)) {
 		c->waiting_store = 1;

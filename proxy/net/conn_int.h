@@ -16,6 +16,7 @@
 #include "net/resolve.h"
 
 struct bufferevent;
+struct stream;
 struct event;
 struct evbuffer;
 struct store_rec;
@@ -31,6 +32,7 @@ enum conn_state {
 	CONN_DRAIN,         /* flushing the last bytes to the client */
 	CONN_SNIFF,         /* after CONNECT: waiting for the first bytes */
 	CONN_TLS_DOWN,      /* TLS handshake with the client (forged cert) */
+	CONN_SOCKS,         /* SOCKS5 greeting, authentication, request */
 	CONN_CLOSED
 };
 
@@ -118,6 +120,11 @@ struct conn {
 	char tls_client[96], tls_server[96];
 	char cert_sha[65], cert_subject[256], cert_issuer[256];
 	struct bufferevent *craw; /* the client socket under the TLS filter */
+	int socks_step;           /* socks.c's handshake position */
+	int mode;                 /* enum config_listen_mode of the listener */
+	struct stream *stream;    /* stream.c's record of a relayed stream */
+	int shortlink;       /* an mmTLS shortlink exchange (POST /mmtls/) */
+	const char *sniffed; /* what the first bytes said, once decided */
 };
 
 /* conn.c, used by intercept.c */
@@ -135,5 +142,6 @@ void conn_client_eventcb(struct bufferevent *bev, short what, void *arg);
 char *conn_strdup(const char *s);
 void conn_http_reset(struct conn *c);
 void conn_keep_upstream(struct conn *c);
+void conn_drain(struct conn *c, const char *reason, const char *err);
 
 #endif

@@ -35,10 +35,14 @@
 #include "net/conn_int.h"
 #include "net/learned.h"
 #include "net/server.h"
+#include "net/socks.h"
 #include "net/tls.h"
 #include "net/upstream.h"
 #include "net/worker.h"
 #include "store/store.h"
+
+/* RFC 1928 REP: connection not allowed by ruleset */
+#define INTERCEPT_SOCKS_NOT_ALLOWED 0x02
 
 /* A ClientHello larger than this is not waited for: relay untouched. */
 #define INTERCEPT_SNIFF_MAX 16384
@@ -71,7 +75,8 @@ intercept_passthrough(struct conn *c, const char *reason)
 }
 
 void
-intercept_connect(struct conn *c)
+intercept_tunnel(
+    struct conn *c, const char *host, unsigned port, enum intercept_via via)
 {
 	const struct config *cfg = c->w->cfg;
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
@@ -80,35 +85,65 @@ intercept_connect(struct conn *c)
 	int n;
 
 	free(c->tunnel_host);
-	c->tunnel_host = strdup(c->url.host);
-	c->tunnel_port = c->url.port;
+	c->tunnel_host = strdup(host);
+	c->tunnel_port = port;
 	if (c->tunnel_host == NULL) {
 		conn_close(c, "error", "out of memory");
 		return;
 	}
+	if (c->target_host == NULL) {
+		c->target_host = strdup(host);
+		c->target_port = (int)port;
+	}
+	/* the URL the HTTP code and the upstream connect use */
+	snprintf(c->url.host, sizeof(c->url.host), "%s", host);
+	c->url.port = port;
+	c->url.form = URL_FORM_AUTHORITY;
+	c->is_connect = 1;
 	if (cfg->rules != NULL &&
-	    rules_match(cfg->rules, c->url.host, c->url.port, &matched) ==
-		RULES_BLOCK) {
+	    rules_match(cfg->rules, host, port, &matched) == RULES_BLOCK) {
 		snprintf(why, sizeof(why), "blocked by rule %s", matched);
 		intercept_decide(c, "block", why);
-		conn_fail(c, 403, why);
+		if (via == INTERCEPT_VIA_CONNECT)
+			conn_fail(c, 403, why);
+		else {
+			if (via == INTERCEPT_VIA_SOCKS)
+				(void)socks_reply(
+				    c, INTERCEPT_SOCKS_NOT_ALLOWED);
+			conn_drain(c, "blocked", why);
+		}
 		return;
 	}
 	/* the origin is reached once the first bytes say what to speak */
-	n = evbuffer_add_printf(
-	    out, "HTTP/1.1 200 Connection established\r\n\r\n");
-	if (n > 0)
-		c->bytes_to_client += (uint64_t)n;
-	if (c->rec != NULL) {
-		c->rec->u.req.status = 200;
-		c->rec->u.req.resp_version = strdup("1.1");
-		c->rec->u.req.resp_header_bytes = n > 0 ? (uint64_t)n : 0;
+	if (via == INTERCEPT_VIA_CONNECT) {
+		n = evbuffer_add_printf(
+		    out, "HTTP/1.1 200 Connection established\r\n\r\n");
+		if (n > 0)
+			c->bytes_to_client += (uint64_t)n;
+		if (c->rec != NULL) {
+			c->rec->u.req.status = 200;
+			c->rec->u.req.resp_version = strdup("1.1");
+			c->rec->u.req.resp_header_bytes =
+			    n > 0 ? (uint64_t)n : 0;
+		}
+		(void)conn_rec_submit(c);
+	} else if (via == INTERCEPT_VIA_SOCKS && socks_reply(c, 0) == -1) {
+		conn_close(c, "error", "out of memory");
+		return;
 	}
-	(void)conn_rec_submit(c);
 	c->tunnel_raw = 1;
 	conn_enter(c, CONN_SNIFF);
 	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
 		intercept_sniff(c);
+}
+
+void
+intercept_connect(struct conn *c)
+{
+	char host[256];
+
+	snprintf(host, sizeof(host), "%s", c->url.host);
+	intercept_tunnel(c, host, c->url.port, INTERCEPT_VIA_CONNECT);
 }
 
 /* 1 if the client's ALPN list lets us speak HTTP/1.1 to it. */
@@ -211,7 +246,7 @@ intercept_sniff(struct conn *c)
 			return;
 		proto = SNIFF_OTHER;
 	}
-	c->protocol = sniff_name(proto);
+	c->protocol = c->sniffed = sniff_name(proto);
 	switch (proto) {
 	case SNIFF_TLS:
 		intercept_tls_hello(c, p, n);
@@ -238,8 +273,21 @@ intercept_sniff(struct conn *c)
 void
 intercept_sniff_timeout(struct conn *c)
 {
-	c->protocol = "other";
-	intercept_passthrough(c, "client sent nothing within sniff-timeout");
+	size_t have = evbuffer_get_length(bufferevent_get_input(c->cbev));
+	char why[128];
+
+	if (have == 0 || c->sniffed == NULL) {
+		c->protocol = "other";
+		intercept_passthrough(c,
+		    have == 0 ? "client sent nothing within sniff-timeout"
+			      : "first bytes undecided within sniff-timeout");
+		return;
+	}
+	/* the bytes said what it is, but stopped before the end */
+	c->protocol = c->sniffed;
+	snprintf(why, sizeof(why), "incomplete %s within sniff-timeout",
+	    strcmp(c->sniffed, "tls") == 0 ? "ClientHello" : c->sniffed);
+	intercept_passthrough(c, why);
 }
 
 struct upstream *

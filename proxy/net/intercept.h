@@ -12,8 +12,20 @@ struct conn;
 struct upstream;
 struct worker;
 
+/* How the tunnel's target became known, which decides how to answer. */
+enum intercept_via {
+	INTERCEPT_VIA_CONNECT = 0, /* HTTP CONNECT: 200 or 403 */
+	INTERCEPT_VIA_SOCKS,       /* SOCKS5 reply: succeeded or not allowed */
+	INTERCEPT_VIA_TRANSPARENT  /* original destination: nothing to say */
+};
+
 /* A CONNECT head was parsed (c->url is host:port): take it from here. */
 void intercept_connect(struct conn *c);
+
+/* The target of a tunnel is known: apply block rules, answer the client as
+ * its protocol wants, then sniff the first bytes. */
+void intercept_tunnel(
+    struct conn *c, const char *host, unsigned port, enum intercept_via via);
 
 /* Client bytes arrived while sniffing. */
 void intercept_sniff(struct conn *c);

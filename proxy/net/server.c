@@ -16,6 +16,7 @@
 
 #include "conf/config.h"
 #include "log.h"
+#include "http/onboard.h"
 #include "net/learned.h"
 #include "net/tls.h"
 #include "net/worker.h"
@@ -233,6 +234,26 @@ server_run(const struct config *cfg, struct store *store)
 			goto out;
 		}
 	}
+	{
+		/* the pages and PAC name the first HTTP listener */
+		char err[256];
+		const struct config_listen *l = &cfg->listen[0];
+		for (int i = 0; i < cfg->nlisten; i++)
+			if (cfg->listen[i].mode == CONFIG_LISTEN_HTTP) {
+				l = &cfg->listen[i];
+				break;
+			}
+		m.srv.onboard = onboard_new(m.srv.tls->ca,
+		    strcmp(l->host, "0.0.0.0") == 0 ||
+			    strcmp(l->host, "::") == 0
+			? "127.0.0.1"
+			: l->host,
+		    l->port, err, sizeof(err));
+		if (m.srv.onboard == NULL) {
+			log_warnx("onboarding page: %s", err);
+			goto out;
+		}
+	}
 	if (cfg->insecure_upstream)
 		log_warnx("insecure-upstream: origin certificates are NOT "
 			  "verified");
@@ -294,6 +315,7 @@ out:
 	for (int i = 0; i < m.srv.nworkers; i++)
 		worker_free(m.srv.workers[i]);
 	free(m.srv.workers);
+	onboard_free(m.srv.onboard);
 	tls_free(m.srv.tls);
 	learned_free(m.srv.learned);
 	if (m.sigint_ev)

@@ -11,6 +11,7 @@
 
 struct config;
 struct learned;
+struct onboard;
 struct store;
 struct tls;
 struct worker;
@@ -23,6 +24,7 @@ struct server {
 	char via[64];            /* our Via token: "peephole-<instance>" */
 	struct tls *tls;         /* CA, forging, both TLS contexts */
 	struct learned *learned; /* host:ports whose clients pin */
+	struct onboard *onboard; /* the proxy's own pages: CA, PAC */
 	int64_t t_start_us;
 };
 

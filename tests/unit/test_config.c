@@ -436,6 +436,20 @@ test_listen_forms(void **state)
 	listen_ok("http@[::1]:9", "::1", 9);
 	listen_ok("http@localhost:81", "127.0.0.1", 81);
 
+	/* the stream listeners */
+	struct config_listen m;
+	char merr[256];
+	assert_int_equal(config_parse_listen(
+			     "socks5@127.0.0.1:1080", &m, merr, sizeof(merr)),
+	    0);
+	assert_int_equal(m.mode, CONFIG_LISTEN_SOCKS5);
+	assert_int_equal(m.port, 1080);
+	assert_int_equal(config_parse_listen(
+			     "Transparent@[::1]:8081", &m, merr, sizeof(merr)),
+	    0);
+	assert_int_equal(m.mode, CONFIG_LISTEN_TRANSPARENT);
+	assert_string_equal(m.host, "::1");
+
 	listen_bad("127.0.0.1:0", "port must be 1..65535, got '0'");
 	listen_bad("127.0.0.1:65536", "port must be 1..65535");
 	listen_bad("127.0.0.1:", "port must be 1..65535");
@@ -455,7 +469,7 @@ test_listen_forms(void **state)
 	listen_bad("[::1]8080", "expected ':port' after ']'");
 	listen_bad("[::1]", "expected ':port' after ']'");
 	listen_bad("[::1:8080", "missing ']'");
-	listen_bad("socks5@127.0.0.1:1080", "unknown listen mode 'socks5'");
+	listen_bad("socks4@127.0.0.1:1080", "unknown listen mode 'socks4'");
 	listen_bad("@127.0.0.1:1080", "unknown listen mode ''");
 	listen_bad("", "expected host:port");
 }

@@ -24,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ca/ca.h"
 #include "conf/config.h"
+#include "http/onboard.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/server.h"
@@ -48,6 +50,8 @@ struct fixture {
 	int client; /* the test's end of the socketpair */
 	struct origin origin;
 	char hosts[64];
+	char home[64]; /* a CA for the proxy's own pages */
+	struct ca *ca;
 };
 
 /* Blocking origin: read request heads, answer each with o->response. */
@@ -137,6 +141,12 @@ setup(void **state)
 	f->cfg.nlisten = 1;
 	f->srv.cfg = &f->cfg;
 	snprintf(f->srv.via, sizeof(f->srv.via), "peephole-test");
+	snprintf(f->home, sizeof(f->home), "/tmp/peephole-test-home-XXXXXX");
+	assert_non_null(mkdtemp(f->home));
+	f->ca = ca_load_or_create(f->home, err, sizeof(err));
+	assert_non_null(f->ca);
+	f->srv.onboard = onboard_new(f->ca, "127.0.0.1", 1, err, sizeof(err));
+	assert_non_null(f->srv.onboard);
 	f->w = worker_new(0, &f->cfg, NULL, &f->srv);
 	assert_non_null(f->w);
 	f->ws[0] = f->w;
@@ -174,6 +184,16 @@ teardown(void **state)
 	worker_free(f->w);
 	config_free(&f->cfg);
 	unlink(f->hosts);
+	onboard_free(f->srv.onboard);
+	ca_free(f->ca);
+	{
+		char p[128];
+		snprintf(p, sizeof(p), "%s/ca.pem", f->home);
+		unlink(p);
+		snprintf(p, sizeof(p), "%s/ca.key", f->home);
+		unlink(p);
+		rmdir(f->home);
+	}
 	free(f);
 	return 0;
 }
