@@ -1,0 +1,249 @@
+"""
+HTTPS interception that works: curl, Python ssl, openssl s_client and
+urllib through the proxy to an nginx origin whose certificate is signed by
+a test CA the proxy was told to trust (--upstream-ca). Each test checks
+what the client got, what nginx got, and the rows written.
+"""
+import json
+import ssl
+import subprocess
+import time
+import urllib.request
+
+from conftest import run_cli, token
+
+from .conftest import (OPENSSL, conn_rows, https_get, openssl_x509, req_rows,
+                       sha256_hex, tcurl, tls_over_tunnel)
+
+
+def _subject(pem_path):
+    return openssl_x509(open(pem_path, "rb").read(), "-subject").strip()
+
+
+def test_curl_get_is_intercepted_and_recorded(tls_proxy, tls_nginx, certs):
+    p = tls_proxy("--upstream-ca", certs.ca)
+    t = token()
+    port = tls_nginx.port
+    r = tcurl(p, f"https://alpha.test:{port}/small?t={t}")
+    assert (r.rc, r.code) == (0, 200), r.stderr
+    assert r.body == tls_nginx.files["small"]
+
+    # nginx got it over TLS, with the client's SNI passed on
+    es = tls_nginx.wait_entries(t)
+    assert len(es) == 1, es
+    assert es[0]["scheme"] == "https"
+    assert es[0]["sni"] == "alpha.test"
+    assert es[0]["server_port"] == str(port)
+
+    p.stop()
+    rs = req_rows(p, "query LIKE ?", (f"%{t}%",))
+    assert len(rs) == 1, rs
+    rq = rs[0]
+    assert (rq["scheme"], rq["method"], rq["host"], rq["port"], rq["path"],
+            rq["status"]) == ("https", "GET", "alpha.test", port, "/small",
+                              200)
+    assert rq["resp_body_size"] == 100
+    assert rq["resp_body_sha"] == sha256_hex(tls_nginx.files["small"])
+
+    c = conn_rows(p, "id = ?", (rq["conn_id"],))[0]
+    assert c["decision"] == "intercept"
+    assert c["decision_reason"]
+    assert c["protocol"] == "tls"
+    assert c["sni"] == "alpha.test"
+    assert (c["target_host"], c["target_port"]) == ("alpha.test", port)
+    assert c["tls_client"].startswith("TLSv1."), c["tls_client"]
+    assert "/" in c["tls_client"]
+    assert c["tls_server"].startswith("TLSv1."), c["tls_server"]
+    assert "http/1.1" in (c["alpn"] or "")
+    assert c["upstream_cert_sha256"].lower().replace(":", "") == \
+        sha256_hex(certs.der(certs.good[0]))
+    assert "CN=alpha.test" in c["upstream_cert_subject"]
+    assert "Test Origin CA" in c["upstream_cert_issuer"]
+    assert c["verify_error"] in (None, "")
+
+    # the tunnel itself: one CONNECT row on the same connection
+    cr = req_rows(p, "conn_id = ? AND method = 'CONNECT'", (c["id"],))
+    assert len(cr) == 1, cr
+    assert (cr[0]["scheme"], cr[0]["status"], cr[0]["host"],
+            cr[0]["port"]) == ("connect", 200, "alpha.test", port)
+
+
+def test_forged_certificate_seen_by_python_ssl(tls_proxy, tls_nginx, certs):
+    """The client sees a certificate issued by the proxy's CA, with the
+    origin's names, and only http/1.1 is offered back in ALPN."""
+    p = tls_proxy("--upstream-ca", certs.ca)
+    port = tls_nginx.port
+    t = token()
+    s = tls_over_tunnel(p, "alpha.test", port, cafile=p.ca_pem,
+                        alpn=["h2", "http/1.1"])
+    try:
+        cert = s.getpeercert()
+        der = s.getpeercert(binary_form=True)
+        assert s.selected_alpn_protocol() == "http/1.1"
+        status, body = https_get(s, "alpha.test", f"/small?t={t}")
+    finally:
+        s.close()
+    assert status == 200
+    assert body == tls_nginx.files["small"]
+
+    issuer = dict(x[0] for x in cert["issuer"])
+    ca_subj = _subject(p.ca_pem)
+    assert issuer["commonName"] in ca_subj, (issuer, ca_subj)
+    subject = dict(x[0] for x in cert["subject"])
+    assert subject["commonName"] == "alpha.test"
+    sans = set(cert["subjectAltName"])
+    assert ("DNS", "alpha.test") in sans
+    # copied from the origin's certificate
+    assert ("DNS", "beta.test") in sans, sans
+    assert ("IP Address", "127.0.0.1") in sans, sans
+    assert sha256_hex(der) != sha256_hex(certs.der(certs.good[0]))
+
+    p.stop()
+    c = conn_rows(p, "sni = 'alpha.test'")
+    assert len(c) == 1 and c[0]["decision"] == "intercept"
+    assert c[0]["alpn"] and "h2" in c[0]["alpn"]
+
+
+def test_openssl_s_client_verifies_forged_chain(tls_proxy, tls_nginx, certs):
+    p = tls_proxy("--upstream-ca", certs.ca)
+    cp = subprocess.run(
+        [OPENSSL, "s_client", "-proxy", f"127.0.0.1:{p.port}",
+         "-connect", f"alpha.test:{tls_nginx.port}",
+         "-servername", "alpha.test", "-verify_hostname", "alpha.test",
+         "-CAfile", str(p.ca_pem)],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+    out = cp.stdout.decode(errors="replace")
+    assert "Verify return code: 0 (ok)" in out, out + cp.stderr.decode()
+    ca_cn = _subject(p.ca_pem).split("CN=")[1].split(",")[0]
+    issuer_lines = [ln for ln in out.splitlines() if "i:" in ln]
+    assert any(ca_cn in ln for ln in issuer_lines), out
+
+
+def test_keep_alive_two_requests_one_tunnel(tls_proxy, tls_nginx, certs):
+    p = tls_proxy("--upstream-ca", certs.ca)
+    t = token()
+    base = f"https://alpha.test:{tls_nginx.port}"
+    r = tcurl(p, [f"{base}/small?t={t}", f"{base}/second?t={t}"])
+    assert r.rc == 0, r.stderr
+    assert r.codes == [200, 200]
+    assert r.connects == 1
+    assert r.body == tls_nginx.files["second"]
+    p.stop()
+    rs = req_rows(p, "query LIKE ?", (f"%{t}%",))
+    assert [(x["scheme"], x["path"], x["status"]) for x in rs] == \
+        [("https", "/small", 200), ("https", "/second", 200)]
+    assert rs[0]["conn_id"] == rs[1]["conn_id"]
+    cid = rs[0]["conn_id"]
+    assert len(req_rows(p, "conn_id = ? AND method = 'CONNECT'",
+                        (cid,))) == 1
+    assert len(req_rows(p, "conn_id = ?", (cid,))) == 3
+    assert len(conn_rows(p)) == 1
+
+
+def test_post_body_intact_through_tls(tls_proxy, tls_nginx, certs):
+    p = tls_proxy("--upstream-ca", certs.ca)
+    t = token()
+    data = (b"abcdefghijklmnopqrstuvwxyz0123456789" * 1000)[:30011]
+    f = p.dir / "post.bin"
+    f.write_bytes(data)
+    r = tcurl(p, f"https://alpha.test:{tls_nginx.port}/upload?t={t}",
+              "--data-binary", f"@{f}", "-H",
+              "Content-Type: application/octet-stream")
+    assert (r.rc, r.code) == (0, 200), r.stderr
+    assert r.body == b"ok\n"
+    es = tls_nginx.wait_entries(t)
+    assert len(es) == 1
+    assert es[0]["method"] == "POST"
+    assert es[0]["content_length"] == str(len(data))
+    assert es[0]["body"] == data.decode()
+    p.stop()
+    rs = req_rows(p, "query LIKE ?", (f"%{t}%",))
+    assert len(rs) == 1
+    assert (rs[0]["scheme"], rs[0]["method"], rs[0]["status"]) == \
+        ("https", "POST", 200)
+    assert rs[0]["req_body_size"] == len(data)
+    assert rs[0]["req_body_sha"] == sha256_hex(data)
+
+
+def test_large_image_byte_identical_and_extractable(tls_proxy, tls_nginx,
+                                                    certs):
+    p = tls_proxy("--upstream-ca", certs.ca,
+                  conf_extra={"body-capture-limit": "4M"})
+    t = token()
+    img = tls_nginx.files["img.jpg"]
+    assert len(img) > 1 << 20
+    r = tcurl(p, f"https://alpha.test:{tls_nginx.port}/img.jpg?t={t}")
+    assert (r.rc, r.code) == (0, 200), r.stderr
+    assert len(r.body) == len(img)
+    assert r.body == img
+    p.stop()
+    rs = req_rows(p, "query LIKE ?", (f"%{t}%",))
+    assert len(rs) == 1
+    rq = rs[0]
+    assert rq["scheme"] == "https"
+    assert rq["content_type"] == "image/jpeg"
+    assert rq["resp_body_size"] == len(img)
+    assert rq["resp_body_truncated"] == 0
+    assert rq["resp_body_sha"] == sha256_hex(img)
+    out = p.dir / "img.out"
+    cp = run_cli("show", rq["id"], "--body-out", out, "--db", p.db)
+    assert cp.returncode == 0, cp.stderr
+    assert out.read_bytes() == img
+
+
+def test_python_urllib_through_proxy(tls_proxy, tls_nginx, certs):
+    p = tls_proxy("--upstream-ca", certs.ca)
+    t = token()
+    ctx = ssl.create_default_context(cafile=str(p.ca_pem))
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"https": p.url}),
+        urllib.request.HTTPSHandler(context=ctx))
+    url = f"https://alpha.test:{tls_nginx.port}/second?t={t}"
+    with opener.open(url, timeout=20) as resp:
+        assert resp.status == 200
+        body = resp.read()
+    assert body == tls_nginx.files["second"]
+    assert len(tls_nginx.wait_entries(t)) == 1
+    p.stop()
+    rs = req_rows(p, "query LIKE ?", (f"%{t}%",))
+    assert len(rs) == 1
+    assert (rs[0]["scheme"], rs[0]["host"], rs[0]["status"]) == \
+        ("https", "alpha.test", 200)
+
+
+def test_domains_json_counts_intercepted(tls_proxy, tls_nginx, certs):
+    p = tls_proxy("--upstream-ca", certs.ca)
+    r = tcurl(p, f"https://alpha.test:{tls_nginx.port}/small")
+    assert r.code == 200, r.stderr
+    p.stop()
+    cp = run_cli("domains", "--json", "--db", p.db)
+    assert cp.returncode == 0, cp.stderr
+    doms = {d.get("name", d.get("domain")): d for d in json.loads(cp.stdout)}
+    a = doms["alpha.test"]
+    assert a["intercepted"] >= 1, a
+    assert a["passed_through"] == 0, a
+    assert not a["pinned"], a
+    protos = a["protocols"]
+    if isinstance(protos, str):
+        protos = protos.split(",")
+    assert "tls" in protos, a
+
+
+def test_sequential_tunnels_to_same_origin(tls_proxy, tls_nginx, certs):
+    """Each new tunnel to an origin gets a working upstream, also when an
+    earlier tunnel's origin connection went back to the pool (one worker,
+    so every tunnel shares the pool)."""
+    p = tls_proxy("--upstream-ca", certs.ca, "--workers", "1")
+    t = token()
+    got = []
+    for i in range(3):
+        t0 = time.monotonic()
+        r = tcurl(p, f"https://alpha.test:{tls_nginx.port}/small?t={t}-{i}")
+        got.append((r.rc, r.code, r.body == tls_nginx.files["small"],
+                    time.monotonic() - t0 < 3.0))
+    assert got == [(0, 200, True, True)] * 3, (got, p.stderr()[-2000:])
+    assert len(tls_nginx.wait_entries(t, n=3)) == 3
+    p.stop()
+    rs = req_rows(p, "query LIKE ? AND scheme = 'https'", (f"%{t}%",))
+    assert [x["status"] for x in rs] == [200] * 3, rs
+    assert all(not x["error"] for x in rs), rs
