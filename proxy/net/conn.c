@@ -58,6 +58,8 @@
  * netinet/in.h, so it is spelled here. */
 #define CONN_SO_ORIGINAL_DST 80
 
+/* libevent 2.1's largest single socket read (EVBUFFER_MAX_READ). */
+#define CONN_LIBEVENT_READ 4096
 /* Bytes a plain socket is read in at once (see conn_read_more). */
 #define CONN_READ_SLICE 65536
 
@@ -1509,6 +1511,10 @@ conn_read_more(struct conn *c, struct bufferevent *bev)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	evutil_socket_t fd = bufferevent_getfd(bev);
 
+	/* libevent's read took less than its 4 KiB: the socket is drained,
+	 * and another read would only cost a syscall to learn EAGAIN */
+	if (evbuffer_get_length(in) < CONN_LIBEVENT_READ)
+		return;
 	/* a bufferevent's input is frozen at the end against outside
 	 * writers; thaw it for our reads, as libevent's own read does */
 	if (fd < 0 || evbuffer_unfreeze(in, 0) == -1)
