@@ -255,7 +255,12 @@ streams_host(sqlite3_stmt *s)
 static void
 streams_proto(char *buf, size_t len, const char *proto, int bad)
 {
-	snprintf(buf, len, "%s%s", proto != NULL ? proto : "-", bad ? "?" : "");
+	const char *p = proto != NULL ? proto : "-";
+	size_t n = strlen(p);
+
+	/* the proxy already labels such a stream "mmtls?" */
+	snprintf(
+	    buf, len, "%s%s", p, bad && (n == 0 || p[n - 1] != '?') ? "?" : "");
 }
 
 /* Who closed it, else why the proxy did. */
@@ -657,10 +662,12 @@ sstream_text_ends(FILE *fp, sqlite3_stmt *c)
 	const char *v, *name = sstream_text(c, "named_host");
 
 	fprintf(fp, "stream %lld\n", (long long)sstream_int(c, "id"));
-	snprintf(buf, sizeof(buf), "%s%s",
-	    (v = sstream_text(c, "protocol")) != NULL ? v : "-",
-	    sstream_int(c, "mmtls_bad") ? "? (mmTLS records stopped parsing)"
-					: "");
+	streams_proto(buf, sizeof(buf), sstream_text(c, "protocol"),
+	    (int)sstream_int(c, "mmtls_bad"));
+	if (sstream_int(c, "mmtls_bad"))
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+		    " (mmTLS records stopped parsing)");
+	(void)v;
 	sstream_field(fp, "protocol", buf);
 	streams_hostport(buf, sizeof(buf), sstream_text(c, "client_ip"),
 	    sstream_int(c, "client_port"));

@@ -184,8 +184,11 @@ head_is_hop_by_hop(const struct head *h, int i, int keep_upgrade)
 	for (const char *const *p = head_hop_fixed; *p != NULL; p++)
 		if (head_name_is(h, i, *p))
 			return 1;
-	if (head_name_is(h, i, "upgrade"))
-		return !keep_upgrade;
+	/* Upgrade is for this hop when Connection names it (RFC 9110 7.8);
+	 * a switch we relay keeps it. A bare one (WeChat's shortlink sends
+	 * "Upgrade: mmtls" without Connection) is the origin's business. */
+	if (keep_upgrade && head_name_is(h, i, "upgrade"))
+		return 0;
 	/* a header the sender named in Connection is for this hop only */
 	for (int c = head_find(h, "connection", 0); c != -1;
 	     c = head_find(h, "connection", c + 1)) {

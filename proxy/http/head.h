@@ -64,8 +64,8 @@ int head_has_token(const struct head *h, const char *name, const char *tok);
 /*
  * 1 if field i must not be forwarded: the fixed hop-by-hop set (Connection,
  * Proxy-Connection, Keep-Alive, TE, Trailer, Proxy-Authorization,
- * Proxy-Authenticate, Upgrade unless keep_upgrade) and any header a
- * Connection field names.
+ * Proxy-Authenticate) and any header a Connection field names — except
+ * Upgrade when keep_upgrade (a protocol switch being relayed).
  */
 int head_is_hop_by_hop(const struct head *h, int i, int keep_upgrade);
 

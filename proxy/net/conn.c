@@ -391,6 +391,9 @@ conn_deadline(const struct conn *c)
 		 * speaks first). Bytes trickling in: sniff-timeout after the
 		 * last one, within header-timeout overall.
 		 */
+		if (c->late_sniff)
+			return c->t_active_us +
+			    (int64_t)cfg->idle_timeout_ms * 1000;
 		if (c->t_first_byte_us == 0 ||
 		    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
 			return c->t_state_us +
@@ -1293,6 +1296,13 @@ conn_upstream_ready(struct conn *c)
 	if (c->is_connect) {
 		/* the 200 went out at CONNECT time (intercept_connect) */
 		(void)cout;
+		if (c->late_sniff) {
+			/* still undecided: whoever speaks first decides */
+			conn_enter(c, CONN_SNIFF);
+			if (evbuffer_get_length(bufferevent_get_input(c->cbev)))
+				intercept_sniff(c);
+			return;
+		}
 		conn_start_tunnel(c);
 		return;
 	}
@@ -1534,6 +1544,8 @@ conn_up_readcb(struct bufferevent *bev, void *arg)
 	if (c->state == CONN_TUNNEL)
 		conn_tunnel_move(c, bev, c->cbev, &c->bytes_from_server,
 		    &c->bytes_to_client);
+	else if (c->state == CONN_SNIFF)
+		intercept_server_first(c);
 	else
 		conn_feed_response(c);
 }
@@ -1593,6 +1605,11 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 		while (c->up->tls && bufferevent_get_openssl_error(bev) != 0)
 			;
 		conn_connect_next(c, evutil_socket_error_to_string(serr));
+		return;
+	}
+	if (c->state == CONN_SNIFF) {
+		/* the origin gave up before either side spoke */
+		conn_close(c, "server-eof", "origin closed before any byte");
 		return;
 	}
 	if (c->state == CONN_TUNNEL) {

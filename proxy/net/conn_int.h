@@ -125,6 +125,8 @@ struct conn {
 	struct stream *stream;    /* stream.c's record of a relayed stream */
 	int shortlink;       /* an mmTLS shortlink exchange (POST /mmtls/) */
 	const char *sniffed; /* what the first bytes said, once decided */
+	int late_sniff; /* sniff-timeout passed: connected, whoever speaks first
+			   decides */
 };
 
 /* conn.c, used by intercept.c */

@@ -71,7 +71,29 @@ intercept_passthrough(struct conn *c, const char *reason)
 	c->inner = CONN_INNER_NONE;
 	c->tunnel_raw = 1;
 	c->is_connect = 1;
+	if (c->late_sniff && c->up != NULL) {
+		/* already connected while the bytes were awaited */
+		c->late_sniff = 0;
+		conn_start_tunnel(c);
+		return;
+	}
 	conn_upstream_go(c);
+}
+
+void
+intercept_server_first(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->up->bev);
+	size_t n = evbuffer_get_length(in);
+	unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)(n < 64 ? n : 64));
+
+	/* a banner can still say what it is (SSH greets from both sides) */
+	c->protocol = "other";
+	if (p != NULL && n >= 4 && memcmp(p, "SSH-", 4) == 0)
+		c->protocol = "ssh";
+	intercept_passthrough(c,
+	    "server speaks first (nothing from the "
+	    "client within sniff-timeout)");
 }
 
 void
@@ -167,6 +189,13 @@ intercept_start(struct conn *c)
 	c->inner = CONN_INNER_HTTPS;
 	c->tls_pending = 1;
 	c->is_connect = 0;
+	if (c->late_sniff) {
+		/* the plain connection made while waiting cannot become TLS
+		 * under libevent's bufferevents: connect afresh */
+		c->late_sniff = 0;
+		upstream_free(c->up);
+		c->up = NULL;
+	}
 	conn_upstream_go(c);
 }
 
@@ -257,6 +286,13 @@ intercept_sniff(struct conn *c)
 		c->inner = CONN_INNER_HTTP;
 		c->tunnel_raw = 0;
 		c->is_connect = 0;
+		if (c->late_sniff) {
+			/* the connection made while waiting serves the first
+			 * request */
+			c->late_sniff = 0;
+			if (c->up != NULL)
+				conn_keep_upstream(c);
+		}
 		conn_http_reset(c);
 		conn_enter(c, CONN_READ_HEAD);
 		conn_parse_request(c);
@@ -276,11 +312,27 @@ intercept_sniff_timeout(struct conn *c)
 	size_t have = evbuffer_get_length(bufferevent_get_input(c->cbev));
 	char why[128];
 
-	if (have == 0 || c->sniffed == NULL) {
+	if (c->late_sniff) {
+		/* a whole idle-timeout with neither side speaking */
+		conn_close(c, "idle-timeout", "no byte from either side");
+		return;
+	}
+	if (have == 0) {
+		/*
+		 * Maybe the server speaks first (SMTP, SSH); maybe the client
+		 * is only slow. Connect and let the first bytes decide, so a
+		 * late ClientHello is intercepted, not waved through.
+		 */
+		c->late_sniff = 1;
+		c->is_connect = 1;
 		c->protocol = "other";
-		intercept_passthrough(c,
-		    have == 0 ? "client sent nothing within sniff-timeout"
-			      : "first bytes undecided within sniff-timeout");
+		conn_upstream_go(c);
+		return;
+	}
+	if (c->sniffed == NULL) {
+		c->protocol = "other";
+		intercept_passthrough(
+		    c, "first bytes undecided within sniff-timeout");
 		return;
 	}
 	/* the bytes said what it is, but stopped before the end */

@@ -30,8 +30,15 @@ void intercept_tunnel(
 /* Client bytes arrived while sniffing. */
 void intercept_sniff(struct conn *c);
 
-/* The sniff wait ran out: nothing recognisable, relay untouched. */
+/*
+ * The sniff wait ran out. With nothing from the client, the origin is
+ * connected and the first side to speak decides (a late ClientHello is
+ * still intercepted); with undecidable bytes, relay untouched.
+ */
 void intercept_sniff_timeout(struct conn *c);
+
+/* While undecided after sniff-timeout, the origin spoke first. */
+void intercept_server_first(struct conn *c);
 
 /*
  * A new upstream for the current request: TLS (to be verified in

@@ -168,8 +168,12 @@ server_listen(struct server_main *m, const struct config_listen *l)
 	}
 	evconnlistener_set_error_cb(lev, server_accept_errorcb);
 	m->lev[m->nlev++] = lev;
-	log_info("listening on http@%s%s%s:%u", strchr(l->host, ':') ? "[" : "",
-	    l->host, strchr(l->host, ':') ? "]" : "", l->port);
+	log_info("listening on %s@%s%s%s:%u",
+	    l->mode == CONFIG_LISTEN_SOCKS5            ? "socks5"
+		: l->mode == CONFIG_LISTEN_TRANSPARENT ? "transparent"
+						       : "http",
+	    strchr(l->host, ':') ? "[" : "", l->host,
+	    strchr(l->host, ':') ? "]" : "", l->port);
 	return 0;
 }
 

@@ -25,6 +25,10 @@ struct stream {
 	int capped;   /* stream-events-max reached */
 	int mmtls;    /* parse mmTLS record headers */
 	struct mmtls_parser mm[2];
+	/* counts of earlier record streams (shortlink bodies) on this
+	 * connection, added up before their parsers were reset */
+	uint64_t mm_records, mm_handshake, mm_early, mm_data, mm_alert;
+	int mm_bad;
 	enum stream_dir cur_dir; /* for the mmTLS callback */
 	int64_t t_up_connected;
 	int64_t t_first[2], t_last[2];
@@ -164,10 +168,22 @@ stream_on_read(struct conn *c, enum stream_dir dir, struct evbuffer *in)
 int
 stream_shortlink_begin(struct conn *c)
 {
+	struct stream *s;
+
 	if (stream_start(c, 1) == -1)
 		return -1;
-	mmtls_init(&c->stream->mm[0]);
-	mmtls_init(&c->stream->mm[1]);
+	s = c->stream;
+	for (int d = 0; d < 2; d++) {
+		/* each exchange's bodies are new record streams; keep the
+		 * connection's totals */
+		s->mm_records += s->mm[d].records;
+		s->mm_handshake += s->mm[d].n_handshake;
+		s->mm_early += s->mm[d].n_early;
+		s->mm_data += s->mm[d].n_data;
+		s->mm_alert += s->mm[d].n_alert;
+		s->mm_bad |= s->mm[d].bad;
+		mmtls_init(&s->mm[d]);
+	}
 	return 0;
 }
 
@@ -254,12 +270,13 @@ stream_finish(
 	sc->events_capped = s->capped;
 	if (s->mmtls) {
 		const struct mmtls_parser *u = &s->mm[0], *d = &s->mm[1];
-		sc->mmtls_bad = u->bad || d->bad;
-		sc->mmtls_records = u->records + d->records;
-		sc->mmtls_handshake = u->n_handshake + d->n_handshake;
-		sc->mmtls_early = u->n_early + d->n_early;
-		sc->mmtls_data = u->n_data + d->n_data;
-		sc->mmtls_alert = u->n_alert + d->n_alert;
+		sc->mmtls_bad = u->bad || d->bad || s->mm_bad;
+		sc->mmtls_records = u->records + d->records + s->mm_records;
+		sc->mmtls_handshake =
+		    u->n_handshake + d->n_handshake + s->mm_handshake;
+		sc->mmtls_early = u->n_early + d->n_early + s->mm_early;
+		sc->mmtls_data = u->n_data + d->n_data + s->mm_data;
+		sc->mmtls_alert = u->n_alert + d->n_alert + s->mm_alert;
 	}
 }
 
