@@ -90,3 +90,29 @@ def test_random_bytes_relayed_as_other(tls_proxy, banner_server):
     cs = conn_rows(p, "target_port = ?", (banner_server.port,))
     assert len(cs) == 1
     assert (cs[0]["protocol"], cs[0]["decision"]) == ("other", "passthrough")
+
+
+def test_late_client_hello_is_still_intercepted(tls_proxy, tls_nginx, certs):
+    """A client that is slow to start TLS after CONNECT (a loaded machine)
+    must not be waved through: past sniff-timeout the origin is connected,
+    but the first side to speak decides, and a ClientHello is intercepted."""
+    import ssl
+    import time
+
+    from .conftest import https_get, tunnel
+
+    p = tls_proxy("--upstream-ca", certs.ca)
+    rc = tunnel(p, "alpha.test", tls_nginx.port)
+    time.sleep(0.8)  # well past the 300 ms sniff-timeout
+    ctx = ssl.create_default_context(cafile=str(p.ca_pem))
+    s = ctx.wrap_socket(rc.sock, server_hostname="alpha.test")
+    try:
+        issuer = dict(x[0] for x in s.getpeercert()["issuer"])
+        assert "peephole" in issuer.get("commonName", ""), issuer
+        status, body = https_get(s, "alpha.test", "/small")
+        assert (status, body) == (200, tls_nginx.files["small"])
+    finally:
+        s.close()
+    rows = p.wait_rows("SELECT * FROM connections WHERE decision IS NOT NULL")
+    assert rows and rows[0]["decision"] == "intercept", rows
+    assert rows[0]["protocol"] == "tls"
