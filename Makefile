@@ -5,6 +5,7 @@
 #   make run     deps + build + start the proxy on 127.0.0.1:8080
 #   make test    deps + build + unit and e2e suites, then again under ASan+UBSan
 #   make bench   wrk through the proxy vs direct to nginx
+#   make bench-peers  the same against tinyproxy, mitmproxy, squid, sslsplit
 
 CC ?= cc
 BUILD ?= build
@@ -46,8 +47,8 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 PYTEST = /usr/bin/python3 -m pytest
 
-.PHONY: all deps run test test-unit test-e2e test-san bench clean format-check \
-	fuzz
+.PHONY: all deps run test test-unit test-e2e test-san bench bench-peers clean \
+	format-check fuzz
 
 all: peephole
 
@@ -120,6 +121,11 @@ test: deps
 
 bench: deps all
 	/usr/bin/python3 tests/bench/bench.py --peephole $(CURDIR)/$(BIN)
+
+# peephole against tinyproxy, mitmproxy, squid (ssl-bump) and sslsplit,
+# installed from Debian when missing.
+bench-peers: deps all
+	/usr/bin/python3 tests/bench/peers.py --peephole $(CURDIR)/$(BIN)
 
 # libFuzzer harnesses for the pure parsers (clang from `apt-get install clang`).
 # Seeds in tests/fuzz/corpus/ are only read; new inputs go to build/fuzz/.
