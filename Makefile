@@ -85,6 +85,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
 DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
 	libjansson-dev libexpat1-dev node-llhttp libcmocka-dev python3-pytest curl \
 	nginx-light sqlite3 wrk procps openssl chromium libnss3-tools \
+	iproute2 iptables \
 	clang-format
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \

@@ -81,6 +81,7 @@ static const struct config_key config_keys[] = {
     {"passthrough", CONFIG_T_RULE, 0, RULES_PASSTHROUGH, 0},
     {"block", CONFIG_T_RULE, 0, RULES_BLOCK, 0},
     {"socks5-user", CONFIG_T_SOCKS_USER, 0, 0, 0},
+    {"half-close-timeout", CONFIG_T_DURATION, F(half_close_ms), 1, UINT_MAX},
     {"stream-events-max", CONFIG_T_COUNT, F(stream_events_max), 0, 16 * MIB},
 };
 
@@ -136,6 +137,7 @@ config_init(struct config *cfg)
 	cfg->forge_cache_size = 1024;
 	cfg->sniff_timeout_ms = 300;
 	cfg->stream_events_max = 10000;
+	cfg->half_close_ms = 1000;
 }
 
 static void

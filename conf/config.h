@@ -71,6 +71,7 @@ struct config {
 						      no authentication */
 	int nsocks_users;
 	size_t stream_events_max; /* per stream: 10000; 0 = none */
+	unsigned half_close_ms;   /* after a FIN in a tunnel: 1000 */
 };
 
 /* Fill defaults. Never fails. */

@@ -384,6 +384,11 @@ conn_deadline(const struct conn *c)
 			return c->t_active_us + CONN_LINGER_US;
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
 	case CONN_TUNNEL:
+		/* one side has sent its FIN: the other has half-close-timeout
+		 * of silence to finish (as HAProxy's client-fin/server-fin) */
+		if (c->client_eof || c->up_eof)
+			return c->t_active_us +
+			    (int64_t)cfg->half_close_ms * 1000;
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
 	case CONN_SNIFF:
 		/*
@@ -1068,6 +1073,32 @@ conn_emit_response_head(struct conn *c)
 	return 0;
 }
 
+/*
+ * Half-close in a tunnel: once a side that sent its FIN has had all its
+ * bytes delivered, pass the FIN on (shutdown for writing) and go on
+ * relaying the other way; when both ways are done, close. A stream relay
+ * must not cut off the answer to a request the client ended with FIN.
+ */
+void
+conn_tunnel_check(struct conn *c)
+{
+	if (c->state != CONN_TUNNEL || c->up == NULL)
+		return;
+	if (c->client_eof && !c->fin_to_server &&
+	    evbuffer_get_length(bufferevent_get_output(c->up->bev)) == 0) {
+		(void)shutdown(bufferevent_getfd(c->up->bev), SHUT_WR);
+		c->fin_to_server = 1;
+	}
+	if (c->up_eof && !c->fin_to_client &&
+	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+		(void)shutdown(
+		    bufferevent_getfd(c->craw ? c->craw : c->cbev), SHUT_WR);
+		c->fin_to_client = 1;
+	}
+	if (c->fin_to_server && c->fin_to_client)
+		conn_close(c, "done", NULL);
+}
+
 /* Start relaying bytes both ways, untouched: after a 101 or CONNECT. */
 void
 conn_start_tunnel(struct conn *c)
@@ -1092,8 +1123,12 @@ conn_start_tunnel(struct conn *c)
 	c->bytes_to_client += evbuffer_get_length(uin);
 	evbuffer_add_buffer(bufferevent_get_output(c->up->bev), cin);
 	evbuffer_add_buffer(bufferevent_get_output(c->cbev), uin);
-	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	bufferevent_enable(
+	    c->cbev, c->client_eof ? EV_WRITE : EV_READ | EV_WRITE);
 	bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
+	/* a client that half-closed while we connected: its FIN follows */
+	if (c->client_eof)
+		conn_tunnel_check(c);
 }
 
 /* Move bytes from one side to the other in a tunnel, with back-pressure. */
@@ -1559,7 +1594,9 @@ conn_up_writecb(struct bufferevent *bev, void *arg)
 	c->t_active_us = now_us();
 	if (c->state == CONN_TUNNEL) {
 		bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
-		bufferevent_enable(c->cbev, EV_READ);
+		if (!c->client_eof)
+			bufferevent_enable(c->cbev, EV_READ);
+		conn_tunnel_check(c);
 	} else if (c->state == CONN_EXCHANGE)
 		conn_feed_request(c);
 	else if (c->state == CONN_DRAIN && c->client_eof)
@@ -1612,8 +1649,18 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, "server-eof", "origin closed before any byte");
 		return;
 	}
+	if (c->state == CONN_TUNNEL && (what & BEV_EVENT_EOF)) {
+		/* the origin is done sending: pass its FIN on once its bytes
+		 * are through, and keep relaying the other way */
+		stream_closed_by(c, "server-fin");
+		c->up_eof = 1;
+		bufferevent_disable(c->up->bev, EV_READ);
+		conn_arm_timer(c); /* now half-close-timeout */
+		conn_tunnel_check(c);
+		return;
+	}
 	if (c->state == CONN_TUNNEL) {
-		/* the origin finished: flush to the client, then close */
+		/* the origin failed: flush to the client, then close */
 		stream_closed_by(c,
 		    (what & BEV_EVENT_EOF)                    ? "server-fin"
 			: EVUTIL_SOCKET_ERROR() == ECONNRESET ? "server-rst"
@@ -1746,8 +1793,9 @@ conn_client_writecb(struct bufferevent *bev, void *arg)
 		break;
 	case CONN_TUNNEL:
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-		if (c->up != NULL)
+		if (c->up != NULL && !c->up_eof)
 			bufferevent_enable(c->up->bev, EV_READ);
+		conn_tunnel_check(c);
 		break;
 	default:
 		break;
@@ -1794,20 +1842,28 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, "client-eof", "client closed mid-request");
 		break;
 	case CONN_TUNNEL:
-		/* flush what the client sent, then close */
+		/* the client is done sending: pass its FIN on once its bytes
+		 * are through, and keep relaying the other way */
 		bufferevent_disable(c->cbev, EV_READ);
-		if (c->up != NULL &&
-		    evbuffer_get_length(bufferevent_get_output(c->up->bev)) >
-			0) {
-			conn_enter(c, CONN_DRAIN);
-			bufferevent_setcb(c->up->bev, NULL, conn_up_writecb,
-			    conn_up_eventcb, c);
-			return;
+		conn_arm_timer(c); /* now half-close-timeout */
+		conn_tunnel_check(c);
+		break;
+	case CONN_SNIFF:
+		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0) {
+			conn_close(c, "client-eof", NULL);
+			break;
 		}
-		conn_close(c, "client-eof", NULL);
+		/* it sent something and half-closed: relay what it sent */
+		bufferevent_disable(c->cbev, EV_READ);
+		intercept_client_eof(c);
 		break;
 	case CONN_RESOLVE:
 	case CONN_CONNECT:
+		if (c->tunnel_raw && !c->tls_pending) {
+			/* a stream to relay: its FIN follows its bytes */
+			bufferevent_disable(c->cbev, EV_READ);
+			break;
+		}
 		conn_rec_fail(c, 0, "client closed before the origin answered");
 		(void)conn_rec_submit(c);
 		conn_close(c, "client-eof", "client closed early");
@@ -1893,6 +1949,14 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		conn_close(c, "idle-timeout", "client did not read the answer");
+		break;
+	case CONN_TUNNEL:
+		if (c->client_eof || c->up_eof) {
+			conn_close(c, "half-close-timeout", NULL);
+			break;
+		}
+		stream_closed_by(c, "idle-timeout");
+		conn_close(c, "idle-timeout", NULL);
 		break;
 	default:
 		stream_closed_by(c, "idle-timeout");

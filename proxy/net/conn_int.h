@@ -125,8 +125,10 @@ struct conn {
 	struct stream *stream;    /* stream.c's record of a relayed stream */
 	int shortlink;       /* an mmTLS shortlink exchange (POST /mmtls/) */
 	const char *sniffed; /* what the first bytes said, once decided */
-	int late_sniff; /* sniff-timeout passed: connected, whoever speaks first
-			   decides */
+	/* sniff-timeout passed with nothing from the client: the origin is
+	 * connected and whoever speaks first decides */
+	int late_sniff;
+	int fin_to_server, fin_to_client; /* tunnel half-close passed on */
 };
 
 /* conn.c, used by intercept.c */
@@ -144,6 +146,7 @@ void conn_client_eventcb(struct bufferevent *bev, short what, void *arg);
 char *conn_strdup(const char *s);
 void conn_http_reset(struct conn *c);
 void conn_keep_upstream(struct conn *c);
+void conn_tunnel_check(struct conn *c);
 void conn_drain(struct conn *c, const char *reason, const char *err);
 
 #endif

@@ -81,6 +81,15 @@ intercept_passthrough(struct conn *c, const char *reason)
 }
 
 void
+intercept_client_eof(struct conn *c)
+{
+	c->protocol = c->sniffed != NULL ? c->sniffed : "other";
+	intercept_passthrough(c,
+	    "client closed before its first bytes "
+	    "decided anything");
+}
+
+void
 intercept_server_first(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->up->bev);

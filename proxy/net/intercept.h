@@ -37,6 +37,10 @@ void intercept_sniff(struct conn *c);
  */
 void intercept_sniff_timeout(struct conn *c);
 
+/* The client sent some bytes and half-closed before they decided
+ * anything: relay them untouched. */
+void intercept_client_eof(struct conn *c);
+
 /* While undecided after sniff-timeout, the origin spoke first. */
 void intercept_server_first(struct conn *c);
 
