@@ -86,7 +86,7 @@ DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
 	libjansson-dev libexpat1-dev node-llhttp libcmocka-dev python3-pytest curl \
 	nginx-light sqlite3 wrk procps openssl chromium libnss3-tools \
 	iproute2 iptables \
-	clang-format
+	clang-format clang libclang-rt-14-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -113,10 +113,13 @@ test-e2e: peephole
 test-san:
 	$(MAKE) BUILD=build/asan SAN=1 test-unit test-e2e
 
+# Everything CI runs: style, unit and e2e suites on the normal build, a
+# short bounded run of each fuzzer, then both suites under ASan+UBSan.
 test: deps
 	$(MAKE) all
 	$(MAKE) format-check
 	$(MAKE) test-unit test-e2e
+	$(MAKE) fuzz FUZZ_SECONDS=10
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) test-san
 

@@ -136,7 +136,7 @@ requests_prepare(sqlite3 *db, const struct requests_opts *o, sqlite3_stmt **s)
 	snprintf(sql, sizeof(sql),
 	    "SELECT * FROM (SELECT id, t_start_us, client_ip, method, scheme,"
 	    " host, port, path, query, status, resp_body_size, total_us,"
-	    " error, conn_id FROM requests WHERE 1 %s %s %s"
+	    " error, conn_id, label FROM requests WHERE 1 %s %s %s"
 	    " ORDER BY id DESC LIMIT ?4) ORDER BY id",
 	    o->domain == NULL
 		? ""
@@ -204,6 +204,8 @@ requests_json_row(sqlite3_stmt *s)
 		? json_null()
 		: json_real((double)sqlite3_column_int64(s, 11) / 1000.0));
 	json_object_set_new(o, "error", out_json_str(requests_col(s, 12)));
+	/* what peephole recognised the exchange as: "mmtls-shortlink" */
+	json_object_set_new(o, "label", out_json_str(requests_col(s, 14)));
 	free(url);
 	return o;
 }
@@ -243,7 +245,9 @@ requests_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 	cells[5] = status;
 	cells[6] = size;
 	cells[7] = ms;
-	cells[8] = requests_col(s, 12);
+	/* the error, else what peephole recognised it as */
+	cells[8] = requests_col(s, 12) != NULL ? requests_col(s, 12)
+					       : requests_col(s, 14);
 	rc = out_table_add(t, cells);
 	free(url);
 	return rc;

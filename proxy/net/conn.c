@@ -893,6 +893,8 @@ conn_request_head(struct conn *c)
 		return;
 	}
 	c->shortlink = conn_is_shortlink(c) && stream_shortlink_begin(c) == 0;
+	if (c->shortlink && c->rec != NULL)
+		c->rec->u.req.label = strdup("mmtls-shortlink");
 	if (conn_build_up_head(c) == -1) {
 		conn_fail(c, 500, "cannot build the upstream request");
 		return;

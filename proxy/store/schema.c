@@ -365,6 +365,10 @@ static const char schema_step_v3_catalogue[] =
     " LEFT JOIN named nb ON nb.name = n.name"
     " LEFT JOIN pins pn ON pn.name = n.name;";
 
+/* v4: a label for exchanges peephole recognises ("mmtls-shortlink"). */
+static const char schema_step_v4[] =
+    "ALTER TABLE requests ADD COLUMN label TEXT;";
+
 /* A step's SQL may come in parts: C99 promises string literals of 4095
  * bytes, no more. */
 #define SCHEMA_STEP_PARTS 3
@@ -374,6 +378,7 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
     {schema_step_v2},                              /* 1 -> 2 */
     {schema_step_v3_columns, schema_step_v3_names, /* 2 -> 3 */
 	schema_step_v3_catalogue},
+    {schema_step_v4}, /* 3 -> 4 */
 };
 
 _Static_assert(

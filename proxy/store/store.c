@@ -96,9 +96,9 @@ static const char store_sql_req[] =
     " req_body_size, req_body_sha, req_body_truncated,"
     " resp_body_size, resp_body_sha, resp_body_truncated,"
     " content_type, server_ip, server_port, upstream_reused,"
-    " dns_us, connect_us, ttfb_us, total_us, error, replay_of)"
+    " dns_us, connect_us, ttfb_us, total_us, error, replay_of, label)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?)";
+    "?,?,?,?)";
 
 /* A name seen again keeps its first sighting and counts the new one. */
 static const char store_sql_dip[] =
@@ -199,6 +199,7 @@ store_rec_free(struct store_rec *rec)
 		free(r->content_type);
 		free(r->server_ip);
 		free(r->error);
+		free(r->label);
 		break;
 	case STORE_REC_DOMAIN_IP:
 		d = &rec->u.dip;
@@ -577,7 +578,8 @@ store_write_req(struct store *st, const struct store_request *r)
 	store_bind_dur(s, i++, r->ttfb_us);
 	store_bind_dur(s, i++, r->total_us);
 	store_bind_text(s, i++, r->error);
-	sqlite3_bind_int64(s, i, r->replay_of);
+	sqlite3_bind_int64(s, i++, r->replay_of);
+	store_bind_text(s, i, r->label);
 	if (store_step(s) != SQLITE_DONE)
 		return -1;
 	store_newdns(st, r);

@@ -17,7 +17,7 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
 /* Records written per BEGIN/COMMIT at most. */
@@ -150,6 +150,7 @@ struct store_request {
 	int64_t total_us;
 	char *error;       /* NULL, or why the exchange failed */
 	int64_t replay_of; /* 0 = not a replay */
+	char *label;       /* NULL, or "mmtls-shortlink" */
 };
 
 struct store_domain_ip {

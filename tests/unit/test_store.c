@@ -841,7 +841,8 @@ test_migrate_v2_to_v3(void **state)
 	store_close(st);
 
 	db = raw_open(f->path);
-	assert_int_equal(q_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(
+	    q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(
 	    q_int(db,
 		"SELECT count(*) FROM connections WHERE id = 7"

@@ -245,6 +245,10 @@ def test_shortlink_recorded_and_counted(stream_proxy, tcp_server):
     p.stop()
     rs = p.rows("SELECT * FROM requests WHERE path = '/mmtls/0123abcd'")
     assert len(rs) == 1, rs
+    # a normal request, labelled as what it is
+    assert rs[0]["label"] == "mmtls-shortlink", rs
+    listed = [x for x in p.cli_json("requests") if x["id"] == rs[0]["id"]]
+    assert listed and listed[0]["label"] == "mmtls-shortlink", listed
     q = rs[0]
     assert (q["method"], q["scheme"], q["host"], q["port"], q["status"],
             q["req_body_size"], q["resp_body_size"]) == \
