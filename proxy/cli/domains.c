@@ -259,14 +259,15 @@ domains_table_new(void)
 }
 
 /* Run the catalogue query and print it in o->fmt. Exit status. */
+static const struct out_rows domains_rows = {
+    DOMAINS_CMD, domains_table_new, domains_json_row, domains_table_row};
+
 static int
 domains_print(sqlite3 *db, const struct domains_opts *o)
 {
 	sqlite3_stmt *s = NULL;
-	struct out_table *t = NULL;
-	json_t *arr = NULL;
 	char sql[512];
-	int rc, nomem = 0, status = CLI_ERROR;
+	int status = CLI_ERROR;
 
 	snprintf(sql, sizeof(sql),
 	    "SELECT name, first_seen_us, last_seen_us, connections, requests,"
@@ -278,37 +279,9 @@ domains_print(sqlite3 *db, const struct domains_opts *o)
 		db_warn(DOMAINS_CMD, db, "query failed");
 		goto fail;
 	}
-	if (o->fmt == OUT_JSON ? (arr = json_array()) == NULL
-			       : (t = domains_table_new()) == NULL) {
-		nomem = 1;
-		goto fail;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (arr != NULL
-			? json_array_append_new(arr, domains_json_row(s)) == -1
-			: domains_table_row(t, s, o->fmt) == -1) {
-			nomem = 1;
-			goto fail;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		db_warn(DOMAINS_CMD, db, "query failed");
-		goto fail;
-	}
-	if (arr != NULL) {
-		if (json_dumpf(arr, stdout, JSON_INDENT(2)) == -1)
-			goto fail;
-		putchar('\n');
-	} else if (o->fmt == OUT_CSV)
-		out_table_print_csv(t, stdout);
-	else
-		out_table_print(t, stdout);
-	status = CLI_OK;
+	status = out_print_rows(&domains_rows, db, s, o->fmt) == 0 ? CLI_OK
+								   : CLI_ERROR;
 fail:
-	if (nomem)
-		fprintf(stderr, "peephole %s: out of memory\n", DOMAINS_CMD);
-	json_decref(arr);
-	out_table_free(t);
 	sqlite3_finalize(s);
 	return status;
 }

@@ -1,6 +1,8 @@
 /* output: see output.h. */
 #include "cli/output.h"
 
+#include "cli/db.h"
+
 #include <ctype.h>
 #include <jansson.h>
 #include <sqlite3.h>
@@ -276,4 +278,46 @@ out_json_row(sqlite3_stmt *s)
 		json_object_set_new(o, sqlite3_column_name(s, i), v);
 	}
 	return o;
+}
+
+int
+out_print_rows(const struct out_rows *how, struct sqlite3 *db,
+    struct sqlite3_stmt *s, enum out_format fmt)
+{
+	struct out_table *t = NULL;
+	json_t *arr = NULL;
+	int rc, nomem = 0, status = -1;
+
+	if (fmt == OUT_JSON ? (arr = json_array()) == NULL
+			    : (t = how->table_new()) == NULL) {
+		nomem = 1;
+		goto fail;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (arr != NULL
+			? json_array_append_new(arr, how->json_row(s)) == -1
+			: how->table_row(t, s, fmt) == -1) {
+			nomem = 1;
+			goto fail;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		db_warn(how->cmd, db, "query failed");
+		goto fail;
+	}
+	if (arr != NULL) {
+		if (json_dumpf(arr, stdout, JSON_INDENT(2)) == -1)
+			goto fail;
+		putchar('\n');
+	} else if (fmt == OUT_CSV)
+		out_table_print_csv(t, stdout);
+	else
+		out_table_print(t, stdout);
+	status = 0;
+fail:
+	if (nomem)
+		fprintf(stderr, "peephole %s: out of memory\n", how->cmd);
+	json_decref(arr);
+	out_table_free(t);
+	return status;
 }

@@ -12,6 +12,9 @@
 #include <stdio.h>
 
 struct out_table;
+struct sqlite3;
+struct sqlite3_stmt;
+struct json_t;
 
 /* What a command prints: a table for people, or data for programs. */
 enum out_format {
@@ -68,5 +71,23 @@ struct json_t *out_json_str(const char *s);
  * column's name and with its SQL type (NULL stays null). NULL on ENOMEM. */
 struct sqlite3_stmt;
 struct json_t *out_json_row(struct sqlite3_stmt *s);
+
+/* How one command turns a result row into output. */
+struct out_rows {
+	const char *cmd; /* for messages: "domains" */
+	struct out_table *(*table_new)(void);
+	struct json_t *(*json_row)(struct sqlite3_stmt *s);
+	int (*table_row)(
+	    struct out_table *t, struct sqlite3_stmt *s, enum out_format fmt);
+};
+
+/*
+ * Step s to the end and print every row as fmt on stdout: a JSON array,
+ * CSV or an aligned table. Returns 0, or -1 after a message on stderr (a
+ * failed query or ENOMEM). s is not finalized.
+ */
+int out_print_rows(const struct out_rows *how, struct sqlite3 *db,
+    struct sqlite3_stmt *s, enum out_format fmt)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -269,49 +269,22 @@ requests_table_new(void)
 	return t;
 }
 
+static const struct out_rows requests_rows = {
+    REQUESTS_CMD, requests_table_new, requests_json_row, requests_table_row};
+
 static int
 requests_print(sqlite3 *db, const struct requests_opts *o)
 {
 	sqlite3_stmt *s = NULL;
-	struct out_table *t = NULL;
-	json_t *arr = NULL;
-	int rc, nomem = 0, status = CLI_ERROR;
+	int status = CLI_ERROR;
 
 	if (requests_prepare(db, o, &s) == -1) {
 		db_warn(REQUESTS_CMD, db, "query failed");
 		goto fail;
 	}
-	if (o->fmt == OUT_JSON ? (arr = json_array()) == NULL
-			       : (t = requests_table_new()) == NULL) {
-		nomem = 1;
-		goto fail;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (arr != NULL
-			? json_array_append_new(arr, requests_json_row(s)) == -1
-			: requests_table_row(t, s, o->fmt) == -1) {
-			nomem = 1;
-			goto fail;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		db_warn(REQUESTS_CMD, db, "query failed");
-		goto fail;
-	}
-	if (arr != NULL) {
-		if (json_dumpf(arr, stdout, JSON_INDENT(2)) == -1)
-			goto fail;
-		putchar('\n');
-	} else if (o->fmt == OUT_CSV)
-		out_table_print_csv(t, stdout);
-	else
-		out_table_print(t, stdout);
-	status = CLI_OK;
+	status = out_print_rows(&requests_rows, db, s, o->fmt) == 0 ? CLI_OK
+								    : CLI_ERROR;
 fail:
-	if (nomem)
-		fprintf(stderr, "peephole %s: out of memory\n", REQUESTS_CMD);
-	json_decref(arr);
-	out_table_free(t);
 	sqlite3_finalize(s);
 	return status;
 }

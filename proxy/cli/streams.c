@@ -408,49 +408,22 @@ streams_table_new(void)
 	return t;
 }
 
+static const struct out_rows streams_rows = {
+    STREAMS_CMD, streams_table_new, streams_json_row, streams_table_row};
+
 static int
 streams_print(sqlite3 *db, const struct streams_opts *o)
 {
 	sqlite3_stmt *s = NULL;
-	struct out_table *t = NULL;
-	json_t *arr = NULL;
-	int rc, nomem = 0, status = CLI_ERROR;
+	int status = CLI_ERROR;
 
 	if (streams_prepare(db, o, &s) == -1) {
 		db_warn(STREAMS_CMD, db, "query failed");
 		goto fail;
 	}
-	if (o->fmt == OUT_JSON ? (arr = json_array()) == NULL
-			       : (t = streams_table_new()) == NULL) {
-		nomem = 1;
-		goto fail;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (arr != NULL
-			? json_array_append_new(arr, streams_json_row(s)) == -1
-			: streams_table_row(t, s, o->fmt) == -1) {
-			nomem = 1;
-			goto fail;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		db_warn(STREAMS_CMD, db, "query failed");
-		goto fail;
-	}
-	if (arr != NULL) {
-		if (json_dumpf(arr, stdout, JSON_INDENT(2)) == -1)
-			goto fail;
-		putchar('\n');
-	} else if (o->fmt == OUT_CSV)
-		out_table_print_csv(t, stdout);
-	else
-		out_table_print(t, stdout);
-	status = CLI_OK;
+	status = out_print_rows(&streams_rows, db, s, o->fmt) == 0 ? CLI_OK
+								   : CLI_ERROR;
 fail:
-	if (nomem)
-		fprintf(stderr, "peephole %s: out of memory\n", STREAMS_CMD);
-	json_decref(arr);
-	out_table_free(t);
 	sqlite3_finalize(s);
 	return status;
 }
