@@ -2062,6 +2062,29 @@ conn_close(struct conn *c, const char *reason, const char *err)
 		worker_maybe_exit(w);
 }
 
+/* Whether ss is the accepted socket's own local address: not redirected. */
+static int
+conn_is_local_addr(int fd, const struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage me;
+	socklen_t len = sizeof(me);
+
+	memset(&me, 0, sizeof(me));
+	if (getsockname(fd, (struct sockaddr *)&me, &len) == -1 ||
+	    me.ss_family != ss->ss_family)
+		return 0;
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)&me;
+		const struct sockaddr_in6 *b = (const void *)ss;
+		return a->sin6_port == b->sin6_port &&
+		    memcmp(&a->sin6_addr, &b->sin6_addr, 16) == 0;
+	}
+	const struct sockaddr_in *a = (const void *)&me;
+	const struct sockaddr_in *b = (const void *)ss;
+	return a->sin_port == b->sin_port &&
+	    a->sin_addr.s_addr == b->sin_addr.s_addr;
+}
+
 /*
  * A connection netfilter redirected to us: its original destination is
  * the tunnel's target. One that was not redirected would name ourselves.
@@ -2096,7 +2119,8 @@ conn_transparent(struct conn *c)
 		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
 		port = ntohs(s4->sin_port);
 	}
-	if (server_is_self_addr(c->w->srv, (struct sockaddr *)&ss)) {
+	if (conn_is_local_addr(fd, &ss) ||
+	    server_is_self_addr(c->w->srv, (struct sockaddr *)&ss)) {
 		conn_close(c, "error",
 		    "not redirected: the original destination is peephole");
 		return;
