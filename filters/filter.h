@@ -31,7 +31,7 @@ struct filter;
 /* What one logged exchange offers to an expression. NULL strings: absent. */
 struct filter_req {
 	const char *method;
-	const char *url;          /* scheme://host[:port]/path[?query] */
+	const char *url; /* scheme://host[:port]/path[?query] */
 	const char *host;
 	const char *req_headers;  /* "Name: value\r\n" lines, as stored */
 	const char *resp_headers; /* NULL when there was no response */
