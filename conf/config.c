@@ -36,6 +36,7 @@ enum config_type {
 	CONFIG_T_DNS,        /* appended to dns_servers[] */
 	CONFIG_T_RULE,       /* appended to rules; min is the rules_action */
 	CONFIG_T_SOCKS_USER, /* appended to socks_users: "user:password" */
+	CONFIG_T_REPLAY_IGNORE, /* appended to replay_ignore */
 };
 
 struct config_key {
@@ -83,6 +84,12 @@ static const struct config_key config_keys[] = {
     {"socks5-user", CONFIG_T_SOCKS_USER, 0, 0, 0},
     {"half-close-timeout", CONFIG_T_DURATION, F(half_close_ms), 1, UINT_MAX},
     {"stream-events-max", CONFIG_T_COUNT, F(stream_events_max), 0, 16 * MIB},
+    {"replay-from", CONFIG_T_STRING, F(replay_from), 0, 0},
+    {"replay-filter", CONFIG_T_STRING, F(replay_filter), 0, 0},
+    {"replay-match-body", CONFIG_T_BOOL, F(replay_match_body), 0, 1},
+    {"replay-forward-unmatched", CONFIG_T_BOOL, F(replay_forward_unmatched), 0,
+	1},
+    {"replay-ignore-param", CONFIG_T_REPLAY_IGNORE, 0, 0, 0},
 };
 
 #undef F
@@ -155,6 +162,11 @@ config_free(struct config *cfg)
 	config_free_string(&cfg->hosts_file);
 	config_free_string(&cfg->home);
 	config_free_string(&cfg->upstream_ca);
+	config_free_string(&cfg->replay_from);
+	config_free_string(&cfg->replay_filter);
+	for (int i = 0; i < cfg->nreplay_ignore && i < CONFIG_MAX_REPLAY_IGNORE;
+	     i++)
+		free(cfg->replay_ignore[i]);
 	for (int i = 0; i < cfg->nsocks_users && i < CONFIG_MAX_SOCKS_USERS;
 	     i++)
 		free(cfg->socks_users[i]);
@@ -631,6 +643,20 @@ config_apply(struct config *cfg, const struct config_key *k, const char *value,
 		cfg->nsocks_users++;
 		return 0;
 	}
+	case CONFIG_T_REPLAY_IGNORE:
+		if (cfg->nreplay_ignore >= CONFIG_MAX_REPLAY_IGNORE) {
+			config_err(err, errlen,
+			    "too many replay-ignore-param lines (at most %d)",
+			    CONFIG_MAX_REPLAY_IGNORE);
+			return -1;
+		}
+		if ((cfg->replay_ignore[cfg->nreplay_ignore] = strdup(value)) ==
+		    NULL) {
+			config_err(err, errlen, "out of memory");
+			return -1;
+		}
+		cfg->nreplay_ignore++;
+		return 0;
 	case CONFIG_T_RULE:
 		/* rules are pure: validate here, so a bad pattern gets its
 		 * file:line like any other value */

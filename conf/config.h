@@ -15,6 +15,7 @@ struct rules;
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_DNS 4
 #define CONFIG_MAX_SOCKS_USERS 16
+#define CONFIG_MAX_REPLAY_IGNORE 32
 
 enum config_listen_mode {
 	CONFIG_LISTEN_HTTP = 0,    /* HTTP proxy: absolute URLs and CONNECT */
@@ -72,6 +73,14 @@ struct config {
 	int nsocks_users;
 	size_t stream_events_max; /* per stream: 10000; 0 = none */
 	unsigned half_close_ms;   /* after a FIN in a tunnel: 1000 */
+
+	/* server replay: answer from a capture */
+	char *replay_from;   /* NULL: off */
+	char *replay_filter; /* NULL: every logged exchange */
+	int replay_match_body;
+	int replay_forward_unmatched; /* 0: unmatched requests get 404 */
+	char *replay_ignore[CONFIG_MAX_REPLAY_IGNORE]; /* query params */
+	int nreplay_ignore;
 };
 
 /* Fill defaults. Never fails. */

@@ -10,6 +10,7 @@
 #include "conf/config.h"
 #include "log.h"
 #include "net/server.h"
+#include "store/replaydb.h"
 #include "store/store.h"
 
 static void
@@ -47,6 +48,18 @@ run_usage(FILE *f)
 	    "  --no-auto-passthrough      do not learn pinned hosts\n"
 	    "  --home DIR                 where the CA lives (default "
 	    "$PEEPHOLE_HOME or ~/.peephole)\n"
+	    "  --replay-from DB           answer requests from a capture "
+	    "(server replay):\n"
+	    "                             same method and URL, logged "
+	    "order; others 404\n"
+	    "  --filter EXPR              only the capture's exchanges "
+	    "matching EXPR\n"
+	    "  --match-body               the request body must match too\n"
+	    "  --ignore-param NAME        leave query parameter NAME out of "
+	    "the match\n"
+	    "                             (repeatable)\n"
+	    "  --forward-unmatched        send unmatched requests to their "
+	    "origins\n"
 	    "  --set KEY=VALUE            any conf-file setting, e.g. --set "
 	    "idle-timeout=30s\n"
 	    "  -v, --verbose              debug logging on stderr\n"
@@ -76,6 +89,11 @@ cli_run(int argc, char **argv)
 	    {"insecure-upstream", no_argument, NULL, 'K'},
 	    {"no-auto-passthrough", no_argument, NULL, 'N'},
 	    {"home", required_argument, NULL, 'H'},
+	    {"replay-from", required_argument, NULL, 'R'},
+	    {"filter", required_argument, NULL, 'F'},
+	    {"ignore-param", required_argument, NULL, 'G'},
+	    {"match-body", no_argument, NULL, 'M'},
+	    {"forward-unmatched", no_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -85,6 +103,7 @@ cli_run(int argc, char **argv)
 	const char *conf = NULL;
 	char err[512];
 	struct store *st = NULL;
+	struct replaydb *replay = NULL;
 
 	config_init(&cfg);
 	flags = calloc((size_t)argc + 1, sizeof(*flags));
@@ -123,12 +142,25 @@ cli_run(int argc, char **argv)
 		case 'B':
 		case 'U':
 		case 'H':
+		case 'R':
+		case 'F':
+		case 'G':
 			flags[nflags].key = ch == 'I' ? "intercept"
 			    : ch == 'P'               ? "passthrough"
 			    : ch == 'B'               ? "block"
 			    : ch == 'U'               ? "upstream-ca"
+			    : ch == 'R'               ? "replay-from"
+			    : ch == 'F'               ? "replay-filter"
+			    : ch == 'G'               ? "replay-ignore-param"
 						      : "home";
 			flags[nflags++].value = strdup(optarg);
+			break;
+		case 'M':
+		case 'W':
+			flags[nflags].key = ch == 'M'
+			    ? "replay-match-body"
+			    : "replay-forward-unmatched";
+			flags[nflags++].value = strdup("yes");
 			break;
 		case 'K':
 			flags[nflags].key = "insecure-upstream";
@@ -221,7 +253,29 @@ cli_run(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	rc = server_run(&cfg, st);
+	if (cfg.replay_from != NULL) {
+		struct replaydb_opts ro = {cfg.replay_from, cfg.replay_filter,
+		    cfg.replay_match_body, cfg.replay_ignore,
+		    cfg.nreplay_ignore};
+		int usage = 0;
+		replay = replaydb_open(&ro, &usage, err, sizeof(err));
+		if (replay == NULL) {
+			fprintf(
+			    stderr, "peephole run: --replay-from: %s\n", err);
+			rc = usage ? 2 : 1;
+			store_close(st);
+			goto out;
+		}
+	} else if (cfg.replay_filter != NULL || cfg.replay_match_body ||
+	    cfg.replay_forward_unmatched || cfg.nreplay_ignore > 0) {
+		fprintf(stderr,
+		    "peephole run: --filter, --match-body, --ignore-param and "
+		    "--forward-unmatched go with --replay-from\n");
+		rc = 2;
+		store_close(st);
+		goto out;
+	}
+	rc = server_run(&cfg, st, replay);
 	st = NULL; /* server_run closed it */
 out:
 	if (flags != NULL)

@@ -50,6 +50,7 @@
 #include "net/conn_int.h"
 #include "net/intercept.h"
 #include "net/learned.h"
+#include "net/offline.h"
 #include "net/socks.h"
 #include "net/stream.h"
 
@@ -70,11 +71,10 @@
 
 static const char *const conn_state_names[] = {"read-head", "resolve",
     "connect", "exchange", "tunnel", "drain", "sniff", "tls-down", "socks",
-    "closed"};
+    "offline", "closed"};
 
 static void conn_feed_request(struct conn *c);
 static void conn_feed_response(struct conn *c);
-static void conn_exchange_end(struct conn *c);
 static void conn_up_eof(struct conn *c);
 static void conn_up_failed(struct conn *c, const char *why);
 
@@ -233,6 +233,16 @@ conn_req_body(llhttp_t *p, const char *at, size_t len)
 	if (c->shortlink)
 		stream_on_body(c, STREAM_UP, at, len);
 	return 0;
+}
+
+/* A span of response body from elsewhere than the origin (server replay):
+ * captured for the record like an origin's. */
+void
+conn_capture_resp(struct conn *c, const void *at, size_t len)
+{
+	if (c->rec != NULL)
+		conn_capture(
+		    c, &c->rec->u.req.resp_body, &c->resp_room, 0, at, len);
 }
 
 static int
@@ -414,6 +424,8 @@ conn_deadline(const struct conn *c)
 		return c->t_state_us + (int64_t)cfg->connect_timeout_ms * 1000;
 	case CONN_SOCKS:
 		return c->t_state_us + (int64_t)cfg->header_timeout_ms * 1000;
+	case CONN_OFFLINE:
+		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
 	case CONN_CLOSED:
 		break;
 	}
@@ -440,7 +452,7 @@ conn_arm_timer(struct conn *c)
 
 /* ---- the exchange record ---- */
 
-static void
+void
 conn_rec_fail(struct conn *c, int status, const char *err)
 {
 	if (c->rec == NULL)
@@ -870,6 +882,16 @@ conn_request_head(struct conn *c)
 		conn_answer_self(c);
 		return;
 	}
+	/* a capture being replayed answers before any origin is asked */
+	if (c->w->srv->replay != NULL && offline_request(c))
+		return;
+	conn_request_forward(c);
+}
+
+/* The request goes to its origin (its body, if any, still unread). */
+void
+conn_request_forward(struct conn *c)
+{
 	if (c->verify_error != NULL) {
 		/* the origin failed: nothing is forwarded */
 		char msg[400];
@@ -1247,7 +1269,7 @@ conn_feed_response(struct conn *c)
 }
 
 /* Both messages are complete: record, then keep or close each side. */
-static void
+void
 conn_exchange_end(struct conn *c)
 {
 	int backlog, up_ok;
@@ -1749,6 +1771,9 @@ conn_client_readcb(struct bufferevent *bev, void *arg)
 	case CONN_EXCHANGE:
 		conn_feed_request(c);
 		break;
+	case CONN_OFFLINE:
+		offline_read(c);
+		break;
 	case CONN_SNIFF:
 		intercept_sniff(c);
 		break;
@@ -1792,6 +1817,9 @@ conn_client_writecb(struct bufferevent *bev, void *arg)
 		break;
 	case CONN_EXCHANGE:
 		conn_feed_response(c);
+		break;
+	case CONN_OFFLINE:
+		offline_write(c);
 		break;
 	case CONN_TUNNEL:
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
@@ -1842,6 +1870,10 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 		conn_rec_fail(c, 0, "client closed mid-request");
 		(void)conn_rec_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");
+		break;
+	case CONN_OFFLINE:
+		/* the answer may still be owed; offline_read sees the EOF */
+		offline_read(c);
 		break;
 	case CONN_TUNNEL:
 		/* the client is done sending: pass its FIN on once its bytes
@@ -2038,6 +2070,7 @@ conn_close(struct conn *c, const char *reason, const char *err)
 	c->state = CONN_CLOSED;
 	resolve_cancel(c->dns);
 	upstream_free(c->up);
+	offline_free(c);
 	/* an origin connection this client no longer needs can serve others */
 	if (c->up_idle != NULL)
 		upstream_pool_put(c->up_idle);

@@ -33,6 +33,7 @@ enum conn_state {
 	CONN_SNIFF,         /* after CONNECT: waiting for the first bytes */
 	CONN_TLS_DOWN,      /* TLS handshake with the client (forged cert) */
 	CONN_SOCKS,         /* SOCKS5 greeting, authentication, request */
+	CONN_OFFLINE,       /* answered from a replayed capture (offline.c) */
 	CONN_CLOSED
 };
 
@@ -129,6 +130,7 @@ struct conn {
 	 * connected and whoever speaks first decides */
 	int late_sniff;
 	int fin_to_server, fin_to_client; /* tunnel half-close passed on */
+	struct offline *off; /* server replay's state for this exchange */
 };
 
 /* conn.c, used by intercept.c */
@@ -148,5 +150,10 @@ void conn_http_reset(struct conn *c);
 void conn_keep_upstream(struct conn *c);
 void conn_tunnel_check(struct conn *c);
 void conn_drain(struct conn *c, const char *reason, const char *err);
+/* conn.c, used by offline.c */
+void conn_request_forward(struct conn *c);
+void conn_exchange_end(struct conn *c);
+void conn_rec_fail(struct conn *c, int status, const char *err);
+void conn_capture_resp(struct conn *c, const void *at, size_t len);
 
 #endif

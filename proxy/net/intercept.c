@@ -189,6 +189,8 @@ intercept_alpn_ok(const struct sniff_hello *h)
 	return 0;
 }
 
+static void intercept_tls_down(struct conn *c, X509 *peer);
+
 /* Start intercepting: TLS to the origin first (its certificate is what
  * the forged one copies), then TLS with the client. */
 static void
@@ -204,6 +206,12 @@ intercept_start(struct conn *c)
 		c->late_sniff = 0;
 		upstream_free(c->up);
 		c->up = NULL;
+	}
+	if (c->w->srv->replay != NULL && !c->w->cfg->replay_forward_unmatched) {
+		/* answering from a capture: no origin is asked, not even for
+		 * its certificate; the forged one names the host alone */
+		intercept_tls_down(c, NULL);
+		return;
 	}
 	conn_upstream_go(c);
 }

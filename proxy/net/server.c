@@ -20,6 +20,7 @@
 #include "net/learned.h"
 #include "net/tls.h"
 #include "net/worker.h"
+#include "store/replaydb.h"
 #include "store/store.h"
 
 struct server_main {
@@ -198,7 +199,8 @@ server_learned_cb(const char *host, int port, void *arg)
 }
 
 int
-server_run(const struct config *cfg, struct store *store)
+server_run(
+    const struct config *cfg, struct store *store, struct replaydb *replay)
 {
 	struct server_main m;
 	int rc = 1, nworkers = cfg->workers;
@@ -206,6 +208,7 @@ server_run(const struct config *cfg, struct store *store)
 	memset(&m, 0, sizeof(m));
 	m.srv.cfg = cfg;
 	m.srv.store = store;
+	m.srv.replay = replay;
 	m.srv.t_start_us = now_us();
 	snprintf(m.srv.via, sizeof(m.srv.via), "peephole-%lx%04lx",
 	    (unsigned long)getpid(), (unsigned long)(now_us() & 0xffff));
@@ -288,6 +291,16 @@ server_run(const struct config *cfg, struct store *store)
 	for (int i = 0; i < cfg->nlisten; i++)
 		if (server_listen(&m, &cfg->listen[i]) == -1)
 			goto out;
+	if (replay != NULL && replaydb_start(replay) == -1) {
+		log_warnx("cannot start the replay reader");
+		goto out;
+	}
+	if (replay != NULL)
+		log_info("answering from %s: %zu logged exchange(s)%s",
+		    cfg->replay_from, replaydb_count(replay),
+		    cfg->replay_forward_unmatched
+			? "; the rest go to their origins"
+			: "; the rest get 404");
 	if (store != NULL && store_start(store) == -1) {
 		log_warnx("cannot start the store writer");
 		goto out;
@@ -314,6 +327,8 @@ out:
 		worker_shutdown(m.srv.workers[i]);
 		worker_join(m.srv.workers[i]);
 	}
+	/* before the workers' bases go: the reader may still post to them */
+	replaydb_close(replay);
 	/* the workers are done: every record is queued; write them all */
 	store_close(store);
 	for (int i = 0; i < m.srv.nworkers; i++)

@@ -12,6 +12,7 @@
 struct config;
 struct learned;
 struct onboard;
+struct replaydb;
 struct store;
 struct tls;
 struct worker;
@@ -25,14 +26,17 @@ struct server {
 	struct tls *tls;         /* CA, forging, both TLS contexts */
 	struct learned *learned; /* host:ports whose clients pin */
 	struct onboard *onboard; /* the proxy's own pages: CA, PAC */
+	struct replaydb *replay; /* --replay-from: answer from a capture */
 	int64_t t_start_us;
 };
 
 /*
- * Run until SIGINT/SIGTERM. store may be NULL (record-flows no). Returns the
- * process exit status.
+ * Run until SIGINT/SIGTERM. store may be NULL (record-flows no); replay is
+ * NULL, or a capture to answer from. Both are closed before returning.
+ * Returns the process exit status.
  */
-int server_run(const struct config *cfg, struct store *store);
+int server_run(
+    const struct config *cfg, struct store *store, struct replaydb *replay);
 
 /* 1 if the address (with its port) is one of our own listeners: a name
  * that resolves to the proxy itself. Any thread. */

@@ -1,0 +1,542 @@
+/* offline: see offline.h. */
+#include "net/offline.h"
+
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/config.h"
+#include "http/head.h"
+#include "http/respond.h"
+#include "log.h"
+#include "net/conn_int.h"
+#include "net/server.h"
+#include "net/worker.h"
+#include "store/replaydb.h"
+#include "store/store.h"
+
+/* Body read from the capture per trip to the reader thread. */
+#define OFFLINE_SLICE (256 * 1024)
+
+struct offline {
+	int64_t id;    /* the logged exchange answering this request */
+	int64_t rowid; /* its body's row in the bodies table, 0: none */
+	uint64_t len, sent;
+	int head_sent, bodyless;
+	struct replaydb_read *rd; /* a read in flight */
+	/* --match-body: the request body is hashed where it lies in the
+	 * input buffer, by a copy of the parser, before anything is decided
+	 * (so an unmatched request can still go to the origin intact) */
+	int peeking, peek_done;
+	llhttp_t peekp;
+	size_t scanned;
+	EVP_MD_CTX *sha;
+};
+
+static int offline_peek_body(llhttp_t *p, const char *at, size_t len);
+static int offline_peek_complete(llhttp_t *p);
+static llhttp_settings_t offline_peek_settings;
+
+static struct offline *
+offline_get(struct conn *c)
+{
+	if (c->off == NULL)
+		c->off = calloc(1, sizeof(*c->off));
+	return c->off;
+}
+
+void
+offline_free(struct conn *c)
+{
+	struct offline *o = c->off;
+
+	if (o == NULL)
+		return;
+	replaydb_read_cancel(o->rd);
+	EVP_MD_CTX_free(o->sha);
+	free(o);
+	c->off = NULL;
+}
+
+/* The match key of the request in c's record. */
+static void
+offline_key(const struct conn *c, struct replaydb_key *k, const char *sha)
+{
+	const struct store_request *r = &c->rec->u.req;
+
+	memset(k, 0, sizeof(*k));
+	k->method = r->method;
+	k->scheme = r->scheme;
+	k->host = r->host ? r->host : "";
+	k->port = (unsigned)r->port;
+	k->path = r->path;
+	k->query = r->query;
+	k->body_sha = sha;
+}
+
+/* Not in the capture: to the origin, or a 404 that says why. 1 if taken. */
+static int
+offline_unmatched(struct conn *c, const char *why)
+{
+	char msg[600];
+
+	offline_free(c);
+	if (c->w->cfg->replay_forward_unmatched)
+		return 0;
+	snprintf(msg, sizeof(msg), "not in the replayed capture: %s", why);
+	conn_fail(c, 404, msg);
+	return 1;
+}
+
+static void offline_chunk(struct replaydb_chunk *ch, void *arg);
+
+static int
+offline_fetch(struct conn *c)
+{
+	struct offline *o = c->off;
+
+	o->rd = replaydb_read(c->w->srv->replay, o->id, o->rowid, o->sent,
+	    OFFLINE_SLICE, c->w->base, offline_chunk, c);
+	return o->rd == NULL ? -1 : 0;
+}
+
+/* Answer from logged exchange id: read the request's body away (it is
+ * recorded, not sent anywhere) while the answer is fetched. */
+static void
+offline_serve(struct conn *c, int64_t id)
+{
+	struct offline *o = c->off;
+	struct store_request *r = &c->rec->u.req;
+
+	o->id = id;
+	o->peeking = 0;
+	r->replay_of = id;
+	free(r->label);
+	r->label = strdup("server-replay");
+	c->t_sent_us = now_us();
+	conn_enter(c, CONN_OFFLINE);
+	/* a client waiting to be invited to send its body is invited:
+	 * the body is read (and recorded) whatever the answer */
+	if (c->reqp.http_minor >= 1 && head_find(&c->reqh, "expect", 0) != -1) {
+		int n = evbuffer_add_printf(bufferevent_get_output(c->cbev),
+		    "HTTP/1.1 100 Continue\r\n\r\n");
+		if (n > 0)
+			c->bytes_to_client += (uint64_t)n;
+	}
+	if (offline_fetch(c) == -1) {
+		conn_fail(c, 500, "out of memory");
+		return;
+	}
+	offline_read(c);
+}
+
+int
+offline_request(struct conn *c)
+{
+	struct replaydb *db = c->w->srv->replay;
+	struct replaydb_key k;
+	char why[512];
+	int64_t id;
+	int has_body;
+
+	if (db == NULL || c->is_connect || c->req_upgrade || c->rec == NULL)
+		return 0;
+	if (offline_get(c) == NULL) {
+		conn_fail(c, 500, "out of memory");
+		return 1;
+	}
+	has_body = (c->reqp.flags & F_CHUNKED) ||
+	    ((c->reqp.flags & F_CONTENT_LENGTH) && c->reqp.content_length > 0);
+	offline_key(c, &k, replaydb_match_body(db) && !has_body ? "" : NULL);
+	why[0] = '\0';
+	id = replaydb_find(db, &k, why, sizeof(why));
+	if (id == 0)
+		return offline_unmatched(c, why);
+	if (id > 0) {
+		offline_serve(c, id);
+		return 1;
+	}
+	/* some logged exchange has this URL: hash the body, then decide */
+	c->off->peeking = 1;
+	c->off->peekp = c->reqp;
+	c->off->peekp.settings = &offline_peek_settings;
+	c->off->peekp.data = c;
+	if ((c->off->sha = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c->off->sha, EVP_sha256(), NULL) != 1) {
+		conn_fail(c, 500, "out of memory");
+		return 1;
+	}
+	conn_enter(c, CONN_OFFLINE);
+	offline_read(c);
+	return 1;
+}
+
+/* ---- --match-body: hashing the body in place ---- */
+
+static int
+offline_peek_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+
+	EVP_DigestUpdate(c->off->sha, at, len);
+	return 0;
+}
+
+static int
+offline_peek_complete(llhttp_t *p)
+{
+	struct conn *c = p->data;
+
+	c->off->peek_done = 1;
+	return HPE_PAUSED;
+}
+
+static void
+offline_peek_decide(struct conn *c)
+{
+	struct offline *o = c->off;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1], why[512];
+	struct replaydb_key k;
+	int64_t id;
+
+	if (EVP_DigestFinal_ex(o->sha, md, &mdlen) != 1) {
+		conn_fail(c, 500, "cannot hash the request body");
+		return;
+	}
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	hex[2 * mdlen] = '\0';
+	offline_key(c, &k, hex);
+	why[0] = '\0';
+	id = replaydb_find(c->w->srv->replay, &k, why, sizeof(why));
+	if (id > 0) {
+		offline_serve(c, id);
+		return;
+	}
+	if (!offline_unmatched(c, why))
+		conn_request_forward(c); /* the body is still unread */
+}
+
+static void
+offline_peek(struct conn *c)
+{
+	struct offline *o = c->off;
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	size_t have = evbuffer_get_length(in);
+
+	while (!o->peek_done && o->scanned < have) {
+		struct evbuffer_ptr pos;
+		struct evbuffer_iovec v;
+		if (evbuffer_ptr_set(in, &pos, o->scanned, EVBUFFER_PTR_SET) ==
+			-1 ||
+		    evbuffer_peek(in, -1, &pos, &v, 1) < 1)
+			break;
+		enum llhttp_errno err =
+		    llhttp_execute(&o->peekp, v.iov_base, v.iov_len);
+		if (err == HPE_PAUSED) {
+			o->peek_done = 1;
+			break;
+		}
+		if (err != HPE_OK) {
+			char why[160];
+			snprintf(why, sizeof(why), "malformed request body: %s",
+			    llhttp_get_error_reason(&o->peekp));
+			conn_fail(c, 400, why);
+			return;
+		}
+		o->scanned += v.iov_len;
+	}
+	if (o->peek_done) {
+		offline_peek_decide(c);
+		return;
+	}
+	/* the whole body must fit where the client's bytes wait */
+	if (have >= c->w->cfg->relay_buffer_bytes) {
+		if (!offline_unmatched(
+			c, "request body too large to compare (relay-buffer)"))
+			conn_request_forward(c);
+		return;
+	}
+	if (c->client_eof) {
+		conn_rec_fail(c, 0, "client closed mid-request");
+		(void)conn_rec_submit(c);
+		conn_close(c, "client-eof", "client closed mid-request");
+		return;
+	}
+	conn_arm_timer(c);
+}
+
+/* ---- the answer ---- */
+
+/* 1 for the hop-by-hop fields of a logged head and those we recompute. */
+static int
+offline_drop_field(const char *name, size_t len, const char *connection)
+{
+	static const char *const drop[] = {"connection", "keep-alive",
+	    "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+	    "content-length", "proxy-authenticate"};
+
+	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+		if (strlen(drop[i]) == len &&
+		    strncasecmp(drop[i], name, len) == 0)
+			return 1;
+	/* and the fields the logged Connection header named */
+	for (const char *p = connection; p != NULL && *p;) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, " \t,\r\n");
+		if (n == len && strncasecmp(p, name, len) == 0)
+			return 1;
+		p += n;
+		if (*p == '\r' || *p == '\n')
+			break;
+	}
+	return 0;
+}
+
+/* The value of the first field called name in a logged head, or NULL;
+ * points into headers (up to the line's end). */
+static const char *
+offline_field(const char *headers, const char *name, size_t *vlen)
+{
+	size_t nlen = strlen(name);
+
+	for (const char *l = headers; l && *l; l += strspn(l, "\r\n")) {
+		size_t len = strcspn(l, "\r\n");
+		if (len > nlen && l[nlen] == ':' &&
+		    strncasecmp(l, name, nlen) == 0) {
+			const char *v = l + nlen + 1;
+			v += strspn(v, " \t");
+			*vlen = (size_t)(l + len - v);
+			return v;
+		}
+		l += len;
+	}
+	return NULL;
+}
+
+/* Status line and the logged fields, framed anew for this client. */
+static int
+offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
+{
+	struct offline *o = c->off;
+	struct store_request *r = &c->rec->u.req;
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	struct evbuffer *kept = evbuffer_new();
+	size_t before = evbuffer_get_length(out), clen, vlen;
+	const char *h = ch->resp_headers, *conn_hdr = "";
+	const char *connection = offline_field(h, "connection", &vlen);
+	const char *cl = offline_field(h, "content-length", &clen);
+	const char *ct = offline_field(h, "content-type", &vlen);
+	int st = ch->status, rc = -1;
+
+	if (kept == NULL)
+		return -1;
+	if (ct != NULL && r->content_type == NULL)
+		r->content_type = strndup(ct, vlen);
+	for (const char *l = h; *l; l += strspn(l, "\r\n")) {
+		size_t len = strcspn(l, "\r\n");
+		const char *colon = memchr(l, ':', len);
+		if (colon != NULL &&
+		    !offline_drop_field(l, (size_t)(colon - l), connection) &&
+		    (evbuffer_add(kept, l, len) == -1 ||
+			evbuffer_add(kept, "\r\n", 2) == -1))
+			goto out;
+		l += len;
+	}
+	o->bodyless = c->is_head || st == 204 || st == 304 || st < 200;
+	o->len = o->bodyless ? 0 : ch->body_len;
+	if (c->w->shutting_down)
+		c->client_ka = 0;
+	if (!c->client_ka)
+		conn_hdr = "Connection: close\r\n";
+	else if (c->reqp.http_major == 1 && c->reqp.http_minor == 0)
+		conn_hdr = "Connection: keep-alive\r\n";
+	if (evbuffer_add_printf(
+		out, "HTTP/1.1 %d %s\r\n", st, respond_reason(st)) < 0 ||
+	    evbuffer_add_buffer(out, kept) == -1)
+		goto out;
+	/* a HEAD answer keeps the length the origin announced */
+	if (!o->bodyless)
+		rc = evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		    (unsigned long long)o->len);
+	else if (cl != NULL && c->is_head)
+		rc = evbuffer_add_printf(
+		    out, "Content-Length: %.*s\r\n", (int)clen, cl);
+	else
+		rc = 0;
+	if (rc < 0 ||
+	    evbuffer_add_printf(out, "X-Peephole-Replay-Of: %lld\r\n%s\r\n",
+		(long long)o->id, conn_hdr) < 0) {
+		rc = -1;
+		goto out;
+	}
+	rc = 0;
+	c->bytes_to_client += evbuffer_get_length(out) - before;
+	r->status = st;
+	r->resp_version = strdup("1.1");
+	r->resp_headers = strdup(h);
+	r->resp_header_bytes = evbuffer_get_length(out) - before;
+	r->ttfb_us = now_us() - c->t_sent_us;
+	o->head_sent = 1;
+	c->resp_head_sent = 1;
+out:
+	evbuffer_free(kept);
+	return rc;
+}
+
+/* Both sides are done with the answer's body and the request's. */
+static void
+offline_maybe_end(struct conn *c)
+{
+	if (!c->req_done || !c->resp_done)
+		return;
+	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
+	offline_free(c);
+	conn_exchange_end(c);
+}
+
+static void
+offline_chunk(struct replaydb_chunk *ch, void *arg)
+{
+	struct conn *c = arg;
+	struct offline *o = c->off;
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	size_t n;
+
+	o->rd = NULL;
+	if (ch->error != NULL) {
+		log_warn("c%lld replay of #%lld: %s", (long long)c->id,
+		    (long long)o->id, ch->error);
+		if (!o->head_sent)
+			conn_fail(c, 502, ch->error);
+		else {
+			conn_rec_fail(c, 0, ch->error);
+			(void)conn_rec_submit(c);
+			conn_close(c, "error", ch->error);
+		}
+		return;
+	}
+	if (!o->head_sent) {
+		o->rowid = ch->body_rowid;
+		if (offline_emit_head(c, ch) == -1) {
+			conn_fail(c, 500, "cannot build the answer");
+			return;
+		}
+	}
+	n = evbuffer_get_length(ch->data);
+	if (n > o->len - o->sent)
+		n = (size_t)(o->len - o->sent); /* HEAD, 204, 304: no body */
+	if (n > 0) {
+		struct evbuffer_iovec v[8];
+		int nv = evbuffer_peek(ch->data, (ev_ssize_t)n, NULL, v, 8);
+		for (int i = 0; i < nv && i < 8; i++)
+			conn_capture_resp(c, v[i].iov_base, v[i].iov_len);
+		evbuffer_remove_buffer(ch->data, out, n);
+		o->sent += n;
+		c->bytes_to_client += n;
+	}
+	c->t_active_us = now_us();
+	if (o->sent < o->len && n > 0) {
+		if (evbuffer_get_length(out) < c->w->cfg->relay_buffer_bytes) {
+			if (offline_fetch(c) == -1)
+				conn_close(c, "error", "out of memory");
+		} else
+			/* the next slice when the client has taken this one */
+			bufferevent_setwatermark(c->cbev, EV_WRITE,
+			    c->w->cfg->relay_buffer_bytes / 2, 0);
+		conn_arm_timer(c);
+		return;
+	}
+	if (o->sent < o->len) {
+		/* the file holds less than its size said: cut short */
+		conn_rec_fail(c, 0, "logged body shorter than recorded");
+		(void)conn_rec_submit(c);
+		conn_close(c, "error", "logged body shorter than recorded");
+		return;
+	}
+	c->resp_done = 1;
+	offline_maybe_end(c);
+	if (c->state == CONN_OFFLINE)
+		conn_arm_timer(c);
+}
+
+void
+offline_write(struct conn *c)
+{
+	struct offline *o = c->off;
+
+	if (o == NULL || o->rd != NULL || !o->head_sent || o->sent >= o->len)
+		return;
+	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
+	if (offline_fetch(c) == -1)
+		conn_close(c, "error", "out of memory");
+}
+
+/* Read the request body away (captured for the record by the parser's
+ * callbacks) until the message ends. */
+void
+offline_read(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+
+	if (c->off == NULL)
+		return;
+	if (c->off->peeking) {
+		offline_peek(c);
+		return;
+	}
+	while (!c->req_done) {
+		struct evbuffer_iovec v = {(void *)"", 0};
+		if (evbuffer_get_length(in) > 0 &&
+		    evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		enum llhttp_errno err =
+		    llhttp_execute(&c->reqp, v.iov_base, v.iov_len);
+		size_t used = err == HPE_OK
+		    ? v.iov_len
+		    : (size_t)(llhttp_get_error_pos(&c->reqp) -
+			  (const char *)v.iov_base);
+		evbuffer_drain(in, used);
+		c->bytes_from_client += used;
+		if (err == HPE_PAUSED) {
+			llhttp_resume(&c->reqp);
+			break;
+		}
+		if (err != HPE_OK) {
+			char why[160];
+			snprintf(why, sizeof(why), "malformed request body: %s",
+			    llhttp_get_error_reason(&c->reqp));
+			if (c->off->head_sent) {
+				conn_rec_fail(c, 0, why);
+				(void)conn_rec_submit(c);
+				conn_close(c, "error", why);
+			} else
+				conn_fail(c, 400, why);
+			return;
+		}
+		if (v.iov_len == 0)
+			break;
+	}
+	if (!c->req_done && c->client_eof && evbuffer_get_length(in) == 0) {
+		conn_rec_fail(c, 0, "client closed mid-request");
+		(void)conn_rec_submit(c);
+		conn_close(c, "client-eof", "client closed mid-request");
+		return;
+	}
+	offline_maybe_end(c);
+	if (c->state == CONN_OFFLINE)
+		conn_arm_timer(c);
+}
+
+static llhttp_settings_t offline_peek_settings = {
+    .on_body = offline_peek_body,
+    .on_message_complete = offline_peek_complete,
+};
