@@ -26,6 +26,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <event2/util.h>
 #include <llhttp.h>
 #include <netinet/in.h>
@@ -68,6 +69,8 @@
 #define CONN_LINGER_US 2000000
 /* What a closing connection reads and discards at most. */
 #define CONN_LINGER_BYTES (1024 * 1024)
+/* Quiet this long between requests: release what idle buffers hold. */
+#define CONN_IDLE_TRIM_US 250000
 
 static const char *const conn_state_names[] = {"read-head", "resolve",
     "connect", "exchange", "tunnel", "drain", "sniff", "tls-down", "socks",
@@ -375,6 +378,9 @@ conn_deadline(const struct conn *c)
 		if (c->in_head || c->head_bytes > 0)
 			return c->t_state_us +
 			    (int64_t)cfg->header_timeout_ms * 1000;
+		if (!c->idle_trimmed &&
+		    CONN_IDLE_TRIM_US < (int64_t)cfg->idle_timeout_ms * 1000)
+			return c->t_active_us + CONN_IDLE_TRIM_US;
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
 	case CONN_RESOLVE:
 		/* evdns has its own timeout; this is the backstop */
@@ -517,6 +523,7 @@ conn_rec_start(struct conn *c, int head_complete)
 	char ver[16];
 
 	store_rec_free(c->rec);
+	c->idle_trimmed = 0;
 	c->req_room = c->resp_room = 0;
 	c->req_expect = c->resp_expect = 0;
 	c->rec = store_rec_new(STORE_REC_REQUEST);
@@ -1759,6 +1766,11 @@ conn_client_readcb(struct bufferevent *bev, void *arg)
 	c->t_active_us = now_us();
 	if (c->t_first_byte_us == 0)
 		c->t_first_byte_us = c->t_active_us;
+	if (c->read_throttled) {
+		c->read_throttled = 0;
+		bufferevent_setwatermark(
+		    bev, EV_READ, 0, c->w->cfg->relay_buffer_bytes);
+	}
 	if (c->craw == NULL &&
 	    (c->state == CONN_EXCHANGE || c->state == CONN_TUNNEL))
 		conn_read_more(c, bev);
@@ -1908,6 +1920,50 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/*
+ * An empty evbuffer can still hold the chain a read reserved and found
+ * nothing for: an SSL bufferevent reserves 16 KiB per attempt, and keeps
+ * it while the connection idles. One byte in and out frees every chain.
+ */
+static void
+conn_release_chains(struct bufferevent *bev)
+{
+	struct evbuffer *b = bufferevent_get_input(bev);
+
+	if (evbuffer_get_length(b) == 0 && evbuffer_prepend(b, "", 1) == 0)
+		evbuffer_drain(b, 1);
+}
+
+/* A connection waiting for its next request holds no read buffers: its
+ * own, the SSL objects' (OpenSSL keeps a record buffer after the session
+ * tickets), and those of the origin connection it keeps. */
+static void
+conn_trim_idle(struct conn *c)
+{
+	SSL *ssl;
+
+	log_debug("c%lld idle: releasing read buffers", (long long)c->id);
+	if (c->craw != NULL) {
+		/*
+		 * The TLS filter reserves room for a read whenever it may
+		 * read; while idle let it reserve one byte. The first byte
+		 * of the next request lifts the limit (conn_client_readcb).
+		 */
+		bufferevent_setwatermark(c->cbev, EV_READ, 0, 1);
+		c->read_throttled = 1;
+		conn_release_chains(c->craw);
+	}
+	conn_release_chains(c->cbev);
+	if ((ssl = bufferevent_openssl_get_ssl(c->cbev)) != NULL)
+		(void)SSL_free_buffers(ssl);
+	if (c->up_idle != NULL) {
+		conn_release_chains(c->up_idle->bev);
+		if ((ssl = bufferevent_openssl_get_ssl(c->up_idle->bev)) !=
+		    NULL)
+			(void)SSL_free_buffers(ssl);
+	}
+}
+
 static void
 conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1925,6 +1981,13 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (now_us() < dl) {
 		/* there was activity since the timer was set: wait on */
+		conn_arm_timer(c);
+		return;
+	}
+	if (c->state == CONN_READ_HEAD && !c->in_head && c->head_bytes == 0 &&
+	    !c->idle_trimmed) {
+		conn_trim_idle(c);
+		c->idle_trimmed = 1;
 		conn_arm_timer(c);
 		return;
 	}

@@ -10,7 +10,7 @@ import subprocess
 import time
 import urllib.request
 
-from conftest import run_cli, token
+from conftest import run_cli, token, wait_for
 
 from .conftest import (OPENSSL, conn_rows, https_get, openssl_x509, req_rows,
                        sha256_hex, tcurl, tls_over_tunnel)
@@ -138,6 +138,46 @@ def test_keep_alive_two_requests_one_tunnel(tls_proxy, tls_nginx, certs):
                         (cid,))) == 1
     assert len(req_rows(p, "conn_id = ?", (cid,))) == 3
     assert len(conn_rows(p)) == 1
+
+
+def test_idle_tunnel_releases_buffers_then_serves_again(tls_proxy, tls_nginx,
+                                                       certs):
+    """Quiet between requests, a tunnel gives back its read buffers (and
+    its TLS filter reads a byte at a time until the next request): the
+    next requests on it, a large answer and a pipelined pair, arrive
+    whole."""
+    p = tls_proxy("--upstream-ca", certs.ca, "-v")
+    s = tls_over_tunnel(p, "alpha.test", tls_nginx.port, cafile=p.ca_pem)
+    try:
+        assert https_get(s, "alpha.test", "/small") == \
+            (200, tls_nginx.files["small"])
+        assert wait_for(lambda: "idle: releasing read buffers" in
+                        p.stderr(), 5.0), p.stderr()[-2000:]
+        assert https_get(s, "alpha.test", "/img.jpg") == \
+            (200, tls_nginx.files["img.jpg"])
+        time.sleep(0.4)
+        # two requests in one write, after another quiet spell
+        s.sendall(b"GET /second HTTP/1.1\r\nHost: alpha.test\r\n\r\n"
+                  b"GET /small HTTP/1.1\r\nHost: alpha.test\r\n\r\n")
+        want = [tls_nginx.files["second"], tls_nginx.files["small"]]
+        buf = b""
+        for _ in range(1000):
+            if all(w in buf for w in want) and buf.count(b"200 OK") == 2:
+                break
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+        assert buf.count(b"HTTP/1.1 200 OK") == 2, buf[:400]
+        assert buf.index(want[0]) < buf.rindex(want[1])
+    finally:
+        s.close()
+    p.stop()
+    assert p.stderr().count("idle: releasing read buffers") >= 2
+    rs = req_rows(p, "scheme = 'https'")
+    assert [(x["path"], x["status"]) for x in rs] == [
+        ("/small", 200), ("/img.jpg", 200), ("/second", 200),
+        ("/small", 200)]
 
 
 def test_post_body_intact_through_tls(tls_proxy, tls_nginx, certs):
