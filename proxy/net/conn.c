@@ -561,8 +561,19 @@ conn_rec_start(struct conn *c, int head_complete)
 static void
 conn_linger(struct conn *c)
 {
+	SSL *ssl;
+
 	if (c->lingering)
 		return;
+	if (c->craw != NULL && !c->close_notify_sent &&
+	    (ssl = bufferevent_openssl_get_ssl(c->cbev)) != NULL &&
+	    SSL_is_init_finished(ssl)) {
+		/* a TLS client is told the end is the end (close_notify),
+		 * not left to guess from a bare FIN */
+		c->close_notify_sent = 1;
+		(void)SSL_shutdown(ssl);
+		ERR_clear_error();
+	}
 	if (c->craw != NULL &&
 	    evbuffer_get_length(bufferevent_get_output(c->craw)) > 0) {
 		/*

@@ -89,8 +89,9 @@ struct conn {
 	int lingering;      /* FIN sent; waiting for the client's */
 	int idle_trimmed;   /* idle buffers released (conn_trim_idle) */
 	int read_throttled; /* ... and the TLS filter reads 1 byte at most */
-	int flush_wait;     /* TLS records still queued on the socket */
-	uint64_t discarded; /* bytes read and dropped while closing */
+	int close_notify_sent;
+	int flush_wait;           /* TLS records still queued on the socket */
+	uint64_t discarded;       /* bytes read and dropped while closing */
 	const char *drain_reason; /* close reason once drained */
 	char *drain_error;
 	int64_t t_sent_us, t_connect_start_us;

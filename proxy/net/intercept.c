@@ -370,7 +370,7 @@ intercept_upstream_new(struct conn *c, const char *host, unsigned port)
 		return upstream_new(c->w, host, port);
 	/* SNI as the client sent it; an IP literal gets none */
 	ssl = tls_up_new(
-	    tls, c->sni[0] ? c->sni : NULL, c->sni[0] ? c->sni : host);
+	    tls, c->sni[0] ? c->sni : NULL, c->sni[0] ? c->sni : host, port);
 	if (ssl == NULL)
 		return NULL;
 	u = upstream_new_tls(c->w, host, port, ssl);

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <pthread.h>
+#include <sys/queue.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,141 @@ tls_keylogcb(const SSL *ssl, const char *line)
 	memcpy(rec->u.keylog.line, line, n);
 	memcpy(rec->u.keylog.line + n, "\n", 2);
 	(void)store_submit(tls_keylog_store, rec);
+}
+
+/* ---- origin sessions, for resumption ---- */
+
+#define TLS_SESS_BUCKETS 8192 /* power of two */
+#define TLS_SESS_KEY 300
+
+struct tls_sess {
+	TAILQ_ENTRY(tls_sess) age; /* oldest first */
+	struct tls_sess *chain;    /* same bucket */
+	char key[TLS_SESS_KEY];    /* "host:port/sni" */
+	SSL_SESSION *session;
+};
+
+struct tls_sesscache {
+	pthread_mutex_t mu;
+	struct tls_sess *bucket[TLS_SESS_BUCKETS];
+	TAILQ_HEAD(, tls_sess) ages;
+	size_t n;
+};
+
+/* SSL ex_data slot: the origin key of an upstream SSL (malloc'd). */
+static int tls_key_idx = -1;
+
+static void
+tls_key_free(
+    void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	free(ptr);
+}
+
+static struct tls_sess **
+tls_sess_slot(struct tls_sesscache *sc, const char *key)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	struct tls_sess **pp;
+
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	pp = &sc->bucket[h & (TLS_SESS_BUCKETS - 1)];
+	while (*pp != NULL && strcmp((*pp)->key, key) != 0)
+		pp = &(*pp)->chain;
+	return pp;
+}
+
+static void
+tls_sess_unlink(struct tls_sesscache *sc, struct tls_sess **pp)
+{
+	struct tls_sess *e = *pp;
+
+	*pp = e->chain;
+	TAILQ_REMOVE(&sc->ages, e, age);
+	SSL_SESSION_free(e->session);
+	free(e);
+	sc->n--;
+}
+
+/* Keep session for key (its reference is ours), replacing an older one. */
+static void
+tls_sess_put(struct tls_sesscache *sc, const char *key, SSL_SESSION *session)
+{
+	struct tls_sess **pp, *e = calloc(1, sizeof(*e));
+
+	if (e == NULL) {
+		SSL_SESSION_free(session);
+		return;
+	}
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	e->session = session;
+	pthread_mutex_lock(&sc->mu);
+	if (*(pp = tls_sess_slot(sc, key)) != NULL)
+		tls_sess_unlink(sc, pp);
+	else if (sc->n >= TLS_SESS_MAX) {
+		struct tls_sess *old = TAILQ_FIRST(&sc->ages);
+		tls_sess_unlink(sc, tls_sess_slot(sc, old->key));
+	}
+	pp = tls_sess_slot(sc, key);
+	e->chain = *pp;
+	*pp = e;
+	TAILQ_INSERT_TAIL(&sc->ages, e, age);
+	sc->n++;
+	pthread_mutex_unlock(&sc->mu);
+}
+
+/* The session kept for key, removed (used once), or NULL. */
+static SSL_SESSION *
+tls_sess_take(struct tls_sesscache *sc, const char *key)
+{
+	struct tls_sess **pp;
+	SSL_SESSION *session = NULL;
+
+	pthread_mutex_lock(&sc->mu);
+	if (*(pp = tls_sess_slot(sc, key)) != NULL) {
+		session = (*pp)->session;
+		(*pp)->session = NULL;
+		tls_sess_unlink(sc, pp);
+	}
+	pthread_mutex_unlock(&sc->mu);
+	return session;
+}
+
+static void
+tls_sess_free(struct tls_sesscache *sc)
+{
+	struct tls_sess *e;
+
+	if (sc == NULL)
+		return;
+	while ((e = TAILQ_FIRST(&sc->ages)) != NULL)
+		tls_sess_unlink(sc, tls_sess_slot(sc, e->key));
+	pthread_mutex_destroy(&sc->mu);
+	free(sc);
+}
+
+/*
+ * An origin handed us a session (TLS 1.3: a ticket after the handshake).
+ * Kept only if the origin's certificate verified: a resumed handshake
+ * shows no certificate, and the session carries the old verdict.
+ */
+static int
+tls_new_sessioncb(SSL *ssl, SSL_SESSION *session)
+{
+	struct tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	const char *key = SSL_get_ex_data(ssl, tls_key_idx);
+
+	if (t == NULL || key == NULL || !SSL_SESSION_is_resumable(session) ||
+	    (t->verify && SSL_get_verify_result(ssl) != X509_V_OK))
+		return 0;
+	tls_sess_put(t->sess, key, session);
+	return 1;
 }
 
 /* Offer clients http/1.1 only: HTTP/2 is relayed by the tunnel instead. */
@@ -98,6 +235,20 @@ tls_new(
 		t->up_ctx, tls_alpn_h1, sizeof(tls_alpn_h1) - 1) != 0)
 		goto sslfail;
 	SSL_CTX_set_mode(t->up_ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* origin sessions live in our cache, keyed by origin, not OpenSSL's */
+	if ((t->sess = calloc(1, sizeof(*t->sess))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	pthread_mutex_init(&t->sess->mu, NULL);
+	TAILQ_INIT(&t->sess->ages);
+	if (tls_key_idx == -1)
+		tls_key_idx =
+		    SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_key_free);
+	SSL_CTX_set_app_data(t->up_ctx, t);
+	SSL_CTX_set_session_cache_mode(t->up_ctx,
+	    SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(t->up_ctx, tls_new_sessioncb);
 
 	SSL_CTX_set_min_proto_version(t->down_ctx, TLS1_2_VERSION);
 	SSL_CTX_set_alpn_select_cb(t->down_ctx, tls_alpn_selectcb, NULL);
@@ -127,20 +278,34 @@ tls_free(struct tls *t)
 		return;
 	SSL_CTX_free(t->up_ctx);
 	SSL_CTX_free(t->down_ctx);
+	tls_sess_free(t->sess);
 	forge_free(t->forge);
 	ca_free(t->ca);
 	free(t);
 }
 
 SSL *
-tls_up_new(struct tls *t, const char *sni, const char *host)
+tls_up_new(struct tls *t, const char *sni, const char *host, unsigned port)
 {
 	SSL *ssl = SSL_new(t->up_ctx);
 	X509_VERIFY_PARAM *vp;
 	unsigned char ip[16];
+	SSL_SESSION *session;
+	char *key;
 
 	if (ssl == NULL)
 		return NULL;
+	if ((key = malloc(TLS_SESS_KEY)) == NULL ||
+	    SSL_set_ex_data(ssl, tls_key_idx, key) != 1) {
+		free(key);
+		goto fail;
+	}
+	snprintf(key, TLS_SESS_KEY, "%s:%u/%s", host, port, sni ? sni : "");
+	if ((session = tls_sess_take(t->sess, key)) != NULL) {
+		/* a failure here only costs the resumption */
+		(void)SSL_set_session(ssl, session);
+		SSL_SESSION_free(session);
+	}
 	if (sni != NULL && sni[0] && SSL_set_tlsext_host_name(ssl, sni) != 1)
 		goto fail;
 	vp = SSL_get0_param(ssl);
@@ -212,8 +377,9 @@ tls_describe(SSL *ssl, char *buf, size_t len)
 {
 	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
 
-	snprintf(buf, len, "%s/%s", SSL_get_version(ssl),
-	    c ? SSL_CIPHER_get_name(c) : "none");
+	snprintf(buf, len, "%s/%s%s", SSL_get_version(ssl),
+	    c ? SSL_CIPHER_get_name(c) : "none",
+	    SSL_session_reused(ssl) ? " resumed" : "");
 }
 
 void

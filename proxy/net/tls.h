@@ -14,6 +14,7 @@ struct ca;
 struct config;
 struct forge;
 struct store;
+struct tls_sesscache;
 
 struct tls {
 	SSL_CTX *up_ctx;   /* to origins */
@@ -21,7 +22,12 @@ struct tls {
 	struct ca *ca;
 	struct forge *forge;
 	int verify; /* 0 with insecure-upstream */
+	/* origin sessions to resume, by host:port/SNI; shared, locked */
+	struct tls_sesscache *sess;
 };
+
+/* Origin sessions kept for resumption (least recently stored go first). */
+#define TLS_SESS_MAX 4096
 
 /*
  * Load (or create) the CA and set up both contexts. With keylog (a store
@@ -32,12 +38,16 @@ struct tls *tls_new(const struct config *cfg, struct store *keylog, char *err,
 void tls_free(struct tls *t);
 
 /*
- * A client-side SSL for an origin: SNI sni (NULL for an IP), hostname (or
- * IP) checked against host. The handshake itself does not fail on a bad
- * certificate; tls_verify_error() tells afterwards, so a failure can be
- * shown to the client under a forged certificate. NULL on failure.
+ * A client-side SSL for an origin at host:port: SNI sni (NULL for an IP),
+ * hostname (or IP) checked against host. The handshake itself does not
+ * fail on a bad certificate; tls_verify_error() tells afterwards, so a
+ * failure can be shown to the client under a forged certificate. A session
+ * an earlier connection to the same origin (and SNI) got, and verified, is
+ * offered for resumption; each is used once, as TLS 1.3 asks. NULL on
+ * failure.
  */
-SSL *tls_up_new(struct tls *t, const char *sni, const char *host);
+SSL *tls_up_new(
+    struct tls *t, const char *sni, const char *host, unsigned port);
 
 /*
  * After the origin handshake: NULL if the origin's certificate is
@@ -49,7 +59,8 @@ const char *tls_verify_error(const struct tls *t, SSL *ssl);
 /* A server-side SSL presenting cert (with the forge's key). NULL. */
 SSL *tls_down_new(struct tls *t, X509 *cert);
 
-/* "TLSv1.3/TLS_AES_128_GCM_SHA256" of a finished handshake, into buf. */
+/* "TLSv1.3/TLS_AES_128_GCM_SHA256" of a finished handshake, into buf;
+ * " resumed" follows when it resumed a session. */
 void tls_describe(SSL *ssl, char *buf, size_t len);
 
 /* SHA-256 fingerprint (hex), subject and issuer (one line) of cert. */

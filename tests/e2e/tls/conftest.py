@@ -202,6 +202,7 @@ TLS_LOG_FIELDS = {
     "body": "$request_body", "content_length": "$content_length",
     "bytes_sent": "$body_bytes_sent", "connection": "$connection",
     "connection_requests": "$connection_requests",
+    "reused": "$ssl_session_reused",
 }
 
 

@@ -180,6 +180,48 @@ def test_idle_tunnel_releases_buffers_then_serves_again(tls_proxy, tls_nginx,
         ("/small", 200)]
 
 
+def test_sessions_resumed_on_both_legs(tls_proxy, tls_nginx, certs):
+    """A second tunnel to the same origin resumes the origin's session
+    (one kept per origin, used once), and a client that kept its ticket
+    resumes with the proxy."""
+    p = tls_proxy("--upstream-ca", certs.ca)
+    t = token()
+    url = f"https://alpha.test:{tls_nginx.port}/small?t={t}"
+    for _ in range(3):
+        r = tcurl(p, url)
+        assert (r.rc, r.code) == (0, 200), r.stderr
+        assert r.body == tls_nginx.files["small"]
+    es = tls_nginx.wait_entries(t, 3)
+    # a tunnel takes a pooled origin connection when there is one; every
+    # new origin connection after the first resumes
+    fresh = [e["reused"] for e in es if e["connection_requests"] == "1"]
+    assert fresh[0] == "." and fresh[1:] and set(fresh[1:]) == {"r"}, es
+
+    # the client leg: s_client keeps its session and offers it again
+    sess = p.dir / "client.sess"
+    for i in range(2):
+        cp = subprocess.run(
+            [OPENSSL, "s_client", "-proxy", f"127.0.0.1:{p.port}",
+             "-connect", f"alpha.test:{tls_nginx.port}", "-servername",
+             "alpha.test", "-CAfile", str(p.ca_pem), "-ign_eof",
+             "-sess_out" if i == 0 else "-sess_in", str(sess)],
+            input=b"GET /small HTTP/1.1\r\nHost: alpha.test\r\n"
+                  b"Connection: close\r\n\r\n",
+            capture_output=True, timeout=20)
+        assert cp.returncode == 0, cp.stderr[-2000:]
+        assert tls_nginx.files["small"] in cp.stdout
+    assert b"Reused, TLSv1.3" in cp.stdout, cp.stdout[-3000:]
+
+    p.stop()
+    cs = conn_rows(p, "decision = 'intercept'")
+    assert len(cs) == 5
+    assert "resumed" not in cs[0]["tls_server"]
+    assert any("resumed" in c["tls_server"] for c in cs[1:]), \
+        [c["tls_server"] for c in cs]
+    assert "resumed" not in cs[3]["tls_client"]
+    assert "resumed" in cs[4]["tls_client"]
+
+
 def test_post_body_intact_through_tls(tls_proxy, tls_nginx, certs):
     p = tls_proxy("--upstream-ca", certs.ca)
     t = token()
