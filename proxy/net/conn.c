@@ -1945,9 +1945,9 @@ conn_release_chains(struct bufferevent *bev)
 		evbuffer_drain(b, 1);
 }
 
-/* A connection waiting for its next request holds no read buffers: its
- * own, the SSL objects' (OpenSSL keeps a record buffer after the session
- * tickets), and those of the origin connection it keeps. */
+/* A connection waiting for its next request holds no read buffers (its
+ * own and its SSL object's: OpenSSL keeps a record buffer after the
+ * session tickets) and no origin connection of its own. */
 static void
 conn_trim_idle(struct conn *c)
 {
@@ -1968,10 +1968,19 @@ conn_trim_idle(struct conn *c)
 	if ((ssl = bufferevent_openssl_get_ssl(c->cbev)) != NULL)
 		(void)SSL_free_buffers(ssl);
 	if (c->up_idle != NULL) {
+		/*
+		 * The origin connection kept for this client goes back to
+		 * the worker's pool (upstream-pool-per-host of them per
+		 * origin; the rest are closed): a thousand quiet tunnels to
+		 * one site need not hold a thousand origin sessions. The
+		 * next request takes one from the pool, or resumes.
+		 */
 		conn_release_chains(c->up_idle->bev);
 		if ((ssl = bufferevent_openssl_get_ssl(c->up_idle->bev)) !=
 		    NULL)
 			(void)SSL_free_buffers(ssl);
+		upstream_pool_put(c->up_idle);
+		c->up_idle = NULL;
 	}
 }
 
