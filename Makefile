@@ -138,13 +138,13 @@ FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(WARN) -Ifilters
 # Every harness links all of filters/, so all take the libraries it needs.
-FUZZ_LIBS = -lz -lexpat
+FUZZ_LIBS = -lz -lexpat -lpcre2-8
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard filters/*.c filters/*.h)
 	@mkdir -p build/fuzz/corpus_$*
 	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard filters/*.c) $(FUZZ_LIBS)
 
 fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
-	build/fuzz/fuzz_newdns
+	build/fuzz/fuzz_newdns build/fuzz/fuzz_filter
 	build/fuzz/fuzz_sniff -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-artifact_prefix=build/fuzz/ build/fuzz/corpus_sniff \
 		tests/fuzz/corpus/sniff
@@ -157,6 +157,9 @@ fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
 	build/fuzz/fuzz_newdns -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 		-dict=tests/fuzz/newdns.dict -artifact_prefix=build/fuzz/ \
 		build/fuzz/corpus_newdns tests/fuzz/corpus/newdns
+	build/fuzz/fuzz_filter -max_total_time=$(FUZZ_SECONDS) -max_len=512 \
+		-artifact_prefix=build/fuzz/ build/fuzz/corpus_filter \
+		tests/fuzz/corpus/filter
 
 format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)

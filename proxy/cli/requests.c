@@ -15,6 +15,7 @@
 #include "cli/db.h"
 #include "cli/output.h"
 #include "cli/requrl.h"
+#include "cli/select.h"
 
 #define REQUESTS_CMD "requests"
 
@@ -22,19 +23,25 @@ struct requests_opts {
 	const char *db;
 	const char *domain; /* NULL: any */
 	const char *method; /* NULL: any */
+	const char *filter; /* NULL, or a filter expression */
 	int64_t status;     /* -1: any */
 	int64_t limit;      /* -1: all */
 	enum out_format fmt;
 };
 
 static const char requests_help[] =
-    "usage: peephole requests [--domain D] [--method M] [--status N]\n"
-    "                         [--limit N] [--json | --csv] [--db FILE]\n"
+    "usage: peephole requests [--filter EXPR] [--domain D] [--method M]\n"
+    "                         [--status N] [--limit N] [--json | --csv]\n"
+    "                         [--db FILE]\n"
     "\n"
     "One line per logged request: id, time (UTC), client, method, URL,\n"
     "status, response body size, total time in ms and the error if any.\n"
     "Filters combine with AND.\n"
     "\n"
+    "  --filter EXPR  only requests matching a filter expression, e.g.\n"
+    "              '~d api & ~m POST', '~c 404 | ~e', '~t json & !~b token'\n"
+    "              (see the README: ~d ~u ~m ~c ~t ~h ~b ~s ~q ~e ~proto,\n"
+    "              ! & | and parentheses)\n"
     "  --domain D  only hosts equal to D or ending in .D\n"
     "  --method M  only this method (case-insensitive)\n"
     "  --status N  only this response status (0: no response)\n"
@@ -56,6 +63,9 @@ requests_optarg(struct requests_opts *o, int ch, const char *arg)
 		if (arg[0] == '\0')
 			return args_usage(REQUESTS_CMD, "empty --domain");
 		o->domain = arg;
+		return 0;
+	case 'f':
+		o->filter = arg;
 		return 0;
 	case 'm':
 		if (arg[0] == '\0')
@@ -83,6 +93,7 @@ requests_parse(int argc, char **argv, struct requests_opts *o)
 	    {"db", required_argument, NULL, 'd'},
 	    {"domain", required_argument, NULL, 'D'},
 	    {"method", required_argument, NULL, 'm'},
+	    {"filter", required_argument, NULL, 'f'},
 	    {"status", required_argument, NULL, 's'},
 	    {"limit", required_argument, NULL, 'l'},
 	    {"json", no_argument, NULL, 'j'},
@@ -136,7 +147,7 @@ requests_prepare(sqlite3 *db, const struct requests_opts *o, sqlite3_stmt **s)
 	snprintf(sql, sizeof(sql),
 	    "SELECT * FROM (SELECT id, t_start_us, client_ip, method, scheme,"
 	    " host, port, path, query, status, resp_body_size, total_us,"
-	    " error, conn_id, label FROM requests WHERE 1 %s %s %s"
+	    " error, conn_id, label FROM requests WHERE 1 %s %s %s %s"
 	    " ORDER BY id DESC LIMIT ?4) ORDER BY id",
 	    o->domain == NULL
 		? ""
@@ -144,7 +155,8 @@ requests_prepare(sqlite3 *db, const struct requests_opts *o, sqlite3_stmt **s)
 		  " AND substr(lower(host), -length(?1) - 1) = '.' || "
 		  "lower(?1)))",
 	    o->method == NULL ? "" : "AND upper(method) = upper(?2)",
-	    o->status < 0 ? "" : "AND status = ?3");
+	    o->status < 0 ? "" : "AND status = ?3",
+	    o->filter == NULL ? "" : "AND peephole_match(id)");
 	if (sqlite3_prepare_v2(db, sql, -1, s, NULL) != SQLITE_OK)
 		return -1;
 	if (o->domain != NULL)
@@ -272,12 +284,40 @@ requests_table_new(void)
 static const struct out_rows requests_rows = {
     REQUESTS_CMD, requests_table_new, requests_json_row, requests_table_row};
 
+/* peephole_match(id): the --filter expression, evaluated per row. */
+static void
+requests_matchfn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	int m;
+
+	(void)argc;
+	m = cli_select_match(
+	    sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]));
+	if (m == -1)
+		sqlite3_result_error(ctx, "cannot read a request", -1);
+	else
+		sqlite3_result_int(ctx, m);
+}
+
 static int
 requests_print(sqlite3 *db, const struct requests_opts *o)
 {
 	sqlite3_stmt *s = NULL;
-	int status = CLI_ERROR;
+	struct cli_select *sel = NULL;
+	int status = CLI_ERROR, usage = 0;
 
+	if (o->filter != NULL) {
+		sel = cli_select_new(
+		    db, REQUESTS_CMD, NULL, 0, o->filter, &usage);
+		if (sel == NULL)
+			return usage ? CLI_USAGE : CLI_ERROR;
+		if (sqlite3_create_function(db, "peephole_match", 1,
+			SQLITE_UTF8, sel, requests_matchfn, NULL,
+			NULL) != SQLITE_OK) {
+			db_warn(REQUESTS_CMD, db, "cannot set up --filter");
+			goto fail;
+		}
+	}
 	if (requests_prepare(db, o, &s) == -1) {
 		db_warn(REQUESTS_CMD, db, "query failed");
 		goto fail;
@@ -286,6 +326,7 @@ requests_print(sqlite3 *db, const struct requests_opts *o)
 								    : CLI_ERROR;
 fail:
 	sqlite3_finalize(s);
+	cli_select_free(sel);
 	return status;
 }
 

@@ -30,6 +30,13 @@ struct cli_select *cli_select_new(struct sqlite3 *db, const char *cmd,
 int cli_select_next(struct cli_select *s, int64_t *id)
     __attribute__((warn_unused_result));
 
+/*
+ * Whether request id matches s's expression (always, with none): 1 / 0,
+ * -1 when it cannot be read (nothing printed). For a query that filters
+ * in SQL as well (requests --filter keeps its LIMIT of newest matches).
+ */
+int cli_select_match(struct cli_select *s, int64_t id);
+
 void cli_select_free(struct cli_select *s);
 
 #endif

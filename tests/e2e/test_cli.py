@@ -158,3 +158,55 @@ def test_requests_json_filtered_by_domain(two_host_capture):
     reqs = json.loads(cp.stdout)
     assert len(reqs) == 2
     assert {r["host"] for r in reqs} == {"beta.test"}
+
+
+def test_requests_filter_expressions(proxy, nginx):
+    """--filter over a real capture: GETs and a POST to two hosts, one
+    answered 404; each expression picks exactly the right ids, bodies
+    included, and combines with --limit and the plain flags."""
+    t = token()
+    got = {}
+    for name, host, path, extra in (
+            ("alpha_small", "alpha.test", "/small", []),
+            ("alpha_post", "alpha.test", "/upload",
+             ["--data-binary", "user=alice&token=s3cret"]),
+            ("beta_img", "beta.test", "/img.jpg", []),
+            ("beta_404", "beta.test", "/missing", [])):
+        r = proxy.curl(nginx.url(host, f"{path}?t={t}"), *extra)
+        assert r.rc == 0, r.stderr
+        got[name] = r.code
+    assert got["beta_404"] == 404
+    assert proxy.stop() == 0
+    rows = json.loads(run_cli("requests", "--json", "--db", proxy.db).stdout)
+    ids = {r["url"].split("/")[3].split("?")[0] + "@" + r["host"]: r["id"]
+           for r in rows}
+
+    def sel(expr, *more):
+        cp = run_cli("requests", "--json", "--filter", expr, *more,
+                     "--db", proxy.db)
+        assert cp.returncode == 0, (expr, cp.stderr)
+        return [r["id"] for r in json.loads(cp.stdout)]
+
+    assert sel("~d alpha & ~m POST") == [ids["upload@alpha.test"]]
+    assert sel("~d beta") == [ids["img.jpg@beta.test"],
+                              ids["missing@beta.test"]]
+    assert sel("~c 404 | ~m POST") == sorted(
+        [ids["missing@beta.test"], ids["upload@alpha.test"]])
+    assert sel("~d beta & !~c 404") == [ids["img.jpg@beta.test"]]
+    assert sel("~bq 'token=s3cret'") == [ids["upload@alpha.test"]]
+    assert sel("~t jpeg") == [ids["img.jpg@beta.test"]]
+    assert sel("~hq 'content-type: application/x-www-form'") == [
+        ids["upload@alpha.test"]]
+    assert sel("small|missing") == sorted(
+        [ids["small@alpha.test"], ids["missing@beta.test"]])
+    # with --limit: the newest match; with a plain flag: both apply
+    assert sel("~s", "--limit", "1") == [max(ids.values())]
+    assert sel("~s", "--method", "POST") == [ids["upload@alpha.test"]]
+
+    cp = run_cli("requests", "--filter", "~d alpha & ", "--db", proxy.db)
+    assert cp.returncode == 2
+    assert "expected an expression after '&'" in cp.stderr
+    assert "(position 11)" in cp.stderr
+    assert "          ^" in cp.stderr
+    cp = run_cli("requests", "--filter", "~zz x", "--db", proxy.db)
+    assert cp.returncode == 2 and "unknown filter ~zz" in cp.stderr
