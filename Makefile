@@ -83,7 +83,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
 # Build and test dependencies; chromium + libnss3-tools drive the browser
 # e2e test, clang-format checks the style.
 DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
-	libjansson-dev libexpat1-dev libpcre2-dev node-llhttp libcmocka-dev python3-pytest curl \
+	libjansson-dev libexpat1-dev libpcre2-dev node-llhttp nodejs libcmocka-dev python3-pytest curl \
 	nginx-light sqlite3 wrk procps openssl chromium libnss3-tools \
 	iproute2 iptables \
 	clang-format clang libclang-rt-14-dev

@@ -8,8 +8,6 @@
 #include "cli/cli.h"
 #include "cli/run.h"
 
-#define PEEPHOLE_VERSION "0.1.0"
-
 struct main_cmd {
 	const char *name;
 	int (*fn)(int, char **);
@@ -29,6 +27,8 @@ static const struct main_cmd main_cmds[] = {
     {"ca", cli_ca, "create, locate and export the root CA; how to trust it"},
     {"setup", cli_setup,
 	"how to point macOS, Windows, Linux, phones or a shell at the proxy"},
+    {"export", cli_export,
+	"logged requests as HAR, as a curl command, or their bodies as files"},
     {NULL, NULL, NULL},
 };
 

@@ -12,6 +12,8 @@
 #define CLI_ERROR 1
 #define CLI_USAGE 2
 
+#define PEEPHOLE_VERSION "0.1.0"
+
 /* Default database, relative to the working directory. */
 #define CLI_DEFAULT_DB "peephole.db"
 
@@ -24,5 +26,6 @@ int cli_show_stream(int argc, char **argv);
 int cli_passthrough(int argc, char **argv); /* "passthrough" list|clear */
 int cli_ca(int argc, char **argv);          /* "ca" init|path|export|help */
 int cli_setup(int argc, char **argv);       /* "setup" [--os] [--proxy] */
+int cli_export(int argc, char **argv);      /* "export" har|curl|bodies */
 
 #endif

@@ -321,3 +321,86 @@ fail:
 	out_table_free(t);
 	return status;
 }
+
+/* Text if it has no NUL and nearly every byte is printable, white space
+ * or part of a UTF-8 sequence; compressed and image bodies fail this. */
+int
+out_is_text(const unsigned char *p, size_t len)
+{
+	size_t i, odd = 0;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '\0')
+			return 0;
+		if (p[i] < 0x20 && p[i] != '\n' && p[i] != '\r' && p[i] != '\t')
+			odd++;
+	}
+	return odd * 20 <= len;
+}
+
+/* Headers as [{"name": .., "value": ..}], in order (names repeat). */
+json_t *
+out_json_headers(const char *h)
+{
+	json_t *a;
+	const char *end, *colon, *v;
+	char *name, *val;
+
+	if (h == NULL)
+		return json_null();
+	if ((a = json_array()) == NULL)
+		return NULL;
+	while (*h != '\0') {
+		end = h + strcspn(h, "\r\n");
+		colon = memchr(h, ':', (size_t)(end - h));
+		if (colon != NULL) {
+			for (v = colon + 1;
+			     v < end && (*v == ' ' || *v == '\t'); v++)
+				;
+			name = strndup(h, (size_t)(colon - h));
+			val = strndup(v, (size_t)(end - v));
+			json_array_append_new(a,
+			    json_pack("{s:o,s:o}", "name", out_json_str(name),
+				"value", out_json_str(val)));
+			free(name);
+			free(val);
+		}
+		h = end + strspn(end, "\r\n");
+	}
+	return a;
+}
+
+int
+out_col(sqlite3_stmt *s, const char *name)
+{
+	int i, n = sqlite3_column_count(s);
+
+	for (i = 0; i < n; i++)
+		if (strcmp(sqlite3_column_name(s, i), name) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+out_col_text(sqlite3_stmt *s, const char *name)
+{
+	int i = out_col(s, name);
+
+	return i < 0 ? NULL : (const char *)sqlite3_column_text(s, i);
+}
+
+int64_t
+out_col_int(sqlite3_stmt *s, const char *name)
+{
+	int i = out_col(s, name);
+
+	return i < 0 ? 0 : sqlite3_column_int64(s, i);
+}
+
+int
+out_col_null(sqlite3_stmt *s, const char *name)
+{
+	int i = out_col(s, name);
+
+	return i < 0 || sqlite3_column_type(s, i) == SQLITE_NULL;
+}

@@ -72,6 +72,22 @@ struct json_t *out_json_str(const char *s);
 struct sqlite3_stmt;
 struct json_t *out_json_row(struct sqlite3_stmt *s);
 
+/* Text if it has no NUL and nearly every byte is printable, white space
+ * or part of a UTF-8 sequence; compressed and image bodies fail this. */
+int out_is_text(const unsigned char *p, size_t len);
+
+/* "Name: value\r\n" header lines as stored, as a JSON array of
+ * {"name", "value"} objects; JSON null for NULL. NULL on ENOMEM. */
+struct json_t *out_json_headers(const char *h);
+
+/* Column of the current row by name: its index (-1 if absent), text
+ * (NULL for SQL NULL or absent), integer (0) and whether it is NULL (or
+ * absent). For "SELECT *" rows read by name. */
+int out_col(struct sqlite3_stmt *s, const char *name);
+const char *out_col_text(struct sqlite3_stmt *s, const char *name);
+int64_t out_col_int(struct sqlite3_stmt *s, const char *name);
+int out_col_null(struct sqlite3_stmt *s, const char *name);
+
 /* How one command turns a result row into output. */
 struct out_rows {
 	const char *cmd; /* for messages: "domains" */

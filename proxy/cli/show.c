@@ -113,51 +113,13 @@ show_parse(int argc, char **argv, struct show_opts *o)
 	return CLI_OK;
 }
 
-/* Column i of the current row by name, -1 if the row has no such column.
- * By name so the command keeps working as later schema versions add
- * columns. */
-static int
-show_idx(sqlite3_stmt *s, const char *name)
-{
-	int i, n = sqlite3_column_count(s);
-
-	for (i = 0; i < n; i++)
-		if (strcmp(sqlite3_column_name(s, i), name) == 0)
-			return i;
-	return -1;
-}
-
-static const char *
-show_text(sqlite3_stmt *s, const char *name)
-{
-	int i = show_idx(s, name);
-
-	return i < 0 ? NULL : (const char *)sqlite3_column_text(s, i);
-}
-
 /* Like show_text, "-" for NULL, for building strings. */
 static const char *
 show_textd(sqlite3_stmt *s, const char *name)
 {
-	const char *t = show_text(s, name);
+	const char *t = out_col_text(s, name);
 
 	return t != NULL ? t : "-";
-}
-
-static int64_t
-show_int(sqlite3_stmt *s, const char *name)
-{
-	int i = show_idx(s, name);
-
-	return i < 0 ? 0 : sqlite3_column_int64(s, i);
-}
-
-static int
-show_null(sqlite3_stmt *s, const char *name)
-{
-	int i = show_idx(s, name);
-
-	return i < 0 || sqlite3_column_type(s, i) == SQLITE_NULL;
 }
 
 /* Prepare sql with one integer parameter and step to its row. 1 row, 0 no
@@ -192,11 +154,11 @@ show_body_load(
 	int rc;
 
 	snprintf(col, sizeof(col), "%s_body_size", prefix);
-	b->size = show_int(req, col);
+	b->size = out_col_int(req, col);
 	snprintf(col, sizeof(col), "%s_body_truncated", prefix);
-	b->truncated = show_int(req, col) != 0;
+	b->truncated = out_col_int(req, col) != 0;
 	snprintf(col, sizeof(col), "%s_body_sha", prefix);
-	if ((b->sha = show_text(req, col)) == NULL)
+	if ((b->sha = out_col_text(req, col)) == NULL)
 		return 0;
 	if (sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
 		-1, &s, NULL) != SQLITE_OK)
@@ -225,22 +187,6 @@ fail:
 	return -1;
 }
 
-/* Text if it has no NUL and nearly every byte is printable, white space
- * or part of a UTF-8 sequence; compressed and image bodies fail this. */
-static int
-show_is_text(const unsigned char *p, size_t len)
-{
-	size_t i, odd = 0;
-
-	for (i = 0; i < len; i++) {
-		if (p[i] == '\0')
-			return 0;
-		if (p[i] < 0x20 && p[i] != '\n' && p[i] != '\r' && p[i] != '\t')
-			odd++;
-	}
-	return odd * 20 <= len;
-}
-
 static void
 show_preview_line(FILE *fp, const char *line)
 {
@@ -259,7 +205,7 @@ show_preview(FILE *fp, const struct show_body *b)
 	if (b->data == NULL || b->len == 0)
 		return;
 	n = b->len < SHOW_PREVIEW_BYTES ? b->len : SHOW_PREVIEW_BYTES;
-	if (!show_is_text(b->data, n)) {
+	if (!out_is_text(b->data, n)) {
 		fprintf(fp, "  (binary, not shown)\n");
 		return;
 	}
@@ -324,10 +270,10 @@ static void
 show_dur(
     FILE *fp, sqlite3_stmt *s, const char *label, const char *col, int *first)
 {
-	if (show_null(s, col))
+	if (out_col_null(s, col))
 		return;
 	fprintf(fp, "%s%s %.1f ms", *first ? "" : ", ", label,
-	    (double)show_int(s, col) / 1000.0);
+	    (double)out_col_int(s, col) / 1000.0);
 	*first = 0;
 }
 
@@ -348,25 +294,26 @@ show_summary(FILE *fp, sqlite3_stmt *s, const char *url)
 	int first = 1;
 
 	fprintf(fp, "request %lld (connection %lld, exchange %lld)\n",
-	    (long long)show_int(s, "id"), (long long)show_int(s, "conn_id"),
-	    (long long)show_int(s, "seq"));
-	out_iso_time(show_int(s, "t_start_us"), 1, when, sizeof(when));
+	    (long long)out_col_int(s, "id"),
+	    (long long)out_col_int(s, "conn_id"),
+	    (long long)out_col_int(s, "seq"));
+	out_iso_time(out_col_int(s, "t_start_us"), 1, when, sizeof(when));
 	show_field(fp, "time", when);
-	show_field(fp, "client", show_text(s, "client_ip"));
+	show_field(fp, "client", out_col_text(s, "client_ip"));
 	show_field(fp, "url", url);
-	if (!show_null(s, "server_ip")) {
+	if (!out_col_null(s, "server_ip")) {
 		snprintf(buf, sizeof(buf), "%s:%lld%s",
 		    show_textd(s, "server_ip"),
-		    (long long)show_int(s, "server_port"),
-		    show_int(s, "upstream_reused") ? " (reused connection)"
-						   : "");
+		    (long long)out_col_int(s, "server_port"),
+		    out_col_int(s, "upstream_reused") ? " (reused connection)"
+						      : "");
 		show_field(fp, "server", buf);
 	}
-	show_field(fp, "type", show_text(s, "content_type"));
-	show_field(fp, "error", show_text(s, "error"));
-	if (show_int(s, "replay_of") > 0) {
+	show_field(fp, "type", out_col_text(s, "content_type"));
+	show_field(fp, "error", out_col_text(s, "error"));
+	if (out_col_int(s, "replay_of") > 0) {
 		snprintf(buf, sizeof(buf), "%lld",
-		    (long long)show_int(s, "replay_of"));
+		    (long long)out_col_int(s, "replay_of"));
 		show_field(fp, "replay of", buf);
 	}
 	fprintf(fp, "  %-10s ", "timings");
@@ -381,29 +328,29 @@ static void
 show_message(FILE *fp, sqlite3_stmt *s, const struct show_body *req,
     const struct show_body *resp)
 {
-	const char *q = show_text(s, "query");
+	const char *q = out_col_text(s, "query");
 
 	fputs("\n> ", fp);
-	out_safe(fp, show_text(s, "method"), 0);
+	out_safe(fp, out_col_text(s, "method"), 0);
 	fputc(' ', fp);
-	out_safe(fp, show_text(s, "path"), 0);
+	out_safe(fp, out_col_text(s, "path"), 0);
 	if (q != NULL) {
 		fputc('?', fp);
 		out_safe(fp, q, 0);
 	}
 	fputs(" HTTP/", fp);
-	out_safe(fp, show_text(s, "req_version"), 0);
+	out_safe(fp, out_col_text(s, "req_version"), 0);
 	fputc('\n', fp);
-	show_headers(fp, "> ", show_text(s, "req_headers"));
+	show_headers(fp, "> ", out_col_text(s, "req_headers"));
 	show_body_text(fp, "request", req);
-	if (show_int(s, "status") <= 0) {
+	if (out_col_int(s, "status") <= 0) {
 		fputs("\nno response\n", fp);
 		return;
 	}
 	fputs("\n< HTTP/", fp);
-	out_safe(fp, show_text(s, "resp_version"), 0);
-	fprintf(fp, " %lld\n", (long long)show_int(s, "status"));
-	show_headers(fp, "< ", show_text(s, "resp_headers"));
+	out_safe(fp, out_col_text(s, "resp_version"), 0);
+	fprintf(fp, " %lld\n", (long long)out_col_int(s, "status"));
+	show_headers(fp, "< ", out_col_text(s, "resp_headers"));
 	show_body_text(fp, "response", resp);
 }
 
@@ -413,24 +360,24 @@ static void
 show_conn_tls(FILE *fp, sqlite3_stmt *c)
 {
 	char buf[512];
-	const char *decision = show_text(c, "decision");
+	const char *decision = out_col_text(c, "decision");
 	const char *why;
 
-	show_field(fp, "sni", show_text(c, "sni"));
-	show_field(fp, "alpn", show_text(c, "alpn"));
+	show_field(fp, "sni", out_col_text(c, "sni"));
+	show_field(fp, "alpn", out_col_text(c, "alpn"));
 	if (decision != NULL) {
 		snprintf(buf, sizeof(buf), "%s", decision);
-		if ((why = show_text(c, "decision_reason")) != NULL)
+		if ((why = out_col_text(c, "decision_reason")) != NULL)
 			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
 			    " (%s)", why);
 		show_field(fp, "decision", buf);
 	}
-	show_field(fp, "tls client", show_text(c, "tls_client"));
-	show_field(fp, "tls server", show_text(c, "tls_server"));
-	show_field(fp, "cert", show_text(c, "upstream_cert_subject"));
-	show_field(fp, "issuer", show_text(c, "upstream_cert_issuer"));
-	show_field(fp, "sha256", show_text(c, "upstream_cert_sha256"));
-	show_field(fp, "verify", show_text(c, "verify_error"));
+	show_field(fp, "tls client", out_col_text(c, "tls_client"));
+	show_field(fp, "tls server", out_col_text(c, "tls_server"));
+	show_field(fp, "cert", out_col_text(c, "upstream_cert_subject"));
+	show_field(fp, "issuer", out_col_text(c, "upstream_cert_issuer"));
+	show_field(fp, "sha256", out_col_text(c, "upstream_cert_sha256"));
+	show_field(fp, "verify", out_col_text(c, "verify_error"));
 }
 
 static void
@@ -442,62 +389,30 @@ show_conn_text(FILE *fp, sqlite3_stmt *c)
 		fputs("\nconnection: not recorded yet (still open?)\n", fp);
 		return;
 	}
-	fprintf(fp, "\nconnection %lld\n", (long long)show_int(c, "id"));
-	show_field(fp, "listener", show_text(c, "listener"));
-	show_field(fp, "protocol", show_text(c, "protocol"));
+	fprintf(fp, "\nconnection %lld\n", (long long)out_col_int(c, "id"));
+	show_field(fp, "listener", out_col_text(c, "listener"));
+	show_field(fp, "protocol", out_col_text(c, "protocol"));
 	snprintf(buf, sizeof(buf), "%s:%lld", show_textd(c, "client_ip"),
-	    (long long)show_int(c, "client_port"));
+	    (long long)out_col_int(c, "client_port"));
 	show_field(fp, "client", buf);
 	snprintf(buf, sizeof(buf), "%s:%lld", show_textd(c, "target_host"),
-	    (long long)show_int(c, "target_port"));
+	    (long long)out_col_int(c, "target_port"));
 	show_field(fp, "target", buf);
-	out_iso_time(show_int(c, "t_accept_us"), 1, t1, sizeof(t1));
-	out_iso_time(show_int(c, "t_close_us"), 1, t2, sizeof(t2));
+	out_iso_time(out_col_int(c, "t_accept_us"), 1, t1, sizeof(t1));
+	out_iso_time(out_col_int(c, "t_close_us"), 1, t2, sizeof(t2));
 	snprintf(buf, sizeof(buf), "%s to %s (%s)", t1, t2,
 	    show_textd(c, "close_reason"));
 	show_field(fp, "open", buf);
 	snprintf(buf, sizeof(buf),
 	    "client->proxy %lld, proxy->client %lld, proxy->server %lld, "
 	    "server->proxy %lld",
-	    (long long)show_int(c, "bytes_from_client"),
-	    (long long)show_int(c, "bytes_to_client"),
-	    (long long)show_int(c, "bytes_to_server"),
-	    (long long)show_int(c, "bytes_from_server"));
+	    (long long)out_col_int(c, "bytes_from_client"),
+	    (long long)out_col_int(c, "bytes_to_client"),
+	    (long long)out_col_int(c, "bytes_to_server"),
+	    (long long)out_col_int(c, "bytes_from_server"));
 	show_field(fp, "bytes", buf);
-	show_field(fp, "error", show_text(c, "error"));
+	show_field(fp, "error", out_col_text(c, "error"));
 	show_conn_tls(fp, c);
-}
-
-/* Headers as [{"name": .., "value": ..}], in order (names repeat). */
-static json_t *
-show_json_headers(const char *h)
-{
-	json_t *a;
-	const char *end, *colon, *v;
-	char *name, *val;
-
-	if (h == NULL)
-		return json_null();
-	if ((a = json_array()) == NULL)
-		return NULL;
-	while (*h != '\0') {
-		end = h + strcspn(h, "\r\n");
-		colon = memchr(h, ':', (size_t)(end - h));
-		if (colon != NULL) {
-			for (v = colon + 1;
-			     v < end && (*v == ' ' || *v == '\t'); v++)
-				;
-			name = strndup(h, (size_t)(colon - h));
-			val = strndup(v, (size_t)(end - v));
-			json_array_append_new(a,
-			    json_pack("{s:o,s:o}", "name", out_json_str(name),
-				"value", out_json_str(val)));
-			free(name);
-			free(val);
-		}
-		h = end + strspn(end, "\r\n");
-	}
-	return a;
 }
 
 static void
@@ -517,13 +432,13 @@ show_json(sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
 
 	if ((o = out_json_row(s)) == NULL)
 		return -1;
-	out_iso_time(show_int(s, "t_start_us"), 1, when, sizeof(when));
+	out_iso_time(out_col_int(s, "t_start_us"), 1, when, sizeof(when));
 	json_object_set_new(o, "time", json_string(when));
 	json_object_set_new(o, "url", out_json_str(url));
 	json_object_set_new(
-	    o, "req_headers", show_json_headers(show_text(s, "req_headers")));
-	json_object_set_new(
-	    o, "resp_headers", show_json_headers(show_text(s, "resp_headers")));
+	    o, "req_headers", out_json_headers(out_col_text(s, "req_headers")));
+	json_object_set_new(o, "resp_headers",
+	    out_json_headers(out_col_text(s, "resp_headers")));
 	show_json_body(o, "req_body_captured", req);
 	show_json_body(o, "resp_body_captured", resp);
 	json_object_set_new(
@@ -580,7 +495,7 @@ show_print(sqlite3 *db, const struct show_opts *o)
 		goto fail;
 	}
 	if ((rc = show_row(db, "SELECT * FROM connections WHERE id = ?",
-		 show_int(s, "conn_id"), &c)) == -1)
+		 out_col_int(s, "conn_id"), &c)) == -1)
 		goto fail;
 	if (rc == 0) {
 		sqlite3_finalize(c);
@@ -589,9 +504,10 @@ show_print(sqlite3 *db, const struct show_opts *o)
 	if (show_body_load(db, s, "req", &req) == -1 ||
 	    show_body_load(db, s, "resp", &resp) == -1)
 		goto fail;
-	url = requrl_format(show_text(s, "scheme"), show_text(s, "method"),
-	    show_text(s, "host"), (int)show_int(s, "port"),
-	    show_text(s, "path"), show_text(s, "query"));
+	url =
+	    requrl_format(out_col_text(s, "scheme"), out_col_text(s, "method"),
+		out_col_text(s, "host"), (int)out_col_int(s, "port"),
+		out_col_text(s, "path"), out_col_text(s, "query"));
 	if (o->json) {
 		if (show_json(s, c, url, &req, &resp) == -1)
 			goto fail;

@@ -502,42 +502,6 @@ sstream_parse(int argc, char **argv, struct sstream_opts *o)
 	return CLI_OK;
 }
 
-/* Column i of the current row by name, -1 if absent. */
-static int
-sstream_idx(sqlite3_stmt *s, const char *name)
-{
-	int i, n = sqlite3_column_count(s);
-
-	for (i = 0; i < n; i++)
-		if (strcmp(sqlite3_column_name(s, i), name) == 0)
-			return i;
-	return -1;
-}
-
-static const char *
-sstream_text(sqlite3_stmt *s, const char *name)
-{
-	int i = sstream_idx(s, name);
-
-	return i < 0 ? NULL : (const char *)sqlite3_column_text(s, i);
-}
-
-static int64_t
-sstream_int(sqlite3_stmt *s, const char *name)
-{
-	int i = sstream_idx(s, name);
-
-	return i < 0 ? 0 : sqlite3_column_int64(s, i);
-}
-
-static int
-sstream_null(sqlite3_stmt *s, const char *name)
-{
-	int i = sstream_idx(s, name);
-
-	return i < 0 || sqlite3_column_type(s, i) == SQLITE_NULL;
-}
-
 static const char *
 sstream_type_name(int type)
 {
@@ -590,10 +554,10 @@ sstream_at(
 {
 	size_t n = strlen(buf);
 
-	if (sstream_null(c, col) || n >= len)
+	if (out_col_null(c, col) || n >= len)
 		return;
 	snprintf(buf + n, len - n, "%s%s +%.3f ms", n > 0 ? ", " : "", label,
-	    (double)(sstream_int(c, col) - sstream_int(c, "t_accept_us")) /
+	    (double)(out_col_int(c, col) - out_col_int(c, "t_accept_us")) /
 		1000.0);
 }
 
@@ -604,7 +568,7 @@ sstream_tcp_val(sqlite3_stmt *c, const char *side, const char *name)
 	char col[40];
 
 	snprintf(col, sizeof(col), "tcp_%s_%s", side, name);
-	return sstream_null(c, col) ? -1 : (long long)sstream_int(c, col);
+	return out_col_null(c, col) ? -1 : (long long)out_col_int(c, col);
 }
 
 /* TCP_INFO of one side, "" when it was not read. */
@@ -632,39 +596,39 @@ static void
 sstream_text_ends(FILE *fp, sqlite3_stmt *c)
 {
 	char buf[512], ts[40];
-	const char *v, *name = sstream_text(c, "named_host");
+	const char *v, *name = out_col_text(c, "named_host");
 
-	fprintf(fp, "stream %lld\n", (long long)sstream_int(c, "id"));
-	streams_proto(buf, sizeof(buf), sstream_text(c, "protocol"),
-	    (int)sstream_int(c, "mmtls_bad"));
-	if (sstream_int(c, "mmtls_bad"))
+	fprintf(fp, "stream %lld\n", (long long)out_col_int(c, "id"));
+	streams_proto(buf, sizeof(buf), out_col_text(c, "protocol"),
+	    (int)out_col_int(c, "mmtls_bad"));
+	if (out_col_int(c, "mmtls_bad"))
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
 		    " (mmTLS records stopped parsing)");
 	(void)v;
 	sstream_field(fp, "protocol", buf);
-	streams_hostport(buf, sizeof(buf), sstream_text(c, "client_ip"),
-	    sstream_int(c, "client_port"));
+	streams_hostport(buf, sizeof(buf), out_col_text(c, "client_ip"),
+	    out_col_int(c, "client_port"));
 	sstream_field(fp, "client", buf);
-	if ((v = sstream_text(c, "listener_target")) != NULL)
+	if ((v = out_col_text(c, "listener_target")) != NULL)
 		snprintf(buf, sizeof(buf), "%s", v);
 	else
 		streams_hostport(buf, sizeof(buf),
-		    sstream_text(c, "target_host"),
-		    sstream_int(c, "target_port"));
+		    out_col_text(c, "target_host"),
+		    out_col_int(c, "target_port"));
 	sstream_field(fp, "target", buf);
-	sstream_field(fp, "sni", sstream_text(c, "sni"));
+	sstream_field(fp, "sni", out_col_text(c, "sni"));
 	if (name != NULL) {
-		out_iso_time(sstream_int(c, "named_at_us"), 1, ts, sizeof(ts));
+		out_iso_time(out_col_int(c, "named_at_us"), 1, ts, sizeof(ts));
 		snprintf(buf, sizeof(buf), "%s (named by %s, seen %s)", name,
-		    (v = sstream_text(c, "named_by")) != NULL ? v : "-", ts);
+		    (v = out_col_text(c, "named_by")) != NULL ? v : "-", ts);
 		sstream_field(fp, "host", buf);
 	}
-	streams_hostport(buf, sizeof(buf), sstream_text(c, "server_ip"),
-	    sstream_int(c, "server_port"));
+	streams_hostport(buf, sizeof(buf), out_col_text(c, "server_ip"),
+	    out_col_int(c, "server_port"));
 	sstream_field(fp, "server", buf);
-	if ((v = sstream_text(c, "decision")) != NULL) {
+	if ((v = out_col_text(c, "decision")) != NULL) {
 		snprintf(buf, sizeof(buf), "%s", v);
-		if ((v = sstream_text(c, "decision_reason")) != NULL)
+		if ((v = out_col_text(c, "decision_reason")) != NULL)
 			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
 			    " (%s)", v);
 		sstream_field(fp, "decision", buf);
@@ -678,8 +642,8 @@ sstream_text_shape(FILE *fp, sqlite3_stmt *c)
 	char buf[512], t1[40], t2[40];
 	const char *v;
 
-	out_iso_time(sstream_int(c, "t_accept_us"), 1, t1, sizeof(t1));
-	out_iso_time(sstream_int(c, "t_close_us"), 1, t2, sizeof(t2));
+	out_iso_time(out_col_int(c, "t_accept_us"), 1, t1, sizeof(t1));
+	out_iso_time(out_col_int(c, "t_close_us"), 1, t2, sizeof(t2));
 	snprintf(buf, sizeof(buf), "%s to %s", t1, t2);
 	sstream_field(fp, "open", buf);
 	buf[0] = '\0';
@@ -692,38 +656,38 @@ sstream_text_shape(FILE *fp, sqlite3_stmt *c)
 	sstream_field(fp, "timing", buf);
 	snprintf(buf, sizeof(buf),
 	    "up %lld in %lld reads, down %lld in %lld reads",
-	    (long long)sstream_int(c, "bytes_from_client"),
-	    (long long)sstream_int(c, "reads_up"),
-	    (long long)sstream_int(c, "bytes_from_server"),
-	    (long long)sstream_int(c, "reads_down"));
+	    (long long)out_col_int(c, "bytes_from_client"),
+	    (long long)out_col_int(c, "reads_up"),
+	    (long long)out_col_int(c, "bytes_from_server"),
+	    (long long)out_col_int(c, "reads_down"));
 	sstream_field(fp, "bytes", buf);
 	snprintf(buf, sizeof(buf), "%s",
-	    (v = sstream_text(c, "closed_by")) != NULL ? v : "-");
-	if ((v = sstream_text(c, "close_reason")) != NULL)
+	    (v = out_col_text(c, "closed_by")) != NULL ? v : "-");
+	if ((v = out_col_text(c, "close_reason")) != NULL)
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
 		    " (proxy: %s)", v);
 	sstream_field(fp, "closed by", buf);
-	sstream_field(fp, "error", sstream_text(c, "error"));
+	sstream_field(fp, "error", out_col_text(c, "error"));
 	sstream_tcp(buf, sizeof(buf), c, "client");
 	sstream_field(fp, "tcp client", buf);
 	sstream_tcp(buf, sizeof(buf), c, "server");
 	sstream_field(fp, "tcp server", buf);
-	if (sstream_int(c, "mmtls_records") > 0 ||
-	    sstream_int(c, "mmtls_bad")) {
+	if (out_col_int(c, "mmtls_records") > 0 ||
+	    out_col_int(c, "mmtls_bad")) {
 		snprintf(buf, sizeof(buf),
 		    "%lld records: %lld handshake, %lld early (0-RTT), %lld "
 		    "data, %lld alert%s",
-		    (long long)sstream_int(c, "mmtls_records"),
-		    (long long)sstream_int(c, "mmtls_handshake"),
-		    (long long)sstream_int(c, "mmtls_early"),
-		    (long long)sstream_int(c, "mmtls_data"),
-		    (long long)sstream_int(c, "mmtls_alert"),
-		    sstream_int(c, "mmtls_bad") ? "; then unparseable" : "");
+		    (long long)out_col_int(c, "mmtls_records"),
+		    (long long)out_col_int(c, "mmtls_handshake"),
+		    (long long)out_col_int(c, "mmtls_early"),
+		    (long long)out_col_int(c, "mmtls_data"),
+		    (long long)out_col_int(c, "mmtls_alert"),
+		    out_col_int(c, "mmtls_bad") ? "; then unparseable" : "");
 		sstream_field(fp, "mmtls", buf);
 	}
 	snprintf(buf, sizeof(buf), "%lld recorded%s",
-	    (long long)sstream_int(c, "events"),
-	    sstream_int(c, "events_capped") ? " (capped: later ones dropped)"
+	    (long long)out_col_int(c, "events"),
+	    out_col_int(c, "events_capped") ? " (capped: later ones dropped)"
 					    : "");
 	sstream_field(fp, "events", buf);
 }
@@ -766,7 +730,7 @@ static int
 sstream_events(sqlite3 *db, sqlite3_stmt *c, enum out_format fmt, json_t *arr)
 {
 	sqlite3_stmt *ev = NULL;
-	int64_t t0 = sstream_int(c, "t_accept_us");
+	int64_t t0 = out_col_int(c, "t_accept_us");
 	int rc, n = 0;
 
 	if (sqlite3_prepare_v2(db,
@@ -774,7 +738,7 @@ sstream_events(sqlite3 *db, sqlite3_stmt *c, enum out_format fmt, json_t *arr)
 		" WHERE conn_id = ? ORDER BY t_us, rowid",
 		-1, &ev, NULL) != SQLITE_OK)
 		goto fail;
-	sqlite3_bind_int64(ev, 1, sstream_int(c, "id"));
+	sqlite3_bind_int64(ev, 1, out_col_int(c, "id"));
 	if (fmt == OUT_CSV)
 		fputs("t_ms,dir,bytes,mmtls_type\r\n", stdout);
 	else if (fmt == OUT_TEXT)
@@ -853,7 +817,7 @@ sstream_print(sqlite3 *db, const struct sstream_opts *o)
 		if (o->fmt == OUT_TEXT) {
 			sstream_text_ends(stdout, c);
 			sstream_text_shape(stdout, c);
-			if (!sstream_int(c, "is_stream"))
+			if (!out_col_int(c, "is_stream"))
 				printf("  (not a stream: HTTP was parsed on "
 				       "it; see `peephole requests`)\n");
 		}

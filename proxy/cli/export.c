@@ -1,0 +1,905 @@
+/*
+ * export: `peephole export har FILE | curl ID | bodies DIR`. See export.h.
+ */
+#include "cli/export.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "cli/db.h"
+#include "cli/output.h"
+#include "cli/requrl.h"
+#include "cli/select.h"
+#include "http/respond.h"
+
+#define EXPORT_CMD "export"
+#define EXPORT_CHUNK (64 * 1024)
+
+static const char export_help[] =
+    "usage: peephole export har FILE [ID...] [--filter EXPR] [--db DB]\n"
+    "       peephole export curl ID [--allow-truncated] [--db DB]\n"
+    "       peephole export bodies DIR [ID...] [--filter EXPR]\n"
+    "                              [--request-bodies] [--force] [--db DB]\n"
+    "\n"
+    "har     HAR 1.2 of the selected requests (all by default) into FILE\n"
+    "        (- for stdout): timings from the log, binary bodies base64,\n"
+    "        truncated bodies noted in the entry's comment. Chrome DevTools\n"
+    "        (Network > Import HAR) and HAR viewers open it.\n"
+    "curl    one curl command that sends request ID again, byte for byte\n"
+    "        (a body with NUL bytes is piped in by printf).\n"
+    "bodies  each captured response body as DIR/ID.EXT, EXT from its\n"
+    "        Content-Type; a truncated one as DIR/ID.partial.EXT.\n"
+    "\n"
+    "  --filter EXPR      only requests matching a filter expression\n"
+    "  --allow-truncated  curl: print it even if the body was cut short\n"
+    "  --request-bodies   bodies: request bodies too, as ID.request.EXT\n"
+    "  --force            bodies: overwrite files that exist\n"
+    "  --db FILE          database to read (default " CLI_DEFAULT_DB ")\n"
+    "  --help             print this help\n";
+
+struct export_opts {
+	const char *db, *filter, *what, *target;
+	int allow_truncated, request_bodies, force;
+	int64_t *ids;
+	size_t nids;
+};
+
+/* ---- pure helpers ---- */
+
+const char *
+export_extension(const char *ct)
+{
+	static const struct {
+		const char *type, *ext;
+	} map[] = {
+	    {"image/jpeg", "jpg"},
+	    {"image/jpg", "jpg"},
+	    {"image/png", "png"},
+	    {"image/gif", "gif"},
+	    {"image/webp", "webp"},
+	    {"image/svg+xml", "svg"},
+	    {"image/x-icon", "ico"},
+	    {"image/vnd.microsoft.icon", "ico"},
+	    {"image/avif", "avif"},
+	    {"text/html", "html"},
+	    {"text/plain", "txt"},
+	    {"text/css", "css"},
+	    {"text/csv", "csv"},
+	    {"text/xml", "xml"},
+	    {"text/javascript", "js"},
+	    {"application/javascript", "js"},
+	    {"application/x-javascript", "js"},
+	    {"application/json", "json"},
+	    {"application/xml", "xml"},
+	    {"application/pdf", "pdf"},
+	    {"application/zip", "zip"},
+	    {"application/gzip", "gz"},
+	    {"application/wasm", "wasm"},
+	    {"application/x-www-form-urlencoded", "txt"},
+	    {"application/octet-stream", "bin"},
+	    {"audio/mpeg", "mp3"},
+	    {"video/mp4", "mp4"},
+	    {"font/woff2", "woff2"},
+	    {"font/woff", "woff"},
+	};
+	size_t n;
+
+	if (ct == NULL)
+		return "bin";
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	n = strcspn(ct, "; \t");
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strlen(map[i].type) == n &&
+		    strncasecmp(map[i].type, ct, n) == 0)
+			return map[i].ext;
+	/* application/vnd.foo+json and the like */
+	if (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0)
+		return "json";
+	if (n > 4 && strncasecmp(ct + n - 4, "+xml", 4) == 0)
+		return "xml";
+	return "bin";
+}
+
+void
+export_shell_quote(FILE *fp, const char *s)
+{
+	fputc('\'', fp);
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", fp);
+		else
+			fputc(*s, fp);
+	}
+	fputc('\'', fp);
+}
+
+void
+export_shell_ansi(FILE *fp, const unsigned char *p, size_t len)
+{
+	fputs("$'", fp);
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\'' || p[i] == '\\')
+			fprintf(fp, "\\%c", p[i]);
+		else if (p[i] >= 0x20 && p[i] < 0x7f)
+			fputc(p[i], fp);
+		else
+			fprintf(fp, "\\x%02x", p[i]);
+	}
+	fputc('\'', fp);
+}
+
+void
+export_shell_printf(FILE *fp, const unsigned char *p, size_t len)
+{
+	fputc('\'', fp);
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\'')
+			fputs("'\\''", fp);
+		else if (p[i] == '\\')
+			fputs("\\\\", fp);
+		else if (p[i] >= 0x20 && p[i] < 0x7f)
+			fputc(p[i], fp);
+		else
+			fprintf(fp, "\\0%03o", p[i]);
+	}
+	fputc('\'', fp);
+}
+
+/* ---- reading a request ---- */
+
+/* Step the "SELECT * FROM requests WHERE id = ?" statement to id. */
+static int
+export_load(sqlite3 *db, sqlite3_stmt *st, int64_t id)
+{
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		return 0;
+	db_warn(EXPORT_CMD, db, "cannot read a request");
+	return -1;
+}
+
+/* A captured body, whole (it is at most body-capture-limit), malloc'd
+ * with a spare NUL. NULL with *len 0 when nothing was captured. */
+static unsigned char *
+export_body(sqlite3 *db, const char *sha, size_t *len)
+{
+	sqlite3_stmt *s = NULL;
+	unsigned char *data = NULL;
+
+	*len = 0;
+	if (sha == NULL ||
+	    sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
+		-1, &s, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(s, 1, sha, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*len = (size_t)sqlite3_column_bytes(s, 0);
+		if ((data = malloc(*len + 1)) != NULL) {
+			if (*len > 0)
+				memcpy(data, sqlite3_column_blob(s, 0), *len);
+			data[*len] = '\0';
+		} else
+			*len = 0;
+	}
+	sqlite3_finalize(s);
+	return data;
+}
+
+/* The value of header name in stored lines, malloc'd, or NULL. */
+static char *
+export_header(const char *h, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	while (h != NULL && *h != '\0') {
+		size_t n = strcspn(h, "\r\n");
+		if (n > nlen && h[nlen] == ':' &&
+		    strncasecmp(h, name, nlen) == 0) {
+			const char *v = h + nlen + 1;
+			v += strspn(v, " \t");
+			return strndup(v, (size_t)(h + n - v));
+		}
+		h += n;
+		h += strspn(h, "\r\n");
+	}
+	return NULL;
+}
+
+/* ---- HAR ---- */
+
+static json_t *
+export_har_query(const char *q)
+{
+	json_t *a = json_array();
+
+	while (a != NULL && q != NULL && *q != '\0') {
+		size_t n = strcspn(q, "&");
+		const char *eq = memchr(q, '=', n);
+		char *name = strndup(q, eq ? (size_t)(eq - q) : n);
+		char *val =
+		    eq ? strndup(eq + 1, n - (size_t)(eq + 1 - q)) : strdup("");
+		if (n > 0)
+			json_array_append_new(a,
+			    json_pack("{s:o,s:o}", "name", out_json_str(name),
+				"value", out_json_str(val)));
+		free(name);
+		free(val);
+		q += n + (q[n] == '&');
+	}
+	return a;
+}
+
+static json_t *
+export_har_cookies(const char *headers, const char *name, int response)
+{
+	json_t *a = json_array();
+
+	/* Cookie: a=1; b=2 (request) / Set-Cookie: a=1; Path=/ (each) */
+	while (a != NULL && headers != NULL && *headers != '\0') {
+		size_t n = strcspn(headers, "\r\n");
+		size_t nlen = strlen(name);
+		if (n > nlen && headers[nlen] == ':' &&
+		    strncasecmp(headers, name, nlen) == 0) {
+			char *v = strndup(headers + nlen + 1, n - nlen - 1);
+			char *save = NULL;
+			for (char *c = strtok_r(v, ";", &save); c != NULL;
+			     c = response ? NULL : strtok_r(NULL, ";", &save)) {
+				char *eq;
+				c += strspn(c, " \t");
+				if ((eq = strchr(c, '=')) == NULL)
+					continue;
+				*eq = '\0';
+				json_array_append_new(a,
+				    json_pack("{s:o,s:o}", "name",
+					out_json_str(c), "value",
+					out_json_str(eq + 1)));
+			}
+			free(v);
+		}
+		headers += n;
+		headers += strspn(headers, "\r\n");
+	}
+	return a;
+}
+
+/* The body as HAR content: text when it is (UTF-8) text, else base64. */
+static void
+export_har_text(json_t *o, const unsigned char *data, size_t len)
+{
+	json_t *t = NULL;
+
+	if (data == NULL)
+		return;
+	if (out_is_text(data, len))
+		t = json_stringn((const char *)data, len);
+	if (t != NULL) {
+		json_object_set_new(o, "text", t);
+		return;
+	}
+	{
+		size_t blen = 4 * ((len + 2) / 3) + 1;
+		unsigned char *b = malloc(blen);
+		if (b == NULL)
+			return;
+		EVP_EncodeBlock(b, data, (int)len);
+		json_object_set_new(o, "text", json_string((char *)b));
+		json_object_set_new(o, "encoding", json_string("base64"));
+		free(b);
+	}
+}
+
+static void
+export_note(
+    char *buf, size_t len, const char *what, uint64_t kept, uint64_t total)
+{
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, len - n, "%s%s body truncated at %llu of %llu bytes",
+	    n ? "; " : "", what, (unsigned long long)kept,
+	    (unsigned long long)total);
+}
+
+static double
+export_ms(sqlite3_stmt *st, const char *name)
+{
+	if (out_col_null(st, name) || out_col_int(st, name) < 0)
+		return -1;
+	return (double)out_col_int(st, name) / 1000.0;
+}
+
+static json_t *
+export_har_entry(sqlite3 *db, sqlite3_stmt *st)
+{
+	json_t *e = json_object(), *req = json_object(), *resp = json_object(),
+	       *content = json_object(), *timings = json_object();
+	char when[40], ver[24], comment[512] = "", *url, *ct, *loc;
+	const char *rh = out_col_text(st, "req_headers");
+	const char *sh = out_col_text(st, "resp_headers");
+	int status = (int)out_col_int(st, "status");
+	unsigned char *body;
+	size_t blen;
+	double dns = export_ms(st, "dns_us"),
+	       conn = export_ms(st, "connect_us"),
+	       wait = export_ms(st, "ttfb_us"),
+	       total = export_ms(st, "total_us");
+	double receive;
+
+	if (e == NULL || req == NULL || resp == NULL || content == NULL ||
+	    timings == NULL) {
+		json_decref(e);
+		json_decref(req);
+		json_decref(resp);
+		json_decref(content);
+		json_decref(timings);
+		return NULL;
+	}
+	url = requrl_format(out_col_text(st, "scheme"),
+	    out_col_text(st, "method"), out_col_text(st, "host"),
+	    (int)out_col_int(st, "port"), out_col_text(st, "path"),
+	    out_col_text(st, "query"));
+	out_iso_time(out_col_int(st, "t_start_us"), 1, when, sizeof(when));
+	json_object_set_new(e, "startedDateTime", json_string(when));
+	json_object_set_new(e, "time", json_real(total > 0 ? total : 0));
+
+	snprintf(ver, sizeof(ver), "HTTP/%s",
+	    out_col_text(st, "req_version") ? out_col_text(st, "req_version")
+					    : "1.1");
+	json_object_set_new(
+	    req, "method", out_json_str(out_col_text(st, "method")));
+	json_object_set_new(req, "url", out_json_str(url));
+	json_object_set_new(req, "httpVersion", json_string(ver));
+	json_object_set_new(
+	    req, "cookies", export_har_cookies(rh, "cookie", 0));
+	json_object_set_new(
+	    req, "headers", rh ? out_json_headers(rh) : json_array());
+	json_object_set_new(
+	    req, "queryString", export_har_query(out_col_text(st, "query")));
+	json_object_set_new(req, "headersSize",
+	    json_integer(out_col_int(st, "req_header_bytes")));
+	json_object_set_new(
+	    req, "bodySize", json_integer(out_col_int(st, "req_body_size")));
+	if (out_col_int(st, "req_body_size") > 0) {
+		json_t *pd = json_object();
+		ct = export_header(rh, "content-type");
+		json_object_set_new(pd, "mimeType",
+		    json_string(ct ? ct : "application/octet-stream"));
+		free(ct);
+		body = export_body(db, out_col_text(st, "req_body_sha"), &blen);
+		export_har_text(pd, body, blen);
+		if (json_object_get(pd, "text") == NULL)
+			json_object_set_new(pd, "text", json_string(""));
+		free(body);
+		if (out_col_int(st, "req_body_truncated"))
+			export_note(comment, sizeof(comment), "request", blen,
+			    (uint64_t)out_col_int(st, "req_body_size"));
+		json_object_set_new(req, "postData", pd);
+	}
+	json_object_set_new(e, "request", req);
+
+	snprintf(ver, sizeof(ver), "HTTP/%s",
+	    out_col_text(st, "resp_version") ? out_col_text(st, "resp_version")
+					     : "1.1");
+	json_object_set_new(resp, "status", json_integer(status));
+	json_object_set_new(resp, "statusText",
+	    json_string(status > 0 ? respond_reason(status) : ""));
+	json_object_set_new(resp, "httpVersion", json_string(ver));
+	json_object_set_new(
+	    resp, "cookies", export_har_cookies(sh, "set-cookie", 1));
+	json_object_set_new(
+	    resp, "headers", sh ? out_json_headers(sh) : json_array());
+	json_object_set_new(
+	    content, "size", json_integer(out_col_int(st, "resp_body_size")));
+	json_object_set_new(content, "mimeType",
+	    out_json_str(out_col_text(st, "content_type")
+		    ? out_col_text(st, "content_type")
+		    : "x-unknown"));
+	body = export_body(db, out_col_text(st, "resp_body_sha"), &blen);
+	export_har_text(content, body, blen);
+	free(body);
+	if (out_col_int(st, "resp_body_truncated")) {
+		export_note(comment, sizeof(comment), "response", blen,
+		    (uint64_t)out_col_int(st, "resp_body_size"));
+		json_object_set_new(content, "comment",
+		    json_string("body truncated at the capture limit"));
+	}
+	json_object_set_new(resp, "content", content);
+	loc = export_header(sh, "location");
+	json_object_set_new(resp, "redirectURL", out_json_str(loc ? loc : ""));
+	free(loc);
+	json_object_set_new(resp, "headersSize",
+	    json_integer(sh ? out_col_int(st, "resp_header_bytes") : -1));
+	json_object_set_new(
+	    resp, "bodySize", json_integer(out_col_int(st, "resp_body_size")));
+	json_object_set_new(e, "response", resp);
+	json_object_set_new(e, "cache", json_object());
+
+	/* what the log has: dns, connect, time to first byte, total */
+	receive = total - (dns > 0 ? dns : 0) - (conn > 0 ? conn : 0) -
+	    (wait > 0 ? wait : 0);
+	json_object_set_new(timings, "blocked", json_integer(-1));
+	json_object_set_new(timings, "dns", json_real(dns >= 0 ? dns : -1));
+	json_object_set_new(
+	    timings, "connect", json_real(conn >= 0 ? conn : -1));
+	json_object_set_new(timings, "ssl", json_integer(-1));
+	json_object_set_new(timings, "send", json_integer(0));
+	json_object_set_new(timings, "wait", json_real(wait > 0 ? wait : 0));
+	json_object_set_new(
+	    timings, "receive", json_real(receive > 0 ? receive : 0));
+	json_object_set_new(e, "timings", timings);
+	if (out_col_text(st, "server_ip") != NULL)
+		json_object_set_new(e, "serverIPAddress",
+		    out_json_str(out_col_text(st, "server_ip")));
+	{
+		char cid[24];
+		snprintf(cid, sizeof(cid), "%lld",
+		    (long long)out_col_int(st, "conn_id"));
+		json_object_set_new(e, "connection", json_string(cid));
+	}
+	json_object_set_new(e, "_id", json_integer(out_col_int(st, "id")));
+	if (out_col_int(st, "replay_of") > 0)
+		json_object_set_new(e, "_replay_of",
+		    json_integer(out_col_int(st, "replay_of")));
+	if (out_col_text(st, "error") != NULL) {
+		size_t n = strlen(comment);
+		snprintf(comment + n, sizeof(comment) - n, "%serror: %s",
+		    n ? "; " : "", out_col_text(st, "error"));
+		json_object_set_new(
+		    e, "_error", out_json_str(out_col_text(st, "error")));
+	}
+	if (comment[0] != '\0')
+		json_object_set_new(e, "comment", out_json_str(comment));
+	free(url);
+	return e;
+}
+
+static int
+export_har(sqlite3 *db, const struct export_opts *o)
+{
+	struct cli_select *sel;
+	sqlite3_stmt *st = NULL;
+	FILE *fp;
+	int64_t id;
+	int usage = 0, rc, n = 0, status = CLI_ERROR;
+
+	sel =
+	    cli_select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
+	if (sel == NULL)
+		return usage ? CLI_USAGE : CLI_ERROR;
+	if (strcmp(o->target, "-") == 0)
+		fp = stdout;
+	else if ((fp = fopen(o->target, "w")) == NULL) {
+		fprintf(stderr, "peephole export: %s: %s\n", o->target,
+		    strerror(errno));
+		cli_select_free(sel);
+		return CLI_ERROR;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
+		&st, NULL) != SQLITE_OK) {
+		db_warn(EXPORT_CMD, db, "cannot read requests");
+		goto out;
+	}
+	/* the envelope by hand, the entries one at a time: a capture of
+	 * any size never becomes one tree in memory */
+	fprintf(fp,
+	    "{\"log\": {\"version\": \"1.2\", \"creator\": "
+	    "{\"name\": \"peephole\", \"version\": \"" PEEPHOLE_VERSION
+	    "\"}, \"pages\": [], \"entries\": [\n");
+	while ((rc = cli_select_next(sel, &id)) == 1) {
+		json_t *e;
+		if (export_load(db, st, id) == -1)
+			goto out;
+		/* CONNECT rows are tunnels, not requests a HAR can hold */
+		if (out_col_text(st, "scheme") != NULL &&
+		    strcmp(out_col_text(st, "scheme"), "connect") == 0)
+			continue;
+		if ((e = export_har_entry(db, st)) == NULL) {
+			fprintf(stderr, "peephole export: out of memory\n");
+			goto out;
+		}
+		if (n++ > 0)
+			fputs(",\n", fp);
+		json_dumpf(e, fp, JSON_COMPACT);
+		json_decref(e);
+	}
+	if (rc == -1)
+		goto out;
+	fputs("\n]}}\n", fp);
+	if (fflush(fp) != 0 || ferror(fp)) {
+		fprintf(stderr, "peephole export: %s: %s\n", o->target,
+		    strerror(errno));
+		goto out;
+	}
+	if (fp != stdout)
+		fprintf(stderr, "peephole export: %d entr%s written to %s\n", n,
+		    n == 1 ? "y" : "ies", o->target);
+	status = CLI_OK;
+out:
+	if (fp != stdout && fclose(fp) != 0 && status == CLI_OK) {
+		fprintf(stderr, "peephole export: %s: %s\n", o->target,
+		    strerror(errno));
+		status = CLI_ERROR;
+	}
+	sqlite3_finalize(st);
+	cli_select_free(sel);
+	return status;
+}
+
+/* ---- curl ---- */
+
+/* Fields curl makes itself, or that belong to the hop, not the request. */
+static int
+export_curl_skip(const char *name, size_t n, const char *connection)
+{
+	static const char *const skip[] = {"content-length", "connection",
+	    "proxy-connection", "keep-alive", "te", "trailer",
+	    "transfer-encoding", "proxy-authorization", "upgrade", "expect"};
+
+	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+		if (strlen(skip[i]) == n && strncasecmp(skip[i], name, n) == 0)
+			return 1;
+	for (const char *p = connection; p != NULL && *p;) {
+		p += strspn(p, " \t,");
+		size_t k = strcspn(p, " \t,");
+		if (k == n && strncasecmp(p, name, n) == 0)
+			return 1;
+		p += k;
+	}
+	return 0;
+}
+
+static int
+export_curl(sqlite3 *db, const struct export_opts *o)
+{
+	sqlite3_stmt *st = NULL;
+	struct cli_select *sel;
+	const char *method, *h;
+	char *url = NULL, *connection = NULL, *host = NULL;
+	unsigned char *body = NULL;
+	size_t blen = 0;
+	int64_t id;
+	int usage, status = CLI_ERROR, has_nul = 0;
+
+	if ((sel = cli_select_new(db, EXPORT_CMD, o->ids, 1, NULL, &usage)) ==
+	    NULL)
+		return CLI_ERROR;
+	if (cli_select_next(sel, &id) != 1)
+		goto out;
+	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
+		&st, NULL) != SQLITE_OK ||
+	    export_load(db, st, id) == -1)
+		goto out;
+	method = out_col_text(st, "method");
+	if (method == NULL || strcmp(method, "CONNECT") == 0) {
+		fprintf(stderr,
+		    "peephole export: request %lld is %s: there is no HTTP "
+		    "request to send again\n",
+		    (long long)id,
+		    method ? "a CONNECT tunnel" : "not a readable request");
+		goto out;
+	}
+	if (out_col_int(st, "req_body_truncated") && !o->allow_truncated) {
+		fprintf(stderr,
+		    "peephole export: the body of request %lld was truncated "
+		    "at the capture limit (%lld bytes logged); "
+		    "--allow-truncated prints it anyway\n",
+		    (long long)id, (long long)out_col_int(st, "req_body_size"));
+		goto out;
+	}
+	url = requrl_format(out_col_text(st, "scheme"), method,
+	    out_col_text(st, "host"), (int)out_col_int(st, "port"),
+	    out_col_text(st, "path"), out_col_text(st, "query"));
+	body = export_body(db, out_col_text(st, "req_body_sha"), &blen);
+	has_nul = body != NULL && memchr(body, '\0', blen) != NULL;
+	if (has_nul) {
+		fputs("printf '%b' ", stdout);
+		export_shell_printf(stdout, body, blen);
+		fputs(" | ", stdout);
+	}
+	fputs("curl --http1.1", stdout);
+	if (strcmp(method, "HEAD") == 0)
+		fputs(" --head", stdout);
+	else if (strcmp(method, "GET") != 0 || blen > 0) {
+		fputs(" -X ", stdout);
+		export_shell_quote(stdout, method);
+	}
+	fputc(' ', stdout);
+	export_shell_quote(stdout, url);
+	h = out_col_text(st, "req_headers");
+	connection = export_header(h, "connection");
+	host = export_header(h, "host");
+	while (h != NULL && *h != '\0') {
+		size_t n = strcspn(h, "\r\n");
+		const char *colon = memchr(h, ':', n);
+		if (colon != NULL &&
+		    !export_curl_skip(h, (size_t)(colon - h), connection)) {
+			char *line = strndup(h, n);
+			/* Host as the URL names it is curl's own */
+			int same_host = (size_t)(colon - h) == 4 &&
+			    strncasecmp(h, "host", 4) == 0 && host != NULL &&
+			    strstr(url, host) != NULL;
+			if (line != NULL && !same_host) {
+				fputs(" \\\n  -H ", stdout);
+				export_shell_quote(stdout, line);
+			}
+			free(line);
+		}
+		h += n;
+		h += strspn(h, "\r\n");
+	}
+	if (body != NULL && blen > 0) {
+		fputs(" \\\n  --data-binary ", stdout);
+		if (has_nul)
+			fputs("@-", stdout);
+		else
+			export_shell_ansi(stdout, body, blen);
+	}
+	fputc('\n', stdout);
+	status = CLI_OK;
+out:
+	free(url);
+	free(connection);
+	free(host);
+	free(body);
+	sqlite3_finalize(st);
+	cli_select_free(sel);
+	return status;
+}
+
+/* ---- bodies ---- */
+
+/* Stream the body whose sha is given into path (O_EXCL unless force). */
+static int
+export_write_body(sqlite3 *db, const char *sha, const char *path, int force,
+    uint64_t *written)
+{
+	sqlite3_stmt *s = NULL;
+	sqlite3_blob *blob = NULL;
+	unsigned char *buf = NULL;
+	int fd = -1, rc = -1, size, off;
+
+	*written = 0;
+	if (sqlite3_prepare_v2(db, "SELECT rowid FROM bodies WHERE sha256 = ?",
+		-1, &s, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, sha, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_ROW ||
+	    sqlite3_blob_open(db, "main", "bodies", "data",
+		sqlite3_column_int64(s, 0), 0, &blob) != SQLITE_OK) {
+		fprintf(stderr, "peephole export: body %s is not in the file\n",
+		    sha);
+		goto out;
+	}
+	fd = open(path,
+	    O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644);
+	if (fd == -1) {
+		fprintf(stderr, "peephole export: %s: %s%s\n", path,
+		    strerror(errno),
+		    errno == EEXIST ? " (--force overwrites)" : "");
+		goto out;
+	}
+	if ((buf = malloc(EXPORT_CHUNK)) == NULL)
+		goto out;
+	size = sqlite3_blob_bytes(blob);
+	for (off = 0; off < size;) {
+		int n = size - off < EXPORT_CHUNK ? size - off : EXPORT_CHUNK;
+		if (sqlite3_blob_read(blob, buf, n, off) != SQLITE_OK)
+			goto out;
+		for (int done = 0; done < n;) {
+			ssize_t w = write(fd, buf + done, (size_t)(n - done));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				fprintf(stderr, "peephole export: %s: %s\n",
+				    path, strerror(errno));
+				goto out;
+			}
+			done += (int)w;
+		}
+		off += n;
+	}
+	*written = (uint64_t)size;
+	rc = 0;
+out:
+	if (fd != -1 && close(fd) != 0 && rc == 0) {
+		fprintf(
+		    stderr, "peephole export: %s: %s\n", path, strerror(errno));
+		rc = -1;
+	}
+	free(buf);
+	sqlite3_blob_close(blob);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int
+export_one_body(sqlite3 *db, sqlite3_stmt *st, const struct export_opts *o,
+    const char *prefix, const char *ctype, const char *kind)
+{
+	char col[40], path[4096], size[24];
+	const char *sha;
+	uint64_t n;
+	int truncated;
+
+	snprintf(col, sizeof(col), "%s_body_sha", prefix);
+	if ((sha = out_col_text(st, col)) == NULL)
+		return 0; /* nothing captured */
+	snprintf(col, sizeof(col), "%s_body_truncated", prefix);
+	truncated = out_col_int(st, col) != 0;
+	snprintf(path, sizeof(path), "%s/%lld%s%s.%s", o->target,
+	    (long long)out_col_int(st, "id"), kind, truncated ? ".partial" : "",
+	    export_extension(ctype));
+	if (export_write_body(db, sha, path, o->force, &n) == -1)
+		return -1;
+	out_size(n, size, sizeof(size));
+	printf("%s  %s%s\n", path, size,
+	    truncated ? "  (truncated at the capture limit)" : "");
+	return 0;
+}
+
+static int
+export_bodies(sqlite3 *db, const struct export_opts *o)
+{
+	struct cli_select *sel;
+	sqlite3_stmt *st = NULL;
+	int64_t id;
+	int usage = 0, rc, failed = 0;
+
+	if (mkdir(o->target, 0755) == -1 && errno != EEXIST) {
+		fprintf(stderr, "peephole export: %s: %s\n", o->target,
+		    strerror(errno));
+		return CLI_ERROR;
+	}
+	sel =
+	    cli_select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
+	if (sel == NULL)
+		return usage ? CLI_USAGE : CLI_ERROR;
+	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
+		&st, NULL) != SQLITE_OK) {
+		db_warn(EXPORT_CMD, db, "cannot read requests");
+		cli_select_free(sel);
+		return CLI_ERROR;
+	}
+	while ((rc = cli_select_next(sel, &id)) == 1) {
+		if (export_load(db, st, id) == -1) {
+			failed = 1;
+			break;
+		}
+		if (export_one_body(db, st, o, "resp",
+			out_col_text(st, "content_type"), "") == -1)
+			failed = 1;
+		if (o->request_bodies) {
+			char *ct = export_header(
+			    out_col_text(st, "req_headers"), "content-type");
+			if (export_one_body(db, st, o, "req", ct, ".request") ==
+			    -1)
+				failed = 1;
+			free(ct);
+		}
+	}
+	sqlite3_finalize(st);
+	cli_select_free(sel);
+	return rc == -1 || failed ? CLI_ERROR : CLI_OK;
+}
+
+/* ---- the command ---- */
+
+static int
+export_parse(int argc, char **argv, struct export_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"filter", required_argument, NULL, 'f'},
+	    {"allow-truncated", no_argument, NULL, 'T'},
+	    {"request-bodies", no_argument, NULL, 'R'},
+	    {"force", no_argument, NULL, 'F'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->db = CLI_DEFAULT_DB;
+	args_reset();
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			o->db = optarg;
+			break;
+		case 'f':
+			o->filter = optarg;
+			break;
+		case 'T':
+			o->allow_truncated = 1;
+			break;
+		case 'R':
+			o->request_bodies = 1;
+			break;
+		case 'F':
+			o->force = 1;
+			break;
+		case 'h':
+			fputs(export_help, stdout);
+			return ARGS_HELP;
+		default:
+			return args_bad(EXPORT_CMD, ch, argc, argv);
+		}
+	}
+	if (optind >= argc)
+		return args_usage(EXPORT_CMD,
+		    "what to export: har, curl or "
+		    "bodies");
+	o->what = argv[optind++];
+	if (strcmp(o->what, "har") != 0 && strcmp(o->what, "curl") != 0 &&
+	    strcmp(o->what, "bodies") != 0)
+		return args_usage(EXPORT_CMD,
+		    "unknown format '%s' (har, curl or bodies)", o->what);
+	if (strcmp(o->what, "curl") != 0) {
+		if (optind >= argc)
+			return args_usage(EXPORT_CMD, "export %s needs a %s",
+			    o->what,
+			    strcmp(o->what, "har") == 0 ? "FILE" : "DIR");
+		o->target = argv[optind++];
+	}
+	if ((o->ids = calloc((size_t)(argc - optind) + 1, sizeof(*o->ids))) ==
+	    NULL)
+		return CLI_ERROR;
+	for (; optind < argc; optind++)
+		if (args_int(EXPORT_CMD, "ID", argv[optind], 1, INT64_MAX,
+			&o->ids[o->nids++]) == -1)
+			return CLI_USAGE;
+	if (strcmp(o->what, "curl") == 0) {
+		if (o->nids != 1)
+			return args_usage(
+			    EXPORT_CMD, "export curl takes one request ID");
+		if (o->filter != NULL)
+			return args_usage(EXPORT_CMD,
+			    "export curl takes an ID, not --filter");
+	}
+	if (o->allow_truncated && strcmp(o->what, "curl") != 0)
+		return args_usage(EXPORT_CMD, "--allow-truncated is for curl");
+	if ((o->request_bodies || o->force) && strcmp(o->what, "bodies") != 0)
+		return args_usage(
+		    EXPORT_CMD, "--request-bodies and --force are for bodies");
+	return CLI_OK;
+}
+
+int
+cli_export(int argc, char **argv)
+{
+	struct export_opts o;
+	sqlite3 *db;
+	int rc;
+
+	if ((rc = export_parse(argc, argv, &o)) != CLI_OK) {
+		free(o.ids);
+		return rc == ARGS_HELP ? CLI_OK : rc;
+	}
+	if ((db = db_open_readonly(EXPORT_CMD, o.db)) == NULL) {
+		free(o.ids);
+		return CLI_ERROR;
+	}
+	if (strcmp(o.what, "har") == 0)
+		rc = export_har(db, &o);
+	else if (strcmp(o.what, "curl") == 0)
+		rc = export_curl(db, &o);
+	else
+		rc = export_bodies(db, &o);
+	sqlite3_close(db);
+	free(o.ids);
+	return rc;
+}
