@@ -27,6 +27,8 @@ static const struct main_cmd main_cmds[] = {
     {"ca", cli_ca, "create, locate and export the root CA; how to trust it"},
     {"setup", cli_setup,
 	"how to point macOS, Windows, Linux, phones or a shell at the proxy"},
+    {"replay", cli_replay,
+	"send logged requests again and compare the answers"},
     {"export", cli_export,
 	"logged requests as HAR, as a curl command, or their bodies as files"},
     {NULL, NULL, NULL},

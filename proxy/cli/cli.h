@@ -27,5 +27,6 @@ int cli_passthrough(int argc, char **argv); /* "passthrough" list|clear */
 int cli_ca(int argc, char **argv);          /* "ca" init|path|export|help */
 int cli_setup(int argc, char **argv);       /* "setup" [--os] [--proxy] */
 int cli_export(int argc, char **argv);      /* "export" har|curl|bodies */
+int cli_replay(int argc, char **argv);      /* "replay" ID...|--filter */
 
 #endif

@@ -1,0 +1,1389 @@
+/*
+ * replay: `peephole replay` — send logged requests again, straight to their
+ * origins (TLS verified as the proxy verifies) or through a proxy, on one
+ * event loop, a bounded number at a time. Each replay is recorded as a new
+ * request (replay_of = the original) through the flow store's writer, and
+ * the command prints the original and the replay side by side.
+ */
+#include "cli/cli.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/db.h"
+#include "cli/output.h"
+#include "cli/requrl.h"
+#include "cli/select.h"
+#include "conf/config.h"
+#include "log.h"
+#include "store/store.h"
+
+#define REPLAY_CMD "replay"
+#define REPLAY_MAX_EDITS 64
+
+static const char replay_help[] =
+    "usage: peephole replay [ID...] [--filter EXPR] [options]\n"
+    "\n"
+    "Send logged requests again — method, URL, headers and body as\n"
+    "captured — and print each original beside its replay: status, size,\n"
+    "time and whether the response body matched. Each replay is recorded\n"
+    "as a new request with replay_of naming the original.\n"
+    "\n"
+    "  --filter EXPR          the requests matching a filter expression\n"
+    "  --via HOST:PORT        through this HTTP proxy (CONNECT for https)\n"
+    "  --set-header 'N: V'    replace (or add) header N; repeatable\n"
+    "  --remove-header N      drop header N; repeatable\n"
+    "  --body FILE            send FILE as the body instead\n"
+    "  --repeat N             send each request N times (default 1)\n"
+    "  --concurrency N        at most N in flight (default 1)\n"
+    "  --allow-truncated      send a body the log cut short, as logged\n"
+    "  --resolve HOST:ADDR    connect to ADDR for HOST (as curl); "
+    "repeatable\n"
+    "  --upstream-ca FILE     also trust FILE (PEM) for origins\n"
+    "  --insecure-upstream    do not verify origin certificates\n"
+    "  --timeout SECONDS      per replay, from start to end (default 30)\n"
+    "  --json                 print a JSON array instead\n"
+    "  --db FILE              database (default " CLI_DEFAULT_DB ")\n"
+    "  --help                 print this help\n"
+    "\n"
+    "Exit status: 0 when every replay got a response, 1 when one failed or\n"
+    "was refused, 2 for usage errors.\n";
+
+struct replay_opts {
+	const char *db, *filter, *via, *body_file, *upstream_ca;
+	char via_host[256];
+	unsigned via_port;
+	const char *set[REPLAY_MAX_EDITS], *remove[REPLAY_MAX_EDITS];
+	int nset, nremove;
+	const char *resolve[REPLAY_MAX_EDITS];
+	int nresolve;
+	int64_t repeat, concurrency, timeout_s;
+	int allow_truncated, insecure, json;
+	int64_t *ids;
+	size_t nids;
+};
+
+enum replay_phase {
+	REPLAY_WAITING,
+	REPLAY_RESOLVING,
+	REPLAY_CONNECTING,
+	REPLAY_PROXY_CONNECT,
+	REPLAY_TLS,
+	REPLAY_EXCHANGE,
+	REPLAY_DONE
+};
+
+struct replay_run;
+
+/* One send of one logged request. */
+struct replay_job {
+	struct replay_run *run;
+	int64_t orig_id, conn_id, new_id;
+	/* the original, for the comparison */
+	int orig_status;
+	int64_t orig_size, orig_total_us;
+	char *orig_sha;
+	int orig_truncated;
+	/* what to send */
+	char *method, *scheme, *host, *url, *req_headers;
+	char *sent_headers; /* the fields as sent, for the record */
+	uint64_t sent_head_bytes, sent_body_bytes;
+	struct store_body sent_body; /* captured as the proxy would */
+	unsigned port;
+	struct evbuffer *request;
+	int is_head, tls;
+	char *refused; /* not sent, and why */
+	/* the exchange */
+	enum replay_phase phase;
+	struct evdns_getaddrinfo_request *dns;
+	struct bufferevent *bev, *raw;
+	struct event *timer;
+	llhttp_t parser;
+	struct evbuffer *resp_head; /* "Name: value\r\n" lines */
+	int in_value;
+	EVP_MD_CTX *sha;
+	char resp_sha[65];
+	struct store_body body;
+	size_t body_room;
+	uint64_t resp_total;
+	int resp_truncated;
+	int status, resp_done;
+	char server_ip[INET6_ADDRSTRLEN], tls_desc[128];
+	unsigned server_port;
+	int64_t t_start, t_dns, t_connected, t_sent, t_first, t_end;
+	uint64_t sent_bytes, recv_bytes;
+	char *error;
+	char connect_buf[512];
+	size_t connect_len;
+};
+
+struct replay_run {
+	const struct replay_opts *o;
+	struct event_base *base;
+	struct evdns_base *dns;
+	SSL_CTX *ctx;
+	struct store *st;
+	struct replay_job *jobs;
+	size_t njobs, next, active, done;
+	size_t capture; /* body-capture-limit */
+};
+
+static llhttp_settings_t replay_settings;
+
+static void replay_start_next(struct replay_run *run);
+static void replay_finish(struct replay_job *j, const char *error);
+
+/* ---- building the request ---- */
+
+static int
+replay_hop_by_hop(const char *name, size_t n, const char *connection)
+{
+	static const char *const hop[] = {"connection", "proxy-connection",
+	    "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+	    "proxy-authorization", "content-length", "expect"};
+
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (strlen(hop[i]) == n && strncasecmp(hop[i], name, n) == 0)
+			return 1;
+	for (const char *p = connection; p != NULL && *p;) {
+		p += strspn(p, " \t,");
+		size_t k = strcspn(p, " \t,\r\n");
+		if (k == n && strncasecmp(p, name, n) == 0)
+			return 1;
+		p += k;
+		if (*p == '\r' || *p == '\n')
+			break;
+	}
+	return 0;
+}
+
+static int
+replay_named(const char *name, size_t n, const char *const *list, int count)
+{
+	for (int i = 0; i < count; i++) {
+		size_t k = strcspn(list[i], ":");
+		while (k > 0 && list[i][k - 1] == ' ')
+			k--;
+		if (k == n && strncasecmp(list[i], name, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The head to send: the logged fields minus hop-by-hop ones (and the
+ * framing, recomputed), --remove-header and --set-header applied, then
+ * Content-Length for the body actually sent and Connection: close.
+ */
+static int
+replay_build(struct replay_job *j, const struct replay_opts *o,
+    const char *path, const char *query, const unsigned char *body, size_t blen,
+    int64_t file_len)
+{
+	struct evbuffer *b = j->request = evbuffer_new();
+	struct evbuffer *f = evbuffer_new();
+	const char *h = j->req_headers, *connection = NULL;
+	int have_host = 0, rc = -1;
+	size_t flen;
+
+	if (b == NULL || f == NULL)
+		goto out;
+	for (const char *p = h; p != NULL && *p;) {
+		size_t n = strcspn(p, "\r\n");
+		if (n > 11 && strncasecmp(p, "connection:", 11) == 0)
+			connection = p + 11;
+		p += n;
+		p += strspn(p, "\r\n");
+	}
+	while (h != NULL && *h != '\0') {
+		size_t n = strcspn(h, "\r\n");
+		const char *colon = memchr(h, ':', n);
+		if (colon != NULL) {
+			size_t nl = (size_t)(colon - h);
+			if (!replay_hop_by_hop(h, nl, connection) &&
+			    !replay_named(h, nl, o->remove, o->nremove) &&
+			    !replay_named(h, nl, o->set, o->nset)) {
+				evbuffer_add(f, h, n);
+				evbuffer_add(f, "\r\n", 2);
+				if (nl == 4 && strncasecmp(h, "host", 4) == 0)
+					have_host = 1;
+			}
+		}
+		h += n;
+		h += strspn(h, "\r\n");
+	}
+	for (int i = 0; i < o->nset; i++) {
+		evbuffer_add_printf(f, "%s\r\n", o->set[i]);
+		if (strncasecmp(o->set[i], "host:", 5) == 0)
+			have_host = 1;
+	}
+	if (!have_host && !replay_named("host", 4, o->remove, o->nremove))
+		evbuffer_add_printf(f, "Host: %s\r\n", j->host);
+	if (file_len >= 0)
+		evbuffer_add_printf(
+		    f, "Content-Length: %lld\r\n", (long long)file_len);
+	else if (blen > 0 ||
+	    (strcmp(j->method, "POST") == 0 || strcmp(j->method, "PUT") == 0 ||
+		strcmp(j->method, "PATCH") == 0))
+		evbuffer_add_printf(f, "Content-Length: %zu\r\n", blen);
+	evbuffer_add_printf(f, "Connection: close\r\n");
+	flen = evbuffer_get_length(f);
+	if ((j->sent_headers = malloc(flen + 1)) == NULL)
+		goto out;
+	evbuffer_copyout(f, j->sent_headers, flen);
+	j->sent_headers[flen] = '\0';
+	/* through a proxy, plain http takes the absolute form */
+	if (o->via != NULL && !j->tls)
+		evbuffer_add_printf(b, "%s %s HTTP/1.1\r\n", j->method, j->url);
+	else
+		evbuffer_add_printf(b, "%s %s%s%s HTTP/1.1\r\n", j->method,
+		    path && *path ? path : "/", query ? "?" : "",
+		    query ? query : "");
+	evbuffer_add_buffer(b, f);
+	evbuffer_add(b, "\r\n", 2);
+	j->sent_head_bytes = evbuffer_get_length(b);
+	if (file_len >= 0) {
+		int fd = open(o->body_file, O_RDONLY | O_CLOEXEC);
+		if (fd == -1 || evbuffer_add_file(b, fd, 0, file_len) == -1) {
+			if (fd != -1)
+				close(fd);
+			goto out;
+		}
+		j->sent_body_bytes = (uint64_t)file_len;
+		/* the record keeps what the capture limit allows */
+		size_t keep = (uint64_t)file_len < j->run->capture
+		    ? (size_t)file_len
+		    : j->run->capture;
+		if (keep > 0 && (j->sent_body.data = malloc(keep)) != NULL &&
+		    pread(fd, j->sent_body.data, keep, 0) == (ssize_t)keep)
+			j->sent_body.len = keep;
+	} else if (blen > 0) {
+		evbuffer_add(b, body, blen);
+		j->sent_body_bytes = blen;
+		if ((j->sent_body.data = malloc(blen)) != NULL) {
+			memcpy(j->sent_body.data, body, blen);
+			j->sent_body.len = blen;
+		}
+	}
+	j->sent_body.total = j->sent_body_bytes;
+	j->sent_body.truncated = j->sent_body.total > j->sent_body.len;
+	rc = 0;
+out:
+	if (f != NULL)
+		evbuffer_free(f);
+	return rc;
+}
+
+/* ---- the response ---- */
+
+static int
+replay_on_status(llhttp_t *p)
+{
+	struct replay_job *j = p->data;
+
+	if (j->t_first == 0)
+		j->t_first = now_us();
+	return 0;
+}
+
+static int
+replay_on_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct replay_job *j = p->data;
+
+	if (j->in_value)
+		evbuffer_add(j->resp_head, "\r\n", 2);
+	j->in_value = 0;
+	evbuffer_add(j->resp_head, at, len);
+	return 0;
+}
+
+static int
+replay_on_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct replay_job *j = p->data;
+
+	if (!j->in_value)
+		evbuffer_add(j->resp_head, ": ", 2);
+	j->in_value = 1;
+	evbuffer_add(j->resp_head, at, len);
+	return 0;
+}
+
+static int
+replay_on_headers(llhttp_t *p)
+{
+	struct replay_job *j = p->data;
+
+	if (j->in_value)
+		evbuffer_add(j->resp_head, "\r\n", 2);
+	j->in_value = 0;
+	if (p->status_code >= 100 && p->status_code < 200) {
+		/* an interim answer: forget it, the final one follows */
+		evbuffer_drain(j->resp_head, evbuffer_get_length(j->resp_head));
+		return 0;
+	}
+	j->status = p->status_code;
+	/* a HEAD answer has no body, whatever its length says */
+	return j->is_head ? 1 : 0;
+}
+
+static int
+replay_on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct replay_job *j = p->data;
+	size_t cap = j->run->capture, take;
+
+	EVP_DigestUpdate(j->sha, at, len);
+	j->body.total += len;
+	if (j->body.len < cap) {
+		take = len < cap - j->body.len ? len : cap - j->body.len;
+		if (j->body.len + take > j->body_room) {
+			size_t room = j->body_room ? j->body_room * 2 : 16384;
+			while (room < j->body.len + take)
+				room *= 2;
+			if (room > cap)
+				room = cap;
+			unsigned char *nd = realloc(j->body.data, room);
+			if (nd == NULL)
+				return -1;
+			j->body.data = nd;
+			j->body_room = room;
+		}
+		memcpy(j->body.data + j->body.len, at, take);
+		j->body.len += take;
+	}
+	j->body.truncated = j->body.total > j->body.len;
+	return 0;
+}
+
+static int
+replay_on_complete(llhttp_t *p)
+{
+	struct replay_job *j = p->data;
+
+	if (p->status_code >= 100 && p->status_code < 200)
+		return 0;
+	j->resp_done = 1;
+	return HPE_PAUSED;
+}
+
+static void
+replay_read_response(struct replay_job *j)
+{
+	struct evbuffer *in = bufferevent_get_input(j->bev);
+
+	while (!j->resp_done && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		if (j->t_first == 0)
+			j->t_first = now_us();
+		enum llhttp_errno e =
+		    llhttp_execute(&j->parser, v.iov_base, v.iov_len);
+		j->recv_bytes += v.iov_len;
+		evbuffer_drain(in, v.iov_len);
+		if (e == HPE_PAUSED)
+			break;
+		if (e != HPE_OK) {
+			char why[200];
+			snprintf(why, sizeof(why), "malformed response: %s",
+			    llhttp_get_error_reason(&j->parser));
+			replay_finish(j, why);
+			return;
+		}
+	}
+	if (j->resp_done)
+		replay_finish(j, NULL);
+}
+
+/* ---- the connection ---- */
+
+static void replay_readcb(struct bufferevent *bev, void *arg);
+static void replay_eventcb(struct bufferevent *bev, short what, void *arg);
+
+static void
+replay_send(struct replay_job *j)
+{
+	j->phase = REPLAY_EXCHANGE;
+	j->t_sent = now_us();
+	j->sent_bytes = evbuffer_get_length(j->request);
+	bufferevent_setcb(j->bev, replay_readcb, NULL, replay_eventcb, j);
+	if (bufferevent_write_buffer(j->bev, j->request) == -1)
+		replay_finish(j, "cannot send the request");
+	bufferevent_enable(j->bev, EV_READ | EV_WRITE);
+}
+
+static void
+replay_start_tls(struct replay_job *j)
+{
+	SSL *ssl = SSL_new(j->run->ctx);
+	struct bufferevent *f;
+
+	if (ssl == NULL || SSL_set_tlsext_host_name(ssl, j->host) != 1) {
+		SSL_free(ssl);
+		replay_finish(j, "cannot set up TLS");
+		return;
+	}
+	if (!j->run->o->insecure) {
+		unsigned char ip[16];
+		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+		int isip = inet_pton(AF_INET, j->host, ip) == 1 ||
+		    inet_pton(AF_INET6, j->host, ip) == 1;
+		if ((isip ? X509_VERIFY_PARAM_set1_ip_asc(vp, j->host)
+			  : X509_VERIFY_PARAM_set1_host(vp, j->host, 0)) != 1) {
+			SSL_free(ssl);
+			replay_finish(j, "cannot set up TLS");
+			return;
+		}
+	}
+	f = bufferevent_openssl_filter_new(j->run->base, j->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (f == NULL) {
+		SSL_free(ssl);
+		replay_finish(j, "cannot set up TLS");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+	j->raw = j->bev;
+	j->bev = f;
+	j->phase = REPLAY_TLS;
+	bufferevent_setcb(f, NULL, NULL, replay_eventcb, j);
+	bufferevent_enable(f, EV_READ | EV_WRITE);
+}
+
+/* After TCP (and the proxy's 200 to CONNECT): TLS, or the request. */
+static void
+replay_connected(struct replay_job *j)
+{
+	if (j->tls)
+		replay_start_tls(j);
+	else
+		replay_send(j);
+}
+
+static void
+replay_readcb(struct bufferevent *bev, void *arg)
+{
+	struct replay_job *j = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (j->phase == REPLAY_PROXY_CONNECT) {
+		/* the proxy's answer to CONNECT: a head, then our TLS */
+		size_t n = evbuffer_get_length(in);
+		struct evbuffer_ptr end;
+		if (n > sizeof(j->connect_buf) - 1)
+			n = sizeof(j->connect_buf) - 1;
+		end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+		if (end.pos == -1) {
+			if (evbuffer_get_length(in) >=
+			    sizeof(j->connect_buf) - 1)
+				replay_finish(j,
+				    "the proxy's CONNECT answer is "
+				    "too long");
+			return;
+		}
+		evbuffer_remove(in, j->connect_buf, (size_t)end.pos + 4);
+		j->connect_buf[end.pos] = '\0';
+		if (strncmp(j->connect_buf, "HTTP/1.", 7) != 0 ||
+		    strncmp(j->connect_buf + 8, " 200", 4) != 0) {
+			char why[300];
+			snprintf(why, sizeof(why),
+			    "the proxy refused CONNECT: %.*s",
+			    (int)strcspn(j->connect_buf, "\r\n"),
+			    j->connect_buf);
+			replay_finish(j, why);
+			return;
+		}
+		replay_connected(j);
+		return;
+	}
+	replay_read_response(j);
+}
+
+static void
+replay_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct replay_job *j = arg;
+	char why[300];
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (j->phase == REPLAY_CONNECTING) {
+			j->t_connected = now_us();
+			if (j->run->o->via != NULL && j->tls) {
+				/* CONNECT to the origin through the proxy */
+				j->phase = REPLAY_PROXY_CONNECT;
+				bufferevent_setcb(j->bev, replay_readcb, NULL,
+				    replay_eventcb, j);
+				evbuffer_add_printf(
+				    bufferevent_get_output(j->bev),
+				    "CONNECT %s:%u HTTP/1.1\r\nHost: "
+				    "%s:%u\r\n\r\n",
+				    j->host, j->port, j->host, j->port);
+				bufferevent_enable(j->bev, EV_READ | EV_WRITE);
+				return;
+			}
+			replay_connected(j);
+			return;
+		}
+		if (j->phase == REPLAY_TLS) {
+			SSL *ssl = bufferevent_openssl_get_ssl(j->bev);
+			const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+			snprintf(j->tls_desc, sizeof(j->tls_desc), "%s/%s",
+			    SSL_get_version(ssl),
+			    c ? SSL_CIPHER_get_name(c) : "none");
+			replay_send(j);
+			return;
+		}
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		if (j->phase == REPLAY_EXCHANGE) {
+			/* a body read until close ends here */
+			replay_read_response(j);
+			if (j->phase == REPLAY_DONE)
+				return;
+			if (llhttp_finish(&j->parser) == HPE_OK &&
+			    j->status > 0) {
+				j->resp_done = 1;
+				replay_finish(j, NULL);
+				return;
+			}
+		}
+		replay_finish(j,
+		    j->status > 0 ? "the origin closed mid-response"
+				  : "the origin closed without answering");
+		return;
+	}
+	if (j->phase == REPLAY_TLS) {
+		SSL *ssl = bufferevent_openssl_get_ssl(j->bev);
+		long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+		unsigned long e = bufferevent_get_openssl_error(j->bev);
+		if (v != X509_V_OK)
+			snprintf(why, sizeof(why),
+			    "origin certificate rejected: %s",
+			    X509_verify_cert_error_string(v));
+		else
+			snprintf(why, sizeof(why), "TLS handshake failed: %s",
+			    e ? ERR_reason_error_string(e)
+			      : "connection closed");
+		replay_finish(j, why);
+		return;
+	}
+	snprintf(why, sizeof(why), "%s %s:%u: %s",
+	    j->phase == REPLAY_CONNECTING ? "cannot connect to" : "error with",
+	    j->server_ip, j->server_port,
+	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	replay_finish(j, why);
+}
+
+static void
+replay_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+{
+	struct replay_job *j = arg;
+	char why[300];
+
+	j->dns = NULL;
+	j->t_dns = now_us();
+	if (err != 0 || ai == NULL) {
+		snprintf(why, sizeof(why), "cannot resolve %s: %s",
+		    j->run->o->via ? j->run->o->via_host : j->host,
+		    evutil_gai_strerror(err));
+		if (ai != NULL)
+			evutil_freeaddrinfo(ai);
+		replay_finish(j, why);
+		return;
+	}
+	if (ai->ai_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr,
+		    j->server_ip, sizeof(j->server_ip));
+	else
+		inet_ntop(AF_INET,
+		    &((struct sockaddr_in *)ai->ai_addr)->sin_addr,
+		    j->server_ip, sizeof(j->server_ip));
+	j->server_port = ntohs(((struct sockaddr_in *)ai->ai_addr)->sin_port);
+	j->bev =
+	    bufferevent_socket_new(j->run->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	j->phase = REPLAY_CONNECTING;
+	if (j->bev == NULL) {
+		evutil_freeaddrinfo(ai);
+		replay_finish(j, "out of memory");
+		return;
+	}
+	bufferevent_setcb(j->bev, NULL, NULL, replay_eventcb, j);
+	if (bufferevent_socket_connect(
+		j->bev, ai->ai_addr, (int)ai->ai_addrlen) == -1) {
+		snprintf(why, sizeof(why), "cannot connect to %s:%u",
+		    j->server_ip, j->server_port);
+		evutil_freeaddrinfo(ai);
+		replay_finish(j, why);
+		return;
+	}
+	evutil_freeaddrinfo(ai);
+}
+
+static void
+replay_timeoutcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct replay_job *j = arg;
+	char why[64];
+
+	(void)fd;
+	(void)what;
+	snprintf(why, sizeof(why), "no answer within %llds",
+	    (long long)j->run->o->timeout_s);
+	replay_finish(j, why);
+}
+
+/* The address to connect to: --resolve's, else the name. */
+static const char *
+replay_address(const struct replay_opts *o, const char *host)
+{
+	size_t n = strlen(host);
+
+	for (int i = 0; i < o->nresolve; i++)
+		if (strncasecmp(o->resolve[i], host, n) == 0 &&
+		    o->resolve[i][n] == ':')
+			return o->resolve[i] + n + 1;
+	return host;
+}
+
+static void
+replay_begin(struct replay_job *j)
+{
+	const struct replay_opts *o = j->run->o;
+	struct evutil_addrinfo hints;
+	struct timeval tv = {(time_t)o->timeout_s, 0};
+	char port[8];
+	const char *name;
+
+	j->run->active++;
+	j->t_start = now_us();
+	j->conn_id = store_next_conn_id(j->run->st);
+	j->timer = evtimer_new(j->run->base, replay_timeoutcb, j);
+	j->resp_head = evbuffer_new();
+	j->sha = EVP_MD_CTX_new();
+	if (j->timer == NULL || j->resp_head == NULL || j->sha == NULL ||
+	    EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL) != 1) {
+		replay_finish(j, "out of memory");
+		return;
+	}
+	evtimer_add(j->timer, &tv);
+	llhttp_init(&j->parser, HTTP_RESPONSE, &replay_settings);
+	j->parser.data = j;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	if (o->via != NULL) {
+		name = o->via_host;
+		snprintf(port, sizeof(port), "%u", o->via_port);
+	} else {
+		name = replay_address(o, j->host);
+		snprintf(port, sizeof(port), "%u", j->port);
+	}
+	j->phase = REPLAY_RESOLVING;
+	/* the callback may run inside this call (numeric names) */
+	j->dns = evdns_getaddrinfo(
+	    j->run->dns, name, port, &hints, replay_resolved, j);
+}
+
+/* ---- the end of one replay ---- */
+
+static void
+replay_record(struct replay_job *j)
+{
+	struct store_rec *rec = store_rec_new(STORE_REC_REQUEST);
+	struct store_rec *crec = store_rec_new(STORE_REC_CONN);
+	struct store_request *r;
+	struct store_conn *c;
+	size_t hl;
+
+	if (rec == NULL || crec == NULL) {
+		store_rec_free(rec);
+		store_rec_free(crec);
+		return;
+	}
+	r = &rec->u.req;
+	r->conn_id = j->conn_id;
+	r->seq = 1;
+	r->t_start_us = j->t_start;
+	r->client_ip = strdup("-");
+	r->scheme = strdup(j->scheme);
+	r->method = strdup(j->method);
+	r->host = strdup(j->host);
+	r->port = (int)j->port;
+	{
+		/* path and query as sent */
+		const char *u = strstr(j->url, "://");
+		const char *p = u ? strchr(u + 3, '/') : NULL;
+		const char *q = p ? strchr(p, '?') : NULL;
+		r->path = p ? strndup(p, q ? (size_t)(q - p) : strlen(p))
+			    : strdup("/");
+		r->query = q ? strdup(q + 1) : NULL;
+	}
+	r->req_version = strdup("1.1");
+	r->req_headers = j->sent_headers;
+	j->sent_headers = NULL;
+	r->req_header_bytes = j->sent_head_bytes;
+	r->req_body = j->sent_body;
+	memset(&j->sent_body, 0, sizeof(j->sent_body));
+	if (j->status > 0) {
+		r->status = j->status;
+		r->resp_version = strdup("1.1");
+		hl = evbuffer_get_length(j->resp_head);
+		r->resp_headers = malloc(hl + 1);
+		if (r->resp_headers != NULL) {
+			evbuffer_copyout(j->resp_head, r->resp_headers, hl);
+			r->resp_headers[hl] = '\0';
+		}
+		r->resp_header_bytes = hl;
+	}
+	/* the capture goes to the record; its size stays for the report */
+	j->resp_total = j->body.total;
+	j->resp_truncated = j->body.truncated;
+	r->resp_body = j->body;
+	memset(&j->body, 0, sizeof(j->body));
+	{
+		const char *h = r->resp_headers;
+		while (h != NULL && *h) {
+			size_t n = strcspn(h, "\r\n");
+			if (n > 13 &&
+			    strncasecmp(h, "content-type:", 13) == 0) {
+				const char *v = h + 13;
+				v += strspn(v, " \t");
+				r->content_type =
+				    strndup(v, (size_t)(h + n - v));
+				break;
+			}
+			h += n;
+			h += strspn(h, "\r\n");
+		}
+	}
+	r->server_ip = j->server_ip[0] ? strdup(j->server_ip) : NULL;
+	r->server_port = (int)j->server_port;
+	r->dns_us = j->t_dns ? j->t_dns - j->t_start : -1;
+	r->connect_us = j->t_connected ? j->t_connected - j->t_dns : -1;
+	r->ttfb_us = j->t_first && j->t_sent ? j->t_first - j->t_sent : -1;
+	r->total_us = j->t_end - j->t_start;
+	r->error = j->error ? strdup(j->error) : NULL;
+	r->replay_of = j->orig_id;
+
+	c = &crec->u.conn;
+	c->id = j->conn_id;
+	c->listener = strdup("replay");
+	c->client_ip = strdup("-");
+	c->target_host = strdup(j->host);
+	c->target_port = (int)j->port;
+	c->server_ip = j->server_ip[0] ? strdup(j->server_ip) : NULL;
+	c->server_port = (int)j->server_port;
+	c->protocol = strdup(j->tls ? "tls" : "http");
+	c->t_accept_us = j->t_start;
+	c->t_close_us = j->t_end;
+	c->bytes_to_server = j->sent_bytes;
+	c->bytes_from_server = j->recv_bytes;
+	c->nrequests = 1;
+	c->close_reason = strdup(j->error ? "error" : "done");
+	c->error = j->error ? strdup(j->error) : NULL;
+	c->tls_server = j->tls_desc[0] ? strdup(j->tls_desc) : NULL;
+	(void)store_submit(j->run->st, crec);
+	(void)store_submit(j->run->st, rec);
+}
+
+static void
+replay_next_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	replay_start_next(arg);
+}
+
+static void
+replay_finish(struct replay_job *j, const char *error)
+{
+	struct replay_run *run = j->run;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	if (j->phase == REPLAY_DONE)
+		return;
+	j->phase = REPLAY_DONE;
+	j->t_end = now_us();
+	if (error != NULL)
+		j->error = strdup(error);
+	if (j->sha != NULL && error == NULL &&
+	    EVP_DigestFinal_ex(j->sha, md, &mdlen) == 1)
+		for (unsigned i = 0; i < mdlen; i++)
+			snprintf(j->resp_sha + 2 * i, 3, "%02x", md[i]);
+	if (j->dns != NULL) {
+		evdns_getaddrinfo_cancel(j->dns); /* calls back: err, no ai */
+		j->dns = NULL;
+	}
+	if (j->timer != NULL)
+		event_free(j->timer);
+	j->timer = NULL;
+	if (j->bev != NULL)
+		bufferevent_free(j->bev); /* the filter frees j->raw */
+	else if (j->raw != NULL)
+		bufferevent_free(j->raw);
+	j->bev = j->raw = NULL;
+	replay_record(j);
+	run->active--;
+	run->done++;
+	/* the next one from the loop, not from this stack: a run of
+	 * replays that fail at once must not nest */
+	if (event_base_once(
+		run->base, -1, EV_TIMEOUT, replay_next_cb, run, NULL) == -1)
+		replay_start_next(run);
+}
+
+static void
+replay_start_next(struct replay_run *run)
+{
+	while (run->active < (size_t)run->o->concurrency &&
+	    run->next < run->njobs) {
+		struct replay_job *j = &run->jobs[run->next++];
+		if (j->refused != NULL) {
+			run->done++;
+			continue;
+		}
+		replay_begin(j);
+	}
+	if (run->done == run->njobs)
+		event_base_loopbreak(run->base);
+}
+
+/* ---- loading the originals ---- */
+
+static char *
+replay_dup(sqlite3_stmt *st, const char *name)
+{
+	const char *t = out_col_text(st, name);
+
+	return t ? strdup(t) : NULL;
+}
+
+/* Fill job j from request row st (already stepped). */
+static int
+replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
+    const struct replay_opts *o, int64_t file_len)
+{
+	const char *scheme = out_col_text(st, "scheme");
+	const char *method = out_col_text(st, "method");
+	unsigned char *body = NULL;
+	size_t blen = 0;
+	char why[300];
+	int rc;
+
+	j->orig_id = out_col_int(st, "id");
+	j->orig_status = (int)out_col_int(st, "status");
+	j->orig_size = out_col_int(st, "resp_body_size");
+	j->orig_total_us = out_col_int(st, "total_us");
+	j->orig_sha = replay_dup(st, "resp_body_sha");
+	j->orig_truncated = (int)out_col_int(st, "resp_body_truncated");
+	if (method == NULL || scheme == NULL ||
+	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+		snprintf(why, sizeof(why),
+		    "#%lld is %s: there is no HTTP request to send again",
+		    (long long)j->orig_id,
+		    scheme && strcmp(scheme, "connect") == 0
+			? "a CONNECT tunnel (its requests have their own ids)"
+			: "not a readable request");
+		j->refused = strdup(why);
+		return 0;
+	}
+	if (out_col_int(st, "req_body_truncated") && file_len < 0 &&
+	    !o->allow_truncated) {
+		snprintf(why, sizeof(why),
+		    "#%lld's body was truncated at the capture limit (%lld "
+		    "bytes logged): not sent (--allow-truncated sends what was "
+		    "kept, --body FILE another body)",
+		    (long long)j->orig_id,
+		    (long long)out_col_int(st, "req_body_size"));
+		j->refused = strdup(why);
+		return 0;
+	}
+	j->method = strdup(method);
+	j->scheme = strdup(scheme);
+	j->host = replay_dup(st, "host");
+	j->port = (unsigned)out_col_int(st, "port");
+	j->req_headers = replay_dup(st, "req_headers");
+	j->tls = strcmp(scheme, "https") == 0;
+	j->is_head = strcmp(method, "HEAD") == 0;
+	j->url = requrl_format(scheme, method, j->host, (int)j->port,
+	    out_col_text(st, "path"), out_col_text(st, "query"));
+	if (j->host == NULL || j->url == NULL)
+		return -1;
+	if (file_len < 0 && out_col_text(st, "req_body_sha") != NULL) {
+		sqlite3_stmt *b = NULL;
+		if (sqlite3_prepare_v2(db,
+			"SELECT data FROM bodies WHERE sha256 = ?", -1, &b,
+			NULL) != SQLITE_OK)
+			return -1;
+		sqlite3_bind_text(
+		    b, 1, out_col_text(st, "req_body_sha"), -1, SQLITE_STATIC);
+		if (sqlite3_step(b) == SQLITE_ROW) {
+			blen = (size_t)sqlite3_column_bytes(b, 0);
+			body = malloc(blen + 1);
+			if (body != NULL && blen > 0)
+				memcpy(body, sqlite3_column_blob(b, 0), blen);
+		}
+		sqlite3_finalize(b);
+	}
+	rc = replay_build(j, o, out_col_text(st, "path"),
+	    out_col_text(st, "query"), body, blen, file_len);
+	free(body);
+	return rc;
+}
+
+static void
+replay_job_free(struct replay_job *j)
+{
+	free(j->orig_sha);
+	free(j->method);
+	free(j->scheme);
+	free(j->host);
+	free(j->url);
+	free(j->req_headers);
+	free(j->sent_headers);
+	free(j->refused);
+	free(j->error);
+	free(j->body.data);
+	free(j->sent_body.data);
+	if (j->request != NULL)
+		evbuffer_free(j->request);
+	if (j->resp_head != NULL)
+		evbuffer_free(j->resp_head);
+	EVP_MD_CTX_free(j->sha);
+}
+
+/* ---- output ---- */
+
+static const char *
+replay_match(const struct replay_job *j)
+{
+	if (j->error != NULL || j->orig_sha == NULL || j->orig_truncated ||
+	    j->resp_truncated)
+		return j->orig_sha == NULL && j->error == NULL &&
+			j->resp_total == 0 && j->orig_size == 0
+		    ? "same"
+		    : "unknown";
+	return strcmp(j->orig_sha, j->resp_sha) == 0 ? "same" : "differs";
+}
+
+static void
+replay_print(const struct replay_run *run, int json)
+{
+	json_t *a = json ? json_array() : NULL;
+
+	for (size_t i = 0; i < run->njobs; i++) {
+		const struct replay_job *j = &run->jobs[i];
+		if (j->refused != NULL) {
+			if (a != NULL)
+				json_array_append_new(a,
+				    json_pack("{s:I,s:n,s:s}", "id",
+					(json_int_t)j->orig_id, "replay_id",
+					"refused", j->refused));
+			else
+				printf("#%lld  refused: %s\n",
+				    (long long)j->orig_id, j->refused);
+			continue;
+		}
+		double ot = (double)j->orig_total_us / 1000.0;
+		double nt = (double)(j->t_end - j->t_start) / 1000.0;
+		if (a != NULL) {
+			json_t *o = json_object();
+			json_object_set_new(o, "id", json_integer(j->orig_id));
+			json_object_set_new(o, "replay_id",
+			    j->new_id > 0 ? json_integer(j->new_id)
+					  : json_null());
+			json_object_set_new(
+			    o, "method", json_string(j->method));
+			json_object_set_new(o, "url", out_json_str(j->url));
+			json_object_set_new(o, "original",
+			    json_pack("{s:i,s:I,s:f}", "status", j->orig_status,
+				"size", (json_int_t)j->orig_size, "time_ms",
+				ot));
+			json_object_set_new(o, "replay",
+			    json_pack("{s:i,s:I,s:f,s:o}", "status", j->status,
+				"size", (json_int_t)j->resp_total, "time_ms",
+				nt, "error", out_json_str(j->error)));
+			json_object_set_new(
+			    o, "body", json_string(replay_match(j)));
+			json_array_append_new(a, o);
+			continue;
+		}
+		char osz[24], nsz[24];
+		out_size((uint64_t)j->orig_size, osz, sizeof(osz));
+		out_size(j->resp_total, nsz, sizeof(nsz));
+		printf("#%lld -> #%lld  %s %s  status %d->%d  size %s->%s  "
+		       "time %.1fms->%.1fms  body %s%s%s\n",
+		    (long long)j->orig_id, (long long)j->new_id, j->method,
+		    j->url, j->orig_status, j->status, osz, nsz, ot, nt,
+		    replay_match(j), j->error ? "  error: " : "",
+		    j->error ? j->error : "");
+	}
+	if (a != NULL) {
+		json_dumpf(a, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(a);
+	}
+}
+
+/* ---- the command ---- */
+
+static int
+replay_parse(int argc, char **argv, struct replay_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"filter", required_argument, NULL, 'f'},
+	    {"via", required_argument, NULL, 'v'},
+	    {"set-header", required_argument, NULL, 'S'},
+	    {"remove-header", required_argument, NULL, 'X'},
+	    {"body", required_argument, NULL, 'b'},
+	    {"repeat", required_argument, NULL, 'r'},
+	    {"concurrency", required_argument, NULL, 'c'},
+	    {"allow-truncated", no_argument, NULL, 'T'},
+	    {"resolve", required_argument, NULL, 'R'},
+	    {"upstream-ca", required_argument, NULL, 'U'},
+	    {"insecure-upstream", no_argument, NULL, 'K'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->db = CLI_DEFAULT_DB;
+	o->repeat = 1;
+	o->concurrency = 1;
+	o->timeout_s = 30;
+	args_reset();
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			o->db = optarg;
+			break;
+		case 'f':
+			o->filter = optarg;
+			break;
+		case 'v': {
+			const char *colon = strrchr(optarg, ':');
+			int64_t port;
+			if (colon == NULL || colon == optarg ||
+			    (size_t)(colon - optarg) >= sizeof(o->via_host) ||
+			    args_int(REPLAY_CMD, "via port", colon + 1, 1,
+				65535, &port) == -1)
+				return args_usage(REPLAY_CMD,
+				    "--via wants HOST:PORT, got '%s'", optarg);
+			memcpy(o->via_host, optarg, (size_t)(colon - optarg));
+			o->via_host[colon - optarg] = '\0';
+			o->via_port = (unsigned)port;
+			o->via = optarg;
+			break;
+		}
+		case 'S':
+			if (strchr(optarg, ':') == NULL || optarg[0] == ':' ||
+			    strpbrk(optarg, "\r\n") != NULL ||
+			    o->nset >= REPLAY_MAX_EDITS)
+				return args_usage(REPLAY_CMD,
+				    "--set-header wants 'Name: value', got "
+				    "'%s'",
+				    optarg);
+			o->set[o->nset++] = optarg;
+			break;
+		case 'X':
+			if (optarg[0] == '\0' || strchr(optarg, ':') != NULL ||
+			    o->nremove >= REPLAY_MAX_EDITS)
+				return args_usage(REPLAY_CMD,
+				    "--remove-header wants a header name, got "
+				    "'%s'",
+				    optarg);
+			o->remove[o->nremove++] = optarg;
+			break;
+		case 'R':
+			if (strchr(optarg, ':') == NULL ||
+			    o->nresolve >= REPLAY_MAX_EDITS)
+				return args_usage(REPLAY_CMD,
+				    "--resolve wants HOST:ADDR, got '%s'",
+				    optarg);
+			o->resolve[o->nresolve++] = optarg;
+			break;
+		case 'b':
+			o->body_file = optarg;
+			break;
+		case 'r':
+			if (args_int(REPLAY_CMD, "repeat", optarg, 1, 100000,
+				&o->repeat) == -1)
+				return CLI_USAGE;
+			break;
+		case 'c':
+			if (args_int(REPLAY_CMD, "concurrency", optarg, 1, 1000,
+				&o->concurrency) == -1)
+				return CLI_USAGE;
+			break;
+		case 't':
+			if (args_int(REPLAY_CMD, "timeout", optarg, 1, 3600,
+				&o->timeout_s) == -1)
+				return CLI_USAGE;
+			break;
+		case 'T':
+			o->allow_truncated = 1;
+			break;
+		case 'U':
+			o->upstream_ca = optarg;
+			break;
+		case 'K':
+			o->insecure = 1;
+			break;
+		case 'j':
+			o->json = 1;
+			break;
+		case 'h':
+			fputs(replay_help, stdout);
+			return ARGS_HELP;
+		default:
+			return args_bad(REPLAY_CMD, ch, argc, argv);
+		}
+	}
+	if ((o->ids = calloc((size_t)(argc - optind) + 1, sizeof(*o->ids))) ==
+	    NULL)
+		return CLI_ERROR;
+	for (; optind < argc; optind++)
+		if (args_int(REPLAY_CMD, "ID", argv[optind], 1, INT64_MAX,
+			&o->ids[o->nids++]) == -1)
+			return CLI_USAGE;
+	if (o->nids == 0 && o->filter == NULL)
+		return args_usage(
+		    REPLAY_CMD, "which requests? give IDs or --filter EXPR");
+	return CLI_OK;
+}
+
+static SSL_CTX *
+replay_ssl_ctx(const struct replay_opts *o)
+{
+	static const unsigned char alpn[] = "\x08http/1.1";
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1 ||
+	    (o->upstream_ca != NULL &&
+		SSL_CTX_load_verify_locations(ctx, o->upstream_ca, NULL) !=
+		    1) ||
+	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_verify(
+	    ctx, o->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+	return ctx;
+}
+
+/* Load every selected original into run->jobs (repeat times each). */
+static int
+replay_load(sqlite3 *db, const struct replay_opts *o, struct replay_run *run,
+    int64_t file_len)
+{
+	struct cli_select *sel;
+	sqlite3_stmt *st = NULL;
+	int64_t id;
+	int rc, usage = 0;
+	size_t cap = 0;
+
+	sel =
+	    cli_select_new(db, REPLAY_CMD, o->ids, o->nids, o->filter, &usage);
+	if (sel == NULL)
+		return usage ? CLI_USAGE : CLI_ERROR;
+	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
+		&st, NULL) != SQLITE_OK) {
+		db_warn(REPLAY_CMD, db, "cannot read requests");
+		cli_select_free(sel);
+		return CLI_ERROR;
+	}
+	while ((rc = cli_select_next(sel, &id)) == 1) {
+		for (int64_t k = 0; k < o->repeat; k++) {
+			struct replay_job *j;
+			if (run->njobs == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct replay_job *nj =
+				    realloc(run->jobs, ncap * sizeof(*nj));
+				if (nj == NULL) {
+					rc = -1;
+					goto out;
+				}
+				run->jobs = nj;
+				cap = ncap;
+			}
+			j = &run->jobs[run->njobs++];
+			memset(j, 0, sizeof(*j));
+			j->run = run;
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, id);
+			if (sqlite3_step(st) != SQLITE_ROW ||
+			    replay_job_load(db, st, j, o, file_len) == -1) {
+				fprintf(stderr,
+				    "peephole replay: cannot load request "
+				    "%lld\n",
+				    (long long)id);
+				rc = -1;
+				goto out;
+			}
+		}
+	}
+out:
+	sqlite3_finalize(st);
+	cli_select_free(sel);
+	if (rc == -1)
+		return CLI_ERROR;
+	if (run->njobs == 0) {
+		fprintf(stderr, "peephole replay: no request matches\n");
+		return CLI_ERROR;
+	}
+	return CLI_OK;
+}
+
+/* After the store has written everything: the ids the replays got. */
+static void
+replay_new_ids(sqlite3 *db, struct replay_run *run)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(db,
+		"SELECT id FROM requests WHERE conn_id = ? AND replay_of = ?",
+		-1, &s, NULL) != SQLITE_OK)
+		return;
+	for (size_t i = 0; i < run->njobs; i++) {
+		struct replay_job *j = &run->jobs[i];
+		if (j->refused != NULL)
+			continue;
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, j->conn_id);
+		sqlite3_bind_int64(s, 2, j->orig_id);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			j->new_id = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_finalize(s);
+}
+
+int
+cli_replay(int argc, char **argv)
+{
+	struct replay_opts o;
+	struct replay_run run;
+	struct config defaults;
+	sqlite3 *db = NULL;
+	char err[512];
+	int rc, failed = 0;
+	int64_t file_len = -1;
+
+	memset(&run, 0, sizeof(run));
+	if ((rc = replay_parse(argc, argv, &o)) != CLI_OK) {
+		free(o.ids);
+		return rc == ARGS_HELP ? CLI_OK : rc;
+	}
+	run.o = &o;
+	config_init(&defaults);
+	run.capture = defaults.body_capture_bytes;
+	config_free(&defaults);
+	if (o.body_file != NULL) {
+		struct stat sb;
+		if (stat(o.body_file, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+			fprintf(stderr, "peephole replay: --body %s: %s\n",
+			    o.body_file,
+			    errno ? strerror(errno) : "not a regular file");
+			free(o.ids);
+			return CLI_USAGE;
+		}
+		file_len = (int64_t)sb.st_size;
+	}
+	if ((db = db_open_readonly(REPLAY_CMD, o.db)) == NULL) {
+		free(o.ids);
+		return CLI_ERROR;
+	}
+	if ((rc = replay_load(db, &o, &run, file_len)) != CLI_OK)
+		goto out;
+	if (o.insecure)
+		fprintf(stderr,
+		    "peephole replay: --insecure-upstream: origin "
+		    "certificates are NOT verified\n");
+	rc = CLI_ERROR;
+	run.base = event_base_new();
+	run.dns = run.base ? evdns_base_new(run.base,
+				 EVDNS_BASE_INITIALIZE_NAMESERVERS |
+				     EVDNS_BASE_DISABLE_WHEN_INACTIVE)
+			   : NULL;
+	if (run.base == NULL || run.dns == NULL ||
+	    (run.ctx = replay_ssl_ctx(&o)) == NULL) {
+		fprintf(stderr, "peephole replay: cannot set up%s\n",
+		    o.upstream_ca ? " (is --upstream-ca a PEM file?)" : "");
+		goto out;
+	}
+	/* the replays become rows in the same file, written as the proxy
+	 * writes them: by the store's own thread */
+	if ((run.st = store_open(o.db, 0, err, sizeof(err))) == NULL ||
+	    store_start(run.st) == -1) {
+		fprintf(stderr, "peephole replay: %s\n",
+		    run.st ? "cannot start the store" : err);
+		goto out;
+	}
+	replay_settings.on_status_complete = replay_on_status;
+	replay_settings.on_header_field = replay_on_field;
+	replay_settings.on_header_value = replay_on_value;
+	replay_settings.on_headers_complete = replay_on_headers;
+	replay_settings.on_body = replay_on_body;
+	replay_settings.on_message_complete = replay_on_complete;
+	replay_start_next(&run);
+	if (run.done < run.njobs)
+		event_base_dispatch(run.base);
+	store_close(run.st);
+	run.st = NULL;
+	replay_new_ids(db, &run);
+	replay_print(&run, o.json);
+	for (size_t i = 0; i < run.njobs; i++)
+		if (run.jobs[i].refused || run.jobs[i].error ||
+		    run.jobs[i].status == 0)
+			failed = 1;
+	rc = failed ? CLI_ERROR : CLI_OK;
+out:
+	store_close(run.st);
+	for (size_t i = 0; i < run.njobs; i++)
+		replay_job_free(&run.jobs[i]);
+	free(run.jobs);
+	if (run.dns != NULL)
+		evdns_base_free(run.dns, 0);
+	if (run.base != NULL)
+		event_base_free(run.base);
+	SSL_CTX_free(run.ctx);
+	sqlite3_close(db);
+	free(o.ids);
+	return rc;
+}
