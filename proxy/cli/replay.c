@@ -34,6 +34,7 @@
 
 #include "cli/args.h"
 #include "cli/db.h"
+#include "cli/replay.h"
 #include "cli/output.h"
 #include "cli/requrl.h"
 #include "cli/select.h"
@@ -193,24 +194,19 @@ replay_named(const char *name, size_t n, const char *const *list, int count)
 	return 0;
 }
 
-/*
- * The head to send: the logged fields minus hop-by-hop ones (and the
- * framing, recomputed), --remove-header and --set-header applied, then
- * Content-Length for the body actually sent and Connection: close.
- */
-static int
-replay_build(struct replay_job *j, const struct replay_opts *o,
-    const char *path, const char *query, const unsigned char *body, size_t blen,
-    int64_t file_len)
+char *
+replay_fields(const char *logged, const char *const *set, int nset,
+    const char *const *remove, int nremove, const char *host,
+    const char *method, int64_t body_len)
 {
-	struct evbuffer *b = j->request = evbuffer_new();
 	struct evbuffer *f = evbuffer_new();
-	const char *h = j->req_headers, *connection = NULL;
-	int have_host = 0, rc = -1;
+	const char *h = logged, *connection = NULL;
+	int have_host = 0;
 	size_t flen;
+	char *out = NULL;
 
-	if (b == NULL || f == NULL)
-		goto out;
+	if (f == NULL)
+		return NULL;
 	for (const char *p = h; p != NULL && *p;) {
 		size_t n = strcspn(p, "\r\n");
 		if (n > 11 && strncasecmp(p, "connection:", 11) == 0)
@@ -224,8 +220,8 @@ replay_build(struct replay_job *j, const struct replay_opts *o,
 		if (colon != NULL) {
 			size_t nl = (size_t)(colon - h);
 			if (!replay_hop_by_hop(h, nl, connection) &&
-			    !replay_named(h, nl, o->remove, o->nremove) &&
-			    !replay_named(h, nl, o->set, o->nset)) {
+			    !replay_named(h, nl, remove, nremove) &&
+			    !replay_named(h, nl, set, nset)) {
 				evbuffer_add(f, h, n);
 				evbuffer_add(f, "\r\n", 2);
 				if (nl == 4 && strncasecmp(h, "host", 4) == 0)
@@ -235,26 +231,45 @@ replay_build(struct replay_job *j, const struct replay_opts *o,
 		h += n;
 		h += strspn(h, "\r\n");
 	}
-	for (int i = 0; i < o->nset; i++) {
-		evbuffer_add_printf(f, "%s\r\n", o->set[i]);
-		if (strncasecmp(o->set[i], "host:", 5) == 0)
+	for (int i = 0; i < nset; i++) {
+		evbuffer_add_printf(f, "%s\r\n", set[i]);
+		if (strncasecmp(set[i], "host:", 5) == 0)
 			have_host = 1;
 	}
-	if (!have_host && !replay_named("host", 4, o->remove, o->nremove))
-		evbuffer_add_printf(f, "Host: %s\r\n", j->host);
-	if (file_len >= 0)
+	if (!have_host && !replay_named("host", 4, remove, nremove))
+		evbuffer_add_printf(f, "Host: %s\r\n", host);
+	/* a body, or a method that takes one: its real length */
+	if (body_len > 0 || strcmp(method, "POST") == 0 ||
+	    strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
 		evbuffer_add_printf(
-		    f, "Content-Length: %lld\r\n", (long long)file_len);
-	else if (blen > 0 ||
-	    (strcmp(j->method, "POST") == 0 || strcmp(j->method, "PUT") == 0 ||
-		strcmp(j->method, "PATCH") == 0))
-		evbuffer_add_printf(f, "Content-Length: %zu\r\n", blen);
+		    f, "Content-Length: %lld\r\n", (long long)body_len);
 	evbuffer_add_printf(f, "Connection: close\r\n");
 	flen = evbuffer_get_length(f);
-	if ((j->sent_headers = malloc(flen + 1)) == NULL)
+	if ((out = malloc(flen + 1)) != NULL) {
+		evbuffer_copyout(f, out, flen);
+		out[flen] = '\0';
+	}
+	evbuffer_free(f);
+	return out;
+}
+
+/*
+ * The request to send: line, fields (replay_fields), body — logged, or
+ * --body FILE, streamed from the file by the evbuffer.
+ */
+static int
+replay_build(struct replay_job *j, const struct replay_opts *o,
+    const char *path, const char *query, const unsigned char *body, size_t blen,
+    int64_t file_len)
+{
+	struct evbuffer *b = j->request = evbuffer_new();
+	int rc = -1;
+
+	if (b == NULL ||
+	    (j->sent_headers = replay_fields(j->req_headers, o->set, o->nset,
+		 o->remove, o->nremove, j->host, j->method,
+		 file_len >= 0 ? file_len : (int64_t)blen)) == NULL)
 		goto out;
-	evbuffer_copyout(f, j->sent_headers, flen);
-	j->sent_headers[flen] = '\0';
 	/* through a proxy, plain http takes the absolute form */
 	if (o->via != NULL && !j->tls)
 		evbuffer_add_printf(b, "%s %s HTTP/1.1\r\n", j->method, j->url);
@@ -262,8 +277,7 @@ replay_build(struct replay_job *j, const struct replay_opts *o,
 		evbuffer_add_printf(b, "%s %s%s%s HTTP/1.1\r\n", j->method,
 		    path && *path ? path : "/", query ? "?" : "",
 		    query ? query : "");
-	evbuffer_add_buffer(b, f);
-	evbuffer_add(b, "\r\n", 2);
+	evbuffer_add_printf(b, "%s\r\n", j->sent_headers);
 	j->sent_head_bytes = evbuffer_get_length(b);
 	if (file_len >= 0) {
 		int fd = open(o->body_file, O_RDONLY | O_CLOEXEC);
@@ -292,8 +306,6 @@ replay_build(struct replay_job *j, const struct replay_opts *o,
 	j->sent_body.truncated = j->sent_body.total > j->sent_body.len;
 	rc = 0;
 out:
-	if (f != NULL)
-		evbuffer_free(f);
 	return rc;
 }
 

@@ -242,17 +242,7 @@ cli_run(int argc, char **argv)
 		mallopt(M_TRIM_THRESHOLD,
 		    (int)(cfg.body_capture_bytes * 8 + 1024 * 1024));
 	}
-	if (cfg.record_flows)
-		st = store_open(
-		    cfg.db_path, cfg.store_queue_max, err, sizeof(err));
-	else
-		st = store_open_discard(cfg.store_queue_max);
-	if (st == NULL) {
-		fprintf(stderr, "peephole: %s\n",
-		    cfg.record_flows ? err : "cannot start the store");
-		rc = 1;
-		goto out;
-	}
+	/* a capture to answer from is checked before anything is created */
 	if (cfg.replay_from != NULL) {
 		struct replaydb_opts ro = {cfg.replay_from, cfg.replay_filter,
 		    cfg.replay_match_body, cfg.replay_ignore,
@@ -263,7 +253,6 @@ cli_run(int argc, char **argv)
 			fprintf(
 			    stderr, "peephole run: --replay-from: %s\n", err);
 			rc = usage ? 2 : 1;
-			store_close(st);
 			goto out;
 		}
 	} else if (cfg.replay_filter != NULL || cfg.replay_match_body ||
@@ -272,7 +261,18 @@ cli_run(int argc, char **argv)
 		    "peephole run: --filter, --match-body, --ignore-param and "
 		    "--forward-unmatched go with --replay-from\n");
 		rc = 2;
-		store_close(st);
+		goto out;
+	}
+	if (cfg.record_flows)
+		st = store_open(
+		    cfg.db_path, cfg.store_queue_max, err, sizeof(err));
+	else
+		st = store_open_discard(cfg.store_queue_max);
+	if (st == NULL) {
+		fprintf(stderr, "peephole: %s\n",
+		    cfg.record_flows ? err : "cannot start the store");
+		replaydb_close(replay);
+		rc = 1;
 		goto out;
 	}
 	rc = server_run(&cfg, st, replay);

@@ -210,3 +210,23 @@ def test_replay_flags_are_checked(tmp_path):
                 tmp_path / "y.db", "--listen", "127.0.0.1:1")
     assert r.returncode == 1
     assert "absent.db" in r.stderr
+
+
+def test_filter_limits_what_answers(tls_proxy):
+    o = CountingOrigin()
+    try:
+        cap = tls_proxy()
+        assert cap.curl(o.url("/keep/a")).code == 200
+        assert cap.curl(o.url("/drop/b")).code == 200
+        capture = _capture_stopped(cap)
+    finally:
+        o.stop()
+    p = tls_proxy("--replay-from", capture, "--filter", "~u /keep/")
+    assert p.curl(o.url("/keep/a")).body == b"answer 1"
+    assert p.curl(o.url("/drop/b")).code == 404
+    r = run_cli("run", "--replay-from", capture, "--filter", "~d (",
+                "--listen", "127.0.0.1:1", "--db", p.dir / "never.db",
+                timeout=20)
+    assert r.returncode == 2
+    assert "bad filter" in r.stderr
+    assert not (p.dir / "never.db").exists()
