@@ -74,9 +74,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* a NUL inside the input cuts the expression short; the
 		 * negation of what compiled must compile too */
 		if (strlen(neg) == size + 3) {
-			if (f == NULL)
+			/* two levels more may pass the nesting bound */
+			if (f == NULL &&
+			    strstr(err, "nested more than") == NULL)
 				abort();
-			if (filter_match(f, &r) == m)
+			if (f != NULL && filter_match(f, &r) == m)
 				abort();
 		}
 		filter_free(f);
