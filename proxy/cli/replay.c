@@ -505,12 +505,16 @@ replay_readcb(struct bufferevent *bev, void *arg)
 
 	if (j->phase == REPLAY_PROXY_CONNECT) {
 		/* the proxy's answer to CONNECT: a head, then our TLS */
-		size_t n = evbuffer_get_length(in);
-		struct evbuffer_ptr end;
-		if (n > sizeof(j->connect_buf) - 1)
-			n = sizeof(j->connect_buf) - 1;
-		end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-		if (end.pos == -1) {
+		struct evbuffer_ptr end =
+		    evbuffer_search(in, "\r\n\r\n", 4, NULL);
+		if (end.pos == -1 ||
+		    (size_t)end.pos + 4 > sizeof(j->connect_buf) - 1) {
+			if (end.pos != -1) {
+				replay_finish(j,
+				    "the proxy's CONNECT answer is "
+				    "too long");
+				return;
+			}
 			if (evbuffer_get_length(in) >=
 			    sizeof(j->connect_buf) - 1)
 				replay_finish(j,
@@ -620,6 +624,12 @@ replay_resolved(int err, struct evutil_addrinfo *ai, void *arg)
 	char why[300];
 
 	j->dns = NULL;
+	if (j->phase == REPLAY_DONE) {
+		/* a lookup cancelled by the job's end */
+		if (ai != NULL)
+			evutil_freeaddrinfo(ai);
+		return;
+	}
 	j->t_dns = now_us();
 	if (err != 0 || ai == NULL) {
 		snprintf(why, sizeof(why), "cannot resolve %s: %s",
@@ -1387,13 +1397,15 @@ cli_replay(int argc, char **argv)
 	rc = failed ? CLI_ERROR : CLI_OK;
 out:
 	store_close(run.st);
+	/* the loop and resolver first: a lookup cancelled by a timeout
+	 * may still call back into its job */
+	if (run.dns != NULL)
+		evdns_base_free(run.dns, 1);
+	if (run.base != NULL)
+		event_base_free(run.base);
 	for (size_t i = 0; i < run.njobs; i++)
 		replay_job_free(&run.jobs[i]);
 	free(run.jobs);
-	if (run.dns != NULL)
-		evdns_base_free(run.dns, 0);
-	if (run.base != NULL)
-		event_base_free(run.base);
 	SSL_CTX_free(run.ctx);
 	sqlite3_close(db);
 	free(o.ids);

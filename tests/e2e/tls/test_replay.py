@@ -206,3 +206,24 @@ def test_https_replay_verifies_the_origin(tls_proxy, tls_nginx, certs):
     assert len(es) == 2 and es[1]["sni"] == "alpha.test"
     row = req_rows(cap, "replay_of = ?", (rid,))[-1]
     assert row["scheme"] == "https" and row["status"] == 200
+
+
+def test_replay_times_out_on_a_silent_origin(tls_proxy):
+    import socket
+    o = RecordingOrigin()
+    cap = tls_proxy()
+    assert cap.curl(o.url("/slow")).code == 200
+    assert cap.stop() == 0
+    port = o.port
+    o.stop()
+    # the same port now accepts and never answers
+    with socket.socket() as silent:
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", port))
+        silent.listen(8)
+        rid = req_rows(cap)[0]["id"]
+        cp = _replay(cap.db, rid, "--timeout", "1")
+    assert cp.returncode == 1
+    assert "no answer within 1s" in cp.stdout, cp.stdout
+    row = req_rows(cap, "replay_of = ?", (rid,))[-1]
+    assert row["status"] == 0 and "no answer" in row["error"]
