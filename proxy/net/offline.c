@@ -392,15 +392,17 @@ out:
 	return rc;
 }
 
-/* Both sides are done with the answer's body and the request's. */
-static void
+/* Both sides are done with the answer's body and the request's: end the
+ * exchange. 1 if it did (c may be gone: the caller returns at once). */
+static int
 offline_maybe_end(struct conn *c)
 {
 	if (!c->req_done || !c->resp_done)
-		return;
+		return 0;
 	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
 	offline_free(c);
 	conn_exchange_end(c);
+	return 1;
 }
 
 static void
@@ -463,9 +465,9 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 		return;
 	}
 	c->resp_done = 1;
-	offline_maybe_end(c);
-	if (c->state == CONN_OFFLINE)
-		conn_arm_timer(c);
+	if (offline_maybe_end(c))
+		return;
+	conn_arm_timer(c);
 }
 
 void
@@ -531,9 +533,9 @@ offline_read(struct conn *c)
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
-	offline_maybe_end(c);
-	if (c->state == CONN_OFFLINE)
-		conn_arm_timer(c);
+	if (offline_maybe_end(c))
+		return;
+	conn_arm_timer(c);
 }
 
 static llhttp_settings_t offline_peek_settings = {
