@@ -227,3 +227,26 @@ def test_replay_times_out_on_a_silent_origin(tls_proxy):
     assert "no answer within 1s" in cp.stdout, cp.stdout
     row = req_rows(cap, "replay_of = ?", (rid,))[-1]
     assert row["status"] == 0 and "no answer" in row["error"]
+
+
+def test_https_replay_through_peephole(tls_proxy, tls_nginx, certs):
+    """--via for https: CONNECT, then TLS with the proxy's forged
+    certificate (trusted with --upstream-ca), which the proxy logs."""
+    cap = tls_proxy("--upstream-ca", certs.ca)
+    t = token()
+    assert tcurl(cap, f"https://alpha.test:{tls_nginx.port}/second?t={t}"
+                 ).code == 200
+    assert cap.stop() == 0
+    rid = req_rows(cap, "scheme = 'https'")[0]["id"]
+    via = tls_proxy("--upstream-ca", certs.ca)
+    cp = _replay(cap.db, rid, "--via", f"127.0.0.1:{via.port}",
+                 "--upstream-ca", via.ca_pem)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "status 200->200" in cp.stdout and "body same" in cp.stdout
+    assert via.stop() == 0
+    rows = req_rows(via, "scheme = 'https'")
+    assert [(x["host"], x["path"]) for x in rows] == [("alpha.test",
+                                                       "/second")]
+    # a proxy that cannot be reached is an error, not a hang
+    cp = _replay(cap.db, rid, "--via", "127.0.0.1:1", "--timeout", "5")
+    assert cp.returncode == 1 and "cannot connect" in cp.stdout
