@@ -62,3 +62,16 @@ args_reset(void)
 	optind = 0;
 	opterr = 0;
 }
+
+int
+args_ids(const char *cmd, int argc, char **argv, int64_t **ids, size_t *nids)
+{
+	*nids = 0;
+	if ((*ids = calloc((size_t)(argc - optind) + 1, sizeof(**ids))) == NULL)
+		return CLI_ERROR;
+	for (; optind < argc; optind++)
+		if (args_int(cmd, "ID", argv[optind], 1, INT64_MAX,
+			&(*ids)[(*nids)++]) == -1)
+			return CLI_USAGE;
+	return 0;
+}

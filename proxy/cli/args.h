@@ -4,6 +4,7 @@
 #ifndef PEEPHOLE_CLI_ARGS_H
 #define PEEPHOLE_CLI_ARGS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* A parse function's answer when --help was printed: stop, exit 0. */
@@ -28,6 +29,15 @@ int args_usage(const char *cmd, const char *fmt, ...)
  * quiet and tells the two apart.
  */
 int args_bad(const char *cmd, int ch, int argc, char **argv);
+
+/*
+ * The request ids left in argv[optind..argc), each a positive integer,
+ * into a malloc'd array (*ids, *nids; the caller frees it, also on
+ * failure). Returns 0, CLI_USAGE after a message for a bad id, or
+ * CLI_ERROR on ENOMEM.
+ */
+int args_ids(const char *cmd, int argc, char **argv, int64_t **ids,
+    size_t *nids) __attribute__((warn_unused_result));
 
 /*
  * Prepare getopt_long for a fresh parse. The dispatcher and the unit tests

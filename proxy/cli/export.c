@@ -810,7 +810,7 @@ export_parse(int argc, char **argv, struct export_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch;
+	int ch, rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
@@ -855,13 +855,8 @@ export_parse(int argc, char **argv, struct export_opts *o)
 			    strcmp(o->what, "har") == 0 ? "FILE" : "DIR");
 		o->target = argv[optind++];
 	}
-	if ((o->ids = calloc((size_t)(argc - optind) + 1, sizeof(*o->ids))) ==
-	    NULL)
-		return CLI_ERROR;
-	for (; optind < argc; optind++)
-		if (args_int(EXPORT_CMD, "ID", argv[optind], 1, INT64_MAX,
-			&o->ids[o->nids++]) == -1)
-			return CLI_USAGE;
+	if ((rc = args_ids(EXPORT_CMD, argc, argv, &o->ids, &o->nids)) != 0)
+		return rc;
 	if (strcmp(o->what, "curl") == 0) {
 		if (o->nids != 1)
 			return args_usage(

@@ -1195,13 +1195,8 @@ replay_parse(int argc, char **argv, struct replay_opts *o)
 			return args_bad(REPLAY_CMD, ch, argc, argv);
 		}
 	}
-	if ((o->ids = calloc((size_t)(argc - optind) + 1, sizeof(*o->ids))) ==
-	    NULL)
-		return CLI_ERROR;
-	for (; optind < argc; optind++)
-		if (args_int(REPLAY_CMD, "ID", argv[optind], 1, INT64_MAX,
-			&o->ids[o->nids++]) == -1)
-			return CLI_USAGE;
+	if ((ch = args_ids(REPLAY_CMD, argc, argv, &o->ids, &o->nids)) != 0)
+		return ch;
 	if (o->nids == 0 && o->filter == NULL)
 		return args_usage(
 		    REPLAY_CMD, "which requests? give IDs or --filter EXPR");
