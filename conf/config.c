@@ -76,6 +76,7 @@ static const struct config_key config_keys[] = {
     {"upstream-ca", CONFIG_T_STRING, F(upstream_ca), 0, 0},
     {"insecure-upstream", CONFIG_T_BOOL, F(insecure_upstream), 0, 1},
     {"auto-passthrough", CONFIG_T_BOOL, F(auto_passthrough), 0, 1},
+    {"via", CONFIG_T_BOOL, F(via_header), 0, 1},
     {"forge-cache-size", CONFIG_T_COUNT, F(forge_cache_size), 1, 16 * MIB},
     {"sniff-timeout", CONFIG_T_DURATION, F(sniff_timeout_ms), 1, UINT_MAX},
     {"intercept", CONFIG_T_RULE, 0, RULES_INTERCEPT, 0},

@@ -52,6 +52,7 @@ struct config {
 	size_t body_capture_bytes; /* captured per body: 1 MiB */
 	size_t relay_buffer_bytes; /* per direction before pausing: 256 KiB */
 	size_t store_queue_max;    /* records queued before back-pressure */
+	int via_header; /* 1: the explicit proxy adds "Via: 1.1 peephole" */
 
 	char
 	    *dns_servers[CONFIG_MAX_DNS]; /* "ip" or "ip:port"; none = system */

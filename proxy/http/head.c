@@ -172,52 +172,95 @@ head_has_token(const struct head *h, const char *name, const char *tok)
 	return 0;
 }
 
-static const char *const head_hop_fixed[] = {"connection", "proxy-connection",
-    "keep-alive", "te", "trailer", "proxy-authorization", "proxy-authenticate",
-    NULL};
-
 int
-head_is_hop_by_hop(const struct head *h, int i, int keep_upgrade)
+head_connection_names(const struct head *h, const char *name, size_t nlen)
 {
-	const struct head_field *f = &h->fields[i];
-
-	for (const char *const *p = head_hop_fixed; *p != NULL; p++)
-		if (head_name_is(h, i, *p))
-			return 1;
-	/* Upgrade is for this hop when Connection names it (RFC 9110 7.8);
-	 * a switch we relay keeps it. A bare one (WeChat's shortlink sends
-	 * "Upgrade: mmtls" without Connection) is the origin's business. */
-	if (keep_upgrade && head_name_is(h, i, "upgrade"))
-		return 0;
-	/* a header the sender named in Connection is for this hop only */
 	for (int c = head_find(h, "connection", 0); c != -1;
 	     c = head_find(h, "connection", c + 1)) {
 		const struct head_field *cf = &h->fields[c];
-		if (head_list_has(h->buf + cf->value_off, cf->value_len,
-			h->buf + f->name_off, f->name_len))
+		if (head_list_has(
+			h->buf + cf->value_off, cf->value_len, name, nlen))
 			return 1;
 	}
 	return 0;
 }
 
-int
-head_write_fields(const struct head *h, struct evbuffer *out, int strip,
-    int keep_upgrade, const char *const *skip)
+/* The length of the line at p (up to and including its LF), or 0. */
+static size_t
+head_line_len(const char *p, size_t left)
 {
-	for (int i = 0; i < h->nfields; i++) {
-		const struct head_field *f = &h->fields[i];
-		int drop = strip && head_is_hop_by_hop(h, i, keep_upgrade);
-		for (const char *const *s = skip; !drop && s && *s; s++)
-			drop = head_name_is(h, i, *s);
-		if (drop)
-			continue;
-		if (evbuffer_add(out, h->buf + f->name_off, f->name_len) ||
-		    evbuffer_add(out, ": ", 2) ||
-		    evbuffer_add(out, h->buf + f->value_off, f->value_len) ||
-		    evbuffer_add(out, "\r\n", 2))
+	const char *lf = memchr(p, '\n', left);
+
+	return lf == NULL ? 0 : (size_t)(lf - p) + 1;
+}
+
+/* Split a header line into name and trimmed value (CR/LF excluded). */
+static void
+head_line_split(const char *p, size_t n, struct head_line *l)
+{
+	const char *colon = memchr(p, ':', n);
+	size_t e = n;
+
+	while (e > 0 && (p[e - 1] == '\n' || p[e - 1] == '\r'))
+		e--;
+	l->name = p;
+	l->nlen = colon ? (size_t)(colon - p) : e;
+	l->value = colon ? colon + 1 : p + e;
+	l->vlen = colon ? e - l->nlen - 1 : 0;
+	while (l->vlen > 0 && (*l->value == ' ' || *l->value == '\t')) {
+		l->value++;
+		l->vlen--;
+	}
+	while (l->vlen > 0 &&
+	    (l->value[l->vlen - 1] == ' ' || l->value[l->vlen - 1] == '\t'))
+		l->vlen--;
+}
+
+int
+head_copy_raw(struct evbuffer *out, const char *raw, size_t len,
+    const char *start, size_t start_len, head_line_fn fn, void *arg,
+    const char *extra)
+{
+	size_t off = 0, n = head_line_len(raw, len);
+	enum head_verdict last = HEAD_KEEP;
+
+	if (n == 0)
+		return -1;
+	/* the start line, replaced or as received */
+	if (start != NULL) {
+		if (evbuffer_add(out, start, start_len) == -1 ||
+		    evbuffer_add(out, "\r\n", 2) == -1)
+			return -1;
+	} else if (evbuffer_add(out, raw, n) == -1)
+		return -1;
+	for (off = n; off < len; off += n) {
+		struct head_line l;
+		const char *p = raw + off;
+		n = head_line_len(p, len - off);
+		if (n == 0)
+			return -1;
+		if (p[0] == '\r' || p[0] == '\n') {
+			/* the blank line ends the head */
+			if (extra != NULL &&
+			    evbuffer_add(out, extra, strlen(extra)) == -1)
+				return -1;
+			return evbuffer_add(out, p, len - off);
+		}
+		/* an obs-fold continuation shares its field's fate */
+		if (p[0] != ' ' && p[0] != '\t') {
+			memset(&l, 0, sizeof(l));
+			head_line_split(p, n, &l);
+			last = fn != NULL ? fn(&l, arg) : HEAD_KEEP;
+			if (last == HEAD_REPLACE &&
+			    (evbuffer_add(out, l.name, l.nlen) == -1 ||
+				evbuffer_add_printf(
+				    out, ": %s\r\n", l.replace) < 0))
+				return -1;
+		}
+		if (last == HEAD_KEEP && evbuffer_add(out, p, n) == -1)
 			return -1;
 	}
-	return 0;
+	return -1; /* no blank line: not a complete head */
 }
 
 char *

@@ -62,21 +62,39 @@ int head_name_is(const struct head *h, int i, const char *name);
 int head_has_token(const struct head *h, const char *name, const char *tok);
 
 /*
- * 1 if field i must not be forwarded: the fixed hop-by-hop set (Connection,
- * Proxy-Connection, Keep-Alive, TE, Trailer, Proxy-Authorization,
- * Proxy-Authenticate) and any header a Connection field names — except
- * Upgrade when keep_upgrade (a protocol switch being relayed).
+ * 1 if a Connection field of h names the field name (nlen bytes): that
+ * field is for this hop only (RFC 9110 7.6.1).
  */
-int head_is_hop_by_hop(const struct head *h, int i, int keep_upgrade);
+int head_connection_names(const struct head *h, const char *name, size_t nlen);
+
+/* One header line of a raw head, as head_copy_raw's callback sees it. */
+struct head_line {
+	const char *name; /* as received, nlen bytes */
+	size_t nlen;
+	const char *value; /* without surrounding whitespace, vlen bytes */
+	size_t vlen;
+	const char *replace; /* HEAD_REPLACE: the new value, NUL-terminated */
+};
+
+enum head_verdict {
+	HEAD_KEEP = 0, /* forward the line byte for byte */
+	HEAD_DROP,     /* leave it out */
+	HEAD_REPLACE   /* "name: replace": the name keeps its spelling */
+};
+
+typedef enum head_verdict (*head_line_fn)(struct head_line *l, void *arg);
 
 /*
- * Append the fields to out as "Name: value\r\n", skipping hop-by-hop ones
- * when strip is set and any field named in skip (NULL-terminated list).
- * Returns 0 / -1.
+ * Copy a raw message head (len bytes: start line, header lines and the
+ * blank line, as received and as llhttp accepted them) to out, line by
+ * line and byte for byte. start (start_len bytes, no CRLF), if not NULL,
+ * replaces the start line; fn (NULL: keep all) decides each header line;
+ * extra, if not NULL, holds whole CRLF-ended lines added before the blank
+ * line. Returns 0, or -1 on ENOMEM or a head without its blank line.
  */
-int head_write_fields(const struct head *h, struct evbuffer *out, int strip,
-    int keep_upgrade, const char *const *skip)
-    __attribute__((warn_unused_result));
+int head_copy_raw(struct evbuffer *out, const char *raw, size_t len,
+    const char *start, size_t start_len, head_line_fn fn, void *arg,
+    const char *extra) __attribute__((warn_unused_result));
 
 /* All fields as received, "Name: value\r\n" lines, malloc'd; NULL on ENOMEM. */
 char *head_fields_text(const struct head *h);

@@ -31,9 +31,11 @@
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -80,6 +82,7 @@ static void conn_feed_request(struct conn *c);
 static void conn_feed_response(struct conn *c);
 static void conn_up_eof(struct conn *c);
 static void conn_up_failed(struct conn *c, const char *why);
+static void conn_quiesce(struct conn *c);
 
 static llhttp_settings_t conn_req_settings, conn_resp_settings;
 
@@ -97,6 +100,8 @@ store_backlogged_safe(struct store *st)
 void
 conn_enter(struct conn *c, enum conn_state st)
 {
+	if (c->state == CONN_CLOSED)
+		return; /* closed further down the stack: stay closed */
 	log_debug("c%lld state %s -> %s", (long long)c->id,
 	    conn_state_names[c->state], conn_state_names[st]);
 	c->state = st;
@@ -339,13 +344,11 @@ conn_resp_message_complete(llhttp_t *p)
 	return HPE_PAUSED;
 }
 
+/* Fill the two llhttp settings tables; once, through pthread_once, as every
+ * worker thread's first accept gets here. */
 static void
-conn_settings_init(void)
+conn_settings_fill(void)
 {
-	static int done;
-
-	if (done)
-		return;
 	llhttp_settings_init(&conn_req_settings);
 	conn_req_settings.on_message_begin = conn_req_begin;
 	conn_req_settings.on_url = conn_req_url;
@@ -362,7 +365,14 @@ conn_settings_init(void)
 	conn_resp_settings.on_headers_complete = conn_resp_headers_complete;
 	conn_resp_settings.on_body = conn_resp_body;
 	conn_resp_settings.on_message_complete = conn_resp_message_complete;
-	done = 1;
+}
+
+static void
+conn_settings_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	(void)pthread_once(&once, conn_settings_fill);
 }
 
 /* ---- timers: one per connection, a deadline per state ---- */
@@ -441,9 +451,12 @@ conn_deadline(const struct conn *c)
 void
 conn_arm_timer(struct conn *c)
 {
-	int64_t dl = conn_deadline(c), left;
+	int64_t dl, left;
 	struct timeval tv;
 
+	if (c->state == CONN_CLOSED)
+		return;
+	dl = conn_deadline(c);
 	if (dl == 0) {
 		event_del(c->timer);
 		return;
@@ -614,6 +627,43 @@ conn_drain(struct conn *c, const char *reason, const char *err)
 /* ---- local answers ---- */
 
 /*
+ * Record an answer peephole wrote itself (the n bytes at before in out)
+ * as it records an origin's: head fields, content type and body.
+ */
+static void
+conn_rec_own_answer(
+    struct conn *c, struct evbuffer *out, size_t before, size_t n)
+{
+	struct store_request *r = &c->rec->u.req;
+	struct evbuffer_ptr at, end;
+	char buf[2048], *lf, *type;
+	size_t head, got;
+
+	r->resp_version = strdup("1.1");
+	r->resp_header_bytes = n;
+	if (evbuffer_ptr_set(out, &at, before, EVBUFFER_PTR_SET) == -1)
+		return;
+	end = evbuffer_search(out, "\r\n\r\n", 4, &at);
+	if (end.pos < 0 || (size_t)end.pos + 4 > before + n || n >= sizeof(buf))
+		return;
+	head = (size_t)end.pos + 4 - before;
+	got = (size_t)evbuffer_copyout_from(out, &at, buf, n);
+	if (got != n)
+		return;
+	buf[head - 2] = '\0';
+	r->resp_header_bytes = head;
+	/* the fields, after the status line, as logged for any answer */
+	if ((lf = strchr(buf, '\n')) != NULL && r->resp_headers == NULL)
+		r->resp_headers = strdup(lf + 1);
+	if (r->resp_headers != NULL && r->content_type == NULL &&
+	    (type = strstr(r->resp_headers, "Content-Type: ")) != NULL) {
+		type += 14;
+		r->content_type = strndup(type, strcspn(type, "\r"));
+	}
+	conn_capture_resp(c, buf + head, n - head);
+}
+
+/*
  * Answer the current request ourselves with an error, record it, and
  * close after the answer is flushed.
  */
@@ -631,11 +681,11 @@ conn_fail(struct conn *c, int status, const char *detail)
 	}
 	conn_rec_fail(c, status, detail);
 	if (!c->resp_head_sent) {
+		size_t before = evbuffer_get_length(out);
 		n = respond_error(out, status, detail, 0, c->is_head);
 		if (n > 0) {
 			c->bytes_to_client += (uint64_t)n;
-			c->rec->u.req.resp_header_bytes = (uint64_t)n;
-			c->rec->u.req.resp_version = strdup("1.1");
+			conn_rec_own_answer(c, out, before, (size_t)n);
 		}
 	}
 	log_info(
@@ -742,39 +792,147 @@ conn_is_self(struct conn *c)
 	return server_is_self(c->w->srv, c->url.host, c->url.port);
 }
 
+/* The first m-byte needle in the n bytes at hay, or NULL (memmem is GNU). */
+static const char *
+conn_find(const char *hay, size_t n, const char *needle, size_t m)
+{
+	for (size_t i = 0; m > 0 && i + m <= n; i++)
+		if (hay[i] == needle[0] && memcmp(hay + i, needle, m) == 0)
+			return hay + i;
+	return NULL;
+}
+
+/* 1 if the n bytes at s are name, ignoring case. */
+static int
+conn_name_is(const char *s, size_t n, const char *name)
+{
+	return strlen(name) == n && strncasecmp(s, name, n) == 0;
+}
+
 /*
- * Build the head sent upstream: origin-form target, hop-by-hop fields gone,
- * our Via added. A proxied request gets Host from its absolute URL; inside
- * a tunnel the client's own Host stands (it names the site, the CONNECT
- * target may be an address).
+ * The authority of an absolute-form target as sent ("host:port", userinfo
+ * left out) and where the origin-form part begins. -1 if there is none.
+ */
+static int
+conn_target_split(
+    const char *t, size_t n, const char **auth, size_t *alen, const char **rest)
+{
+	const char *p = conn_find(t, n, "://", 3), *end = t + n, *a, *e;
+
+	if (p == NULL)
+		return -1;
+	a = p + 3;
+	for (e = a; e < end && *e != '/' && *e != '?' && *e != '#'; e++)
+		if (*e == '@')
+			a = e + 1;
+	*auth = a;
+	*alen = (size_t)(e - a);
+	*rest = e;
+	return 0;
+}
+
+struct conn_up_lines {
+	const struct head *h;
+	const char *auth; /* the target's authority, NUL-terminated */
+	int host_seen;
+};
+
+/*
+ * What the explicit proxy changes in a request head (RFC 9110 7.6.1,
+ * RFC 9112 3.2.2): Proxy-Connection, Proxy-Authorization and the fields
+ * Connection names go; Host is made to name the target's authority.
+ * Everything else, Connection included, goes as the client sent it.
+ */
+static enum head_verdict
+conn_up_line(struct head_line *l, void *arg)
+{
+	struct conn_up_lines *u = arg;
+
+	if (conn_name_is(l->name, l->nlen, "host")) {
+		u->host_seen = 1;
+		if (l->vlen == strlen(u->auth) &&
+		    strncasecmp(l->value, u->auth, l->vlen) == 0)
+			return HEAD_KEEP;
+		l->replace = u->auth;
+		return HEAD_REPLACE;
+	}
+	if (conn_name_is(l->name, l->nlen, "proxy-connection") ||
+	    conn_name_is(l->name, l->nlen, "proxy-authorization"))
+		return HEAD_DROP;
+	/* an Upgrade being asked for is relayed with its Connection */
+	if (!conn_name_is(l->name, l->nlen, "upgrade") &&
+	    head_connection_names(u->h, l->name, l->nlen))
+		return HEAD_DROP;
+	return HEAD_KEEP;
+}
+
+/*
+ * Build the head sent upstream. Inside a tunnel (CONNECT, SOCKS,
+ * transparent) it is the client's, byte for byte. Through the explicit
+ * proxy only what RFC 9110 asks of a proxy changes: the request line
+ * becomes origin-form (method and version as sent), and conn_up_line's
+ * fields; a Via is added only when the via setting asks for one.
  */
 static int
 conn_build_up_head(struct conn *c)
 {
-	static const char *const skip[] = {"host", NULL};
 	struct evbuffer *b = c->up_head;
-	int keep_host =
-	    c->inner != CONN_INNER_NONE && head_find(&c->reqh, "host", 0) != -1;
-	char auth[300];
+	size_t len = evbuffer_get_length(c->raw_head), tlen, alen, llen;
+	const char *raw = (const char *)evbuffer_pullup(c->raw_head, -1);
+	const char *target = head_target(&c->reqh, &tlen), *auth, *rest, *tend;
+	const char *lf, *sp;
+	struct conn_up_lines u = {&c->reqh, NULL, 0};
+	char authz[300], extra[600], *line = NULL;
+	int rc = -1, n;
 
 	evbuffer_drain(b, evbuffer_get_length(b));
-	if (url_authority(&c->url, auth, sizeof(auth)) == -1)
+	if (raw == NULL)
 		return -1;
-	if (evbuffer_add_printf(b, "%s %s%s%s HTTP/%u.%u\r\n",
-		llhttp_method_name(c->reqp.method), c->url.path,
-		c->url.query ? "?" : "", c->url.query ? c->url.query : "",
-		c->reqp.http_major, c->reqp.http_minor) < 0)
+	if (c->inner != CONN_INNER_NONE)
+		return evbuffer_add(b, raw, len);
+	/* the start line as sent, with the target made origin-form */
+	lf = memchr(raw, '\n', len);
+	sp = lf ? memchr(raw, ' ', (size_t)(lf - raw)) : NULL;
+	if (sp == NULL ||
+	    conn_target_split(target, tlen, &auth, &alen, &rest) == -1 ||
+	    alen >= sizeof(authz))
 		return -1;
-	if (!keep_host && evbuffer_add_printf(b, "Host: %s\r\n", auth) < 0)
+	memcpy(authz, auth, alen);
+	authz[alen] = '\0';
+	u.auth = authz;
+	tend = memchr(rest, '#', (size_t)(target + tlen - rest));
+	if (tend == NULL)
+		tend = target + tlen;
+	llen = (size_t)(lf - raw) + 1;
+	line = malloc(llen + 2);
+	if (line == NULL)
 		return -1;
-	if (head_write_fields(
-		&c->reqh, b, 1, c->req_upgrade, keep_host ? NULL : skip) == -1)
-		return -1;
-	if (evbuffer_add_printf(b, "Via: %u.%u %s\r\n%s\r\n",
-		c->reqp.http_major, c->reqp.http_minor, c->w->srv->via,
-		c->req_upgrade ? "Connection: Upgrade\r\n" : "") < 0)
-		return -1;
-	return 0;
+	/* method SP origin-form SP HTTP-version (what follows the target) */
+	const char *after = conn_find(raw, llen, target, tlen);
+	if (after == NULL)
+		goto out;
+	after += tlen;
+	size_t vlen = (size_t)(lf - after);
+	if (vlen > 0 && after[vlen - 1] == '\r')
+		vlen--;
+	n = snprintf(line, llen + 2, "%.*s%s%.*s%.*s", (int)(sp - raw + 1), raw,
+	    rest[0] == '/' ? "" : "/", (int)(tend - rest), rest, (int)vlen,
+	    after);
+	if (n < 0 || (size_t)n > llen + 1)
+		goto out;
+	/* an HTTP/1.0 client may send no Host; the origin gets one */
+	extra[0] = '\0';
+	if (head_find(&c->reqh, "host", 0) == -1)
+		snprintf(extra, sizeof(extra), "Host: %s\r\n", authz);
+	if (c->w->cfg->via_header)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+		    "Via: %u.%u peephole\r\n", c->reqp.http_major,
+		    c->reqp.http_minor);
+	rc = head_copy_raw(b, raw, len, line, (size_t)n, conn_up_line, &u,
+	    extra[0] ? extra : NULL);
+out:
+	free(line);
+	return rc;
 }
 
 /*
@@ -886,10 +1044,6 @@ conn_request_head(struct conn *c)
 		conn_fail(c, 400, "more than one Host header");
 		return;
 	}
-	if (head_has_token(&c->reqh, "via", c->w->srv->via)) {
-		conn_fail(c, 508, "request loops back to this proxy");
-		return;
-	}
 	if (c->is_connect != (c->url.form == URL_FORM_AUTHORITY)) {
 		conn_fail(c, 400,
 		    "CONNECT takes host:port; other methods an "
@@ -957,8 +1111,11 @@ conn_parse_request(struct conn *c)
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		if (c->head_bytes == 0 && !c->in_head)
+		if (c->head_bytes == 0 && !c->in_head) {
 			c->t_state_us = now_us();
+			evbuffer_drain(
+			    c->raw_head, evbuffer_get_length(c->raw_head));
+		}
 		enum llhttp_errno err =
 		    llhttp_execute(&c->reqp, v.iov_base, v.iov_len);
 		size_t used = err == HPE_OK
@@ -967,7 +1124,8 @@ conn_parse_request(struct conn *c)
 			  (const char *)v.iov_base);
 		c->head_bytes += used;
 		c->bytes_from_client += used;
-		evbuffer_drain(in, used);
+		/* kept as received: it is what goes upstream */
+		evbuffer_remove_buffer(in, c->raw_head, used);
 		if (c->head_overflow || c->head_bytes > limit) {
 			c->is_head = 0;
 			conn_fail(c, 431, "request head over max-header-size");
@@ -1062,47 +1220,82 @@ conn_feed_request(struct conn *c)
 
 /* ---- the response side ---- */
 
-/* Write the rewritten response head to the client. */
+struct conn_down_lines {
+	const struct head *h;
+	int upgrade; /* a 101 being relayed keeps its Upgrade */
+};
+
+/* What the explicit proxy leaves out of an answer head: the origin's
+ * connection management, which is for its hop only. */
+static enum head_verdict
+conn_down_line(struct head_line *l, void *arg)
+{
+	struct conn_down_lines *d = arg;
+
+	if (conn_name_is(l->name, l->nlen, "connection") ||
+	    conn_name_is(l->name, l->nlen, "keep-alive") ||
+	    conn_name_is(l->name, l->nlen, "proxy-connection"))
+		return HEAD_DROP;
+	if (d->upgrade && conn_name_is(l->name, l->nlen, "upgrade"))
+		return HEAD_KEEP;
+	return head_connection_names(d->h, l->name, l->nlen) ? HEAD_DROP
+							     : HEAD_KEEP;
+}
+
+/*
+ * Send the answer head (c->raw_resp, as the origin sent it) to the client.
+ * Inside a tunnel it goes byte for byte, and whether the client connection
+ * stays open follows what the two ends said. Through the explicit proxy the
+ * status line and the end-to-end fields go byte for byte, and the proxy's
+ * own Connection field says what happens to the client connection.
+ */
 static int
 conn_emit_response_head(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	struct store_request *r = &c->rec->u.req;
-	size_t rlen, before = evbuffer_get_length(out);
-	const char *reason = head_target(&c->resph, &rlen);
+	size_t before = evbuffer_get_length(out);
+	size_t len = evbuffer_get_length(c->raw_resp);
+	const char *raw = (const char *)evbuffer_pullup(c->raw_resp, -1);
 	int st = c->respp.status_code;
 	int upgrade = st == 101 && c->req_upgrade;
-	const char *conn_hdr = "";
+	struct conn_down_lines d = {&c->resph, upgrade};
+	const char *conn_hdr = NULL;
 	char ver[16];
+	int rc;
 
-	if (c->resp_interim) {
-		/* 1xx: pass it on as is; the record keeps the final one */
-		if (evbuffer_add_printf(out, "HTTP/%u.%u %d %.*s\r\n",
-			c->respp.http_major, c->respp.http_minor, st, (int)rlen,
-			reason) < 0 ||
-		    head_write_fields(&c->resph, out, 1, 0, NULL) == -1 ||
-		    evbuffer_add(out, "\r\n", 2) == -1)
-			return -1;
-		c->bytes_to_client += evbuffer_get_length(out) - before;
-		return 0;
-	}
-	if (!upgrade) {
-		if (!c->req_done || llhttp_message_needs_eof(&c->respp) ||
-		    c->w->shutting_down || c->req_upgrade)
-			c->client_ka = 0;
-		if (!c->client_ka)
-			conn_hdr = "Connection: close\r\n";
-		else if (c->reqp.http_major == 1 && c->reqp.http_minor == 0)
-			conn_hdr = "Connection: keep-alive\r\n";
-	} else
+	if (raw == NULL)
+		return -1;
+	if (!c->resp_interim && !upgrade) {
+		if (c->inner != CONN_INNER_NONE) {
+			/* end to end: the client hears the origin's say */
+			if (!llhttp_should_keep_alive(&c->respp) ||
+			    c->w->shutting_down)
+				c->client_ka = 0;
+		} else {
+			if (!c->req_done ||
+			    llhttp_message_needs_eof(&c->respp) ||
+			    c->w->shutting_down || c->req_upgrade)
+				c->client_ka = 0;
+			if (!c->client_ka)
+				conn_hdr = "Connection: close\r\n";
+			else if (c->reqp.http_major == 1 &&
+			    c->reqp.http_minor == 0)
+				conn_hdr = "Connection: keep-alive\r\n";
+		}
+	} else if (upgrade && c->inner == CONN_INNER_NONE)
 		conn_hdr = "Connection: Upgrade\r\n";
-	if (evbuffer_add_printf(out, "HTTP/%u.%u %d %.*s\r\n",
-		c->respp.http_major, c->respp.http_minor, st, (int)rlen,
-		reason) < 0 ||
-	    head_write_fields(&c->resph, out, 1, upgrade, NULL) == -1 ||
-	    evbuffer_add_printf(out, "%s\r\n", conn_hdr) < 0)
+	if (c->inner != CONN_INNER_NONE)
+		rc = evbuffer_add(out, raw, len);
+	else
+		rc = head_copy_raw(
+		    out, raw, len, NULL, 0, conn_down_line, &d, conn_hdr);
+	evbuffer_drain(c->raw_resp, len);
+	if (rc == -1)
 		return -1;
 	c->bytes_to_client += evbuffer_get_length(out) - before;
+	if (c->resp_interim)
+		return 0; /* a 1xx went on as is; the record keeps the final */
 	r->status = st;
 	conn_version(ver, sizeof(ver), &c->respp);
 	free(r->resp_version);
@@ -1226,8 +1419,8 @@ conn_feed_response(struct conn *c)
 			  (const char *)v.iov_base);
 		c->bytes_from_server += used;
 		if (in_head) {
-			/* head bytes are rewritten, not relayed */
-			evbuffer_drain(in, used);
+			/* the head goes on once it is whole and decided */
+			evbuffer_remove_buffer(in, c->raw_resp, used);
 			if (c->rec)
 				c->rec->u.req.resp_header_bytes += used;
 			if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE ||
@@ -1290,25 +1483,26 @@ conn_feed_response(struct conn *c)
 void
 conn_exchange_end(struct conn *c)
 {
-	int backlog, up_ok;
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	int backlog, up_ok, tunnel = c->inner != CONN_INNER_NONE;
 
 	up_ok = c->up != NULL && llhttp_should_keep_alive(&c->respp) &&
 	    !c->req_upgrade;
+	/* inside a tunnel the two connections live and end together */
+	if (tunnel && !up_ok)
+		c->client_ka = 0;
 	backlog = conn_rec_submit(c);
 	if (c->up != NULL) {
 		c->up->uses++;
 		if (up_ok && c->client_ka && !c->client_eof &&
 		    !c->w->shutting_down)
 			conn_keep_upstream(c);
-		else if (up_ok)
+		else if (up_ok && !tunnel)
 			upstream_pool_put(c->up);
 		else
 			upstream_free(c->up);
 		c->up = NULL;
 	}
 	if (!c->client_ka || c->client_eof || c->w->shutting_down) {
-		(void)out;
 		conn_drain(c, c->client_eof ? "client-eof" : "done", NULL);
 		return;
 	}
@@ -1387,6 +1581,7 @@ conn_upstream_ready(struct conn *c)
 	evbuffer_add_buffer(out, c->up_head);
 	llhttp_init(&c->respp, HTTP_RESPONSE, &conn_resp_settings);
 	c->respp.data = c;
+	evbuffer_drain(c->raw_resp, evbuffer_get_length(c->raw_resp));
 	conn_enter(c, CONN_EXCHANGE);
 	conn_feed_request(c);
 	if (c->state == CONN_EXCHANGE)
@@ -1456,22 +1651,40 @@ conn_resolved(const struct resolve_result *res, void *arg)
 	conn_connect_next(c, NULL);
 }
 
-/* Anything from an idle kept origin connection ends it. */
+/*
+ * Anything from an idle kept origin connection ends it. Inside a tunnel
+ * that connection is the client's own: what the origin sent goes on to the
+ * client, and its close closes the client connection too.
+ */
 static void
 conn_up_idle_readcb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
 
-	(void)bev;
-	upstream_free(c->up_idle);
-	c->up_idle = NULL;
+	if (c->inner == CONN_INNER_NONE) {
+		upstream_free(c->up_idle);
+		c->up_idle = NULL;
+		return;
+	}
+	c->bytes_from_server += evbuffer_get_length(in);
+	c->bytes_to_client += evbuffer_get_length(in);
+	evbuffer_add_buffer(bufferevent_get_output(c->cbev), in);
 }
 
 static void
 conn_up_idle_eventcb(struct bufferevent *bev, short what, void *arg)
 {
+	struct conn *c = arg;
+
 	(void)what;
-	conn_up_idle_readcb(bev, arg);
+	if (c->inner == CONN_INNER_NONE) {
+		conn_up_idle_readcb(bev, arg);
+		return;
+	}
+	upstream_free(c->up_idle);
+	c->up_idle = NULL;
+	conn_drain(c, "server-eof", NULL);
 }
 
 /* Keep c->up for this client's next request (see up_idle). */
@@ -1497,6 +1710,11 @@ conn_upstream_go(struct conn *c)
 	    c->up_idle->tls == (c->inner == CONN_INNER_HTTPS) &&
 	    strcmp(c->up_idle->host, c->url.host) == 0) {
 		c->up = c->up_idle;
+		c->up_idle = NULL;
+	} else if (c->inner != CONN_INNER_NONE) {
+		/* a tunnel's first request: its own origin connection, never
+		 * one another client used */
+		upstream_free(c->up_idle);
 		c->up_idle = NULL;
 	} else {
 		if (c->up_idle != NULL)
@@ -1533,6 +1751,8 @@ conn_upstream_go(struct conn *c)
 static int
 conn_retry_fresh(struct conn *c)
 {
+	if (c->inner != CONN_INNER_NONE)
+		return 0; /* a tunnel's origin connection is not replaced */
 	if (c->retried || c->rec == NULL || !c->rec->u.req.upstream_reused ||
 	    c->rec->u.req.req_body.total > 0 || c->resp_head_sent ||
 	    c->rec->u.req.resp_header_bytes > 0 || !c->req_done)
@@ -1734,6 +1954,16 @@ conn_up_failed(struct conn *c, const char *why)
 {
 	if (!c->resp_head_sent && conn_retry_fresh(c))
 		return;
+	if (c->inner != CONN_INNER_NONE && !c->resp_head_sent &&
+	    c->rec != NULL && c->rec->u.req.upstream_reused &&
+	    c->rec->u.req.resp_header_bytes == 0) {
+		/* the origin closed the connection the client was reusing:
+		 * so does the client's, as it would without us */
+		conn_rec_fail(c, 0, why);
+		(void)conn_rec_submit(c);
+		conn_close(c, "server-eof", why);
+		return;
+	}
 	if (!c->resp_head_sent)
 		conn_fail(c, 502, why);
 	else {
@@ -1979,8 +2209,12 @@ conn_trim_idle(struct conn *c)
 		if ((ssl = bufferevent_openssl_get_ssl(c->up_idle->bev)) !=
 		    NULL)
 			(void)SSL_free_buffers(ssl);
-		upstream_pool_put(c->up_idle);
-		c->up_idle = NULL;
+		/* a tunnel keeps its own (one origin connection per client
+		 * connection, end to end) */
+		if (c->inner == CONN_INNER_NONE) {
+			upstream_pool_put(c->up_idle);
+			c->up_idle = NULL;
+		}
 	}
 }
 
@@ -2151,19 +2385,66 @@ conn_close(struct conn *c, const char *reason, const char *err)
 		(void)store_submit(w->store, rec);
 	}
 	c->state = CONN_CLOSED;
+	conn_quiesce(c);
+	TAILQ_REMOVE(&w->conns, c, link);
+	TAILQ_INSERT_TAIL(&w->reaped, c, link);
+	event_active(w->reap_ev, EV_READ, 0);
+	w->live--;
+	if (w->shutting_down)
+		worker_maybe_exit(w);
+}
+
+/*
+ * Make a closed connection inert: nothing it owns can call back into it
+ * any more, but every object stays allocated until conn_free runs from the
+ * worker's reap event. A caller further up the stack that still holds c
+ * (an OpenSSL or llhttp callback, intercept.c after a failed enable) reads
+ * valid memory and finds the state CLOSED.
+ */
+static void
+conn_quiesce(struct conn *c)
+{
+	/* (c->craw, under a TLS filter, calls only the filter) */
+	struct bufferevent *bevs[2] = {c->cbev, c->up ? c->up->bev : NULL};
+
 	resolve_cancel(c->dns);
+	c->dns = NULL;
+	event_del(c->timer);
+	for (size_t i = 0; i < 2; i++) {
+		if (bevs[i] == NULL)
+			continue;
+		bufferevent_setcb(bevs[i], NULL, NULL, NULL, NULL);
+		bufferevent_disable(bevs[i], EV_READ | EV_WRITE);
+	}
+	if (c->waiting_store) {
+		TAILQ_REMOVE(&c->w->store_wait, c, wait_link);
+		c->waiting_store = 0;
+	}
+	/* an origin connection this client no longer needs can serve others
+	 * (never one kept inside a tunnel: it belongs to that client) */
+	if (c->up_idle != NULL) {
+		if (c->inner == CONN_INNER_NONE)
+			upstream_pool_put(c->up_idle);
+		else
+			upstream_free(c->up_idle);
+		c->up_idle = NULL;
+	}
+}
+
+/* Free a closed connection and everything it owns; from the reap event
+ * only, never inside a callback of the connection's own objects. */
+static void
+conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
 	upstream_free(c->up);
 	offline_free(c);
-	/* an origin connection this client no longer needs can serve others */
-	if (c->up_idle != NULL)
-		upstream_pool_put(c->up_idle);
-	if (c->waiting_store)
-		TAILQ_REMOVE(&w->store_wait, c, wait_link);
-	TAILQ_REMOVE(&w->conns, c, link);
-	w->live--;
 	event_free(c->timer);
 	bufferevent_free(c->cbev);
 	evbuffer_free(c->up_head);
+	evbuffer_free(c->raw_head);
+	evbuffer_free(c->raw_resp);
 	head_free(&c->reqh);
 	head_free(&c->resph);
 	url_clear(&c->url);
@@ -2174,8 +2455,18 @@ conn_close(struct conn *c, const char *reason, const char *err)
 	free(c->decision_reason);
 	free(c->verify_error);
 	free(c);
-	if (w->shutting_down)
-		worker_maybe_exit(w);
+}
+
+/* The worker's reap event: free the connections closed since the last. */
+void
+conn_worker_reap(struct worker *w)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&w->reaped)) != NULL) {
+		TAILQ_REMOVE(&w->reaped, c, link);
+		conn_free(c);
+	}
 }
 
 /* Whether ss is the accepted socket's own local address: not redirected. */
@@ -2277,9 +2568,12 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	head_init(&c->reqh, w->cfg->max_header_bytes);
 	head_init(&c->resph, w->cfg->max_header_bytes);
 	c->up_head = evbuffer_new();
+	c->raw_head = evbuffer_new();
+	c->raw_resp = evbuffer_new();
 	c->timer = evtimer_new(w->base, conn_timeoutcb, c);
 	c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->up_head == NULL || c->timer == NULL || c->cbev == NULL)
+	if (c->up_head == NULL || c->raw_head == NULL || c->raw_resp == NULL ||
+	    c->timer == NULL || c->cbev == NULL)
 		goto fail;
 	fd = -1; /* the bufferevent owns it now */
 	llhttp_init(&c->reqp, HTTP_REQUEST, &conn_req_settings);
@@ -2323,6 +2617,10 @@ fail:
 			bufferevent_free(c->cbev);
 		if (c->up_head)
 			evbuffer_free(c->up_head);
+		if (c->raw_head)
+			evbuffer_free(c->raw_head);
+		if (c->raw_resp)
+			evbuffer_free(c->raw_resp);
 		head_free(&c->reqh);
 		head_free(&c->resph);
 		free(c);

@@ -73,7 +73,9 @@ struct conn {
 	size_t head_bytes; /* raw bytes of the request head so far */
 	int head_overflow; /* a head outgrew max-header-size */
 	int in_head;       /* between message begin and headers complete */
-	struct evbuffer *up_head; /* the rewritten request head */
+	struct evbuffer *raw_head; /* the request head as the client sent it */
+	struct evbuffer *raw_resp; /* the answer head as the origin sent it */
+	struct evbuffer *up_head;  /* the request head that goes upstream */
 
 	/* the exchange in flight */
 	struct store_rec *rec;

@@ -210,8 +210,6 @@ server_run(
 	m.srv.store = store;
 	m.srv.replay = replay;
 	m.srv.t_start_us = now_us();
-	snprintf(m.srv.via, sizeof(m.srv.via), "peephole-%lx%04lx",
-	    (unsigned long)getpid(), (unsigned long)(now_us() & 0xffff));
 	if (evthread_use_pthreads() != 0) {
 		log_warnx("libevent: no pthreads support");
 		return 1;

@@ -22,7 +22,6 @@ struct server {
 	struct store *store;
 	struct worker **workers;
 	int nworkers;
-	char via[64];            /* our Via token: "peephole-<instance>" */
 	struct tls *tls;         /* CA, forging, both TLS contexts */
 	struct learned *learned; /* host:ports whose clients pin */
 	struct onboard *onboard; /* the proxy's own pages: CA, PAC */

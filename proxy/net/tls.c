@@ -129,7 +129,13 @@ tls_sess_put(struct tls_sesscache *sc, const char *key, SSL_SESSION *session)
 	pthread_mutex_unlock(&sc->mu);
 }
 
-/* The session kept for key, removed (used once), or NULL. */
+/*
+ * The session kept for key (a reference the caller frees), or NULL. It
+ * stays in the cache until a newer one replaces it: some servers issue no
+ * ticket on a resumed handshake, and a tunnel's origin connection ends
+ * with its client's, so a session used once would leave every other new
+ * tunnel to a full handshake. One no longer resumable is dropped.
+ */
 static SSL_SESSION *
 tls_sess_take(struct tls_sesscache *sc, const char *key)
 {
@@ -138,9 +144,11 @@ tls_sess_take(struct tls_sesscache *sc, const char *key)
 
 	pthread_mutex_lock(&sc->mu);
 	if (*(pp = tls_sess_slot(sc, key)) != NULL) {
-		session = (*pp)->session;
-		(*pp)->session = NULL;
-		tls_sess_unlink(sc, pp);
+		if (SSL_SESSION_is_resumable((*pp)->session) &&
+		    SSL_SESSION_up_ref((*pp)->session) == 1)
+			session = (*pp)->session;
+		else
+			tls_sess_unlink(sc, pp);
 	}
 	pthread_mutex_unlock(&sc->mu);
 	return session;

@@ -5,6 +5,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -60,10 +61,24 @@ upstream_new_tls(
 void
 upstream_free(struct upstream *u)
 {
+	SSL *ssl;
+
 	if (u == NULL)
 		return;
 	if (u->idle_ev != NULL)
 		event_free(u->idle_ev);
+	if (u->tls && u->bev != NULL &&
+	    (ssl = bufferevent_openssl_get_ssl(u->bev)) != NULL &&
+	    SSL_is_init_finished(ssl)) {
+		/*
+		 * close_notify, best effort: OpenSSL marks the session of a
+		 * connection freed without one not resumable, and a tunnel's
+		 * origin connection ends with its client's, so the next
+		 * tunnel to this origin would pay a full handshake.
+		 */
+		(void)SSL_shutdown(ssl);
+		ERR_clear_error();
+	}
 	if (u->bev != NULL)
 		bufferevent_free(u->bev);
 	free(u);

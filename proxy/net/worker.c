@@ -83,6 +83,15 @@ worker_shutdowncb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(w->grace_ev, &tv);
 }
 
+/* Closed connections are freed here, outside every callback of theirs. */
+static void
+worker_reapcb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_worker_reap(arg);
+}
+
 static void
 worker_draincb(evutil_socket_t fd, short what, void *arg)
 {
@@ -112,6 +121,7 @@ worker_new(
 	w->srv = srv;
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->store_wait);
+	TAILQ_INIT(&w->reaped);
 	TAILQ_INIT(&w->idle_ups);
 	if (pthread_mutex_init(&w->lock, NULL) != 0) {
 		free(w);
@@ -125,9 +135,11 @@ worker_new(
 	w->shutdown_ev = event_new(w->base, -1, 0, worker_shutdowncb, w);
 	w->drain_ev = event_new(w->base, -1, 0, worker_draincb, w);
 	w->grace_ev = evtimer_new(w->base, worker_gracecb, w);
+	w->reap_ev = event_new(w->base, -1, 0, worker_reapcb, w);
 	w->dns_cache = resolve_cache_new();
 	if (w->dns == NULL || w->accept_ev == NULL || w->shutdown_ev == NULL ||
-	    w->drain_ev == NULL || w->grace_ev == NULL || w->dns_cache == NULL)
+	    w->drain_ev == NULL || w->grace_ev == NULL || w->reap_ev == NULL ||
+	    w->dns_cache == NULL)
 		goto fail;
 	if (resolve_configure(w) == -1)
 		goto fail;
@@ -147,6 +159,7 @@ worker_main(void *arg)
 	event_base_dispatch(w->base);
 	/* anything left (a loopexit from elsewhere): close it properly */
 	conn_worker_close_all(w);
+	conn_worker_reap(w);
 	upstream_pool_clear(w);
 	return NULL;
 }
@@ -207,6 +220,7 @@ worker_free(struct worker *w)
 	if (w == NULL)
 		return;
 	worker_join(w);
+	conn_worker_reap(w);
 	while ((p = w->pending) != NULL) {
 		w->pending = p->next;
 		close(p->fd);
@@ -220,6 +234,8 @@ worker_free(struct worker *w)
 		event_free(w->drain_ev);
 	if (w->grace_ev)
 		event_free(w->grace_ev);
+	if (w->reap_ev)
+		event_free(w->reap_ev);
 	if (w->dns)
 		evdns_base_free(w->dns, 1);
 	resolve_cache_free(w->dns_cache);

@@ -50,10 +50,12 @@ struct worker {
 	struct event *shutdown_ev; /* activated by the main thread */
 	struct event *drain_ev;    /* activated by the store writer */
 	struct event *grace_ev;    /* shutdown grace period over */
+	struct event *reap_ev;     /* frees w->reaped (conn_worker_reap) */
 	int shutting_down;
 
 	struct conn_list conns;        /* every live client connection */
 	struct conn_list store_wait;   /* paused until the store drains */
+	struct conn_list reaped;       /* closed, freed by reap_ev */
 	struct upstream_list idle_ups; /* pooled upstream connections */
 	int nidle_ups;
 	struct dns_cache *dns_cache;

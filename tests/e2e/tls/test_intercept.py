@@ -181,9 +181,9 @@ def test_idle_tunnel_releases_buffers_then_serves_again(tls_proxy, tls_nginx,
 
 
 def test_sessions_resumed_on_both_legs(tls_proxy, tls_nginx, certs):
-    """A second tunnel to the same origin resumes the origin's session
-    (one kept per origin, used once), and a client that kept its ticket
-    resumes with the proxy."""
+    """Later tunnels to the same origin resume the origin's session (the
+    newest kept per origin), and a client that kept its ticket resumes
+    with the proxy."""
     p = tls_proxy("--upstream-ca", certs.ca)
     t = token()
     url = f"https://alpha.test:{tls_nginx.port}/small?t={t}"
@@ -192,9 +192,10 @@ def test_sessions_resumed_on_both_legs(tls_proxy, tls_nginx, certs):
         assert (r.rc, r.code) == (0, 200), r.stderr
         assert r.body == tls_nginx.files["small"]
     es = tls_nginx.wait_entries(t, 3)
-    # a tunnel takes a pooled origin connection when there is one; every
-    # new origin connection after the first resumes
+    # each tunnel has its own origin connection (end to end); every one
+    # after the first resumes
     fresh = [e["reused"] for e in es if e["connection_requests"] == "1"]
+    assert len(fresh) == 3, es
     assert fresh[0] == "." and fresh[1:] and set(fresh[1:]) == {"r"}, es
 
     # the client leg: s_client keeps its session and offers it again
