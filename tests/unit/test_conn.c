@@ -29,6 +29,7 @@
 #include "http/onboard.h"
 #include "log.h"
 #include "net/conn.h"
+#include "net/conn_int.h"
 #include "net/server.h"
 #include "net/worker.h"
 
@@ -378,10 +379,38 @@ test_refused_is_502(void **state)
 	assert_non_null(strstr(got, "refused"));
 }
 
+/*
+ * A connection closed further down the stack stays valid (and closed)
+ * until the worker's reap event: intercept.c once called conn_enter on a
+ * connection a failed bufferevent_enable had just freed (ASan in
+ * test-san catches a regression here).
+ */
+static void
+test_close_defers_free(void **state)
+{
+	struct fixture *f = *state;
+	struct conn *c = TAILQ_FIRST(&f->w->conns);
+
+	assert_non_null(c);
+	conn_close(c, "error", "closed by the test");
+	assert_true(TAILQ_EMPTY(&f->w->conns));
+	assert_int_equal(f->w->live, 0);
+	/* what the caller up the stack did next */
+	conn_enter(c, CONN_TLS_DOWN);
+	conn_arm_timer(c);
+	conn_close(c, "error", "closed twice");
+	assert_int_equal(c->state, CONN_CLOSED);
+	assert_ptr_equal(TAILQ_FIRST(&f->w->reaped), c);
+	event_base_loop(f->w->base, EVLOOP_NONBLOCK);
+	assert_true(TAILQ_EMPTY(&f->w->reaped));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+		test_close_defers_free, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_forward_rewrites_head, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
