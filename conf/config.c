@@ -70,6 +70,7 @@ static const struct config_key config_keys[] = {
     {"body-capture-limit", CONFIG_T_SIZE, F(body_capture_bytes), 0, GIB},
     {"relay-buffer", CONFIG_T_SIZE, F(relay_buffer_bytes), 16 * KIB, GIB},
     {"store-queue", CONFIG_T_COUNT, F(store_queue_max), 16, 16 * MIB},
+    {"store-queue-bytes", CONFIG_T_SIZE, F(store_queue_bytes), MIB, 64 * GIB},
     {"dns-server", CONFIG_T_DNS, 0, 0, 0},
     {"hosts-file", CONFIG_T_STRING, F(hosts_file), 0, 0},
     {"home", CONFIG_T_STRING, F(home), 0, 0},
@@ -139,6 +140,7 @@ config_init(struct config *cfg)
 	cfg->body_capture_bytes = MIB;
 	cfg->relay_buffer_bytes = 256 * KIB;
 	cfg->store_queue_max = 4096;
+	cfg->store_queue_bytes = 64 * MIB;
 	cfg->ndns = 0;
 	cfg->hosts_file = NULL;
 	cfg->auto_passthrough = 1;

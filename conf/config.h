@@ -52,6 +52,7 @@ struct config {
 	size_t body_capture_bytes; /* captured per body: 1 MiB */
 	size_t relay_buffer_bytes; /* per direction before pausing: 256 KiB */
 	size_t store_queue_max;    /* records queued before back-pressure */
+	size_t store_queue_bytes;  /* their bytes, likewise: 64 MiB */
 	int via_header; /* 1: the explicit proxy adds "Via: 1.1 peephole" */
 
 	char

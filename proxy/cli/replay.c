@@ -707,6 +707,11 @@ replay_begin(struct replay_job *j)
 	j->run->active++;
 	j->t_start = now_us();
 	j->conn_id = store_next_conn_id(j->run->st);
+	if (j->conn_id < 0) {
+		/* nothing can be stored without an id: said, not recorded */
+		replay_finish(j, "no connection id: the database is locked");
+		return;
+	}
 	j->timer = evtimer_new(j->run->base, replay_timeoutcb, j);
 	j->resp_head = evbuffer_new();
 	j->sha = EVP_MD_CTX_new();
@@ -746,7 +751,7 @@ replay_record(struct replay_job *j)
 	struct store_conn *c;
 	size_t hl;
 
-	if (rec == NULL || crec == NULL) {
+	if (rec == NULL || crec == NULL || j->conn_id < 0) {
 		store_rec_free(rec);
 		store_rec_free(crec);
 		return;
@@ -1366,7 +1371,8 @@ cli_replay(int argc, char **argv)
 	}
 	/* the replays become rows in the same file, written as the proxy
 	 * writes them: by the store's own thread */
-	if ((run.st = store_open(o.db, 0, err, sizeof(err))) == NULL ||
+	if ((run.st = store_open(o.db, (struct store_limits){0, 0}, err,
+		 sizeof(err))) == NULL ||
 	    store_start(run.st) == -1) {
 		fprintf(stderr, "peephole replay: %s\n",
 		    run.st ? "cannot start the store" : err);

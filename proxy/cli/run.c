@@ -103,6 +103,7 @@ cli_run(int argc, char **argv)
 	const char *conf = NULL;
 	char err[512];
 	struct store *st = NULL;
+	struct store_limits lim;
 	struct replaydb *replay = NULL;
 
 	config_init(&cfg);
@@ -263,11 +264,12 @@ cli_run(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	lim.queue_max = cfg.store_queue_max;
+	lim.queue_bytes_max = cfg.store_queue_bytes;
 	if (cfg.record_flows)
-		st = store_open(
-		    cfg.db_path, cfg.store_queue_max, err, sizeof(err));
+		st = store_open(cfg.db_path, lim, err, sizeof(err));
 	else
-		st = store_open_discard(cfg.store_queue_max);
+		st = store_open_discard(lim);
 	if (st == NULL) {
 		fprintf(stderr, "peephole: %s\n",
 		    cfg.record_flows ? err : "cannot start the store");

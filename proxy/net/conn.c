@@ -230,6 +230,25 @@ conn_capture(struct conn *c, struct store_body *b, size_t *room,
 	b->truncated = b->total > b->len;
 }
 
+/* Give back what a capture reserved past its bytes before it waits in the
+ * store's queue, which counts only the bytes. */
+static void
+conn_capture_trim(struct store_body *b, size_t *room)
+{
+	unsigned char *nd;
+
+	if (b->data == NULL || *room <= b->len + b->len / 8)
+		return;
+	if (b->len == 0) {
+		free(b->data);
+		b->data = NULL;
+	} else if ((nd = realloc(b->data, b->len)) != NULL)
+		b->data = nd;
+	else
+		return;
+	*room = b->len;
+}
+
 static int
 conn_req_body(llhttp_t *p, const char *at, size_t len)
 {
@@ -508,6 +527,8 @@ conn_rec_submit(struct conn *c)
 		store_rec_free(rec);
 		return 0;
 	}
+	conn_capture_trim(&r->req_body, &c->req_room);
+	conn_capture_trim(&r->resp_body, &c->resp_room);
 	if (!c->w->cfg->quiet) {
 		char line[1024], url[512];
 		if (r->host == NULL)
@@ -2552,6 +2573,8 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	c->protocol = "http";
 	c->id = w->store ? store_next_conn_id(w->store)
 			 : (int64_t)(++w->accepted * 64 + (uint64_t)w->idx);
+	if (c->id < 0)
+		goto fail; /* logged by the store; the client sees a close */
 	if (sa->sa_family == AF_INET6) {
 		src = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 		c->client_port =

@@ -369,6 +369,19 @@ static const char schema_step_v3_catalogue[] =
 static const char schema_step_v4[] =
     "ALTER TABLE requests ADD COLUMN label TEXT;";
 
+/*
+ * v5: connection ids come from one counter in the file, advanced a block at
+ * a time inside a write transaction, so every process writing the file
+ * (run, replay, a second run) holds ids no other one holds. Starts past
+ * every id a file written by an earlier version used.
+ */
+static const char schema_step_v5[] =
+    "CREATE TABLE conn_ids (next INTEGER NOT NULL);"
+    "INSERT INTO conn_ids (next) SELECT"
+    " max(coalesce((SELECT max(id) FROM connections), 0),"
+    " coalesce((SELECT max(conn_id) FROM requests), 0),"
+    " coalesce((SELECT max(conn_id) FROM stream_events), 0)) + 1;";
+
 /* A step's SQL may come in parts: C99 promises string literals of 4095
  * bytes, no more. */
 #define SCHEMA_STEP_PARTS 3
@@ -379,6 +392,7 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
     {schema_step_v3_columns, schema_step_v3_names, /* 2 -> 3 */
 	schema_step_v3_catalogue},
     {schema_step_v4}, /* 3 -> 4 */
+    {schema_step_v5}, /* 4 -> 5 */
 };
 
 _Static_assert(

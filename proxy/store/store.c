@@ -50,15 +50,26 @@ struct store {
 	struct store_rec *head;
 	struct store_rec *tail;
 	size_t count; /* queued plus the batch being written */
+	size_t bytes; /* their store_rec_bytes */
 	size_t queue_max;
-	int backlogged; /* count went past queue_max, not yet below half */
+	size_t queue_bytes_max;
+	int backlogged; /* past a limit, not yet below half of both */
 	int stopping;
 	struct event **watch;
 	size_t nwatch;
 	uint64_t written;
 	uint64_t failed;
 
-	_Atomic int64_t next_conn_id;
+	/*
+	 * Connection ids. [id_next, id_end) is the block being handed out,
+	 * [spare_first, spare_end) the one reserved next (empty until the
+	 * writer has it). id_want asks the writer for a spare; it is set
+	 * under id_mtx and the writer is woken through mtx/cond.
+	 */
+	pthread_mutex_t id_mtx;
+	pthread_cond_t id_cond;
+	int64_t id_next, id_end, spare_first, spare_end;
+	_Atomic int id_want;
 	FILE *keylog; /* SSLKEYLOGFILE, the writer's once started */
 };
 
@@ -219,6 +230,39 @@ store_rec_free(struct store_rec *rec)
 		break;
 	}
 	free(rec);
+}
+
+static size_t
+store_strlen(const char *v)
+{
+	return v != NULL ? strlen(v) + 1 : 0;
+}
+
+size_t
+store_rec_bytes(const struct store_rec *rec)
+{
+	/* the many short strings of a record are put at a flat 256 bytes;
+	 * what can be large is counted */
+	size_t n = sizeof(*rec) + 256 + store_strlen(rec->print_line);
+
+	switch (rec->type) {
+	case STORE_REC_REQUEST:
+		n += store_strlen(rec->u.req.req_headers) +
+		    store_strlen(rec->u.req.resp_headers) +
+		    rec->u.req.req_body.len + rec->u.req.resp_body.len;
+		break;
+	case STORE_REC_STREAM_EVENTS:
+		n += rec->u.sev.n * sizeof(*rec->u.sev.ev);
+		break;
+	case STORE_REC_KEYLOG:
+		n += store_strlen(rec->u.keylog.line);
+		break;
+	case STORE_REC_CONN:
+	case STORE_REC_DOMAIN_IP:
+	case STORE_REC_LEARNED_PASSTHROUGH:
+		break;
+	}
+	return n;
 }
 
 static const char *
@@ -681,6 +725,90 @@ store_write_rec(struct store *st, const struct store_rec *rec)
 }
 
 /*
+ * Open a write transaction, taking the file's write lock now: another
+ * process (replay, a second run) may hold it, and a deferred BEGIN that
+ * meets it halfway cannot wait for it. Each try waits up to the busy
+ * timeout. Thread owning db. 0 / -1 (logged).
+ */
+static int
+store_begin(struct store *st)
+{
+	int tries, rc = SQLITE_ERROR;
+
+	for (tries = 0; tries < 4; tries++) {
+		rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			return 0;
+		if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+			break;
+	}
+	log_warnx(
+	    "store: cannot start a transaction: %s", sqlite3_errmsg(st->db));
+	return -1;
+}
+
+/*
+ * Reserve n connection ids in the file; *first is the first of them.
+ * Thread owning db. 0 / -1 (logged).
+ */
+static int
+store_reserve_ids(struct store *st, int64_t n, int64_t *first)
+{
+	sqlite3_stmt *s = NULL;
+	int ok;
+
+	if (store_begin(st) == -1)
+		return -1;
+	ok = sqlite3_prepare_v2(st->db,
+		 "UPDATE conn_ids SET next = next + ?1 RETURNING next - ?1", -1,
+		 &s, NULL) == SQLITE_OK &&
+	    sqlite3_bind_int64(s, 1, n) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW;
+	if (ok)
+		*first = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (ok && sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	log_warnx(
+	    "store: cannot reserve connection ids: %s", sqlite3_errmsg(st->db));
+	if (!sqlite3_get_autocommit(st->db))
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+/* Ask the writer for the next block of ids. Any thread; mtx not held. */
+static void
+store_want_ids(struct store *st)
+{
+	atomic_store(&st->id_want, 1);
+	pthread_mutex_lock(&st->mtx);
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->mtx);
+}
+
+/* Writer thread: reserve a spare block unless one is waiting already.
+ * A failure leaves none; the next store_next_conn_id asks again. */
+static void
+store_refill_ids(struct store *st)
+{
+	int64_t first;
+	int have;
+
+	atomic_store(&st->id_want, 0);
+	pthread_mutex_lock(&st->id_mtx);
+	have = st->spare_end > st->spare_first;
+	pthread_mutex_unlock(&st->id_mtx);
+	if (have || st->db == NULL ||
+	    store_reserve_ids(st, STORE_ID_BLOCK, &first) == -1)
+		return;
+	pthread_mutex_lock(&st->id_mtx);
+	st->spare_first = first;
+	st->spare_end = first + STORE_ID_BLOCK;
+	pthread_cond_broadcast(&st->id_cond);
+	pthread_mutex_unlock(&st->id_mtx);
+}
+
+/*
  * Write a batch in one transaction; returns how many records failed. If the
  * transaction is lost (COMMIT fails, or an I/O error made SQLite roll back
  * on its own), every record is tried again on its own, so one bad record or
@@ -697,7 +825,7 @@ store_write_batch(struct store *st, struct store_rec *batch)
 
 	if (st->db == NULL)
 		return 0;
-	intx = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	intx = store_begin(st) == 0;
 	for (rec = batch; rec != NULL; rec = rec->next) {
 		if (store_write_rec(st, rec) == -1)
 			nfail++;
@@ -731,7 +859,8 @@ store_check_drain(struct store *st)
 {
 	size_t i;
 
-	if (!st->backlogged || st->count > st->queue_max / 2)
+	if (!st->backlogged || st->count > st->queue_max / 2 ||
+	    st->bytes > st->queue_bytes_max / 2)
 		return;
 	st->backlogged = 0;
 	if (st->stopping)
@@ -740,16 +869,20 @@ store_check_drain(struct store *st)
 		event_active(st->watch[i], EV_READ, 0);
 }
 
-/* Take up to STORE_BATCH_MAX records off the queue. mtx held. */
+/* Take up to STORE_BATCH_MAX records, and STORE_BATCH_BYTES (at least one
+ * record), off the queue. mtx held. */
 static struct store_rec *
-store_take_batch(struct store *st, size_t *n)
+store_take_batch(struct store *st, size_t *n, size_t *bytes)
 {
 	struct store_rec *batch = st->head, *last = st->head;
 
 	*n = 1;
-	while (*n < STORE_BATCH_MAX && last->next != NULL) {
+	*bytes = last->bytes;
+	while (*n < STORE_BATCH_MAX && last->next != NULL &&
+	    *bytes + last->next->bytes <= STORE_BATCH_BYTES) {
 		last = last->next;
 		(*n)++;
+		*bytes += last->bytes;
 	}
 	st->head = last->next;
 	if (st->head == NULL)
@@ -765,11 +898,18 @@ static void
 store_drain(struct store *st, int wait)
 {
 	struct store_rec *batch, *rec;
-	size_t n, nfail;
+	size_t n, nbytes, nfail;
 
 	for (;;) {
-		while (wait && st->head == NULL && !st->stopping)
+		while (wait && st->head == NULL && !st->stopping &&
+		    !atomic_load(&st->id_want))
 			pthread_cond_wait(&st->cond, &st->mtx);
+		if (wait && atomic_load(&st->id_want)) {
+			pthread_mutex_unlock(&st->mtx);
+			store_refill_ids(st);
+			pthread_mutex_lock(&st->mtx);
+			continue;
+		}
 		if (st->head == NULL)
 			break;
 		if (wait && !st->stopping && st->count < STORE_BATCH_MAX) {
@@ -790,7 +930,7 @@ store_drain(struct store *st, int wait)
 			}
 			(void)pthread_cond_timedwait(&st->cond, &st->mtx, &ts);
 		}
-		batch = store_take_batch(st, &n);
+		batch = store_take_batch(st, &n, &nbytes);
 		pthread_mutex_unlock(&st->mtx);
 		nfail = store_write_batch(st, batch);
 		while ((rec = batch) != NULL) {
@@ -809,6 +949,7 @@ store_drain(struct store *st, int wait)
 		fflush(stdout);
 		pthread_mutex_lock(&st->mtx);
 		st->count -= n;
+		st->bytes -= nbytes;
 		st->written += n - nfail;
 		st->failed += nfail;
 		store_check_drain(st);
@@ -852,28 +993,6 @@ store_set_wal(sqlite3 *db, char *err, size_t errlen)
 fail:
 	sqlite3_finalize(s);
 	return -1;
-}
-
-/* Connection rows are written when a connection closes but its requests
- * earlier, so a run that crashed may have used ids only requests show. */
-static int
-store_load_next_id(struct store *st, char *err, size_t errlen)
-{
-	sqlite3_stmt *s = NULL;
-
-	if (sqlite3_prepare_v2(st->db,
-		"SELECT max(coalesce((SELECT max(id) FROM connections), 0),"
-		" coalesce((SELECT max(conn_id) FROM requests), 0)) + 1",
-		-1, &s, NULL) != SQLITE_OK ||
-	    sqlite3_step(s) != SQLITE_ROW) {
-		snprintf(err, errlen, "cannot read connection ids: %s",
-		    sqlite3_errmsg(st->db));
-		sqlite3_finalize(s);
-		return -1;
-	}
-	atomic_store(&st->next_conn_id, sqlite3_column_int64(s, 0));
-	sqlite3_finalize(s);
-	return 0;
 }
 
 /* The stream-event insert with STORE_SEV_ROWS rows of parameters. */
@@ -931,6 +1050,8 @@ store_free(struct store *st)
 		log_warnx("store: close failed: %s", sqlite3_errmsg(st->db));
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->mtx);
+	pthread_cond_destroy(&st->id_cond);
+	pthread_mutex_destroy(&st->id_mtx);
 	free(st->watch);
 	if (st->keylog != NULL)
 		fclose(st->keylog);
@@ -953,19 +1074,37 @@ store_set_keylog(struct store *st, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* A store with its locks and limits, nothing open. NULL on ENOMEM. */
+static struct store *
+store_new(struct store_limits lim)
+{
+	struct store *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	pthread_mutex_init(&st->mtx, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	pthread_mutex_init(&st->id_mtx, NULL);
+	pthread_cond_init(&st->id_cond, NULL);
+	st->queue_max =
+	    lim.queue_max > 0 ? lim.queue_max : STORE_QUEUE_MAX_DEFAULT;
+	st->queue_bytes_max = lim.queue_bytes_max > 0
+	    ? lim.queue_bytes_max
+	    : STORE_QUEUE_BYTES_DEFAULT;
+	return st;
+}
+
 struct store *
-store_open(const char *path, size_t queue_max, char *err, size_t errlen)
+store_open(const char *path, struct store_limits lim, char *err, size_t errlen)
 {
 	struct store *st;
 	int version;
+	int64_t first;
 
-	if ((st = calloc(1, sizeof(*st))) == NULL) {
+	if ((st = store_new(lim)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	pthread_mutex_init(&st->mtx, NULL);
-	pthread_cond_init(&st->cond, NULL);
-	st->queue_max = queue_max > 0 ? queue_max : STORE_QUEUE_MAX_DEFAULT;
 	if (sqlite3_open_v2(path, &st->db,
 		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 		NULL) != SQLITE_OK) {
@@ -990,9 +1129,18 @@ store_open(const char *path, size_t queue_max, char *err, size_t errlen)
 	    sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
 		NULL) != SQLITE_OK ||
 	    schema_migrate(st->db, err, errlen) == -1 ||
-	    store_load_next_id(st, err, errlen) == -1 ||
 	    store_prepare(st, err, errlen) == -1)
 		goto fail;
+	/* a block to hand out and a spare, so the writer has a whole block's
+	 * worth of connections to reserve the next one */
+	if (store_reserve_ids(st, 2 * STORE_ID_BLOCK, &first) == -1) {
+		snprintf(err, errlen, "%s: cannot reserve connection ids: %s",
+		    path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	st->id_next = first;
+	st->id_end = st->spare_first = first + STORE_ID_BLOCK;
+	st->spare_end = first + 2 * STORE_ID_BLOCK;
 	return st;
 fail:
 	store_free(st);
@@ -1000,16 +1148,14 @@ fail:
 }
 
 struct store *
-store_open_discard(size_t queue_max)
+store_open_discard(struct store_limits lim)
 {
 	struct store *st;
 
-	if ((st = calloc(1, sizeof(*st))) == NULL)
+	if ((st = store_new(lim)) == NULL)
 		return NULL;
-	pthread_mutex_init(&st->mtx, NULL);
-	pthread_cond_init(&st->cond, NULL);
-	st->queue_max = queue_max > 0 ? queue_max : STORE_QUEUE_MAX_DEFAULT;
-	atomic_store(&st->next_conn_id, 1);
+	st->id_next = 1; /* nothing is written: one block without end */
+	st->id_end = INT64_MAX;
 	return st;
 }
 
@@ -1030,7 +1176,48 @@ store_start(struct store *st)
 int64_t
 store_next_conn_id(struct store *st)
 {
-	return atomic_fetch_add(&st->next_conn_id, 1);
+	struct timespec dl;
+	int64_t id = -1;
+	int want = 0, timed = 0;
+
+	pthread_mutex_lock(&st->id_mtx);
+	while (st->id_next >= st->id_end) {
+		if (st->spare_end > st->spare_first) {
+			st->id_next = st->spare_first;
+			st->id_end = st->spare_end;
+			st->spare_first = st->spare_end = 0;
+			want = 1;
+			break;
+		}
+		if (!timed) {
+			/* no spare: the writer is behind on reserving (the
+			 * file's write lock is held elsewhere); wait a while.
+			 * id_mtx before mtx is the lock order. */
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_sec += STORE_ID_WAIT_MS / 1000;
+			dl.tv_nsec += (STORE_ID_WAIT_MS % 1000) * 1000000L;
+			if (dl.tv_nsec >= 1000000000L) {
+				dl.tv_sec++;
+				dl.tv_nsec -= 1000000000L;
+			}
+			timed = 1;
+			store_want_ids(st);
+		}
+		if (pthread_cond_timedwait(&st->id_cond, &st->id_mtx, &dl) ==
+			ETIMEDOUT &&
+		    st->spare_end <= st->spare_first)
+			break;
+	}
+	if (st->id_next < st->id_end)
+		id = st->id_next++;
+	pthread_mutex_unlock(&st->id_mtx);
+	if (want)
+		store_want_ids(st);
+	if (id == -1)
+		log_warnx("store: no connection id free after %d ms (the "
+			  "database is locked by another process)",
+		    STORE_ID_WAIT_MS);
+	return id;
 }
 
 int
@@ -1041,6 +1228,7 @@ store_submit(struct store *st, struct store_rec *rec)
 	if (rec == NULL)
 		return 0;
 	rec->next = NULL;
+	rec->bytes = store_rec_bytes(rec);
 	pthread_mutex_lock(&st->mtx);
 	if (st->tail != NULL)
 		st->tail->next = rec;
@@ -1050,7 +1238,8 @@ store_submit(struct store *st, struct store_rec *rec)
 	}
 	st->tail = rec;
 	st->count++;
-	past = st->count > st->queue_max;
+	st->bytes += rec->bytes;
+	past = st->count > st->queue_max || st->bytes > st->queue_bytes_max;
 	if (past)
 		st->backlogged = 1;
 	pthread_mutex_unlock(&st->mtx);
@@ -1161,6 +1350,17 @@ store_queued(struct store *st)
 
 	pthread_mutex_lock(&st->mtx);
 	n = st->count;
+	pthread_mutex_unlock(&st->mtx);
+	return n;
+}
+
+size_t
+store_queued_bytes(struct store *st)
+{
+	size_t n;
+
+	pthread_mutex_lock(&st->mtx);
+	n = st->bytes;
 	pthread_mutex_unlock(&st->mtx);
 	return n;
 }

@@ -17,11 +17,16 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
-/* Records written per BEGIN/COMMIT at most. */
+/* queue_bytes_max used when store_open() is given 0. */
+#define STORE_QUEUE_BYTES_DEFAULT ((size_t)64 << 20)
+/* Records, and record bytes, written per BEGIN/COMMIT at most. */
 #define STORE_BATCH_MAX 512
+#define STORE_BATCH_BYTES ((size_t)8 << 20)
+/* Connection ids a process reserves from the file at a time. */
+#define STORE_ID_BLOCK 1024
 
 enum store_rec_type {
 	/* a client connection, written when it closes; its SNI and, for a
@@ -176,6 +181,7 @@ struct store_learned {
 struct store_rec {
 	enum store_rec_type type;
 	struct store_rec *next; /* queue link, owned by the store */
+	size_t bytes;           /* memory it holds, set by store_submit */
 	/* NULL, or a line the writer prints on stdout once the record is
 	 * stored (the `peephole run` flow line); freed with the record */
 	char *print_line;
@@ -196,24 +202,41 @@ struct store_rec *store_rec_new(enum store_rec_type type);
 /* Free a record and every string it holds. NULL does nothing. */
 void store_rec_free(struct store_rec *rec);
 
+/* Bytes of memory a record holds (strings, bodies, events), roughly. */
+size_t store_rec_bytes(const struct store_rec *rec);
+
+/* How much the queue holds before store_submit asks for back-pressure;
+ * 0 in either takes the default. */
+struct store_limits {
+	size_t queue_max;       /* records */
+	size_t queue_bytes_max; /* bytes, as store_rec_bytes counts them */
+};
+
 /*
- * Open (creating and migrating as needed) the database at path, in WAL mode.
- * Called on the main thread before any worker starts. NULL with a message in
- * err on failure.
+ * Open (creating and migrating as needed) the database at path, in WAL mode,
+ * and reserve a first block of connection ids. Called on the main thread
+ * before any worker starts. NULL with a message in err on failure.
  */
-struct store *store_open(const char *path, size_t queue_max, char *err,
+struct store *store_open(const char *path, struct store_limits lim, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 
 /* Start the writer thread. 0 / -1. */
 int store_start(struct store *st) __attribute__((warn_unused_result));
 
-/* Next connection id, unique across runs on this file. Any thread. */
+/*
+ * Next connection id, unique among every process that writes this file, now
+ * or earlier: ids come from blocks the writer thread reserves in the file
+ * ahead of need. Any thread; it waits only if the next block is not there
+ * yet (another process holding the file's write lock for seconds), and
+ * after STORE_ID_WAIT_MS returns -1 (logged).
+ */
 int64_t store_next_conn_id(struct store *st);
+#define STORE_ID_WAIT_MS 2000
 
 /*
  * Hand rec to the writer (ownership moves). Any thread. Returns 0, or 1 when
- * the queue is past its limit: the caller should pause its client until the
- * drain events fire.
+ * the queue is past its limit in records or in bytes: the caller should
+ * pause its client until the drain events fire.
  */
 int store_submit(struct store *st, struct store_rec *rec);
 
@@ -222,7 +245,8 @@ int store_backlogged(struct store *st);
 
 /*
  * Register an event the writer activates (event_active) each time the queue
- * falls from past its limit to below half of it. Call before store_start.
+ * falls from past its limit to below half of it (both records and bytes).
+ * Call before store_start.
  */
 void store_watch_drain(struct store *st, struct event *ev);
 
@@ -230,7 +254,7 @@ void store_watch_drain(struct store *st, struct event *ev);
  * A store that keeps nothing (record-flows no): the writer thread only prints
  * print_line and frees records, so the proxy runs the same path either way.
  */
-struct store *store_open_discard(size_t queue_max)
+struct store *store_open_discard(struct store_limits lim)
     __attribute__((warn_unused_result));
 
 /*
@@ -256,6 +280,8 @@ void store_close(struct store *st);
 /* Counters for the status page and tests. Any thread. */
 uint64_t store_written(struct store *st);
 size_t store_queued(struct store *st);
+/* Bytes held by queued records (and the batch being written). */
+size_t store_queued_bytes(struct store *st);
 /* Records that could not be written (each one logged). Any thread. */
 uint64_t store_failed(struct store *st);
 

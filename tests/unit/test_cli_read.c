@@ -141,7 +141,8 @@ static void
 make_db(const char *path)
 {
 	char err[256] = "";
-	struct store *st = store_open(path, 0, err, sizeof(err));
+	struct store *st =
+	    store_open(path, (struct store_limits){0, 0}, err, sizeof(err));
 	struct store_rec *r;
 
 	if (st == NULL)
@@ -552,7 +553,7 @@ test_show_uncaptured(void **state)
 	struct store *st;
 	struct store_rec *r;
 
-	st = store_open(f->db, 0, err, sizeof(err));
+	st = store_open(f->db, (struct store_limits){0, 0}, err, sizeof(err));
 	assert_non_null(st);
 	r = mk_req(5, "GET", "big.test", 80, "/", 200, T0 + 500);
 	r->u.req.resp_body.total = 123456;
@@ -575,7 +576,7 @@ test_read_while_writing(void **state)
 	json_t *arr;
 	int i;
 
-	st = store_open(f->db, 0, err, sizeof(err));
+	st = store_open(f->db, (struct store_limits){0, 0}, err, sizeof(err));
 	assert_non_null(st);
 	assert_int_equal(store_start(st), 0);
 	assert_int_equal(

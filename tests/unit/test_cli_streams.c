@@ -101,7 +101,8 @@ static void
 make_db(const char *path)
 {
 	char err[256] = "";
-	struct store *st = store_open(path, 0, err, sizeof(err));
+	struct store *st =
+	    store_open(path, (struct store_limits){0, 0}, err, sizeof(err));
 	struct store_rec *r;
 	struct store_conn *c;
 	static const struct store_stream_event ev[] = {

@@ -99,7 +99,8 @@ static void
 make_db(const char *path)
 {
 	char err[256] = "";
-	struct store *st = store_open(path, 0, err, sizeof(err));
+	struct store *st =
+	    store_open(path, (struct store_limits){0, 0}, err, sizeof(err));
 	struct store_rec *r;
 
 	if (st == NULL)
@@ -353,7 +354,7 @@ test_passthrough_clear_while_running(void **state)
 	struct store *st;
 	int i;
 
-	st = store_open(f->db, 0, err, sizeof(err));
+	st = store_open(f->db, (struct store_limits){0, 0}, err, sizeof(err));
 	assert_non_null(st);
 	assert_int_equal(store_start(st), 0);
 	submit(st, mk_learned("live.test", 443, "client rejected", T0));

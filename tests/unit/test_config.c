@@ -326,6 +326,10 @@ test_sizes(void **state)
 	set_ok(&cfg, "relay-buffer", "16k");
 	assert_int_equal(cfg.relay_buffer_bytes, 16 * KIB);
 
+	/* store-queue-bytes: a size, 1M to 64G */
+	set_bad(&cfg, "store-queue-bytes", "512K", "must be from");
+	set_ok(&cfg, "store-queue-bytes", "128M");
+	assert_int_equal(cfg.store_queue_bytes, 128u << 20);
 	/* store-queue: a count, at least 16; suffixes still multiply */
 	set_bad(&cfg, "store-queue", "15", "must be from 16 to");
 	set_bad(&cfg, "store-queue", "lots", "expected a number like");

@@ -86,7 +86,7 @@ setup(void **state)
 	assert_true(fd >= 0);
 	close(fd);
 	unlink(dbpath);
-	st = store_open(dbpath, 0, err, sizeof(err));
+	st = store_open(dbpath, (struct store_limits){0, 0}, err, sizeof(err));
 	if (st == NULL)
 		fail_msg("store_open: %s", err);
 	r = mk("GET", "/a", NULL, 200);
