@@ -29,7 +29,7 @@ endif
 CFLAGS += $(BASE_CFLAGS) $(WARN) $(OPT)
 LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread $(SANLD)
 LIBS = -levent_core -levent_extra -levent_pthreads -levent_openssl -lssl -lcrypto \
-	-lsqlite3 -ljansson -lz -lexpat -lpcre2-8
+	-lsqlite3 -ljansson -lz -lexpat -lpcre2-8 -lbrotlidec -lzstd
 
 LLHTTP_DIR = /usr/share/llhttp
 LLHTTP_SRC = $(wildcard $(LLHTTP_DIR)/*.c)
@@ -78,12 +78,13 @@ $(BUILD)/libpeephole.a: $(LIB_OBJ)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpeephole.a \
-		$(LDFLAGS) $(LIBS) -lcmocka
+		$(LDFLAGS) $(LIBS) -lcmocka -lbrotlienc
 
 # Build and test dependencies; chromium + libnss3-tools drive the browser
 # e2e test, clang-format checks the style.
 DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
-	libjansson-dev libexpat1-dev libpcre2-dev node-llhttp nodejs libcmocka-dev python3-pytest curl \
+	libjansson-dev libexpat1-dev libpcre2-dev libbrotli-dev libzstd-dev \
+	brotli zstd node-llhttp nodejs libcmocka-dev python3-pytest curl \
 	nginx-light sqlite3 wrk procps openssl chromium libnss3-tools \
 	iproute2 iptables \
 	clang-format clang libclang-rt-14-dev
@@ -138,13 +139,13 @@ FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(WARN) -Ifilters
 # Every harness links all of filters/, so all take the libraries it needs.
-FUZZ_LIBS = -lz -lexpat -lpcre2-8
+FUZZ_LIBS = -lz -lexpat -lpcre2-8 -lbrotlidec -lzstd
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard filters/*.c filters/*.h)
 	@mkdir -p build/fuzz/corpus_$*
 	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard filters/*.c) $(FUZZ_LIBS)
 
 fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
-	build/fuzz/fuzz_newdns build/fuzz/fuzz_filter
+	build/fuzz/fuzz_newdns build/fuzz/fuzz_filter build/fuzz/fuzz_decode
 	build/fuzz/fuzz_sniff -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-artifact_prefix=build/fuzz/ build/fuzz/corpus_sniff \
 		tests/fuzz/corpus/sniff
@@ -160,6 +161,9 @@ fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
 	build/fuzz/fuzz_filter -max_total_time=$(FUZZ_SECONDS) -max_len=512 \
 		-artifact_prefix=build/fuzz/ build/fuzz/corpus_filter \
 		tests/fuzz/corpus/filter
+	build/fuzz/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-rss_limit_mb=1024 -artifact_prefix=build/fuzz/ \
+		build/fuzz/corpus_decode tests/fuzz/corpus/decode
 
 format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)

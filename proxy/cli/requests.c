@@ -26,11 +26,13 @@ struct requests_opts {
 	const char *filter; /* NULL, or a filter expression */
 	int64_t status;     /* -1: any */
 	int64_t limit;      /* -1: all */
+	int raw;            /* --filter bodies as stored, not decoded */
 	enum out_format fmt;
 };
 
 static const char requests_help[] =
-    "usage: peephole requests [--filter EXPR] [--domain D] [--method M]\n"
+    "usage: peephole requests [--filter EXPR [--raw]] [--domain D] [--method "
+    "M]\n"
     "                         [--status N] [--limit N] [--json | --csv]\n"
     "                         [--db FILE]\n"
     "\n"
@@ -41,7 +43,9 @@ static const char requests_help[] =
     "  --filter EXPR  only requests matching a filter expression, e.g.\n"
     "              '~d api & ~m POST', '~c 404 | ~e', '~t json & !~b token'\n"
     "              (see the README: ~d ~u ~m ~c ~t ~h ~b ~s ~q ~e ~proto,\n"
-    "              ! & | and parentheses)\n"
+    "              ! & | and parentheses); ~b ~bq ~bs match bodies\n"
+    "              decoded as their Content-Encoding says\n"
+    "  --raw       ~b ~bq ~bs match bodies as stored (still encoded)\n"
     "  --domain D  only hosts equal to D or ending in .D\n"
     "  --method M  only this method (case-insensitive)\n"
     "  --status N  only this response status (0: no response)\n"
@@ -98,6 +102,7 @@ requests_parse(int argc, char **argv, struct requests_opts *o)
 	    {"limit", required_argument, NULL, 'l'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"csv", no_argument, NULL, 'c'},
+	    {"raw", no_argument, NULL, 'r'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -116,6 +121,9 @@ requests_parse(int argc, char **argv, struct requests_opts *o)
 				return args_usage(REQUESTS_CMD,
 				    "--json and --csv are exclusive");
 			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
+			break;
+		case 'r':
+			o->raw = 1;
 			break;
 		case 'h':
 			fputs(requests_help, stdout);
@@ -311,6 +319,7 @@ requests_print(sqlite3 *db, const struct requests_opts *o)
 		    db, REQUESTS_CMD, NULL, 0, o->filter, &usage);
 		if (sel == NULL)
 			return usage ? CLI_USAGE : CLI_ERROR;
+		cli_select_set_raw(sel, o->raw);
 		if (sqlite3_create_function(db, "peephole_match", 1,
 			SQLITE_UTF8, sel, requests_matchfn, NULL,
 			NULL) != SQLITE_OK) {

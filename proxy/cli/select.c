@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cli/db.h"
+#include "cli/readable.h"
 #include "cli/requrl.h"
 #include "filters/filter.h"
 
@@ -20,6 +20,11 @@ struct cli_select {
 	struct filter *f;
 	/* the row being matched, for the body callback */
 	const char *sha[2];
+	const char *headers[2];
+	int raw; /* match bodies as stored, not decoded */
+	/* decoded bodies of that row, alive until the next row */
+	struct readable dec[2];
+	unsigned char *blob[2]; /* stored bytes they may point into */
 };
 
 #define SELECT_COLS                                                            \
@@ -34,32 +39,27 @@ select_text(sqlite3_stmt *st, int i)
 	return (const char *)sqlite3_column_text(st, i);
 }
 
-/* The value of the request's own Content-Type line, into buf. */
-static const char *
-select_req_type(const char *h, char *buf, size_t len)
+/* Forget the decoded bodies of the previous row. */
+static void
+select_drop_bodies(struct cli_select *s)
 {
-	static const char name[] = "content-type:";
+	int i;
 
-	while (h != NULL && *h != '\0') {
-		size_t n = strcspn(h, "\r\n");
-		if (n > sizeof(name) - 1 &&
-		    strncasecmp(h, name, sizeof(name) - 1) == 0) {
-			const char *v = h + sizeof(name) - 1;
-			v += strspn(v, " \t");
-			snprintf(
-			    buf, len, "%.*s", (int)(n - (size_t)(v - h)), v);
-			return buf;
-		}
-		h += n;
-		h += strspn(h, "\r\n");
+	for (i = 0; i < 2; i++) {
+		readable_free(&s->dec[i]);
+		free(s->blob[i]);
+		s->blob[i] = NULL;
 	}
-	return NULL;
 }
 
+/* The body filter_match asks for: decoded as its message's
+ * Content-Encoding says, unless the selection is raw. */
 static int
 select_body(void *arg, int which, const void **data, size_t *len)
 {
 	struct cli_select *s = arg;
+	const void *blob;
+	size_t n;
 
 	if (s->sha[which] == NULL)
 		return -1;
@@ -67,10 +67,25 @@ select_body(void *arg, int which, const void **data, size_t *len)
 	sqlite3_bind_text(s->body, 1, s->sha[which], -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(s->body) != SQLITE_ROW)
 		return -1;
-	*data = sqlite3_column_blob(s->body, 0);
-	*len = (size_t)sqlite3_column_bytes(s->body, 0);
-	if (*data == NULL)
-		*data = "";
+	blob = sqlite3_column_blob(s->body, 0);
+	n = (size_t)sqlite3_column_bytes(s->body, 0);
+	if (blob == NULL)
+		blob = "";
+	if (s->raw) {
+		*data = blob;
+		*len = n;
+		return 0;
+	}
+	/* the statement's blob goes with the next step: keep a copy the
+	 * readable form may point into */
+	readable_free(&s->dec[which]);
+	free(s->blob[which]);
+	if ((s->blob[which] = malloc(n + 1)) == NULL)
+		return -1;
+	memcpy(s->blob[which], blob, n);
+	readable_body(s->headers[which], s->blob[which], n, &s->dec[which]);
+	*data = s->dec[which].data;
+	*len = s->dec[which].len;
 	return 0;
 }
 
@@ -79,12 +94,12 @@ static int
 select_matches(struct cli_select *s, sqlite3_stmt *st)
 {
 	struct filter_req r;
-	char ctype[256];
-	char *url;
+	char *url, *ctype;
 	int m;
 
 	if (s->f == NULL)
 		return 1;
+	select_drop_bodies(s);
 	memset(&r, 0, sizeof(r));
 	r.method = select_text(st, 1);
 	r.scheme = select_text(st, 2);
@@ -92,14 +107,16 @@ select_matches(struct cli_select *s, sqlite3_stmt *st)
 	r.req_headers = select_text(st, 7);
 	r.resp_headers = select_text(st, 8);
 	r.resp_content_type = select_text(st, 9);
-	r.req_content_type =
-	    select_req_type(r.req_headers, ctype, sizeof(ctype));
+	r.req_content_type = ctype =
+	    readable_header(r.req_headers, "content-type");
 	r.error = select_text(st, 10);
 	r.label = select_text(st, 11);
 	r.protocol = select_text(st, 12);
 	r.status = sqlite3_column_int(st, 13);
 	s->sha[0] = select_text(st, 14);
 	s->sha[1] = select_text(st, 15);
+	s->headers[0] = r.req_headers;
+	s->headers[1] = r.resp_headers;
 	r.body = select_body;
 	r.body_arg = s;
 	url = requrl_format(r.scheme, r.method, r.host,
@@ -107,6 +124,7 @@ select_matches(struct cli_select *s, sqlite3_stmt *st)
 	r.url = url;
 	m = filter_match(s->f, &r);
 	free(url);
+	free(ctype);
 	return m;
 }
 
@@ -211,6 +229,13 @@ cli_select_free(struct cli_select *s)
 	sqlite3_finalize(s->st);
 	sqlite3_finalize(s->one);
 	sqlite3_finalize(s->body);
+	select_drop_bodies(s);
 	filter_free(s->f);
 	free(s);
+}
+
+void
+cli_select_set_raw(struct cli_select *s, int raw)
+{
+	s->raw = raw;
 }

@@ -37,6 +37,10 @@ int cli_select_next(struct cli_select *s, int64_t *id)
  */
 int cli_select_match(struct cli_select *s, int64_t id);
 
+/* Match ~b / ~bq / ~bs against bodies as stored (raw set) rather than
+ * decoded as their Content-Encoding says (the default). */
+void cli_select_set_raw(struct cli_select *s, int raw);
+
 void cli_select_free(struct cli_select *s);
 
 #endif

@@ -2,27 +2,33 @@
  * show: `peephole show ID`, one logged exchange in full — request line and
  * headers, response status and headers, body sizes and previews, timings,
  * error and the connection it travelled on — and the way to pull captured
- * bodies out of the store byte for byte (--body-out, --request-body-out).
+ * bodies out of the store (--body-out, --request-body-out), decoded as
+ * their Content-Encoding says or, with --raw, byte for byte.
  */
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/db.h"
 #include "cli/output.h"
+#include "cli/readable.h"
 #include "cli/requrl.h"
 
 #define SHOW_CMD "show"
 /* Preview at most this much of a text body, and this many lines. */
-#define SHOW_PREVIEW_BYTES 512
-#define SHOW_PREVIEW_LINES 12
+#define SHOW_PREVIEW_BYTES 4096
+#define SHOW_PREVIEW_LINES 40
+/* Bytes of a binary body --hex dumps. */
+#define SHOW_HEX_BYTES 1024
 
 struct show_opts {
 	const char *db;
@@ -30,6 +36,9 @@ struct show_opts {
 	const char *body_out;     /* response body to this file */
 	const char *req_body_out; /* request body to this file */
 	int json;
+	int raw;   /* bodies as stored, not decoded */
+	int hex;   /* dump binary bodies in hex */
+	int force; /* --body-out may overwrite */
 };
 
 /* A captured body as the store has it. */
@@ -39,23 +48,30 @@ struct show_body {
 	const char *sha;     /* NULL: nothing captured */
 	unsigned char *data; /* malloc'd copy of the captured bytes */
 	size_t len;
+	struct readable view; /* data decoded, or data itself */
 };
 
 static const char show_help[] =
     "usage: peephole show ID [--body-out FILE] [--request-body-out FILE]\n"
-    "                        [--json] [--db FILE]\n"
+    "                        [--force] [--raw] [--hex] [--json] [--db FILE]\n"
     "       peephole show stream ID [--csv | --json] [--db FILE]\n"
     "\n"
     "Print logged request ID in full: request line and headers, response\n"
     "status and headers, body sizes (and whether they were truncated), a\n"
-    "preview of text bodies, timings, error and the connection it used.\n"
+    "preview of each body, timings, error and the connection it used.\n"
+    "Bodies are decoded as their Content-Encoding says (gzip, deflate, br,\n"
+    "zstd, stacked) and JSON is pretty-printed.\n"
     "`show stream ID` prints stream (connection) ID and its timeline;\n"
     "see `peephole show stream --help`.\n"
     "\n"
-    "  --body-out FILE          write the captured response body to FILE,\n"
-    "                           byte for byte (as it came off the wire,\n"
-    "                           still compressed if it was)\n"
-    "  --request-body-out FILE  write the captured request body to FILE\n"
+    "  --body-out FILE          write the captured response body to FILE\n"
+    "                           (- for stdout), decoded; only a one-line\n"
+    "                           summary is printed, on stderr\n"
+    "  --request-body-out FILE  the same for the request body\n"
+    "  --force                  let --body-out overwrite an existing file\n"
+    "  --raw                    bodies as stored (still encoded), for the\n"
+    "                           preview and --body-out\n"
+    "  --hex                    a hex dump of binary bodies\n"
     "  --json                   print one JSON object\n"
     "  --db FILE                database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help                   print this help\n";
@@ -68,6 +84,9 @@ show_parse(int argc, char **argv, struct show_opts *o)
 	    {"body-out", required_argument, NULL, 'b'},
 	    {"request-body-out", required_argument, NULL, 'r'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"force", no_argument, NULL, 'F'},
+	    {"raw", no_argument, NULL, 'R'},
+	    {"hex", no_argument, NULL, 'x'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -90,6 +109,15 @@ show_parse(int argc, char **argv, struct show_opts *o)
 			break;
 		case 'j':
 			o->json = 1;
+			break;
+		case 'F':
+			o->force = 1;
+			break;
+		case 'R':
+			o->raw = 1;
+			break;
+		case 'x':
+			o->hex = 1;
 			break;
 		case 'h':
 			fputs(show_help, stdout);
@@ -143,10 +171,11 @@ show_row(sqlite3 *db, const char *sql, int64_t id, sqlite3_stmt **s)
 }
 
 /* Fill b from the request row's PREFIX_body_* columns and the bodies
- * table. 0 / -1 (printed). */
+ * table, and its readable view: decoded as PREFIX_headers say unless raw.
+ * 0 / -1 (printed). */
 static int
-show_body_load(
-    sqlite3 *db, sqlite3_stmt *req, const char *prefix, struct show_body *b)
+show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
+    struct show_body *b)
 {
 	sqlite3_stmt *s = NULL;
 	char col[32];
@@ -180,6 +209,13 @@ show_body_load(
 	if (b->len > 0)
 		memcpy(b->data, blob, b->len);
 	sqlite3_finalize(s);
+	snprintf(col, sizeof(col), "%s_headers", prefix);
+	if (raw) {
+		b->view.data = b->data;
+		b->view.len = b->len;
+	} else
+		readable_body(
+		    out_col_text(req, col), b->data, b->len, &b->view);
 	return 0;
 fail:
 	db_warn(SHOW_CMD, db, "cannot read body");
@@ -195,40 +231,96 @@ show_preview_line(FILE *fp, const char *line)
 	fputc('\n', fp);
 }
 
-/* The first lines of a text body, control characters masked. */
+/* A hex dump of the first SHOW_HEX_BYTES, 16 bytes a line. */
 static void
-show_preview(FILE *fp, const struct show_body *b)
+show_hex(FILE *fp, const unsigned char *p, size_t len)
+{
+	size_t n = len < SHOW_HEX_BYTES ? len : SHOW_HEX_BYTES, i, j;
+
+	for (i = 0; i < n; i += 16) {
+		fprintf(fp, "  %08zx  ", i);
+		for (j = i; j < i + 16; j++)
+			if (j < n)
+				fprintf(fp, "%02x%s", p[j],
+				    j == i + 7 ? "  " : " ");
+			else
+				fputs(j == i + 7 ? "    " : "   ", fp);
+		fputs(" |", fp);
+		for (j = i; j < i + 16 && j < n; j++)
+			fputc(p[j] >= 0x20 && p[j] < 0x7f ? p[j] : '.', fp);
+		fputs("|\n", fp);
+	}
+	if (n < len)
+		fprintf(fp, "  ... (%zu more bytes)\n", len - n);
+}
+
+/* JSON re-indented, malloc'd, or NULL when p is not JSON. */
+static char *
+show_pretty_json(const unsigned char *p, size_t len)
+{
+	json_t *v;
+	char *out;
+	size_t i = 0;
+
+	while (i < len &&
+	    (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+		i++;
+	if (i == len || (p[i] != '{' && p[i] != '['))
+		return NULL;
+	if ((v = json_loadb((const char *)p, len, 0, NULL)) == NULL)
+		return NULL;
+	out = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(v);
+	return out;
+}
+
+/* The first lines of a text body, control characters masked; JSON
+ * pretty-printed; binary as a size or, with hex, a dump. */
+static void
+show_preview(FILE *fp, const struct show_body *b, int hex)
 {
 	char line[SHOW_PREVIEW_BYTES + 1];
-	size_t i, n, ll = 0, lines = 0;
+	const unsigned char *p = b->view.data;
+	size_t len = b->view.len, i, n, ll = 0, lines = 0;
+	char *pretty = NULL;
 
-	if (b->data == NULL || b->len == 0)
+	if (b->data == NULL || len == 0)
 		return;
-	n = b->len < SHOW_PREVIEW_BYTES ? b->len : SHOW_PREVIEW_BYTES;
-	if (!out_is_text(b->data, n)) {
-		fprintf(fp, "  (binary, not shown)\n");
+	n = len < SHOW_PREVIEW_BYTES ? len : SHOW_PREVIEW_BYTES;
+	if (!out_is_text(p, n)) {
+		if (hex)
+			show_hex(fp, p, len);
+		else
+			fprintf(
+			    fp, "  (binary, %zu bytes; --hex to dump)\n", len);
 		return;
 	}
+	if ((pretty = show_pretty_json(p, len)) != NULL) {
+		p = (const unsigned char *)pretty;
+		len = strlen(pretty);
+		n = len < SHOW_PREVIEW_BYTES ? len : SHOW_PREVIEW_BYTES;
+	}
 	for (i = 0; i < n && lines < SHOW_PREVIEW_LINES; i++) {
-		if (b->data[i] == '\n') {
+		if (p[i] == '\n') {
 			line[ll] = '\0';
 			show_preview_line(fp, line);
 			lines++;
 			ll = 0;
-		} else if (b->data[i] != '\r')
-			line[ll++] = (char)b->data[i];
+		} else if (p[i] != '\r')
+			line[ll++] = (char)p[i];
 	}
 	if (ll > 0) {
 		line[ll] = '\0';
 		show_preview_line(fp, line);
 	}
 	/* More captured than shown, or more sent than captured. */
-	if (i < b->len || (int64_t)b->len < b->size)
+	if (i < len || (int64_t)b->len < b->size)
 		fprintf(fp, "  | ...\n");
+	free(pretty);
 }
 
 static void
-show_body_text(FILE *fp, const char *what, const struct show_body *b)
+show_body_text(FILE *fp, const char *what, const struct show_body *b, int hex)
 {
 	fprintf(fp, "%s body: %lld bytes", what, (long long)b->size);
 	if (b->sha != NULL) {
@@ -239,7 +331,14 @@ show_body_text(FILE *fp, const char *what, const struct show_body *b)
 	} else if (b->size > 0)
 		fputs(", not captured", fp);
 	fputc('\n', fp);
-	show_preview(fp, b);
+	if (b->view.note[0] != '\0') {
+		fputs("  encoding: ", fp);
+		out_safe(fp, b->view.note, 0);
+		if (b->view.owned != NULL)
+			fprintf(fp, "; decoded: %zu bytes", b->view.len);
+		fputc('\n', fp);
+	}
+	show_preview(fp, b, hex);
 }
 
 /* "Name: value\r\n" lines, each printed after mark. */
@@ -326,14 +425,20 @@ show_summary(FILE *fp, sqlite3_stmt *s, const char *url)
 
 static void
 show_message(FILE *fp, sqlite3_stmt *s, const struct show_body *req,
-    const struct show_body *resp)
+    const struct show_body *resp, int hex)
 {
 	const char *q = out_col_text(s, "query");
+	const char *path = out_col_text(s, "path");
 
 	fputs("\n> ", fp);
 	out_safe(fp, out_col_text(s, "method"), 0);
 	fputc(' ', fp);
-	out_safe(fp, out_col_text(s, "path"), 0);
+	if (path == NULL || path[0] == '\0') {
+		/* CONNECT: the target is the authority */
+		out_safe(fp, out_col_text(s, "host"), 0);
+		fprintf(fp, ":%lld", (long long)out_col_int(s, "port"));
+	} else
+		out_safe(fp, path, 0);
 	if (q != NULL) {
 		fputc('?', fp);
 		out_safe(fp, q, 0);
@@ -342,7 +447,7 @@ show_message(FILE *fp, sqlite3_stmt *s, const struct show_body *req,
 	out_safe(fp, out_col_text(s, "req_version"), 0);
 	fputc('\n', fp);
 	show_headers(fp, "> ", out_col_text(s, "req_headers"));
-	show_body_text(fp, "request", req);
+	show_body_text(fp, "request", req, hex);
 	if (out_col_int(s, "status") <= 0) {
 		fputs("\nno response\n", fp);
 		return;
@@ -351,7 +456,7 @@ show_message(FILE *fp, sqlite3_stmt *s, const struct show_body *req,
 	out_safe(fp, out_col_text(s, "resp_version"), 0);
 	fprintf(fp, " %lld\n", (long long)out_col_int(s, "status"));
 	show_headers(fp, "< ", out_col_text(s, "resp_headers"));
-	show_body_text(fp, "response", resp);
+	show_body_text(fp, "response", resp, hex);
 }
 
 /* What interception made of the connection; nothing for plain HTTP, whose
@@ -415,11 +520,27 @@ show_conn_text(FILE *fp, sqlite3_stmt *c)
 	show_conn_tls(fp, c);
 }
 
+/* PREFIX_body_captured (stored bytes), and the readable form:
+ * PREFIX_body_encoding, _decoding (what was done), _text (decoded text, or
+ * null for binary or nothing captured). */
 static void
-show_json_body(json_t *o, const char *key, const struct show_body *b)
+show_json_body(json_t *o, const char *prefix, const struct show_body *b)
 {
+	char key[40];
+
+	snprintf(key, sizeof(key), "%s_body_captured", prefix);
 	json_object_set_new(o, key,
 	    b->sha != NULL ? json_integer((json_int_t)b->len) : json_null());
+	snprintf(key, sizeof(key), "%s_body_encoding", prefix);
+	json_object_set_new(o, key, out_json_str(b->view.encoding));
+	snprintf(key, sizeof(key), "%s_body_decoding", prefix);
+	json_object_set_new(o, key,
+	    b->view.note[0] != '\0' ? out_json_str(b->view.note) : json_null());
+	snprintf(key, sizeof(key), "%s_body_text", prefix);
+	json_object_set_new(o, key,
+	    b->data != NULL && out_is_text(b->view.data, b->view.len)
+		? json_stringn((const char *)b->view.data, b->view.len)
+		: json_null());
 }
 
 static int
@@ -439,8 +560,8 @@ show_json(sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
 	    o, "req_headers", out_json_headers(out_col_text(s, "req_headers")));
 	json_object_set_new(o, "resp_headers",
 	    out_json_headers(out_col_text(s, "resp_headers")));
-	show_json_body(o, "req_body_captured", req);
-	show_json_body(o, "resp_body_captured", resp);
+	show_json_body(o, "req", req);
+	show_json_body(o, "resp", resp);
 	json_object_set_new(
 	    o, "connection", c != NULL ? out_json_row(c) : json_null());
 	rc = json_dumpf(o, stdout, JSON_INDENT(2));
@@ -449,11 +570,18 @@ show_json(sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
 	return rc;
 }
 
-/* Write the captured bytes of b to path exactly. 0 / -1 (printed). */
+/*
+ * Write b's readable bytes (decoded, or as stored with --raw) to path, or
+ * stdout for "-"; an existing file only with force. One line on stderr
+ * says what was written. 0 / -1 (printed).
+ */
 static int
-show_write_body(const char *what, const struct show_body *b, const char *path)
+show_write_body(
+    const char *what, const struct show_body *b, const char *path, int force)
 {
-	FILE *fp;
+	int fd, tostdout = strcmp(path, "-") == 0;
+	size_t off = 0;
+	ssize_t w;
 
 	if (b->sha == NULL && b->size > 0) {
 		fprintf(stderr,
@@ -461,19 +589,40 @@ show_write_body(const char *what, const struct show_body *b, const char *path)
 		    SHOW_CMD, what, (long long)b->size);
 		return -1;
 	}
-	if ((fp = fopen(path, "wb")) == NULL ||
-	    (b->len > 0 && fwrite(b->data, 1, b->len, fp) != b->len) ||
-	    fclose(fp) != 0) {
-		fprintf(
-		    stderr, "peephole %s: cannot write %s: ", SHOW_CMD, path);
-		perror(NULL);
+	fd = tostdout
+	    ? STDOUT_FILENO
+	    : open(path,
+		  O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL),
+		  0644);
+	if (fd == -1) {
+		fprintf(stderr, "peephole %s: cannot write %s: %s%s\n",
+		    SHOW_CMD, path, strerror(errno),
+		    errno == EEXIST ? " (--force to overwrite)" : "");
 		return -1;
 	}
+	while (off < b->view.len) {
+		w = write(fd, b->view.data + off, b->view.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	if (off < b->view.len || (!tostdout && close(fd) != 0)) {
+		fprintf(stderr, "peephole %s: cannot write %s: %s\n", SHOW_CMD,
+		    path, strerror(errno));
+		if (!tostdout)
+			(void)close(fd);
+		return -1;
+	}
+	fprintf(stderr, "peephole %s: wrote %zu bytes of the %s body to %s",
+	    SHOW_CMD, b->view.len, what, tostdout ? "stdout" : path);
+	if (b->view.note[0] != '\0')
+		fprintf(stderr, " (%s)", b->view.note);
 	if (b->truncated)
-		fprintf(stderr,
-		    "peephole %s: %s body truncated: wrote %zu of %lld bytes "
-		    "to %s\n",
-		    SHOW_CMD, what, b->len, (long long)b->size, path);
+		fprintf(stderr, "; truncated: %zu of %lld bytes were captured",
+		    b->len, (long long)b->size);
+	fputc('\n', stderr);
 	return 0;
 }
 
@@ -501,29 +650,35 @@ show_print(sqlite3 *db, const struct show_opts *o)
 		sqlite3_finalize(c);
 		c = NULL;
 	}
-	if (show_body_load(db, s, "req", &req) == -1 ||
-	    show_body_load(db, s, "resp", &resp) == -1)
+	if (show_body_load(db, s, "req", o->raw, &req) == -1 ||
+	    show_body_load(db, s, "resp", o->raw, &resp) == -1)
 		goto fail;
 	url =
 	    requrl_format(out_col_text(s, "scheme"), out_col_text(s, "method"),
 		out_col_text(s, "host"), (int)out_col_int(s, "port"),
 		out_col_text(s, "path"), out_col_text(s, "query"));
-	if (o->json) {
+	if (o->body_out != NULL || o->req_body_out != NULL) {
+		/* the bodies are what was asked for: no show text */
+		if ((o->body_out != NULL &&
+			show_write_body(
+			    "response", &resp, o->body_out, o->force) == -1) ||
+		    (o->req_body_out != NULL &&
+			show_write_body(
+			    "request", &req, o->req_body_out, o->force) == -1))
+			goto fail;
+	} else if (o->json) {
 		if (show_json(s, c, url, &req, &resp) == -1)
 			goto fail;
 	} else {
 		show_summary(stdout, s, url);
-		show_message(stdout, s, &req, &resp);
+		show_message(stdout, s, &req, &resp, o->hex);
 		show_conn_text(stdout, c);
 	}
-	if ((o->body_out != NULL &&
-		show_write_body("response", &resp, o->body_out) == -1) ||
-	    (o->req_body_out != NULL &&
-		show_write_body("request", &req, o->req_body_out) == -1))
-		goto fail;
 	status = CLI_OK;
 fail:
 	free(url);
+	readable_free(&req.view);
+	readable_free(&resp.view);
 	free(req.data);
 	free(resp.data);
 	sqlite3_finalize(c);

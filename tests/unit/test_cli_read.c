@@ -475,34 +475,48 @@ test_show_body_out(void **state)
 	assert_int_equal(len, sizeof(png));
 	assert_memory_equal(got, png, sizeof(png));
 	free(got);
+	/* the body was asked for: no show text on stdout */
+	assert_string_equal(f->text, "");
+	/* an existing file is kept unless --force */
+	assert_int_equal(run(f, cli_show, "show", "2", "--body-out", f->file,
+			     "--db", f->db, NULL),
+	    1);
+	got = slurp(f->file, &len);
+	assert_int_equal(len, sizeof(png));
+	free(got);
+	assert_int_equal(run(f, cli_show, "show", "1", "--db", f->db, NULL), 0);
 	assert_non_null(strstr(f->text, "> GET /img.png HTTP/1.1"));
 	assert_non_null(strstr(f->text, "< HTTP/1.1 200"));
-	assert_non_null(strstr(f->text, "(binary, not shown)"));
+	assert_non_null(strstr(f->text, "(binary, "));
+	assert_int_equal(
+	    run(f, cli_show, "show", "1", "--hex", "--db", f->db, NULL), 0);
+	assert_non_null(strstr(f->text, "  00000000  89 50 4e 47"));
 
-	/* Request body, from a request with a 404. */
-	assert_int_equal(run(f, cli_show, "show", "--request-body-out", f->file,
+	/* Request body, from a request with a 404; "-" is stdout. */
+	assert_int_equal(run(f, cli_show, "show", "--request-body-out", "-",
 			     "2", "--db", f->db, NULL),
 	    0);
-	got = slurp(f->file, &len);
-	assert_int_equal(len, 7);
-	assert_memory_equal(got, "{\"a\":1}", 7);
-	free(got);
-	assert_non_null(strstr(f->text, "  | {\"a\":1}"));
+	assert_string_equal(f->text, "{\"a\":1}");
+	assert_int_equal(run(f, cli_show, "show", "2", "--db", f->db, NULL), 0);
+	/* JSON is pretty-printed */
+	assert_non_null(strstr(f->text, "  | {\n  |   \"a\": 1\n  | }"));
 
 	/* Truncated: exactly the captured bytes. */
 	assert_int_equal(run(f, cli_show, "show", "3", "--body-out", f->file,
-			     "--db", f->db, NULL),
+			     "--force", "--db", f->db, NULL),
 	    0);
 	got = slurp(f->file, &len);
 	assert_int_equal(len, 18);
 	free(got);
+	assert_int_equal(run(f, cli_show, "show", "3", "--db", f->db, NULL), 0);
 	assert_non_null(strstr(f->text, "5000 bytes, 18 captured (truncated)"));
 	assert_non_null(strstr(f->text, "  | line two\n"));
 
 	/* Request 4 had no response; its (empty) request body is fine. */
 	assert_int_equal(run(f, cli_show, "show", "4", "--request-body-out",
-			     f->file, "--db", f->db, NULL),
+			     f->file, "--force", "--db", f->db, NULL),
 	    0);
+	assert_int_equal(run(f, cli_show, "show", "4", "--db", f->db, NULL), 0);
 	assert_non_null(strstr(f->text, "no response"));
 	assert_non_null(strstr(f->text, "not recorded"));
 }
@@ -563,6 +577,7 @@ test_show_uncaptured(void **state)
 	assert_int_equal(run(f, cli_show, "show", "5", "--body-out", f->file,
 			     "--db", f->db, NULL),
 	    1);
+	assert_int_equal(run(f, cli_show, "show", "5", "--db", f->db, NULL), 0);
 	assert_non_null(strstr(f->text, "123456 bytes, not captured"));
 }
 
