@@ -798,6 +798,47 @@ def test_explicit_answer_hop_fields_replaced_by_own_connection(fid_proxy,
         c.close()
 
 
+HOP = (b"connection:", b"keep-alive:", b"proxy-connection:")
+
+
+def _split_conn(raw):
+    """(raw without Connection/Keep-Alive/Proxy-Connection lines, those
+    lines)."""
+    head, sep, body = bytes(raw).partition(b"\r\n\r\n")
+    keep, hop = [], []
+    for ln in head.split(b"\r\n"):
+        (hop if ln.lower().startswith(HOP) else keep).append(ln)
+    return b"\r\n".join(keep) + sep + body, hop
+
+
+@pytest.mark.parametrize("path", ["/odd", "/close-later"])
+def test_explicit_client_close_gets_own_connection_close(fid_proxy, origins,
+                                                         path):
+    """The client asks for Connection: close; the origin answers keep-alive
+    (/odd, Content-Length) or close-delimited with its own Connection:
+    close. Either way the client gets the origin's bytes with one
+    `Connection: close` of the proxy's in place of the origin's, then EOF."""
+    p = fid_proxy()
+    o = origins()
+    host = f"alpha.test:{o.port}"
+    c = explicit_client(p)
+    try:
+        c.send(get_request(f"http://{host}{path}", host,
+                           "Connection: close\r\n"))
+        r = c.read_response()
+        assert c.closed_within(5.0), "client connection not closed"
+        oc = o.wait_conns(1)[0]
+        want = get_request(path, host, "Connection: close\r\n")
+        got = o.wait_received(0, len(want))
+        assert got == want, diff(want, got)
+        rest, hop = _split_conn(r)
+        orest, _ = _split_conn(oc.sent)
+        assert rest == orest, diff(orest, rest)
+        assert [h.lower() for h in hop] == [b"connection: close"], hop
+    finally:
+        c.close()
+
+
 def test_explicit_no_via_no_forwarded_for_by_default(fid_proxy, origins):
     p = fid_proxy()
     o = origins()
