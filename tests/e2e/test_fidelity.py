@@ -889,11 +889,19 @@ def test_explicit_upgrade_then_bytes_both_ways(fid_proxy, origins):
         for msg in (b"\x81\x05hello", bytes(range(256)) * 40):
             c.send(msg)
             assert c.recv_exact(len(msg)) == upgrade_echo(msg)
-        oc = o.wait_conns(1)[0]
+        assert c.quiet_for(0.3)
+        conns = o.wait_conns(1)
+        assert len(conns) == 1
+        oc = conns[0]
         after = bytes(c.sent[mark:])
         rcv = o.wait_received(0, 1)
-        assert rcv.endswith(b"\r\n\r\n" + after), diff(after, rcv[-len(after):])
-        assert b"Upgrade: websocket" in rcv
+        # after the request head, the origin got exactly the client's bytes
+        assert rcv.partition(b"\r\n\r\n")[2] == after, \
+            diff(after, rcv.partition(b"\r\n\r\n")[2])
+        assert b"\r\nUpgrade: websocket\r\n" in rcv
+        # and after the 101 head, the client got exactly the origin's
+        assert bytes(c.got).partition(b"\r\n\r\n")[2] == \
+            bytes(oc.sent).partition(b"\r\n\r\n")[2]
     finally:
         c.close()
 
