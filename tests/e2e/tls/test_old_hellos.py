@@ -50,15 +50,15 @@ def _ssl3_hello(host):
     return b"\x16\x03\x00" + struct.pack("!H", len(hs)) + hs
 
 
-def _send_ssl3(p, port):
+def _send_ssl3(p, port, host):
     rc = RawConn(p.port, timeout=STEP_TIMEOUT)
     try:
-        rc.send(f"CONNECT {HOST}:{port} HTTP/1.1\r\n"
-                f"Host: {HOST}:{port}\r\n\r\n".encode())
+        rc.send(f"CONNECT {host}:{port} HTTP/1.1\r\n"
+                f"Host: {host}:{port}\r\n\r\n".encode())
         r = rc.read_head()
         if r.status != 200:
             return
-        rc.send(_ssl3_hello(HOST))
+        rc.send(_ssl3_hello(host))
         # whatever comes back (an alert, a close): read it to the end
         try:
             rc.read_to_eof(limit=1 << 20)
@@ -70,13 +70,13 @@ def _send_ssl3(p, port):
         rc.close()
 
 
-def _send_hello(p, port, flags):
+def _send_hello(p, port, flags, host=HOST):
     """One handshake attempt through p; its outcome is not asserted."""
     if flags is None:
-        _send_ssl3(p, port)
+        _send_ssl3(p, port, host)
         return
     argv = [OPENSSL, "s_client", "-proxy", f"127.0.0.1:{p.port}",
-            "-connect", f"{HOST}:{port}", "-servername", HOST,
+            "-connect", f"{host}:{port}", "-servername", host,
             "-CAfile", str(p.ca_pem)] + flags
     try:
         subprocess.run(argv, stdin=subprocess.DEVNULL,
