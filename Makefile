@@ -132,7 +132,8 @@ test-tsan:
 	PEEPHOLE_BIN=$(CURDIR)/build/tsan/peephole $(PYTEST) -q $(TSAN_E2E)
 
 # Everything CI runs: style, unit and e2e suites on the normal build, a
-# short bounded run of each fuzzer, then both suites under ASan+UBSan.
+# short bounded run of each fuzzer, then both suites under ASan+UBSan and
+# under TSan.
 test: deps
 	$(MAKE) all
 	$(MAKE) format-check
