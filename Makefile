@@ -4,6 +4,7 @@
 #   make         build ./peephole (objects in build/)
 #   make run     deps + build + start the proxy on 127.0.0.1:8080
 #   make test    deps + build + unit and e2e suites, then again under ASan+UBSan
+#                and the threaded part under TSan
 #   make bench   wrk through the proxy vs direct to nginx
 #   make bench-peers  the same against tinyproxy, mitmproxy, squid, sslsplit
 
@@ -22,6 +23,9 @@ ifeq ($(SAN),1)
 OPT = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 SANLD = -fsanitize=address,undefined
+else ifeq ($(SAN),tsan)
+OPT = -O1 -fno-omit-frame-pointer -fsanitize=thread
+SANLD = -fsanitize=thread
 else
 OPT = -O2 -D_FORTIFY_SOURCE=2
 SANLD =
@@ -47,8 +51,8 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 PYTEST = /usr/bin/python3 -m pytest
 
-.PHONY: all deps run test test-unit test-e2e test-san bench bench-peers clean \
-	format-check fuzz
+.PHONY: all deps run test test-unit test-e2e test-san test-tsan bench \
+	bench-peers clean format-check fuzz
 
 all: peephole
 
@@ -114,8 +118,23 @@ test-e2e: peephole
 test-san:
 	$(MAKE) BUILD=build/asan SAN=1 test-unit test-e2e
 
+# ThreadSanitizer (clang): the unit tests, then the e2e tests that run many
+# workers and concurrent clients (TSAN_E2E). halt_on_error makes the proxy
+# exit on its first report, and the e2e fixtures fail a test on a non-zero
+# exit or "ThreadSanitizer" in the proxy's stderr. tests/tsan.supp holds only
+# narrowly scoped false positives in third-party libraries.
+TSAN_E2E ?= tests/e2e
+TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
+	suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)"
+test-tsan:
+	$(MAKE) BUILD=build/tsan SAN=tsan CC=clang peephole
+	$(TSAN_ENV) $(MAKE) BUILD=build/tsan SAN=tsan CC=clang test-unit
+	$(TSAN_ENV) PEEPHOLE_HOME=$(CURDIR)/build/tsan/test-home \
+	PEEPHOLE_BIN=$(CURDIR)/build/tsan/peephole $(PYTEST) -q $(TSAN_E2E)
+
 # Everything CI runs: style, unit and e2e suites on the normal build, a
-# short bounded run of each fuzzer, then both suites under ASan+UBSan.
+# short bounded run of each fuzzer, then both suites under ASan+UBSan and
+# under TSan.
 test: deps
 	$(MAKE) all
 	$(MAKE) format-check
@@ -123,6 +142,7 @@ test: deps
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) test-san
+	$(MAKE) test-tsan
 
 bench: deps all
 	/usr/bin/python3 tests/bench/bench.py --peephole $(CURDIR)/$(BIN)

@@ -23,6 +23,9 @@ log_get_level(void)
 	return log_level;
 }
 
+static void log_emit(const char *, const char *, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 /* Format one line into a local buffer and write it with one call, so lines
  * from worker threads do not interleave. */
 static void

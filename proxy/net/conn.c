@@ -32,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,7 +523,7 @@ conn_rec_submit(struct conn *c)
 		r->server_ip = strdup(c->up->ip);
 		r->server_port = c->up->ip_port;
 	}
-	c->w->exchanges++;
+	atomic_fetch_add_explicit(&c->w->exchanges, 1, memory_order_relaxed);
 	if (c->w->store == NULL) {
 		store_rec_free(rec);
 		return 0;
@@ -733,9 +734,13 @@ conn_answer_self(struct conn *c)
 	socklen_t sslen = sizeof(ss);
 
 	for (int i = 0; i < srv->nworkers; i++) {
-		accepted += srv->workers[i]->accepted;
-		exchanges += srv->workers[i]->exchanges;
-		live += srv->workers[i]->live;
+		struct worker *o = srv->workers[i];
+
+		accepted +=
+		    atomic_load_explicit(&o->accepted, memory_order_relaxed);
+		exchanges +=
+		    atomic_load_explicit(&o->exchanges, memory_order_relaxed);
+		live += atomic_load_explicit(&o->live, memory_order_relaxed);
 	}
 	n = snprintf(page, sizeof(page),
 	    "<ul><li>uptime: %lld s</li><li>workers: %d</li>"
@@ -2410,7 +2415,7 @@ conn_close(struct conn *c, const char *reason, const char *err)
 	TAILQ_REMOVE(&w->conns, c, link);
 	TAILQ_INSERT_TAIL(&w->reaped, c, link);
 	event_active(w->reap_ev, EV_READ, 0);
-	w->live--;
+	atomic_fetch_sub_explicit(&w->live, 1, memory_order_relaxed);
 	if (w->shutting_down)
 		worker_maybe_exit(w);
 }
@@ -2571,10 +2576,19 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	c->w = w;
 	c->listener = listener;
 	c->protocol = "http";
-	c->id = w->store ? store_next_conn_id(w->store)
-			 : (int64_t)(++w->accepted * 64 + (uint64_t)w->idx);
-	if (c->id < 0)
-		goto fail; /* logged by the store; the client sees a close */
+	if (w->store != NULL) {
+		c->id = store_next_conn_id(w->store);
+		if (c->id < 0)
+			goto fail; /* logged by the store; the client sees a
+				      close */
+	} else {
+		/* no store to number them: the worker's own count, made unique
+		 * across workers by its index */
+		uint64_t n = atomic_fetch_add_explicit(
+		    &w->accepted, 1, memory_order_relaxed);
+
+		c->id = (int64_t)((n + 1) * 64 + (uint64_t)w->idx);
+	}
 	if (sa->sa_family == AF_INET6) {
 		src = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 		c->client_port =
@@ -2609,9 +2623,10 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	    c->cbev, w->cfg->relay_buffer_bytes);
 	conn_set_nodelay(c->cbev);
 	TAILQ_INSERT_TAIL(&w->conns, c, link);
-	w->live++;
+	atomic_fetch_add_explicit(&w->live, 1, memory_order_relaxed);
 	if (w->store != NULL)
-		w->accepted++;
+		atomic_fetch_add_explicit(
+		    &w->accepted, 1, memory_order_relaxed);
 	c->state = CONN_READ_HEAD;
 	c->mode = (int)w->cfg->listen[listener].mode;
 	if (c->mode == CONFIG_LISTEN_SOCKS5) {

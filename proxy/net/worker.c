@@ -4,6 +4,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,12 +52,13 @@ static void
 worker_gracecb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+	int live = atomic_load_explicit(&w->live, memory_order_relaxed);
 
 	(void)fd;
 	(void)what;
-	if (w->live > 0)
+	if (live > 0)
 		log_info("w%d: shutdown grace over, closing %d connection(s)",
-		    w->idx, w->live);
+		    w->idx, live);
 	conn_worker_close_all(w);
 	event_base_loopexit(w->base, NULL);
 }
@@ -74,7 +76,7 @@ worker_shutdowncb(evutil_socket_t fd, short what, void *arg)
 	worker_acceptcb(-1, 0, w); /* closes what was queued */
 	upstream_pool_clear(w);
 	conn_worker_shutdown(w);
-	if (w->live == 0) {
+	if (atomic_load_explicit(&w->live, memory_order_relaxed) == 0) {
 		event_base_loopexit(w->base, NULL);
 		return;
 	}
@@ -103,7 +105,8 @@ worker_draincb(evutil_socket_t fd, short what, void *arg)
 void
 worker_maybe_exit(struct worker *w)
 {
-	if (w->shutting_down && w->live == 0)
+	if (w->shutting_down &&
+	    atomic_load_explicit(&w->live, memory_order_relaxed) == 0)
 		event_base_loopexit(w->base, NULL);
 }
 

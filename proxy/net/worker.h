@@ -9,6 +9,7 @@
 #define PEEPHOLE_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -60,9 +61,12 @@ struct worker {
 	int nidle_ups;
 	struct dns_cache *dns_cache;
 
-	uint64_t accepted; /* counters, read racily by the status page */
-	uint64_t exchanges;
-	int live;
+	/* Counters: written by this worker only, read by whichever worker
+	 * renders the status page, so atomic; relaxed is enough, they order
+	 * nothing. */
+	_Atomic uint64_t accepted;
+	_Atomic uint64_t exchanges;
+	_Atomic int live;
 };
 
 /* Create a worker with its own event_base and evdns; NULL on failure. */
