@@ -369,6 +369,22 @@ static const char schema_step_v3_catalogue[] =
 static const char schema_step_v4[] =
     "ALTER TABLE requests ADD COLUMN label TEXT;";
 
+/*
+ * v5: a learned entry is a back-off, not a verdict. rejections counts the
+ * refusals in a row, last_reason says the latest, and next_retry_us is when
+ * the pair is intercepted again (0: the next connection). Entries from
+ * before were verdicts that may have been wrong (a TLS 1.0 client, a CA not
+ * yet trusted): they are retried at once, their count kept.
+ */
+static const char schema_step_v5[] =
+    "ALTER TABLE learned_passthrough ADD COLUMN"
+    " rejections INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE learned_passthrough ADD COLUMN last_reason TEXT;"
+    "ALTER TABLE learned_passthrough ADD COLUMN"
+    " next_retry_us INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE learned_passthrough SET rejections = max(count, 1),"
+    " last_reason = reason;";
+
 /* A step's SQL may come in parts: C99 promises string literals of 4095
  * bytes, no more. */
 #define SCHEMA_STEP_PARTS 3
@@ -379,6 +395,7 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
     {schema_step_v3_columns, schema_step_v3_names, /* 2 -> 3 */
 	schema_step_v3_catalogue},
     {schema_step_v4}, /* 3 -> 4 */
+    {schema_step_v5}, /* 4 -> 5 */
 };
 
 _Static_assert(
