@@ -225,7 +225,8 @@ config_number(const char *s, unsigned long long *out)
 }
 
 /*
- * "500ms", "10s", "2m", or a plain number of seconds, into milliseconds.
+ * "500ms", "10s", "2m", "1h", or a plain number of seconds, into
+ * milliseconds.
  * 0 / -1 (not a duration, or more milliseconds than an unsigned holds).
  */
 static int
@@ -241,6 +242,8 @@ config_duration(const char *s, unsigned long long *ms)
 		mult = 1;
 	else if (strcmp(s, "m") == 0)
 		mult = 60000;
+	else if (strcmp(s, "h") == 0)
+		mult = 3600000;
 	else
 		return -1;
 	if (n > UINT_MAX / mult)
@@ -563,6 +566,12 @@ config_apply(struct config *cfg, const struct config_key *k, const char *value,
 		if (n < k->min) {
 			config_err(err, errlen,
 			    "must be greater than 0, got '%s'", value);
+			return -1;
+		}
+		if (n > k->max) {
+			config_err(err, errlen,
+			    "must be at most %llus, got '%s'",
+			    (unsigned long long)k->max / 1000, value);
 			return -1;
 		}
 		*(unsigned *)(void *)field = (unsigned)n;

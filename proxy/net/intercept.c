@@ -699,7 +699,8 @@ intercept_down_eventcb(struct bufferevent *bev, short what, void *arg)
 		if (cfg->auto_passthrough)
 			intercept_accepted(c);
 		ERR_clear_error();
-		conn_close(c, "client-eof", why);
+		log_debug("c%lld %s", (long long)c->id, why);
+		conn_close(c, "client-eof", NULL);
 		return;
 	case INTERCEPT_V_REJECTED:
 		intercept_decide(c, "intercept", why);
