@@ -225,8 +225,7 @@ config_number(const char *s, unsigned long long *out)
 }
 
 /*
- * "500ms", "10s", "2m", "1h", or a plain number of seconds, into
- * milliseconds.
+ * "500ms", "10s", "2m", or a plain number of seconds, into milliseconds.
  * 0 / -1 (not a duration, or more milliseconds than an unsigned holds).
  */
 static int
@@ -242,8 +241,6 @@ config_duration(const char *s, unsigned long long *ms)
 		mult = 1;
 	else if (strcmp(s, "m") == 0)
 		mult = 60000;
-	else if (strcmp(s, "h") == 0)
-		mult = 3600000;
 	else
 		return -1;
 	if (n > UINT_MAX / mult)

@@ -267,9 +267,9 @@ test_durations(void **state)
 	assert_int_equal(cfg.pinning_retry_ms, 0);
 	set_ok(&cfg, "pinning-retry", "1s");
 	assert_int_equal(cfg.pinning_retry_ms, 1000);
-	set_ok(&cfg, "pinning-retry", "24h");
+	set_ok(&cfg, "pinning-retry", "1440m");
 	assert_int_equal(cfg.pinning_retry_ms, 24 * 3600 * 1000);
-	set_bad(&cfg, "pinning-retry", "25h", NULL);
+	set_bad(&cfg, "pinning-retry", "1441m", "must be at most 86400s");
 	config_free(&cfg);
 }
 
