@@ -28,6 +28,8 @@
 struct ca {
 	X509 *cert;
 	EVP_PKEY *key;
+	char *path;  /* the certificate's file */
+	int created; /* made by this ca_load_or_create */
 };
 
 /* Paths of the two files in dir; the caller's buffers are PATH_MAX-ish. */
@@ -177,15 +179,20 @@ ca_add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 }
 
 /*
- * "peephole CA <host> <date>": two installs never share a name, so a user
+ * "peephole CA <id> <host> <date>", id six random hex digits: two installs
+ * never share a name (not even two on one host the same day), so a user
  * who trusted an old CA can tell it from the new one in a trust store.
  */
 static int
 ca_subject(X509_NAME *name)
 {
 	char host[256], day[16], cn[CA_CN_MAX + 1];
+	unsigned char rnd[3];
 	struct tm tm;
 	time_t now = time(NULL);
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -1;
 
 	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
 		snprintf(host, sizeof(host), "localhost");
@@ -193,9 +200,9 @@ ca_subject(X509_NAME *name)
 	if (gmtime_r(&now, &tm) == NULL ||
 	    strftime(day, sizeof(day), "%Y-%m-%d", &tm) == 0)
 		return -1;
-	/* "peephole CA " + host + " " + day, host cut to fit 64 */
-	snprintf(cn, sizeof(cn), "peephole CA %.*s %s",
-	    (int)(CA_CN_MAX - 13 - strlen(day)), host, day);
+	/* "peephole CA " + id + " " + host + " " + day, host cut to fit 64 */
+	snprintf(cn, sizeof(cn), "peephole CA %02x%02x%02x %.*s %s", rnd[0],
+	    rnd[1], rnd[2], (int)(CA_CN_MAX - 20 - strlen(day)), host, day);
 	if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
 		(const unsigned char *)cn, -1, -1, 0) != 1 ||
 	    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
@@ -479,6 +486,10 @@ ca_load(const struct ca_paths *p, const char *dir, char *err, size_t errlen)
 		    dir, CA_CERT_FILE, CA_KEY_FILE);
 		goto fail;
 	}
+	if ((ca->path = strdup(p->cert)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	return ca;
 fail:
 	ca_free(ca);
@@ -490,6 +501,7 @@ ca_load_or_create(const char *dir, char *err, size_t errlen)
 {
 	struct ca_paths p;
 	struct stat st;
+	struct ca *ca;
 	int have_cert, have_key;
 
 	if (ca_mkdir(dir, err, errlen) == -1 ||
@@ -508,7 +520,35 @@ ca_load_or_create(const char *dir, char *err, size_t errlen)
 	}
 	if (!have_cert && ca_create(dir, 0, err, errlen) == -1)
 		return NULL;
-	return ca_load(&p, dir, err, errlen);
+	if ((ca = ca_load(&p, dir, err, errlen)) != NULL)
+		ca->created = !have_cert;
+	return ca;
+}
+
+const char *
+ca_cert_path(const struct ca *ca)
+{
+	return ca->path;
+}
+
+int
+ca_created(const struct ca *ca)
+{
+	return ca->created;
+}
+
+int
+ca_fingerprint(const struct ca *ca, char *buf, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (len < 1 || X509_digest(ca->cert, EVP_sha256(), md, &n) != 1 ||
+	    len < (size_t)n * 3)
+		return -1;
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(buf + 3 * i, 4, "%02X%s", md[i], i + 1 < n ? ":" : "");
+	return 0;
 }
 
 void
@@ -518,6 +558,7 @@ ca_free(struct ca *ca)
 		return;
 	X509_free(ca->cert);
 	EVP_PKEY_free(ca->key);
+	free(ca->path);
 	free(ca);
 }
 

@@ -31,7 +31,16 @@ int ca_create(const char *dir, int force, char *err, size_t errlen) CA_WUR;
 
 void ca_free(struct ca *ca);
 
-X509 *ca_cert(const struct ca *ca);    /* borrowed */
+X509 *ca_cert(const struct ca *ca); /* borrowed */
+/* The certificate's file, as loaded (borrowed). */
+const char *ca_cert_path(const struct ca *ca);
+/* 1 if ca_load_or_create made this CA just now, else 0. */
+int ca_created(const struct ca *ca);
+/*
+ * The certificate's SHA-256 as `openssl x509 -fingerprint -sha256` prints
+ * it ("AB:CD:..."), into buf of at least 96 bytes.  0 / -1.
+ */
+int ca_fingerprint(const struct ca *ca, char *buf, size_t len) CA_WUR;
 EVP_PKEY *ca_key(const struct ca *ca); /* borrowed */
 
 /* Default CA directory: $PEEPHOLE_HOME, else $HOME/.peephole.  0 / -1. */

@@ -77,6 +77,8 @@ static const struct config_key config_keys[] = {
     {"upstream-ca", CONFIG_T_STRING, F(upstream_ca), 0, 0},
     {"insecure-upstream", CONFIG_T_BOOL, F(insecure_upstream), 0, 1},
     {"auto-passthrough", CONFIG_T_BOOL, F(auto_passthrough), 0, 1},
+    {"pinning-retry", CONFIG_T_DURATION, F(pinning_retry_ms), 0,
+	24 * 3600 * 1000},
     {"via", CONFIG_T_BOOL, F(via_header), 0, 1},
     {"forge-cache-size", CONFIG_T_COUNT, F(forge_cache_size), 1, 16 * MIB},
     {"sniff-timeout", CONFIG_T_DURATION, F(sniff_timeout_ms), 1, UINT_MAX},
@@ -144,6 +146,7 @@ config_init(struct config *cfg)
 	cfg->ndns = 0;
 	cfg->hosts_file = NULL;
 	cfg->auto_passthrough = 1;
+	cfg->pinning_retry_ms = 60000;
 	cfg->forge_cache_size = 1024;
 	cfg->sniff_timeout_ms = 300;
 	cfg->stream_events_max = 10000;
@@ -562,6 +565,12 @@ config_apply(struct config *cfg, const struct config_key *k, const char *value,
 		if (n < k->min) {
 			config_err(err, errlen,
 			    "must be greater than 0, got '%s'", value);
+			return -1;
+		}
+		if (n > k->max) {
+			config_err(err, errlen,
+			    "must be at most %llus, got '%s'",
+			    (unsigned long long)k->max / 1000, value);
 			return -1;
 		}
 		*(unsigned *)(void *)field = (unsigned)n;

@@ -62,10 +62,12 @@ struct config {
 
 	/* HTTPS interception */
 	char *home; /* CA directory; NULL = $PEEPHOLE_HOME, ~/.peephole */
-	char *upstream_ca;       /* extra trust anchors for origins (PEM) */
-	int insecure_upstream;   /* 1: do not verify origins (said at start) */
-	int auto_passthrough;    /* 1: pass hosts whose clients reject us */
-	size_t forge_cache_size; /* forged certificates kept: 1024 */
+	char *upstream_ca;     /* extra trust anchors for origins (PEM) */
+	int insecure_upstream; /* 1: do not verify origins (said at start) */
+	int auto_passthrough;  /* 1: pass hosts whose clients reject us */
+	/* first back-off after a rejection, doubled per further one: 60000 */
+	unsigned pinning_retry_ms;
+	size_t forge_cache_size;   /* forged certificates kept: 1024 */
 	unsigned sniff_timeout_ms; /* wait for a tunnel's first bytes: 300 */
 	struct rules *rules; /* intercept / passthrough / block, in order */
 

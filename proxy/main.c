@@ -23,7 +23,7 @@ static const struct main_cmd main_cmds[] = {
     {"streams", cli_streams,
 	"streams relayed unread (mmTLS, pinned TLS, raw TCP): shape, names"},
     {"passthrough", cli_passthrough,
-	"list or clear the hosts learned to pass through (pinning)"},
+	"list, retry or clear the hosts backed off from (pinning)"},
     {"ca", cli_ca, "create, locate and export the root CA; how to trust it"},
     {"setup", cli_setup,
 	"how to point macOS, Windows, Linux, phones or a shell at the proxy"},

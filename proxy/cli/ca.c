@@ -160,6 +160,23 @@ ca_exists(const char *path)
 	return stat(path, &sb) == 0;
 }
 
+/* The subject (with its random id) and SHA-256 fingerprint of the CA in
+ * home, so the user can pick it out of a trust store. */
+static void
+ca_print_id(const char *home)
+{
+	char err[512], sub[256], fp[EVP_MAX_MD_SIZE * 3 + 1];
+	struct ca *ca = ca_load_or_create(home, err, sizeof(err));
+
+	if (ca == NULL)
+		return;
+	X509_NAME_oneline(X509_get_subject_name(ca_cert(ca)), sub, sizeof(sub));
+	printf("subject: %s\n", sub);
+	if (ca_fingerprint(ca, fp, sizeof(fp)) == 0)
+		printf("SHA-256: %s\n", fp);
+	ca_free(ca);
+}
+
 static int
 ca_init(struct ca_opts *o)
 {
@@ -187,9 +204,10 @@ ca_init(struct ca_opts *o)
 		return CLI_ERROR;
 	}
 	printf("created a new CA in %s\n"
-	       "certificate: %s\n"
-	       "trust it on your devices: peephole ca help\n",
+	       "certificate: %s\n",
 	    o->home, pem);
+	ca_print_id(o->home);
+	printf("trust it on your devices: peephole ca help\n");
 	return CLI_OK;
 }
 

@@ -1,9 +1,11 @@
 /*
- * passthrough: `peephole passthrough list | clear`, the (host, port) pairs
- * the proxy learned to pass through untouched because their clients
- * refused the forged certificate (certificate pinning). The proxy loads the
- * list at start and adds to it as it runs; `clear` edits the file, so a
- * proxy already running keeps its in-memory list until it restarts.
+ * passthrough: `peephole passthrough list | retry | clear`, the (host,
+ * port) pairs the proxy backs off from because their clients refused the
+ * forged certificate (certificate pinning, or a CA not trusted yet): each
+ * is passed through until its retry time. `retry` makes the next
+ * connection intercept again, `clear` forgets; both edit the file, and a
+ * running proxy notices (its writer watches PRAGMA data_version) within a
+ * second.
  */
 #include "cli/cli.h"
 
@@ -12,6 +14,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/args.h"
 #include "cli/db.h"
@@ -20,28 +23,39 @@
 #define PT_CMD "passthrough"
 #define PT_LIST_CMD "passthrough list"
 #define PT_CLEAR_CMD "passthrough clear"
+#define PT_RETRY_CMD "passthrough retry"
+
+enum pt_sub { PT_LIST, PT_RETRY, PT_CLEAR };
 
 static const char pt_help[] =
     "usage: peephole passthrough list [--json | --csv] [--db FILE]\n"
+    "       peephole passthrough retry [HOST] [--db FILE]\n"
     "       peephole passthrough clear [HOST] [--db FILE]\n"
     "\n"
-    "The hosts and ports peephole learned to pass through without\n"
-    "interception because their clients refused its certificate (pinning).\n"
+    "The hosts and ports whose clients refused peephole's certificate\n"
+    "(a pinning app, or a CA not trusted yet). Each is passed through\n"
+    "untouched until its next retry, then intercepted again; every\n"
+    "further refusal doubles the wait (pinning-retry, 60s, up to 24h),\n"
+    "and a client that accepts the certificate removes the entry.\n"
     "\n"
-    "  list        each (host, port) with why, first and last seen (UTC)\n"
-    "              and how many times it was learned\n"
-    "  clear       forget every entry, or those for HOST (any port), so\n"
-    "              the next `peephole run` tries to intercept them again;\n"
-    "              a proxy already running keeps its list until restart\n"
+    "  list        each (host, port) with its refusals in a row, the last\n"
+    "              reason, when it is retried, first and last seen (UTC)\n"
+    "  retry       intercept the next connection to every entry, or to\n"
+    "              HOST's (any port), again\n"
+    "  clear       forget every entry, or those for HOST (any port)\n"
+    "              A running `peephole run` picks up retry and clear\n"
+    "              within a second.\n"
     "\n"
     "  --json      (list) print a JSON array of objects\n"
     "  --csv       (list) print CSV with a header row\n"
     "  --db FILE   database to use (default " CLI_DEFAULT_DB ")\n"
     "  --help      print this help\n";
 
+#define PT_NCOLS 7
+
 struct pt_opts {
 	const char *db;
-	const char *host; /* clear: NULL = all */
+	const char *host; /* retry, clear: NULL = all */
 	enum out_format fmt;
 };
 
@@ -113,10 +127,37 @@ pt_json_time(sqlite3_stmt *s, int i)
 	return json_string(buf);
 }
 
+/* When the entry is retried, for people: "now", "in 45s", "in 3.5h". */
+static void
+pt_human_retry(int64_t next_us, int64_t now_us, char *buf, size_t len)
+{
+	int64_t s = (next_us - now_us + 999999) / 1000000;
+
+	if (next_us <= now_us)
+		snprintf(buf, len, "now");
+	else if (s < 120)
+		snprintf(buf, len, "in %llds", (long long)s);
+	else if (s < 2 * 3600)
+		snprintf(buf, len, "in %lldm", (long long)(s + 30) / 60);
+	else
+		snprintf(buf, len, "in %.1fh", (double)s / 3600.0);
+}
+
+static int64_t
+pt_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static json_t *
-pt_json_row(sqlite3_stmt *s)
+pt_json_row(sqlite3_stmt *s, int64_t now)
 {
 	json_t *o = json_object();
+	int64_t next = sqlite3_column_int64(s, 8);
+	char buf[40];
 
 	if (o == NULL)
 		return NULL;
@@ -128,26 +169,40 @@ pt_json_row(sqlite3_stmt *s)
 	json_object_set_new(o, "last_seen", pt_json_time(s, 4));
 	json_object_set_new(
 	    o, "count", json_integer(sqlite3_column_int64(s, 5)));
+	json_object_set_new(
+	    o, "rejections", json_integer(sqlite3_column_int64(s, 6)));
+	json_object_set_new(o, "last_reason",
+	    out_json_str((const char *)sqlite3_column_text(s, 7)));
+	if (next > 0) {
+		out_iso_time(next, 0, buf, sizeof(buf));
+		json_object_set_new(o, "next_retry", json_string(buf));
+	} else
+		json_object_set_new(o, "next_retry", json_null());
+	json_object_set_new(o, "passing_through", json_boolean(next > now));
+	pt_human_retry(next, now, buf, sizeof(buf));
+	json_object_set_new(o, "retry", json_string(buf));
 	return o;
 }
 
 static int
-pt_table_row(struct out_table *t, sqlite3_stmt *s)
+pt_table_row(struct out_table *t, sqlite3_stmt *s, int64_t now)
 {
-	char port[16], first[40], last[40], count[24];
-	const char *cells[6];
+	char port[16], first[40], last[40], rej[24], retry[40];
+	const char *cells[PT_NCOLS];
 
 	snprintf(port, sizeof(port), "%d", sqlite3_column_int(s, 1));
 	out_iso_time(sqlite3_column_int64(s, 3), 0, first, sizeof(first));
 	out_iso_time(sqlite3_column_int64(s, 4), 0, last, sizeof(last));
-	snprintf(count, sizeof(count), "%lld",
-	    (long long)sqlite3_column_int64(s, 5));
+	snprintf(
+	    rej, sizeof(rej), "%lld", (long long)sqlite3_column_int64(s, 6));
+	pt_human_retry(sqlite3_column_int64(s, 8), now, retry, sizeof(retry));
 	cells[0] = pt_col(s, 0);
 	cells[1] = port;
-	cells[2] = pt_col(s, 2);
-	cells[3] = first;
-	cells[4] = last;
-	cells[5] = count;
+	cells[2] = rej;
+	cells[3] = pt_col(s, 7);
+	cells[4] = retry;
+	cells[5] = first;
+	cells[6] = last;
 	return out_table_add(t, cells);
 }
 
@@ -155,33 +210,37 @@ pt_table_row(struct out_table *t, sqlite3_stmt *s)
 static int
 pt_list(sqlite3 *db, enum out_format fmt)
 {
-	static const char *const headers[] = {
-	    "host", "port", "reason", "first_seen", "last_seen", "count"};
+	static const char *const headers[PT_NCOLS] = {"host", "port",
+	    "rejections", "last_reason", "next_retry", "first_seen",
+	    "last_seen"};
+	int64_t now = pt_now_us();
 	sqlite3_stmt *s = NULL;
 	struct out_table *t = NULL;
 	json_t *arr = NULL;
 	int rc, nomem = 0, status = CLI_ERROR;
 
 	if (sqlite3_prepare_v2(db,
-		"SELECT host, port, reason, first_seen, last_seen, count"
+		"SELECT host, port, reason, first_seen, last_seen, count,"
+		" rejections, coalesce(last_reason, reason),"
+		" coalesce(next_retry_us, 0)"
 		" FROM learned_passthrough ORDER BY host, port",
 		-1, &s, NULL) != SQLITE_OK) {
 		db_warn(PT_LIST_CMD, db, "query failed");
 		goto fail;
 	}
 	if (fmt == OUT_JSON ? (arr = json_array()) == NULL
-			    : (t = out_table_new(6, headers)) == NULL) {
+			    : (t = out_table_new(PT_NCOLS, headers)) == NULL) {
 		nomem = 1;
 		goto fail;
 	}
 	if (t != NULL) {
 		out_table_align_right(t, 1);
-		out_table_align_right(t, 5);
+		out_table_align_right(t, 2);
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (arr != NULL
-			? json_array_append_new(arr, pt_json_row(s)) == -1
-			: pt_table_row(t, s) == -1) {
+			? json_array_append_new(arr, pt_json_row(s, now)) == -1
+			: pt_table_row(t, s, now) == -1) {
 			nomem = 1;
 			goto fail;
 		}
@@ -234,12 +293,45 @@ pt_clear(sqlite3 *db, const char *host)
 		out_safe(stdout, host, 0);
 	}
 	fputs("\n", stdout);
-	if (n > 0)
-		printf("a running `peephole run` keeps its in-memory list "
-		       "until it restarts\n");
 	return CLI_OK;
 fail:
 	db_warn(PT_CLEAR_CMD, db, "cannot clear");
+	sqlite3_finalize(s);
+	return CLI_ERROR;
+}
+
+/* Make every entry, or host's (any port, any case), due now: the next
+ * connection is intercepted again. The entry and its count stay, so a
+ * client that still refuses backs off longer. Exit status. */
+static int
+pt_retry(sqlite3 *db, const char *host)
+{
+	sqlite3_stmt *s = NULL;
+	int n;
+
+	if (sqlite3_prepare_v2(db,
+		host != NULL
+		    ? "UPDATE learned_passthrough SET next_retry_us = 0"
+		      " WHERE host = ?1 COLLATE NOCASE"
+		    : "UPDATE learned_passthrough SET next_retry_us = 0",
+		-1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	if (host != NULL)
+		sqlite3_bind_text(s, 1, host, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	n = sqlite3_changes(db);
+	printf("%d learned passthrough entr%s", n, n == 1 ? "y" : "ies");
+	if (host != NULL) {
+		fputs(" for ", stdout);
+		out_safe(stdout, host, 0);
+	}
+	fputs(n == 1 ? " is" : " are", stdout);
+	fputs(" intercepted again from the next connection\n", stdout);
+	return CLI_OK;
+fail:
+	db_warn(PT_RETRY_CMD, db, "cannot retry");
 	sqlite3_finalize(s);
 	return CLI_ERROR;
 }
@@ -250,11 +342,12 @@ cli_passthrough(int argc, char **argv)
 	struct pt_opts o;
 	const char *sub, *cmd;
 	sqlite3 *db;
+	enum pt_sub which;
 	int rc, list;
 
 	if (argc < 2)
 		return args_usage(
-		    PT_CMD, "missing sub-command (list or clear)");
+		    PT_CMD, "missing sub-command (list, retry or clear)");
 	sub = argv[1];
 	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 ||
 	    strcmp(sub, "help") == 0) {
@@ -262,19 +355,27 @@ cli_passthrough(int argc, char **argv)
 		return CLI_OK;
 	}
 	if (strcmp(sub, "list") == 0)
-		list = 1;
+		which = PT_LIST;
+	else if (strcmp(sub, "retry") == 0)
+		which = PT_RETRY;
 	else if (strcmp(sub, "clear") == 0)
-		list = 0;
+		which = PT_CLEAR;
 	else
 		return args_usage(PT_CMD,
-		    "unknown sub-command '%s' (want list or clear)", sub);
-	cmd = list ? PT_LIST_CMD : PT_CLEAR_CMD;
+		    "unknown sub-command '%s' (want list, retry or clear)",
+		    sub);
+	list = which == PT_LIST;
+	cmd = list              ? PT_LIST_CMD
+	    : which == PT_RETRY ? PT_RETRY_CMD
+				: PT_CLEAR_CMD;
 	if ((rc = pt_parse(cmd, list, argc - 1, argv + 1, &o)) != CLI_OK)
 		return rc == ARGS_HELP ? CLI_OK : rc;
 	db = list ? db_open_readonly(cmd, o.db) : db_open_readwrite(cmd, o.db);
 	if (db == NULL)
 		return CLI_ERROR;
-	rc = list ? pt_list(db, o.fmt) : pt_clear(db, o.host);
+	rc = list               ? pt_list(db, o.fmt)
+	    : which == PT_RETRY ? pt_retry(db, o.host)
+				: pt_clear(db, o.host);
 	sqlite3_close(db);
 	return rc;
 }

@@ -46,6 +46,10 @@ run_usage(FILE *f)
 	    "  --upstream-ca FILE         also trust FILE (PEM) for origins\n"
 	    "  --insecure-upstream        do not verify origin certificates\n"
 	    "  --no-auto-passthrough      do not learn pinned hosts\n"
+	    "  --pinning-retry DURATION   pass a host through this long after "
+	    "its client\n"
+	    "                             rejects the CA, doubled per "
+	    "rejection (60s)\n"
 	    "  --home DIR                 where the CA lives (default "
 	    "$PEEPHOLE_HOME or ~/.peephole)\n"
 	    "  --replay-from DB           answer requests from a capture "
@@ -88,6 +92,7 @@ cli_run(int argc, char **argv)
 	    {"upstream-ca", required_argument, NULL, 'U'},
 	    {"insecure-upstream", no_argument, NULL, 'K'},
 	    {"no-auto-passthrough", no_argument, NULL, 'N'},
+	    {"pinning-retry", required_argument, NULL, 'T'},
 	    {"home", required_argument, NULL, 'H'},
 	    {"replay-from", required_argument, NULL, 'R'},
 	    {"filter", required_argument, NULL, 'F'},
@@ -121,6 +126,10 @@ cli_run(int argc, char **argv)
 			break;
 		case 'd':
 			flags[nflags].key = "db";
+			flags[nflags++].value = strdup(optarg);
+			break;
+		case 'T':
+			flags[nflags].key = "pinning-retry";
 			flags[nflags++].value = strdup(optarg);
 			break;
 		case 'w':

@@ -126,11 +126,16 @@ struct conn {
 	char tls_client[96], tls_server[96];
 	char cert_sha[65], cert_subject[256], cert_issuer[256];
 	struct bufferevent *craw; /* the client socket under the TLS filter */
-	int socks_step;           /* socks.c's handshake position */
-	int mode;                 /* enum config_listen_mode of the listener */
-	struct stream *stream;    /* stream.c's record of a relayed stream */
-	int shortlink;       /* an mmTLS shortlink exchange (POST /mmtls/) */
-	const char *sniffed; /* what the first bytes said, once decided */
+	/* the client TLS handshake as intercept's message callback saw it:
+	 * alerts each way (-1 none), our Certificate sent, the client's
+	 * Finished received */
+	int tls_alert_in, tls_alert_out;
+	int tls_cert_sent, tls_client_fin;
+	int socks_step;        /* socks.c's handshake position */
+	int mode;              /* enum config_listen_mode of the listener */
+	struct stream *stream; /* stream.c's record of a relayed stream */
+	int shortlink;         /* an mmTLS shortlink exchange (POST /mmtls/) */
+	const char *sniffed;   /* what the first bytes said, once decided */
 	/* sniff-timeout passed with nothing from the client: the origin is
 	 * connected and whoever speaks first decides */
 	int late_sniff;

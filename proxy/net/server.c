@@ -6,6 +6,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "ca/ca.h"
 #include "conf/config.h"
 #include "log.h"
 #include "http/onboard.h"
@@ -192,10 +195,49 @@ server_raise_nofile(void)
 }
 
 static void
-server_learned_cb(const char *host, int port, void *arg)
+server_learned_cb(const struct store_learned_row *row, void *arg)
 {
-	if (learned_add(arg, host, port) == -1)
+	if (learned_set(arg, row->host, row->port, row->rejections,
+		row->next_retry_us) == -1)
 		log_warnx("out of memory loading the learned passthrough list");
+}
+
+/*
+ * Another process changed the database (`peephole passthrough retry`, say):
+ * read the learned table afresh and swap it in whole. Writer thread, the
+ * only one that may touch the file.
+ */
+static void
+server_learned_reload(struct store *st, void *arg)
+{
+	struct learned *fresh = learned_new();
+
+	if (fresh == NULL ||
+	    store_load_learned(st, server_learned_cb, fresh) == -1) {
+		learned_free(fresh);
+		return;
+	}
+	learned_replace(arg, fresh);
+	log_info("learned passthrough list reloaded from the database: %zu "
+		 "entr%s",
+	    learned_count(arg), learned_count(arg) == 1 ? "y" : "ies");
+}
+
+/* Say which CA this run forges with, so a user can compare it with the
+ * one their trust store holds. */
+static void
+server_log_ca(const struct ca *ca)
+{
+	char sub[256], fp[EVP_MAX_MD_SIZE * 3 + 1];
+
+	X509_NAME_oneline(X509_get_subject_name(ca_cert(ca)), sub, sizeof(sub));
+	if (ca_fingerprint(ca, fp, sizeof(fp)) == -1)
+		snprintf(fp, sizeof(fp), "?");
+	log_info("CA %s%s: subject %s, SHA-256 %s", ca_cert_path(ca),
+	    ca_created(ca) ? " (just created: trust it before sending HTTPS "
+			     "traffic, see `peephole ca`)"
+			   : "",
+	    sub, fp);
 }
 
 int
@@ -238,6 +280,7 @@ server_run(
 			log_warnx("%s", err);
 			goto out;
 		}
+		server_log_ca(m.srv.tls->ca);
 	}
 	{
 		/* the pages and PAC name the first HTTP listener */
@@ -270,6 +313,9 @@ server_run(
 		log_warnx("cannot load the learned passthrough list");
 		goto out;
 	}
+	if (store != NULL)
+		store_watch_learned(
+		    store, server_learned_reload, m.srv.learned);
 	if (nworkers <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		nworkers = n > 0 ? (int)n : 1;

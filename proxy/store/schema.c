@@ -370,12 +370,28 @@ static const char schema_step_v4[] =
     "ALTER TABLE requests ADD COLUMN label TEXT;";
 
 /*
- * v5: connection ids come from one counter in the file, advanced a block at
+ * v5: a learned entry is a back-off, not a verdict. rejections counts the
+ * refusals in a row, last_reason says the latest, and next_retry_us is when
+ * the pair is intercepted again (0: the next connection). Entries from
+ * before were verdicts that may have been wrong (a TLS 1.0 client, a CA not
+ * yet trusted): they are retried at once, their count kept.
+ */
+static const char schema_step_v5[] =
+    "ALTER TABLE learned_passthrough ADD COLUMN"
+    " rejections INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE learned_passthrough ADD COLUMN last_reason TEXT;"
+    "ALTER TABLE learned_passthrough ADD COLUMN"
+    " next_retry_us INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE learned_passthrough SET rejections = max(count, 1),"
+    " last_reason = reason;";
+
+/*
+ * v6: connection ids come from one counter in the file, advanced a block at
  * a time inside a write transaction, so every process writing the file
  * (run, replay, a second run) holds ids no other one holds. Starts past
  * every id a file written by an earlier version used.
  */
-static const char schema_step_v5[] =
+static const char schema_step_v6[] =
     "CREATE TABLE conn_ids (next INTEGER NOT NULL);"
     "INSERT INTO conn_ids (next) SELECT"
     " max(coalesce((SELECT max(id) FROM connections), 0),"
@@ -393,6 +409,7 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
 	schema_step_v3_catalogue},
     {schema_step_v4}, /* 3 -> 4 */
     {schema_step_v5}, /* 4 -> 5 */
+    {schema_step_v6}, /* 5 -> 6 */
 };
 
 _Static_assert(

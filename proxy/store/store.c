@@ -38,6 +38,7 @@ struct store {
 	sqlite3_stmt *ins_dip;
 	sqlite3_stmt *ins_body;
 	sqlite3_stmt *ins_learned;
+	sqlite3_stmt *del_learned;
 	sqlite3_stmt *ins_sev_many; /* STORE_SEV_ROWS stream events */
 	sqlite3_stmt *ins_sev_one;  /* one stream event */
 
@@ -70,6 +71,13 @@ struct store {
 	pthread_cond_t id_cond;
 	int64_t id_next, id_end, spare_first, spare_end;
 	_Atomic int id_want;
+
+	/* the writer's: who reloads the learned list, the file's
+	 * data_version when last looked, and when that was */
+	void (*learned_cb)(struct store *st, void *arg);
+	void *learned_arg;
+	int data_version;
+	int64_t polled_us;
 	FILE *keylog; /* SSLKEYLOGFILE, the writer's once started */
 };
 
@@ -120,18 +128,27 @@ static const char store_sql_dip[] =
     " last_seen = max(last_seen, excluded.last_seen),"
     " ttl = coalesce(excluded.ttl, ttl), count = count + 1";
 
-/* A pair learned again: keep the first sighting, the latest reason. A
- * time of 0 is NULL, which min/max would spread, hence the coalesces. */
+/* A pair learned again: keep the first sighting, the latest reason, the
+ * back-off the proxy computed. A time of 0 is NULL, which min/max would
+ * spread, hence the coalesces. */
 static const char store_sql_learned[] =
     "INSERT INTO learned_passthrough (host, port, reason, first_seen,"
-    " last_seen, count) VALUES (?1, ?2, ?3, ?4, ?4, 1)"
+    " last_seen, count, rejections, last_reason, next_retry_us)"
+    " VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, ?3, ?6)"
     " ON CONFLICT (host, port) DO UPDATE SET"
     " reason = coalesce(excluded.reason, reason),"
+    " last_reason = excluded.last_reason,"
+    " rejections = excluded.rejections,"
+    " next_retry_us = excluded.next_retry_us,"
     " first_seen = coalesce(min(first_seen, excluded.first_seen),"
     "  first_seen, excluded.first_seen),"
     " last_seen = coalesce(max(last_seen, excluded.last_seen),"
     "  last_seen, excluded.last_seen),"
     " count = count + 1";
+
+/* A client accepted the forged certificate: the pair is not pinned. */
+static const char store_sql_forget[] =
+    "DELETE FROM learned_passthrough WHERE host = ?1 AND port = ?2";
 
 static const char store_sql_body[] =
     "INSERT INTO bodies (sha256, size, data) VALUES (?, ?, ?)"
@@ -145,7 +162,8 @@ store_rec_new(enum store_rec_type type)
 	if (type != STORE_REC_CONN && type != STORE_REC_REQUEST &&
 	    type != STORE_REC_DOMAIN_IP &&
 	    type != STORE_REC_LEARNED_PASSTHROUGH &&
-	    type != STORE_REC_STREAM_EVENTS && type != STORE_REC_KEYLOG)
+	    type != STORE_REC_STREAM_EVENTS && type != STORE_REC_KEYLOG &&
+	    type != STORE_REC_LEARNED_FORGET && type != STORE_REC_NOTE)
 		return NULL;
 	if ((rec = calloc(1, sizeof(*rec))) == NULL)
 		return NULL;
@@ -219,8 +237,11 @@ store_rec_free(struct store_rec *rec)
 		free(d->source);
 		break;
 	case STORE_REC_LEARNED_PASSTHROUGH:
+	case STORE_REC_LEARNED_FORGET:
 		free(rec->u.learned.host);
 		free(rec->u.learned.reason);
+		break;
+	case STORE_REC_NOTE:
 		break;
 	case STORE_REC_STREAM_EVENTS:
 		free(rec->u.sev.ev);
@@ -260,6 +281,8 @@ store_rec_bytes(const struct store_rec *rec)
 	case STORE_REC_CONN:
 	case STORE_REC_DOMAIN_IP:
 	case STORE_REC_LEARNED_PASSTHROUGH:
+	case STORE_REC_LEARNED_FORGET:
+	case STORE_REC_NOTE: /* its text is the print_line */
 		break;
 	}
 	return n;
@@ -281,6 +304,10 @@ store_rec_kind(const struct store_rec *rec)
 		return "stream-events";
 	case STORE_REC_KEYLOG:
 		return "keylog";
+	case STORE_REC_LEARNED_FORGET:
+		return "learned-forget";
+	case STORE_REC_NOTE:
+		return "note";
 	}
 	return "unknown";
 }
@@ -684,6 +711,18 @@ store_write_learned(struct store *st, const struct store_learned *l)
 	sqlite3_bind_int(s, 2, l->port);
 	store_bind_text(s, 3, l->reason);
 	store_bind_time(s, 4, l->t_us);
+	sqlite3_bind_int(s, 5, l->rejections);
+	sqlite3_bind_int64(s, 6, l->next_retry_us);
+	return store_step(s) == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+store_write_forget(struct store *st, const struct store_learned *l)
+{
+	sqlite3_stmt *s = st->del_learned;
+
+	store_bind_text(s, 1, l->host);
+	sqlite3_bind_int(s, 2, l->port);
 	return store_step(s) == SQLITE_DONE ? 0 : -1;
 }
 
@@ -713,8 +752,12 @@ store_write_rec(struct store *st, const struct store_rec *rec)
 		rc = store_write_sev(st, &rec->u.sev);
 		cid = rec->u.sev.conn_id;
 		break;
+	case STORE_REC_LEARNED_FORGET:
+		rc = store_write_forget(st, &rec->u.learned);
+		break;
 	case STORE_REC_KEYLOG:
-		rc = 0; /* not for SQLite: written beside it, below */
+	case STORE_REC_NOTE:
+		rc = 0; /* not for SQLite: written beside it, or printed */
 		break;
 	}
 	if (rc == -1)
@@ -891,6 +934,72 @@ store_take_batch(struct store *st, size_t *n, size_t *bytes)
 	return batch;
 }
 
+/* The file's PRAGMA data_version: it changes when another connection
+ * (another process) commits, never for this connection's own writes. */
+static int
+store_data_version(struct store *st, int *v)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA data_version", -1, &s, NULL) ==
+		SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW) {
+		*v = sqlite3_column_int(s, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int64_t
+store_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * At most every STORE_POLL_MS: if another process changed the file since
+ * the last look, let the watcher reload the learned list. Writer thread,
+ * mtx not held.
+ */
+static void
+store_poll(struct store *st)
+{
+	int64_t now;
+	int v;
+
+	if (st->learned_cb == NULL || st->db == NULL)
+		return;
+	now = store_mono_us();
+	if (now - st->polled_us < (int64_t)STORE_POLL_MS * 1000)
+		return;
+	st->polled_us = now;
+	if (store_data_version(st, &v) == -1 || v == st->data_version)
+		return;
+	st->data_version = v;
+	st->learned_cb(st, st->learned_arg);
+}
+
+/* Wait on cond for at most ns. mtx held. */
+static void
+store_timedwait(struct store *st, long ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ns / 1000000000L;
+	ts.tv_nsec += ns % 1000000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	(void)pthread_cond_timedwait(&st->cond, &st->mtx, &ts);
+}
+
 /* Write and free whatever is queued until the queue is empty, or, when
  * wait is set, until stopping is set and the queue is empty. mtx held on
  * entry and exit; dropped while writing. */
@@ -902,8 +1011,17 @@ store_drain(struct store *st, int wait)
 
 	for (;;) {
 		while (wait && st->head == NULL && !st->stopping &&
-		    !atomic_load(&st->id_want))
-			pthread_cond_wait(&st->cond, &st->mtx);
+		    !atomic_load(&st->id_want)) {
+			if (st->learned_cb == NULL) {
+				pthread_cond_wait(&st->cond, &st->mtx);
+				continue;
+			}
+			/* idle, but another process may edit the list */
+			store_timedwait(st, STORE_POLL_MS * 1000000L);
+			pthread_mutex_unlock(&st->mtx);
+			store_poll(st);
+			pthread_mutex_lock(&st->mtx);
+		}
 		if (wait && atomic_load(&st->id_want)) {
 			pthread_mutex_unlock(&st->mtx);
 			store_refill_ids(st);
@@ -921,14 +1039,7 @@ store_drain(struct store *st, int wait)
 			 * queue, so this sleeps the whole window unless
 			 * store_close() signals.
 			 */
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += STORE_GATHER_NS;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			(void)pthread_cond_timedwait(&st->cond, &st->mtx, &ts);
+			store_timedwait(st, STORE_GATHER_NS);
 		}
 		batch = store_take_batch(st, &n, &nbytes);
 		pthread_mutex_unlock(&st->mtx);
@@ -947,6 +1058,8 @@ store_drain(struct store *st, int wait)
 		/* One flush per batch: flow lines appear as their records
 		 * reach the file, without a write per line. */
 		fflush(stdout);
+		if (wait)
+			store_poll(st); /* a busy writer looks too */
 		pthread_mutex_lock(&st->mtx);
 		st->count -= n;
 		st->bytes -= nbytes;
@@ -1027,6 +1140,8 @@ store_prepare(struct store *st, char *err, size_t errlen)
 	    sqlite3_prepare_v2(
 		st->db, store_sql_body, -1, &st->ins_body, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(st->db, store_sql_learned, -1, &st->ins_learned,
+		NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, store_sql_forget, -1, &st->del_learned,
 		NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot prepare statements: %s",
 		    sqlite3_errmsg(st->db));
@@ -1044,6 +1159,7 @@ store_free(struct store *st)
 	sqlite3_finalize(st->ins_dip);
 	sqlite3_finalize(st->ins_body);
 	sqlite3_finalize(st->ins_learned);
+	sqlite3_finalize(st->del_learned);
 	sqlite3_finalize(st->ins_sev_many);
 	sqlite3_finalize(st->ins_sev_one);
 	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
@@ -1273,22 +1389,27 @@ store_watch_drain(struct store *st, struct event *ev)
 
 int
 store_load_learned(struct store *st,
-    void (*cb)(const char *host, int port, void *arg), void *arg)
+    void (*cb)(const struct store_learned_row *row, void *arg), void *arg)
 {
 	sqlite3_stmt *s = NULL;
-	const unsigned char *host;
+	struct store_learned_row row;
 	int rc;
 
 	if (st->db == NULL)
 		return 0;
 	if (sqlite3_prepare_v2(st->db,
-		"SELECT host, port FROM learned_passthrough"
-		" ORDER BY host, port",
+		"SELECT host, port, rejections, coalesce(next_retry_us, 0)"
+		" FROM learned_passthrough ORDER BY host, port",
 		-1, &s, NULL) != SQLITE_OK)
 		goto fail;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((host = sqlite3_column_text(s, 0)) != NULL)
-			cb((const char *)host, sqlite3_column_int(s, 1), arg);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		row.host = (const char *)sqlite3_column_text(s, 0);
+		row.port = sqlite3_column_int(s, 1);
+		row.rejections = sqlite3_column_int(s, 2);
+		row.next_retry_us = sqlite3_column_int64(s, 3);
+		if (row.host != NULL)
+			cb(&row, arg);
+	}
 	if (rc != SQLITE_DONE)
 		goto fail;
 	sqlite3_finalize(s);
@@ -1298,6 +1419,16 @@ fail:
 	    sqlite3_errmsg(st->db));
 	sqlite3_finalize(s);
 	return -1;
+}
+
+void
+store_watch_learned(
+    struct store *st, void (*cb)(struct store *st, void *arg), void *arg)
+{
+	st->learned_cb = cb;
+	st->learned_arg = arg;
+	if (st->db != NULL)
+		(void)store_data_version(st, &st->data_version);
 }
 
 void

@@ -17,7 +17,7 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
 /* queue_bytes_max used when store_open() is given 0. */
@@ -37,10 +37,17 @@ enum store_rec_type {
 	 * WeChat's newgetdns also puts its answers in domain_ips (app-dns) */
 	STORE_REC_REQUEST,
 	STORE_REC_DOMAIN_IP, /* a name -> address fact (DNS answer, ...) */
-	/* a (host, port) to pass through from now on (the client pins) */
+	/* a (host, port) whose client refused the forged certificate: its
+	 * back-off state after this rejection (struct store_learned) */
 	STORE_REC_LEARNED_PASSTHROUGH,
 	STORE_REC_STREAM_EVENTS, /* struct store_stream_events */
-	STORE_REC_KEYLOG         /* a TLS key-log line for SSLKEYLOGFILE */
+	STORE_REC_KEYLOG,        /* a TLS key-log line for SSLKEYLOGFILE */
+	/* a (host, port) whose client accepted us: delete its learned row
+	 * (u.learned.host and port only) */
+	STORE_REC_LEARNED_FORGET,
+	/* nothing to store: only print_line, printed in order with the flow
+	 * lines (a passthrough decision worth telling the user) */
+	STORE_REC_NOTE
 };
 
 /* One captured body: up to the capture limit, bytes owned by the record. */
@@ -168,14 +175,25 @@ struct store_domain_ip {
 
 /*
  * A (host, port) whose clients refuse the forged certificate. Written as an
- * upsert: a pair seen again keeps its first sighting, moves last_seen and
- * counts one more.
+ * upsert: a pair seen again keeps its first sighting, moves last_seen,
+ * counts one more and takes the back-off state as given (the proxy's
+ * in-memory set computes it).
  */
 struct store_learned {
 	char *host;
 	int port;
 	char *reason; /* "client rejected forged certificate: ..." or NULL */
 	int64_t t_us;
+	int rejections;        /* in a row, this one included */
+	int64_t next_retry_us; /* passed through until then */
+};
+
+/* One learned row as store_load_learned hands it over. */
+struct store_learned_row {
+	const char *host;
+	int port;
+	int rejections;
+	int64_t next_retry_us; /* 0: intercept the next connection */
 };
 
 struct store_rec {
@@ -261,11 +279,22 @@ struct store *store_open_discard(struct store_limits lim)
  * Call cb for every learned (host, port) in the open store, host then port
  * order, so the proxy starts with what earlier runs learned. Main thread,
  * after store_open and before store_start (the writer owns the file once
- * it runs). A discarding store has nothing and returns 0. 0 / -1 (logged).
+ * it runs), or the writer thread inside a store_watch_learned callback. A
+ * discarding store has nothing and returns 0. 0 / -1 (logged).
  */
 int store_load_learned(struct store *st,
-    void (*cb)(const char *host, int port, void *arg), void *arg)
+    void (*cb)(const struct store_learned_row *row, void *arg), void *arg)
     __attribute__((warn_unused_result));
+
+/*
+ * Have the writer thread call cb(st, arg) when another process (`peephole
+ * passthrough retry | clear`) changed the file: it looks at PRAGMA
+ * data_version about every STORE_POLL_MS, so the callback can reload the
+ * learned list with store_load_learned. Call before store_start.
+ */
+#define STORE_POLL_MS 250
+void store_watch_learned(
+    struct store *st, void (*cb)(struct store *st, void *arg), void *arg);
 
 /*
  * Append STORE_REC_KEYLOG lines to path (created 0600): the SSLKEYLOGFILE

@@ -177,6 +177,10 @@ test_cert_profile(void **state)
 			subj, NID_organizationName, o, sizeof(o)) > 0);
 	assert_string_equal(o, "peephole");
 	assert_memory_equal(cn, "peephole CA ", 12);
+	/* a random id tells two installs apart: 6 hex digits, a space */
+	for (int k = 12; k < 18; k++)
+		assert_non_null(strchr("0123456789abcdef", cn[k]));
+	assert_int_equal(cn[18], ' ');
 	assert_true(strlen(cn) <= 64);
 	gmtime_r(&now, &tm);
 	strftime(day, sizeof(day), "%Y-%m-%d", &tm);

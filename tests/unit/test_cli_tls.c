@@ -68,6 +68,9 @@ mk_conn(int64_t id, const char *host, const char *sni, const char *protocol,
 	return r;
 }
 
+/* 2100-01-01: backing off for as long as the tests run */
+#define T_FAR 4102444800000000LL
+
 static struct store_rec *
 mk_learned(const char *host, int port, const char *reason, int64_t t)
 {
@@ -78,6 +81,8 @@ mk_learned(const char *host, int port, const char *reason, int64_t t)
 	r->u.learned.port = port;
 	r->u.learned.reason = xstrdup(reason);
 	r->u.learned.t_us = t;
+	r->u.learned.rejections = 1;
+	r->u.learned.next_retry_us = T_FAR;
 	return r;
 }
 
@@ -290,6 +295,11 @@ test_passthrough_list(void **state)
 	assert_string_equal(jstr(e, "reason"), "client rejected: unknown ca");
 	assert_string_equal(jstr(e, "first_seen"), "2023-11-14T22:13:20Z");
 	assert_string_equal(jstr(e, "last_seen"), "2023-11-14T22:14:20Z");
+	assert_int_equal(jint(e, "rejections"), 1);
+	assert_string_equal(
+	    jstr(e, "last_reason"), "client rejected: unknown ca");
+	assert_string_equal(jstr(e, "next_retry"), "2100-01-01T00:00:00Z");
+	assert_true(json_is_true(json_object_get(e, "passing_through")));
 	assert_string_equal(jstr(json_array_get(arr, 0), "host"), "other.test");
 	json_decref(arr);
 
@@ -298,13 +308,58 @@ test_passthrough_list(void **state)
 	    0);
 	assert_non_null(strstr(f->text, "HOST"));
 	assert_non_null(strstr(f->text, "FIRST SEEN"));
+	assert_non_null(strstr(f->text, "REJECTIONS"));
+	assert_non_null(strstr(f->text, "NEXT RETRY"));
 	assert_non_null(strstr(f->text, "client rejected: unknown ca"));
+	assert_non_null(strstr(f->text, " in "));
 	assert_int_equal(run(f, cli_passthrough, "passthrough", "list", "--csv",
 			     "--db", f->db, NULL),
 	    0);
 	assert_non_null(strstr(f->text,
-	    "host,port,reason,first_seen,last_seen,count\r\n"
-	    "other.test,443,client rejected,"));
+	    "host,port,rejections,last_reason,next_retry,first_seen,"
+	    "last_seen\r\n"
+	    "other.test,443,1,client rejected,in "));
+}
+
+/* retry makes entries due now and keeps them (and their counts). */
+static void
+test_passthrough_retry(void **state)
+{
+	struct fixture *f = *state;
+	json_t *arr, *e;
+
+	assert_int_equal(run(f, cli_passthrough, "passthrough", "retry",
+			     "PIN.test", "--db", f->db, NULL),
+	    0);
+	assert_non_null(strstr(f->text,
+	    "2 learned passthrough entries for "
+	    "PIN.test are intercepted again"));
+	assert_int_equal(run(f, cli_passthrough, "passthrough", "list",
+			     "--json", "--db", f->db, NULL),
+	    0);
+	arr = parse(f->text);
+	assert_int_equal(json_array_size(arr), 3);
+	e = json_array_get(arr, 1);
+	assert_string_equal(jstr(e, "host"), "pin.test");
+	assert_true(json_is_null(json_object_get(e, "next_retry")));
+	assert_true(json_is_false(json_object_get(e, "passing_through")));
+	assert_string_equal(jstr(e, "retry"), "now");
+	assert_int_equal(jint(e, "count"), 2);
+	e = json_array_get(arr, 0);
+	assert_true(json_is_true(json_object_get(e, "passing_through")));
+	json_decref(arr);
+
+	assert_int_equal(run(f, cli_passthrough, "passthrough", "retry", "--db",
+			     f->db, NULL),
+	    0);
+	assert_non_null(strstr(f->text, "3 learned passthrough entries are"));
+	assert_int_equal(
+	    run(f, cli_passthrough, "passthrough", "list", "--db", f->db, NULL),
+	    0);
+	assert_null(strstr(f->text, " in "));
+	assert_int_equal(run(f, cli_passthrough, "passthrough", "retry", "a",
+			     "b", "--db", f->db, NULL),
+	    2);
 }
 
 static void
@@ -318,7 +373,6 @@ test_passthrough_clear(void **state)
 			     "PIN.test", "--db", f->db, NULL),
 	    0);
 	assert_non_null(strstr(f->text, "removed 2 learned passthrough"));
-	assert_non_null(strstr(f->text, "until it restarts"));
 	assert_int_equal(run(f, cli_passthrough, "passthrough", "list",
 			     "--json", "--db", f->db, NULL),
 	    0);
@@ -553,6 +607,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_passthrough_list),
 	    T(test_passthrough_clear),
+	    T(test_passthrough_retry),
 	    T(test_passthrough_clear_while_running),
 	    T(test_passthrough_usage),
 	    T(test_domains_tls_columns),

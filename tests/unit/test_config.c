@@ -93,6 +93,7 @@ assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->store_queue_max, 4096);
 	assert_int_equal(cfg->ndns, 0);
 	assert_null(cfg->hosts_file);
+	assert_int_equal(cfg->pinning_retry_ms, 60000);
 }
 
 static void
@@ -261,6 +262,14 @@ test_durations(void **state)
 	assert_int_equal(cfg.shutdown_grace_ms, 60000);
 	assert_int_equal(cfg.connect_timeout_ms, 1);
 	assert_int_equal(cfg.dns_timeout_ms, 1);
+	/* pinning-retry: 0 retries at once; at most the 24 h cap */
+	set_ok(&cfg, "pinning-retry", "0");
+	assert_int_equal(cfg.pinning_retry_ms, 0);
+	set_ok(&cfg, "pinning-retry", "1s");
+	assert_int_equal(cfg.pinning_retry_ms, 1000);
+	set_ok(&cfg, "pinning-retry", "1440m");
+	assert_int_equal(cfg.pinning_retry_ms, 24 * 3600 * 1000);
+	set_bad(&cfg, "pinning-retry", "1441m", "must be at most 86400s");
 	config_free(&cfg);
 }
 

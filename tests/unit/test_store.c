@@ -441,7 +441,7 @@ test_next_conn_id_across_runs(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 	    sqlite3_exec(db,
-		"DROP TABLE conn_ids; PRAGMA user_version = 4;"
+		"DROP TABLE conn_ids; PRAGMA user_version = 5;"
 		"INSERT INTO requests (conn_id, seq) VALUES (5000, 1)",
 		NULL, NULL, NULL),
 	    SQLITE_OK);
@@ -798,6 +798,8 @@ mk_learned(const char *host, int port, const char *reason, int64_t t)
 	r->u.learned.port = port;
 	r->u.learned.reason = reason != NULL ? xstrdup(reason) : NULL;
 	r->u.learned.t_us = t;
+	r->u.learned.rejections = 1;
+	r->u.learned.next_retry_us = t + 60000000;
 	return r;
 }
 
@@ -807,12 +809,13 @@ struct learned_seen {
 };
 
 static void
-learned_cb(const char *host, int port, void *arg)
+learned_cb(const struct store_learned_row *row, void *arg)
 {
 	struct learned_seen *ls = arg;
 	size_t len = strlen(ls->list);
 
-	snprintf(ls->list + len, sizeof(ls->list) - len, "%s:%d;", host, port);
+	snprintf(ls->list + len, sizeof(ls->list) - len, "%s:%d;", row->host,
+	    row->port);
 	ls->n++;
 }
 
@@ -880,6 +883,131 @@ test_learned_upsert_and_load(void **state)
 	assert_int_equal(store_load_learned(st, learned_cb, &ls), 0);
 	assert_int_equal(ls.n, 0);
 	store_close(st);
+}
+
+static void submit_ok(struct store *st, struct store_rec *r);
+
+struct watch_seen {
+	int calls;
+	struct learned_seen ls;
+};
+
+/* The writer's reload: read the table as the proxy's watcher does. */
+static void
+watch_cb(struct store *st, void *arg)
+{
+	struct watch_seen *w = arg;
+
+	w->ls.list[0] = '\0';
+	w->ls.n = 0;
+	assert_int_equal(store_load_learned(st, learned_cb, &w->ls), 0);
+	w->calls++;
+}
+
+/*
+ * The back-off columns: an upsert takes the count and retry time given, a
+ * forget record deletes the row, and another connection's edit (the CLI's
+ * `passthrough retry`) makes the running writer call its watcher, while
+ * the writer's own writes do not.
+ */
+static void
+test_learned_backoff_forget_and_watch(void **state)
+{
+	struct fixture *f = *state;
+	struct watch_seen w;
+	struct store *st = open_store(f->path, 0);
+	struct store_rec *r;
+	sqlite3 *db;
+
+	memset(&w, 0, sizeof(w));
+	store_watch_learned(st, watch_cb, &w);
+	assert_int_equal(store_start(st), 0);
+	r = mk_learned("a.test", 443, "client rejected: alert unknown_ca", 10);
+	r->u.learned.rejections = 3;
+	r->u.learned.next_retry_us = 999;
+	submit_ok(st, r);
+	submit_ok(st, mk_learned("b.test", 443, NULL, 20));
+	submit_ok(st, mk_learned("c.test", 443, NULL, 20));
+	r = store_rec_new(STORE_REC_LEARNED_FORGET);
+	assert_non_null(r);
+	r->u.learned.host = xstrdup("b.test");
+	r->u.learned.port = 443;
+	submit_ok(st, r);
+	r = store_rec_new(STORE_REC_NOTE);
+	assert_non_null(r);
+	submit_ok(st, r);
+	for (int i = 0; i < 200 && store_written(st) < 5; i++)
+		usleep(10000);
+	assert_int_equal(store_written(st), 5);
+	usleep(2 * STORE_POLL_MS * 1000);
+	assert_int_equal(w.calls, 0);
+
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM learned_passthrough"
+			     " WHERE host = 'a.test' AND rejections = 3"
+			     " AND next_retry_us = 999"
+			     " AND last_reason = 'client rejected: alert "
+			     "unknown_ca'"),
+	    1);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM learned_passthrough"
+			     " WHERE host = 'b.test'"),
+	    0);
+	assert_int_equal(
+	    sqlite3_exec(db, "UPDATE learned_passthrough SET next_retry_us = 0",
+		NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	for (int i = 0; i < 200 && w.calls == 0; i++)
+		usleep(10000);
+	assert_int_equal(w.calls, 1);
+	assert_string_equal(w.ls.list, "a.test:443;c.test:443;");
+	store_close(st);
+}
+
+/* v4 -> v5 keeps a learned row, its count becomes the rejections and it
+ * is retried at once. */
+static void
+test_migrate_v4_learned(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	sqlite3 *db;
+
+	store_close(st);
+	db = raw_open(f->path);
+	assert_int_equal(sqlite3_exec(db,
+			     "CREATE TABLE lp AS SELECT host, port, reason,"
+			     " first_seen, last_seen, count"
+			     " FROM learned_passthrough;"
+			     "DROP TABLE learned_passthrough;"
+			     "CREATE TABLE learned_passthrough ("
+			     " host TEXT NOT NULL, port INTEGER NOT NULL,"
+			     " reason TEXT, first_seen INTEGER,"
+			     " last_seen INTEGER,"
+			     " count INTEGER NOT NULL DEFAULT 1,"
+			     " PRIMARY KEY (host, port));"
+			     "DROP TABLE lp; DROP TABLE conn_ids;"
+			     "INSERT INTO learned_passthrough VALUES"
+			     " ('old.test', 443, 'unsupported protocol', 1, 2,"
+			     " 4);"
+			     "PRAGMA user_version = 4;",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	st = open_store(f->path, 0);
+	store_close(st);
+	db = raw_open(f->path);
+	assert_int_equal(
+	    q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM learned_passthrough"
+			     " WHERE host = 'old.test' AND rejections = 4"
+			     " AND next_retry_us = 0"
+			     " AND last_reason = 'unsupported protocol'"),
+	    1);
+	sqlite3_close(db);
 }
 
 static void
@@ -1335,6 +1463,10 @@ main(void)
 		test_conn_tls_fields, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_learned_upsert_and_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_learned_backoff_forget_and_watch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_migrate_v4_learned, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_migrate_v2_to_v3, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

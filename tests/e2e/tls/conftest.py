@@ -423,8 +423,8 @@ class TlsProxy(Proxy):
     extra flags; restart() keeps the db and home and appends to stderr."""
 
     def __init__(self, workdir, dns_port, args=(), conf_extra=None,
-                 home=True, workers=2, env_extra=None):
-        super().__init__(workdir, dns_port, conf_extra, True, workers,
+                 home=True, workers=2, env_extra=None, quiet=True):
+        super().__init__(workdir, dns_port, conf_extra, quiet, workers,
                          env_extra)
         self.home = workdir / "home" if home is True else home
         self.args = list(args)
@@ -438,7 +438,9 @@ class TlsProxy(Proxy):
     def argv(self):
         argv = [PEEPHOLE_BIN, "run", "--listen", f"127.0.0.1:{self.port}",
                 "--db", str(self.db), "--conf", str(self.conf_path),
-                "--workers", str(self.workers), "--quiet"]
+                "--workers", str(self.workers)]
+        if self.quiet:
+            argv.append("--quiet")
         if self.home is not None:
             argv += ["--home", str(self.home)]
         return argv + [str(a) for a in self.args]
@@ -494,11 +496,11 @@ def tls_proxy(tmp_path, dns_stub):
     started = []
 
     def _start(*args, conf_extra=None, home=True, env_extra=None,
-               start=True):
+               start=True, quiet=True):
         d = tmp_path / f"tproxy{len(started)}"
         d.mkdir()
         p = TlsProxy(d, dns_stub.port, args, conf_extra, home,
-                     env_extra=env_extra)
+                     env_extra=env_extra, quiet=quiet)
         started.append(p)
         return p.start() if start else p
 
