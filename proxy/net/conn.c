@@ -84,6 +84,7 @@ static void conn_feed_response(struct conn *c);
 static void conn_up_eof(struct conn *c);
 static void conn_up_failed(struct conn *c, const char *why);
 static void conn_quiesce(struct conn *c);
+static void conn_relay_unparsed(struct conn *c, const char *why);
 
 static llhttp_settings_t conn_req_settings, conn_resp_settings;
 
@@ -1220,7 +1221,9 @@ conn_feed_request(struct conn *c)
 			char why[160];
 			snprintf(why, sizeof(why), "malformed request body: %s",
 			    llhttp_get_error_reason(&c->reqp));
-			if (c->resp_head_sent) {
+			if (c->inner != CONN_INNER_NONE)
+				conn_relay_unparsed(c, why);
+			else if (c->resp_head_sent) {
 				conn_rec_fail(c, 0, why);
 				(void)conn_rec_submit(c);
 				conn_close(c, "error", why);
@@ -1392,6 +1395,27 @@ conn_start_tunnel(struct conn *c)
 		conn_tunnel_check(c);
 }
 
+/*
+ * Inside a tunnel the bytes are the app's, and llhttp refusing some of them
+ * (a chunk-extension form it does not know, say) is no reason to break the
+ * app: the exchange is recorded with why, what was read of an answer head
+ * goes on to the client, and the rest of the connection is relayed unread,
+ * both ways. Only with an origin connection (CONN_EXCHANGE).
+ */
+static void
+conn_relay_unparsed(struct conn *c, const char *why)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+
+	conn_rec_fail(c, 0, why);
+	if (!c->resp_head_sent) {
+		c->bytes_to_client += evbuffer_get_length(c->raw_resp);
+		evbuffer_add_buffer(out, c->raw_resp);
+	}
+	conn_start_tunnel(c);
+	c->protocol = "http"; /* not an upgrade: still what it was */
+}
+
 /* Move bytes from one side to the other in a tunnel, with back-pressure. */
 static void
 conn_tunnel_move(struct conn *c, struct bufferevent *from,
@@ -1482,7 +1506,9 @@ conn_feed_response(struct conn *c)
 			snprintf(why, sizeof(why),
 			    "bad response from origin: %s",
 			    llhttp_get_error_reason(&c->respp));
-			if (!c->resp_head_sent) {
+			if (c->inner != CONN_INNER_NONE)
+				conn_relay_unparsed(c, why);
+			else if (!c->resp_head_sent) {
 				conn_fail(c, 502, why);
 			} else {
 				conn_rec_fail(c, 0, why);
@@ -1930,6 +1956,19 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 		while (c->up->tls && bufferevent_get_openssl_error(bev) != 0)
 			;
 		conn_connect_next(c, evutil_socket_error_to_string(serr));
+		return;
+	}
+	if (c->up->tls && !c->up->end_seen &&
+	    (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		/*
+		 * libevent's TLS bufferevent reports the close before it adds
+		 * the bytes it read in the same pass to the input (do_read in
+		 * bufferevent_openssl.c): an answer followed at once by the
+		 * origin's close would be lost. See the close again from the
+		 * loop, after conn_up_readcb has had those bytes.
+		 */
+		c->up->end_seen = 1;
+		bufferevent_trigger_event(bev, what, BEV_TRIG_DEFER_CALLBACKS);
 		return;
 	}
 	if (c->state == CONN_SNIFF) {

@@ -46,6 +46,9 @@ upstream_new_tls(
 	snprintf(u->host, sizeof(u->host), "%s", host);
 	u->port = port;
 	u->tls = 1;
+	/* origins often close without close_notify; OpenSSL 3 makes that an
+	 * error unless told to take it as the end it is */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* with CLOSE_ON_FREE the bufferevent frees the SSL and the socket */
 	u->bev = bufferevent_openssl_socket_new(w->base, -1, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);

@@ -23,7 +23,8 @@ struct upstream {
 	struct bufferevent *bev; /* owns the socket */
 	char host[256];
 	unsigned port;
-	int tls; /* the bufferevent is an OpenSSL one */
+	int tls;      /* the bufferevent is an OpenSSL one */
+	int end_seen; /* its close was seen once and put back (conn.c) */
 	char ip[INET6_ADDRSTRLEN];
 	int ip_port;
 	int uses; /* exchanges carried so far */
