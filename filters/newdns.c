@@ -170,27 +170,32 @@ fail:
 }
 
 /*
- * Raw deflate first; when it fails before producing a byte and the body
- * starts with a valid zlib header, try it as zlib-wrapped. The raw error is
- * the one reported when both fail.
+ * Raw deflate first; when that fails and the body starts with a valid zlib
+ * header, try it as zlib-wrapped. A zlib body can pass for the start of a
+ * raw one (a stored block whose lengths happen to match, found by the
+ * fuzzer), so the raw attempt may have produced bytes and still be wrong.
+ * When both fail, zlib's error is reported if it ran out of room or raw
+ * produced nothing, else raw's.
  */
 static int
 newdns_decompress(const unsigned char *in, size_t len, size_t max_out,
     unsigned char **outp, size_t *outlen, char *err, size_t errlen)
 {
 	char zerr[128];
-	int produced, r;
+	int produced, zproduced, r, rz;
 
 	r = newdns_inflate(
 	    in, len, -MAX_WBITS, max_out, outp, outlen, &produced, err, errlen);
 	if (r == 0)
 		return 0;
-	if (r == -2 || produced || !newdns_zlib_header(in, len))
+	if (!newdns_zlib_header(in, len))
 		return -1;
-	if (newdns_inflate(in, len, MAX_WBITS, max_out, outp, outlen, &produced,
-		zerr, sizeof(zerr)) == 0)
+	rz = newdns_inflate(in, len, MAX_WBITS, max_out, outp, outlen,
+	    &zproduced, zerr, sizeof(zerr));
+	if (rz == 0)
 		return 0;
-	newdns_err(err, errlen, "%s", zerr);
+	if (rz == -2 || !produced)
+		newdns_err(err, errlen, "%s", zerr);
 	return -1;
 }
 
