@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 #include "cli/db.h"
 #include "cli/output.h"
+#include "cli/readable.h"
 #include "cli/requrl.h"
 #include "cli/select.h"
 #include "http/respond.h"
@@ -32,27 +33,31 @@ static const char export_help[] =
     "usage: peephole export har FILE [ID...] [--filter EXPR] [--db DB]\n"
     "       peephole export curl ID [--allow-truncated] [--db DB]\n"
     "       peephole export bodies DIR [ID...] [--filter EXPR]\n"
-    "                              [--request-bodies] [--force] [--db DB]\n"
+    "                              [--request-bodies] [--force] [--raw]\n"
+    "                              [--db DB]\n"
     "\n"
     "har     HAR 1.2 of the selected requests (all by default) into FILE\n"
-    "        (- for stdout): timings from the log, binary bodies base64,\n"
-    "        truncated bodies noted in the entry's comment. Chrome DevTools\n"
-    "        (Network > Import HAR) and HAR viewers open it.\n"
+    "        (- for stdout): timings from the log, bodies decoded as their\n"
+    "        Content-Encoding says (content.size and compression set), binary\n"
+    "        ones base64, truncated ones noted in the entry's comment. Chrome\n"
+    "        DevTools (Network > Import HAR) and HAR viewers open it.\n"
     "curl    one curl command that sends request ID again, byte for byte\n"
     "        (a body with NUL bytes is piped in by printf).\n"
     "bodies  each captured response body as DIR/ID.EXT, EXT from its\n"
-    "        Content-Type; a truncated one as DIR/ID.partial.EXT.\n"
+    "        Content-Type; a truncated one as DIR/ID.partial.EXT. Decoded\n"
+    "        as its Content-Encoding says unless --raw.\n"
     "\n"
     "  --filter EXPR      only requests matching a filter expression\n"
     "  --allow-truncated  curl: print it even if the body was cut short\n"
     "  --request-bodies   bodies: request bodies too, as ID.request.EXT\n"
     "  --force            bodies: overwrite files that exist\n"
+    "  --raw              bodies: as stored, still encoded\n"
     "  --db FILE          database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help             print this help\n";
 
 struct export_opts {
 	const char *db, *filter, *what, *target;
-	int allow_truncated, request_bodies, force;
+	int allow_truncated, request_bodies, force, raw;
 	int64_t *ids;
 	size_t nids;
 };
@@ -200,26 +205,6 @@ export_body(sqlite3 *db, const char *sha, size_t *len)
 	return data;
 }
 
-/* The value of header name in stored lines, malloc'd, or NULL. */
-static char *
-export_header(const char *h, const char *name)
-{
-	size_t nlen = strlen(name);
-
-	while (h != NULL && *h != '\0') {
-		size_t n = strcspn(h, "\r\n");
-		if (n > nlen && h[nlen] == ':' &&
-		    strncasecmp(h, name, nlen) == 0) {
-			const char *v = h + nlen + 1;
-			v += strspn(v, " \t");
-			return strndup(v, (size_t)(h + n - v));
-		}
-		h += n;
-		h += strspn(h, "\r\n");
-	}
-	return NULL;
-}
-
 /* ---- HAR ---- */
 
 static json_t *
@@ -303,6 +288,38 @@ export_har_text(json_t *o, const unsigned char *data, size_t len)
 	}
 }
 
+/*
+ * HAR content for an answer body: text decoded as its Content-Encoding
+ * says, size the decoded length and compression the bytes the encoding
+ * saved (HAR 1.2); a body that cannot be decoded goes as stored, with a
+ * comment saying why.
+ */
+static void
+export_har_content(json_t *content, const char *headers,
+    const unsigned char *body, size_t blen, int64_t wire, int truncated)
+{
+	struct readable r;
+
+	if (body == NULL) {
+		json_object_set_new(content, "size", json_integer(wire));
+		return;
+	}
+	readable_body(headers, body, blen, &r);
+	export_har_text(content, r.data, r.len);
+	if (r.owned != NULL) {
+		/* decoded; a truncated capture decodes to part of it */
+		json_object_set_new(
+		    content, "size", json_integer((json_int_t)r.len));
+		if (!truncated)
+			json_object_set_new(content, "compression",
+			    json_integer((json_int_t)r.len - wire));
+	} else
+		json_object_set_new(content, "size", json_integer(wire));
+	if (r.result != DECODE_NONE && r.result != DECODE_OK)
+		json_object_set_new(content, "comment", out_json_str(r.note));
+	readable_free(&r);
+}
+
 static void
 export_note(
     char *buf, size_t len, const char *what, uint64_t kept, uint64_t total)
@@ -375,12 +392,17 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	    req, "bodySize", json_integer(out_col_int(st, "req_body_size")));
 	if (out_col_int(st, "req_body_size") > 0) {
 		json_t *pd = json_object();
-		ct = export_header(rh, "content-type");
+		ct = readable_header(rh, "content-type");
 		json_object_set_new(pd, "mimeType",
 		    json_string(ct ? ct : "application/octet-stream"));
 		free(ct);
 		body = export_body(db, out_col_text(st, "req_body_sha"), &blen);
-		export_har_text(pd, body, blen);
+		if (body != NULL) {
+			struct readable r;
+			readable_body(rh, body, blen, &r);
+			export_har_text(pd, r.data, r.len);
+			readable_free(&r);
+		}
 		if (json_object_get(pd, "text") == NULL)
 			json_object_set_new(pd, "text", json_string(""));
 		free(body);
@@ -402,23 +424,24 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	    resp, "cookies", export_har_cookies(sh, "set-cookie", 1));
 	json_object_set_new(
 	    resp, "headers", sh ? out_json_headers(sh) : json_array());
-	json_object_set_new(
-	    content, "size", json_integer(out_col_int(st, "resp_body_size")));
 	json_object_set_new(content, "mimeType",
 	    out_json_str(out_col_text(st, "content_type")
 		    ? out_col_text(st, "content_type")
 		    : "x-unknown"));
 	body = export_body(db, out_col_text(st, "resp_body_sha"), &blen);
-	export_har_text(content, body, blen);
+	export_har_content(content, sh, body, blen,
+	    out_col_int(st, "resp_body_size"),
+	    out_col_int(st, "resp_body_truncated") != 0);
 	free(body);
 	if (out_col_int(st, "resp_body_truncated")) {
 		export_note(comment, sizeof(comment), "response", blen,
 		    (uint64_t)out_col_int(st, "resp_body_size"));
-		json_object_set_new(content, "comment",
-		    json_string("body truncated at the capture limit"));
+		if (json_object_get(content, "comment") == NULL)
+			json_object_set_new(content, "comment",
+			    json_string("body truncated at the capture limit"));
 	}
 	json_object_set_new(resp, "content", content);
-	loc = export_header(sh, "location");
+	loc = readable_header(sh, "location");
 	json_object_set_new(resp, "redirectURL", out_json_str(loc ? loc : ""));
 	free(loc);
 	json_object_set_new(resp, "headersSize",
@@ -620,8 +643,8 @@ export_curl(sqlite3 *db, const struct export_opts *o)
 	fputc(' ', stdout);
 	export_shell_quote(stdout, url);
 	h = out_col_text(st, "req_headers");
-	connection = export_header(h, "connection");
-	host = export_header(h, "host");
+	connection = readable_header(h, "connection");
+	host = readable_header(h, "host");
 	while (h != NULL && *h != '\0') {
 		size_t n = strcspn(h, "\r\n");
 		const char *colon = memchr(h, ':', n);
@@ -662,7 +685,51 @@ out:
 
 /* ---- bodies ---- */
 
-/* Stream the body whose sha is given into path (O_EXCL unless force). */
+/* A new file for a body (O_EXCL unless force): fd, or -1 (printed). */
+static int
+export_open_out(const char *path, int force)
+{
+	int fd = open(path,
+	    O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644);
+
+	if (fd == -1)
+		fprintf(stderr, "peephole export: %s: %s%s\n", path,
+		    strerror(errno),
+		    errno == EEXIST ? " (--force overwrites)" : "");
+	return fd;
+}
+
+/* All of buf to fd. 0 / -1 (printed). */
+static int
+export_write_all(int fd, const unsigned char *buf, size_t n, const char *path)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = write(fd, buf + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			fprintf(stderr, "peephole export: %s: %s\n", path,
+			    strerror(errno));
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* Close a body file, saying why it failed. 0 / -1. */
+static int
+export_close_out(int fd, const char *path)
+{
+	if (close(fd) == 0)
+		return 0;
+	fprintf(stderr, "peephole export: %s: %s\n", path, strerror(errno));
+	return -1;
+}
+
+/* Stream the body whose sha is given into path as stored. */
 static int
 export_write_body(sqlite3 *db, const char *sha, const char *path, int force,
     uint64_t *written)
@@ -684,45 +751,55 @@ export_write_body(sqlite3 *db, const char *sha, const char *path, int force,
 		    sha);
 		goto out;
 	}
-	fd = open(path,
-	    O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644);
-	if (fd == -1) {
-		fprintf(stderr, "peephole export: %s: %s%s\n", path,
-		    strerror(errno),
-		    errno == EEXIST ? " (--force overwrites)" : "");
+	if ((fd = export_open_out(path, force)) == -1)
 		goto out;
-	}
 	if ((buf = malloc(EXPORT_CHUNK)) == NULL)
 		goto out;
 	size = sqlite3_blob_bytes(blob);
 	for (off = 0; off < size;) {
 		int n = size - off < EXPORT_CHUNK ? size - off : EXPORT_CHUNK;
-		if (sqlite3_blob_read(blob, buf, n, off) != SQLITE_OK)
+		if (sqlite3_blob_read(blob, buf, n, off) != SQLITE_OK ||
+		    export_write_all(fd, buf, (size_t)n, path) == -1)
 			goto out;
-		for (int done = 0; done < n;) {
-			ssize_t w = write(fd, buf + done, (size_t)(n - done));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				fprintf(stderr, "peephole export: %s: %s\n",
-				    path, strerror(errno));
-				goto out;
-			}
-			done += (int)w;
-		}
 		off += n;
 	}
 	*written = (uint64_t)size;
 	rc = 0;
 out:
-	if (fd != -1 && close(fd) != 0 && rc == 0) {
-		fprintf(
-		    stderr, "peephole export: %s: %s\n", path, strerror(errno));
+	if (fd != -1 && export_close_out(fd, path) == -1)
 		rc = -1;
-	}
 	free(buf);
 	sqlite3_blob_close(blob);
 	sqlite3_finalize(s);
+	return rc;
+}
+
+/* The body decoded as headers say into path; note gets what was done.
+ * 0 / -1 (printed). */
+static int
+export_write_decoded(sqlite3 *db, const char *sha, const char *headers,
+    const char *path, int force, uint64_t *written, char *note, size_t notelen)
+{
+	struct readable r;
+	unsigned char *body;
+	size_t blen;
+	int fd, rc = -1;
+
+	if ((body = export_body(db, sha, &blen)) == NULL) {
+		fprintf(stderr, "peephole export: body %s is not in the file\n",
+		    sha);
+		return -1;
+	}
+	readable_body(headers, body, blen, &r);
+	snprintf(note, notelen, "%s", r.note);
+	if ((fd = export_open_out(path, force)) != -1) {
+		rc = export_write_all(fd, r.data, r.len, path);
+		if (export_close_out(fd, path) == -1)
+			rc = -1;
+	}
+	*written = r.len;
+	readable_free(&r);
+	free(body);
 	return rc;
 }
 
@@ -730,10 +807,11 @@ static int
 export_one_body(sqlite3 *db, sqlite3_stmt *st, const struct export_opts *o,
     const char *prefix, const char *ctype, const char *kind)
 {
-	char col[40], path[4096], size[24];
-	const char *sha;
+	char col[40], path[4096], size[24], note[160] = "";
+	const char *sha, *headers;
+	char *enc;
 	uint64_t n;
-	int truncated;
+	int truncated, rc;
 
 	snprintf(col, sizeof(col), "%s_body_sha", prefix);
 	if ((sha = out_col_text(st, col)) == NULL)
@@ -743,11 +821,26 @@ export_one_body(sqlite3 *db, sqlite3_stmt *st, const struct export_opts *o,
 	snprintf(path, sizeof(path), "%s/%lld%s%s.%s", o->target,
 	    (long long)out_col_int(st, "id"), kind, truncated ? ".partial" : "",
 	    export_extension(ctype));
-	if (export_write_body(db, sha, path, o->force, &n) == -1)
+	snprintf(col, sizeof(col), "%s_headers", prefix);
+	headers = out_col_text(st, col);
+	enc = o->raw ? NULL : readable_header(headers, "content-encoding");
+	if (enc == NULL)
+		rc = export_write_body(db, sha, path, o->force, &n);
+	else
+		rc = export_write_decoded(
+		    db, sha, headers, path, o->force, &n, note, sizeof(note));
+	free(enc);
+	if (rc == -1)
 		return -1;
 	out_size(n, size, sizeof(size));
-	printf("%s  %s%s\n", path, size,
+	printf("%s  %s%s", path, size,
 	    truncated ? "  (truncated at the capture limit)" : "");
+	if (note[0] != '\0') {
+		fputs("  (", stdout);
+		out_safe(stdout, note, 0);
+		fputs(")", stdout);
+	}
+	putchar('\n');
 	return 0;
 }
 
@@ -783,7 +876,7 @@ export_bodies(sqlite3 *db, const struct export_opts *o)
 			out_col_text(st, "content_type"), "") == -1)
 			failed = 1;
 		if (o->request_bodies) {
-			char *ct = export_header(
+			char *ct = readable_header(
 			    out_col_text(st, "req_headers"), "content-type");
 			if (export_one_body(db, st, o, "req", ct, ".request") ==
 			    -1)
@@ -807,6 +900,7 @@ export_parse(int argc, char **argv, struct export_opts *o)
 	    {"allow-truncated", no_argument, NULL, 'T'},
 	    {"request-bodies", no_argument, NULL, 'R'},
 	    {"force", no_argument, NULL, 'F'},
+	    {"raw", no_argument, NULL, 'r'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -831,6 +925,9 @@ export_parse(int argc, char **argv, struct export_opts *o)
 			break;
 		case 'F':
 			o->force = 1;
+			break;
+		case 'r':
+			o->raw = 1;
 			break;
 		case 'h':
 			fputs(export_help, stdout);

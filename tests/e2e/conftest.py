@@ -405,6 +405,7 @@ class Nginx:
         self.proc = None
 
     def add_file(self, name, data):
+        (self.www / name).parent.mkdir(parents=True, exist_ok=True)
         (self.www / name).write_bytes(data)
         self.files[name] = data
 
@@ -436,6 +437,7 @@ http {{
         access_log {self.log} t;
         add_header X-Uri $request_uri always;
         location / {{ }}
+        location /gz/ {{ gzip on; gzip_min_length 1; gzip_types text/plain; }}
         location /upload {{
             client_max_body_size 0;
             client_body_buffer_size 16m;
