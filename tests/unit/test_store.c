@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -887,7 +888,9 @@ test_learned_upsert_and_load(void **state)
 
 static void submit_ok(struct store *st, struct store_rec *r);
 
+/* What the watcher saw; written on the writer thread, hence the lock. */
 struct watch_seen {
+	pthread_mutex_t mtx;
 	int calls;
 	struct learned_seen ls;
 };
@@ -897,11 +900,28 @@ static void
 watch_cb(struct store *st, void *arg)
 {
 	struct watch_seen *w = arg;
+	struct learned_seen ls;
 
-	w->ls.list[0] = '\0';
-	w->ls.n = 0;
-	assert_int_equal(store_load_learned(st, learned_cb, &w->ls), 0);
+	memset(&ls, 0, sizeof(ls));
+	assert_int_equal(store_load_learned(st, learned_cb, &ls), 0);
+	pthread_mutex_lock(&w->mtx);
+	w->ls = ls;
 	w->calls++;
+	pthread_mutex_unlock(&w->mtx);
+}
+
+/* The watcher's call count, and its last list into ls when not NULL. */
+static int
+watch_calls(struct watch_seen *w, struct learned_seen *ls)
+{
+	int n;
+
+	pthread_mutex_lock(&w->mtx);
+	n = w->calls;
+	if (ls != NULL)
+		*ls = w->ls;
+	pthread_mutex_unlock(&w->mtx);
+	return n;
 }
 
 /*
@@ -915,11 +935,13 @@ test_learned_backoff_forget_and_watch(void **state)
 {
 	struct fixture *f = *state;
 	struct watch_seen w;
+	struct learned_seen seen;
 	struct store *st = open_store(f->path, 0);
 	struct store_rec *r;
 	sqlite3 *db;
 
 	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.mtx, NULL);
 	store_watch_learned(st, watch_cb, &w);
 	assert_int_equal(store_start(st), 0);
 	r = mk_learned("a.test", 443, "client rejected: alert unknown_ca", 10);
@@ -940,7 +962,7 @@ test_learned_backoff_forget_and_watch(void **state)
 		usleep(10000);
 	assert_int_equal(store_written(st), 5);
 	usleep(2 * STORE_POLL_MS * 1000);
-	assert_int_equal(w.calls, 0);
+	assert_int_equal(watch_calls(&w, NULL), 0);
 
 	db = raw_open(f->path);
 	assert_int_equal(q_int(db,
@@ -959,11 +981,12 @@ test_learned_backoff_forget_and_watch(void **state)
 		NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
-	for (int i = 0; i < 200 && w.calls == 0; i++)
+	for (int i = 0; i < 200 && watch_calls(&w, NULL) == 0; i++)
 		usleep(10000);
-	assert_int_equal(w.calls, 1);
-	assert_string_equal(w.ls.list, "a.test:443;c.test:443;");
+	assert_int_equal(watch_calls(&w, &seen), 1);
+	assert_string_equal(seen.list, "a.test:443;c.test:443;");
 	store_close(st);
+	pthread_mutex_destroy(&w.mtx);
 }
 
 /* v4 -> v5 keeps a learned row, its count becomes the rejections and it
