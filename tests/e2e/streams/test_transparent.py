@@ -220,3 +220,65 @@ print(s.recv(100).decode())
     assert len(rows) == 1, everything
     assert rows[0]["bytes_to_server"] == 8, everything
     assert rows[0]["bytes_to_client"] == 8, everything
+
+
+# What a redirected app sends, odd on purpose: header case, spacing and
+# order, a chunked body with extensions and a trailer. Transparent mode is a
+# tunnel: the origin must get exactly these bytes, and the app exactly the
+# origin's answer.
+ODD_REQUEST = (b"POST /odd?q=1 HTTP/1.1\r\n"
+               b"hOsT:  10.0.0.1\r\n"
+               b"x-Odd-CASE:   two  spaces \r\n"
+               b"Transfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n"
+               b"accept: */*\r\n\r\n"
+               b"5;ext=1\r\nhello\r\n0\r\nX-Trailer: yes\r\n\r\n")
+ODD_ANSWER = (b"HTTP/1.1 200 Fine Thanks\r\n"
+              b"x-SERVER-odd:  a\r\n"
+              b"Set-Cookie: a=1\r\n"
+              b"Set-Cookie: b=2\r\n"
+              b"Content-Length: 5\r\n"
+              b"Connection: close\r\n\r\n"
+              b"world")
+
+
+def test_transparent_bytes_unchanged(netns, stream_proxy):
+    tport = free_port()
+
+    def answer(p):
+        for _ in range(1000):
+            if len(p.got) >= len(ODD_REQUEST):
+                break
+            d = p.sock.recv(65536)
+            if not d:
+                break
+            p.got += d
+        p.send(ODD_ANSWER)
+        p.close()
+
+    origin = TcpServer(answer, host=netns.v4_host)
+    p = stream_proxy(args=["--listen",
+                           f"transparent@{netns.v4_host}:{tport}"])
+    try:
+        assert _wait_tcp(netns.v4_host, tport)
+        netns.redirect(IPT, netns.v4_host, origin.port, tport)
+        cp = netns.run("/usr/bin/python3", "-c", f"""
+import socket, sys
+s = socket.create_connection(("{netns.v4_host}", {origin.port}), timeout=10)
+s.sendall(bytes.fromhex("{ODD_REQUEST.hex()}"))
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+sys.stdout.write(got.hex())
+""")
+        assert cp.returncode == 0, cp.stderr
+        assert bytes.fromhex(cp.stdout.decode()) == ODD_ANSWER
+        assert origin.wait_done(1)
+        assert bytes(origin.peers[-1].got) == ODD_REQUEST
+    finally:
+        origin.stop()
+    rows = p.wait_rows("SELECT * FROM requests WHERE path = '/odd'")
+    assert len(rows) == 1 and rows[0]["status"] == 200, rows
