@@ -121,6 +121,15 @@ def is_asan_binary(path=PEEPHOLE_BIN):
     return b"__asan_init" in data or b"libasan" in data
 
 
+def is_tsan_binary(path=PEEPHOLE_BIN):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return b"__tsan_init" in data
+
+
 def kill_proc(proc, sig=signal.SIGTERM, timeout=10.0):
     """Signal proc by PID, wait (bounded), SIGKILL if it will not go."""
     if proc.poll() is None:

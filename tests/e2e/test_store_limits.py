@@ -7,8 +7,8 @@ import os
 import sqlite3
 import threading
 
-from conftest import (RawConn, Proxy, is_asan_binary, run_cli, token,
-                      wait_for)
+from conftest import (RawConn, Proxy, is_asan_binary, is_tsan_binary,
+                      run_cli, token, wait_for)
 
 MIB = 1 << 20
 CONNS = 50
@@ -77,7 +77,10 @@ def test_peak_rss_1mib_answers_50_connections(start_proxy, nginx):
     hwm = p.rss_hwm_kib()
     bound = rss_bound_kib(base, CONNS, asan)
     print(f"peak RSS {hwm} KiB, start {base} KiB, bound {bound} KiB")
-    assert hwm < bound, f"peak RSS {hwm} KiB over the bound {bound} KiB"
+    # ThreadSanitizer keeps shadow and history for every byte touched:
+    # its RSS says nothing about peephole's, so only the records count there
+    if not is_tsan_binary():
+        assert hwm < bound, f"peak RSS {hwm} KiB over the bound {bound} KiB"
     assert p.stop() == 0
     # nothing was dropped to stay under it
     rows = p.dbh().requests_with(t)
