@@ -536,7 +536,7 @@ export_har(sqlite3 *db, const struct export_opts *o)
 		}
 		if (n++ > 0)
 			fputs(",\n", fp);
-		json_dumpf(e, fp, JSON_COMPACT);
+		json_dumpf(e, fp, JSON_COMPACT | OUT_JSON_REALS);
 		json_decref(e);
 	}
 	if (rc == -1)

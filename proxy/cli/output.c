@@ -306,7 +306,8 @@ out_print_rows(const struct out_rows *how, struct sqlite3 *db,
 		goto fail;
 	}
 	if (arr != NULL) {
-		if (json_dumpf(arr, stdout, JSON_INDENT(2)) == -1)
+		if (json_dumpf(arr, stdout, JSON_INDENT(2) | OUT_JSON_REALS) ==
+		    -1)
 			goto fail;
 		putchar('\n');
 	} else if (fmt == OUT_CSV)

@@ -23,6 +23,13 @@ enum out_format {
 	OUT_CSV,
 };
 
+/*
+ * Flags for every json_dump of the read side. jansson prints reals with 17
+ * significant digits, so 2.61 ms came out as 2.6099999999999999; 12 digits
+ * hold every µs-resolution duration exactly and print 2.61.
+ */
+#define OUT_JSON_REALS JSON_REAL_PRECISION(12)
+
 /* A table with ncols columns named by headers (copied): snake_case names,
  * used as they are in CSV and as "FIRST SEEN" in text. NULL on ENOMEM. */
 struct out_table *out_table_new(size_t ncols, const char *const *headers)

@@ -250,7 +250,8 @@ pt_list(sqlite3 *db, enum out_format fmt)
 		goto fail;
 	}
 	if (arr != NULL) {
-		if (json_dumpf(arr, stdout, JSON_INDENT(2)) == -1)
+		if (json_dumpf(arr, stdout, JSON_INDENT(2) | OUT_JSON_REALS) ==
+		    -1)
 			goto fail;
 		putchar('\n');
 	} else if (fmt == OUT_CSV)

@@ -1076,7 +1076,7 @@ replay_print(const struct replay_run *run, int json)
 		    j->error ? j->error : "");
 	}
 	if (a != NULL) {
-		json_dumpf(a, stdout, JSON_INDENT(2));
+		json_dumpf(a, stdout, JSON_INDENT(2) | OUT_JSON_REALS);
 		putchar('\n');
 		json_decref(a);
 	}

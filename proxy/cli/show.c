@@ -269,7 +269,9 @@ show_pretty_json(const unsigned char *p, size_t len)
 		return NULL;
 	if ((v = json_loadb((const char *)p, len, 0, NULL)) == NULL)
 		return NULL;
-	out = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* 15 digits: a body's 2.61 stays 2.61 (jansson's 17 print noise) */
+	out = json_dumps(
+	    v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 	json_decref(v);
 	return out;
 }
@@ -564,7 +566,7 @@ show_json(sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
 	show_json_body(o, "resp", resp);
 	json_object_set_new(
 	    o, "connection", c != NULL ? out_json_row(c) : json_null());
-	rc = json_dumpf(o, stdout, JSON_INDENT(2));
+	rc = json_dumpf(o, stdout, JSON_INDENT(2) | OUT_JSON_REALS);
 	putchar('\n');
 	json_decref(o);
 	return rc;

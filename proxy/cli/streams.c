@@ -778,7 +778,7 @@ sstream_json(sqlite3 *db, sqlite3_stmt *c)
 	}
 	json_object_set_new(o, "events_list", arr);
 	if (sstream_events(db, c, OUT_JSON, arr) == CLI_OK &&
-	    json_dumpf(o, stdout, JSON_INDENT(2)) == 0) {
+	    json_dumpf(o, stdout, JSON_INDENT(2) | OUT_JSON_REALS) == 0) {
 		putchar('\n');
 		rc = CLI_OK;
 	}
