@@ -1210,6 +1210,32 @@ store_new(struct store_limits lim)
 	return st;
 }
 
+/* Put "PATH: " in front of the message in err. */
+static void
+store_err_path(char *err, size_t errlen, const char *path)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%s", err);
+	snprintf(err, errlen, "%s: %s", path, msg);
+}
+
+/* 1 if the file holds any table (a user_version 0 file that is not new). */
+static int
+store_has_tables(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(db,
+		"SELECT count(*) FROM sqlite_master WHERE type = 'table'", -1,
+		&s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return n > 0;
+}
+
 struct store *
 store_open(const char *path, struct store_limits lim, char *err, size_t errlen)
 {
@@ -1231,8 +1257,19 @@ store_open(const char *path, struct store_limits lim, char *err, size_t errlen)
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	/* A newer file is refused before WAL mode is set: not even that
 	 * write is ours to make. */
-	if (schema_version(st->db, &version, err, errlen) == -1)
+	if (schema_version(st->db, &version, err, errlen) == -1) {
+		store_err_path(err, errlen, path);
 		goto fail;
+	}
+	if (version == 0 && store_has_tables(st->db)) {
+		/* someone else's database: adding our tables would change it */
+		snprintf(err, errlen,
+		    "%s: a SQLite database that is not peephole's (it has "
+		    "tables and no peephole schema version); refusing to add "
+		    "to it",
+		    path);
+		goto fail;
+	}
 	if (version > STORE_SCHEMA_VERSION) {
 		snprintf(err, errlen,
 		    "%s: database schema version %d is newer than this "

@@ -1033,6 +1033,39 @@ test_migrate_v4_learned(void **state)
 	sqlite3_close(db);
 }
 
+/* Another program's SQLite file, and a file that is not SQLite at all:
+ * refused, naming the file, and left as they were. */
+static void
+test_open_foreign_and_garbage(void **state)
+{
+	struct fixture *f = *state;
+	char err[512] = "";
+	sqlite3 *db;
+	FILE *fp;
+
+	db = raw_open(f->path);
+	assert_int_equal(
+	    sqlite3_exec(db, "CREATE TABLE notes (x TEXT)", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(
+	    store_open(f->path, (struct store_limits){0, 0}, err, sizeof(err)));
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "not peephole's"));
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master"), 1);
+	sqlite3_close(db);
+
+	assert_non_null(fp = fopen(f->path, "wb"));
+	for (int i = 0; i < 4096; i++)
+		fputc((i * 7919) & 0xff, fp);
+	fclose(fp);
+	err[0] = '\0';
+	assert_null(
+	    store_open(f->path, (struct store_limits){0, 0}, err, sizeof(err)));
+	assert_non_null(strstr(err, f->path));
+}
+
 static void
 test_open_bad_path(void **state)
 {
@@ -1480,6 +1513,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_print_line_and_discard, setup, teardown),
 	    cmocka_unit_test(test_open_bad_path),
+	    cmocka_unit_test_setup_teardown(
+		test_open_foreign_and_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_migrate_v1_to_v2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
