@@ -57,6 +57,21 @@ ca_sslerr(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
+/* A CA file OpenSSL could not read: its reason in words, and what to do. */
+static void
+ca_unreadable(char *err, size_t errlen, const char *path)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+	snprintf(err, errlen,
+	    "%s: cannot read it (%s): the file is damaged or not PEM; move it "
+	    "away and run `peephole ca init --force` for a new CA, which "
+	    "clients must then trust again",
+	    path, why != NULL ? why : "unknown error");
+	ERR_clear_error();
+}
+
 static int
 ca_paths(const char *dir, struct ca_paths *p, char *err, size_t errlen)
 {
@@ -439,7 +454,7 @@ ca_read_key(const char *path, char *err, size_t errlen)
 	key = PEM_read_PrivateKey(fp, NULL, ca_nopass_cb, NULL);
 	fclose(fp);
 	if (key == NULL)
-		ca_sslerr(err, errlen, path);
+		ca_unreadable(err, errlen, path);
 	return key;
 }
 
@@ -462,7 +477,7 @@ ca_load(const struct ca_paths *p, const char *dir, char *err, size_t errlen)
 	ca->cert = PEM_read_X509(fp, NULL, NULL, NULL);
 	fclose(fp);
 	if (ca->cert == NULL) {
-		ca_sslerr(err, errlen, p->cert);
+		ca_unreadable(err, errlen, p->cert);
 		goto fail;
 	}
 	if (X509_check_private_key(ca->cert, ca->key) != 1) {

@@ -2,6 +2,7 @@
 #include "net/tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/err.h>
 #include <pthread.h>
 #include <sys/queue.h>
@@ -198,6 +199,28 @@ tls_alpn_selectcb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* Why upstream-ca path could not be loaded, in words. */
+static void
+tls_ca_file_err(char *err, size_t errlen, const char *path)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL)
+		snprintf(
+		    err, errlen, "upstream-ca %s: %s", path, strerror(errno));
+	else {
+		fclose(fp);
+		snprintf(err, errlen,
+		    "upstream-ca %s: no certificate could be read from it "
+		    "(%s); it should hold PEM CA certificates (-----BEGIN "
+		    "CERTIFICATE-----)",
+		    path, why != NULL ? why : "unknown error");
+	}
+	ERR_clear_error();
+}
+
 struct tls *
 tls_new(
     const struct config *cfg, struct store *keylog, char *err, size_t errlen)
@@ -233,8 +256,7 @@ tls_new(
 	if (cfg->upstream_ca != NULL &&
 	    SSL_CTX_load_verify_locations(t->up_ctx, cfg->upstream_ca, NULL) !=
 		1) {
-		snprintf(err, errlen, "upstream-ca %s: cannot load",
-		    cfg->upstream_ca);
+		tls_ca_file_err(err, errlen, cfg->upstream_ca);
 		goto fail;
 	}
 	/* verify in the handshake but decide afterwards (tls_verify_error) */

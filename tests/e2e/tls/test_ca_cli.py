@@ -161,3 +161,37 @@ def test_run_refuses_readable_ca_key(tmp_path, mode):
     assert b"chmod" in err, err
     assert b"ca.key" in err, err
     assert _mode(home / "ca.key") == mode  # not silently "fixed"
+
+
+def _run_fails(*args):
+    """`peephole run` that must refuse to start: (exit code, stderr)."""
+    p = subprocess.run([PEEPHOLE_BIN, "run", "--listen",
+                        f"127.0.0.1:{free_port()}", *map(str, args)],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=20)
+    return p.returncode, p.stderr
+
+
+def test_unreadable_ca_files_say_what_and_what_to_do(tmp_path):
+    home = tmp_path / "home"
+    assert run_cli("ca", "init", "--home", home).returncode == 0
+    (home / "ca.pem").write_text("not a certificate\n")
+    rc, err = _run_fails("--home", home, "--db", tmp_path / "a.db")
+    assert rc != 0
+    assert str(home / "ca.pem") in err and "cannot read it" in err, err
+    assert "ca init --force" in err
+    assert "error:" not in err  # no raw OpenSSL error string
+
+    good = tmp_path / "good"
+    assert run_cli("ca", "init", "--home", good).returncode == 0
+    bad = tmp_path / "bad.pem"
+    bad.write_text("garbage\n")
+    rc, err = _run_fails("--home", good, "--db", tmp_path / "b.db",
+                         "--upstream-ca", bad)
+    assert rc != 0
+    assert f"upstream-ca {bad}: no certificate could be read" in err, err
+    assert "PEM" in err
+    rc, err = _run_fails("--home", good, "--db", tmp_path / "c.db",
+                         "--upstream-ca", tmp_path / "missing.pem")
+    assert rc != 0
+    assert "missing.pem: No such file or directory" in err, err
