@@ -417,8 +417,11 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	    out_col_text(st, "resp_version") ? out_col_text(st, "resp_version")
 					     : "1.1");
 	json_object_set_new(resp, "status", json_integer(status));
+	/* the phrase the origin sent; files from before v7 have none */
 	json_object_set_new(resp, "statusText",
-	    json_string(status > 0 ? respond_reason(status) : ""));
+	    out_col_text(st, "resp_reason") != NULL
+		? out_json_str(out_col_text(st, "resp_reason"))
+		: json_string(status > 0 ? respond_reason(status) : ""));
 	json_object_set_new(resp, "httpVersion", json_string(ver));
 	json_object_set_new(
 	    resp, "cookies", export_har_cookies(sh, "set-cookie", 1));

@@ -456,7 +456,12 @@ show_message(FILE *fp, sqlite3_stmt *s, const struct show_body *req,
 	}
 	fputs("\n< HTTP/", fp);
 	out_safe(fp, out_col_text(s, "resp_version"), 0);
-	fprintf(fp, " %lld\n", (long long)out_col_int(s, "status"));
+	fprintf(fp, " %lld", (long long)out_col_int(s, "status"));
+	if (out_col_text(s, "resp_reason") != NULL) {
+		fputc(' ', fp);
+		out_safe(fp, out_col_text(s, "resp_reason"), 0);
+	}
+	fputc('\n', fp);
 	show_headers(fp, "< ", out_col_text(s, "resp_headers"));
 	show_body_text(fp, "response", resp, hex);
 }

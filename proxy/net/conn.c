@@ -661,6 +661,8 @@ conn_rec_own_answer(
 	struct evbuffer_ptr at, end;
 	char buf[2048], *lf, *type;
 	size_t head, got;
+	struct evbuffer_iovec v[8];
+	int nv;
 
 	r->resp_version = strdup("1.1");
 	r->resp_header_bytes = n;
@@ -670,11 +672,27 @@ conn_rec_own_answer(
 	if (end.pos < 0 || (size_t)end.pos + 4 > before + n || n >= sizeof(buf))
 		return;
 	head = (size_t)end.pos + 4 - before;
-	got = (size_t)evbuffer_copyout_from(out, &at, buf, n);
+	/* peeked, not copied out: evbuffer_copyout_from refuses a buffer
+	 * whose front is frozen, as the client's output can be */
+	got = 0;
+	nv = evbuffer_peek(out, (ev_ssize_t)n, &at, v, 8);
+	for (int i = 0; i < nv && i < 8 && got < n; i++) {
+		size_t take = v[i].iov_len < n - got ? v[i].iov_len : n - got;
+		memcpy(buf + got, v[i].iov_base, take);
+		got += take;
+	}
 	if (got != n)
 		return;
 	buf[head - 2] = '\0';
 	r->resp_header_bytes = head;
+	/* "HTTP/1.1 502 Bad Gateway": the reason after the second space */
+	{
+		const char *sp = memchr(buf, ' ', head);
+		sp = sp != NULL ? strchr(sp + 1, ' ') : NULL;
+		if (sp != NULL && r->resp_reason == NULL)
+			r->resp_reason =
+			    strndup(sp + 1, strcspn(sp + 1, "\r\n"));
+	}
 	/* the fields, after the status line, as logged for any answer */
 	if ((lf = strchr(buf, '\n')) != NULL && r->resp_headers == NULL)
 		r->resp_headers = strdup(lf + 1);
@@ -1329,6 +1347,13 @@ conn_emit_response_head(struct conn *c)
 	conn_version(ver, sizeof(ver), &c->respp);
 	free(r->resp_version);
 	r->resp_version = strdup(ver);
+	{
+		size_t rlen;
+		const char *reason = head_target(&c->resph, &rlen);
+		free(r->resp_reason);
+		r->resp_reason =
+		    reason != NULL ? conn_strndup(reason, rlen) : NULL;
+	}
 	free(r->resp_headers);
 	r->resp_headers = head_fields_text(&c->resph);
 	int ct = head_find(&c->resph, "content-type", 0);

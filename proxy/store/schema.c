@@ -398,6 +398,10 @@ static const char schema_step_v6[] =
     " coalesce((SELECT max(conn_id) FROM requests), 0),"
     " coalesce((SELECT max(conn_id) FROM stream_events), 0)) + 1;";
 
+/* v7: the answer's reason phrase as the origin sent it ("Fine Thanks"). */
+static const char schema_step_v7[] =
+    "ALTER TABLE requests ADD COLUMN resp_reason TEXT;";
+
 /* A step's SQL may come in parts: C99 promises string literals of 4095
  * bytes, no more. */
 #define SCHEMA_STEP_PARTS 3
@@ -410,6 +414,7 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
     {schema_step_v4}, /* 3 -> 4 */
     {schema_step_v5}, /* 4 -> 5 */
     {schema_step_v6}, /* 5 -> 6 */
+    {schema_step_v7}, /* 6 -> 7 */
 };
 
 _Static_assert(

@@ -115,9 +115,10 @@ static const char store_sql_req[] =
     " req_body_size, req_body_sha, req_body_truncated,"
     " resp_body_size, resp_body_sha, resp_body_truncated,"
     " content_type, server_ip, server_port, upstream_reused,"
-    " dns_us, connect_us, ttfb_us, total_us, error, replay_of, label)"
+    " dns_us, connect_us, ttfb_us, total_us, error, replay_of, label,"
+    " resp_reason)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?)";
+    "?,?,?,?,?)";
 
 /* A name seen again keeps its first sighting and counts the new one. */
 static const char store_sql_dip[] =
@@ -221,6 +222,7 @@ store_rec_free(struct store_rec *rec)
 		free(r->query);
 		free(r->req_version);
 		free(r->resp_version);
+		free(r->resp_reason);
 		free(r->req_headers);
 		free(r->resp_headers);
 		free(r->req_body.data);
@@ -650,7 +652,8 @@ store_write_req(struct store *st, const struct store_request *r)
 	store_bind_dur(s, i++, r->total_us);
 	store_bind_text(s, i++, r->error);
 	sqlite3_bind_int64(s, i++, r->replay_of);
-	store_bind_text(s, i, r->label);
+	store_bind_text(s, i++, r->label);
+	store_bind_text(s, i, r->resp_reason);
 	if (store_step(s) != SQLITE_DONE)
 		return -1;
 	store_newdns(st, r);

@@ -17,7 +17,7 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
 /* queue_bytes_max used when store_open() is given 0. */
@@ -145,6 +145,7 @@ struct store_request {
 	char *req_version;  /* "1.1" */
 	char *resp_version; /* NULL if no response */
 	int status;         /* 0 if no response */
+	char *resp_reason;  /* the reason phrase as sent, NULL if none */
 	char *req_headers;  /* "Name: value\r\n" lines as received */
 	char *resp_headers; /* same, NULL if no response */
 	uint64_t req_header_bytes;

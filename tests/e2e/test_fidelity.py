@@ -16,6 +16,7 @@ recording origin in fidelity_origin.py, and the tests compare bytes:
 
 Every read has a socket timeout and every loop a bound.
 """
+import json
 import signal
 import socket
 import ssl
@@ -25,6 +26,7 @@ import time
 import pytest
 
 from conftest import (PEEPHOLE_BIN, SANITIZER_MARKS, Proxy, free_port,
+                      run_cli,
                       kill_proc, wait_for, wait_listen)
 from fidelity_origin import (CLOSE_HEAD, UPGRADE_BANNER, FidelityOrigin,
                              make_test_ca, newdns_reply, newdns_request,
@@ -958,3 +960,36 @@ def test_wechat_exchange_reaches_strict_origin(fid_proxy, origins, mode,
         assert bytes(c.got) == bytes(oc.sent) == reply
     finally:
         c.close()
+
+
+def test_reason_phrases_recorded_and_shown(fid_proxy, origins, tmp_path):
+    """The origin's reason phrase is kept in the record: show prints it and
+    HAR's statusText carries it; the proxy's own 502 keeps its own."""
+    p = fid_proxy()
+    o = origins()
+    host = f"alpha.test:{o.port}"
+    c = explicit_client(p)
+    try:
+        c.send(get_request(f"http://{host}/odd", host))
+        assert c.read_response().startswith(b"HTTP/1.1 200 Fine Thanks\r\n")
+    finally:
+        c.close()
+    c = explicit_client(p)
+    try:  # nothing listens on port 9: the proxy answers 502 itself
+        c.send(get_request("http://127.0.0.1:9/gone", "127.0.0.1:9"))
+        assert c.read_response().startswith(b"HTTP/1.1 502 ")
+    finally:
+        c.close()
+    assert p.stop() == 0
+    db = p.dbh()
+    ok = db.requests("path = '/odd'")[0]
+    bad = db.requests("path = '/gone'")[0]
+    cp = run_cli("show", ok["id"], "--db", p.db)
+    assert "< HTTP/1.1 200 Fine Thanks\n" in cp.stdout, cp.stdout
+    cp = run_cli("show", bad["id"], "--db", p.db)
+    assert "< HTTP/1.1 502 Bad Gateway\n" in cp.stdout, cp.stdout
+    har = tmp_path / "r.har"
+    assert run_cli("export", "har", har, ok["id"], "--db",
+                   p.db).returncode == 0
+    entry = json.loads(har.read_text())["log"]["entries"][0]
+    assert entry["response"]["statusText"] == "Fine Thanks"

@@ -442,7 +442,9 @@ test_next_conn_id_across_runs(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 	    sqlite3_exec(db,
-		"DROP TABLE conn_ids; PRAGMA user_version = 5;"
+		"DROP TABLE conn_ids; ALTER TABLE requests DROP COLUMN "
+		"resp_reason;"
+		"PRAGMA user_version = 5;"
 		"INSERT INTO requests (conn_id, seq) VALUES (5000, 1)",
 		NULL, NULL, NULL),
 	    SQLITE_OK);
@@ -1012,6 +1014,7 @@ test_migrate_v4_learned(void **state)
 			     " count INTEGER NOT NULL DEFAULT 1,"
 			     " PRIMARY KEY (host, port));"
 			     "DROP TABLE lp; DROP TABLE conn_ids;"
+			     "ALTER TABLE requests DROP COLUMN resp_reason;"
 			     "INSERT INTO learned_passthrough VALUES"
 			     " ('old.test', 443, 'unsupported protocol', 1, 2,"
 			     " 4);"
