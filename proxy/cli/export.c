@@ -353,7 +353,7 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	double dns = export_ms(st, "dns_us"),
 	       conn = export_ms(st, "connect_us"),
 	       wait = export_ms(st, "ttfb_us"),
-	       total = export_ms(st, "total_us");
+	       total = export_ms(st, "total_us"), ssl = export_ms(st, "tls_us");
 	double receive;
 
 	if (e == NULL || req == NULL || resp == NULL || content == NULL ||
@@ -461,7 +461,7 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	json_object_set_new(timings, "dns", json_real(dns >= 0 ? dns : -1));
 	json_object_set_new(
 	    timings, "connect", json_real(conn >= 0 ? conn : -1));
-	json_object_set_new(timings, "ssl", json_integer(-1));
+	json_object_set_new(timings, "ssl", json_real(ssl >= 0 ? ssl : -1));
 	json_object_set_new(timings, "send", json_integer(0));
 	json_object_set_new(timings, "wait", json_real(wait > 0 ? wait : 0));
 	json_object_set_new(

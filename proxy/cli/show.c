@@ -420,6 +420,7 @@ show_summary(FILE *fp, sqlite3_stmt *s, const char *url)
 	fprintf(fp, "  %-10s ", "timings");
 	show_dur(fp, s, "dns", "dns_us", &first);
 	show_dur(fp, s, "connect", "connect_us", &first);
+	show_dur(fp, s, "tls", "tls_us", &first);
 	show_dur(fp, s, "ttfb", "ttfb_us", &first);
 	show_dur(fp, s, "total", "total_us", &first);
 	fputs(first ? "-\n" : "\n", fp);

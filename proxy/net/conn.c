@@ -1706,8 +1706,9 @@ conn_resolved(const struct resolve_result *res, void *arg)
 	char why[300];
 
 	c->dns = NULL;
+	c->dns_elapsed_us = res->from_cache ? 0 : res->elapsed_us;
 	if (c->rec != NULL)
-		c->rec->u.req.dns_us = res->from_cache ? 0 : res->elapsed_us;
+		c->rec->u.req.dns_us = c->dns_elapsed_us;
 	if (res->error != 0 || res->naddrs == 0) {
 		snprintf(why, sizeof(why), "cannot resolve %s: %s", c->url.host,
 		    evutil_gai_strerror(res->error));
@@ -1801,10 +1802,19 @@ conn_upstream_go(struct conn *c)
 		    c->inner == CONN_INNER_HTTPS);
 	}
 	if (c->up != NULL) {
-		if (c->rec != NULL) {
+		if (c->rec != NULL && c->up->uses == 0) {
+			/* opened for this client before its first request (an
+			 * intercepted tunnel's origin leg): its opening times
+			 * are this exchange's */
+			c->rec->u.req.dns_us = c->up->dns_us;
+			c->rec->u.req.connect_us = c->up->connect_us;
+			c->rec->u.req.tls_us = c->up->tls_us;
+		} else if (c->rec != NULL) {
 			c->rec->u.req.upstream_reused = 1;
 			c->rec->u.req.dns_us = 0;
 			c->rec->u.req.connect_us = 0;
+			if (c->up->tls)
+				c->rec->u.req.tls_us = 0;
 		}
 		/* a pooled TLS origin: its certificate still decides what the
 		 * client is shown (and whether it is trusted) */
@@ -1951,9 +1961,15 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (c->state == CONN_CONNECT) {
 		if (what & BEV_EVENT_CONNECTED) {
-			if (c->rec != NULL)
-				c->rec->u.req.connect_us =
-				    now_us() - c->t_connect_start_us;
+			int64_t t = now_us();
+			c->up->dns_us = c->dns_elapsed_us;
+			c->up->connect_us = t - c->t_connect_start_us;
+			if (c->up->tls && c->up->t_tls_start_us > 0)
+				c->up->tls_us = t - c->up->t_tls_start_us;
+			if (c->rec != NULL) {
+				c->rec->u.req.connect_us = c->up->connect_us;
+				c->rec->u.req.tls_us = c->up->tls_us;
+			}
 			conn_set_nodelay(c->up->bev);
 			if (c->up->tls && intercept_up_ready(c) == -1)
 				return;
@@ -2671,6 +2687,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	c->up_head = evbuffer_new();
 	c->raw_head = evbuffer_new();
 	c->raw_resp = evbuffer_new();
+	c->dns_elapsed_us = -1;
 	c->timer = evtimer_new(w->base, conn_timeoutcb, c);
 	c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->up_head == NULL || c->raw_head == NULL || c->raw_resp == NULL ||

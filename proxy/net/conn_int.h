@@ -97,6 +97,7 @@ struct conn {
 	const char *drain_reason; /* close reason once drained */
 	char *drain_error;
 	int64_t t_sent_us, t_connect_start_us;
+	int64_t dns_elapsed_us; /* the last lookup for an origin, -1 none */
 	struct resolve_result addrs;
 	int addr_idx;
 

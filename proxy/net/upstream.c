@@ -26,12 +26,27 @@ upstream_new(struct worker *w, const char *host, unsigned port)
 	u->w = w;
 	snprintf(u->host, sizeof(u->host), "%s", host);
 	u->port = port;
+	u->dns_us = u->connect_us = u->tls_us = -1;
 	u->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (u->bev == NULL) {
 		free(u);
 		return NULL;
 	}
 	return u;
+}
+
+/* The first handshake message marks the end of the TCP connect: what
+ * comes after is TLS (HAR's "ssl" timing). Later handshake messages (TLS
+ * 1.3 tickets) leave the mark alone. */
+static void
+upstream_tls_infocb(const SSL *ssl, int where, int ret)
+{
+	struct upstream *u = SSL_get_app_data(ssl);
+
+	(void)ret;
+	if ((where & SSL_CB_HANDSHAKE_START) && u != NULL &&
+	    u->t_tls_start_us == 0)
+		u->t_tls_start_us = now_us();
 }
 
 struct upstream *
@@ -46,9 +61,12 @@ upstream_new_tls(
 	snprintf(u->host, sizeof(u->host), "%s", host);
 	u->port = port;
 	u->tls = 1;
+	u->dns_us = u->connect_us = u->tls_us = -1;
 	/* origins often close without close_notify; OpenSSL 3 makes that an
 	 * error unless told to take it as the end it is */
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_set_app_data(ssl, u);
+	SSL_set_info_callback(ssl, upstream_tls_infocb);
 	/* with CLOSE_ON_FREE the bufferevent frees the SSL and the socket */
 	u->bev = bufferevent_openssl_socket_new(w->base, -1, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);

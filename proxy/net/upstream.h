@@ -25,6 +25,12 @@ struct upstream {
 	unsigned port;
 	int tls;      /* the bufferevent is an OpenSSL one */
 	int end_seen; /* its close was seen once and put back (conn.c) */
+	int64_t t_tls_start_us; /* TLS: when the handshake began (the TCP
+				   connect done), 0 before */
+	/* what opening it took, µs, -1 unknown: the first exchange on it
+	 * reports these (an intercepted tunnel opens its origin leg before
+	 * the client's first request) */
+	int64_t dns_us, connect_us, tls_us;
 	char ip[INET6_ADDRSTRLEN];
 	int ip_port;
 	int uses; /* exchanges carried so far */

@@ -402,6 +402,11 @@ static const char schema_step_v6[] =
 static const char schema_step_v7[] =
     "ALTER TABLE requests ADD COLUMN resp_reason TEXT;";
 
+/* v8: the origin TLS handshake's own duration (HAR's "ssl"); connect_us
+ * keeps including it, as HAR's "connect" does. */
+static const char schema_step_v8[] =
+    "ALTER TABLE requests ADD COLUMN tls_us INTEGER;";
+
 /* A step's SQL may come in parts: C99 promises string literals of 4095
  * bytes, no more. */
 #define SCHEMA_STEP_PARTS 3
@@ -415,6 +420,7 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
     {schema_step_v5}, /* 4 -> 5 */
     {schema_step_v6}, /* 5 -> 6 */
     {schema_step_v7}, /* 6 -> 7 */
+    {schema_step_v8}, /* 7 -> 8 */
 };
 
 _Static_assert(

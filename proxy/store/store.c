@@ -116,9 +116,9 @@ static const char store_sql_req[] =
     " resp_body_size, resp_body_sha, resp_body_truncated,"
     " content_type, server_ip, server_port, upstream_reused,"
     " dns_us, connect_us, ttfb_us, total_us, error, replay_of, label,"
-    " resp_reason)"
+    " resp_reason, tls_us)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?)";
+    "?,?,?,?,?,?)";
 
 /* A name seen again keeps its first sighting and counts the new one. */
 static const char store_sql_dip[] =
@@ -172,6 +172,7 @@ store_rec_new(enum store_rec_type type)
 	if (type == STORE_REC_REQUEST) {
 		rec->u.req.dns_us = -1;
 		rec->u.req.connect_us = -1;
+		rec->u.req.tls_us = -1;
 		rec->u.req.ttfb_us = -1;
 		rec->u.req.total_us = -1;
 	} else if (type == STORE_REC_DOMAIN_IP)
@@ -653,7 +654,8 @@ store_write_req(struct store *st, const struct store_request *r)
 	store_bind_text(s, i++, r->error);
 	sqlite3_bind_int64(s, i++, r->replay_of);
 	store_bind_text(s, i++, r->label);
-	store_bind_text(s, i, r->resp_reason);
+	store_bind_text(s, i++, r->resp_reason);
+	store_bind_dur(s, i, r->tls_us);
 	if (store_step(s) != SQLITE_DONE)
 		return -1;
 	store_newdns(st, r);

@@ -17,7 +17,7 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
 /* queue_bytes_max used when store_open() is given 0. */
@@ -158,8 +158,9 @@ struct store_request {
 	int upstream_reused; /* 1 if the upstream connection was pooled */
 	/* durations in µs; -1 when the phase did not happen */
 	int64_t dns_us;
-	int64_t connect_us;
-	int64_t ttfb_us; /* request sent -> first response byte */
+	int64_t connect_us; /* TCP and, for TLS, the handshake */
+	int64_t tls_us;     /* the TLS handshake with the origin alone */
+	int64_t ttfb_us;    /* request sent -> first response byte */
 	int64_t total_us;
 	char *error;       /* NULL, or why the exchange failed */
 	int64_t replay_of; /* 0 = not a replay */

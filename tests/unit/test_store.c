@@ -442,8 +442,9 @@ test_next_conn_id_across_runs(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(
 	    sqlite3_exec(db,
-		"DROP TABLE conn_ids; ALTER TABLE requests DROP COLUMN "
-		"resp_reason;"
+		"DROP TABLE conn_ids;"
+		"ALTER TABLE requests DROP COLUMN resp_reason;"
+		"ALTER TABLE requests DROP COLUMN tls_us;"
 		"PRAGMA user_version = 5;"
 		"INSERT INTO requests (conn_id, seq) VALUES (5000, 1)",
 		NULL, NULL, NULL),
@@ -1015,6 +1016,7 @@ test_migrate_v4_learned(void **state)
 			     " PRIMARY KEY (host, port));"
 			     "DROP TABLE lp; DROP TABLE conn_ids;"
 			     "ALTER TABLE requests DROP COLUMN resp_reason;"
+			     "ALTER TABLE requests DROP COLUMN tls_us;"
 			     "INSERT INTO learned_passthrough VALUES"
 			     " ('old.test', 443, 'unsupported protocol', 1, 2,"
 			     " 4);"

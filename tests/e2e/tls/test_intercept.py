@@ -330,3 +330,25 @@ def test_sequential_tunnels_to_same_origin(tls_proxy, tls_nginx, certs):
     rs = req_rows(p, "query LIKE ? AND scheme = 'https'", (f"%{t}%",))
     assert [x["status"] for x in rs] == [200] * 3, rs
     assert all(not x["error"] for x in rs), rs
+
+
+def test_har_ssl_timing_from_the_origin_leg(tls_proxy, tls_nginx, certs,
+                                            tmp_path):
+    """The first exchange of an intercepted tunnel opened the origin's TLS
+    leg: HAR's ssl is that handshake, and (HAR 1.2) within connect; a
+    plain-HTTP exchange has no ssl (-1)."""
+    p = tls_proxy("--upstream-ca", certs.ca)
+    t = token()
+    r = tcurl(p, f"https://alpha.test:{tls_nginx.port}/small?t={t}")
+    assert r.code == 200, r.stderr
+    p.stop()
+    rq = req_rows(p, "query LIKE ?", (f"%{t}%",))[0]
+    assert rq["tls_us"] is not None and rq["tls_us"] > 0, rq
+    assert rq["tls_us"] <= rq["connect_us"], rq
+    har = tmp_path / "t.har"
+    cp = run_cli("export", "har", har, rq["id"], "--db", p.db)
+    assert cp.returncode == 0, cp.stderr
+    tm = json.loads(har.read_text())["log"]["entries"][0]["timings"]
+    assert 0 < tm["ssl"] <= tm["connect"], tm
+    cp = run_cli("show", rq["id"], "--db", p.db)
+    assert ", tls " in cp.stdout, cp.stdout
