@@ -18,7 +18,7 @@
 
 #define DOMAINS_CMD "domains"
 /* Columns of the text and CSV tables; ips stays last, it is the widest. */
-#define DOMAINS_NCOLS 14
+#define DOMAINS_NCOLS 15
 
 struct domains_opts {
 	const char *db;
@@ -45,7 +45,10 @@ static const char domains_help[] =
     "\n"
     "Every host the capture saw (as a request host, a connection target or\n"
     "TLS server name, or a DNS answer), with first and last seen (UTC),\n"
-    "connections, requests, bytes up (request headers + bodies) and down\n"
+    "connections (that named the host themselves), inferred connections\n"
+    "(to a bare address the same client had just seen the name resolve\n"
+    "to; see `peephole streams`), requests, bytes up (request headers +\n"
+    "bodies) and down\n"
     "(response headers + bodies), ports, protocols, how many connections\n"
     "were intercepted and passed through, whether peephole learned to pass\n"
     "it through (pinned: see `peephole passthrough`), how a connection\n"
@@ -185,6 +188,8 @@ domains_json_row(sqlite3_stmt *s)
 	json_object_set_new(
 	    o, "pinned", json_boolean(sqlite3_column_int(s, 12) != 0));
 	json_object_set_new(o, "named_by", domains_list(domains_col(s, 13), 0));
+	json_object_set_new(
+	    o, "inferred", json_integer(sqlite3_column_int64(s, 14)));
 	return o;
 }
 
@@ -193,7 +198,7 @@ static int
 domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 {
 	char first[40], last[40], conns[24], reqs[24], up[24], down[24];
-	char nint[24], npass[24];
+	char nint[24], npass[24], ninf[24];
 	const char *cells[DOMAINS_NCOLS], *pinned;
 	int pin = sqlite3_column_int(s, 12) != 0;
 
@@ -213,13 +218,16 @@ domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 		out_size(
 		    (uint64_t)sqlite3_column_int64(s, 6), down, sizeof(down));
 	}
+	snprintf(
+	    ninf, sizeof(ninf), "%lld", (long long)sqlite3_column_int64(s, 14));
 	cells[0] = domains_col(s, 0);
 	cells[1] = first;
 	cells[2] = last;
 	cells[3] = conns;
-	cells[4] = reqs;
-	cells[5] = up;
-	cells[6] = down;
+	cells[4] = ninf;
+	cells[5] = reqs;
+	cells[6] = up;
+	cells[7] = down;
 	snprintf(
 	    nint, sizeof(nint), "%lld", (long long)sqlite3_column_int64(s, 10));
 	snprintf(npass, sizeof(npass), "%lld",
@@ -229,13 +237,13 @@ domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 		pinned = pin ? "1" : "0";
 	else
 		pinned = pin ? "pinned" : "";
-	cells[7] = domains_col(s, 7);
-	cells[8] = domains_col(s, 9);
-	cells[9] = nint;
-	cells[10] = npass;
-	cells[11] = pinned;
-	cells[12] = domains_col(s, 13);
-	cells[13] = domains_col(s, 8);
+	cells[8] = domains_col(s, 7);
+	cells[9] = domains_col(s, 9);
+	cells[10] = nint;
+	cells[11] = npass;
+	cells[12] = pinned;
+	cells[13] = domains_col(s, 13);
+	cells[14] = domains_col(s, 8);
 	return out_table_add(t, cells);
 }
 
@@ -243,18 +251,18 @@ static struct out_table *
 domains_table_new(void)
 {
 	static const char *const headers[DOMAINS_NCOLS] = {"domain",
-	    "first_seen", "last_seen", "connections", "requests", "bytes_up",
-	    "bytes_down", "ports", "protocols", "intercepted", "passed_through",
-	    "pinned", "named_by", "ips"};
+	    "first_seen", "last_seen", "connections", "inferred", "requests",
+	    "bytes_up", "bytes_down", "ports", "protocols", "intercepted",
+	    "passed_through", "pinned", "named_by", "ips"};
 	struct out_table *t;
 	size_t c;
 
 	if ((t = out_table_new(DOMAINS_NCOLS, headers)) == NULL)
 		return NULL;
-	for (c = 3; c <= 6; c++)
+	for (c = 3; c <= 7; c++)
 		out_table_align_right(t, c);
-	out_table_align_right(t, 9);
 	out_table_align_right(t, 10);
+	out_table_align_right(t, 11);
 	return t;
 }
 
@@ -272,7 +280,7 @@ domains_print(sqlite3 *db, const struct domains_opts *o)
 	snprintf(sql, sizeof(sql),
 	    "SELECT name, first_seen_us, last_seen_us, connections, requests,"
 	    " bytes_up, bytes_down, ports, ips, protocols, intercepted,"
-	    " passed_through, pinned, named_by FROM domain_catalogue"
+	    " passed_through, pinned, named_by, inferred FROM domain_catalogue"
 	    " ORDER BY %s",
 	    o->order);
 	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {

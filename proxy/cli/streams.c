@@ -622,6 +622,10 @@ sstream_text_ends(FILE *fp, sqlite3_stmt *c)
 		snprintf(buf, sizeof(buf), "%s (named by %s, seen %s)", name,
 		    (v = out_col_text(c, "named_by")) != NULL ? v : "-", ts);
 		sstream_field(fp, "host", buf);
+	} else if ((v = out_col_text(c, "name_candidates")) != NULL) {
+		/* several names resolved to the address for this client */
+		snprintf(buf, sizeof(buf), "ambiguous: %s", v);
+		sstream_field(fp, "host", buf);
 	}
 	streams_hostport(buf, sizeof(buf), out_col_text(c, "server_ip"),
 	    out_col_int(c, "server_port"));
@@ -794,7 +798,8 @@ sstream_print(sqlite3 *db, const struct sstream_opts *o)
 
 	if (sqlite3_prepare_v2(db,
 		"SELECT c.*, n.name AS named_host, n.named_by,"
-		" n.named_at_us, " STREAMS_WHERE " AS is_stream"
+		" n.named_at_us, n.candidates AS "
+		"name_candidates, " STREAMS_WHERE " AS is_stream"
 		" FROM connections c LEFT JOIN stream_names n"
 		" ON n.conn_id = c.id WHERE c.id = ?",
 		-1, &c, NULL) != SQLITE_OK) {

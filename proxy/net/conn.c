@@ -1699,6 +1699,40 @@ conn_connect_next(struct conn *c, const char *last_err)
 	conn_fail(c, 502, why);
 }
 
+/*
+ * This client was told host -> each address (by the proxy's own lookup,
+ * cached or not): the evidence that names its later connections to a bare
+ * address (stream_names). The domain_ips fact itself is resolve.c's.
+ */
+static void
+conn_note_sightings(struct conn *c, const struct resolve_result *res)
+{
+	char ip[INET6_ADDRSTRLEN];
+	struct store_rec *rec;
+	int64_t t = now_us();
+
+	if (c->w->store == NULL || !c->w->cfg->record_flows)
+		return;
+	for (int i = 0; i < res->naddrs; i++) {
+		const struct sockaddr_storage *ss = &res->addrs[i];
+		const void *src = ss->ss_family == AF_INET6
+		    ? (const void *)&((const struct sockaddr_in6 *)ss)
+			  ->sin6_addr
+		    : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+		if (inet_ntop(ss->ss_family, src, ip, sizeof(ip)) == NULL ||
+		    (rec = store_rec_new(STORE_REC_DOMAIN_IP)) == NULL)
+			continue;
+		rec->u.dip.domain = strdup(c->url.host);
+		rec->u.dip.ip = strdup(ip);
+		rec->u.dip.source = strdup("proxy-dns");
+		rec->u.dip.client_ip = strdup(c->client_ip);
+		rec->u.dip.t_us = t;
+		rec->u.dip.sighting_only = 1;
+		/* small; the exchange's own record carries the back-pressure */
+		(void)store_submit(c->w->store, rec);
+	}
+}
+
 static void
 conn_resolved(const struct resolve_result *res, void *arg)
 {
@@ -1724,6 +1758,7 @@ conn_resolved(const struct resolve_result *res, void *arg)
 				return;
 			}
 	}
+	conn_note_sightings(c, res);
 	c->addrs = *res;
 	c->addr_idx = 0;
 	conn_connect_next(c, NULL);

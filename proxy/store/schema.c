@@ -407,6 +407,140 @@ static const char schema_step_v7[] =
 static const char schema_step_v8[] =
     "ALTER TABLE requests ADD COLUMN tls_us INTEGER;";
 
+/*
+ * v9: naming a connection that asked for a bare address, per client. Many
+ * hosts share one CDN address, so "the name last seen for this IP" credited
+ * connections to the wrong name. name_sightings keeps, per client, each
+ * (name, address) that client was told or used: its DNS answers through
+ * the proxy (proxy-dns), WeChat's app-dns answers, and its own connections
+ * by name (sni, connect). stream_names credits a bare-address connection
+ * with a name only when that client saw the name resolve to the address
+ * shortly before (within the answer's TTL, at least 5 minutes); when
+ * several names qualify it names none, says "ambiguous" and lists the
+ * candidates. The catalogue counts inferred connections apart from the
+ * ones that named the host themselves.
+ */
+static const char schema_step_v9_sightings[] =
+    "CREATE TABLE name_sightings ("
+    " client_ip TEXT NOT NULL, domain TEXT NOT NULL, ip TEXT NOT NULL,"
+    " source TEXT NOT NULL, first_seen INTEGER, last_seen INTEGER,"
+    " ttl INTEGER, count INTEGER NOT NULL DEFAULT 1,"
+    " UNIQUE (client_ip, domain, ip, source));"
+    "CREATE INDEX name_sightings_ip ON name_sightings(ip, client_ip);"
+    "DROP VIEW domain_catalogue;"
+    "DROP VIEW stream_names;"
+    "CREATE VIEW stream_names AS WITH"
+    " t(id, client, ip, sni, t_open) AS (SELECT id, client_ip,"
+    "  CASE WHEN instr(target_host, ':') > 0"
+    "   OR (target_host GLOB '*.*.*.*'"
+    "   AND target_host NOT GLOB '*[^0-9.]*') THEN target_host"
+    "  WHEN coalesce(target_host, '') = '' THEN nullif(server_ip, '')"
+    "  END, nullif(sni, ''), t_accept_us FROM connections),"
+    " cand(id, name, source, at) AS (SELECT t.id, s.domain, s.source,"
+    "  s.last_seen FROM t JOIN name_sightings s ON s.ip = t.ip"
+    "  AND s.client_ip = t.client"
+    "  WHERE t.sni IS NULL AND s.domain <> s.ip"
+    "  AND coalesce(s.first_seen, 0) <= coalesce(t.t_open, 0)"
+    "  AND coalesce(t.t_open, 0) <= coalesce(s.last_seen, 0)"
+    "   + max(coalesce(s.ttl, 0), 300) * 1000000),"
+    " agg(id, n, names, name, source, at) AS (SELECT id,"
+    "  count(DISTINCT name), group_concat(DISTINCT name), min(name),"
+    "  group_concat(DISTINCT source), max(at) FROM cand GROUP BY id)"
+    " SELECT t.id AS conn_id, t.ip AS ip,"
+    "  CASE WHEN t.sni IS NOT NULL THEN t.sni"
+    "   WHEN a.n = 1 THEN a.name END AS name,"
+    "  CASE WHEN t.sni IS NOT NULL THEN 'sni' WHEN a.n = 1 THEN a.source"
+    "   WHEN a.n > 1 THEN 'ambiguous' END AS named_by,"
+    "  CASE WHEN t.sni IS NOT NULL THEN t.t_open ELSE a.at END"
+    "   AS named_at_us,"
+    "  CASE WHEN a.n > 1 THEN a.names END AS candidates"
+    " FROM t LEFT JOIN agg a ON a.id = t.id WHERE t.ip IS NOT NULL;"
+    /* every connection under each name it goes by: its target, its SNI
+     * and, for a bare address, the name inferred for it (inferred = 1) */
+    "CREATE VIEW name_conns AS"
+    " SELECT target_host AS name, id, target_port AS port,"
+    "  server_ip AS ip, protocol, decision, t_accept_us AS t_open,"
+    "  t_close_us AS t_close, 0 AS inferred FROM connections"
+    " UNION SELECT sni, id, target_port, server_ip, protocol, decision,"
+    "  t_accept_us, t_close_us, 0 FROM connections"
+    "  WHERE sni IS NOT NULL AND sni <> ''"
+    " UNION SELECT n.name, c.id, c.target_port, c.server_ip, c.protocol,"
+    "  c.decision, c.t_accept_us, c.t_close_us, 1"
+    "  FROM stream_names n JOIN connections c ON c.id = n.conn_id"
+    "  WHERE n.name IS NOT NULL AND n.named_by <> 'sni';";
+
+static const char schema_step_v9_catalogue[] =
+    "CREATE VIEW domain_catalogue AS WITH"
+    " seen(name, t) AS ("
+    "  SELECT host, t_start_us FROM requests"
+    "  UNION ALL SELECT name, t_open FROM name_conns"
+    "  UNION ALL SELECT name, t_close FROM name_conns"
+    "  UNION ALL SELECT domain, first_seen FROM domain_ips"
+    "  UNION ALL SELECT domain, last_seen FROM domain_ips"
+    "  UNION ALL SELECT host, first_seen FROM learned_passthrough"
+    "  UNION ALL SELECT host, last_seen FROM learned_passthrough),"
+    " names AS (SELECT name, min(nullif(t, 0)) AS first_us,"
+    "  max(nullif(t, 0)) AS last_us FROM seen"
+    "  WHERE name IS NOT NULL AND name <> '' GROUP BY name),"
+    " req AS (SELECT host AS name, count(*) AS nreq,"
+    "  sum(coalesce(req_header_bytes, 0) + coalesce(req_body_size, 0))"
+    "   AS up,"
+    "  sum(coalesce(resp_header_bytes, 0) + coalesce(resp_body_size, 0))"
+    "   AS down"
+    "  FROM requests GROUP BY host),"
+    " cids(name, cid) AS (SELECT host, conn_id FROM requests"
+    "  UNION SELECT name, id FROM name_conns WHERE inferred = 0),"
+    " conns AS (SELECT name, count(*) AS nconn FROM cids GROUP BY name),"
+    " inf AS (SELECT name, count(DISTINCT id) AS ninf FROM name_conns"
+    "  WHERE inferred = 1 GROUP BY name),"
+    " decided AS (SELECT name,"
+    "  sum(decision = 'intercept') AS nint,"
+    "  sum(decision = 'passthrough') AS npass"
+    "  FROM name_conns GROUP BY name),"
+    " protos AS (SELECT name, group_concat(protocol, ',') AS protocols"
+    "  FROM (SELECT DISTINCT name, protocol FROM name_conns"
+    "  WHERE protocol IS NOT NULL AND protocol <> ''"
+    "  ORDER BY name, protocol) GROUP BY name),"
+    " named AS (SELECT name, group_concat(named_by, ',') AS named_by"
+    "  FROM (SELECT DISTINCT name, named_by FROM stream_names"
+    "  WHERE name IS NOT NULL ORDER BY name, named_by) GROUP BY name),"
+    " pins AS (SELECT DISTINCT host AS name FROM learned_passthrough),"
+    " portlist(name, port) AS ("
+    "  SELECT host, port FROM requests WHERE port > 0"
+    "  UNION SELECT name, port FROM name_conns WHERE port > 0),"
+    " ports AS (SELECT name, group_concat(port, ',') AS ports FROM"
+    "  (SELECT name, port FROM portlist ORDER BY name, port)"
+    "  GROUP BY name),"
+    " iplist(name, ip) AS (SELECT domain, ip FROM domain_ips"
+    "  UNION SELECT host, server_ip FROM requests"
+    "  WHERE server_ip IS NOT NULL AND server_ip <> ''"
+    "  UNION SELECT name, ip FROM name_conns"
+    "  WHERE ip IS NOT NULL AND ip <> ''),"
+    " ips AS (SELECT name, group_concat(ip, ',') AS ips FROM"
+    "  (SELECT name, ip FROM iplist ORDER BY name, ip) GROUP BY name)"
+    " SELECT n.name AS name, n.first_us AS first_seen_us,"
+    "  n.last_us AS last_seen_us,"
+    "  coalesce(c.nconn, 0) AS connections,"
+    "  coalesce(r.nreq, 0) AS requests,"
+    "  coalesce(r.up, 0) AS bytes_up, coalesce(r.down, 0) AS bytes_down,"
+    "  coalesce(p.ports, '') AS ports, coalesce(i.ips, '') AS ips,"
+    "  coalesce(pr.protocols, '') AS protocols,"
+    "  coalesce(d.nint, 0) AS intercepted,"
+    "  coalesce(d.npass, 0) AS passed_through,"
+    "  pn.name IS NOT NULL AS pinned,"
+    "  coalesce(nb.named_by, '') AS named_by,"
+    "  coalesce(f.ninf, 0) AS inferred"
+    " FROM names n"
+    " LEFT JOIN req r ON r.name = n.name"
+    " LEFT JOIN conns c ON c.name = n.name"
+    " LEFT JOIN inf f ON f.name = n.name"
+    " LEFT JOIN ports p ON p.name = n.name"
+    " LEFT JOIN ips i ON i.name = n.name"
+    " LEFT JOIN decided d ON d.name = n.name"
+    " LEFT JOIN protos pr ON pr.name = n.name"
+    " LEFT JOIN named nb ON nb.name = n.name"
+    " LEFT JOIN pins pn ON pn.name = n.name;";
+
 /* A step's SQL may come in parts: C99 promises string literals of 4095
  * bytes, no more. */
 #define SCHEMA_STEP_PARTS 3
@@ -416,11 +550,12 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
     {schema_step_v2},                              /* 1 -> 2 */
     {schema_step_v3_columns, schema_step_v3_names, /* 2 -> 3 */
 	schema_step_v3_catalogue},
-    {schema_step_v4}, /* 3 -> 4 */
-    {schema_step_v5}, /* 4 -> 5 */
-    {schema_step_v6}, /* 5 -> 6 */
-    {schema_step_v7}, /* 6 -> 7 */
-    {schema_step_v8}, /* 7 -> 8 */
+    {schema_step_v4},                                     /* 3 -> 4 */
+    {schema_step_v5},                                     /* 4 -> 5 */
+    {schema_step_v6},                                     /* 5 -> 6 */
+    {schema_step_v7},                                     /* 6 -> 7 */
+    {schema_step_v8},                                     /* 7 -> 8 */
+    {schema_step_v9_sightings, schema_step_v9_catalogue}, /* 8 -> 9 */
 };
 
 _Static_assert(

@@ -36,6 +36,7 @@ struct store {
 	sqlite3_stmt *ins_conn;
 	sqlite3_stmt *ins_req;
 	sqlite3_stmt *ins_dip;
+	sqlite3_stmt *ins_sight;
 	sqlite3_stmt *ins_body;
 	sqlite3_stmt *ins_learned;
 	sqlite3_stmt *del_learned;
@@ -151,6 +152,15 @@ static const char store_sql_learned[] =
 static const char store_sql_forget[] =
     "DELETE FROM learned_passthrough WHERE host = ?1 AND port = ?2";
 
+/* A client saw name -> address again: keep the span it was seen over. */
+static const char store_sql_sight[] =
+    "INSERT INTO name_sightings (client_ip, domain, ip, source, first_seen,"
+    " last_seen, ttl, count) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 1)"
+    " ON CONFLICT (client_ip, domain, ip, source) DO UPDATE SET"
+    " first_seen = min(first_seen, excluded.first_seen),"
+    " last_seen = max(last_seen, excluded.last_seen),"
+    " ttl = coalesce(excluded.ttl, ttl), count = count + 1";
+
 static const char store_sql_body[] =
     "INSERT INTO bodies (sha256, size, data) VALUES (?, ?, ?)"
     " ON CONFLICT (sha256) DO NOTHING";
@@ -238,6 +248,7 @@ store_rec_free(struct store_rec *rec)
 		free(d->domain);
 		free(d->ip);
 		free(d->source);
+		free(d->client_ip);
 		break;
 	case STORE_REC_LEARNED_PASSTHROUGH:
 	case STORE_REC_LEARNED_FORGET:
@@ -361,10 +372,27 @@ store_step(sqlite3_stmt *s)
 	return rc;
 }
 
-/* One (domain, ip, source) sighting, upserted. ttl -1 is unknown. */
+/* What one client saw of name -> address, upserted. */
 static int
-store_put_dip(struct store *st, const char *domain, const char *ip,
-    const char *source, int64_t t_us, int ttl)
+store_put_sighting(struct store *st, const char *client, const char *domain,
+    const char *ip, const char *source, int64_t t_us, int ttl)
+{
+	sqlite3_stmt *s = st->ins_sight;
+
+	store_bind_text(s, 1, client);
+	store_bind_text(s, 2, domain);
+	store_bind_text(s, 3, ip);
+	store_bind_text(s, 4, source);
+	store_bind_time(s, 5, t_us);
+	store_bind_dur(s, 6, ttl);
+	return store_step(s) == SQLITE_DONE ? 0 : -1;
+}
+
+/* One (domain, ip, source) fact, upserted, and the sighting of client
+ * (NULL: none known). ttl -1 is unknown. */
+static int
+store_put_dip(struct store *st, const char *client, const char *domain,
+    const char *ip, const char *source, int64_t t_us, int ttl)
 {
 	sqlite3_stmt *s = st->ins_dip;
 
@@ -373,7 +401,11 @@ store_put_dip(struct store *st, const char *domain, const char *ip,
 	store_bind_text(s, 3, source);
 	store_bind_time(s, 4, t_us);
 	store_bind_dur(s, 5, ttl);
-	return store_step(s) == SQLITE_DONE ? 0 : -1;
+	if (store_step(s) != SQLITE_DONE)
+		return -1;
+	return client != NULL && client[0] != '\0'
+	    ? store_put_sighting(st, client, domain, ip, source, t_us, ttl)
+	    : 0;
 }
 
 /* Columns per socket: rtt, rttvar, retransmits, total retransmits, lost,
@@ -427,14 +459,14 @@ store_conn_evidence(struct store *st, const struct store_conn *c)
 	if (c->server_ip == NULL || c->server_ip[0] == '\0')
 		return 0;
 	if (c->sni != NULL && c->sni[0] != '\0' && !store_is_ip(c->sni) &&
-	    store_put_dip(
-		st, c->sni, c->server_ip, "sni", c->t_accept_us, -1) == -1)
+	    store_put_dip(st, c->client_ip, c->sni, c->server_ip, "sni",
+		c->t_accept_us, -1) == -1)
 		return -1;
 	if (tunnel && c->target_host != NULL && c->target_host[0] != '\0' &&
 	    !store_is_ip(c->target_host) &&
 	    (c->sni == NULL || strcasecmp(c->sni, c->target_host) != 0) &&
-	    store_put_dip(st, c->target_host, c->server_ip, "connect",
-		c->t_accept_us, -1) == -1)
+	    store_put_dip(st, c->client_ip, c->target_host, c->server_ip,
+		"connect", c->t_accept_us, -1) == -1)
 		return -1;
 	return 0;
 }
@@ -599,8 +631,9 @@ store_newdns(struct store *st, const struct store_request *r)
 		return;
 	}
 	for (i = 0; i < res.n; i++)
-		if (store_put_dip(st, res.answers[i].domain, res.answers[i].ip,
-			"app-dns", t, res.answers[i].ttl) == 0)
+		if (store_put_dip(st, r->client_ip, res.answers[i].domain,
+			res.answers[i].ip, "app-dns", t,
+			res.answers[i].ttl) == 0)
 			nok++;
 	if (nok < res.n)
 		log_warnx("c%lld newdns: %zu of %zu answers not stored: %s",
@@ -665,7 +698,13 @@ store_write_req(struct store *st, const struct store_request *r)
 static int
 store_write_dip(struct store *st, const struct store_domain_ip *d)
 {
-	return store_put_dip(st, d->domain, d->ip, d->source, d->t_us, d->ttl);
+	if (d->sighting_only)
+		return d->client_ip != NULL
+		    ? store_put_sighting(st, d->client_ip, d->domain, d->ip,
+			  d->source, d->t_us, d->ttl)
+		    : 0;
+	return store_put_dip(
+	    st, d->client_ip, d->domain, d->ip, d->source, d->t_us, d->ttl);
 }
 
 /* Bind event e of connection cid to the 5 parameters from i. */
@@ -1140,6 +1179,8 @@ store_prepare(struct store *st, char *err, size_t errlen)
 		st->db, store_sql_conn, -1, &st->ins_conn, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(st->db, store_sql_req, -1, &st->ins_req, NULL) !=
 		SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, store_sql_sight, -1, &st->ins_sight,
+		NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(st->db, store_sql_dip, -1, &st->ins_dip, NULL) !=
 		SQLITE_OK ||
 	    sqlite3_prepare_v2(
@@ -1162,6 +1203,7 @@ store_free(struct store *st)
 	sqlite3_finalize(st->ins_conn);
 	sqlite3_finalize(st->ins_req);
 	sqlite3_finalize(st->ins_dip);
+	sqlite3_finalize(st->ins_sight);
 	sqlite3_finalize(st->ins_body);
 	sqlite3_finalize(st->ins_learned);
 	sqlite3_finalize(st->del_learned);

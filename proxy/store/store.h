@@ -17,7 +17,7 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
 /* queue_bytes_max used when store_open() is given 0. */
@@ -173,6 +173,10 @@ struct store_domain_ip {
 	char *source; /* "proxy-dns" | "app-dns" | "sni" | "connect" */
 	int64_t t_us;
 	int ttl; /* seconds, -1 unknown */
+	/* NULL, or the client this answer was for: also a name_sightings
+	 * row, which names that client's later bare-address connections */
+	char *client_ip;
+	int sighting_only; /* the domain_ips fact is written elsewhere */
 };
 
 /*

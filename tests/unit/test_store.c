@@ -72,6 +72,21 @@ xstrdup(const char *s)
 	return p;
 }
 
+/* A new file as a build of schema version v left it: steps 0..v-1 run. */
+static sqlite3 *
+db_at_version(const char *path, int v)
+{
+	char err[256] = "";
+	sqlite3 *db;
+
+	unlink(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	for (int k = 0; k < v; k++)
+		if (schema_run_step(db, k, err, sizeof(err)) == -1)
+			fail_msg("step %d: %s", k, err);
+	return db;
+}
+
 static struct store *
 open_store(const char *path, size_t qmax)
 {
@@ -439,15 +454,11 @@ test_next_conn_id_across_runs(void **state)
 	 * never closed, only its request reached the file. The migration
 	 * starts the counter past it.
 	 */
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(db,
-		"DROP TABLE conn_ids;"
-		"ALTER TABLE requests DROP COLUMN resp_reason;"
-		"ALTER TABLE requests DROP COLUMN tls_us;"
-		"PRAGMA user_version = 5;"
-		"INSERT INTO requests (conn_id, seq) VALUES (5000, 1)",
-		NULL, NULL, NULL),
+	db = db_at_version(f->path, 5);
+	assert_int_equal(sqlite3_exec(db,
+			     "INSERT INTO requests (conn_id, seq)"
+			     " VALUES (5000, 1)",
+			     NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
 	st = open_store(f->path, 0);
@@ -998,29 +1009,14 @@ static void
 test_migrate_v4_learned(void **state)
 {
 	struct fixture *f = *state;
-	struct store *st = open_store(f->path, 0);
-	sqlite3 *db;
+	struct store *st;
+	sqlite3 *db = db_at_version(f->path, 4);
 
-	store_close(st);
-	db = raw_open(f->path);
 	assert_int_equal(sqlite3_exec(db,
-			     "CREATE TABLE lp AS SELECT host, port, reason,"
-			     " first_seen, last_seen, count"
-			     " FROM learned_passthrough;"
-			     "DROP TABLE learned_passthrough;"
-			     "CREATE TABLE learned_passthrough ("
-			     " host TEXT NOT NULL, port INTEGER NOT NULL,"
-			     " reason TEXT, first_seen INTEGER,"
-			     " last_seen INTEGER,"
-			     " count INTEGER NOT NULL DEFAULT 1,"
-			     " PRIMARY KEY (host, port));"
-			     "DROP TABLE lp; DROP TABLE conn_ids;"
-			     "ALTER TABLE requests DROP COLUMN resp_reason;"
-			     "ALTER TABLE requests DROP COLUMN tls_us;"
-			     "INSERT INTO learned_passthrough VALUES"
+			     "INSERT INTO learned_passthrough (host, port,"
+			     " reason, first_seen, last_seen, count) VALUES"
 			     " ('old.test', 443, 'unsupported protocol', 1, 2,"
-			     " 4);"
-			     "PRAGMA user_version = 4;",
+			     " 4);",
 			     NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
@@ -1303,11 +1299,25 @@ mk_dip_src(const char *domain, const char *ip, const char *src, int64_t t)
 	return r;
 }
 
+/* A name -> address answer given to one client. */
+static struct store_rec *
+mk_sight(const char *domain, const char *ip, const char *src, int64_t t,
+    const char *client, int ttl)
+{
+	struct store_rec *r = mk_dip_src(domain, ip, src, t);
+
+	r->u.dip.client_ip = xstrdup(client);
+	r->u.dip.ttl = ttl;
+	return r;
+}
+
 /*
- * Streams to bare addresses get names: from their own SNI; else from the
- * freshest domain_ips row for the address known when they opened (DNS
- * answers, app-dns, the SNI or CONNECT name of an earlier connection);
- * else none. The catalogue lists them under the name and says how.
+ * Streams to bare addresses get names: from their own SNI; else from what
+ * the same client was told or used shortly before (its DNS answers through
+ * the proxy, app-dns, its own connections by SNI or CONNECT name); never
+ * from another client's answers or a stale one; when several names fit,
+ * none, marked ambiguous with the candidates. The catalogue counts such
+ * inferred connections apart.
  */
 static void
 test_stream_names(void **state)
@@ -1316,20 +1326,22 @@ test_stream_names(void **state)
 	struct store *st = open_store(f->path, 0);
 	struct store_rec *r;
 	int64_t t0 = 1700000000000000;
+	const char *me = "127.0.0.1";
 	sqlite3 *db;
 
 	/* 1: its own SNI. */
 	submit_ok(st, mk_stream(1, "198.51.100.1", "tls.example"));
-	/* 2: app-dns said so before it opened; a later proxy-dns answer for
-	 * the same address (reused) does not rename it. */
+	/* 2: app-dns told this client before it opened; a later proxy-dns
+	 * answer for the same address (reused) does not rename it. */
 	submit_ok(st,
-	    mk_dip_src(
-		"sglong.wechat.com", "198.51.100.2", "app-dns", t0 - 5000000));
+	    mk_sight("sglong.wechat.com", "198.51.100.2", "app-dns",
+		t0 - 5000000, me, 600));
 	submit_ok(st,
-	    mk_dip_src(
-		"later.example", "198.51.100.2", "proxy-dns", t0 + 60000000));
+	    mk_sight("later.example", "198.51.100.2", "proxy-dns",
+		t0 + 60000000, me, -1));
 	submit_ok(st, mk_stream(2, "198.51.100.2", NULL));
-	/* 3: a CONNECT by name to 198.51.100.3 names a later stream there. */
+	/* 3: this client's CONNECT by name to 198.51.100.3 names a later
+	 * stream there. */
 	r = mk_stream(4, "tunnel.example", NULL);
 	free(r->u.conn.server_ip);
 	r->u.conn.server_ip = xstrdup("198.51.100.3");
@@ -1338,9 +1350,28 @@ test_stream_names(void **state)
 	submit_ok(st, mk_stream(3, "198.51.100.3", NULL));
 	/* 5: nothing known. 6: IPv6. */
 	submit_ok(st, mk_stream(5, "198.51.100.5", NULL));
-	submit_ok(
-	    st, mk_dip_src("v6.example", "2001:db8::6", "proxy-dns", t0 - 1));
+	submit_ok(st,
+	    mk_sight("v6.example", "2001:db8::6", "proxy-dns", t0 - 1, me, -1));
 	submit_ok(st, mk_stream(6, "2001:db8::6", NULL));
+	/* 7: another client's answer names nothing here. */
+	submit_ok(st,
+	    mk_sight("other.example", "198.51.100.7", "proxy-dns", t0 - 1000000,
+		"10.0.0.99", 600));
+	submit_ok(st, mk_stream(7, "198.51.100.7", NULL));
+	/* 8: an answer 400 s old with a 60 s TTL is stale (the window is the
+	 * TTL, at least 300 s). */
+	submit_ok(st,
+	    mk_sight("stale.example", "198.51.100.8", "app-dns", t0 - 400000000,
+		me, 60));
+	submit_ok(st, mk_stream(8, "198.51.100.8", NULL));
+	/* 9: one CDN address, two names told to this client: ambiguous. */
+	submit_ok(st,
+	    mk_sight("a.cdn.example", "198.51.100.9", "proxy-dns", t0 - 2000000,
+		me, 60));
+	submit_ok(st,
+	    mk_sight("b.cdn.example", "198.51.100.9", "app-dns", t0 - 1000000,
+		me, 60));
+	submit_ok(st, mk_stream(9, "198.51.100.9", NULL));
 	store_close(st);
 
 	db = raw_open(f->path);
@@ -1365,21 +1396,42 @@ test_stream_names(void **state)
 	    "SELECT name || ' ' || named_by FROM stream_names"
 	    " WHERE conn_id = 6",
 	    "v6.example proxy-dns");
+	q_text(db, "SELECT name FROM stream_names WHERE conn_id = 7", NULL);
+	q_text(db, "SELECT name FROM stream_names WHERE conn_id = 8", NULL);
+	q_text(db, "SELECT name FROM stream_names WHERE conn_id = 9", NULL);
+	q_text(db, "SELECT named_by FROM stream_names WHERE conn_id = 9",
+	    "ambiguous");
+	assert_int_equal(q_int(db,
+			     "SELECT instr(candidates, 'a.cdn.example') > 0"
+			     " AND instr(candidates, 'b.cdn.example') > 0"
+			     " FROM stream_names WHERE conn_id = 9"),
+	    1);
 	/* A connection that asked for a name is not in stream_names. */
 	assert_int_equal(
 	    q_int(db, "SELECT count(*) FROM stream_names WHERE conn_id = 4"),
 	    0);
-	/* The SNI of connection 1 became evidence for its address. */
+	/* The SNI of connection 1 became evidence for its address, for
+	 * everyone (domain_ips) and for its client (name_sightings). */
 	assert_int_equal(q_int(db,
 			     "SELECT count(*) FROM domain_ips WHERE"
 			     " domain = 'tls.example' AND source = 'sni'"
 			     " AND ip = '198.51.100.1'"),
 	    1);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM name_sightings WHERE"
+			     " domain = 'tls.example' AND source = 'sni'"
+			     " AND client_ip = '127.0.0.1'"),
+	    1);
+	/* inferred connections are counted apart from seen ones */
 	q_text(db,
 	    "SELECT named_by || ' ' || protocols || ' ' || connections"
-	    " || ' ' || passed_through FROM domain_catalogue"
-	    " WHERE name = 'sglong.wechat.com'",
-	    "app-dns mmtls 1 1");
+	    " || ' ' || inferred || ' ' || passed_through"
+	    " FROM domain_catalogue WHERE name = 'sglong.wechat.com'",
+	    "app-dns mmtls 0 1 1");
+	q_text(db,
+	    "SELECT connections || ' ' || inferred FROM domain_catalogue"
+	    " WHERE name = 'tunnel.example'",
+	    "1 1");
 	q_text(db,
 	    "SELECT named_by FROM domain_catalogue"
 	    " WHERE name = 'tunnel.example'",
@@ -1387,6 +1439,10 @@ test_stream_names(void **state)
 	q_text(db,
 	    "SELECT named_by FROM domain_catalogue WHERE name = '198.51.100.5'",
 	    "");
+	assert_int_equal(q_int(db,
+			     "SELECT inferred FROM domain_catalogue"
+			     " WHERE name = 'a.cdn.example'"),
+	    0);
 	sqlite3_close(db);
 }
 
@@ -1452,6 +1508,7 @@ test_newdns_answers(void **state)
 	    "<clientip>203.0.113.7</clientip>\n";
 	struct fixture *f = *state;
 	struct store *st = open_store(f->path, 0);
+	struct store_rec *r;
 	unsigned char *z;
 	size_t zlen;
 	sqlite3 *db;
@@ -1463,7 +1520,10 @@ test_newdns_answers(void **state)
 	/* Garbage: logged, the row stands. */
 	submit_ok(st, mk_newdns(3, "not deflate at all", 18, 18));
 	free(z);
-	submit_ok(st, mk_stream(4, "198.51.100.8", NULL));
+	/* the same client, half a second after the answer */
+	r = mk_stream(4, "198.51.100.8", NULL);
+	r->u.conn.t_accept_us = 1700000001000000;
+	submit_ok(st, r);
 	store_close(st);
 
 	db = raw_open(f->path);
