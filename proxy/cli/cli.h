@@ -28,5 +28,6 @@ int cli_ca(int argc, char **argv);          /* "ca" init|path|export|help */
 int cli_setup(int argc, char **argv);       /* "setup" [--os] [--proxy] */
 int cli_export(int argc, char **argv);      /* "export" har|curl|bodies */
 int cli_replay(int argc, char **argv);      /* "replay" ID...|--filter */
+int cli_prune(int argc, char **argv);       /* "prune" --before|--filter */
 
 #endif

@@ -34,6 +34,8 @@
 
 #include "cli/args.h"
 #include "cli/db.h"
+#include "cli/diff.h"
+#include "cli/readable.h"
 #include "cli/replay.h"
 #include "cli/output.h"
 #include "cli/requrl.h"
@@ -66,6 +68,10 @@ static const char replay_help[] =
     "  --upstream-ca FILE     also trust FILE (PEM) for origins\n"
     "  --insecure-upstream    do not verify origin certificates\n"
     "  --timeout SECONDS      per replay, from start to end (default 30)\n"
+    "  --diff                 show how each answer differs: status,\n"
+    "                         end-to-end headers, and the bodies decoded\n"
+    "                         (JSON by path, text as a unified diff,\n"
+    "                         binary by size and SHA-256)\n"
     "  --json                 print a JSON array instead\n"
     "  --db FILE              database (default " CLI_DEFAULT_DB ")\n"
     "  --help                 print this help\n"
@@ -82,7 +88,7 @@ struct replay_opts {
 	const char *resolve[REPLAY_MAX_EDITS];
 	int nresolve;
 	int64_t repeat, concurrency, timeout_s;
-	int allow_truncated, insecure, json;
+	int allow_truncated, insecure, json, diff;
 	int64_t *ids;
 	size_t nids;
 };
@@ -108,6 +114,7 @@ struct replay_job {
 	int64_t orig_size, orig_total_us;
 	char *orig_sha;
 	int orig_truncated;
+	char *orig_headers, *orig_reason; /* --diff */
 	/* what to send */
 	char *method, *scheme, *host, *url, *req_headers;
 	char *sent_headers; /* the fields as sent, for the record */
@@ -132,6 +139,12 @@ struct replay_job {
 	uint64_t resp_total;
 	int resp_truncated;
 	int status, resp_done;
+	char reason[64];
+	size_t reason_len;
+	/* --diff: the answer as received, kept past the record */
+	char *resp_headers;
+	unsigned char *resp_copy;
+	size_t resp_copy_len;
 	char server_ip[INET6_ADDRSTRLEN], tls_desc[128];
 	unsigned server_port;
 	int64_t t_start, t_dns, t_connected, t_sent, t_first, t_end;
@@ -322,6 +335,20 @@ replay_on_status(llhttp_t *p)
 }
 
 static int
+replay_on_reason(llhttp_t *p, const char *at, size_t len)
+{
+	struct replay_job *j = p->data;
+	size_t room = sizeof(j->reason) - 1 - j->reason_len;
+
+	if (len > room)
+		len = room;
+	memcpy(j->reason + j->reason_len, at, len);
+	j->reason_len += len;
+	j->reason[j->reason_len] = '\0';
+	return 0;
+}
+
+static int
 replay_on_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct replay_job *j = p->data;
@@ -356,6 +383,8 @@ replay_on_headers(llhttp_t *p)
 	if (p->status_code >= 100 && p->status_code < 200) {
 		/* an interim answer: forget it, the final one follows */
 		evbuffer_drain(j->resp_head, evbuffer_get_length(j->resp_head));
+		j->reason_len = 0;
+		j->reason[0] = '\0';
 		return 0;
 	}
 	j->status = p->status_code;
@@ -790,6 +819,13 @@ replay_record(struct replay_job *j)
 			r->resp_headers[hl] = '\0';
 		}
 		r->resp_header_bytes = hl;
+		if (j->run->o->diff && r->resp_headers != NULL)
+			j->resp_headers = strdup(r->resp_headers);
+	}
+	if (j->run->o->diff && j->body.len > 0 &&
+	    (j->resp_copy = malloc(j->body.len)) != NULL) {
+		memcpy(j->resp_copy, j->body.data, j->body.len);
+		j->resp_copy_len = j->body.len;
 	}
 	/* the capture goes to the record; its size stays for the report */
 	j->resp_total = j->body.total;
@@ -933,6 +969,10 @@ replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
 	j->orig_total_us = out_col_int(st, "total_us");
 	j->orig_sha = replay_dup(st, "resp_body_sha");
 	j->orig_truncated = (int)out_col_int(st, "resp_body_truncated");
+	if (o->diff) {
+		j->orig_headers = replay_dup(st, "resp_headers");
+		j->orig_reason = replay_dup(st, "resp_reason");
+	}
 	if (method == NULL || scheme == NULL ||
 	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
 		snprintf(why, sizeof(why),
@@ -992,6 +1032,10 @@ static void
 replay_job_free(struct replay_job *j)
 {
 	free(j->orig_sha);
+	free(j->orig_headers);
+	free(j->orig_reason);
+	free(j->resp_headers);
+	free(j->resp_copy);
 	free(j->method);
 	free(j->scheme);
 	free(j->host);
@@ -1023,10 +1067,98 @@ replay_match(const struct replay_job *j)
 	return strcmp(j->orig_sha, j->resp_sha) == 0 ? "same" : "differs";
 }
 
+/* The original's stored response body (sha) as a malloc'd copy in *out,
+ * *len; 0, or -1 when it is gone. */
+static int
+replay_orig_body(sqlite3 *db, const char *sha, unsigned char **out, size_t *len)
+{
+	sqlite3_stmt *b = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	*len = 0;
+	if (sha == NULL)
+		return 0;
+	if (sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
+		-1, &b, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(b, 1, sha, -1, SQLITE_STATIC);
+	if (sqlite3_step(b) == SQLITE_ROW) {
+		*len = (size_t)sqlite3_column_bytes(b, 0);
+		if ((*out = malloc(*len + 1)) != NULL) {
+			if (*len > 0)
+				memcpy(*out, sqlite3_column_blob(b, 0), *len);
+			rc = 0;
+		}
+	}
+	sqlite3_finalize(b);
+	return rc;
+}
+
+/*
+ * --diff: how job j's answer differs from its original's, as the object
+ * diff_print prints: status, end-to-end headers, the bodies decoded per
+ * their Content-Encoding. A new reference, NULL when there is no answer
+ * to compare.
+ */
+static json_t *
+replay_diff(sqlite3 *db, const struct replay_job *j)
+{
+	struct readable ro, rr;
+	unsigned char *ob = NULL;
+	size_t olen = 0;
+	json_t *d, *body = NULL;
+	char note[400];
+
+	if (j->refused != NULL || j->status == 0)
+		return NULL;
+	d = json_object();
+	json_object_set_new(d, "status",
+	    json_pack("{s:b,s:i,s:i,s:o,s:o}", "same",
+		j->orig_status == j->status, "original", j->orig_status,
+		"replay", j->status, "original_reason",
+		out_json_str(j->orig_reason), "replay_reason",
+		out_json_str(j->reason)));
+	json_object_set_new(
+	    d, "headers", diff_headers(j->orig_headers, j->resp_headers));
+	if (replay_orig_body(db, j->orig_sha, &ob, &olen) == -1) {
+		json_object_set_new(d, "body", json_null());
+		json_object_set_new(d, "body_note",
+		    json_string("the original's body is no longer in the "
+				"database"));
+		return d;
+	}
+	readable_body(j->orig_headers, ob ? (const void *)ob : "", olen, &ro);
+	readable_body(j->resp_headers,
+	    j->resp_copy ? (const void *)j->resp_copy : "", j->resp_copy_len,
+	    &rr);
+	body = diff_bodies(ro.data, ro.len, rr.data, rr.len);
+	if (body != NULL) {
+		snprintf(note, sizeof(note), "%s%s%s%s%s%s",
+		    ro.note[0] ? "original: " : "", ro.note,
+		    ro.note[0] && rr.note[0] ? "; " : "",
+		    rr.note[0] ? "replay: " : "", rr.note,
+		    j->orig_truncated || j->resp_truncated
+			? (ro.note[0] || rr.note[0]
+				  ? "; cut at the capture limit"
+				  : "cut at the capture limit")
+			: "");
+		if (note[0])
+			json_object_set_new(body, "note", json_string(note));
+		json_object_set_new(d, "body", body);
+	}
+	readable_free(&ro);
+	readable_free(&rr);
+	free(ob);
+	return d;
+}
+
 static void
-replay_print(const struct replay_run *run, int json)
+replay_print(sqlite3 *db, const struct replay_run *run, int json)
 {
 	json_t *a = json ? json_array() : NULL;
+	int colour = !json && run->o->diff && isatty(STDOUT_FILENO) &&
+	    getenv("NO_COLOR") == NULL;
 
 	for (size_t i = 0; i < run->njobs; i++) {
 		const struct replay_job *j = &run->jobs[i];
@@ -1062,6 +1194,11 @@ replay_print(const struct replay_run *run, int json)
 				nt, "error", out_json_str(j->error)));
 			json_object_set_new(
 			    o, "body", json_string(replay_match(j)));
+			if (run->o->diff) {
+				json_t *d = replay_diff(db, j);
+				json_object_set_new(
+				    o, "diff", d ? d : json_null());
+			}
 			json_array_append_new(a, o);
 			continue;
 		}
@@ -1074,6 +1211,12 @@ replay_print(const struct replay_run *run, int json)
 		    j->url, j->orig_status, j->status, osz, nsz, ot, nt,
 		    replay_match(j), j->error ? "  error: " : "",
 		    j->error ? j->error : "");
+		if (run->o->diff) {
+			json_t *d = replay_diff(db, j);
+			if (d != NULL)
+				diff_print(stdout, d, colour);
+			json_decref(d);
+		}
 	}
 	if (a != NULL) {
 		json_dumpf(a, stdout, JSON_INDENT(2) | OUT_JSON_REALS);
@@ -1102,6 +1245,7 @@ replay_parse(int argc, char **argv, struct replay_opts *o)
 	    {"insecure-upstream", no_argument, NULL, 'K'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"diff", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1192,6 +1336,9 @@ replay_parse(int argc, char **argv, struct replay_opts *o)
 			break;
 		case 'j':
 			o->json = 1;
+			break;
+		case 'D':
+			o->diff = 1;
 			break;
 		case 'h':
 			fputs(replay_help, stdout);
@@ -1379,6 +1526,7 @@ cli_replay(int argc, char **argv)
 		goto out;
 	}
 	replay_settings.on_status_complete = replay_on_status;
+	replay_settings.on_status = replay_on_reason;
 	replay_settings.on_header_field = replay_on_field;
 	replay_settings.on_header_value = replay_on_value;
 	replay_settings.on_headers_complete = replay_on_headers;
@@ -1390,7 +1538,7 @@ cli_replay(int argc, char **argv)
 	store_close(run.st);
 	run.st = NULL;
 	replay_new_ids(db, &run);
-	replay_print(&run, o.json);
+	replay_print(db, &run, o.json);
 	for (size_t i = 0; i < run.njobs; i++)
 		if (run.jobs[i].refused || run.jobs[i].error ||
 		    run.jobs[i].status == 0)
