@@ -45,9 +45,9 @@ void out_table_align_right(struct out_table *t, size_t col);
  */
 #define OUT_COL_RIGHT 0x01  /* right-aligned */
 #define OUT_COL_SHRINK 0x02 /* may be cut with "…", down to minw columns */
-#define OUT_COL_URL                                                            \
-	0x04                /* cut in the middle, keeping scheme+host and      \
-			       the end of the path; implies OUT_COL_SHRINK */
+/* cut in the middle, keeping scheme+host and the end of the path;
+ * implies OUT_COL_SHRINK */
+#define OUT_COL_URL 0x04
 #define OUT_COL_TIME 0x08   /* local times: the header names the zone */
 #define OUT_COL_STATUS 0x10 /* HTTP status, coloured by class */
 
