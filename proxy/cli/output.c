@@ -278,6 +278,26 @@ out_total(const struct out_table *t, const size_t *w, const int *hide)
 	return n > 0 ? total + 2 * (n - 1) : 0;
 }
 
+/* Take a column at a time from the widest visible column above its
+ * minimum until total fits width or none is left; the new total. */
+static size_t
+out_table_shrink(const struct out_table *t, size_t width, size_t total,
+    size_t *w, const size_t *minw, const int *hide)
+{
+	size_t c, best;
+
+	for (; total > width; total--) {
+		for (best = t->ncols, c = 0; c < t->ncols; c++)
+			if (!hide[c] && w[c] > minw[c] &&
+			    (best == t->ncols || w[c] > w[best]))
+				best = c;
+		if (best == t->ncols)
+			break;
+		w[best]--;
+	}
+	return total;
+}
+
 /*
  * Widths that fit width columns: left-out columns first (highest drop
  * rank) while even the minimums overflow, then the widest shrinkable
@@ -305,15 +325,14 @@ out_table_fit(const struct out_table *t, size_t width, size_t *w,
 			break;
 		hide[best] = 1;
 	}
-	for (total = out_total(t, w, hide); total > width; total--) {
-		for (best = t->ncols, c = 0; c < t->ncols; c++)
-			if (!hide[c] && w[c] > minw[c] &&
-			    (best == t->ncols || w[c] > w[best]))
-				best = c;
-		if (best == t->ncols)
-			break;
-		w[best]--;
-	}
+	total = out_total(t, w, hide);
+	total = out_table_shrink(t, width, total, w, minw, hide);
+	/* Still too wide with nothing left to leave out: the minimums give
+	 * way, down to the headers. */
+	for (c = 0; c < t->ncols; c++)
+		if (t->flags[c] & OUT_COL_SHRINK)
+			minw[c] = hw[c];
+	out_table_shrink(t, width, total, w, minw, hide);
 }
 
 /* The SGR colour of a body cell, 0 for none. */

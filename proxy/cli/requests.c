@@ -298,12 +298,12 @@ requests_table_new(void)
 
 	if ((t = out_table_new(9, headers)) == NULL)
 		return NULL;
-	/* On a narrow terminal the URL keeps 24 columns; client, then the
+	/* On a narrow terminal the URL keeps 40 columns; client, then the
 	 * sizes and times, make room for it first. */
 	out_table_align_right(t, 0);
 	out_table_col(t, 1, OUT_COL_TIME, 0, 0);
 	out_table_col(t, 2, OUT_COL_SHRINK, 9, 4);
-	out_table_col(t, 4, OUT_COL_URL, 24, 0);
+	out_table_col(t, 4, OUT_COL_URL, 40, 0);
 	out_table_col(t, 5, OUT_COL_RIGHT | OUT_COL_STATUS, 0, 0);
 	out_table_col(t, 6, OUT_COL_RIGHT, 0, 2);
 	out_table_col(t, 7, OUT_COL_RIGHT, 0, 3);
