@@ -23,6 +23,8 @@
 struct domains_opts {
 	const char *db;
 	const char *order; /* SQL ORDER BY clause, from domains_sorts */
+	int wide;          /* full cells on a terminal too */
+	int utc;           /* times in UTC, not local */
 	enum out_format fmt;
 };
 
@@ -41,10 +43,11 @@ static const struct {
 };
 
 static const char domains_help[] =
-    "usage: peephole domains [--sort KEY] [--json | --csv] [--db FILE]\n"
+    "usage: peephole domains [--sort KEY] [--json | --csv] [--wide] [--utc]\n"
+    "                        [--db FILE]\n"
     "\n"
     "Every host the capture saw (as a request host, a connection target or\n"
-    "TLS server name, or a DNS answer), with first and last seen (UTC),\n"
+    "TLS server name, or a DNS answer), with first and last seen,\n"
     "connections (that named the host themselves), inferred connections\n"
     "(to a bare address the same client had just seen the name resolve\n"
     "to; see `peephole streams`), requests, bytes up (request headers +\n"
@@ -60,6 +63,10 @@ static const char domains_help[] =
     "              first), requests, bytes or connections (largest first)\n"
     "  --json      print a JSON array of objects\n"
     "  --csv       print CSV with a header row\n"
+    "  --wide      do not fit the table to the terminal (on a terminal,\n"
+    "              long cells are cut with '…' and the least useful\n"
+    "              columns left out)\n"
+    "  --utc       times in ISO-8601 UTC, not local time\n"
     "  --db FILE   database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help      print this help\n";
 
@@ -71,6 +78,8 @@ domains_parse(int argc, char **argv, struct domains_opts *o)
 	    {"sort", required_argument, NULL, 's'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"csv", no_argument, NULL, 'c'},
+	    {"wide", no_argument, NULL, 'w'},
+	    {"utc", no_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -107,6 +116,12 @@ domains_parse(int argc, char **argv, struct domains_opts *o)
 				return args_usage(DOMAINS_CMD,
 				    "--json and --csv are exclusive");
 			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
+			break;
+		case 'w':
+			o->wide = 1;
+			break;
+		case 'u':
+			o->utc = 1;
 			break;
 		case 'h':
 			fputs(domains_help, stdout);
@@ -202,8 +217,8 @@ domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 	const char *cells[DOMAINS_NCOLS], *pinned;
 	int pin = sqlite3_column_int(s, 12) != 0;
 
-	out_iso_time(sqlite3_column_int64(s, 1), 0, first, sizeof(first));
-	out_iso_time(sqlite3_column_int64(s, 2), 0, last, sizeof(last));
+	out_time(sqlite3_column_int64(s, 1), 0, fmt, first, sizeof(first));
+	out_time(sqlite3_column_int64(s, 2), 0, fmt, last, sizeof(last));
 	snprintf(conns, sizeof(conns), "%lld",
 	    (long long)sqlite3_column_int64(s, 3));
 	snprintf(
@@ -254,15 +269,28 @@ domains_table_new(void)
 	    "first_seen", "last_seen", "connections", "inferred", "requests",
 	    "bytes_up", "bytes_down", "ports", "protocols", "intercepted",
 	    "passed_through", "pinned", "named_by", "ips"};
+	/* Drop ranks: on a narrow terminal the domain, last seen and the
+	 * counts stay; what explains a domain goes first. */
+	static const int drop[DOMAINS_NCOLS] = {
+	    0, 7, 0, 0, 8, 0, 3, 2, 6, 5, 9, 10, 4, 11, 12};
 	struct out_table *t;
 	size_t c;
 
 	if ((t = out_table_new(DOMAINS_NCOLS, headers)) == NULL)
 		return NULL;
+	for (c = 0; c < DOMAINS_NCOLS; c++)
+		out_table_col(t, c, 0, 0, drop[c]);
+	out_table_col(t, 0, OUT_COL_SHRINK, 16, 0);
+	out_table_col(t, 1, OUT_COL_TIME, 0, drop[1]);
+	out_table_col(t, 2, OUT_COL_TIME, 0, drop[2]);
 	for (c = 3; c <= 7; c++)
-		out_table_align_right(t, c);
-	out_table_align_right(t, 10);
-	out_table_align_right(t, 11);
+		out_table_col(t, c, OUT_COL_RIGHT, 0, drop[c]);
+	out_table_col(t, 8, OUT_COL_SHRINK, 8, drop[8]);
+	out_table_col(t, 9, OUT_COL_SHRINK, 8, drop[9]);
+	out_table_col(t, 10, OUT_COL_RIGHT, 0, drop[10]);
+	out_table_col(t, 11, OUT_COL_RIGHT, 0, drop[11]);
+	out_table_col(t, 13, OUT_COL_SHRINK, 8, drop[13]);
+	out_table_col(t, 14, OUT_COL_SHRINK, 15, drop[14]);
 	return t;
 }
 
@@ -305,6 +333,7 @@ cli_domains(int argc, char **argv)
 		return rc == ARGS_HELP ? CLI_OK : rc;
 	if ((db = db_open_readonly(DOMAINS_CMD, o.db)) == NULL)
 		return CLI_ERROR;
+	out_view_init(o.wide, o.utc);
 	rc = domains_print(db, &o);
 	sqlite3_close(db);
 	return rc;

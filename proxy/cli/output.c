@@ -8,15 +8,29 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
+
+#define OUT_ELLIPSIS "\xe2\x80\xa6" /* "…", one column */
 
 struct out_table {
 	size_t ncols;
-	char **cells; /* (nrows + 1) * ncols, row 0 is the header */
-	size_t nrows; /* without the header */
-	size_t cap;   /* rows allocated, header included */
-	int *right;   /* per column */
+	char **cells;       /* (nrows + 1) * ncols, row 0 is the header */
+	unsigned char *red; /* per cell: shown in red */
+	size_t nrows;       /* without the header */
+	size_t cap;         /* rows allocated, header included */
+	unsigned *flags;    /* per column, OUT_COL_* */
+	size_t *minw;       /* per column, for OUT_COL_SHRINK */
+	int *drop;          /* per column, drop rank */
 };
+
+/* What out_view_init() decided; the defaults print full cells. */
+static struct {
+	size_t width; /* 0: do not fit */
+	int colour;
+	int utc;
+} out_view = {0, 0, 1};
 
 void
 out_table_free(struct out_table *t)
@@ -28,7 +42,10 @@ out_table_free(struct out_table *t)
 	for (i = 0; i < (t->nrows + 1) * t->ncols; i++)
 		free(t->cells[i]);
 	free(t->cells);
-	free(t->right);
+	free(t->red);
+	free(t->flags);
+	free(t->minw);
+	free(t->drop);
 	free(t);
 }
 
@@ -38,6 +55,7 @@ static int
 out_table_append(struct out_table *t, size_t row, const char *const *cells)
 {
 	char **c;
+	unsigned char *red;
 	size_t i, ncap;
 
 	if (row + 1 > t->cap) {
@@ -46,8 +64,13 @@ out_table_append(struct out_table *t, size_t row, const char *const *cells)
 		if (c == NULL)
 			return -1;
 		t->cells = c;
+		red = realloc(t->red, ncap * t->ncols);
+		if (red == NULL)
+			return -1;
+		t->red = red;
 		t->cap = ncap;
 	}
+	memset(t->red + row * t->ncols, 0, t->ncols);
 	c = t->cells + row * t->ncols;
 	for (i = 0; i < t->ncols; i++) {
 		c[i] = strdup(cells[i] != NULL ? cells[i] : "");
@@ -68,9 +91,14 @@ out_table_new(size_t ncols, const char *const *headers)
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return NULL;
 	t->ncols = ncols;
-	if ((t->right = calloc(ncols, sizeof(*t->right))) == NULL ||
+	if ((t->flags = calloc(ncols, sizeof(*t->flags))) == NULL ||
+	    (t->minw = calloc(ncols, sizeof(*t->minw))) == NULL ||
+	    (t->drop = calloc(ncols, sizeof(*t->drop))) == NULL ||
 	    out_table_append(t, 0, headers) == -1) {
-		free(t->right);
+		free(t->flags);
+		free(t->minw);
+		free(t->drop);
+		free(t->red);
 		free(t->cells);
 		free(t);
 		return NULL;
@@ -82,7 +110,27 @@ void
 out_table_align_right(struct out_table *t, size_t col)
 {
 	if (col < t->ncols)
-		t->right[col] = 1;
+		t->flags[col] |= OUT_COL_RIGHT;
+}
+
+void
+out_table_col(
+    struct out_table *t, size_t col, unsigned flags, size_t minw, int drop)
+{
+	if (col >= t->ncols)
+		return;
+	if (flags & OUT_COL_URL)
+		flags |= OUT_COL_SHRINK;
+	t->flags[col] = flags;
+	t->minw[col] = minw;
+	t->drop[col] = drop;
+}
+
+void
+out_table_red(struct out_table *t, size_t col)
+{
+	if (t->nrows > 0 && col < t->ncols)
+		t->red[t->nrows * t->ncols + col] = 1;
 }
 
 int
@@ -103,44 +151,359 @@ out_table_header(FILE *fp, const char *s)
 		fputc(*s == '_' ? ' ' : toupper((unsigned char)*s), fp);
 }
 
-void
-out_table_print(const struct out_table *t, FILE *fp)
+/* Columns s takes on a terminal: one per UTF-8 character (continuation
+ * bytes take none); control characters print as one '?'. */
+static size_t
+out_width(const char *s)
 {
-	size_t *w, r, c, len, pending;
+	size_t n = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+/* The first byte after n characters of s (or its end). */
+static const char *
+out_skip(const char *s, size_t n)
+{
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80 && n-- == 0)
+			break;
+	return s;
+}
+
+/* Where the last n characters of s start. */
+static const char *
+out_tail(const char *s, size_t n)
+{
+	size_t w = out_width(s);
+
+	return out_skip(s, w > n ? w - n : 0);
+}
+
+/* head bytes of s, "…", then tail. NULL on ENOMEM. */
+static char *
+out_join(const char *s, size_t head, const char *tail)
+{
+	size_t tl = strlen(tail);
+	char *r;
+
+	if ((r = malloc(head + sizeof(OUT_ELLIPSIS) + tl)) == NULL)
+		return NULL;
+	memcpy(r, s, head);
+	memcpy(r + head, OUT_ELLIPSIS, sizeof(OUT_ELLIPSIS) - 1);
+	memcpy(r + head + sizeof(OUT_ELLIPSIS) - 1, tail, tl + 1);
+	return r;
+}
+
+/*
+ * A URL cut to w columns (w > 0, the URL wider): scheme, host and the
+ * slash after them, "…", then as much of the end as fits, starting at a
+ * slash when one is near: "https://api.example.com/…/v1/items?id=3".
+ * When the host itself leaves no room, the middle goes.
+ */
+static char *
+out_cut_url(const char *s, size_t w)
+{
+	const char *p, *slash = NULL, *tail, *q;
+	size_t pw, budget;
+
+	if ((p = strstr(s, "://")) != NULL)
+		slash = strchr(p + 3, '/');
+	if (slash != NULL) {
+		pw = out_width(s) - out_width(slash + 1);
+		if (pw + 1 + 8 <= w) {
+			budget = w - pw - 1;
+			tail = out_tail(slash + 1, budget);
+			q = strchr(tail, '/');
+			if (q != NULL && q[1] != '\0' &&
+			    out_width(tail) - out_width(q) <= budget / 2)
+				tail = q;
+			return out_join(s, (size_t)(slash + 1 - s), tail);
+		}
+	}
+	budget = w - 1;
+	return out_join(s, (size_t)(out_skip(s, budget - budget / 2) - s),
+	    out_tail(s, budget / 2));
+}
+
+/*
+ * s cut to at most w columns with "…" (the tail goes; for a URL the
+ * middle), or a copy when it fits. The caller frees it; NULL on ENOMEM.
+ */
+static char *
+out_cut(const char *s, size_t w, int url)
+{
+	if (out_width(s) <= w)
+		return strdup(s);
+	if (w == 0)
+		return strdup("");
+	if (url)
+		return out_cut_url(s, w);
+	return out_join(s, (size_t)(out_skip(s, w - 1) - s), "");
+}
+
+/* The zone the header of a local time column names: " (JST)". */
+static void
+out_zone(char *buf, size_t len)
+{
+	struct tm tm;
+	time_t now = time(NULL);
+
+	buf[0] = '\0';
+	if (out_view.utc || localtime_r(&now, &tm) == NULL)
+		return;
+	buf[0] = ' ';
+	buf[1] = '(';
+	if (strftime(buf + 2, len - 3, "%Z", &tm) == 0 &&
+	    strftime(buf + 2, len - 3, "%z", &tm) == 0) {
+		buf[0] = '\0';
+		return;
+	}
+	strcat(buf, ")");
+}
+
+static size_t
+out_total(const struct out_table *t, const size_t *w, const int *hide)
+{
+	size_t c, n = 0, total = 0;
+
+	for (c = 0; c < t->ncols; c++)
+		if (!hide[c]) {
+			total += w[c];
+			n++;
+		}
+	return n > 0 ? total + 2 * (n - 1) : 0;
+}
+
+/* Take a column at a time from the widest visible column above its
+ * minimum until total fits width or none is left; the new total. */
+static size_t
+out_table_shrink(const struct out_table *t, size_t width, size_t total,
+    size_t *w, const size_t *minw, const int *hide)
+{
+	size_t c, best;
+
+	for (; total > width; total--) {
+		for (best = t->ncols, c = 0; c < t->ncols; c++)
+			if (!hide[c] && w[c] > minw[c] &&
+			    (best == t->ncols || w[c] > w[best]))
+				best = c;
+		if (best == t->ncols)
+			break;
+		w[best]--;
+	}
+	return total;
+}
+
+/*
+ * Widths that fit width columns: left-out columns first (highest drop
+ * rank) while even the minimums overflow, then the widest shrinkable
+ * column loses a column at a time. w holds the natural widths and hw the
+ * headers' on entry; w the widths to print and hide the left-out columns
+ * on return.
+ */
+static void
+out_table_fit(const struct out_table *t, size_t width, size_t *w,
+    const size_t *hw, size_t *minw, int *hide)
+{
+	size_t c, best, total;
+
+	for (c = 0; c < t->ncols; c++) {
+		minw[c] = w[c];
+		if ((t->flags[c] & OUT_COL_SHRINK) && t->minw[c] < w[c])
+			minw[c] = t->minw[c] > hw[c] ? t->minw[c] : hw[c];
+	}
+	while (out_total(t, minw, hide) > width) {
+		for (best = t->ncols, c = 0; c < t->ncols; c++)
+			if (!hide[c] && t->drop[c] > 0 &&
+			    (best == t->ncols || t->drop[c] > t->drop[best]))
+				best = c;
+		if (best == t->ncols)
+			break;
+		hide[best] = 1;
+	}
+	total = out_total(t, w, hide);
+	total = out_table_shrink(t, width, total, w, minw, hide);
+	/* Still too wide with nothing left to leave out: the minimums give
+	 * way, down to the headers. */
+	for (c = 0; c < t->ncols; c++)
+		if (t->flags[c] & OUT_COL_SHRINK)
+			minw[c] = hw[c];
+	out_table_shrink(t, width, total, w, minw, hide);
+}
+
+/* The SGR colour of a body cell, 0 for none. */
+static int
+out_table_colour(const struct out_table *t, size_t r, size_t c)
+{
+	const char *s = t->cells[r * t->ncols + c];
+
+	if (t->red[r * t->ncols + c])
+		return 31;
+	if (!(t->flags[c] & OUT_COL_STATUS))
+		return 0;
+	switch (s[0]) {
+	case '2':
+		return 32;
+	case '3':
+		return 36;
+	case '4':
+		return 33;
+	case '5':
+		return 31;
+	}
+	return 0;
+}
+
+/* One cell: the header's name, or the text cut to width when fitting. */
+static void
+out_table_cell(const struct out_table *t, FILE *fp, size_t r, size_t c,
+    const char *s, const char *zone)
+{
+	int colour;
+
+	if (r == 0) {
+		out_table_header(fp, s);
+		if (t->flags[c] & OUT_COL_TIME)
+			fputs(zone, fp);
+		return;
+	}
+	colour = out_view.colour ? out_table_colour(t, r, c) : 0;
+	if (colour != 0)
+		fprintf(fp, "\033[%dm", colour);
+	out_safe(fp, s, 0);
+	if (colour != 0)
+		fputs("\033[0m", fp);
+}
+
+/* The body of out_table_print: width 0 prints full cells. */
+static void
+out_table_render(const struct out_table *t, FILE *fp, size_t width)
+{
+	size_t *w, *hw, *minw, r, c, len, pending;
+	int *hide;
+	char zone[64], *cut;
 	const char *s;
 
-	if ((w = calloc(t->ncols, sizeof(*w))) == NULL)
-		return;
-	for (r = 0; r <= t->nrows; r++)
+	w = calloc(t->ncols, sizeof(*w));
+	hw = calloc(t->ncols, sizeof(*hw));
+	minw = calloc(t->ncols, sizeof(*minw));
+	hide = calloc(t->ncols, sizeof(*hide));
+	if (w == NULL || hw == NULL || minw == NULL || hide == NULL)
+		goto done;
+	out_zone(zone, sizeof(zone));
+	for (c = 0; c < t->ncols; c++) {
+		hw[c] = out_width(t->cells[c]) +
+		    (t->flags[c] & OUT_COL_TIME ? strlen(zone) : 0);
+		w[c] = hw[c];
+	}
+	for (r = 1; r <= t->nrows; r++)
 		for (c = 0; c < t->ncols; c++) {
-			len = strlen(t->cells[r * t->ncols + c]);
+			len = out_width(t->cells[r * t->ncols + c]);
 			if (len > w[c])
 				w[c] = len;
 		}
+	if (width > 0)
+		out_table_fit(t, width, w, hw, minw, hide);
 	for (r = 0; r <= t->nrows; r++) {
 		/* Padding is owed, not written, until something follows it,
 		 * so empty trailing cells leave no blanks at the line end. */
 		pending = 0;
 		for (c = 0; c < t->ncols; c++) {
+			if (hide[c])
+				continue;
 			s = t->cells[r * t->ncols + c];
-			len = strlen(s);
-			if (t->right[c])
+			cut = NULL;
+			if (r > 0 && out_width(s) > w[c]) {
+				if ((cut = out_cut(s, w[c],
+					 (t->flags[c] & OUT_COL_URL) != 0)) ==
+				    NULL)
+					goto done;
+				s = cut;
+			}
+			len = r == 0 ? hw[c] : out_width(s);
+			if (t->flags[c] & OUT_COL_RIGHT)
 				pending += w[c] - len;
 			if (len > 0) {
 				fprintf(fp, "%*s", (int)pending, "");
 				pending = 0;
-				if (r == 0)
-					out_table_header(fp, s);
-				else
-					out_safe(fp, s, 0);
+				out_table_cell(t, fp, r, c, s, zone);
 			}
-			if (!t->right[c])
+			if (!(t->flags[c] & OUT_COL_RIGHT))
 				pending += w[c] - len;
 			pending += 2;
+			free(cut);
 		}
 		fputc('\n', fp);
 	}
+done:
 	free(w);
+	free(hw);
+	free(minw);
+	free(hide);
+}
+
+void
+out_table_print(const struct out_table *t, FILE *fp)
+{
+	out_table_render(t, fp, out_view.width);
+}
+
+void
+out_view_init(int wide, int utc)
+{
+	struct winsize ws;
+	const char *e;
+	char *end;
+	long n;
+
+	out_view.utc = utc;
+	out_view.width = 0;
+	out_view.colour = 0;
+	if (!isatty(STDOUT_FILENO))
+		return;
+	e = getenv("NO_COLOR");
+	out_view.colour = e == NULL || e[0] == '\0';
+	if (wide)
+		return;
+	out_view.width = 80;
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		out_view.width = ws.ws_col;
+	if ((e = getenv("COLUMNS")) != NULL && e[0] != '\0') {
+		n = strtol(e, &end, 10);
+		if (*end == '\0' && n > 0 && n < 100000)
+			out_view.width = (size_t)n;
+	}
+}
+
+void
+out_time(int64_t us, int ms, enum out_format fmt, char *buf, size_t len)
+{
+	struct tm tm, now_tm;
+	time_t secs = (time_t)(us / 1000000), now = time(NULL);
+	char z[16], nz[16];
+	size_t n;
+
+	if (fmt != OUT_TEXT || out_view.utc) {
+		out_iso_time(us, ms, buf, len);
+		return;
+	}
+	if (us <= 0 || localtime_r(&secs, &tm) == NULL ||
+	    (n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm)) == 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	if (ms)
+		n += (size_t)snprintf(
+		    buf + n, len - n, ".%03d", (int)((us % 1000000) / 1000));
+	/* The header names today's zone; a summer time in winter says so. */
+	if (n < len && localtime_r(&now, &now_tm) != NULL &&
+	    strftime(z, sizeof(z), "%z", &tm) > 0 &&
+	    strftime(nz, sizeof(nz), "%z", &now_tm) > 0 && strcmp(z, nz) != 0)
+		snprintf(buf + n, len - n, " %s", z);
 }
 
 void

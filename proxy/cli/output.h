@@ -39,12 +39,50 @@ void out_table_free(struct out_table *t);
 /* Right-align column col in the text form (for numbers). */
 void out_table_align_right(struct out_table *t, size_t col);
 
+/*
+ * How a text column behaves on a terminal. Columns without OUT_COL_SHRINK
+ * (numbers, ids, status, times) are never cut.
+ */
+#define OUT_COL_RIGHT 0x01  /* right-aligned */
+#define OUT_COL_SHRINK 0x02 /* may be cut with "…", down to minw columns */
+/* cut in the middle, keeping scheme+host and the end of the path;
+ * implies OUT_COL_SHRINK */
+#define OUT_COL_URL 0x04
+#define OUT_COL_TIME 0x08   /* local times: the header names the zone */
+#define OUT_COL_STATUS 0x10 /* HTTP status, coloured by class */
+
+/*
+ * Set column col's flags (OUT_COL_*), the width it may shrink to, and its
+ * drop rank: when even the minimum widths overflow the terminal, columns
+ * with the highest rank are left out first (0: never).
+ */
+void out_table_col(
+    struct out_table *t, size_t col, unsigned flags, size_t minw, int drop);
+
+/* Show cell col of the last row added in red (an error). */
+void out_table_red(struct out_table *t, size_t col);
+
+/*
+ * How tables are shown, from the command line and stdout: fitted to the
+ * terminal (TIOCGWINSZ, COLUMNS overriding, 80 if unknown) unless wide is
+ * set or stdout is not a terminal; coloured on a terminal unless NO_COLOR
+ * is set; times local unless utc is set. Call once after parsing.
+ */
+void out_view_init(int wide, int utc);
+
+/*
+ * A time cell for fmt: ISO-8601 UTC (see out_iso_time) for JSON, CSV and
+ * --utc; else local, "2026-12-06 14:03:07.123", with the UTC offset added
+ * when it differs from today's (the header names today's zone).
+ */
+void out_time(int64_t us, int ms, enum out_format fmt, char *buf, size_t len);
+
 /* Append a row of ncols cells (copied; NULL prints as empty). 0 / -1. */
 int out_table_add(struct out_table *t, const char *const *cells)
     __attribute__((warn_unused_result));
 
 /* Columns padded to their widest cell, two spaces apart, control
- * characters replaced. */
+ * characters replaced; fitted and coloured as out_view_init() decided. */
 void out_table_print(const struct out_table *t, FILE *fp);
 
 /* Header row then one record per row, CRLF line ends, fields quoted when

@@ -28,7 +28,8 @@
 enum pt_sub { PT_LIST, PT_RETRY, PT_CLEAR };
 
 static const char pt_help[] =
-    "usage: peephole passthrough list [--json | --csv] [--db FILE]\n"
+    "usage: peephole passthrough list [--json | --csv] [--wide] [--utc]\n"
+    "                                 [--db FILE]\n"
     "       peephole passthrough retry [HOST] [--db FILE]\n"
     "       peephole passthrough clear [HOST] [--db FILE]\n"
     "\n"
@@ -39,7 +40,7 @@ static const char pt_help[] =
     "and a client that accepts the certificate removes the entry.\n"
     "\n"
     "  list        each (host, port) with its refusals in a row, the last\n"
-    "              reason, when it is retried, first and last seen (UTC)\n"
+    "              reason, when it is retried, first and last seen\n"
     "  retry       intercept the next connection to every entry, or to\n"
     "              HOST's (any port), again\n"
     "  clear       forget every entry, or those for HOST (any port)\n"
@@ -48,6 +49,9 @@ static const char pt_help[] =
     "\n"
     "  --json      (list) print a JSON array of objects\n"
     "  --csv       (list) print CSV with a header row\n"
+    "  --wide      (list) do not fit the table to the terminal (on a\n"
+    "              terminal, long cells are cut with '…')\n"
+    "  --utc       (list) times in ISO-8601 UTC, not local time\n"
     "  --db FILE   database to use (default " CLI_DEFAULT_DB ")\n"
     "  --help      print this help\n";
 
@@ -56,6 +60,8 @@ static const char pt_help[] =
 struct pt_opts {
 	const char *db;
 	const char *host; /* retry, clear: NULL = all */
+	int wide;         /* list: full cells on a terminal too */
+	int utc;          /* list: times in UTC, not local */
 	enum out_format fmt;
 };
 
@@ -68,6 +74,8 @@ pt_parse(const char *cmd, int list, int argc, char **argv, struct pt_opts *o)
 	    {"db", required_argument, NULL, 'd'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"csv", no_argument, NULL, 'c'},
+	    {"wide", no_argument, NULL, 'w'},
+	    {"utc", no_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -75,6 +83,7 @@ pt_parse(const char *cmd, int list, int argc, char **argv, struct pt_opts *o)
 
 	o->db = CLI_DEFAULT_DB;
 	o->host = NULL;
+	o->wide = o->utc = 0;
 	o->fmt = OUT_TEXT;
 	args_reset();
 	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -90,6 +99,12 @@ pt_parse(const char *cmd, int list, int argc, char **argv, struct pt_opts *o)
 				return args_usage(
 				    cmd, "--json and --csv are exclusive");
 			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
+			break;
+		case 'w':
+		case 'u':
+			if (!list)
+				return args_bad(cmd, '?', argc, argv);
+			*(ch == 'w' ? &o->wide : &o->utc) = 1;
 			break;
 		case 'h':
 			fputs(pt_help, stdout);
@@ -185,14 +200,15 @@ pt_json_row(sqlite3_stmt *s, int64_t now)
 }
 
 static int
-pt_table_row(struct out_table *t, sqlite3_stmt *s, int64_t now)
+pt_table_row(
+    struct out_table *t, sqlite3_stmt *s, int64_t now, enum out_format fmt)
 {
 	char port[16], first[40], last[40], rej[24], retry[40];
 	const char *cells[PT_NCOLS];
 
 	snprintf(port, sizeof(port), "%d", sqlite3_column_int(s, 1));
-	out_iso_time(sqlite3_column_int64(s, 3), 0, first, sizeof(first));
-	out_iso_time(sqlite3_column_int64(s, 4), 0, last, sizeof(last));
+	out_time(sqlite3_column_int64(s, 3), 0, fmt, first, sizeof(first));
+	out_time(sqlite3_column_int64(s, 4), 0, fmt, last, sizeof(last));
 	snprintf(
 	    rej, sizeof(rej), "%lld", (long long)sqlite3_column_int64(s, 6));
 	pt_human_retry(sqlite3_column_int64(s, 8), now, retry, sizeof(retry));
@@ -234,13 +250,17 @@ pt_list(sqlite3 *db, enum out_format fmt)
 		goto fail;
 	}
 	if (t != NULL) {
+		out_table_col(t, 0, OUT_COL_SHRINK, 16, 0);
 		out_table_align_right(t, 1);
 		out_table_align_right(t, 2);
+		out_table_col(t, 3, OUT_COL_SHRINK, 12, 0);
+		out_table_col(t, 5, OUT_COL_TIME, 0, 2);
+		out_table_col(t, 6, OUT_COL_TIME, 0, 1);
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (arr != NULL
 			? json_array_append_new(arr, pt_json_row(s, now)) == -1
-			: pt_table_row(t, s, now) == -1) {
+			: pt_table_row(t, s, now, fmt) == -1) {
 			nomem = 1;
 			goto fail;
 		}
@@ -374,6 +394,8 @@ cli_passthrough(int argc, char **argv)
 	db = list ? db_open_readonly(cmd, o.db) : db_open_readwrite(cmd, o.db);
 	if (db == NULL)
 		return CLI_ERROR;
+	if (list)
+		out_view_init(o.wide, o.utc);
 	rc = list               ? pt_list(db, o.fmt)
 	    : which == PT_RETRY ? pt_retry(db, o.host)
 				: pt_clear(db, o.host);

@@ -27,6 +27,8 @@ struct requests_opts {
 	int64_t status;     /* -1: any */
 	int64_t limit;      /* -1: all */
 	int raw;            /* --filter bodies as stored, not decoded */
+	int wide;           /* full cells on a terminal too */
+	int utc;            /* times in UTC, not local */
 	enum out_format fmt;
 };
 
@@ -34,11 +36,13 @@ static const char requests_help[] =
     "usage: peephole requests [--filter EXPR [--raw]] [--domain D] [--method "
     "M]\n"
     "                         [--status N] [--limit N] [--json | --csv]\n"
-    "                         [--db FILE]\n"
+    "                         [--wide] [--utc] [--db FILE]\n"
     "\n"
-    "One line per logged request: id, time (UTC), client, method, URL,\n"
+    "One line per logged request: id, time, client, method, URL,\n"
     "status, response body size, total time in ms and the error if any.\n"
-    "Filters combine with AND.\n"
+    "Filters combine with AND. On a terminal the table fits its width:\n"
+    "long cells are cut with '…' (URLs in the middle) and the least useful\n"
+    "columns left out; NO_COLOR turns colour off.\n"
     "\n"
     "  --filter EXPR  only requests matching a filter expression, e.g.\n"
     "              '~d api & ~m POST', '~c 404 | ~e', '~t json & !~b token'\n"
@@ -52,6 +56,8 @@ static const char requests_help[] =
     "  --limit N   only the N most recent matching requests\n"
     "  --json      print a JSON array of objects\n"
     "  --csv       print CSV with a header row\n"
+    "  --wide      do not fit the table to the terminal\n"
+    "  --utc       times in ISO-8601 UTC, not local time\n"
     "  --db FILE   database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help      print this help\n";
 
@@ -103,6 +109,8 @@ requests_parse(int argc, char **argv, struct requests_opts *o)
 	    {"json", no_argument, NULL, 'j'},
 	    {"csv", no_argument, NULL, 'c'},
 	    {"raw", no_argument, NULL, 'r'},
+	    {"wide", no_argument, NULL, 'w'},
+	    {"utc", no_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -124,6 +132,12 @@ requests_parse(int argc, char **argv, struct requests_opts *o)
 			break;
 		case 'r':
 			o->raw = 1;
+			break;
+		case 'w':
+			o->wide = 1;
+			break;
+		case 'u':
+			o->utc = 1;
 			break;
 		case 'h':
 			fputs(requests_help, stdout);
@@ -240,7 +254,7 @@ requests_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 	if ((url = requests_url(s)) == NULL)
 		return -1;
 	snprintf(id, sizeof(id), "%lld", (long long)sqlite3_column_int64(s, 0));
-	out_iso_time(sqlite3_column_int64(s, 1), 1, when, sizeof(when));
+	out_time(sqlite3_column_int64(s, 1), 1, fmt, when, sizeof(when));
 	if (sqlite3_column_int(s, 9) > 0)
 		snprintf(
 		    status, sizeof(status), "%d", sqlite3_column_int(s, 9));
@@ -269,6 +283,8 @@ requests_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 	cells[8] = requests_col(s, 12) != NULL ? requests_col(s, 12)
 					       : requests_col(s, 14);
 	rc = out_table_add(t, cells);
+	if (rc == 0 && requests_col(s, 12) != NULL)
+		out_table_red(t, 8);
 	free(url);
 	return rc;
 }
@@ -278,14 +294,20 @@ requests_table_new(void)
 {
 	static const char *const headers[] = {"id", "time", "client", "method",
 	    "url", "status", "resp_size", "total_ms", "error"};
-	static const size_t right[] = {0, 5, 6, 7};
 	struct out_table *t;
-	size_t i;
 
 	if ((t = out_table_new(9, headers)) == NULL)
 		return NULL;
-	for (i = 0; i < sizeof(right) / sizeof(right[0]); i++)
-		out_table_align_right(t, right[i]);
+	/* On a narrow terminal the URL keeps 40 columns; client, then the
+	 * sizes and times, make room for it first. */
+	out_table_align_right(t, 0);
+	out_table_col(t, 1, OUT_COL_TIME, 0, 0);
+	out_table_col(t, 2, OUT_COL_SHRINK, 9, 4);
+	out_table_col(t, 4, OUT_COL_URL, 40, 0);
+	out_table_col(t, 5, OUT_COL_RIGHT | OUT_COL_STATUS, 0, 0);
+	out_table_col(t, 6, OUT_COL_RIGHT, 0, 2);
+	out_table_col(t, 7, OUT_COL_RIGHT, 0, 3);
+	out_table_col(t, 8, OUT_COL_SHRINK, 12, 1);
 	return t;
 }
 
@@ -350,6 +372,7 @@ cli_requests(int argc, char **argv)
 		return rc == ARGS_HELP ? CLI_OK : rc;
 	if ((db = db_open_readonly(REQUESTS_CMD, o.db)) == NULL)
 		return CLI_ERROR;
+	out_view_init(o.wide, o.utc);
 	rc = requests_print(db, &o);
 	sqlite3_close(db);
 	return rc;

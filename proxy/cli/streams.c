@@ -47,15 +47,17 @@ struct streams_opts {
 	const char *protocol; /* NULL: any */
 	const char *domain;   /* NULL: any */
 	int64_t limit;        /* -1: all */
+	int wide;             /* full cells on a terminal too */
+	int utc;              /* times in UTC, not local */
 	enum out_format fmt;
 };
 
 static const char streams_help[] =
     "usage: peephole streams [--protocol P] [--domain D] [--limit N]\n"
-    "                        [--json | --csv] [--db FILE]\n"
+    "                        [--json | --csv] [--wide] [--utc] [--db FILE]\n"
     "\n"
     "One line per stream peephole relayed without reading it (passed\n"
-    "through, or not HTTP): id, start (UTC), client, target as asked,\n"
+    "through, or not HTTP): id, start, client, target as asked,\n"
     "host (for a bare IP address, the name peephole saw for it and how:\n"
     "sni, proxy-dns, app-dns or connect), server address used, protocol\n"
     "(mmtls, tls, ssh, h2, other; mmtls? when the records stopped making\n"
@@ -69,6 +71,10 @@ static const char streams_help[] =
     "  --limit N     only the N most recent matching streams\n"
     "  --json        print a JSON array of objects\n"
     "  --csv         print CSV with a header row\n"
+    "  --wide        do not fit the table to the terminal (on a terminal,\n"
+    "                long cells are cut with '…' and the least useful\n"
+    "                columns left out)\n"
+    "  --utc         times in ISO-8601 UTC, not local time\n"
     "  --db FILE     database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help        print this help\n";
 
@@ -97,6 +103,8 @@ streams_parse(int argc, char **argv, struct streams_opts *o)
 	    {"limit", required_argument, NULL, 'l'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"csv", no_argument, NULL, 'c'},
+	    {"wide", no_argument, NULL, 'w'},
+	    {"utc", no_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -129,6 +137,12 @@ streams_parse(int argc, char **argv, struct streams_opts *o)
 				return args_usage(STREAMS_CMD,
 				    "--json and --csv are exclusive");
 			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
+			break;
+		case 'w':
+			o->wide = 1;
+			break;
+		case 'u':
+			o->utc = 1;
 			break;
 		case 'h':
 			fputs(streams_help, stdout);
@@ -352,8 +366,8 @@ streams_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 
 	snprintf(
 	    id, sizeof(id), "%lld", (long long)sqlite3_column_int64(s, SC_ID));
-	out_iso_time(
-	    sqlite3_column_int64(s, SC_T_ACCEPT), 1, when, sizeof(when));
+	out_time(
+	    sqlite3_column_int64(s, SC_T_ACCEPT), 1, fmt, when, sizeof(when));
 	streams_hostport(client, sizeof(client), streams_col(s, SC_CLIENT_IP),
 	    sqlite3_column_int64(s, SC_CLIENT_PORT));
 	streams_target(target, sizeof(target), s);
@@ -397,14 +411,34 @@ streams_table_new(void)
 	    "client", "target", "host", "named_by", "server", "protocol",
 	    "duration_ms", "bytes_up", "bytes_down", "mmtls_records",
 	    "closed_by"};
-	static const size_t right[] = {0, 8, 9, 10, 11};
+	/* On a narrow terminal target, host and protocol stay; the
+	 * addresses and counts are left out first. */
+	static const struct {
+		unsigned flags;
+		size_t minw;
+		int drop;
+	} cols[STREAMS_NCOLS] = {
+	    {OUT_COL_RIGHT, 0, 0},
+	    {OUT_COL_TIME, 0, 0},
+	    {OUT_COL_SHRINK, 9, 5},
+	    {OUT_COL_SHRINK, 16, 0},
+	    {OUT_COL_SHRINK, 16, 0},
+	    {OUT_COL_SHRINK, 8, 8},
+	    {OUT_COL_SHRINK, 9, 7},
+	    {OUT_COL_SHRINK, 5, 0},
+	    {OUT_COL_RIGHT, 0, 3},
+	    {OUT_COL_RIGHT, 0, 2},
+	    {OUT_COL_RIGHT, 0, 1},
+	    {OUT_COL_RIGHT, 0, 6},
+	    {OUT_COL_SHRINK, 8, 4},
+	};
 	struct out_table *t;
 	size_t i;
 
 	if ((t = out_table_new(STREAMS_NCOLS, headers)) == NULL)
 		return NULL;
-	for (i = 0; i < sizeof(right) / sizeof(right[0]); i++)
-		out_table_align_right(t, right[i]);
+	for (i = 0; i < STREAMS_NCOLS; i++)
+		out_table_col(t, i, cols[i].flags, cols[i].minw, cols[i].drop);
 	return t;
 }
 
@@ -439,6 +473,7 @@ cli_streams(int argc, char **argv)
 		return rc == ARGS_HELP ? CLI_OK : rc;
 	if ((db = db_open_readonly(STREAMS_CMD, o.db)) == NULL)
 		return CLI_ERROR;
+	out_view_init(o.wide, o.utc);
 	rc = streams_print(db, &o);
 	sqlite3_close(db);
 	return rc;
