@@ -1,5 +1,6 @@
 /* diff: see diff.h. */
 #include "cli/diff.h"
+#include "http/head.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -333,28 +334,6 @@ diff_jstr(const char *s, size_t n)
 	return j;
 }
 
-static int
-diff_hop_by_hop(const char *name, size_t n, const char *connection)
-{
-	static const char *const hop[] = {"connection", "proxy-connection",
-	    "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
-	    "proxy-authenticate"};
-
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (strlen(hop[i]) == n && strncasecmp(hop[i], name, n) == 0)
-			return 1;
-	for (const char *p = connection; p != NULL && *p;) {
-		p += strspn(p, " \t,");
-		size_t k = strcspn(p, " \t,\r\n");
-		if (k == n && strncasecmp(p, name, n) == 0)
-			return 1;
-		p += k;
-		if (*p == '\r' || *p == '\n')
-			break;
-	}
-	return 0;
-}
-
 /*
  * The end-to-end fields of head h as an object: lower-cased name -> {
  * "name": as first written, "value": values joined with ", " }, in order.
@@ -378,7 +357,7 @@ diff_fields(const char *h)
 		size_t n = strcspn(h, "\r\n");
 		const char *colon = memchr(h, ':', n);
 		if (colon != NULL && colon > h &&
-		    !diff_hop_by_hop(h, (size_t)(colon - h), connection)) {
+		    !head_text_is_hop(h, (size_t)(colon - h), connection)) {
 			size_t nl = (size_t)(colon - h);
 			char *name = strndup(h, nl), *lc = strndup(h, nl);
 			const char *v = colon + 1;

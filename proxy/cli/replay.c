@@ -40,6 +40,7 @@
 #include "cli/output.h"
 #include "cli/requrl.h"
 #include "cli/select.h"
+#include "http/head.h"
 #include "conf/config.h"
 #include "log.h"
 #include "store/store.h"
@@ -172,26 +173,14 @@ static void replay_finish(struct replay_job *j, const char *error);
 
 /* ---- building the request ---- */
 
+/* Not sent again: the hop-by-hop fields, and the framing the replay
+ * computes itself. */
 static int
 replay_hop_by_hop(const char *name, size_t n, const char *connection)
 {
-	static const char *const hop[] = {"connection", "proxy-connection",
-	    "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
-	    "proxy-authorization", "content-length", "expect"};
-
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (strlen(hop[i]) == n && strncasecmp(hop[i], name, n) == 0)
-			return 1;
-	for (const char *p = connection; p != NULL && *p;) {
-		p += strspn(p, " \t,");
-		size_t k = strcspn(p, " \t,\r\n");
-		if (k == n && strncasecmp(p, name, n) == 0)
-			return 1;
-		p += k;
-		if (*p == '\r' || *p == '\n')
-			break;
-	}
-	return 0;
+	return head_text_is_hop(name, n, connection) ||
+	    (n == 14 && strncasecmp(name, "content-length", 14) == 0) ||
+	    (n == 6 && strncasecmp(name, "expect", 6) == 0);
 }
 
 static int

@@ -289,3 +289,25 @@ head_fields_text(const struct head *h)
 	*p = '\0';
 	return s;
 }
+
+int
+head_text_is_hop(const char *name, size_t n, const char *connection)
+{
+	static const char *const hop[] = {"connection", "proxy-connection",
+	    "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+	    "proxy-authenticate", "proxy-authorization"};
+
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (strlen(hop[i]) == n && strncasecmp(hop[i], name, n) == 0)
+			return 1;
+	for (const char *p = connection; p != NULL && *p;) {
+		p += strspn(p, " \t,");
+		size_t k = strcspn(p, " \t,\r\n");
+		if (k == n && strncasecmp(p, name, n) == 0)
+			return 1;
+		p += k;
+		if (*p == '\r' || *p == '\n')
+			break;
+	}
+	return 0;
+}

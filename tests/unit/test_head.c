@@ -172,6 +172,20 @@ test_copy_raw(void **state)
 	head_free(&h);
 }
 
+/* Logged header text: the RFC 9110 list and what Connection names. */
+static void
+test_text_is_hop(void **state)
+{
+	(void)state;
+	assert_true(head_text_is_hop("Keep-Alive", 10, NULL));
+	assert_true(head_text_is_hop("TE", 2, "close"));
+	assert_true(head_text_is_hop("proxy-authorization", 19, NULL));
+	assert_false(head_text_is_hop("X-Hop", 5, NULL));
+	assert_true(head_text_is_hop("X-Hop", 5, "keep-alive, x-hop\r\n"));
+	assert_false(head_text_is_hop("X-Ho", 4, "keep-alive, x-hop"));
+	assert_false(head_text_is_hop("Content-Length", 14, "close"));
+}
+
 int
 main(void)
 {
@@ -180,6 +194,7 @@ main(void)
 	    cmocka_unit_test(test_limit),
 	    cmocka_unit_test(test_value_before_field_rejected),
 	    cmocka_unit_test(test_copy_raw),
+	    cmocka_unit_test(test_text_is_hop),
 	};
 
 	return cmocka_run_group_tests_name("head", tests, NULL, NULL);
