@@ -660,28 +660,42 @@ conn_rec_own_answer(
 	struct store_request *r = &c->rec->u.req;
 	struct evbuffer_ptr at, end;
 	char buf[2048], *lf, *type;
-	size_t head, got;
-	struct evbuffer_iovec v[8];
+	size_t head, got, off;
+	struct evbuffer_iovec v[16];
 	int nv;
 
+	free(r->resp_version);
 	r->resp_version = strdup("1.1");
 	r->resp_header_bytes = n;
 	if (evbuffer_ptr_set(out, &at, before, EVBUFFER_PTR_SET) == -1)
 		return;
 	end = evbuffer_search(out, "\r\n\r\n", 4, &at);
-	if (end.pos < 0 || (size_t)end.pos + 4 > before + n || n >= sizeof(buf))
+	if (end.pos < 0 || (size_t)end.pos + 4 > before + n)
 		return;
 	head = (size_t)end.pos + 4 - before;
-	/* peeked, not copied out: evbuffer_copyout_from refuses a buffer
-	 * whose front is frozen, as the client's output can be */
-	got = 0;
-	nv = evbuffer_peek(out, (ev_ssize_t)n, &at, v, 8);
-	for (int i = 0; i < nv && i < 8 && got < n; i++) {
-		size_t take = v[i].iov_len < n - got ? v[i].iov_len : n - got;
-		memcpy(buf + got, v[i].iov_base, take);
-		got += take;
+	if (head < 4 || head >= sizeof(buf))
+		return;
+	/*
+	 * Peeked, not copied out: evbuffer_copyout_from refuses a buffer
+	 * whose front is frozen, as the client's output can be. The head is
+	 * copied to parse it; the body is captured span by span.
+	 */
+	got = off = 0;
+	nv = evbuffer_peek(out, (ev_ssize_t)n, &at, v, 16);
+	for (int i = 0; i < nv && i < 16 && off < n; i++) {
+		size_t take = v[i].iov_len < n - off ? v[i].iov_len : n - off;
+		const char *p = v[i].iov_base;
+		if (off < head) {
+			size_t h = take < head - off ? take : head - off;
+			memcpy(buf + off, p, h);
+			got += h;
+			if (h < take)
+				conn_capture_resp(c, p + h, take - h);
+		} else
+			conn_capture_resp(c, p, take);
+		off += take;
 	}
-	if (got != n)
+	if (got != head)
 		return;
 	buf[head - 2] = '\0';
 	r->resp_header_bytes = head;
@@ -701,7 +715,6 @@ conn_rec_own_answer(
 		type += 14;
 		r->content_type = strndup(type, strcspn(type, "\r"));
 	}
-	conn_capture_resp(c, buf + head, n - head);
 }
 
 /*
@@ -739,6 +752,45 @@ conn_fail(struct conn *c, int status, const char *detail)
 	conn_drain(c, "error", detail);
 }
 
+/*
+ * A request to the proxy itself names no origin: record the host it asked
+ * for (its Host field), else the address it reached us on, and our port,
+ * so the page is logged as http://127.0.0.1:8080/ rather than http:///.
+ */
+static void
+conn_self_name(struct conn *c, const char *local, int local_port)
+{
+	struct store_request *r = &c->rec->u.req;
+	int i = head_find(&c->reqh, "host", 0);
+	char *v = i != -1 ? head_value_dup(&c->reqh, i) : NULL;
+	char *colon;
+
+	if (r->host != NULL) {
+		free(v);
+		return;
+	}
+	r->port = local_port;
+	if (v != NULL && v[0] != '\0' && v[0] != '[' &&
+	    (colon = strrchr(v, ':')) != NULL && strchr(v, ':') == colon) {
+		r->port = atoi(colon + 1);
+		*colon = '\0';
+	} else if (v != NULL && v[0] == '[' &&
+	    (colon = strchr(v, ']')) != NULL) {
+		if (colon[1] == ':')
+			r->port = atoi(colon + 2);
+		memmove(v, v + 1, (size_t)(colon - v - 1));
+		v[colon - v - 1] = '\0';
+	}
+	if (v != NULL && v[0] != '\0')
+		r->host = v;
+	else {
+		free(v);
+		r->host = local != NULL && local[0] ? strdup(local) : NULL;
+	}
+	if (r->path == NULL)
+		r->path = strdup("/");
+}
+
 /* The proxy's own status page, for requests addressed to peephole. */
 static void
 conn_answer_self(struct conn *c)
@@ -747,7 +799,7 @@ conn_answer_self(struct conn *c)
 	struct server *srv = c->w->srv;
 	char page[1024], pac_host[INET6_ADDRSTRLEN];
 	uint64_t accepted = 0, exchanges = 0;
-	int n, live = 0, status;
+	int n, live = 0, status, local_port = 0;
 	size_t before = evbuffer_get_length(out);
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
@@ -782,6 +834,9 @@ conn_answer_self(struct conn *c)
 		if (inet_ntop(ss.ss_family, a, pac_host, sizeof(pac_host)) ==
 		    NULL)
 			pac_host[0] = '\0';
+		local_port = ss.ss_family == AF_INET6
+		    ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+		    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	}
 	/* a body sent to us is not read: close rather than parse it as the
 	 * next request */
@@ -799,9 +854,9 @@ conn_answer_self(struct conn *c)
 		return;
 	}
 	c->rec->u.req.status = status;
-	c->rec->u.req.resp_version = strdup("1.1");
-	c->rec->u.req.resp_header_bytes = evbuffer_get_length(out) - before;
+	conn_self_name(c, pac_host, local_port);
 	c->bytes_to_client += evbuffer_get_length(out) - before;
+	conn_rec_own_answer(c, out, before, evbuffer_get_length(out) - before);
 	conn_exchange_end(c);
 }
 

@@ -5,7 +5,7 @@ hop-by-hop headers, Via, Upgrade tunnels, requests addressed to the proxy.
 import os
 import time
 
-from conftest import RawConn, origin_body, sha256, token, ws_echo
+from conftest import run_cli, RawConn, origin_body, sha256, token, ws_echo
 
 
 def test_get_small(proxy, nginx, dns_stub):
@@ -233,6 +233,13 @@ def test_request_to_proxy_itself(proxy, nginx):
     assert len(db.connections()) <= 2
     assert all(r["status"] in (200, None) for r in db.requests())
     assert len(db.requests()) <= 2
+    # logged with the host and path asked for, and the page itself
+    rows = db.requests()
+    assert [(r["host"], r["port"], r["path"]) for r in rows] == \
+        [("127.0.0.1", proxy.port, "/")] * 2, rows
+    assert all(r["resp_headers"] and r["resp_body_size"] > 0 for r in rows)
+    cp = run_cli("show", rows[0]["id"], "--db", proxy.db)
+    assert f"http://127.0.0.1:{proxy.port}/" in cp.stdout, cp.stdout
 
 
 def test_stdout_line_per_exchange(start_proxy, nginx):
