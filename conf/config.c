@@ -29,6 +29,7 @@ enum config_type {
 	CONFIG_T_UINT,       /* unsigned within [min, max] */
 	CONFIG_T_BOOL,       /* int 0 / 1 */
 	CONFIG_T_LEVEL,      /* int 0 warn, 1 info, 2 debug */
+	CONFIG_T_FORMAT,     /* int CONFIG_FORMAT_TEXT | CONFIG_FORMAT_JSON */
 	CONFIG_T_DURATION,   /* unsigned milliseconds within [min, max] */
 	CONFIG_T_SIZE,       /* size_t bytes within [min, max] */
 	CONFIG_T_COUNT,      /* size_t count within [min, max], K/M/G allowed */
@@ -53,6 +54,8 @@ static const struct config_key config_keys[] = {
     {"db", CONFIG_T_STRING, F(db_path), 0, 0},
     {"workers", CONFIG_T_INT, F(workers), 0, 256},
     {"quiet", CONFIG_T_BOOL, F(quiet), 0, 1},
+    {"verbose", CONFIG_T_BOOL, F(verbose), 0, 1},
+    {"format", CONFIG_T_FORMAT, F(format), 0, 1},
     {"log-level", CONFIG_T_LEVEL, F(log_level), 0, 2},
     {"record-flows", CONFIG_T_BOOL, F(record_flows), 0, 1},
     {"connect-timeout", CONFIG_T_DURATION, F(connect_timeout_ms), 1, UINT_MAX},
@@ -550,6 +553,18 @@ config_apply(struct config *cfg, const struct config_key *k, const char *value,
 		else {
 			config_err(err, errlen,
 			    "expected warn, info or debug, got '%s'", value);
+			return -1;
+		}
+		*(int *)(void *)field = b;
+		return 0;
+	case CONFIG_T_FORMAT:
+		if (strcasecmp(value, "text") == 0)
+			b = CONFIG_FORMAT_TEXT;
+		else if (strcasecmp(value, "json") == 0)
+			b = CONFIG_FORMAT_JSON;
+		else {
+			config_err(err, errlen,
+			    "expected text or json, got '%s'", value);
 			return -1;
 		}
 		*(int *)(void *)field = b;

@@ -29,6 +29,12 @@ struct config_listen {
 	unsigned port;
 };
 
+/* How `peephole run` prints its flow lines (format). */
+enum config_format {
+	CONFIG_FORMAT_TEXT = 0, /* one readable line per flow */
+	CONFIG_FORMAT_JSON,     /* one compact JSON object per line */
+};
+
 struct config {
 	struct config_listen listen[CONFIG_MAX_LISTEN];
 	int nlisten; /* 0 after config_init: the default 127.0.0.1:8080 applies
@@ -36,6 +42,8 @@ struct config {
 	char *db_path;    /* "peephole.db" */
 	int workers;      /* 0 = number of cores */
 	int quiet;        /* no per-exchange line on stdout */
+	int verbose;      /* 1: CONNECT exchanges get a line too */
+	int format;       /* enum config_format of the lines: text */
 	int log_level;    /* 0 warn, 1 info (default), 2 debug */
 	int record_flows; /* 1: write flows to the db (default); 0: don't */
 

@@ -10,6 +10,7 @@
 #include "conf/config.h"
 #include "log.h"
 #include "net/server.h"
+#include "store/flowline.h"
 #include "store/replaydb.h"
 #include "store/store.h"
 
@@ -34,6 +35,9 @@ run_usage(FILE *f)
 	    "  --workers N                worker threads (default: one per "
 	    "core)\n"
 	    "  --quiet                    no line per exchange on stdout\n"
+	    "  --format text|json         the lines on stdout: text "
+	    "(default), or one\n"
+	    "                             JSON object per line\n"
 	    "  --intercept PATTERN        intercept TLS to matching hosts "
 	    "(repeatable)\n"
 	    "  --passthrough PATTERN      relay matching hosts untouched "
@@ -66,7 +70,9 @@ run_usage(FILE *f)
 	    "origins\n"
 	    "  --set KEY=VALUE            any conf-file setting, e.g. --set "
 	    "idle-timeout=30s\n"
-	    "  -v, --verbose              debug logging on stderr\n"
+	    "  -v, --verbose              CONNECT exchanges get a line too; "
+	    "debug\n"
+	    "                             logging on stderr\n"
 	    "  -h, --help                 this help\n");
 }
 
@@ -84,6 +90,7 @@ cli_run(int argc, char **argv)
 	    {"conf", required_argument, NULL, 'c'},
 	    {"workers", required_argument, NULL, 'w'},
 	    {"quiet", no_argument, NULL, 'q'},
+	    {"format", required_argument, NULL, 'O'},
 	    {"set", required_argument, NULL, 's'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"intercept", required_argument, NULL, 'I'},
@@ -112,7 +119,7 @@ cli_run(int argc, char **argv)
 	struct replaydb *replay = NULL;
 
 	config_init(&cfg);
-	flags = calloc((size_t)argc + 1, sizeof(*flags));
+	flags = calloc(2 * (size_t)argc + 1, sizeof(*flags));
 	if (flags == NULL)
 		goto out;
 	optind = 1;
@@ -143,6 +150,12 @@ cli_run(int argc, char **argv)
 		case 'v':
 			flags[nflags].key = "log-level";
 			flags[nflags++].value = strdup("debug");
+			flags[nflags].key = "verbose";
+			flags[nflags++].value = strdup("yes");
+			break;
+		case 'O':
+			flags[nflags].key = "format";
+			flags[nflags++].value = strdup(optarg);
 			break;
 		case 'c':
 			conf = optarg;
@@ -286,6 +299,8 @@ cli_run(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	/* the writer prints each flow line once its row is written */
+	store_set_printer(st, flowline_print, &cfg.format);
 	rc = server_run(&cfg, st, replay);
 	st = NULL; /* server_run closed it */
 out:

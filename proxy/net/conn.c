@@ -531,22 +531,11 @@ conn_rec_submit(struct conn *c)
 	}
 	conn_capture_trim(&r->req_body, &c->req_room);
 	conn_capture_trim(&r->resp_body, &c->resp_room);
-	if (!c->w->cfg->quiet) {
-		char line[1024], url[512];
-		if (r->host == NULL)
-			snprintf(
-			    url, sizeof(url), "%s", r->path ? r->path : "-");
-		else
-			snprintf(url, sizeof(url), "%s://%s:%d%s%s%s",
-			    r->scheme, r->host, r->port, r->path ? r->path : "",
-			    r->query ? "?" : "", r->query ? r->query : "");
-		snprintf(line, sizeof(line), "%s %s %s %d %llu %.1fms%s%s",
-		    c->client_ip, r->method ? r->method : "-", url, r->status,
-		    (unsigned long long)r->resp_body.total,
-		    (double)r->total_us / 1000.0, r->error ? " error=" : "",
-		    r->error ? r->error : "");
-		rec->print_line = strdup(line);
-	}
+	/* the writer prints the line once the row has its id; the CONNECT
+	 * that opens a tunnel is noise unless asked for */
+	rec->print = !c->w->cfg->quiet &&
+	    (c->w->cfg->verbose || r->method == NULL ||
+		strcmp(r->method, "CONNECT") != 0);
 	backlog = store_submit(c->w->store, rec);
 	return backlog;
 }
@@ -2578,6 +2567,8 @@ conn_close(struct conn *c, const char *reason, const char *err)
 		stream_finish(c, sc,
 		    bufferevent_getfd(c->craw ? c->craw : c->cbev),
 		    c->up ? bufferevent_getfd(c->up->bev) : -1);
+		/* a stream relayed unread gets its line (flowline picks) */
+		rec->print = !w->cfg->quiet;
 		(void)store_submit(w->store, rec);
 	}
 	c->state = CONN_CLOSED;

@@ -92,8 +92,8 @@ static void intercept_note(struct conn *c, const char *fmt, ...)
 
 /*
  * A line for `peephole run`'s output, printed by the writer in order with
- * the flow lines: "<client> <what> host:port ...". Nothing when quiet or
- * not recording. Worker thread.
+ * the flow lines (flowline formats it: "c12 <time> <client> <what>
+ * host:port ..."). Nothing when quiet or not recording. Worker thread.
  */
 static void
 intercept_note(struct conn *c, const char *fmt, ...)
@@ -101,19 +101,19 @@ intercept_note(struct conn *c, const char *fmt, ...)
 	struct store_rec *rec;
 	char line[600];
 	va_list ap;
-	int n;
 
 	if (c->w->store == NULL || c->w->cfg->quiet)
 		return;
-	n = snprintf(line, sizeof(line), "%s ", c->client_ip);
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if ((rec = store_rec_new(STORE_REC_NOTE)) == NULL)
 		return;
-	if ((rec->print_line = strdup(line)) == NULL) {
+	rec->print = 1;
+	rec->u.note.conn_id = c->id;
+	rec->u.note.t_us = now_us();
+	if ((rec->u.note.client_ip = strdup(c->client_ip)) == NULL ||
+	    (rec->u.note.text = strdup(line)) == NULL) {
 		store_rec_free(rec);
 		return;
 	}

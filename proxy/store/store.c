@@ -80,6 +80,9 @@ struct store {
 	int data_version;
 	int64_t polled_us;
 	FILE *keylog; /* SSLKEYLOGFILE, the writer's once started */
+	/* who turns printed records into `peephole run` lines */
+	void (*printer)(const struct store_rec *rec, void *arg);
+	void *printer_arg;
 };
 
 static const char store_sql_conn[] =
@@ -199,7 +202,6 @@ store_rec_free(struct store_rec *rec)
 
 	if (rec == NULL)
 		return;
-	free(rec->print_line);
 	switch (rec->type) {
 	case STORE_REC_CONN:
 		c = &rec->u.conn;
@@ -256,6 +258,8 @@ store_rec_free(struct store_rec *rec)
 		free(rec->u.learned.reason);
 		break;
 	case STORE_REC_NOTE:
+		free(rec->u.note.client_ip);
+		free(rec->u.note.text);
 		break;
 	case STORE_REC_STREAM_EVENTS:
 		free(rec->u.sev.ev);
@@ -278,7 +282,7 @@ store_rec_bytes(const struct store_rec *rec)
 {
 	/* the many short strings of a record are put at a flat 256 bytes;
 	 * what can be large is counted */
-	size_t n = sizeof(*rec) + 256 + store_strlen(rec->print_line);
+	size_t n = sizeof(*rec) + 256;
 
 	switch (rec->type) {
 	case STORE_REC_REQUEST:
@@ -292,11 +296,13 @@ store_rec_bytes(const struct store_rec *rec)
 	case STORE_REC_KEYLOG:
 		n += store_strlen(rec->u.keylog.line);
 		break;
+	case STORE_REC_NOTE:
+		n += store_strlen(rec->u.note.text);
+		break;
 	case STORE_REC_CONN:
 	case STORE_REC_DOMAIN_IP:
 	case STORE_REC_LEARNED_PASSTHROUGH:
 	case STORE_REC_LEARNED_FORGET:
-	case STORE_REC_NOTE: /* its text is the print_line */
 		break;
 	}
 	return n;
@@ -770,13 +776,15 @@ store_write_forget(struct store *st, const struct store_learned *l)
 	return store_step(s) == SQLITE_DONE ? 0 : -1;
 }
 
-/* Write one record; a failure is logged here with its kind. 0 / -1. */
+/* Write one record; a failure is logged here with its kind. A request
+ * keeps the row id it got, for its flow line. 0 / -1. */
 static int
-store_write_rec(struct store *st, const struct store_rec *rec)
+store_write_rec(struct store *st, struct store_rec *rec)
 {
 	int rc = -1;
 	int64_t cid = 0;
 
+	rec->row_id = 0;
 	switch (rec->type) {
 	case STORE_REC_CONN:
 		rc = store_write_conn(st, &rec->u.conn);
@@ -784,6 +792,8 @@ store_write_rec(struct store *st, const struct store_rec *rec)
 		break;
 	case STORE_REC_REQUEST:
 		rc = store_write_req(st, &rec->u.req);
+		if (rc == 0)
+			rec->row_id = sqlite3_last_insert_rowid(st->db);
 		cid = rec->u.req.conn_id;
 		break;
 	case STORE_REC_DOMAIN_IP:
@@ -1090,8 +1100,8 @@ store_drain(struct store *st, int wait)
 		nfail = store_write_batch(st, batch);
 		while ((rec = batch) != NULL) {
 			batch = rec->next;
-			if (rec->print_line != NULL)
-				printf("%s\n", rec->print_line);
+			if (rec->print && st->printer != NULL)
+				st->printer(rec, st->printer_arg);
 			if (rec->type == STORE_REC_KEYLOG &&
 			    st->keylog != NULL && rec->u.keylog.line != NULL)
 				fputs(rec->u.keylog.line, st->keylog);
@@ -1513,6 +1523,14 @@ store_watch_learned(
 	st->learned_arg = arg;
 	if (st->db != NULL)
 		(void)store_data_version(st, &st->data_version);
+}
+
+void
+store_set_printer(struct store *st,
+    void (*cb)(const struct store_rec *rec, void *arg), void *arg)
+{
+	st->printer = cb;
+	st->printer_arg = arg;
 }
 
 void

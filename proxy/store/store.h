@@ -45,8 +45,8 @@ enum store_rec_type {
 	/* a (host, port) whose client accepted us: delete its learned row
 	 * (u.learned.host and port only) */
 	STORE_REC_LEARNED_FORGET,
-	/* nothing to store: only print_line, printed in order with the flow
-	 * lines (a passthrough decision worth telling the user) */
+	/* nothing to store: only printed, in order with the flow lines (a
+	 * passthrough decision worth telling the user); struct store_note */
 	STORE_REC_NOTE
 };
 
@@ -202,19 +202,31 @@ struct store_learned_row {
 	int64_t next_retry_us; /* 0: intercept the next connection */
 };
 
+/* A line for `peephole run`'s output that is not a row (STORE_REC_NOTE). */
+struct store_note {
+	int64_t conn_id;
+	int64_t t_us;
+	char *client_ip;
+	char *text; /* "passthrough host:port pinned (learned): ..." */
+};
+
 struct store_rec {
 	enum store_rec_type type;
 	struct store_rec *next; /* queue link, owned by the store */
 	size_t bytes;           /* memory it holds, set by store_submit */
-	/* NULL, or a line the writer prints on stdout once the record is
-	 * stored (the `peephole run` flow line); freed with the record */
-	char *print_line;
+	/* 1: once the record is stored, the writer hands it to the printer
+	 * (store_set_printer): the `peephole run` flow line */
+	int print;
+	/* set by the writer: the requests row id the insert got; 0 when the
+	 * record was not written (a discarding store, a failure) */
+	int64_t row_id;
 	union {
 		struct store_conn conn;
 		struct store_request req;
 		struct store_domain_ip dip;
 		struct store_learned learned;
 		struct store_stream_events sev;
+		struct store_note note;
 		struct {
 			char *line; /* NSS key-log format, with its newline */
 		} keylog;
@@ -308,6 +320,14 @@ void store_watch_learned(
  */
 int store_set_keylog(struct store *st, const char *path, char *err,
     size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Have the writer thread call cb(rec, arg) for every record with print set,
+ * once it is written (rec->row_id known), in queue order; cb must not keep
+ * rec. The writer flushes stdout after each batch. Call before store_start.
+ */
+void store_set_printer(struct store *st,
+    void (*cb)(const struct store_rec *rec, void *arg), void *arg);
 
 /* Write everything queued, stop the writer, close the file. NULL ok. */
 void store_close(struct store *st);

@@ -609,8 +609,17 @@ test_newer_refused(void **state)
 	sqlite3_close(db);
 }
 
-/* Flow lines reach stdout once their records are stored; a discarding
- * store prints them too and keeps nothing. */
+/* The test's printer: the method as the line, and the row id. */
+static void
+print_method(const struct store_rec *rec, void *arg)
+{
+	(void)arg;
+	printf("%s %lld\n", rec->u.req.method, (long long)rec->row_id);
+}
+
+/* Flow lines reach the printer once their records are stored, with the
+ * row id of the insert; a discarding store prints them too (no id) and
+ * keeps nothing. */
 static void
 test_print_line_and_discard(void **state)
 {
@@ -630,18 +639,31 @@ test_print_line_and_discard(void **state)
 	close(fd);
 
 	st = open_store(f->path, 0);
+	store_set_printer(st, print_method, NULL);
 	assert_int_equal(store_start(st), 0);
 	r = mk_req(1, "p.test", "/");
-	r->print_line = xstrdup("line-one");
+	free(r->u.req.method);
+	r->u.req.method = xstrdup("line-one");
+	r->print = 1;
+	assert_int_equal(store_submit(st, r), 0);
+	r = mk_req(1, "p.test", "/"); /* not printed */
+	assert_int_equal(store_submit(st, r), 0);
+	r = mk_req(1, "p.test", "/");
+	free(r->u.req.method);
+	r->u.req.method = xstrdup("line-three");
+	r->print = 1;
 	assert_int_equal(store_submit(st, r), 0);
 	store_close(st);
 
 	assert_non_null(st = store_open_discard((struct store_limits){2, 0}));
+	store_set_printer(st, print_method, NULL);
 	assert_int_equal(store_next_conn_id(st), 1);
 	assert_int_equal(store_start(st), 0);
 	for (i = 0; i < 3; i++) {
 		r = mk_req(1, "p.test", "/");
-		r->print_line = xstrdup("line-two");
+		free(r->u.req.method);
+		r->u.req.method = xstrdup("line-two");
+		r->print = 1;
 		(void)store_submit(st, r);
 	}
 	for (i = 0; i < 500 && store_queued(st) > 0; i++)
@@ -661,7 +683,9 @@ test_print_line_and_discard(void **state)
 	unlink(out);
 	assert_true(n > 0);
 	buf[n] = '\0';
-	assert_string_equal(buf, "line-one\nline-two\nline-two\nline-two\n");
+	assert_string_equal(buf,
+	    "line-one 1\nline-three 3\nline-two 0\n"
+	    "line-two 0\nline-two 0\n");
 }
 
 /* A file as a v1 build left it: the v1 step, user_version 1 and a row in

@@ -40,8 +40,8 @@ class StreamProxy(Proxy):
     added to the proxy's hosts file."""
 
     def __init__(self, workdir, dns_port, conf_extra=None, transparent=False,
-                 hosts_extra=(), args=()):
-        super().__init__(workdir, dns_port, conf_extra, True, 2)
+                 hosts_extra=(), args=(), quiet=True):
+        super().__init__(workdir, dns_port, conf_extra, quiet, 2)
         if hosts_extra:
             with open(self.hosts, "a") as f:
                 f.write("".join(h + "\n" for h in hosts_extra))
@@ -55,7 +55,8 @@ class StreamProxy(Proxy):
         if self.transparent:
             a += ["--listen", f"transparent@127.0.0.1:{self.tport}"]
         return a + ["--db", str(self.db), "--conf", str(self.conf_path),
-                    "--workers", str(self.workers), "--quiet"] + self.args
+                    "--workers", str(self.workers)] + \
+            (["--quiet"] if self.quiet else []) + self.args
 
     def start(self):
         last = ""
@@ -131,15 +132,16 @@ class StreamProxy(Proxy):
 @pytest.fixture
 def stream_proxy(tmp_path, dns_stub):
     """Factory: stream_proxy(conf_extra={...}, transparent=False,
-    hosts_extra=()) -> StreamProxy, started. Stopped by PID at teardown; a
+    hosts_extra=(), args=(), quiet=True) -> StreamProxy, started. Stopped by PID at teardown; a
     non-zero exit or a sanitizer report fails the test."""
     started = []
 
-    def _start(conf_extra=None, transparent=False, hosts_extra=(), args=()):
+    def _start(conf_extra=None, transparent=False, hosts_extra=(), args=(),
+               quiet=True):
         d = tmp_path / f"sproxy{len(started)}"
         d.mkdir()
         p = StreamProxy(d, dns_stub.port, conf_extra, transparent,
-                        hosts_extra, args)
+                        hosts_extra, args, quiet)
         started.append(p)
         return p.start()
 
