@@ -287,8 +287,9 @@ int store_backlogged(struct store *st);
 void store_watch_drain(struct store *st, struct event *ev);
 
 /*
- * A store that keeps nothing (record-flows no): the writer thread only prints
- * print_line and frees records, so the proxy runs the same path either way.
+ * A store that keeps nothing (record-flows no): the writer thread only hands
+ * records to the printer and frees them, so the proxy runs the same path
+ * either way.
  */
 struct store *store_open_discard(struct store_limits lim)
     __attribute__((warn_unused_result));
