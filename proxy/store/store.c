@@ -652,7 +652,8 @@ store_newdns(struct store *st, const struct store_request *r)
 }
 
 static int
-store_write_req(struct store *st, const struct store_request *r)
+store_write_req(
+    struct store *st, const struct store_request *r, int64_t *row_id)
 {
 	sqlite3_stmt *s = st->ins_req;
 	char req_sha[65], resp_sha[65];
@@ -697,6 +698,8 @@ store_write_req(struct store *st, const struct store_request *r)
 	store_bind_dur(s, i, r->tls_us);
 	if (store_step(s) != SQLITE_DONE)
 		return -1;
+	/* before store_newdns, whose inserts move last_insert_rowid */
+	*row_id = sqlite3_last_insert_rowid(st->db);
 	store_newdns(st, r);
 	return 0;
 }
@@ -791,9 +794,7 @@ store_write_rec(struct store *st, struct store_rec *rec)
 		cid = rec->u.conn.id;
 		break;
 	case STORE_REC_REQUEST:
-		rc = store_write_req(st, &rec->u.req);
-		if (rc == 0)
-			rec->row_id = sqlite3_last_insert_rowid(st->db);
+		rc = store_write_req(st, &rec->u.req, &rec->row_id);
 		cid = rec->u.req.conn_id;
 		break;
 	case STORE_REC_DOMAIN_IP:

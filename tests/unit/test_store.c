@@ -617,6 +617,13 @@ print_method(const struct store_rec *rec, void *arg)
 	printf("%s %lld\n", rec->u.req.method, (long long)rec->row_id);
 }
 
+/* The printer of test_newdns_answers: the row id it was given. */
+static void
+keep_row_id(const struct store_rec *rec, void *arg)
+{
+	*(int64_t *)arg = rec->row_id;
+}
+
 /* Flow lines reach the printer once their records are stored, with the
  * row id of the insert; a discarding store prints them too (no id) and
  * keeps nothing. */
@@ -1535,10 +1542,16 @@ test_newdns_answers(void **state)
 	struct store_rec *r;
 	unsigned char *z;
 	size_t zlen;
+	int64_t row = -1;
 	sqlite3 *db;
 
 	z = deflate_raw(doc, &zlen);
-	submit_ok(st, mk_newdns(1, z, zlen, zlen));
+	/* its answers are inserted after it: the printer still gets the
+	 * request's own row id */
+	store_set_printer(st, keep_row_id, &row);
+	r = mk_newdns(1, z, zlen, zlen);
+	r->print = 1;
+	submit_ok(st, r);
 	/* Truncated capture: not parsed. */
 	submit_ok(st, mk_newdns(2, z, zlen / 2, zlen));
 	/* Garbage: logged, the row stands. */
@@ -1569,6 +1582,8 @@ test_newdns_answers(void **state)
 	    "SELECT name || ' ' || named_by FROM stream_names"
 	    " WHERE conn_id = 4",
 	    "sglong.wechat.com app-dns");
+	assert_int_equal(
+	    row, q_int(db, "SELECT id FROM requests WHERE conn_id = 1"));
 	assert_int_equal(q_int(db,
 			     "SELECT count(*) FROM domain_ips"
 			     " WHERE ip = '203.0.113.7'"),
