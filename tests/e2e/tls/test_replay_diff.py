@@ -28,6 +28,11 @@ class ChangingOrigin:
             def log_message(self, *a):
                 pass
 
+            def date_time_string(self, timestamp=None):
+                # a fixed Date: the second ticking over between the
+                # original and its replay would show as a changed header
+                return "Sun, 06 Dec 2026 00:00:00 GMT"
+
             def do_GET(self):
                 n = origin.n[self.path] = origin.n.get(self.path, 0) + 1
                 extra = []
