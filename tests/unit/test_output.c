@@ -110,8 +110,8 @@ table(void)
 {
 	static const char *const h[] = {"id", "url", "status", "note"};
 	static const char *const r1[] = {"12345",
-	    "https://api.example.com/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/"
-	    "u/v/w/x/y/z/v1/items?id=3",
+	    ("https://api.example.com/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/"
+	     "t/u/v/w/x/y/z/v1/items?id=3"),
 	    "200", "a note that goes on and on and on and on"};
 	static const char *const r2[] = {
 	    "7", "http://x.test/", "404", "caf\xc3\xa9"};
