@@ -86,6 +86,7 @@ domains_parse(int argc, char **argv, struct domains_opts *o)
 	size_t i;
 	int ch;
 
+	memset(o, 0, sizeof(*o)); /* --wide and --utc are off unless given */
 	o->db = CLI_DEFAULT_DB;
 	o->order = domains_sorts[0].order;
 	o->fmt = OUT_TEXT;
