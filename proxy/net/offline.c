@@ -280,25 +280,8 @@ offline_peek(struct conn *c)
 static int
 offline_drop_field(const char *name, size_t len, const char *connection)
 {
-	static const char *const drop[] = {"connection", "keep-alive",
-	    "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-	    "content-length", "proxy-authenticate"};
-
-	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (strlen(drop[i]) == len &&
-		    strncasecmp(drop[i], name, len) == 0)
-			return 1;
-	/* and the fields the logged Connection header named */
-	for (const char *p = connection; p != NULL && *p;) {
-		p += strspn(p, " \t,");
-		size_t n = strcspn(p, " \t,\r\n");
-		if (n == len && strncasecmp(p, name, len) == 0)
-			return 1;
-		p += n;
-		if (*p == '\r' || *p == '\n')
-			break;
-	}
-	return 0;
+	return head_text_is_hop(name, len, connection) ||
+	    (len == 14 && strncasecmp(name, "content-length", 14) == 0);
 }
 
 /* The value of the first field called name in a logged head, or NULL;
