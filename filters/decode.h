@@ -15,7 +15,9 @@
 enum decode_result {
 	DECODE_NONE = 0, /* no encoding, or identity: nothing to undo */
 	DECODE_OK,       /* decoded whole */
-	DECODE_CAPPED,   /* stopped at the cap; out holds cap bytes */
+	DECODE_CAPPED,   /* a stage stopped at the cap: out holds cap bytes,
+			    or fewer when an inner stage of a stack was
+			    cut and the outer ones decoded what it gave */
 	DECODE_PARTIAL,  /* the input ended mid-stream (a truncated capture);
 			    out holds what it decoded to */
 	DECODE_UNKNOWN,  /* an encoding this does not know; out unset */

@@ -25,12 +25,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char *out = NULL;
 	size_t outlen = 7;
 	char err[128];
+	const char *e;
 	enum decode_result r;
 
 	if (size < 1)
 		return 0;
-	r = decode_body(enc[data[0] % (sizeof(enc) / sizeof(enc[0]))], data + 1,
-	    size - 1, CAP, &out, &outlen, err, sizeof(err));
+	e = enc[data[0] % (sizeof(enc) / sizeof(enc[0]))];
+	r = decode_body(
+	    e, data + 1, size - 1, CAP, &out, &outlen, err, sizeof(err));
 	switch (r) {
 	case DECODE_OK:
 	case DECODE_CAPPED:
@@ -39,7 +41,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (r != DECODE_OK && err[0] == '\0')
 			abort();
-		if (r == DECODE_CAPPED && outlen != CAP)
+		/* one coding cut at the cap holds exactly the cap; a stack
+		 * whose inner stage was cut may hold less */
+		if (r == DECODE_CAPPED && strchr(e, ',') == NULL &&
+		    outlen != CAP)
 			abort();
 		break;
 	case DECODE_NONE:
