@@ -342,22 +342,15 @@ static json_t *
 diff_fields(const char *h)
 {
 	json_t *o = json_object();
-	const char *connection = NULL;
+	const char *all = h;
 
 	if (o == NULL)
 		return NULL;
-	for (const char *p = h; p != NULL && *p;) {
-		size_t n = strcspn(p, "\r\n");
-		if (n > 11 && strncasecmp(p, "connection:", 11) == 0)
-			connection = p + 11;
-		p += n;
-		p += strspn(p, "\r\n");
-	}
 	while (h != NULL && *h != '\0') {
 		size_t n = strcspn(h, "\r\n");
 		const char *colon = memchr(h, ':', n);
 		if (colon != NULL && colon > h &&
-		    !head_text_is_hop(h, (size_t)(colon - h), connection)) {
+		    !head_text_is_hop(h, (size_t)(colon - h), all)) {
 			size_t nl = (size_t)(colon - h);
 			char *name = strndup(h, nl), *lc = strndup(h, nl);
 			const char *v = colon + 1;

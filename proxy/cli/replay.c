@@ -176,9 +176,9 @@ static void replay_finish(struct replay_job *j, const char *error);
 /* Not sent again: the hop-by-hop fields, and the framing the replay
  * computes itself. */
 static int
-replay_hop_by_hop(const char *name, size_t n, const char *connection)
+replay_hop_by_hop(const char *name, size_t n, const char *headers)
 {
-	return head_text_is_hop(name, n, connection) ||
+	return head_text_is_hop(name, n, headers) ||
 	    (n == 14 && strncasecmp(name, "content-length", 14) == 0) ||
 	    (n == 6 && strncasecmp(name, "expect", 6) == 0);
 }
@@ -202,26 +202,19 @@ replay_fields(const char *logged, const char *const *set, int nset,
     const char *method, int64_t body_len)
 {
 	struct evbuffer *f = evbuffer_new();
-	const char *h = logged, *connection = NULL;
+	const char *h = logged;
 	int have_host = 0;
 	size_t flen;
 	char *out = NULL;
 
 	if (f == NULL)
 		return NULL;
-	for (const char *p = h; p != NULL && *p;) {
-		size_t n = strcspn(p, "\r\n");
-		if (n > 11 && strncasecmp(p, "connection:", 11) == 0)
-			connection = p + 11;
-		p += n;
-		p += strspn(p, "\r\n");
-	}
 	while (h != NULL && *h != '\0') {
 		size_t n = strcspn(h, "\r\n");
 		const char *colon = memchr(h, ':', n);
 		if (colon != NULL) {
 			size_t nl = (size_t)(colon - h);
-			if (!replay_hop_by_hop(h, nl, connection) &&
+			if (!replay_hop_by_hop(h, nl, logged) &&
 			    !replay_named(h, nl, remove, nremove) &&
 			    !replay_named(h, nl, set, nset)) {
 				evbuffer_add(f, h, n);

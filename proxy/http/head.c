@@ -291,7 +291,7 @@ head_fields_text(const struct head *h)
 }
 
 int
-head_text_is_hop(const char *name, size_t n, const char *connection)
+head_text_is_hop(const char *name, size_t n, const char *headers)
 {
 	static const char *const hop[] = {"connection", "proxy-connection",
 	    "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
@@ -300,14 +300,21 @@ head_text_is_hop(const char *name, size_t n, const char *connection)
 	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
 		if (strlen(hop[i]) == n && strncasecmp(hop[i], name, n) == 0)
 			return 1;
-	for (const char *p = connection; p != NULL && *p;) {
-		p += strspn(p, " \t,");
-		size_t k = strcspn(p, " \t,\r\n");
-		if (k == n && strncasecmp(p, name, n) == 0)
-			return 1;
-		p += k;
-		if (*p == '\r' || *p == '\n')
-			break;
+	/* the tokens of every Connection line */
+	for (const char *h = headers; h != NULL && *h != '\0';) {
+		size_t len = strcspn(h, "\r\n");
+		if (len > 11 && strncasecmp(h, "connection:", 11) == 0)
+			for (const char *p = h + 11;;) {
+				p += strspn(p, " \t,");
+				size_t k = strcspn(p, " \t,\r\n");
+				if (k == 0)
+					break;
+				if (k == n && strncasecmp(p, name, n) == 0)
+					return 1;
+				p += k;
+			}
+		h += len;
+		h += strspn(h, "\r\n");
 	}
 	return 0;
 }

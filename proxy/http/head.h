@@ -68,13 +68,13 @@ int head_has_token(const struct head *h, const char *name, const char *tok);
 int head_connection_names(const struct head *h, const char *name, size_t nlen);
 
 /*
- * For logged header text: 1 if field name (n bytes) is for one hop only
- * in a message whose Connection value is connection (NULL: none): one of
- * RFC 9110's hop-by-hop fields (Connection, Proxy-Connection, Keep-Alive,
- * TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,
- * Proxy-Authorization), or a field Connection names.
+ * For logged header text ("Name: value\r\n" lines, NULL for none): 1 if
+ * field name (n bytes) is for one hop only in that message: one of RFC
+ * 9110's hop-by-hop fields (Connection, Proxy-Connection, Keep-Alive, TE,
+ * Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,
+ * Proxy-Authorization), or a field one of its Connection lines names.
  */
-int head_text_is_hop(const char *name, size_t n, const char *connection);
+int head_text_is_hop(const char *name, size_t n, const char *headers);
 
 /* One header line of a raw head, as head_copy_raw's callback sees it. */
 struct head_line {

@@ -278,9 +278,9 @@ offline_peek(struct conn *c)
 
 /* 1 for the hop-by-hop fields of a logged head and those we recompute. */
 static int
-offline_drop_field(const char *name, size_t len, const char *connection)
+offline_drop_field(const char *name, size_t len, const char *headers)
 {
-	return head_text_is_hop(name, len, connection) ||
+	return head_text_is_hop(name, len, headers) ||
 	    (len == 14 && strncasecmp(name, "content-length", 14) == 0);
 }
 
@@ -315,7 +315,6 @@ offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 	struct evbuffer *kept = evbuffer_new();
 	size_t before = evbuffer_get_length(out), clen, vlen;
 	const char *h = ch->resp_headers, *conn_hdr = "";
-	const char *connection = offline_field(h, "connection", &vlen);
 	const char *cl = offline_field(h, "content-length", &clen);
 	const char *ct = offline_field(h, "content-type", &vlen);
 	int st = ch->status, rc = -1;
@@ -328,7 +327,7 @@ offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 		size_t len = strcspn(l, "\r\n");
 		const char *colon = memchr(l, ':', len);
 		if (colon != NULL &&
-		    !offline_drop_field(l, (size_t)(colon - l), connection) &&
+		    !offline_drop_field(l, (size_t)(colon - l), h) &&
 		    (evbuffer_add(kept, l, len) == -1 ||
 			evbuffer_add(kept, "\r\n", 2) == -1))
 			goto out;

@@ -178,12 +178,19 @@ test_text_is_hop(void **state)
 {
 	(void)state;
 	assert_true(head_text_is_hop("Keep-Alive", 10, NULL));
-	assert_true(head_text_is_hop("TE", 2, "close"));
+	assert_true(head_text_is_hop("TE", 2, "Connection: close\r\n"));
 	assert_true(head_text_is_hop("proxy-authorization", 19, NULL));
 	assert_false(head_text_is_hop("X-Hop", 5, NULL));
-	assert_true(head_text_is_hop("X-Hop", 5, "keep-alive, x-hop\r\n"));
-	assert_false(head_text_is_hop("X-Ho", 4, "keep-alive, x-hop"));
-	assert_false(head_text_is_hop("Content-Length", 14, "close"));
+	assert_true(head_text_is_hop(
+	    "X-Hop", 5, "Host: a\r\nConnection: keep-alive, x-hop\r\n"));
+	assert_false(head_text_is_hop(
+	    "X-Ho", 4, "Host: a\r\nConnection: keep-alive, x-hop"));
+	assert_false(head_text_is_hop("X-Hop", 5, "X-Note: x-hop\r\n"));
+	assert_false(
+	    head_text_is_hop("Content-Length", 14, "Connection: close\r\n"));
+	/* every Connection line counts, not just the first */
+	assert_true(head_text_is_hop(
+	    "X-Two", 5, "Connection: close\r\nConnection: x-two\r\n"));
 }
 
 int
