@@ -26,6 +26,7 @@
 #include "cli/db.h"
 #include "cli/output.h"
 #include "cli/select.h"
+#include "log.h"
 
 #define PRUNE_CMD "prune"
 /* Rows per write transaction: the longest the proxy's writer waits. */
@@ -107,11 +108,11 @@ prune_age(const char *s, int64_t *us)
 }
 
 /*
- * TIME as microseconds since the epoch in *us: an age back from now_us,
+ * TIME as microseconds since the epoch in *us: an age back from now,
  * or an ISO-8601 date / date-time, UTC unless it carries an offset. 0 / -1.
  */
 static int
-prune_time(const char *s, int64_t now_us, int64_t *us)
+prune_time(const char *s, int64_t now, int64_t *us)
 {
 	struct tm tm;
 	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, k;
@@ -120,7 +121,7 @@ prune_time(const char *s, int64_t now_us, int64_t *us)
 	time_t t;
 
 	if (prune_age(s, &age) == 0) {
-		*us = now_us - age;
+		*us = now - age;
 		return 0;
 	}
 	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
@@ -165,15 +166,6 @@ prune_time(const char *s, int64_t now_us, int64_t *us)
 	return 0;
 }
 
-static int64_t
-prune_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int
 prune_parse(int argc, char **argv, struct prune_opts *o)
 {
@@ -197,8 +189,7 @@ prune_parse(int argc, char **argv, struct prune_opts *o)
 			o->db = optarg;
 			break;
 		case 'b':
-			if (prune_time(optarg, prune_now_us(), &o->before_us) ==
-			    -1)
+			if (prune_time(optarg, now_us(), &o->before_us) == -1)
 				return args_usage(PRUNE_CMD,
 				    "--before wants an ISO-8601 date or time "
 				    "(2024-05-01, 2024-05-01T12:00:00Z) or an "

@@ -1758,12 +1758,7 @@ conn_note_sightings(struct conn *c, const struct resolve_result *res)
 	if (c->w->store == NULL || !c->w->cfg->record_flows)
 		return;
 	for (int i = 0; i < res->naddrs; i++) {
-		const struct sockaddr_storage *ss = &res->addrs[i];
-		const void *src = ss->ss_family == AF_INET6
-		    ? (const void *)&((const struct sockaddr_in6 *)ss)
-			  ->sin6_addr
-		    : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
-		if (inet_ntop(ss->ss_family, src, ip, sizeof(ip)) == NULL ||
+		if (resolve_addr_text(&res->addrs[i], ip, sizeof(ip)) == -1 ||
 		    (rec = store_rec_new(STORE_REC_DOMAIN_IP)) == NULL)
 			continue;
 		rec->u.dip.domain = strdup(c->url.host);

@@ -100,6 +100,17 @@ resolve_schedule(struct resolve_req *r)
 	event_add(r->deliver, &zero);
 }
 
+int
+resolve_addr_text(const struct sockaddr_storage *ss, char *ip, size_t len)
+{
+	const void *src = ss->ss_family == AF_INET6
+	    ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+	    : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	return inet_ntop(ss->ss_family, src, ip, (socklen_t)len) != NULL ? 0
+									 : -1;
+}
+
 /* Record a fresh answer in the store as a domain_ips fact. */
 static void
 resolve_record(
@@ -107,12 +118,8 @@ resolve_record(
 {
 	char ip[INET6_ADDRSTRLEN];
 	struct store_rec *rec;
-	const void *src = ss->ss_family == AF_INET6
-	    ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
-	    : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
 
-	if (w->store == NULL ||
-	    inet_ntop(ss->ss_family, src, ip, sizeof(ip)) == NULL)
+	if (w->store == NULL || resolve_addr_text(ss, ip, sizeof(ip)) == -1)
 		return;
 	rec = store_rec_new(STORE_REC_DOMAIN_IP);
 	if (rec == NULL)

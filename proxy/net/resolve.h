@@ -25,6 +25,10 @@ struct resolve_result {
 	int64_t elapsed_us;
 };
 
+/* The address part of ss as text into ip (INET6_ADDRSTRLEN bytes
+ * suffice). 0 / -1. */
+int resolve_addr_text(const struct sockaddr_storage *ss, char *ip, size_t len);
+
 typedef void (*resolve_cb)(const struct resolve_result *res, void *arg);
 
 /*
