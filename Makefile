@@ -18,7 +18,7 @@ WARN = -Wall -Wextra -Wpedantic -Wformat=2 -Wshadow -Wstrict-prototypes \
 BASE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g \
 	-fstack-protector-strong -fPIE \
 	-DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -pthread \
-	-I. -Iproxy -Iconf -Ica -Ifilters -I/usr/share/include/llhttp
+	-I. -I/usr/share/include/llhttp
 ifeq ($(SAN),1)
 OPT = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
@@ -52,7 +52,7 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 PYTEST = /usr/bin/python3 -m pytest
 
 .PHONY: all deps run test test-unit test-e2e test-san test-tsan bench \
-	bench-peers clean format-check fuzz
+	bench-peers clean format-check layer-check fuzz
 
 all: peephole
 
@@ -81,7 +81,7 @@ $(BUILD)/libpeephole.a: $(LIB_OBJ)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpeephole.a \
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpeephole.a \
 		$(LDFLAGS) $(LIBS) -lcmocka -lbrotlienc
 
 # Build and test dependencies; chromium + libnss3-tools drive the browser
@@ -143,7 +143,7 @@ test-tsan:
 # under TSan.
 test: deps
 	$(MAKE) all
-	$(MAKE) format-check
+	$(MAKE) format-check layer-check
 	$(MAKE) test-unit test-e2e
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -163,7 +163,7 @@ bench-peers: deps all
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=all $(WARN) -Ifilters
+	-fno-sanitize-recover=all $(WARN) -I.
 # Every harness links all of filters/, so all take the libraries it needs.
 FUZZ_LIBS = -lz -lexpat -lpcre2-8 -lbrotlidec -lzstd
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard filters/*.c filters/*.h)
@@ -193,6 +193,15 @@ fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
 
 format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)
+
+# Layering: filters/, ca/ and conf/ are pure and must not reach into proxy/;
+# every header is named by its path from the top of the tree (one -I.).
+layer-check:
+	@if grep -n '#include "proxy/' filters/*.[ch] ca/*.[ch] conf/*.[ch]; then \
+		echo "layer-check: filters/, ca/, conf/ include proxy/" >&2; exit 1; fi
+	@if grep -n '#include "[^/"]*"' $(SRC) $(wildcard proxy/*.h \
+		proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC); then \
+		echo "layer-check: include by full path from the top" >&2; exit 1; fi
 
 clean:
 	rm -rf build peephole

@@ -3,9 +3,9 @@
  * file, --set and the dedicated flags all go through config_set(), so a
  * setting is parsed and bounded the same way whichever way it arrives.
  */
-#include "config.h"
+#include "conf/config.h"
 
-#include "rules.h"
+#include "filters/rules.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -1,5 +1,5 @@
 /* decode: see decode.h. */
-#include "decode.h"
+#include "filters/decode.h"
 
 #include <brotli/decode.h>
 #include <stdint.h>

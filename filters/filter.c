@@ -4,7 +4,7 @@
  * filter_match walks.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "filter.h"
+#include "filters/filter.h"
 
 #include <ctype.h>
 #include <errno.h>

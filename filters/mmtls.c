@@ -1,5 +1,5 @@
 /* mmtls: see mmtls.h. */
-#include "mmtls.h"
+#include "filters/mmtls.h"
 
 #include <string.h>
 

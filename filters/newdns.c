@@ -1,5 +1,5 @@
 /* newdns: see newdns.h. */
-#include "newdns.h"
+#include "filters/newdns.h"
 
 #include <arpa/inet.h>
 #include <limits.h>

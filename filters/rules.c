@@ -1,5 +1,5 @@
 /* rules: see rules.h. */
-#include "rules.h"
+#include "filters/rules.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* sniff: see sniff.h. */
-#include "sniff.h"
+#include "filters/sniff.h"
 
 #include <stdint.h>
 #include <string.h>

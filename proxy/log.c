@@ -1,5 +1,5 @@
 /* log: see log.h. */
-#include "log.h"
+#include "proxy/log.h"
 
 #include <errno.h>
 #include <openssl/err.h>

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "cli/run.h"
+#include "proxy/cli/cli.h"
+#include "proxy/cli/run.h"
 
 struct main_cmd {
 	const char *name;

@@ -1,5 +1,5 @@
 /* args: see args.h. */
-#include "cli/args.h"
+#include "proxy/cli/args.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 int
 args_int(const char *cmd, const char *flag, const char *s, int64_t min,

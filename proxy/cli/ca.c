@@ -4,7 +4,7 @@
  * device wants, and print how to trust it. The CA lives in a directory
  * (--home, default $PEEPHOLE_HOME or ~/.peephole) as ca.pem and ca.key.
  */
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ca.h"
-#include "cli/args.h"
+#include "ca/ca.h"
+#include "proxy/cli/args.h"
 
 #define CA_CMD "ca"
 

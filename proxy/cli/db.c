@@ -1,11 +1,11 @@
 /* db: see db.h. */
-#include "cli/db.h"
+#include "proxy/cli/db.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "store/schema.h"
+#include "proxy/store/schema.h"
 
 /* Long enough to ride out a writer's checkpoint, short enough to notice. */
 #define DB_BUSY_TIMEOUT_MS 5000

@@ -1,6 +1,6 @@
 /* diff: see diff.h. */
-#include "cli/diff.h"
-#include "http/head.h"
+#include "proxy/cli/diff.h"
+#include "proxy/http/head.h"
 
 #include <ctype.h>
 #include <jansson.h>

@@ -3,7 +3,7 @@
  * (request hosts, connection targets, DNS answers, names found for streams
  * to bare addresses), from the domain_catalogue view.
  */
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/args.h"
-#include "cli/db.h"
-#include "cli/output.h"
+#include "proxy/cli/args.h"
+#include "proxy/cli/db.h"
+#include "proxy/cli/output.h"
 
 #define DOMAINS_CMD "domains"
 /* Columns of the text and CSV tables; ips stays last, it is the widest. */

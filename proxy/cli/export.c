@@ -1,7 +1,7 @@
 /*
  * export: `peephole export har FILE | curl ID | bodies DIR`. See export.h.
  */
-#include "cli/export.h"
+#include "proxy/cli/export.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,14 +17,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/args.h"
-#include "cli/cli.h"
-#include "cli/db.h"
-#include "cli/output.h"
-#include "cli/readable.h"
-#include "cli/requrl.h"
-#include "cli/select.h"
-#include "http/respond.h"
+#include "proxy/cli/args.h"
+#include "proxy/cli/cli.h"
+#include "proxy/cli/db.h"
+#include "proxy/cli/output.h"
+#include "proxy/cli/readable.h"
+#include "proxy/cli/requrl.h"
+#include "proxy/cli/select.h"
+#include "proxy/http/respond.h"
 
 #define EXPORT_CMD "export"
 #define EXPORT_CHUNK (64 * 1024)

@@ -1,7 +1,7 @@
 /* output: see output.h. */
-#include "cli/output.h"
+#include "proxy/cli/output.h"
 
-#include "cli/db.h"
+#include "proxy/cli/db.h"
 
 #include <ctype.h>
 #include <jansson.h>

@@ -7,7 +7,7 @@
  * running proxy notices (its writer watches PRAGMA data_version) within a
  * second.
  */
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -16,9 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/args.h"
-#include "cli/db.h"
-#include "cli/output.h"
+#include "proxy/cli/args.h"
+#include "proxy/cli/db.h"
+#include "proxy/cli/output.h"
 
 #define PT_CMD "passthrough"
 #define PT_LIST_CMD "passthrough list"

@@ -9,7 +9,7 @@
  * refers to it at the moment of the delete, checked in the same
  * transaction.
  */
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,11 +22,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli/args.h"
-#include "cli/db.h"
-#include "cli/output.h"
-#include "cli/select.h"
-#include "log.h"
+#include "proxy/cli/args.h"
+#include "proxy/cli/db.h"
+#include "proxy/cli/output.h"
+#include "proxy/cli/select.h"
+#include "proxy/log.h"
 
 #define PRUNE_CMD "prune"
 /* Rows per write transaction: the longest the proxy's writer waits. */

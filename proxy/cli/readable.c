@@ -1,5 +1,5 @@
 /* readable: see readable.h. */
-#include "cli/readable.h"
+#include "proxy/cli/readable.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * request (replay_of = the original) through the flow store's writer, and
  * the command prints the original and the replay side by side.
  */
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,18 +32,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/args.h"
-#include "cli/db.h"
-#include "cli/diff.h"
-#include "cli/readable.h"
-#include "cli/replay.h"
-#include "cli/output.h"
-#include "cli/requrl.h"
-#include "cli/select.h"
-#include "http/head.h"
+#include "proxy/cli/args.h"
+#include "proxy/cli/db.h"
+#include "proxy/cli/diff.h"
+#include "proxy/cli/readable.h"
+#include "proxy/cli/replay.h"
+#include "proxy/cli/output.h"
+#include "proxy/cli/requrl.h"
+#include "proxy/cli/select.h"
+#include "proxy/http/head.h"
 #include "conf/config.h"
-#include "log.h"
-#include "store/store.h"
+#include "proxy/log.h"
+#include "proxy/store/store.h"
 
 #define REPLAY_CMD "replay"
 #define REPLAY_MAX_EDITS 64

@@ -2,7 +2,7 @@
  * requests: `peephole requests`, one line per logged HTTP exchange, with
  * filters on host, method and status.
  */
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/args.h"
-#include "cli/db.h"
-#include "cli/output.h"
-#include "cli/requrl.h"
-#include "cli/select.h"
+#include "proxy/cli/args.h"
+#include "proxy/cli/db.h"
+#include "proxy/cli/output.h"
+#include "proxy/cli/requrl.h"
+#include "proxy/cli/select.h"
 
 #define REQUESTS_CMD "requests"
 

@@ -1,5 +1,5 @@
 /* run: see run.h. */
-#include "cli/run.h"
+#include "proxy/cli/run.h"
 
 #include <getopt.h>
 #include <malloc.h>
@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "log.h"
-#include "net/server.h"
-#include "store/flowline.h"
-#include "store/replaydb.h"
-#include "store/store.h"
+#include "proxy/log.h"
+#include "proxy/net/server.h"
+#include "proxy/store/flowline.h"
+#include "proxy/store/replaydb.h"
+#include "proxy/store/store.h"
 
 static void
 run_usage(FILE *f)

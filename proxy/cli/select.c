@@ -1,14 +1,14 @@
 /* select: see select.h. */
-#include "cli/select.h"
+#include "proxy/cli/select.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/db.h"
-#include "cli/readable.h"
-#include "cli/requrl.h"
+#include "proxy/cli/db.h"
+#include "proxy/cli/readable.h"
+#include "proxy/cli/requrl.h"
 #include "filters/filter.h"
 
 struct cli_select {

@@ -5,7 +5,7 @@
  * URL, where to fetch the CA, and how to undo each.  It changes nothing
  * itself: the user runs what it prints.
  */
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 #include <ctype.h>
 #include <getopt.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/args.h"
+#include "proxy/cli/args.h"
 
 #define SETUP_CMD "setup"
 #define SETUP_DEFAULT_PROXY "127.0.0.1:8080"

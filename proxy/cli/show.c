@@ -5,7 +5,7 @@
  * bodies out of the store (--body-out, --request-body-out), decoded as
  * their Content-Encoding says or, with --raw, byte for byte.
  */
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,11 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/args.h"
-#include "cli/db.h"
-#include "cli/output.h"
-#include "cli/readable.h"
-#include "cli/requrl.h"
+#include "proxy/cli/args.h"
+#include "proxy/cli/db.h"
+#include "proxy/cli/output.h"
+#include "proxy/cli/readable.h"
+#include "proxy/cli/requrl.h"
 
 #define SHOW_CMD "show"
 /* Preview at most this much of a text body, and this many lines. */

@@ -9,7 +9,7 @@
  * not HTTP and that carried no request other than its CONNECT. An
  * intercepted or blocked connection is not a stream.
  */
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/args.h"
-#include "cli/db.h"
-#include "cli/output.h"
+#include "proxy/cli/args.h"
+#include "proxy/cli/db.h"
+#include "proxy/cli/output.h"
 
 #define STREAMS_CMD "streams"
 #define SHOW_STREAM_CMD "show stream"

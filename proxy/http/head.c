@@ -1,5 +1,5 @@
 /* head: see head.h. */
-#include "http/head.h"
+#include "proxy/http/head.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>

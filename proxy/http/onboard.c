@@ -1,5 +1,5 @@
 /* onboard: see onboard.h. */
-#include "http/onboard.h"
+#include "proxy/http/onboard.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <openssl/x509.h>
 
 #include "ca/ca.h"
-#include "http/respond.h"
+#include "proxy/http/respond.h"
 
 /* Room for "[" + a DNS name or IPv6 literal + "]". */
 #define ONBOARD_HOST_MAX 256

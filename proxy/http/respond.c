@@ -1,5 +1,5 @@
 /* respond: see respond.h. */
-#include "http/respond.h"
+#include "proxy/http/respond.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>

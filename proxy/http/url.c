@@ -1,5 +1,5 @@
 /* url: see url.h. */
-#include "http/url.h"
+#include "proxy/http/url.h"
 
 #include <ctype.h>
 #include <stdio.h>

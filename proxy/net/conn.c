@@ -16,7 +16,7 @@
  * llhttp callbacks only collect spans and set flags; every decision is taken
  * after llhttp_execute() returns, so nothing is freed inside a callback.
  */
-#include "net/conn.h"
+#include "proxy/net/conn.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -41,22 +41,22 @@
 #include <unistd.h>
 
 #include "conf/config.h"
-#include "http/head.h"
-#include "http/onboard.h"
-#include "http/respond.h"
-#include "http/url.h"
-#include "log.h"
-#include "net/resolve.h"
-#include "net/server.h"
-#include "net/upstream.h"
-#include "net/worker.h"
-#include "store/store.h"
-#include "net/conn_int.h"
-#include "net/intercept.h"
-#include "net/learned.h"
-#include "net/offline.h"
-#include "net/socks.h"
-#include "net/stream.h"
+#include "proxy/http/head.h"
+#include "proxy/http/onboard.h"
+#include "proxy/http/respond.h"
+#include "proxy/http/url.h"
+#include "proxy/log.h"
+#include "proxy/net/resolve.h"
+#include "proxy/net/server.h"
+#include "proxy/net/upstream.h"
+#include "proxy/net/worker.h"
+#include "proxy/store/store.h"
+#include "proxy/net/conn_int.h"
+#include "proxy/net/intercept.h"
+#include "proxy/net/learned.h"
+#include "proxy/net/offline.h"
+#include "proxy/net/socks.h"
+#include "proxy/net/stream.h"
 
 /* getsockopt name for netfilter's original destination, the same for IPv4
  * (SOL_IP) and IPv6 (SOL_IPV6); linux/netfilter_ipv4.h clashes with

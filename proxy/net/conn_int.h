@@ -11,9 +11,9 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "http/head.h"
-#include "http/url.h"
-#include "net/resolve.h"
+#include "proxy/http/head.h"
+#include "proxy/http/url.h"
+#include "proxy/net/resolve.h"
 
 struct bufferevent;
 struct stream;

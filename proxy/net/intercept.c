@@ -24,7 +24,7 @@
  * newer than TLS 1.1 is relayed untouched, a cipher mismatch found during
  * the handshake is recorded and closed, and nothing is learned.
  */
-#include "net/intercept.h"
+#include "proxy/net/intercept.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -41,15 +41,15 @@
 #include "conf/config.h"
 #include "filters/rules.h"
 #include "filters/sniff.h"
-#include "log.h"
-#include "net/conn_int.h"
-#include "net/learned.h"
-#include "net/server.h"
-#include "net/socks.h"
-#include "net/tls.h"
-#include "net/upstream.h"
-#include "net/worker.h"
-#include "store/store.h"
+#include "proxy/log.h"
+#include "proxy/net/conn_int.h"
+#include "proxy/net/learned.h"
+#include "proxy/net/server.h"
+#include "proxy/net/socks.h"
+#include "proxy/net/tls.h"
+#include "proxy/net/upstream.h"
+#include "proxy/net/worker.h"
+#include "proxy/store/store.h"
 
 /* RFC 1928 REP: connection not allowed by ruleset */
 #define INTERCEPT_SOCKS_NOT_ALLOWED 0x02

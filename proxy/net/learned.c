@@ -1,6 +1,6 @@
 /* learned: see learned.h. A mutex-guarded open-addressing hash table with
  * linear probing; the list stays small (one entry per pinned service). */
-#include "net/learned.h"
+#include "proxy/net/learned.h"
 
 #include <pthread.h>
 #include <stdlib.h>

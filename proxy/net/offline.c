@@ -1,5 +1,5 @@
 /* offline: see offline.h. */
-#include "net/offline.h"
+#include "proxy/net/offline.h"
 
 #include <ctype.h>
 #include <event2/buffer.h>
@@ -12,14 +12,14 @@
 #include <strings.h>
 
 #include "conf/config.h"
-#include "http/head.h"
-#include "http/respond.h"
-#include "log.h"
-#include "net/conn_int.h"
-#include "net/server.h"
-#include "net/worker.h"
-#include "store/replaydb.h"
-#include "store/store.h"
+#include "proxy/http/head.h"
+#include "proxy/http/respond.h"
+#include "proxy/log.h"
+#include "proxy/net/conn_int.h"
+#include "proxy/net/server.h"
+#include "proxy/net/worker.h"
+#include "proxy/store/replaydb.h"
+#include "proxy/store/store.h"
 
 /* Body read from the capture per trip to the reader thread. */
 #define OFFLINE_SLICE (256 * 1024)

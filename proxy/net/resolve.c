@@ -1,5 +1,5 @@
 /* resolve: see resolve.h. Runs on a worker's loop thread only. */
-#include "net/resolve.h"
+#include "proxy/net/resolve.h"
 
 #include <arpa/inet.h>
 #include <event2/dns.h>
@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "log.h"
-#include "net/worker.h"
-#include "store/store.h"
+#include "proxy/log.h"
+#include "proxy/net/worker.h"
+#include "proxy/store/store.h"
 
 /* Answers are kept this long; evdns_getaddrinfo does not report TTLs. */
 #define RESOLVE_CACHE_US (60 * 1000000LL)

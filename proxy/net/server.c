@@ -1,5 +1,5 @@
 /* server: see server.h. Main thread only, but server_is_self. */
-#include "net/server.h"
+#include "proxy/net/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,13 +18,13 @@
 
 #include "ca/ca.h"
 #include "conf/config.h"
-#include "log.h"
-#include "http/onboard.h"
-#include "net/learned.h"
-#include "net/tls.h"
-#include "net/worker.h"
-#include "store/replaydb.h"
-#include "store/store.h"
+#include "proxy/log.h"
+#include "proxy/http/onboard.h"
+#include "proxy/net/learned.h"
+#include "proxy/net/tls.h"
+#include "proxy/net/worker.h"
+#include "proxy/store/replaydb.h"
+#include "proxy/store/store.h"
 
 struct server_main {
 	struct server srv;

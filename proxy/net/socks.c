@@ -1,5 +1,5 @@
 /* socks: see socks.h. */
-#include "net/socks.h"
+#include "proxy/net/socks.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -10,10 +10,10 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "log.h"
-#include "net/conn_int.h"
-#include "net/intercept.h"
-#include "net/worker.h"
+#include "proxy/log.h"
+#include "proxy/net/conn_int.h"
+#include "proxy/net/intercept.h"
+#include "proxy/net/worker.h"
 
 enum socks_step {
 	SOCKS_GREETING = 0, /* VER NMETHODS METHODS */

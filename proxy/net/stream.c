@@ -1,5 +1,5 @@
 /* stream: see stream.h. */
-#include "net/stream.h"
+#include "proxy/net/stream.h"
 
 #include <event2/buffer.h>
 #include <netinet/in.h>
@@ -10,10 +10,10 @@
 
 #include "conf/config.h"
 #include "filters/mmtls.h"
-#include "log.h"
-#include "net/conn_int.h"
-#include "net/worker.h"
-#include "store/store.h"
+#include "proxy/log.h"
+#include "proxy/net/conn_int.h"
+#include "proxy/net/worker.h"
+#include "proxy/store/store.h"
 
 /* Events travel to the store in batches of this many. */
 #define STREAM_BATCH 256

@@ -1,5 +1,5 @@
 /* tls: see tls.h. */
-#include "net/tls.h"
+#include "proxy/net/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,8 +14,8 @@
 #include "ca/ca.h"
 #include "ca/forge.h"
 #include "conf/config.h"
-#include "log.h"
-#include "store/store.h"
+#include "proxy/log.h"
+#include "proxy/store/store.h"
 
 static const unsigned char tls_alpn_h1[] = "\x08http/1.1";
 

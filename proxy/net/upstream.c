@@ -1,5 +1,5 @@
 /* upstream: see upstream.h. */
-#include "net/upstream.h"
+#include "proxy/net/upstream.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "log.h"
-#include "net/worker.h"
+#include "proxy/log.h"
+#include "proxy/net/worker.h"
 
 struct upstream *
 upstream_new(struct worker *w, const char *host, unsigned port)

@@ -1,5 +1,5 @@
 /* worker: see worker.h. */
-#include "net/worker.h"
+#include "proxy/net/worker.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include "conf/config.h"
-#include "log.h"
-#include "net/conn.h"
-#include "net/resolve.h"
-#include "net/upstream.h"
-#include "store/store.h"
+#include "proxy/log.h"
+#include "proxy/net/conn.h"
+#include "proxy/net/resolve.h"
+#include "proxy/net/upstream.h"
+#include "proxy/store/store.h"
 
 /* Take every socket the main thread queued and make it a connection. */
 static void

@@ -1,5 +1,5 @@
 /* flowline: see flowline.h. */
-#include "store/flowline.h"
+#include "proxy/store/flowline.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/store.h"
+#include "proxy/store/store.h"
 
 /* Longest URL a line keeps (then "..."), and the longest error or reason:
  * together with the fixed fields they stay under FLOWLINE_MAX. */

@@ -1,5 +1,5 @@
 /* replaydb: see replaydb.h. */
-#include "store/replaydb.h"
+#include "proxy/store/replaydb.h"
 
 #include <ctype.h>
 #include <event2/buffer.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include "cli/select.h"
-#include "log.h"
+#include "proxy/cli/select.h"
+#include "proxy/log.h"
 
 #define REPLAYDB_BUCKETS_MIN 1024
 #define REPLAYDB_KEY_MAX 8192

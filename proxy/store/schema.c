@@ -1,10 +1,10 @@
 /* schema: see schema.h. */
-#include "schema.h"
+#include "proxy/store/schema.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 
-#include "store.h"
+#include "proxy/store/store.h"
 
 /*
  * Step N takes a file from user_version N to N + 1. A new version appends

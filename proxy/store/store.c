@@ -1,5 +1,5 @@
 /* store: see store.h. */
-#include "store.h"
+#include "proxy/store/store.h"
 
 #include <event2/event.h>
 #include <openssl/evp.h>
@@ -18,9 +18,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "log.h"
-#include "newdns.h"
-#include "schema.h"
+#include "proxy/log.h"
+#include "filters/newdns.h"
+#include "proxy/store/schema.h"
 
 /* How long an insert waits for a reader's lock before it fails. */
 #define STORE_BUSY_TIMEOUT_MS 5000

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmtls.h"
+#include "filters/mmtls.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

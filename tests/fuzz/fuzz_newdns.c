@@ -15,7 +15,7 @@
 #define ZLIB_CONST
 #include <zlib.h>
 
-#include "newdns.h"
+#include "filters/newdns.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,10 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/output.h"
-#include "cli/requrl.h"
-#include "store/store.h"
+#include "proxy/cli/cli.h"
+#include "proxy/cli/output.h"
+#include "proxy/cli/requrl.h"
+#include "proxy/store/store.h"
 
 #define T0 1700000000000000LL /* 2023-11-14T22:13:20Z */
 

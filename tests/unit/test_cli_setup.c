@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
+#include "proxy/cli/cli.h"
 
 /* Captured stdout of the last run_setup. */
 static char *out_text;

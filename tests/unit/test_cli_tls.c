@@ -21,8 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "store/store.h"
+#include "proxy/cli/cli.h"
+#include "proxy/store/store.h"
 
 #define T0 1700000000000000LL /* 2023-11-14T22:13:20Z */
 

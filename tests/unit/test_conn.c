@@ -26,12 +26,12 @@
 
 #include "ca/ca.h"
 #include "conf/config.h"
-#include "http/onboard.h"
-#include "log.h"
-#include "net/conn.h"
-#include "net/conn_int.h"
-#include "net/server.h"
-#include "net/worker.h"
+#include "proxy/http/onboard.h"
+#include "proxy/log.h"
+#include "proxy/net/conn.h"
+#include "proxy/net/conn_int.h"
+#include "proxy/net/server.h"
+#include "proxy/net/worker.h"
 
 struct origin {
 	int lfd;

@@ -12,7 +12,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "decode.h"
+#include "filters/decode.h"
 
 #define MIB (1024 * 1024)
 

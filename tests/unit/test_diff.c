@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/diff.h"
+#include "proxy/cli/diff.h"
 
 static char *
 unified(const char *a, const char *b, size_t max, int *truncated)

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/export.h"
+#include "proxy/cli/export.h"
 
 /* what f writes for (p, len), as a string */
 static char *

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/flowline.h"
-#include "store/store.h"
+#include "proxy/store/flowline.h"
+#include "proxy/store/store.h"
 
 static char *
 xstrdup(const char *s)

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/head.h"
+#include "proxy/http/head.h"
 
 static void
 add(struct head *h, enum head_part part, const char *s)

@@ -13,7 +13,7 @@
 
 #include <stdio.h>
 
-#include "net/learned.h"
+#include "proxy/net/learned.h"
 
 #define SEC 1000000LL
 

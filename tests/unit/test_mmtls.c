@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmtls.h"
+#include "filters/mmtls.h"
 
 /* A byte buffer to build streams in. */
 struct bb {

@@ -36,7 +36,7 @@ oom_realloc(void *p, size_t n)
 }
 
 #define realloc oom_realloc
-#include "newdns.c"
+#include "filters/newdns.c"
 #undef realloc
 
 static const char doc[] =

@@ -23,7 +23,7 @@
 #include <openssl/x509.h>
 
 #include "ca/ca.h"
-#include "http/onboard.h"
+#include "proxy/http/onboard.h"
 
 struct fixture {
 	char dir[64];

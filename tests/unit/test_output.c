@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "cli/output.c"
+#include "proxy/cli/output.c"
 
 /* Render t fitted to width into a malloc'd string. */
 static char *

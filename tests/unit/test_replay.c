@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/replay.h"
+#include "proxy/cli/replay.h"
 
 static const char logged[] = "Host: api.example.com\r\n"
 			     "User-Agent: App/2\r\n"

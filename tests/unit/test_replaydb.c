@@ -18,8 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/replaydb.h"
-#include "store/store.h"
+#include "proxy/store/replaydb.h"
+#include "proxy/store/store.h"
 
 static char *
 xstrdup(const char *s)

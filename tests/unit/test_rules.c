@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rules.h"
+#include "filters/rules.h"
 
 static struct rules *
 mk(void)

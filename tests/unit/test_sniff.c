@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sniff.h"
+#include "filters/sniff.h"
 
 /* A byte buffer to build records and messages in. */
 struct bb {

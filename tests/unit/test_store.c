@@ -26,8 +26,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "store/schema.c"
-#include "store/store.h"
+#include "proxy/store/schema.c"
+#include "proxy/store/store.h"
 
 struct fixture {
 	char dir[64];

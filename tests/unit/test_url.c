@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "http/url.h"
+#include "proxy/http/url.h"
 
 static void
 parse_ok(const char *t, struct url *u)
