@@ -16,6 +16,10 @@
 #include "proxy/http/respond.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/dial.h"
+#include "proxy/net/exchange.h"
+#include "proxy/net/h1.h"
+#include "proxy/net/relay.h"
 #include "proxy/net/server.h"
 #include "proxy/net/worker.h"
 #include "proxy/store/replaydb.h"
@@ -90,7 +94,7 @@ offline_unmatched(struct conn *c, const char *why)
 	if (c->w->cfg->replay_forward_unmatched)
 		return 0;
 	snprintf(msg, sizeof(msg), "not in the replayed capture: %s", why);
-	conn_fail(c, 404, msg);
+	exchange_fail(c, 404, msg);
 	return 1;
 }
 
@@ -130,7 +134,7 @@ offline_serve(struct conn *c, int64_t id)
 			c->bytes_to_client += (uint64_t)n;
 	}
 	if (offline_fetch(c) == -1) {
-		conn_fail(c, 500, "out of memory");
+		exchange_fail(c, 500, "out of memory");
 		return;
 	}
 	offline_read(c);
@@ -148,7 +152,7 @@ offline_request(struct conn *c)
 	if (db == NULL || c->is_connect || c->req_upgrade || c->rec == NULL)
 		return 0;
 	if (offline_get(c) == NULL) {
-		conn_fail(c, 500, "out of memory");
+		exchange_fail(c, 500, "out of memory");
 		return 1;
 	}
 	has_body = (c->reqp.flags & F_CHUNKED) ||
@@ -169,7 +173,7 @@ offline_request(struct conn *c)
 	c->off->peekp.data = c;
 	if ((c->off->sha = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(c->off->sha, EVP_sha256(), NULL) != 1) {
-		conn_fail(c, 500, "out of memory");
+		exchange_fail(c, 500, "out of memory");
 		return 1;
 	}
 	conn_enter(c, CONN_OFFLINE);
@@ -208,7 +212,7 @@ offline_peek_decide(struct conn *c)
 	int64_t id;
 
 	if (EVP_DigestFinal_ex(o->sha, md, &mdlen) != 1) {
-		conn_fail(c, 500, "cannot hash the request body");
+		exchange_fail(c, 500, "cannot hash the request body");
 		return;
 	}
 	for (unsigned i = 0; i < mdlen; i++)
@@ -222,7 +226,7 @@ offline_peek_decide(struct conn *c)
 		return;
 	}
 	if (!offline_unmatched(c, why))
-		conn_request_forward(c); /* the body is still unread */
+		exchange_forward(c); /* the body is still unread */
 }
 
 static void
@@ -249,7 +253,7 @@ offline_peek(struct conn *c)
 			char why[160];
 			snprintf(why, sizeof(why), "malformed request body: %s",
 			    llhttp_get_error_reason(&o->peekp));
-			conn_fail(c, 400, why);
+			exchange_fail(c, 400, why);
 			return;
 		}
 		o->scanned += v.iov_len;
@@ -262,12 +266,12 @@ offline_peek(struct conn *c)
 	if (have >= c->w->cfg->relay_buffer_bytes) {
 		if (!offline_unmatched(
 			c, "request body too large to compare (relay-buffer)"))
-			conn_request_forward(c);
+			exchange_forward(c);
 		return;
 	}
 	if (c->client_eof) {
-		conn_rec_fail(c, 0, "client closed mid-request");
-		(void)conn_rec_submit(c);
+		exchange_rec_fail(c, 0, "client closed mid-request");
+		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
@@ -383,7 +387,7 @@ offline_maybe_end(struct conn *c)
 		return 0;
 	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
 	offline_free(c);
-	conn_exchange_end(c);
+	exchange_end(c);
 	return 1;
 }
 
@@ -400,10 +404,10 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 		log_warn("c%lld replay of #%lld: %s", (long long)c->id,
 		    (long long)o->id, ch->error);
 		if (!o->head_sent)
-			conn_fail(c, 502, ch->error);
+			exchange_fail(c, 502, ch->error);
 		else {
-			conn_rec_fail(c, 0, ch->error);
-			(void)conn_rec_submit(c);
+			exchange_rec_fail(c, 0, ch->error);
+			(void)exchange_submit(c);
 			conn_close(c, "error", ch->error);
 		}
 		return;
@@ -411,7 +415,7 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 	if (!o->head_sent) {
 		o->rowid = ch->body_rowid;
 		if (offline_emit_head(c, ch) == -1) {
-			conn_fail(c, 500, "cannot build the answer");
+			exchange_fail(c, 500, "cannot build the answer");
 			return;
 		}
 	}
@@ -422,7 +426,7 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 		struct evbuffer_iovec v[8];
 		int nv = evbuffer_peek(ch->data, (ev_ssize_t)n, NULL, v, 8);
 		for (int i = 0; i < nv && i < 8; i++)
-			conn_capture_resp(c, v[i].iov_base, v[i].iov_len);
+			exchange_capture_resp(c, v[i].iov_base, v[i].iov_len);
 		evbuffer_remove_buffer(ch->data, out, n);
 		o->sent += n;
 		c->bytes_to_client += n;
@@ -441,8 +445,8 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 	}
 	if (o->sent < o->len) {
 		/* the file holds less than its size said: cut short */
-		conn_rec_fail(c, 0, "logged body shorter than recorded");
-		(void)conn_rec_submit(c);
+		exchange_rec_fail(c, 0, "logged body shorter than recorded");
+		(void)exchange_submit(c);
 		conn_close(c, "error", "logged body shorter than recorded");
 		return;
 	}
@@ -499,19 +503,19 @@ offline_read(struct conn *c)
 			snprintf(why, sizeof(why), "malformed request body: %s",
 			    llhttp_get_error_reason(&c->reqp));
 			if (c->off->head_sent) {
-				conn_rec_fail(c, 0, why);
-				(void)conn_rec_submit(c);
+				exchange_rec_fail(c, 0, why);
+				(void)exchange_submit(c);
 				conn_close(c, "error", why);
 			} else
-				conn_fail(c, 400, why);
+				exchange_fail(c, 400, why);
 			return;
 		}
 		if (v.iov_len == 0)
 			break;
 	}
 	if (!c->req_done && c->client_eof && evbuffer_get_length(in) == 0) {
-		conn_rec_fail(c, 0, "client closed mid-request");
-		(void)conn_rec_submit(c);
+		exchange_rec_fail(c, 0, "client closed mid-request");
+		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
