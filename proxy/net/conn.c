@@ -62,11 +62,7 @@
 #include "proxy/net/relay.h"
 #include "proxy/net/socks.h"
 #include "proxy/net/stream.h"
-
-/* getsockopt name for netfilter's original destination, the same for IPv4
- * (SOL_IP) and IPv6 (SOL_IPV6); linux/netfilter_ipv4.h clashes with
- * netinet/in.h, so it is spelled here. */
-#define CONN_SO_ORIGINAL_DST 80
+#include "proxy/net/transparent.h"
 
 /* How long a closing connection waits for the client's FIN. */
 #define CONN_LINGER_US 2000000
@@ -196,6 +192,30 @@ conn_strndup(const char *s, size_t n)
 
 /* ---- timers: one per connection, a deadline per state ---- */
 
+/* SNIFF's deadline (see the comment inside). */
+static int64_t
+conn_sniff_deadline(const struct conn *c)
+{
+	const struct config *cfg = c->w->cfg;
+	int64_t idle, cap;
+
+	/*
+	 * Nothing yet: wait sniff-timeout from the start (a server speaks
+	 * first). Bytes trickling in: sniff-timeout after the last one,
+	 * within header-timeout overall. Past sniff-timeout with nothing
+	 * from the client, the origin is connected and whoever speaks first
+	 * decides (late_sniff).
+	 */
+	if (c->late_sniff)
+		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
+	if (c->t_first_byte_us == 0 ||
+	    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
+		return c->t_state_us + (int64_t)cfg->sniff_timeout_ms * 1000;
+	idle = c->t_active_us + (int64_t)cfg->sniff_timeout_ms * 1000;
+	cap = c->t_state_us + (int64_t)cfg->header_timeout_ms * 1000;
+	return idle < cap ? idle : cap;
+}
+
 /* The absolute deadline (µs) of the current state, 0 for none. */
 static int64_t
 conn_deadline(const struct conn *c)
@@ -236,25 +256,7 @@ conn_deadline(const struct conn *c)
 			    (int64_t)cfg->half_close_ms * 1000;
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
 	case CONN_SNIFF:
-		/*
-		 * Nothing yet: wait sniff-timeout from the start (a server
-		 * speaks first). Bytes trickling in: sniff-timeout after the
-		 * last one, within header-timeout overall.
-		 */
-		if (c->late_sniff)
-			return c->t_active_us +
-			    (int64_t)cfg->idle_timeout_ms * 1000;
-		if (c->t_first_byte_us == 0 ||
-		    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
-			return c->t_state_us +
-			    (int64_t)cfg->sniff_timeout_ms * 1000;
-		{
-			int64_t idle = c->t_active_us +
-			    (int64_t)cfg->sniff_timeout_ms * 1000;
-			int64_t cap = c->t_state_us +
-			    (int64_t)cfg->header_timeout_ms * 1000;
-			return idle < cap ? idle : cap;
-		}
+		return conn_sniff_deadline(c);
 	case CONN_TLS_DOWN:
 		return c->t_state_us + (int64_t)cfg->connect_timeout_ms * 1000;
 	case CONN_SOCKS:
@@ -384,7 +386,6 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 	char why[300];
 
-	(void)bev;
 	if (c->state == CONN_CONNECT) {
 		dial_connect_event(c, what);
 		return;
@@ -402,46 +403,30 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 		bufferevent_trigger_event(bev, what, BEV_TRIG_DEFER_CALLBACKS);
 		return;
 	}
-	if (c->state == CONN_SNIFF) {
+	switch (c->state) {
+	case CONN_SNIFF:
 		/* the origin gave up before either side spoke */
 		conn_close(c, "server-eof", "origin closed before any byte");
-		return;
+		break;
+	case CONN_TUNNEL:
+		relay_up_event(c, what);
+		break;
+	case CONN_EXCHANGE:
+		if (what & BEV_EVENT_EOF) {
+			/* bytes may still wait behind client back-pressure:
+			 * the end is handled once they are through */
+			c->up_eof = 1;
+			bufferevent_disable(bev, EV_READ);
+			h1_feed_response(c);
+			break;
+		}
+		snprintf(why, sizeof(why), "origin connection error: %s",
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		exchange_up_failed(c, why);
+		break;
+	default:
+		break;
 	}
-	if (c->state == CONN_TUNNEL && (what & BEV_EVENT_EOF)) {
-		/* the origin is done sending: pass its FIN on once its bytes
-		 * are through, and keep relaying the other way */
-		stream_closed_by(c, "server-fin");
-		c->up_eof = 1;
-		bufferevent_disable(c->up->bev, EV_READ);
-		conn_arm_timer(c); /* now half-close-timeout */
-		relay_check_fin(c);
-		return;
-	}
-	if (c->state == CONN_TUNNEL) {
-		/* the origin failed: flush to the client, then close */
-		stream_closed_by(c,
-		    (what & BEV_EVENT_EOF)                    ? "server-fin"
-			: EVUTIL_SOCKET_ERROR() == ECONNRESET ? "server-rst"
-							      : "server-error");
-		stream_snap_server(c, bufferevent_getfd(c->up->bev));
-		upstream_free(c->up);
-		c->up = NULL;
-		conn_drain(c, "server-eof", NULL);
-		return;
-	}
-	if (c->state != CONN_EXCHANGE)
-		return;
-	if (what & BEV_EVENT_EOF) {
-		/* bytes may still wait behind client back-pressure: the end
-		 * is handled once they are through */
-		c->up_eof = 1;
-		bufferevent_disable(bev, EV_READ);
-		h1_feed_response(c);
-		return;
-	}
-	snprintf(why, sizeof(why), "origin connection error: %s",
-	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	exchange_up_failed(c, why);
 }
 
 /* ---- client callbacks ---- */
@@ -532,6 +517,19 @@ conn_client_writecb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The client's socket failed (a reset, most often): record and close. */
+static void
+conn_client_error(struct conn *c)
+{
+	char why[200];
+	int serr = EVUTIL_SOCKET_ERROR();
+
+	stream_closed_by(c, serr == ECONNRESET ? "client-rst" : "client-error");
+	snprintf(why, sizeof(why), "client connection error: %s",
+	    evutil_socket_error_to_string(serr));
+	conn_close(c, "client-error", why);
+}
+
 void
 conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 {
@@ -539,15 +537,7 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_ERROR) {
-		char why[200];
-		int serr = EVUTIL_SOCKET_ERROR();
-		stream_closed_by(
-		    c, serr == ECONNRESET ? "client-rst" : "client-error");
-		snprintf(why, sizeof(why), "client connection error: %s",
-		    evutil_socket_error_to_string(serr));
-		exchange_rec_fail(c, 0, why);
-		(void)exchange_submit(c);
-		conn_close(c, "client-error", why);
+		conn_client_error(c);
 		return;
 	}
 	c->client_eof = 1;
@@ -666,6 +656,49 @@ conn_trim_idle(struct conn *c)
 	}
 }
 
+/* READ_HEAD's deadline: a head too slow, or a keep-alive too quiet (the
+ * first quiet spell only releases the idle buffers). */
+static void
+conn_read_head_timeout(struct conn *c)
+{
+	if (!c->in_head && c->head_bytes == 0 && !c->idle_trimmed) {
+		conn_trim_idle(c);
+		c->idle_trimmed = 1;
+		conn_arm_timer(c);
+	} else if (c->in_head || c->head_bytes > 0)
+		exchange_fail(c, 408, "request head not received in time");
+	else
+		conn_close(c, "idle-timeout", NULL);
+}
+
+/* DRAIN's deadline: the FIN was sent and the client said nothing, TLS
+ * records were still queued, or the client does not read its answer. */
+static void
+conn_drain_timeout(struct conn *c)
+{
+	if (c->lingering)
+		conn_close(c, c->drain_reason, c->drain_error);
+	else if (c->flush_wait) {
+		c->flush_wait = 0;
+		conn_linger(c);
+	} else
+		conn_close(c, "idle-timeout", "client did not read the answer");
+}
+
+/* TUNNEL's deadline: half-close-timeout after one FIN, else idle. */
+static void
+conn_tunnel_timeout(struct conn *c)
+{
+	if (c->client_eof || c->up_eof) {
+		conn_close(c, "half-close-timeout", NULL);
+		return;
+	}
+	stream_closed_by(c, "idle-timeout");
+	conn_close(c, "idle-timeout", NULL);
+}
+
+/* The connection's one timer: the current state's deadline passed (or
+ * activity moved it, and the timer is set again). */
 static void
 conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 {
@@ -686,48 +719,16 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 		conn_arm_timer(c);
 		return;
 	}
-	if (c->state == CONN_READ_HEAD && !c->in_head && c->head_bytes == 0 &&
-	    !c->idle_trimmed) {
-		conn_trim_idle(c);
-		c->idle_trimmed = 1;
-		conn_arm_timer(c);
-		return;
-	}
 	switch (c->state) {
 	case CONN_READ_HEAD:
-		if (c->in_head || c->head_bytes > 0)
-			exchange_fail(
-			    c, 408, "request head not received in time");
-		else
-			conn_close(c, "idle-timeout", NULL);
+		conn_read_head_timeout(c);
 		break;
 	case CONN_RESOLVE:
-		resolve_cancel(c->dns);
-		c->dns = NULL;
-		exchange_fail(c, 504, "name resolution timed out");
-		break;
 	case CONN_CONNECT:
-		if (c->addr_idx < c->addrs.naddrs) {
-			dial_connect_next(c, "connect timed out");
-			break;
-		}
-		upstream_free(c->up);
-		c->up = NULL;
-		exchange_fail(c, 504, "connecting to the origin timed out");
+		dial_timeout(c);
 		break;
 	case CONN_EXCHANGE:
-		if (!c->req_done) {
-			exchange_rec_fail(
-			    c, 408, "client stopped sending the body");
-			(void)exchange_submit(c);
-			conn_close(c, "idle-timeout", "client body timeout");
-		} else if (!c->resp_head_sent)
-			exchange_fail(c, 504, "origin did not answer in time");
-		else {
-			exchange_rec_fail(c, 0, "origin stalled mid-response");
-			(void)exchange_submit(c);
-			conn_close(c, "upstream-timeout", "origin stalled");
-		}
+		exchange_timeout(c);
 		break;
 	case CONN_SNIFF:
 		intercept_sniff_timeout(c);
@@ -739,26 +740,13 @@ conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "idle-timeout", "SOCKS handshake timed out");
 		break;
 	case CONN_DRAIN:
-		if (c->lingering) {
-			conn_close(c, c->drain_reason, c->drain_error);
-			break;
-		}
-		if (c->flush_wait) {
-			c->flush_wait = 0;
-			conn_linger(c);
-			break;
-		}
-		conn_close(c, "idle-timeout", "client did not read the answer");
+		conn_drain_timeout(c);
 		break;
 	case CONN_TUNNEL:
-		if (c->client_eof || c->up_eof) {
-			conn_close(c, "half-close-timeout", NULL);
-			break;
-		}
-		stream_closed_by(c, "idle-timeout");
-		conn_close(c, "idle-timeout", NULL);
+		conn_tunnel_timeout(c);
 		break;
-	default:
+	case CONN_OFFLINE:
+	case CONN_CLOSED:
 		stream_closed_by(c, "idle-timeout");
 		conn_close(c, "idle-timeout", NULL);
 		break;
@@ -870,100 +858,26 @@ conn_worker_reap(struct worker *w)
 	}
 }
 
-/* Whether ss is the accepted socket's own local address: not redirected. */
-static int
-conn_is_local_addr(int fd, const struct sockaddr_storage *ss)
+/* The connection's id: the store's numbering, or with no store the
+ * worker's own count, made unique across workers by its index. -1 when
+ * the store cannot give one (it logged why). */
+static int64_t
+conn_new_id(struct worker *w)
 {
-	struct sockaddr_storage me;
-	socklen_t len = sizeof(me);
+	uint64_t n;
 
-	memset(&me, 0, sizeof(me));
-	if (getsockname(fd, (struct sockaddr *)&me, &len) == -1 ||
-	    me.ss_family != ss->ss_family)
-		return 0;
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const void *)&me;
-		const struct sockaddr_in6 *b = (const void *)ss;
-		return a->sin6_port == b->sin6_port &&
-		    memcmp(&a->sin6_addr, &b->sin6_addr, 16) == 0;
-	}
-	const struct sockaddr_in *a = (const void *)&me;
-	const struct sockaddr_in *b = (const void *)ss;
-	return a->sin_port == b->sin_port &&
-	    a->sin_addr.s_addr == b->sin_addr.s_addr;
+	if (w->store != NULL)
+		return store_next_conn_id(w->store);
+	n = atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
+	return (int64_t)((n + 1) * 64 + (uint64_t)w->idx);
 }
 
-/*
- * A connection netfilter redirected to us: its original destination is
- * the tunnel's target. One that was not redirected would name ourselves.
- */
+/* The client's address as text and port. */
 static void
-conn_transparent(struct conn *c)
+conn_set_client(struct conn *c, const struct sockaddr *sa)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	int fd = bufferevent_getfd(c->cbev);
-	char ip[INET6_ADDRSTRLEN];
-	unsigned port;
-	int rc;
-
-	memset(&ss, 0, sizeof(ss));
-	rc = getsockopt(fd, SOL_IP, CONN_SO_ORIGINAL_DST, &ss, &len);
-	if (rc == -1) {
-		len = sizeof(ss);
-		rc = getsockopt(fd, SOL_IPV6, CONN_SO_ORIGINAL_DST, &ss, &len);
-	}
-	if (rc == -1) {
-		conn_close(
-		    c, "error", "no original destination (SO_ORIGINAL_DST)");
-		return;
-	}
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-		port = ntohs(s6->sin6_port);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-		port = ntohs(s4->sin_port);
-	}
-	if (conn_is_local_addr(fd, &ss) ||
-	    server_is_self_addr(c->w->srv, (struct sockaddr *)&ss)) {
-		conn_close(c, "error",
-		    "not redirected: the original destination is peephole");
-		return;
-	}
-	intercept_tunnel(c, ip, port, INTERCEPT_VIA_TRANSPARENT);
-}
-
-int
-conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
-    socklen_t salen, int listener)
-{
-	struct conn *c;
 	const void *src;
 
-	(void)salen;
-	h1_settings_init();
-	c = calloc(1, sizeof(*c));
-	if (c == NULL)
-		goto fail;
-	c->w = w;
-	c->listener = listener;
-	c->protocol = "http";
-	if (w->store != NULL) {
-		c->id = store_next_conn_id(w->store);
-		if (c->id < 0)
-			goto fail; /* logged by the store; the client sees a
-				      close */
-	} else {
-		/* no store to number them: the worker's own count, made unique
-		 * across workers by its index */
-		uint64_t n = atomic_fetch_add_explicit(
-		    &w->accepted, 1, memory_order_relaxed);
-
-		c->id = (int64_t)((n + 1) * 64 + (uint64_t)w->idx);
-	}
 	if (sa->sa_family == AF_INET6) {
 		src = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 		c->client_port =
@@ -976,19 +890,80 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	if (inet_ntop(sa->sa_family, src, c->client_ip, sizeof(c->client_ip)) ==
 	    NULL)
 		snprintf(c->client_ip, sizeof(c->client_ip), "?");
+}
+
+/* Free what conn_new allocated, for a connection never started. */
+static void
+conn_new_undo(struct conn *c)
+{
+	if (c->timer)
+		event_free(c->timer);
+	if (c->cbev)
+		bufferevent_free(c->cbev);
+	if (c->up_head)
+		evbuffer_free(c->up_head);
+	if (c->raw_head)
+		evbuffer_free(c->raw_head);
+	if (c->raw_resp)
+		evbuffer_free(c->raw_resp);
+	head_free(&c->reqh);
+	head_free(&c->resph);
+	free(c);
+}
+
+/*
+ * A connection object for an accepted socket, not yet started: NULL on
+ * ENOMEM or without an id (fd is then still the caller's). On success the
+ * client bufferevent owns fd.
+ */
+static struct conn *
+conn_new(struct worker *w, int fd, const struct sockaddr *sa, int listener)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->w = w;
+	c->listener = listener;
+	c->mode = (int)w->cfg->listen[listener].mode;
+	c->protocol = "http";
+	c->id = conn_new_id(w);
+	conn_set_client(c, sa);
 	c->t_accept_us = now_us();
+	c->dns_elapsed_us = -1;
 	head_init(&c->reqh, w->cfg->max_header_bytes);
 	head_init(&c->resph, w->cfg->max_header_bytes);
 	c->up_head = evbuffer_new();
 	c->raw_head = evbuffer_new();
 	c->raw_resp = evbuffer_new();
-	c->dns_elapsed_us = -1;
 	c->timer = evtimer_new(w->base, conn_timeoutcb, c);
-	c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->up_head == NULL || c->raw_head == NULL || c->raw_resp == NULL ||
-	    c->timer == NULL || c->cbev == NULL)
-		goto fail;
-	fd = -1; /* the bufferevent owns it now */
+	if (c->id < 0 || c->up_head == NULL || c->raw_head == NULL ||
+	    c->raw_resp == NULL || c->timer == NULL ||
+	    (c->cbev = bufferevent_socket_new(
+		 w->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		conn_new_undo(c);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * Take an accepted client socket (the worker's accept callback, loop
+ * thread): start its connection in the state its listener's mode asks
+ * for. 0, or -1 with fd closed.
+ */
+int
+conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
+    socklen_t salen, int listener)
+{
+	struct conn *c;
+
+	(void)salen;
+	h1_settings_init();
+	if ((c = conn_new(w, fd, sa, listener)) == NULL) {
+		close(fd);
+		return -1;
+	}
 	h1_reset(c);
 	bufferevent_setcb(c->cbev, conn_client_readcb, conn_client_writecb,
 	    conn_client_eventcb, c);
@@ -1003,37 +978,14 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		atomic_fetch_add_explicit(
 		    &w->accepted, 1, memory_order_relaxed);
 	c->state = CONN_READ_HEAD;
-	c->mode = (int)w->cfg->listen[listener].mode;
-	if (c->mode == CONFIG_LISTEN_SOCKS5) {
+	if (c->mode == CONFIG_LISTEN_SOCKS5)
 		conn_enter(c, CONN_SOCKS);
-		return 0;
-	}
-	if (c->mode == CONFIG_LISTEN_TRANSPARENT) {
+	else if (c->mode == CONFIG_LISTEN_TRANSPARENT) {
 		bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-		conn_transparent(c);
-		return 0;
-	}
-	conn_enter(c, CONN_READ_HEAD);
+		transparent_start(c);
+	} else
+		conn_enter(c, CONN_READ_HEAD);
 	return 0;
-fail:
-	if (c != NULL) {
-		if (c->timer)
-			event_free(c->timer);
-		if (c->cbev)
-			bufferevent_free(c->cbev);
-		if (c->up_head)
-			evbuffer_free(c->up_head);
-		if (c->raw_head)
-			evbuffer_free(c->raw_head);
-		if (c->raw_resp)
-			evbuffer_free(c->raw_resp);
-		head_free(&c->reqh);
-		head_free(&c->resph);
-		free(c);
-	}
-	if (fd >= 0)
-		close(fd);
-	return -1;
 }
 
 void

@@ -313,3 +313,23 @@ dial_connect_event(struct conn *c, short what)
 		;
 	dial_connect_next(c, evutil_socket_error_to_string(serr));
 }
+
+/* RESOLVE's or CONNECT's deadline: a slow address gives way to the next;
+ * after the last, the client is told 504. */
+void
+dial_timeout(struct conn *c)
+{
+	if (c->state == CONN_RESOLVE) {
+		resolve_cancel(c->dns);
+		c->dns = NULL;
+		exchange_fail(c, 504, "name resolution timed out");
+		return;
+	}
+	if (c->addr_idx < c->addrs.naddrs) {
+		dial_connect_next(c, "connect timed out");
+		return;
+	}
+	upstream_free(c->up);
+	c->up = NULL;
+	exchange_fail(c, 504, "connecting to the origin timed out");
+}

@@ -24,6 +24,9 @@ void dial_connect_next(struct conn *c, const char *last_err);
  * bufferevent's event callback saw while c was in CONN_CONNECT. */
 void dial_connect_event(struct conn *c, short what);
 
+/* RESOLVE's or CONNECT's deadline passed. */
+void dial_timeout(struct conn *c);
+
 /* Keep c->up as this client's idle origin connection (c->up_idle). */
 void dial_keep(struct conn *c);
 

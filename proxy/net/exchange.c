@@ -450,3 +450,22 @@ exchange_up_failed(struct conn *c, const char *why)
 		conn_close(c, "server-error", why);
 	}
 }
+
+/*
+ * EXCHANGE's deadline: the client stopped sending its body, the origin
+ * did not answer, or it stalled mid-answer. Recorded, then closed (an
+ * answer not yet begun is ours to give: 504).
+ */
+void
+exchange_timeout(struct conn *c)
+{
+	if (!c->req_done) {
+		exchange_rec_fail(c, 408, "client stopped sending the body");
+		conn_close(c, "idle-timeout", "client body timeout");
+	} else if (!c->resp_head_sent)
+		exchange_fail(c, 504, "origin did not answer in time");
+	else {
+		exchange_rec_fail(c, 0, "origin stalled mid-response");
+		conn_close(c, "upstream-timeout", "origin stalled");
+	}
+}

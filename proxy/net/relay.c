@@ -208,3 +208,28 @@ relay_read_more(struct conn *c, struct bufferevent *bev)
 	relay_read_slices(in, fd, c->w->cfg->relay_buffer_bytes);
 	(void)evbuffer_freeze(in, 0);
 }
+
+/*
+ * The origin's end of a tunnel closed or failed. A FIN is passed on once
+ * its bytes are through, and the other way keeps relaying; a failure
+ * flushes to the client, then closes.
+ */
+void
+relay_up_event(struct conn *c, short what)
+{
+	if (what & BEV_EVENT_EOF) {
+		stream_closed_by(c, "server-fin");
+		c->up_eof = 1;
+		bufferevent_disable(c->up->bev, EV_READ);
+		conn_arm_timer(c); /* now half-close-timeout */
+		relay_check_fin(c);
+		return;
+	}
+	stream_closed_by(c,
+	    EVUTIL_SOCKET_ERROR() == ECONNRESET ? "server-rst"
+						: "server-error");
+	stream_snap_server(c, bufferevent_getfd(c->up->bev));
+	upstream_free(c->up);
+	c->up = NULL;
+	conn_drain(c, "server-eof", NULL);
+}
