@@ -336,13 +336,13 @@ head_text_next(struct head_text_iter *it, const char **name, size_t *nlen,
 			end = p + strcspn(p, "\r\n");
 			p = head_text_past_break(end);
 		}
+		it->p = p;
+		it->line = line;
+		it->len = (size_t)(end - line);
 		for (v = colon + 1; v < end && head_text_ws(*v); v++)
 			;
 		while (end > v && head_text_ws(end[-1]))
 			end--;
-		it->p = p;
-		it->line = line;
-		it->len = (size_t)(end - line);
 		if (name != NULL)
 			*name = line;
 		if (nlen != NULL)
@@ -355,6 +355,27 @@ head_text_next(struct head_text_iter *it, const char **name, size_t *nlen,
 	}
 	it->p = p;
 	return 0;
+}
+
+char *
+head_text_line(const struct head_text_iter *it)
+{
+	const char *p = it->line, *end = it->line + it->len;
+	char *s = malloc(it->len + 1), *o = s;
+
+	if (s == NULL)
+		return NULL;
+	while (p < end)
+		if (*p == '\r' || *p == '\n') {
+			/* a fold: its line break and the whitespace after it
+			 * become one SP */
+			while (p < end && head_text_ws(*p))
+				p++;
+			*o++ = ' ';
+		} else
+			*o++ = *p++;
+	*o = '\0';
+	return s;
 }
 
 const char *

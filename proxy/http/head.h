@@ -87,8 +87,8 @@ int head_connection_names(const struct head *h, const char *name, size_t nlen);
  */
 struct head_text_iter {
 	const char *p;    /* the next unread byte; NULL or at the NUL: done */
-	const char *line; /* the field last returned, as logged, ... */
-	size_t len;       /* ... without its final line break */
+	const char *line; /* the field last returned, as logged (folds */
+	size_t len;       /* included), without its final line break */
 };
 
 /* Start a walk over headers (NULL: no fields). */
@@ -101,6 +101,15 @@ void head_text_init(struct head_text_iter *it, const char *headers);
  */
 int head_text_next(struct head_text_iter *it, const char **name, size_t *nlen,
     const char **value, size_t *vlen);
+
+/*
+ * The field head_text_next last returned as one line, malloc'd and
+ * NUL-terminated, no line break: as logged, but with each obs-fold
+ * replaced by one SP (RFC 9112 5.2), since no sender may generate folds.
+ * For re-sending or printing a field. NULL on ENOMEM.
+ */
+char *head_text_line(const struct head_text_iter *it)
+    __attribute__((warn_unused_result));
 
 /*
  * The value of the first field named name (case-insensitive) in headers,

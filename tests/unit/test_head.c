@@ -260,7 +260,18 @@ test_text_iter_basic(void **state)
 static void
 test_text_iter_values(void **state)
 {
+	struct head_text_iter it;
+	char *line;
+
 	(void)state;
+	/* the line is as logged: spacing kept, trailing whitespace too */
+	head_text_init(&it, "Name:value \t\r\n");
+	assert_int_equal(head_text_next(&it, NULL, NULL, NULL, NULL), 1);
+	assert_int_equal(it.len, strlen("Name:value \t"));
+	line = head_text_line(&it);
+	assert_non_null(line);
+	assert_string_equal(line, "Name:value \t");
+	free(line);
 	expect_walk("A:1\r\n", "A=1|");
 	expect_walk("A: \t 1 2 \t \r\n", "A=1 2|");
 	/* empty values, with and without whitespace */
@@ -292,6 +303,7 @@ test_text_iter_fold(void **state)
 	const char *n, *v;
 	size_t nl, vl;
 	const char *t = "A: 1\r\n 2\r\n\t3 \r\nB: x\r\n";
+	char *line;
 
 	(void)state;
 	head_text_init(&it, t);
@@ -300,10 +312,19 @@ test_text_iter_fold(void **state)
 	assert_int_equal(vl, strlen("1\r\n 2\r\n\t3"));
 	assert_memory_equal(v, "1\r\n 2\r\n\t3", vl);
 	assert_true(it.line == t);
-	assert_int_equal(it.len, strlen("A: 1\r\n 2\r\n\t3"));
+	assert_int_equal(it.len, strlen("A: 1\r\n 2\r\n\t3 "));
+	line = head_text_line(&it);
+	assert_non_null(line);
+	assert_string_equal(line, "A: 1 2 3 ");
+	free(line);
 	assert_int_equal(head_text_next(&it, &n, &nl, &v, &vl), 1);
 	assert_memory_equal(n, "B", nl);
 	assert_memory_equal(v, "x", vl);
+	/* a field without a fold comes back byte for byte */
+	line = head_text_line(&it);
+	assert_non_null(line);
+	assert_string_equal(line, "B: x");
+	free(line);
 	assert_int_equal(head_text_next(&it, &n, &nl, &v, &vl), 0);
 	/* a value that starts or ends in a fold is trimmed past it */
 	expect_walk("A:\r\n  1\r\n  \r\nB: 2", "A=1|B=2|");
