@@ -306,11 +306,17 @@ offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 	if (ct != NULL && r->content_type == NULL)
 		r->content_type = strndup(ct, vlen);
 	head_text_init(&it, h);
-	while (head_text_next(&it, &name, &nlen, NULL, NULL))
-		if (!offline_drop_field(name, nlen, h) &&
-		    (evbuffer_add(kept, it.line, it.len) == -1 ||
-			evbuffer_add(kept, "\r\n", 2) == -1))
+	while (head_text_next(&it, &name, &nlen, NULL, NULL)) {
+		char *line;
+		if (offline_drop_field(name, nlen, h))
+			continue;
+		if ((line = head_text_line(&it)) == NULL ||
+		    evbuffer_add_printf(kept, "%s\r\n", line) < 0) {
+			free(line);
 			goto out;
+		}
+		free(line);
+	}
 	o->bodyless = c->is_head || st == 204 || st == 304 || st < 200;
 	o->len = o->bodyless ? 0 : ch->body_len;
 	if (c->w->shutting_down)
