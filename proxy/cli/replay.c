@@ -215,8 +215,13 @@ replay_fields(const char *logged, const char *const *set, int nset,
 		if (!replay_hop_by_hop(name, nl, logged) &&
 		    !replay_named(name, nl, remove, nremove) &&
 		    !replay_named(name, nl, set, nset)) {
-			evbuffer_add(f, it.line, it.len);
-			evbuffer_add(f, "\r\n", 2);
+			char *line = head_text_line(&it);
+			if (line == NULL) {
+				evbuffer_free(f);
+				return NULL;
+			}
+			evbuffer_add_printf(f, "%s\r\n", line);
+			free(line);
 			if (nl == 4 && strncasecmp(name, "host", 4) == 0)
 				have_host = 1;
 		}
