@@ -643,7 +643,7 @@ export_curl(sqlite3 *db, const struct export_opts *o)
 	while (head_text_next(&it, &name, &nlen, NULL, NULL)) {
 		if (export_curl_skip(name, nlen, h))
 			continue;
-		char *line = strndup(it.line, it.len);
+		char *line = head_text_line(&it);
 		/* Host as the URL names it is curl's own */
 		int same_host = nlen == 4 &&
 		    strncasecmp(name, "host", 4) == 0 && host != NULL &&

@@ -344,7 +344,7 @@ show_body_text(FILE *fp, const char *what, const struct show_body *b, int hex)
 	show_preview(fp, b, hex);
 }
 
-/* The fields of "Name: value\r\n" lines h, each as logged after mark. */
+/* The fields of "Name: value\r\n" lines h, one line each after mark. */
 static void
 show_headers(FILE *fp, const char *mark, const char *h)
 {
@@ -353,7 +353,7 @@ show_headers(FILE *fp, const char *mark, const char *h)
 
 	head_text_init(&it, h);
 	while (head_text_next(&it, NULL, NULL, NULL, NULL)) {
-		if ((line = strndup(it.line, it.len)) == NULL)
+		if ((line = head_text_line(&it)) == NULL)
 			return;
 		fputs(mark, fp);
 		out_safe(fp, line, 0);
