@@ -309,6 +309,7 @@ head_text_past_break(const char *p)
 	return p;
 }
 
+/* Whitespace around a logged value: OWS, and the line breaks of a fold. */
 static int
 head_text_ws(char c)
 {

@@ -70,8 +70,9 @@ int head_connection_names(const struct head *h, const char *name, size_t nlen);
 /*
  * A walk over logged header text: the "Name: value\r\n" lines of the
  * requests table (req_headers, resp_headers), as head_fields_text writes
- * them, or as a raw head logs them. Pure: no allocation, pointers into the
- * text. Tolerant, since the text is read back from a database:
+ * them, or as a raw head logs them. head_text_next allocates nothing and
+ * points into the text. Tolerant, since the text is read back from a
+ * database and may have been written by an older build:
  *  - a line ends at "\r\n", "\n" or a lone "\r"; the last may have no
  *    line break; blank lines are skipped;
  *  - a line that starts with SP or HT right after a field's line continues
