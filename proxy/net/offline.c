@@ -288,27 +288,6 @@ offline_drop_field(const char *name, size_t len, const char *headers)
 	    (len == 14 && strncasecmp(name, "content-length", 14) == 0);
 }
 
-/* The value of the first field called name in a logged head, or NULL;
- * points into headers (up to the line's end). */
-static const char *
-offline_field(const char *headers, const char *name, size_t *vlen)
-{
-	size_t nlen = strlen(name);
-
-	for (const char *l = headers; l && *l; l += strspn(l, "\r\n")) {
-		size_t len = strcspn(l, "\r\n");
-		if (len > nlen && l[nlen] == ':' &&
-		    strncasecmp(l, name, nlen) == 0) {
-			const char *v = l + nlen + 1;
-			v += strspn(v, " \t");
-			*vlen = (size_t)(l + len - v);
-			return v;
-		}
-		l += len;
-	}
-	return NULL;
-}
-
 /* Status line and the logged fields, framed anew for this client. */
 static int
 offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
@@ -319,23 +298,28 @@ offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 	struct evbuffer *kept = evbuffer_new();
 	size_t before = evbuffer_get_length(out), clen, vlen;
 	const char *h = ch->resp_headers, *conn_hdr = "";
-	const char *cl = offline_field(h, "content-length", &clen);
-	const char *ct = offline_field(h, "content-type", &vlen);
+	const char *cl = head_text_find(h, "content-length", &clen);
+	const char *ct = head_text_find(h, "content-type", &vlen);
+	const char *name;
+	size_t nlen;
+	struct head_text_iter it;
 	int st = ch->status, rc = -1;
 
 	if (kept == NULL)
 		return -1;
 	if (ct != NULL && r->content_type == NULL)
 		r->content_type = strndup(ct, vlen);
-	for (const char *l = h; *l; l += strspn(l, "\r\n")) {
-		size_t len = strcspn(l, "\r\n");
-		const char *colon = memchr(l, ':', len);
-		if (colon != NULL &&
-		    !offline_drop_field(l, (size_t)(colon - l), h) &&
-		    (evbuffer_add(kept, l, len) == -1 ||
-			evbuffer_add(kept, "\r\n", 2) == -1))
+	head_text_init(&it, h);
+	while (head_text_next(&it, &name, &nlen, NULL, NULL)) {
+		char *line;
+		if (offline_drop_field(name, nlen, h))
+			continue;
+		if ((line = head_text_line(&it)) == NULL ||
+		    evbuffer_add_printf(kept, "%s\r\n", line) < 0) {
+			free(line);
 			goto out;
-		l += len;
+		}
+		free(line);
 	}
 	o->bodyless = c->is_head || st == 204 || st == 304 || st < 200;
 	o->len = o->bodyless ? 0 : ch->body_len;
