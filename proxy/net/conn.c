@@ -1,20 +1,32 @@
 /*
- * conn: the client-side state machine of the HTTP/1.1 forward proxy.
+ * conn: a client connection's state machine, its one timer, the dispatch
+ * of its bufferevents' callbacks, and its one teardown.
  *
- *   READ_HEAD -> (RESOLVE -> CONNECT | pooled upstream) -> EXCHANGE
- *             -> READ_HEAD (keep-alive) | TUNNEL (101, CONNECT) | DRAIN
- *             -> closed
+ *   accept -> SOCKS (socks.c) ---------------------------> SNIFF
+ *          -> transparent (original dst) ----------------> SNIFF
+ *          -> READ_HEAD <------------------------------------------+
+ *               | head (h1.c) -> exchange.c decides:               |
+ *               |   our own page (selfpage.c), server replay ->    |
+ *               |   OFFLINE (offline.c), CONNECT -> SNIFF,         |
+ *               |   else an origin (dial.c):                       |
+ *               v                                                  |
+ *             RESOLVE -> CONNECT -> EXCHANGE (h1.c relays, parses  |
+ *             (or a kept/pooled      a copy) -- keep-alive --------+
+ *              connection)           |  101 / llhttp gave up inside
+ *                                    v      a tunnel
+ *                                  TUNNEL (relay.c)
+ *   SNIFF (intercept.c): TLS to intercept -> TLS_DOWN -> READ_HEAD;
+ *          plain HTTP -> READ_HEAD; else (or passthrough) -> TUNNEL
+ *   any state -> DRAIN (drain.c: flush, FIN, linger) -> CLOSED
+ *   any state -> CLOSED (conn_close: the row, quiesce, deferred free)
  *
- * Bodies are never held whole: llhttp is fed the client's (or origin's)
- * input buffer in place, and the bytes it consumed as body are moved to the
- * peer's output buffer untouched (framing included), so chunked, sized and
- * close-delimited bodies all relay as they came. Only the heads are
- * rewritten. Each direction stops moving bytes while the peer's output holds
- * relay-buffer bytes, and the peer's write callback resumes it (as in
- * libevent's le-proxy); the read high-watermark bounds each input buffer.
- *
- * llhttp callbacks only collect spans and set flags; every decision is taken
- * after llhttp_execute() returns, so nothing is freed inside a callback.
+ * conn_enter() is the one place the state changes: it logs the move,
+ * arms the state's deadline and runs the state's entry work. The pieces
+ * (h1, exchange, dial, relay, drain, intercept, socks, offline) do their
+ * part and move the connection on through conn_enter(), conn_drain() or
+ * conn_close(); they never free it. conn_close() quiesces the connection
+ * and its free runs from the worker's reap event, so a caller further up
+ * the stack that still holds it reads valid memory in state CLOSED.
  */
 #include "proxy/net/conn.h"
 
@@ -52,7 +64,9 @@
 #include "proxy/net/worker.h"
 #include "proxy/store/store.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/deadline.h"
 #include "proxy/net/dial.h"
+#include "proxy/net/drain.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/h1.h"
 #include "proxy/net/intercept.h"
@@ -64,19 +78,11 @@
 #include "proxy/net/stream.h"
 #include "proxy/net/transparent.h"
 
-/* How long a closing connection waits for the client's FIN. */
-#define CONN_LINGER_US 2000000
-/* What a closing connection reads and discards at most. */
-#define CONN_LINGER_BYTES (1024 * 1024)
-/* Quiet this long between requests: release what idle buffers hold. */
-#define CONN_IDLE_TRIM_US 250000
-
 static const char *const conn_state_names[] = {"read-head", "resolve",
     "connect", "exchange", "tunnel", "drain", "sniff", "tls-down", "socks",
     "offline", "closed"};
 
 static void conn_quiesce(struct conn *c);
-static void conn_linger(struct conn *c);
 
 static int
 store_backlogged_safe(struct store *st)
@@ -105,21 +111,6 @@ conn_enter_read_head(struct conn *c)
 	h1_parse_request(c);
 }
 
-/* DRAIN's entry work: the client has everything once its output is out. */
-static void
-conn_enter_drain(struct conn *c)
-{
-	int flushed = evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0;
-
-	if (c->client_eof) {
-		if (flushed)
-			conn_close(c, c->drain_reason, c->drain_error);
-		return;
-	}
-	if (flushed)
-		conn_linger(c);
-}
-
 /*
  * The transition function: every state change goes through here, is
  * trace-logged, gets the new state's deadline, and runs the new state's
@@ -135,7 +126,7 @@ conn_enter(struct conn *c, enum conn_state st)
 	    conn_state_names[c->state], conn_state_names[st]);
 	c->state = st;
 	c->t_state_us = c->t_active_us = now_us();
-	conn_arm_timer(c);
+	deadline_arm(c);
 	switch (st) {
 	case CONN_READ_HEAD:
 		conn_enter_read_head(c);
@@ -150,7 +141,7 @@ conn_enter(struct conn *c, enum conn_state st)
 		relay_start(c);
 		break;
 	case CONN_DRAIN:
-		conn_enter_drain(c);
+		drain_enter(c);
 		break;
 	case CONN_SNIFF:
 		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
@@ -190,148 +181,7 @@ conn_strndup(const char *s, size_t n)
 	return p;
 }
 
-/* ---- timers: one per connection, a deadline per state ---- */
-
-/* SNIFF's deadline (see the comment inside). */
-static int64_t
-conn_sniff_deadline(const struct conn *c)
-{
-	const struct config *cfg = c->w->cfg;
-	int64_t idle, cap;
-
-	/*
-	 * Nothing yet: wait sniff-timeout from the start (a server speaks
-	 * first). Bytes trickling in: sniff-timeout after the last one,
-	 * within header-timeout overall. Past sniff-timeout with nothing
-	 * from the client, the origin is connected and whoever speaks first
-	 * decides (late_sniff).
-	 */
-	if (c->late_sniff)
-		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
-	if (c->t_first_byte_us == 0 ||
-	    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
-		return c->t_state_us + (int64_t)cfg->sniff_timeout_ms * 1000;
-	idle = c->t_active_us + (int64_t)cfg->sniff_timeout_ms * 1000;
-	cap = c->t_state_us + (int64_t)cfg->header_timeout_ms * 1000;
-	return idle < cap ? idle : cap;
-}
-
-/* The absolute deadline (µs) of the current state, 0 for none. */
-static int64_t
-conn_deadline(const struct conn *c)
-{
-	const struct config *cfg = c->w->cfg;
-
-	switch (c->state) {
-	case CONN_READ_HEAD:
-		if (c->in_head || c->head_bytes > 0)
-			return c->t_state_us +
-			    (int64_t)cfg->header_timeout_ms * 1000;
-		if (!c->idle_trimmed &&
-		    CONN_IDLE_TRIM_US < (int64_t)cfg->idle_timeout_ms * 1000)
-			return c->t_active_us + CONN_IDLE_TRIM_US;
-		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
-	case CONN_RESOLVE:
-		/* evdns has its own timeout; this is the backstop */
-		return c->t_state_us + (int64_t)cfg->dns_timeout_ms * 3000 +
-		    1000000;
-	case CONN_CONNECT:
-		return c->t_connect_start_us +
-		    (int64_t)cfg->connect_timeout_ms * 1000;
-	case CONN_EXCHANGE:
-		if (!c->req_done)
-			return c->t_active_us +
-			    (int64_t)cfg->idle_timeout_ms * 1000;
-		return c->t_active_us +
-		    (int64_t)cfg->upstream_timeout_ms * 1000;
-	case CONN_DRAIN:
-		if (c->lingering)
-			return c->t_active_us + CONN_LINGER_US;
-		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
-	case CONN_TUNNEL:
-		/* one side has sent its FIN: the other has half-close-timeout
-		 * of silence to finish (as HAProxy's client-fin/server-fin) */
-		if (c->client_eof || c->up_eof)
-			return c->t_active_us +
-			    (int64_t)cfg->half_close_ms * 1000;
-		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
-	case CONN_SNIFF:
-		return conn_sniff_deadline(c);
-	case CONN_TLS_DOWN:
-		return c->t_state_us + (int64_t)cfg->connect_timeout_ms * 1000;
-	case CONN_SOCKS:
-		return c->t_state_us + (int64_t)cfg->header_timeout_ms * 1000;
-	case CONN_OFFLINE:
-		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
-	case CONN_CLOSED:
-		break;
-	}
-	return 0;
-}
-
-void
-conn_arm_timer(struct conn *c)
-{
-	int64_t dl, left;
-	struct timeval tv;
-
-	if (c->state == CONN_CLOSED)
-		return;
-	dl = conn_deadline(c);
-	if (dl == 0) {
-		event_del(c->timer);
-		return;
-	}
-	left = dl - now_us();
-	if (left < 1000)
-		left = 1000;
-	tv.tv_sec = left / 1000000;
-	tv.tv_usec = left % 1000000;
-	evtimer_add(c->timer, &tv);
-}
-
 /* ---- the end of a client connection ---- */
-
-/*
- * The client has everything it will get: send FIN and keep reading (and
- * discarding) briefly, so that a client still sending — a rejected upload,
- * an oversized head — reads our answer instead of a reset.
- */
-static void
-conn_linger(struct conn *c)
-{
-	SSL *ssl;
-
-	if (c->lingering)
-		return;
-	if (c->craw != NULL && !c->close_notify_sent &&
-	    (ssl = bufferevent_openssl_get_ssl(c->cbev)) != NULL &&
-	    SSL_is_init_finished(ssl)) {
-		/* a TLS client is told the end is the end (close_notify),
-		 * not left to guess from a bare FIN */
-		c->close_notify_sent = 1;
-		(void)SSL_shutdown(ssl);
-		ERR_clear_error();
-	}
-	if (c->craw != NULL &&
-	    evbuffer_get_length(bufferevent_get_output(c->craw)) > 0) {
-		/*
-		 * Over TLS the filter's output is empty once OpenSSL has
-		 * taken it, but the records may still wait in the socket's
-		 * buffer: a FIN now would cut them off. Look again shortly
-		 * (bounded by the drain deadline).
-		 */
-		static const struct timeval again = {0, 5000};
-		c->flush_wait = 1;
-		evtimer_add(c->timer, &again);
-		return;
-	}
-	c->lingering = 1;
-	(void)shutdown(bufferevent_getfd(c->craw ? c->craw : c->cbev), SHUT_WR);
-	bufferevent_enable(c->cbev, EV_READ);
-	c->t_active_us = now_us();
-	conn_arm_timer(c);
-}
 
 /* Finish with the client: flush what is queued, linger, then close. */
 void
@@ -469,18 +319,9 @@ conn_client_readcb(struct bufferevent *bev, void *arg)
 		relay_move(c, bev, c->up->bev, &c->bytes_from_client,
 		    &c->bytes_to_server);
 		break;
-	case CONN_DRAIN: {
-		struct evbuffer *in = bufferevent_get_input(bev);
-		size_t n = evbuffer_get_length(in);
-		if (c->up != NULL)
-			break; /* tunnel flushing to the origin */
-		c->bytes_from_client += n;
-		c->discarded += n;
-		evbuffer_drain(in, n);
-		if (c->discarded > CONN_LINGER_BYTES)
-			conn_close(c, c->drain_reason, c->drain_error);
+	case CONN_DRAIN:
+		drain_client_read(c);
 		break;
-	}
 	default:
 		/* RESOLVE / CONNECT / DRAIN: leave it buffered; the read
 		 * high-watermark stops the socket reads */
@@ -498,7 +339,7 @@ conn_client_writecb(struct bufferevent *bev, void *arg)
 	switch (c->state) {
 	case CONN_DRAIN:
 		if (evbuffer_get_length(out) == 0 && c->up == NULL)
-			conn_linger(c);
+			drain_linger(c);
 		break;
 	case CONN_EXCHANGE:
 		h1_feed_response(c);
@@ -548,37 +389,21 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	switch (c->state) {
 	case CONN_READ_HEAD:
-		if (c->in_head || c->head_bytes > 0)
-			conn_close(c, "client-eof", "client closed mid-head");
-		else
-			conn_close(c, "client-eof", NULL);
+		conn_close(c, "client-eof",
+		    c->in_head || c->head_bytes > 0 ? "client closed mid-head"
+						    : NULL);
 		break;
 	case CONN_EXCHANGE:
-		if (c->req_done ||
-		    evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
-			break; /* finish what can be finished, then close */
-		exchange_rec_fail(c, 0, "client closed mid-request");
-		(void)exchange_submit(c);
-		conn_close(c, "client-eof", "client closed mid-request");
+		exchange_client_eof(c);
 		break;
 	case CONN_OFFLINE:
 		/* the answer may still be owed; offline_read sees the EOF */
 		offline_read(c);
 		break;
 	case CONN_TUNNEL:
-		/* the client is done sending: pass its FIN on once its bytes
-		 * are through, and keep relaying the other way */
-		bufferevent_disable(c->cbev, EV_READ);
-		conn_arm_timer(c); /* now half-close-timeout */
-		relay_check_fin(c);
+		relay_client_eof(c);
 		break;
 	case CONN_SNIFF:
-		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0) {
-			conn_close(c, "client-eof", NULL);
-			break;
-		}
-		/* it sent something and half-closed: relay what it sent */
-		bufferevent_disable(c->cbev, EV_READ);
 		intercept_client_eof(c);
 		break;
 	case CONN_RESOLVE:
@@ -590,165 +415,10 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 		}
 		exchange_rec_fail(
 		    c, 0, "client closed before the origin answered");
-		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed early");
 		break;
 	default:
 		conn_close(c, "client-eof", NULL);
-		break;
-	}
-}
-
-/*
- * An empty evbuffer can still hold the chain a read reserved and found
- * nothing for: an SSL bufferevent reserves 16 KiB per attempt, and keeps
- * it while the connection idles. One byte in and out frees every chain.
- */
-static void
-conn_release_chains(struct bufferevent *bev)
-{
-	struct evbuffer *b = bufferevent_get_input(bev);
-
-	if (evbuffer_get_length(b) == 0 && evbuffer_prepend(b, "", 1) == 0)
-		evbuffer_drain(b, 1);
-}
-
-/* A connection waiting for its next request holds no read buffers (its
- * own and its SSL object's: OpenSSL keeps a record buffer after the
- * session tickets) and no origin connection of its own. */
-static void
-conn_trim_idle(struct conn *c)
-{
-	SSL *ssl;
-
-	log_debug("c%lld idle: releasing read buffers", (long long)c->id);
-	if (c->craw != NULL) {
-		/*
-		 * The TLS filter reserves room for a read whenever it may
-		 * read; while idle let it reserve one byte. The first byte
-		 * of the next request lifts the limit (conn_client_readcb).
-		 */
-		bufferevent_setwatermark(c->cbev, EV_READ, 0, 1);
-		c->read_throttled = 1;
-		conn_release_chains(c->craw);
-	}
-	conn_release_chains(c->cbev);
-	if ((ssl = bufferevent_openssl_get_ssl(c->cbev)) != NULL)
-		(void)SSL_free_buffers(ssl);
-	if (c->up_idle != NULL) {
-		/*
-		 * The origin connection kept for this client goes back to
-		 * the worker's pool (upstream-pool-per-host of them per
-		 * origin; the rest are closed): a thousand quiet tunnels to
-		 * one site need not hold a thousand origin sessions. The
-		 * next request takes one from the pool, or resumes.
-		 */
-		conn_release_chains(c->up_idle->bev);
-		if ((ssl = bufferevent_openssl_get_ssl(c->up_idle->bev)) !=
-		    NULL)
-			(void)SSL_free_buffers(ssl);
-		/* a tunnel keeps its own (one origin connection per client
-		 * connection, end to end) */
-		if (c->inner == CONN_INNER_NONE) {
-			upstream_pool_put(c->up_idle);
-			c->up_idle = NULL;
-		}
-	}
-}
-
-/* READ_HEAD's deadline: a head too slow, or a keep-alive too quiet (the
- * first quiet spell only releases the idle buffers). */
-static void
-conn_read_head_timeout(struct conn *c)
-{
-	if (!c->in_head && c->head_bytes == 0 && !c->idle_trimmed) {
-		conn_trim_idle(c);
-		c->idle_trimmed = 1;
-		conn_arm_timer(c);
-	} else if (c->in_head || c->head_bytes > 0)
-		exchange_fail(c, 408, "request head not received in time");
-	else
-		conn_close(c, "idle-timeout", NULL);
-}
-
-/* DRAIN's deadline: the FIN was sent and the client said nothing, TLS
- * records were still queued, or the client does not read its answer. */
-static void
-conn_drain_timeout(struct conn *c)
-{
-	if (c->lingering)
-		conn_close(c, c->drain_reason, c->drain_error);
-	else if (c->flush_wait) {
-		c->flush_wait = 0;
-		conn_linger(c);
-	} else
-		conn_close(c, "idle-timeout", "client did not read the answer");
-}
-
-/* TUNNEL's deadline: half-close-timeout after one FIN, else idle. */
-static void
-conn_tunnel_timeout(struct conn *c)
-{
-	if (c->client_eof || c->up_eof) {
-		conn_close(c, "half-close-timeout", NULL);
-		return;
-	}
-	stream_closed_by(c, "idle-timeout");
-	conn_close(c, "idle-timeout", NULL);
-}
-
-/* The connection's one timer: the current state's deadline passed (or
- * activity moved it, and the timer is set again). */
-static void
-conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	int64_t dl = conn_deadline(c);
-
-	(void)fd;
-	(void)what;
-	if (dl == 0)
-		return;
-	if (c->state == CONN_DRAIN && c->flush_wait && now_us() < dl) {
-		c->flush_wait = 0;
-		conn_linger(c);
-		return;
-	}
-	if (now_us() < dl) {
-		/* there was activity since the timer was set: wait on */
-		conn_arm_timer(c);
-		return;
-	}
-	switch (c->state) {
-	case CONN_READ_HEAD:
-		conn_read_head_timeout(c);
-		break;
-	case CONN_RESOLVE:
-	case CONN_CONNECT:
-		dial_timeout(c);
-		break;
-	case CONN_EXCHANGE:
-		exchange_timeout(c);
-		break;
-	case CONN_SNIFF:
-		intercept_sniff_timeout(c);
-		break;
-	case CONN_TLS_DOWN:
-		conn_close(c, "tls-timeout", "client TLS handshake timed out");
-		break;
-	case CONN_SOCKS:
-		conn_close(c, "idle-timeout", "SOCKS handshake timed out");
-		break;
-	case CONN_DRAIN:
-		conn_drain_timeout(c);
-		break;
-	case CONN_TUNNEL:
-		conn_tunnel_timeout(c);
-		break;
-	case CONN_OFFLINE:
-	case CONN_CLOSED:
-		stream_closed_by(c, "idle-timeout");
-		conn_close(c, "idle-timeout", NULL);
 		break;
 	}
 }
@@ -936,7 +606,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, int listener)
 	c->up_head = evbuffer_new();
 	c->raw_head = evbuffer_new();
 	c->raw_resp = evbuffer_new();
-	c->timer = evtimer_new(w->base, conn_timeoutcb, c);
+	c->timer = evtimer_new(w->base, deadline_cb, c);
 	if (c->id < 0 || c->up_head == NULL || c->raw_head == NULL ||
 	    c->raw_resp == NULL || c->timer == NULL ||
 	    (c->cbev = bufferevent_socket_new(

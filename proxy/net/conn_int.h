@@ -149,7 +149,6 @@ struct conn {
  * (dial, h1, exchange, relay, intercept, socks, offline).
  */
 void conn_enter(struct conn *c, enum conn_state st);
-void conn_arm_timer(struct conn *c);
 void conn_close(struct conn *c, const char *reason, const char *err);
 void conn_drain(struct conn *c, const char *reason, const char *err);
 /* the callbacks of the client's bufferevent, and of the origin's */

@@ -31,6 +31,7 @@
 #include "proxy/http/url.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/deadline.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/h1.h"
 #include "proxy/net/intercept.h"
@@ -105,7 +106,7 @@ dial_connect_next(struct conn *c, const char *last_err)
 		if (c->state != CONN_CONNECT)
 			conn_enter(c, CONN_CONNECT);
 		else
-			conn_arm_timer(c);
+			deadline_arm(c);
 		if (bufferevent_socket_connect(
 			c->up->bev, sa, (int)c->addrs.addrlens[i]) == 0)
 			return;

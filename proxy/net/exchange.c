@@ -469,3 +469,16 @@ exchange_timeout(struct conn *c)
 		conn_close(c, "upstream-timeout", "origin stalled");
 	}
 }
+
+/* The client sent its FIN mid-exchange: what can be finished is (a
+ * complete request, or body bytes still buffered); else it is recorded
+ * and closed. */
+void
+exchange_client_eof(struct conn *c)
+{
+	if (c->req_done ||
+	    evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+		return;
+	exchange_rec_fail(c, 0, "client closed mid-request");
+	conn_close(c, "client-eof", "client closed mid-request");
+}

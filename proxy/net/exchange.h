@@ -49,6 +49,9 @@ void exchange_end(struct conn *c);
 /* The origin failed or closed before the answer was complete. */
 void exchange_up_failed(struct conn *c, const char *why);
 
+/* The client sent its FIN (CONN_EXCHANGE). */
+void exchange_client_eof(struct conn *c);
+
 /* The current state's deadline passed (CONN_EXCHANGE). */
 void exchange_timeout(struct conn *c);
 

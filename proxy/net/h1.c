@@ -42,6 +42,7 @@
 #include "proxy/http/url.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/deadline.h"
 #include "proxy/net/dial.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/intercept.h"
@@ -474,7 +475,7 @@ h1_parse_request(struct conn *c)
 			return;
 		}
 	}
-	conn_arm_timer(c);
+	deadline_arm(c);
 }
 
 /* A fresh response parser for the answer to the request just sent. */
@@ -566,7 +567,7 @@ h1_feed_request(struct conn *c)
 	if (c->req_done && c->resp_done)
 		exchange_end(c);
 	else
-		conn_arm_timer(c);
+		deadline_arm(c);
 }
 
 /* What the explicit proxy leaves out of an answer head: the origin's
@@ -734,7 +735,7 @@ h1_feed_response(struct conn *c)
 	if (c->req_done && c->resp_done)
 		exchange_end(c);
 	else
-		conn_arm_timer(c);
+		deadline_arm(c);
 }
 
 /* The origin closed and everything it sent has been parsed. */

@@ -159,6 +159,12 @@ intercept_passthrough(struct conn *c, const char *reason)
 void
 intercept_client_eof(struct conn *c)
 {
+	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0) {
+		conn_close(c, "client-eof", NULL);
+		return;
+	}
+	/* it sent something and half-closed: relay what it sent */
+	bufferevent_disable(c->cbev, EV_READ);
 	c->protocol = c->sniffed != NULL ? c->sniffed : "other";
 	intercept_passthrough(c,
 	    "client closed before its first bytes "

@@ -16,6 +16,7 @@
 #include "proxy/http/respond.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/deadline.h"
 #include "proxy/net/dial.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/h1.h"
@@ -275,7 +276,7 @@ offline_peek(struct conn *c)
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
-	conn_arm_timer(c);
+	deadline_arm(c);
 }
 
 /* ---- the answer ---- */
@@ -424,7 +425,7 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 			/* the next slice when the client has taken this one */
 			bufferevent_setwatermark(c->cbev, EV_WRITE,
 			    c->w->cfg->relay_buffer_bytes / 2, 0);
-		conn_arm_timer(c);
+		deadline_arm(c);
 		return;
 	}
 	if (o->sent < o->len) {
@@ -437,7 +438,7 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 	c->resp_done = 1;
 	if (offline_maybe_end(c))
 		return;
-	conn_arm_timer(c);
+	deadline_arm(c);
 }
 
 void
@@ -505,7 +506,7 @@ offline_read(struct conn *c)
 	}
 	if (offline_maybe_end(c))
 		return;
-	conn_arm_timer(c);
+	deadline_arm(c);
 }
 
 static llhttp_settings_t offline_peek_settings = {

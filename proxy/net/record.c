@@ -46,6 +46,33 @@
 #include "proxy/store/store.h"
 
 /*
+ * The answer fields of our own answer's head (head bytes at buf, blank
+ * line included): the reason after the status code, the fields after the
+ * status line, as logged for any answer, and the content type.
+ */
+static void
+record_own_head(struct store_request *r, char *buf, size_t head)
+{
+	const char *sp, *type;
+	char *lf;
+	size_t tlen;
+
+	buf[head - 2] = '\0';
+	r->resp_header_bytes = head;
+	/* "HTTP/1.1 502 Bad Gateway" */
+	sp = memchr(buf, ' ', head);
+	sp = sp != NULL ? strchr(sp + 1, ' ') : NULL;
+	if (sp != NULL && r->resp_reason == NULL)
+		r->resp_reason = strndup(sp + 1, strcspn(sp + 1, "\r\n"));
+	if ((lf = strchr(buf, '\n')) != NULL && r->resp_headers == NULL)
+		r->resp_headers = strdup(lf + 1);
+	if (r->content_type == NULL &&
+	    (type = head_text_find(r->resp_headers, "content-type", &tlen)) !=
+		NULL)
+		r->content_type = conn_strndup(type, tlen);
+}
+
+/*
  * Record an answer peephole wrote itself (the n bytes at before in out)
  * as it records an origin's: head fields, content type and body.
  */
@@ -54,7 +81,7 @@ record_own_answer(struct conn *c, struct evbuffer *out, size_t before, size_t n)
 {
 	struct store_request *r = &c->rec->u.req;
 	struct evbuffer_ptr at, end;
-	char buf[2048], *lf, *type;
+	char buf[2048];
 	size_t head, got, off;
 	struct evbuffer_iovec v[16];
 	int nv;
@@ -90,26 +117,8 @@ record_own_answer(struct conn *c, struct evbuffer *out, size_t before, size_t n)
 			exchange_capture_resp(c, p, take);
 		off += take;
 	}
-	if (got != head)
-		return;
-	buf[head - 2] = '\0';
-	r->resp_header_bytes = head;
-	/* "HTTP/1.1 502 Bad Gateway": the reason after the second space */
-	{
-		const char *sp = memchr(buf, ' ', head);
-		sp = sp != NULL ? strchr(sp + 1, ' ') : NULL;
-		if (sp != NULL && r->resp_reason == NULL)
-			r->resp_reason =
-			    strndup(sp + 1, strcspn(sp + 1, "\r\n"));
-	}
-	/* the fields, after the status line, as logged for any answer */
-	if ((lf = strchr(buf, '\n')) != NULL && r->resp_headers == NULL)
-		r->resp_headers = strdup(lf + 1);
-	if (r->resp_headers != NULL && r->content_type == NULL &&
-	    (type = strstr(r->resp_headers, "Content-Type: ")) != NULL) {
-		type += 14;
-		r->content_type = strndup(type, strcspn(type, "\r"));
-	}
+	if (got == head)
+		record_own_head(r, buf, head);
 }
 
 /*

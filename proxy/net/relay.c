@@ -31,6 +31,7 @@
 #include "proxy/http/url.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/deadline.h"
 #include "proxy/net/dial.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/h1.h"
@@ -221,7 +222,7 @@ relay_up_event(struct conn *c, short what)
 		stream_closed_by(c, "server-fin");
 		c->up_eof = 1;
 		bufferevent_disable(c->up->bev, EV_READ);
-		conn_arm_timer(c); /* now half-close-timeout */
+		deadline_arm(c); /* now half-close-timeout */
 		relay_check_fin(c);
 		return;
 	}
@@ -232,4 +233,14 @@ relay_up_event(struct conn *c, short what)
 	upstream_free(c->up);
 	c->up = NULL;
 	conn_drain(c, "server-eof", NULL);
+}
+
+/* The client is done sending: its FIN is passed on once its bytes are
+ * through, and the other way keeps relaying. */
+void
+relay_client_eof(struct conn *c)
+{
+	bufferevent_disable(c->cbev, EV_READ);
+	deadline_arm(c); /* now half-close-timeout */
+	relay_check_fin(c);
 }

@@ -26,6 +26,9 @@ void relay_move(struct conn *c, struct bufferevent *from,
 /* Pass each side's FIN on once its bytes are through; both done: close. */
 void relay_check_fin(struct conn *c);
 
+/* The client side of the tunnel sent its FIN. */
+void relay_client_eof(struct conn *c);
+
 /* The origin side of the tunnel closed (EOF) or failed. */
 void relay_up_event(struct conn *c, short what);
 
