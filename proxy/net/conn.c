@@ -187,9 +187,9 @@ conn_strndup(const char *s, size_t n)
 void
 conn_drain(struct conn *c, const char *reason, const char *err)
 {
-	c->drain_reason = reason;
-	free(c->drain_error);
-	c->drain_error = conn_strdup(err);
+	c->end.drain_reason = reason;
+	free(c->end.drain_error);
+	c->end.drain_error = conn_strdup(err);
 	conn_enter(c, CONN_DRAIN);
 }
 
@@ -204,8 +204,8 @@ conn_up_readcb(struct bufferevent *bev, void *arg)
 	if (!c->up->tls)
 		relay_read_more(c, bev);
 	if (c->state == CONN_TUNNEL)
-		relay_move(c, bev, c->cbev, &c->bytes_from_server,
-		    &c->bytes_to_client);
+		relay_move(c, bev, c->cbev, &c->tot.bytes_from_server,
+		    &c->tot.bytes_to_client);
 	else if (c->state == CONN_SNIFF)
 		intercept_server_first(c);
 	else
@@ -287,8 +287,8 @@ conn_client_readcb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	c->t_active_us = now_us();
-	if (c->t_first_byte_us == 0)
-		c->t_first_byte_us = c->t_active_us;
+	if (c->tot.t_first_byte_us == 0)
+		c->tot.t_first_byte_us = c->t_active_us;
 	if (c->read_throttled) {
 		c->read_throttled = 0;
 		bufferevent_setwatermark(
@@ -316,8 +316,8 @@ conn_client_readcb(struct bufferevent *bev, void *arg)
 		socks_read(c);
 		break;
 	case CONN_TUNNEL:
-		relay_move(c, bev, c->up->bev, &c->bytes_from_client,
-		    &c->bytes_to_server);
+		relay_move(c, bev, c->up->bev, &c->tot.bytes_from_client,
+		    &c->tot.bytes_to_server);
 		break;
 	case CONN_DRAIN:
 		drain_client_read(c);
@@ -384,14 +384,15 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 	c->client_eof = 1;
 	stream_closed_by(c, "client-fin");
 	if (c->state == CONN_DRAIN && c->up == NULL) {
-		conn_close(c, c->drain_reason, c->drain_error);
+		conn_close(c, c->end.drain_reason, c->end.drain_error);
 		return;
 	}
 	switch (c->state) {
 	case CONN_READ_HEAD:
 		conn_close(c, "client-eof",
-		    c->in_head || c->head_bytes > 0 ? "client closed mid-head"
-						    : NULL);
+		    c->h1.in_head || c->h1.head_bytes > 0
+			? "client closed mid-head"
+			: NULL);
 		break;
 	case CONN_EXCHANGE:
 		exchange_client_eof(c);
@@ -408,7 +409,7 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 		break;
 	case CONN_RESOLVE:
 	case CONN_CONNECT:
-		if (c->tunnel_raw && !c->tls_pending) {
+		if (c->tls.tunnel_raw && !c->tls.tls_pending) {
 			/* a stream to relay: its FIN follows its bytes */
 			bufferevent_disable(c->cbev, EV_READ);
 			break;
@@ -437,7 +438,7 @@ conn_close(struct conn *c, const char *reason, const char *err)
 		return;
 	log_debug("c%lld close reason=%s%s%s", (long long)c->id, reason,
 	    err ? " error=" : "", err ? err : "");
-	if (c->rec != NULL) {
+	if (c->ex.rec != NULL) {
 		exchange_rec_fail(c, 0, err ? err : reason);
 		(void)exchange_submit(c);
 	}
@@ -466,8 +467,8 @@ conn_quiesce(struct conn *c)
 	/* (c->craw, under a TLS filter, calls only the filter) */
 	struct bufferevent *bevs[2] = {c->cbev, c->up ? c->up->bev : NULL};
 
-	resolve_cancel(c->dns);
-	c->dns = NULL;
+	resolve_cancel(c->dial.dns);
+	c->dial.dns = NULL;
 	event_del(c->timer);
 	for (size_t i = 0; i < 2; i++) {
 		if (bevs[i] == NULL)
@@ -481,12 +482,12 @@ conn_quiesce(struct conn *c)
 	}
 	/* an origin connection this client no longer needs can serve others
 	 * (never one kept inside a tunnel: it belongs to that client) */
-	if (c->up_idle != NULL) {
+	if (c->dial.up_idle != NULL) {
 		if (c->inner == CONN_INNER_NONE)
-			upstream_pool_put(c->up_idle);
+			upstream_pool_put(c->dial.up_idle);
 		else
-			upstream_free(c->up_idle);
-		c->up_idle = NULL;
+			upstream_free(c->dial.up_idle);
+		c->dial.up_idle = NULL;
 	}
 }
 
@@ -501,18 +502,18 @@ conn_free(struct conn *c)
 	offline_free(c);
 	event_free(c->timer);
 	bufferevent_free(c->cbev);
-	evbuffer_free(c->up_head);
-	evbuffer_free(c->raw_head);
-	evbuffer_free(c->raw_resp);
-	head_free(&c->reqh);
-	head_free(&c->resph);
-	url_clear(&c->url);
-	free(c->target_host);
-	free(c->drain_error);
+	evbuffer_free(c->h1.up_head);
+	evbuffer_free(c->h1.raw_head);
+	evbuffer_free(c->h1.raw_resp);
+	head_free(&c->h1.reqh);
+	head_free(&c->h1.resph);
+	url_clear(&c->ex.url);
+	free(c->tot.target_host);
+	free(c->end.drain_error);
 	stream_free(c);
-	free(c->tunnel_host);
-	free(c->decision_reason);
-	free(c->verify_error);
+	free(c->tls.tunnel_host);
+	free(c->tls.decision_reason);
+	free(c->tls.verify_error);
 	free(c);
 }
 
@@ -570,14 +571,14 @@ conn_new_undo(struct conn *c)
 		event_free(c->timer);
 	if (c->cbev)
 		bufferevent_free(c->cbev);
-	if (c->up_head)
-		evbuffer_free(c->up_head);
-	if (c->raw_head)
-		evbuffer_free(c->raw_head);
-	if (c->raw_resp)
-		evbuffer_free(c->raw_resp);
-	head_free(&c->reqh);
-	head_free(&c->resph);
+	if (c->h1.up_head)
+		evbuffer_free(c->h1.up_head);
+	if (c->h1.raw_head)
+		evbuffer_free(c->h1.raw_head);
+	if (c->h1.raw_resp)
+		evbuffer_free(c->h1.raw_resp);
+	head_free(&c->h1.reqh);
+	head_free(&c->h1.resph);
 	free(c);
 }
 
@@ -596,19 +597,19 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, int listener)
 	c->w = w;
 	c->listener = listener;
 	c->mode = (int)w->cfg->listen[listener].mode;
-	c->protocol = "http";
+	c->tot.protocol = "http";
 	c->id = conn_new_id(w);
 	conn_set_client(c, sa);
-	c->t_accept_us = now_us();
-	c->dns_elapsed_us = -1;
-	head_init(&c->reqh, w->cfg->max_header_bytes);
-	head_init(&c->resph, w->cfg->max_header_bytes);
-	c->up_head = evbuffer_new();
-	c->raw_head = evbuffer_new();
-	c->raw_resp = evbuffer_new();
+	c->tot.t_accept_us = now_us();
+	c->dial.dns_elapsed_us = -1;
+	head_init(&c->h1.reqh, w->cfg->max_header_bytes);
+	head_init(&c->h1.resph, w->cfg->max_header_bytes);
+	c->h1.up_head = evbuffer_new();
+	c->h1.raw_head = evbuffer_new();
+	c->h1.raw_resp = evbuffer_new();
 	c->timer = evtimer_new(w->base, deadline_cb, c);
-	if (c->id < 0 || c->up_head == NULL || c->raw_head == NULL ||
-	    c->raw_resp == NULL || c->timer == NULL ||
+	if (c->id < 0 || c->h1.up_head == NULL || c->h1.raw_head == NULL ||
+	    c->h1.raw_resp == NULL || c->timer == NULL ||
 	    (c->cbev = bufferevent_socket_new(
 		 w->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		conn_new_undo(c);
@@ -666,8 +667,8 @@ conn_worker_shutdown(struct worker *w)
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
 		/* between requests: nothing in flight, close now */
-		if (c->state == CONN_READ_HEAD && !c->in_head &&
-		    c->head_bytes == 0)
+		if (c->state == CONN_READ_HEAD && !c->h1.in_head &&
+		    c->h1.head_bytes == 0)
 			conn_close(c, "shutdown", NULL);
 	}
 }

@@ -44,9 +44,9 @@ deadline_sniff(const struct conn *c)
 	 * from the client, the origin is connected and whoever speaks first
 	 * decides (late_sniff).
 	 */
-	if (c->late_sniff)
+	if (c->tls.late_sniff)
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
-	if (c->t_first_byte_us == 0 ||
+	if (c->tot.t_first_byte_us == 0 ||
 	    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
 		return c->t_state_us + (int64_t)cfg->sniff_timeout_ms * 1000;
 	idle = c->t_active_us + (int64_t)cfg->sniff_timeout_ms * 1000;
@@ -62,7 +62,7 @@ deadline_of(const struct conn *c)
 
 	switch (c->state) {
 	case CONN_READ_HEAD:
-		if (c->in_head || c->head_bytes > 0)
+		if (c->h1.in_head || c->h1.head_bytes > 0)
 			return c->t_state_us +
 			    (int64_t)cfg->header_timeout_ms * 1000;
 		if (!c->idle_trimmed &&
@@ -75,16 +75,16 @@ deadline_of(const struct conn *c)
 		return c->t_state_us + (int64_t)cfg->dns_timeout_ms * 3000 +
 		    1000000;
 	case CONN_CONNECT:
-		return c->t_connect_start_us +
+		return c->dial.t_connect_start_us +
 		    (int64_t)cfg->connect_timeout_ms * 1000;
 	case CONN_EXCHANGE:
-		if (!c->req_done)
+		if (!c->ex.req_done)
 			return c->t_active_us +
 			    (int64_t)cfg->idle_timeout_ms * 1000;
 		return c->t_active_us +
 		    (int64_t)cfg->upstream_timeout_ms * 1000;
 	case CONN_DRAIN:
-		if (c->lingering)
+		if (c->end.lingering)
 			return c->t_active_us + DEADLINE_LINGER_US;
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
 	case CONN_TUNNEL:
@@ -165,7 +165,7 @@ deadline_trim_idle(struct conn *c)
 	deadline_release_chains(c->cbev);
 	if ((ssl = bufferevent_openssl_get_ssl(c->cbev)) != NULL)
 		(void)SSL_free_buffers(ssl);
-	if (c->up_idle != NULL) {
+	if (c->dial.up_idle != NULL) {
 		/*
 		 * The origin connection kept for this client goes back to
 		 * the worker's pool (upstream-pool-per-host of them per
@@ -173,15 +173,15 @@ deadline_trim_idle(struct conn *c)
 		 * one site need not hold a thousand origin sessions. The
 		 * next request takes one from the pool, or resumes.
 		 */
-		deadline_release_chains(c->up_idle->bev);
-		if ((ssl = bufferevent_openssl_get_ssl(c->up_idle->bev)) !=
+		deadline_release_chains(c->dial.up_idle->bev);
+		if ((ssl = bufferevent_openssl_get_ssl(c->dial.up_idle->bev)) !=
 		    NULL)
 			(void)SSL_free_buffers(ssl);
 		/* a tunnel keeps its own (one origin connection per client
 		 * connection, end to end) */
 		if (c->inner == CONN_INNER_NONE) {
-			upstream_pool_put(c->up_idle);
-			c->up_idle = NULL;
+			upstream_pool_put(c->dial.up_idle);
+			c->dial.up_idle = NULL;
 		}
 	}
 }
@@ -191,11 +191,11 @@ deadline_trim_idle(struct conn *c)
 static void
 deadline_read_head(struct conn *c)
 {
-	if (!c->in_head && c->head_bytes == 0 && !c->idle_trimmed) {
+	if (!c->h1.in_head && c->h1.head_bytes == 0 && !c->idle_trimmed) {
 		deadline_trim_idle(c);
 		c->idle_trimmed = 1;
 		deadline_arm(c);
-	} else if (c->in_head || c->head_bytes > 0)
+	} else if (c->h1.in_head || c->h1.head_bytes > 0)
 		exchange_fail(c, 408, "request head not received in time");
 	else
 		conn_close(c, "idle-timeout", NULL);
@@ -225,9 +225,9 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (dl == 0)
 		return;
-	if (c->state == CONN_DRAIN && c->flush_wait && now_us() < dl) {
+	if (c->state == CONN_DRAIN && c->end.flush_wait && now_us() < dl) {
 		/* not the deadline: the look again conn_linger asked for */
-		c->flush_wait = 0;
+		c->end.flush_wait = 0;
 		drain_linger(c);
 		return;
 	}

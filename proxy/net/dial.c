@@ -65,8 +65,8 @@ dial_set_nodelay(struct bufferevent *bev)
 static void
 dial_ready(struct conn *c)
 {
-	snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->up->ip);
-	c->server_port = c->up->ip_port;
+	snprintf(c->tot.server_ip, sizeof(c->tot.server_ip), "%s", c->up->ip);
+	c->tot.server_port = c->up->ip_port;
 	c->up_eof = 0;
 	bufferevent_setcb(
 	    c->up->bev, conn_up_readcb, conn_up_writecb, conn_up_eventcb, c);
@@ -77,10 +77,10 @@ dial_ready(struct conn *c)
 	    c->up->bev, c->w->cfg->relay_buffer_bytes);
 	bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
 	bufferevent_enable(c->cbev, EV_READ);
-	c->t_sent_us = now_us();
-	if (!c->is_connect)
+	c->ex.t_sent_us = now_us();
+	if (!c->ex.is_connect)
 		conn_enter(c, CONN_EXCHANGE);
-	else if (c->late_sniff)
+	else if (c->tls.late_sniff)
 		conn_enter(c, CONN_SNIFF);
 	else /* the 200 went out at CONNECT time (intercept_connect) */
 		conn_enter(c, CONN_TUNNEL);
@@ -90,25 +90,25 @@ dial_ready(struct conn *c)
 void
 dial_connect_next(struct conn *c, const char *last_err)
 {
-	const char *host = c->url.host;
+	const char *host = c->ex.url.host;
 
-	while (c->addr_idx < c->addrs.naddrs) {
-		int i = c->addr_idx++;
+	while (c->dial.addr_idx < c->dial.addrs.naddrs) {
+		int i = c->dial.addr_idx++;
 		const struct sockaddr *sa =
-		    (const struct sockaddr *)&c->addrs.addrs[i];
+		    (const struct sockaddr *)&c->dial.addrs.addrs[i];
 		upstream_free(c->up);
-		c->up = intercept_upstream_new(c, host, c->url.port);
+		c->up = intercept_upstream_new(c, host, c->ex.url.port);
 		if (c->up == NULL)
 			break;
 		upstream_set_peer(c->up, sa);
 		bufferevent_setcb(c->up->bev, NULL, NULL, conn_up_eventcb, c);
-		c->t_connect_start_us = now_us();
+		c->dial.t_connect_start_us = now_us();
 		if (c->state != CONN_CONNECT)
 			conn_enter(c, CONN_CONNECT);
 		else
 			deadline_arm(c);
 		if (bufferevent_socket_connect(
-			c->up->bev, sa, (int)c->addrs.addrlens[i]) == 0)
+			c->up->bev, sa, (int)c->dial.addrs.addrlens[i]) == 0)
 			return;
 		last_err = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 	}
@@ -116,7 +116,7 @@ dial_connect_next(struct conn *c, const char *last_err)
 	c->up = NULL;
 	char why[300];
 	snprintf(why, sizeof(why), "cannot connect to %s:%u: %s", host,
-	    c->url.port, last_err ? last_err : "no address");
+	    c->ex.url.port, last_err ? last_err : "no address");
 	exchange_fail(c, 502, why);
 }
 
@@ -126,17 +126,17 @@ dial_resolved(const struct resolve_result *res, void *arg)
 	struct conn *c = arg;
 	char why[300];
 
-	c->dns = NULL;
-	c->dns_elapsed_us = res->from_cache ? 0 : res->elapsed_us;
-	if (c->rec != NULL)
-		c->rec->u.req.dns_us = c->dns_elapsed_us;
+	c->dial.dns = NULL;
+	c->dial.dns_elapsed_us = res->from_cache ? 0 : res->elapsed_us;
+	if (c->ex.rec != NULL)
+		c->ex.rec->u.req.dns_us = c->dial.dns_elapsed_us;
 	if (res->error != 0 || res->naddrs == 0) {
-		snprintf(why, sizeof(why), "cannot resolve %s: %s", c->url.host,
-		    evutil_gai_strerror(res->error));
+		snprintf(why, sizeof(why), "cannot resolve %s: %s",
+		    c->ex.url.host, evutil_gai_strerror(res->error));
 		exchange_fail(c, 502, why);
 		return;
 	}
-	if (c->inner == CONN_INNER_NONE && !c->is_connect) {
+	if (c->inner == CONN_INNER_NONE && !c->ex.is_connect) {
 		for (int i = 0; i < res->naddrs; i++)
 			if (server_is_self_addr(c->w->srv,
 				(const struct sockaddr *)&res->addrs[i])) {
@@ -146,8 +146,8 @@ dial_resolved(const struct resolve_result *res, void *arg)
 			}
 	}
 	record_sightings(c, res);
-	c->addrs = *res;
-	c->addr_idx = 0;
+	c->dial.addrs = *res;
+	c->dial.addr_idx = 0;
 	dial_connect_next(c, NULL);
 }
 
@@ -163,12 +163,12 @@ dial_idle_readcb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	if (c->inner == CONN_INNER_NONE) {
-		upstream_free(c->up_idle);
-		c->up_idle = NULL;
+		upstream_free(c->dial.up_idle);
+		c->dial.up_idle = NULL;
 		return;
 	}
-	c->bytes_from_server += evbuffer_get_length(in);
-	c->bytes_to_client += evbuffer_get_length(in);
+	c->tot.bytes_from_server += evbuffer_get_length(in);
+	c->tot.bytes_to_client += evbuffer_get_length(in);
 	evbuffer_add_buffer(bufferevent_get_output(c->cbev), in);
 }
 
@@ -182,8 +182,8 @@ dial_idle_eventcb(struct bufferevent *bev, short what, void *arg)
 		dial_idle_readcb(bev, arg);
 		return;
 	}
-	upstream_free(c->up_idle);
-	c->up_idle = NULL;
+	upstream_free(c->dial.up_idle);
+	c->dial.up_idle = NULL;
 	conn_drain(c, "server-eof", NULL);
 }
 
@@ -191,14 +191,14 @@ dial_idle_eventcb(struct bufferevent *bev, short what, void *arg)
 void
 dial_keep(struct conn *c)
 {
-	if (c->up_idle != NULL)
-		upstream_pool_put(c->up_idle);
-	c->up_idle = c->up;
+	if (c->dial.up_idle != NULL)
+		upstream_pool_put(c->dial.up_idle);
+	c->dial.up_idle = c->up;
 	c->up = NULL;
 	bufferevent_setcb(
-	    c->up_idle->bev, dial_idle_readcb, NULL, dial_idle_eventcb, c);
-	bufferevent_setwatermark(c->up_idle->bev, EV_WRITE, 0, 0);
-	bufferevent_enable(c->up_idle->bev, EV_READ);
+	    c->dial.up_idle->bev, dial_idle_readcb, NULL, dial_idle_eventcb, c);
+	bufferevent_setwatermark(c->dial.up_idle->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->dial.up_idle->bev, EV_READ);
 }
 
 /* Get an upstream for the current request: kept, pooled, or resolve +
@@ -206,21 +206,22 @@ dial_keep(struct conn *c)
 void
 dial_start(struct conn *c)
 {
-	if (c->up_idle != NULL && c->up_idle->port == c->url.port &&
-	    c->up_idle->tls == (c->inner == CONN_INNER_HTTPS) &&
-	    strcmp(c->up_idle->host, c->url.host) == 0) {
-		c->up = c->up_idle;
-		c->up_idle = NULL;
+	if (c->dial.up_idle != NULL &&
+	    c->dial.up_idle->port == c->ex.url.port &&
+	    c->dial.up_idle->tls == (c->inner == CONN_INNER_HTTPS) &&
+	    strcmp(c->dial.up_idle->host, c->ex.url.host) == 0) {
+		c->up = c->dial.up_idle;
+		c->dial.up_idle = NULL;
 	} else if (c->inner != CONN_INNER_NONE) {
 		/* a tunnel's first request: its own origin connection, never
 		 * one another client used */
-		upstream_free(c->up_idle);
-		c->up_idle = NULL;
+		upstream_free(c->dial.up_idle);
+		c->dial.up_idle = NULL;
 	} else {
-		if (c->up_idle != NULL)
-			upstream_pool_put(c->up_idle);
-		c->up_idle = NULL;
-		c->up = upstream_pool_get(c->w, c->url.host, c->url.port,
+		if (c->dial.up_idle != NULL)
+			upstream_pool_put(c->dial.up_idle);
+		c->dial.up_idle = NULL;
+		c->up = upstream_pool_get(c->w, c->ex.url.host, c->ex.url.port,
 		    c->inner == CONN_INNER_HTTPS);
 	}
 	if (c->up != NULL) {
@@ -239,9 +240,9 @@ dial_start(struct conn *c)
 void
 dial_resolve(struct conn *c)
 {
-	c->dns =
-	    resolve_start(c->w, c->url.host, c->url.port, dial_resolved, c);
-	if (c->dns == NULL)
+	c->dial.dns = resolve_start(
+	    c->w, c->ex.url.host, c->ex.url.port, dial_resolved, c);
+	if (c->dial.dns == NULL)
 		exchange_fail(c, 502, "out of memory resolving");
 }
 
@@ -255,14 +256,15 @@ dial_retry_fresh(struct conn *c)
 {
 	if (c->inner != CONN_INNER_NONE)
 		return 0; /* a tunnel's origin connection is not replaced */
-	if (c->retried || c->rec == NULL || !c->rec->u.req.upstream_reused ||
-	    c->rec->u.req.req_body.total > 0 || c->resp_head_sent ||
-	    c->rec->u.req.resp_header_bytes > 0 || !c->req_done)
+	if (c->ex.retried || c->ex.rec == NULL ||
+	    !c->ex.rec->u.req.upstream_reused ||
+	    c->ex.rec->u.req.req_body.total > 0 || c->ex.resp_head_sent ||
+	    c->ex.rec->u.req.resp_header_bytes > 0 || !c->ex.req_done)
 		return 0;
-	c->retried = 1;
+	c->ex.retried = 1;
 	upstream_free(c->up);
 	c->up = NULL;
-	c->rec->u.req.upstream_reused = 0;
+	c->ex.rec->u.req.upstream_reused = 0;
 	if (h1_build_up_head(c) == -1)
 		return 0;
 	conn_enter(c, CONN_RESOLVE);
@@ -282,8 +284,8 @@ dial_connect_event(struct conn *c, short what)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		int64_t t = now_us();
-		c->up->dns_us = c->dns_elapsed_us;
-		c->up->connect_us = t - c->t_connect_start_us;
+		c->up->dns_us = c->dial.dns_elapsed_us;
+		c->up->connect_us = t - c->dial.t_connect_start_us;
 		if (c->up->tls && c->up->t_tls_start_us > 0)
 			c->up->tls_us = t - c->up->t_tls_start_us;
 		record_upstream_timings(c);
@@ -321,12 +323,12 @@ void
 dial_timeout(struct conn *c)
 {
 	if (c->state == CONN_RESOLVE) {
-		resolve_cancel(c->dns);
-		c->dns = NULL;
+		resolve_cancel(c->dial.dns);
+		c->dial.dns = NULL;
 		exchange_fail(c, 504, "name resolution timed out");
 		return;
 	}
-	if (c->addr_idx < c->addrs.naddrs) {
+	if (c->dial.addr_idx < c->dial.addrs.naddrs) {
 		dial_connect_next(c, "connect timed out");
 		return;
 	}

@@ -31,14 +31,14 @@ drain_linger(struct conn *c)
 {
 	SSL *ssl;
 
-	if (c->lingering)
+	if (c->end.lingering)
 		return;
-	if (c->craw != NULL && !c->close_notify_sent &&
+	if (c->craw != NULL && !c->end.close_notify_sent &&
 	    (ssl = bufferevent_openssl_get_ssl(c->cbev)) != NULL &&
 	    SSL_is_init_finished(ssl)) {
 		/* a TLS client is told the end is the end (close_notify),
 		 * not left to guess from a bare FIN */
-		c->close_notify_sent = 1;
+		c->end.close_notify_sent = 1;
 		(void)SSL_shutdown(ssl);
 		ERR_clear_error();
 	}
@@ -51,11 +51,11 @@ drain_linger(struct conn *c)
 		 * (bounded by the drain deadline).
 		 */
 		static const struct timeval again = {0, 5000};
-		c->flush_wait = 1;
+		c->end.flush_wait = 1;
 		evtimer_add(c->timer, &again);
 		return;
 	}
-	c->lingering = 1;
+	c->end.lingering = 1;
 	(void)shutdown(bufferevent_getfd(c->craw ? c->craw : c->cbev), SHUT_WR);
 	bufferevent_enable(c->cbev, EV_READ);
 	c->t_active_us = now_us();
@@ -70,7 +70,7 @@ drain_enter(struct conn *c)
 
 	if (c->client_eof) {
 		if (flushed)
-			conn_close(c, c->drain_reason, c->drain_error);
+			conn_close(c, c->end.drain_reason, c->end.drain_error);
 		return;
 	}
 	if (flushed)
@@ -82,10 +82,10 @@ drain_enter(struct conn *c)
 void
 drain_timeout(struct conn *c)
 {
-	if (c->lingering)
-		conn_close(c, c->drain_reason, c->drain_error);
-	else if (c->flush_wait) {
-		c->flush_wait = 0;
+	if (c->end.lingering)
+		conn_close(c, c->end.drain_reason, c->end.drain_error);
+	else if (c->end.flush_wait) {
+		c->end.flush_wait = 0;
 		drain_linger(c);
 	} else
 		conn_close(c, "idle-timeout", "client did not read the answer");
@@ -101,9 +101,9 @@ drain_client_read(struct conn *c)
 
 	if (c->up != NULL)
 		return;
-	c->bytes_from_client += n;
-	c->discarded += n;
+	c->tot.bytes_from_client += n;
+	c->end.discarded += n;
 	evbuffer_drain(in, n);
-	if (c->discarded > DRAIN_LINGER_BYTES)
-		conn_close(c, c->drain_reason, c->drain_error);
+	if (c->end.discarded > DRAIN_LINGER_BYTES)
+		conn_close(c, c->end.drain_reason, c->end.drain_error);
 }

@@ -107,20 +107,20 @@ exchange_capture_trim(struct store_body *b, size_t *room)
 void
 exchange_capture_resp(struct conn *c, const void *at, size_t len)
 {
-	if (c->rec != NULL)
-		exchange_capture(
-		    c, &c->rec->u.req.resp_body, &c->resp_room, 0, at, len);
+	if (c->ex.rec != NULL)
+		exchange_capture(c, &c->ex.rec->u.req.resp_body,
+		    &c->ex.resp_room, 0, at, len);
 }
 
 void
 exchange_rec_fail(struct conn *c, int status, const char *err)
 {
-	if (c->rec == NULL)
+	if (c->ex.rec == NULL)
 		return;
-	if (status && c->rec->u.req.status == 0)
-		c->rec->u.req.status = status;
-	if (err && c->rec->u.req.error == NULL)
-		c->rec->u.req.error = strdup(err);
+	if (status && c->ex.rec->u.req.status == 0)
+		c->ex.rec->u.req.status = status;
+	if (err && c->ex.rec->u.req.error == NULL)
+		c->ex.rec->u.req.error = strdup(err);
 }
 
 /*
@@ -130,14 +130,14 @@ exchange_rec_fail(struct conn *c, int status, const char *err)
 int
 exchange_submit(struct conn *c)
 {
-	struct store_rec *rec = c->rec;
+	struct store_rec *rec = c->ex.rec;
 	struct store_request *r;
 	int64_t now = now_us();
 	int backlog;
 
 	if (rec == NULL)
 		return 0;
-	c->rec = NULL;
+	c->ex.rec = NULL;
 	r = &rec->u.req;
 	r->total_us = now - r->t_start_us;
 	if (c->up != NULL && c->up->ip[0]) {
@@ -149,8 +149,8 @@ exchange_submit(struct conn *c)
 		store_rec_free(rec);
 		return 0;
 	}
-	exchange_capture_trim(&r->req_body, &c->req_room);
-	exchange_capture_trim(&r->resp_body, &c->resp_room);
+	exchange_capture_trim(&r->req_body, &c->ex.req_room);
+	exchange_capture_trim(&r->resp_body, &c->ex.resp_room);
 	/* the writer prints the line once the row has its id; the CONNECT
 	 * that opens a tunnel is noise unless asked for */
 	rec->print = !c->w->cfg->quiet &&
@@ -166,24 +166,24 @@ exchange_begin(struct conn *c, int head_complete)
 {
 	struct store_request *r;
 
-	store_rec_free(c->rec);
+	store_rec_free(c->ex.rec);
 	c->idle_trimmed = 0;
-	c->req_room = c->resp_room = 0;
-	c->req_expect = c->resp_expect = 0;
-	c->rec = store_rec_new(STORE_REC_REQUEST);
-	if (c->rec == NULL)
+	c->ex.req_room = c->ex.resp_room = 0;
+	c->ex.req_expect = c->ex.resp_expect = 0;
+	c->ex.rec = store_rec_new(STORE_REC_REQUEST);
+	if (c->ex.rec == NULL)
 		return -1;
-	r = &c->rec->u.req;
+	r = &c->ex.rec->u.req;
 	r->conn_id = c->id;
-	r->seq = ++c->nrequests;
+	r->seq = ++c->tot.nrequests;
 	r->t_start_us = c->t_state_us;
 	r->client_ip = strdup(c->client_ip);
 	r->scheme = strdup("http");
-	r->req_header_bytes = c->head_bytes;
+	r->req_header_bytes = c->h1.head_bytes;
 	if (!head_complete) {
 		/* a head llhttp rejected: keep what is known */
 		size_t tlen;
-		const char *t = head_target(&c->reqh, &tlen);
+		const char *t = head_target(&c->h1.reqh, &tlen);
 		if (tlen > 0)
 			r->path = conn_strndup(t, tlen);
 		return 0;
@@ -204,16 +204,16 @@ exchange_fail(struct conn *c, int status, const char *detail)
 
 	if (intercept_up_failed(c, detail))
 		return;
-	if (c->rec == NULL && exchange_begin(c, 0) == -1) {
+	if (c->ex.rec == NULL && exchange_begin(c, 0) == -1) {
 		conn_close(c, "error", "out of memory");
 		return;
 	}
 	exchange_rec_fail(c, status, detail);
-	if (!c->resp_head_sent) {
+	if (!c->ex.resp_head_sent) {
 		size_t before = evbuffer_get_length(out);
-		n = respond_error(out, status, detail, 0, c->is_head);
+		n = respond_error(out, status, detail, 0, c->ex.is_head);
 		if (n > 0) {
-			c->bytes_to_client += (uint64_t)n;
+			c->tot.bytes_to_client += (uint64_t)n;
 			record_own_answer(c, out, before, (size_t)n);
 		}
 	}
@@ -236,16 +236,18 @@ exchange_fail(struct conn *c, int status, const char *detail)
 static int
 exchange_inner_target(struct conn *c)
 {
-	int h = head_find(&c->reqh, "host", 0);
+	int h = head_find(&c->h1.reqh, "host", 0);
 
-	if (c->url.form != URL_FORM_ORIGIN && c->url.form != URL_FORM_ABSOLUTE)
+	if (c->ex.url.form != URL_FORM_ORIGIN &&
+	    c->ex.url.form != URL_FORM_ABSOLUTE)
 		return -1;
-	snprintf(c->url.scheme, sizeof(c->url.scheme), "%s",
+	snprintf(c->ex.url.scheme, sizeof(c->ex.url.scheme), "%s",
 	    c->inner == CONN_INNER_HTTPS ? "https" : "http");
-	snprintf(c->url.host, sizeof(c->url.host), "%s", c->tunnel_host);
-	c->url.port = c->tunnel_port;
-	if (c->rec != NULL && h != -1) {
-		char *v = head_value_dup(&c->reqh, h);
+	snprintf(
+	    c->ex.url.host, sizeof(c->ex.url.host), "%s", c->tls.tunnel_host);
+	c->ex.url.port = c->tls.tunnel_port;
+	if (c->ex.rec != NULL && h != -1) {
+		char *v = head_value_dup(&c->h1.reqh, h);
 		if (v != NULL) {
 			/* "name:port" or "[v6]:port": keep the name */
 			char *e =
@@ -258,12 +260,12 @@ exchange_inner_target(struct conn *c)
 			for (char *q = v; *q; q++)
 				*q = (char)tolower((unsigned char)*q);
 			if (v[0] != '\0')
-				c->rec->u.req.host = v;
+				c->ex.rec->u.req.host = v;
 			else
 				free(v);
 		}
-	} else if (c->rec != NULL && c->sni[0])
-		c->rec->u.req.host = strdup(c->sni);
+	} else if (c->ex.rec != NULL && c->tls.sni[0])
+		c->ex.rec->u.req.host = strdup(c->tls.sni);
 	return 0;
 }
 
@@ -275,9 +277,9 @@ exchange_inner_target(struct conn *c)
 static int
 exchange_is_shortlink(const struct conn *c)
 {
-	const char *p = c->url.path;
+	const char *p = c->ex.url.path;
 
-	if (c->reqp.method != HTTP_POST || p == NULL ||
+	if (c->h1.reqp.method != HTTP_POST || p == NULL ||
 	    strncmp(p, "/mmtls/", 7) != 0 || strlen(p) != 15)
 		return 0;
 	for (int i = 7; i < 15; i++)
@@ -292,20 +294,20 @@ exchange_request_head(struct conn *c)
 {
 	const char *why = NULL;
 	size_t tlen;
-	const char *target = head_target(&c->reqh, &tlen);
+	const char *target = head_target(&c->h1.reqh, &tlen);
 	struct store_request *r;
 
 	if (exchange_begin(c, 1) == -1) {
 		conn_close(c, "error", "out of memory");
 		return;
 	}
-	r = &c->rec->u.req;
-	c->is_head = c->reqp.method == HTTP_HEAD;
-	c->is_connect = c->reqp.method == HTTP_CONNECT;
-	c->req_upgrade = c->reqp.upgrade && !c->is_connect;
-	c->client_ka = llhttp_should_keep_alive(&c->reqp);
-	url_clear(&c->url);
-	if (url_parse(target, tlen, &c->url, &why) == -1) {
+	r = &c->ex.rec->u.req;
+	c->ex.is_head = c->h1.reqp.method == HTTP_HEAD;
+	c->ex.is_connect = c->h1.reqp.method == HTTP_CONNECT;
+	c->ex.req_upgrade = c->h1.reqp.upgrade && !c->ex.is_connect;
+	c->client_ka = llhttp_should_keep_alive(&c->h1.reqp);
+	url_clear(&c->ex.url);
+	if (url_parse(target, tlen, &c->ex.url, &why) == -1) {
 		r->path = conn_strndup(target, tlen);
 		exchange_fail(c, 400, why);
 		return;
@@ -315,28 +317,29 @@ exchange_request_head(struct conn *c)
 		return;
 	}
 	if (r->host == NULL)
-		r->host = conn_strdup(c->url.host[0] ? c->url.host : NULL);
-	r->port = (int)c->url.port;
-	r->path = conn_strdup(c->url.path);
-	r->query = conn_strdup(c->url.query);
+		r->host =
+		    conn_strdup(c->ex.url.host[0] ? c->ex.url.host : NULL);
+	r->port = (int)c->ex.url.port;
+	r->path = conn_strdup(c->ex.url.path);
+	r->query = conn_strdup(c->ex.url.query);
 	if (c->inner == CONN_INNER_HTTPS)
 		r->scheme = (free(r->scheme), strdup("https"));
-	if (c->is_connect) {
+	if (c->ex.is_connect) {
 		r->scheme = (free(r->scheme), strdup("connect"));
-		c->protocol = "tunnel";
+		c->tot.protocol = "tunnel";
 	}
-	if (c->target_host == NULL && c->url.host[0]) {
-		c->target_host = strdup(c->url.host);
-		c->target_port = (int)c->url.port;
+	if (c->tot.target_host == NULL && c->ex.url.host[0]) {
+		c->tot.target_host = strdup(c->ex.url.host);
+		c->tot.target_port = (int)c->ex.url.port;
 	}
-	if (head_find(&c->reqh, "host", head_find(&c->reqh, "host", 0) + 1) !=
-		-1 &&
-	    head_find(&c->reqh, "host", 0) != -1) {
+	if (head_find(&c->h1.reqh, "host",
+		head_find(&c->h1.reqh, "host", 0) + 1) != -1 &&
+	    head_find(&c->h1.reqh, "host", 0) != -1) {
 		/* RFC 9112 3.2: two Hosts make the target ambiguous */
 		exchange_fail(c, 400, "more than one Host header");
 		return;
 	}
-	if (c->is_connect != (c->url.form == URL_FORM_AUTHORITY)) {
+	if (c->ex.is_connect != (c->ex.url.form == URL_FORM_AUTHORITY)) {
 		exchange_fail(c, 400,
 		    "CONNECT takes host:port; other methods an "
 		    "absolute http:// URL");
@@ -356,32 +359,34 @@ exchange_request_head(struct conn *c)
 void
 exchange_forward(struct conn *c)
 {
-	if (c->verify_error != NULL) {
+	if (c->tls.verify_error != NULL) {
 		/* the origin failed: nothing is forwarded */
 		char msg[400];
-		if (c->up_unreachable)
+		if (c->tls.up_unreachable)
 			snprintf(msg, sizeof(msg), "cannot reach %s:%u: %s",
-			    c->tunnel_host, c->tunnel_port, c->verify_error);
+			    c->tls.tunnel_host, c->tls.tunnel_port,
+			    c->tls.verify_error);
 		else
 			snprintf(msg, sizeof(msg),
 			    "the certificate of %s:%u is not trusted: %s",
-			    c->tunnel_host, c->tunnel_port, c->verify_error);
+			    c->tls.tunnel_host, c->tls.tunnel_port,
+			    c->tls.verify_error);
 		exchange_fail(c, 502, msg);
 		return;
 	}
 	if (c->inner == CONN_INNER_NONE &&
-	    strcmp(c->url.scheme, "https") == 0) {
+	    strcmp(c->ex.url.scheme, "https") == 0) {
 		exchange_fail(c, 501, "https:// URLs are reached with CONNECT");
 		return;
 	}
-	if (c->is_connect) {
+	if (c->ex.is_connect) {
 		intercept_connect(c);
 		return;
 	}
-	c->shortlink =
+	c->ex.shortlink =
 	    exchange_is_shortlink(c) && stream_shortlink_begin(c) == 0;
-	if (c->shortlink && c->rec != NULL)
-		c->rec->u.req.label = strdup("mmtls-shortlink");
+	if (c->ex.shortlink && c->ex.rec != NULL)
+		c->ex.rec->u.req.label = strdup("mmtls-shortlink");
 	if (h1_build_up_head(c) == -1) {
 		exchange_fail(c, 500, "cannot build the upstream request");
 		return;
@@ -395,8 +400,8 @@ exchange_end(struct conn *c)
 {
 	int up_ok, tunnel = c->inner != CONN_INNER_NONE;
 
-	up_ok = c->up != NULL && llhttp_should_keep_alive(&c->respp) &&
-	    !c->req_upgrade;
+	up_ok = c->up != NULL && llhttp_should_keep_alive(&c->h1.respp) &&
+	    !c->ex.req_upgrade;
 	/* inside a tunnel the two connections live and end together */
 	if (tunnel && !up_ok)
 		c->client_ka = 0;
@@ -417,12 +422,12 @@ exchange_end(struct conn *c)
 		return;
 	}
 	/* ready for the next request, which may already be buffered */
-	c->req_done = c->resp_done = c->resp_head_sent = 0;
-	c->resp_interim = c->is_head = c->req_upgrade = 0;
-	c->head_bytes = 0;
-	c->retried = 0;
-	head_reset(&c->reqh);
-	head_reset(&c->resph);
+	c->ex.req_done = c->ex.resp_done = c->ex.resp_head_sent = 0;
+	c->ex.resp_interim = c->ex.is_head = c->ex.req_upgrade = 0;
+	c->h1.head_bytes = 0;
+	c->ex.retried = 0;
+	head_reset(&c->h1.reqh);
+	head_reset(&c->h1.resph);
 	conn_enter(c, CONN_READ_HEAD);
 }
 
@@ -430,11 +435,11 @@ exchange_end(struct conn *c)
 void
 exchange_up_failed(struct conn *c, const char *why)
 {
-	if (!c->resp_head_sent && dial_retry_fresh(c))
+	if (!c->ex.resp_head_sent && dial_retry_fresh(c))
 		return;
-	if (c->inner != CONN_INNER_NONE && !c->resp_head_sent &&
-	    c->rec != NULL && c->rec->u.req.upstream_reused &&
-	    c->rec->u.req.resp_header_bytes == 0) {
+	if (c->inner != CONN_INNER_NONE && !c->ex.resp_head_sent &&
+	    c->ex.rec != NULL && c->ex.rec->u.req.upstream_reused &&
+	    c->ex.rec->u.req.resp_header_bytes == 0) {
 		/* the origin closed the connection the client was reusing:
 		 * so does the client's, as it would without us */
 		exchange_rec_fail(c, 0, why);
@@ -442,7 +447,7 @@ exchange_up_failed(struct conn *c, const char *why)
 		conn_close(c, "server-eof", why);
 		return;
 	}
-	if (!c->resp_head_sent)
+	if (!c->ex.resp_head_sent)
 		exchange_fail(c, 502, why);
 	else {
 		exchange_rec_fail(c, 0, why);
@@ -459,10 +464,10 @@ exchange_up_failed(struct conn *c, const char *why)
 void
 exchange_timeout(struct conn *c)
 {
-	if (!c->req_done) {
+	if (!c->ex.req_done) {
 		exchange_rec_fail(c, 408, "client stopped sending the body");
 		conn_close(c, "idle-timeout", "client body timeout");
-	} else if (!c->resp_head_sent)
+	} else if (!c->ex.resp_head_sent)
 		exchange_fail(c, 504, "origin did not answer in time");
 	else {
 		exchange_rec_fail(c, 0, "origin stalled mid-response");
@@ -476,7 +481,7 @@ exchange_timeout(struct conn *c)
 void
 exchange_client_eof(struct conn *c)
 {
-	if (c->req_done ||
+	if (c->ex.req_done ||
 	    evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
 		return;
 	exchange_rec_fail(c, 0, "client closed mid-request");

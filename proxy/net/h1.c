@@ -85,8 +85,8 @@ h1_req_begin(llhttp_t *p)
 {
 	struct conn *c = p->data;
 
-	c->in_head = 1;
-	head_reset(&c->reqh);
+	c->h1.in_head = 1;
+	head_reset(&c->h1.reqh);
 	return 0;
 }
 
@@ -95,8 +95,8 @@ h1_req_url(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	if (head_append(&c->reqh, HEAD_PART_TARGET, at, len) == -1) {
-		c->head_overflow = 1;
+	if (head_append(&c->h1.reqh, HEAD_PART_TARGET, at, len) == -1) {
+		c->h1.head_overflow = 1;
 		return HPE_USER;
 	}
 	return 0;
@@ -107,8 +107,8 @@ h1_req_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	if (head_append(&c->reqh, HEAD_PART_FIELD, at, len) == -1) {
-		c->head_overflow = 1;
+	if (head_append(&c->h1.reqh, HEAD_PART_FIELD, at, len) == -1) {
+		c->h1.head_overflow = 1;
 		return HPE_USER;
 	}
 	return 0;
@@ -119,8 +119,8 @@ h1_req_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	if (head_append(&c->reqh, HEAD_PART_VALUE, at, len) == -1) {
-		c->head_overflow = 1;
+	if (head_append(&c->h1.reqh, HEAD_PART_VALUE, at, len) == -1) {
+		c->h1.head_overflow = 1;
 		return HPE_USER;
 	}
 	return 0;
@@ -131,8 +131,9 @@ h1_req_headers_complete(llhttp_t *p)
 {
 	struct conn *c = p->data;
 
-	c->in_head = 0;
-	c->req_expect = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
+	c->h1.in_head = 0;
+	c->ex.req_expect =
+	    (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
 	/* stop here: the head is rewritten before any body byte moves */
 	return HPE_PAUSED;
 }
@@ -142,10 +143,10 @@ h1_req_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	if (c->rec != NULL)
-		exchange_capture(c, &c->rec->u.req.req_body, &c->req_room,
-		    c->req_expect, at, len);
-	if (c->shortlink)
+	if (c->ex.rec != NULL)
+		exchange_capture(c, &c->ex.rec->u.req.req_body, &c->ex.req_room,
+		    c->ex.req_expect, at, len);
+	if (c->ex.shortlink)
 		stream_on_body(c, STREAM_UP, at, len);
 	return 0;
 }
@@ -155,7 +156,7 @@ h1_req_message_complete(llhttp_t *p)
 {
 	struct conn *c = p->data;
 
-	c->req_done = 1;
+	c->ex.req_done = 1;
 	/* pipelined requests wait in the buffer until this exchange ends */
 	return HPE_PAUSED;
 }
@@ -165,7 +166,7 @@ h1_resp_begin(llhttp_t *p)
 {
 	struct conn *c = p->data;
 
-	head_reset(&c->resph);
+	head_reset(&c->h1.resph);
 	return 0;
 }
 
@@ -174,7 +175,8 @@ h1_resp_status(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	return head_append(&c->resph, HEAD_PART_TARGET, at, len) ? HPE_USER : 0;
+	return head_append(&c->h1.resph, HEAD_PART_TARGET, at, len) ? HPE_USER
+								    : 0;
 }
 
 static int
@@ -182,7 +184,8 @@ h1_resp_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	return head_append(&c->resph, HEAD_PART_FIELD, at, len) ? HPE_USER : 0;
+	return head_append(&c->h1.resph, HEAD_PART_FIELD, at, len) ? HPE_USER
+								   : 0;
 }
 
 static int
@@ -190,7 +193,8 @@ h1_resp_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	return head_append(&c->resph, HEAD_PART_VALUE, at, len) ? HPE_USER : 0;
+	return head_append(&c->h1.resph, HEAD_PART_VALUE, at, len) ? HPE_USER
+								   : 0;
 }
 
 static int
@@ -199,14 +203,15 @@ h1_resp_headers_complete(llhttp_t *p)
 	struct conn *c = p->data;
 	int st = p->status_code;
 
-	c->resp_interim = st / 100 == 1 && st != 101;
-	c->resp_expect = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
+	c->ex.resp_interim = st / 100 == 1 && st != 101;
+	c->ex.resp_expect =
+	    (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
 	/*
 	 * llhttp reads a Content-Length body even after HEAD, 204 and 304;
 	 * those never have one. Returning 1 skips the body, and the message
 	 * completes at once (where h1_feed_response sees the head end).
 	 */
-	if (c->is_head || st == 204 || st == 304)
+	if (c->ex.is_head || st == 204 || st == 304)
 		return 1;
 	return HPE_PAUSED;
 }
@@ -216,10 +221,10 @@ h1_resp_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	if (c->rec != NULL)
-		exchange_capture(c, &c->rec->u.req.resp_body, &c->resp_room,
-		    c->resp_expect, at, len);
-	if (c->shortlink)
+	if (c->ex.rec != NULL)
+		exchange_capture(c, &c->ex.rec->u.req.resp_body,
+		    &c->ex.resp_room, c->ex.resp_expect, at, len);
+	if (c->ex.shortlink)
 		stream_on_body(c, STREAM_DOWN, at, len);
 	return 0;
 }
@@ -229,15 +234,15 @@ h1_resp_message_complete(llhttp_t *p)
 {
 	struct conn *c = p->data;
 
-	if (c->resp_interim) {
+	if (c->ex.resp_interim) {
 		/* a 1xx went to the client; the real response follows */
-		c->resp_interim = 0;
-		c->resp_head_sent = 0;
+		c->ex.resp_interim = 0;
+		c->ex.resp_head_sent = 0;
 		return 0;
 	}
 	if (p->status_code == 101)
 		return 0; /* llhttp returns HPE_PAUSED_UPGRADE next */
-	c->resp_done = 1;
+	c->ex.resp_done = 1;
 	return HPE_PAUSED;
 }
 
@@ -277,14 +282,14 @@ h1_settings_init(void)
 void
 h1_reset(struct conn *c)
 {
-	llhttp_init(&c->reqp, HTTP_REQUEST, &h1_req_settings);
-	c->reqp.data = c;
-	head_reset(&c->reqh);
-	head_reset(&c->resph);
-	c->head_bytes = 0;
-	c->in_head = 0;
-	c->req_done = c->resp_done = c->resp_head_sent = 0;
-	c->resp_interim = c->is_head = c->req_upgrade = 0;
+	llhttp_init(&c->h1.reqp, HTTP_REQUEST, &h1_req_settings);
+	c->h1.reqp.data = c;
+	head_reset(&c->h1.reqh);
+	head_reset(&c->h1.resph);
+	c->h1.head_bytes = 0;
+	c->h1.in_head = 0;
+	c->ex.req_done = c->ex.resp_done = c->ex.resp_head_sent = 0;
+	c->ex.resp_interim = c->ex.is_head = c->ex.req_upgrade = 0;
 	c->client_ka = 1;
 }
 
@@ -366,12 +371,13 @@ h1_up_line(struct head_line *l, void *arg)
 int
 h1_build_up_head(struct conn *c)
 {
-	struct evbuffer *b = c->up_head;
-	size_t len = evbuffer_get_length(c->raw_head), tlen, alen, llen;
-	const char *raw = (const char *)evbuffer_pullup(c->raw_head, -1);
-	const char *target = head_target(&c->reqh, &tlen), *auth, *rest, *tend;
+	struct evbuffer *b = c->h1.up_head;
+	size_t len = evbuffer_get_length(c->h1.raw_head), tlen, alen, llen;
+	const char *raw = (const char *)evbuffer_pullup(c->h1.raw_head, -1);
+	const char *target = head_target(&c->h1.reqh, &tlen), *auth, *rest,
+		   *tend;
 	const char *lf, *sp;
-	struct h1_up_lines u = {&c->reqh, NULL, 0};
+	struct h1_up_lines u = {&c->h1.reqh, NULL, 0};
 	char authz[300], extra[600], *line = NULL;
 	int rc = -1, n;
 
@@ -412,12 +418,12 @@ h1_build_up_head(struct conn *c)
 		goto out;
 	/* an HTTP/1.0 client may send no Host; the origin gets one */
 	extra[0] = '\0';
-	if (head_find(&c->reqh, "host", 0) == -1)
+	if (head_find(&c->h1.reqh, "host", 0) == -1)
 		snprintf(extra, sizeof(extra), "Host: %s\r\n", authz);
 	if (c->w->cfg->via_header)
 		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
-		    "Via: %u.%u peephole\r\n", c->reqp.http_major,
-		    c->reqp.http_minor);
+		    "Via: %u.%u peephole\r\n", c->h1.reqp.http_major,
+		    c->h1.reqp.http_minor);
 	rc = head_copy_raw(b, raw, len, line, (size_t)n, h1_up_line, &u,
 	    extra[0] ? extra : NULL);
 out:
@@ -428,7 +434,7 @@ out:
 /*
  * Feed the request parser from the client's input while a head is being
  * read. Bytes are drained as llhttp consumes them; the head's spans have
- * been copied into c->reqh by then.
+ * been copied into c->h1.reqh by then.
  */
 void
 h1_parse_request(struct conn *c)
@@ -440,37 +446,37 @@ h1_parse_request(struct conn *c)
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		if (c->head_bytes == 0 && !c->in_head) {
+		if (c->h1.head_bytes == 0 && !c->h1.in_head) {
 			c->t_state_us = now_us();
-			evbuffer_drain(
-			    c->raw_head, evbuffer_get_length(c->raw_head));
+			evbuffer_drain(c->h1.raw_head,
+			    evbuffer_get_length(c->h1.raw_head));
 		}
 		enum llhttp_errno err =
-		    llhttp_execute(&c->reqp, v.iov_base, v.iov_len);
+		    llhttp_execute(&c->h1.reqp, v.iov_base, v.iov_len);
 		size_t used = err == HPE_OK
 		    ? v.iov_len
-		    : (size_t)(llhttp_get_error_pos(&c->reqp) -
+		    : (size_t)(llhttp_get_error_pos(&c->h1.reqp) -
 			  (const char *)v.iov_base);
-		c->head_bytes += used;
-		c->bytes_from_client += used;
+		c->h1.head_bytes += used;
+		c->tot.bytes_from_client += used;
 		/* kept as received: it is what goes upstream */
-		evbuffer_remove_buffer(in, c->raw_head, used);
-		if (c->head_overflow || c->head_bytes > limit) {
-			c->is_head = 0;
+		evbuffer_remove_buffer(in, c->h1.raw_head, used);
+		if (c->h1.head_overflow || c->h1.head_bytes > limit) {
+			c->ex.is_head = 0;
 			exchange_fail(
 			    c, 431, "request head over max-header-size");
 			return;
 		}
 		if (err == HPE_PAUSED) {
-			llhttp_resume(&c->reqp);
+			llhttp_resume(&c->h1.reqp);
 			exchange_request_head(c);
 			return;
 		}
 		if (err != HPE_OK) {
 			char why[160];
 			snprintf(why, sizeof(why), "malformed request: %s",
-			    llhttp_get_error_reason(&c->reqp));
-			c->is_head = 0;
+			    llhttp_get_error_reason(&c->h1.reqp));
+			c->ex.is_head = 0;
 			exchange_fail(c, 400, why);
 			return;
 		}
@@ -482,16 +488,16 @@ h1_parse_request(struct conn *c)
 void
 h1_response_start(struct conn *c)
 {
-	llhttp_init(&c->respp, HTTP_RESPONSE, &h1_resp_settings);
-	c->respp.data = c;
-	evbuffer_drain(c->raw_resp, evbuffer_get_length(c->raw_resp));
+	llhttp_init(&c->h1.respp, HTTP_RESPONSE, &h1_resp_settings);
+	c->h1.respp.data = c;
+	evbuffer_drain(c->h1.raw_resp, evbuffer_get_length(c->h1.raw_resp));
 }
 
 void
 h1_exchange_start(struct conn *c)
 {
-	c->bytes_to_server += evbuffer_get_length(c->up_head);
-	evbuffer_add_buffer(bufferevent_get_output(c->up->bev), c->up_head);
+	c->tot.bytes_to_server += evbuffer_get_length(c->h1.up_head);
+	evbuffer_add_buffer(bufferevent_get_output(c->up->bev), c->h1.up_head);
 	h1_response_start(c);
 	h1_feed_request(c);
 	if (c->state == CONN_EXCHANGE)
@@ -509,7 +515,7 @@ h1_feed_request(struct conn *c)
 	if (c->up == NULL || c->state != CONN_EXCHANGE)
 		return;
 	out = bufferevent_get_output(c->up->bev);
-	while (!c->req_done) {
+	while (!c->ex.req_done) {
 		if (evbuffer_get_length(out) >= limit) {
 			/* resume from the upstream's write callback */
 			bufferevent_setwatermark(
@@ -521,32 +527,32 @@ h1_feed_request(struct conn *c)
 		    evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		enum llhttp_errno err =
-		    llhttp_execute(&c->reqp, v.iov_base, v.iov_len);
+		    llhttp_execute(&c->h1.reqp, v.iov_base, v.iov_len);
 		size_t used = err == HPE_OK
 		    ? v.iov_len
-		    : (size_t)(llhttp_get_error_pos(&c->reqp) -
+		    : (size_t)(llhttp_get_error_pos(&c->h1.reqp) -
 			  (const char *)v.iov_base);
 		if (used > 0) {
 			evbuffer_remove_buffer(in, out, used);
-			c->bytes_to_server += used;
-			c->bytes_from_client += used;
+			c->tot.bytes_to_server += used;
+			c->tot.bytes_from_client += used;
 		}
 		if (err == HPE_PAUSED) {
-			llhttp_resume(&c->reqp);
+			llhttp_resume(&c->h1.reqp);
 			break;
 		}
 		if (err == HPE_PAUSED_UPGRADE) {
 			/* the rest belongs to the upgraded protocol */
-			c->req_done = 1;
+			c->ex.req_done = 1;
 			break;
 		}
 		if (err != HPE_OK) {
 			char why[160];
 			snprintf(why, sizeof(why), "malformed request body: %s",
-			    llhttp_get_error_reason(&c->reqp));
+			    llhttp_get_error_reason(&c->h1.reqp));
 			if (c->inner != CONN_INNER_NONE)
 				relay_unparsed(c, why);
-			else if (c->resp_head_sent) {
+			else if (c->ex.resp_head_sent) {
 				exchange_rec_fail(c, 0, why);
 				(void)exchange_submit(c);
 				conn_close(c, "error", why);
@@ -558,13 +564,13 @@ h1_feed_request(struct conn *c)
 			break;
 	}
 	bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
-	if (!c->req_done && c->client_eof && evbuffer_get_length(in) == 0) {
+	if (!c->ex.req_done && c->client_eof && evbuffer_get_length(in) == 0) {
 		exchange_rec_fail(c, 0, "client closed mid-request");
 		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
-	if (c->req_done && c->resp_done)
+	if (c->ex.req_done && c->ex.resp_done)
 		exchange_end(c);
 	else
 		deadline_arm(c);
@@ -588,7 +594,7 @@ h1_down_line(struct head_line *l, void *arg)
 }
 
 /*
- * Send the answer head (c->raw_resp, as the origin sent it) to the client.
+ * Send the answer head (c->h1.raw_resp, as the origin sent it) to the client.
  * Inside a tunnel it goes byte for byte, and whether the client connection
  * stays open follows what the two ends said. Through the explicit proxy the
  * status line and the end-to-end fields go byte for byte, and the proxy's
@@ -599,31 +605,31 @@ h1_emit_response_head(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	size_t before = evbuffer_get_length(out);
-	size_t len = evbuffer_get_length(c->raw_resp);
-	const char *raw = (const char *)evbuffer_pullup(c->raw_resp, -1);
-	int st = c->respp.status_code;
-	int upgrade = st == 101 && c->req_upgrade;
-	struct h1_down_lines d = {&c->resph, upgrade};
+	size_t len = evbuffer_get_length(c->h1.raw_resp);
+	const char *raw = (const char *)evbuffer_pullup(c->h1.raw_resp, -1);
+	int st = c->h1.respp.status_code;
+	int upgrade = st == 101 && c->ex.req_upgrade;
+	struct h1_down_lines d = {&c->h1.resph, upgrade};
 	const char *conn_hdr = NULL;
 	int rc;
 
 	if (raw == NULL)
 		return -1;
-	if (!c->resp_interim && !upgrade) {
+	if (!c->ex.resp_interim && !upgrade) {
 		if (c->inner != CONN_INNER_NONE) {
 			/* end to end: the client hears the origin's say */
-			if (!llhttp_should_keep_alive(&c->respp) ||
+			if (!llhttp_should_keep_alive(&c->h1.respp) ||
 			    c->w->shutting_down)
 				c->client_ka = 0;
 		} else {
-			if (!c->req_done ||
-			    llhttp_message_needs_eof(&c->respp) ||
-			    c->w->shutting_down || c->req_upgrade)
+			if (!c->ex.req_done ||
+			    llhttp_message_needs_eof(&c->h1.respp) ||
+			    c->w->shutting_down || c->ex.req_upgrade)
 				c->client_ka = 0;
 			if (!c->client_ka)
 				conn_hdr = "Connection: close\r\n";
-			else if (c->reqp.http_major == 1 &&
-			    c->reqp.http_minor == 0)
+			else if (c->h1.reqp.http_major == 1 &&
+			    c->h1.reqp.http_minor == 0)
 				conn_hdr = "Connection: keep-alive\r\n";
 		}
 	} else if (upgrade && c->inner == CONN_INNER_NONE)
@@ -633,11 +639,11 @@ h1_emit_response_head(struct conn *c)
 	else
 		rc = head_copy_raw(
 		    out, raw, len, NULL, 0, h1_down_line, &d, conn_hdr);
-	evbuffer_drain(c->raw_resp, len);
+	evbuffer_drain(c->h1.raw_resp, len);
 	if (rc == -1)
 		return -1;
-	c->bytes_to_client += evbuffer_get_length(out) - before;
-	if (c->resp_interim)
+	c->tot.bytes_to_client += evbuffer_get_length(out) - before;
+	if (c->ex.resp_interim)
 		return 0; /* a 1xx went on as is; the record keeps the final */
 	record_response_head(c);
 	return 0;
@@ -652,7 +658,7 @@ h1_feed_response(struct conn *c)
 	if (c->up == NULL || c->state != CONN_EXCHANGE)
 		return;
 	in = bufferevent_get_input(c->up->bev);
-	while (!c->resp_done) {
+	while (!c->ex.resp_done) {
 		if (evbuffer_get_length(out) >= limit) {
 			bufferevent_setwatermark(
 			    c->cbev, EV_WRITE, limit / 2, 0);
@@ -662,60 +668,61 @@ h1_feed_response(struct conn *c)
 		if (evbuffer_get_length(in) > 0) {
 			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 				break;
-		} else if (!c->resp_head_sent)
+		} else if (!c->ex.resp_head_sent)
 			break; /* nothing to parse before the head starts */
-		if (v.iov_len > 0 && c->rec != NULL &&
-		    c->rec->u.req.ttfb_us < 0)
-			c->rec->u.req.ttfb_us = now_us() - c->t_sent_us;
-		int in_head = !c->resp_head_sent;
+		if (v.iov_len > 0 && c->ex.rec != NULL &&
+		    c->ex.rec->u.req.ttfb_us < 0)
+			c->ex.rec->u.req.ttfb_us = now_us() - c->ex.t_sent_us;
+		int in_head = !c->ex.resp_head_sent;
 		enum llhttp_errno err =
-		    llhttp_execute(&c->respp, v.iov_base, v.iov_len);
+		    llhttp_execute(&c->h1.respp, v.iov_base, v.iov_len);
 		size_t used = err == HPE_OK
 		    ? v.iov_len
-		    : (size_t)(llhttp_get_error_pos(&c->respp) -
+		    : (size_t)(llhttp_get_error_pos(&c->h1.respp) -
 			  (const char *)v.iov_base);
-		c->bytes_from_server += used;
+		c->tot.bytes_from_server += used;
 		if (in_head) {
 			/* the head goes on once it is whole and decided */
-			evbuffer_remove_buffer(in, c->raw_resp, used);
-			if (c->rec)
-				c->rec->u.req.resp_header_bytes += used;
+			evbuffer_remove_buffer(in, c->h1.raw_resp, used);
+			if (c->ex.rec)
+				c->ex.rec->u.req.resp_header_bytes += used;
 			if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE ||
-			    c->resp_done) {
-				int interim = c->resp_interim;
+			    c->ex.resp_done) {
+				int interim = c->ex.resp_interim;
 				if (h1_emit_response_head(c) == -1) {
 					conn_close(c, "error", "out of memory");
 					return;
 				}
-				c->resp_head_sent = !interim;
+				c->ex.resp_head_sent = !interim;
 			}
 		} else if (used > 0) {
-			c->bytes_to_client += used;
+			c->tot.bytes_to_client += used;
 			evbuffer_remove_buffer(in, out, used);
 		}
 		if (err == HPE_PAUSED) {
-			llhttp_resume(&c->respp);
+			llhttp_resume(&c->h1.respp);
 			continue;
 		}
 		if (err == HPE_PAUSED_UPGRADE) {
-			if (c->respp.status_code == 101 && c->req_upgrade) {
+			if (c->h1.respp.status_code == 101 &&
+			    c->ex.req_upgrade) {
 				conn_enter(c, CONN_TUNNEL);
 				return;
 			}
 			/* 101 we did not ask for: end here, reuse nothing */
-			c->resp_done = 1;
+			c->ex.resp_done = 1;
 			c->client_ka = 0;
-			c->req_upgrade = 1;
+			c->ex.req_upgrade = 1;
 			break;
 		}
 		if (err != HPE_OK) {
 			char why[160];
 			snprintf(why, sizeof(why),
 			    "bad response from origin: %s",
-			    llhttp_get_error_reason(&c->respp));
+			    llhttp_get_error_reason(&c->h1.respp));
 			if (c->inner != CONN_INNER_NONE)
 				relay_unparsed(c, why);
-			else if (!c->resp_head_sent) {
+			else if (!c->ex.resp_head_sent) {
 				exchange_fail(c, 502, why);
 			} else {
 				exchange_rec_fail(c, 0, why);
@@ -728,11 +735,11 @@ h1_feed_response(struct conn *c)
 			break;
 	}
 	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-	if (!c->resp_done && c->up_eof && evbuffer_get_length(in) == 0) {
+	if (!c->ex.resp_done && c->up_eof && evbuffer_get_length(in) == 0) {
 		h1_up_eof(c);
 		return;
 	}
-	if (c->req_done && c->resp_done)
+	if (c->ex.req_done && c->ex.resp_done)
 		exchange_end(c);
 	else
 		deadline_arm(c);
@@ -743,13 +750,13 @@ void
 h1_up_eof(struct conn *c)
 {
 	/* close-delimited bodies end here */
-	if (c->resp_head_sent) {
-		(void)llhttp_finish(&c->respp);
-		if (c->resp_done) {
+	if (c->ex.resp_head_sent) {
+		(void)llhttp_finish(&c->h1.respp);
+		if (c->ex.resp_done) {
 			upstream_free(c->up);
 			c->up = NULL;
 			c->client_ka = 0;
-			if (c->req_done)
+			if (c->ex.req_done)
 				exchange_end(c);
 			else
 				exchange_fail(
@@ -758,7 +765,7 @@ h1_up_eof(struct conn *c)
 		}
 	}
 	exchange_up_failed(c,
-	    c->resp_head_sent
+	    c->ex.resp_head_sent
 		? "origin closed the connection mid-response"
 		: "origin closed the connection before responding");
 }

@@ -78,17 +78,17 @@
 const char *
 intercept_name(const struct conn *c)
 {
-	return c->sni[0] ? c->sni : c->tunnel_host;
+	return c->tls.sni[0] ? c->tls.sni : c->tls.tunnel_host;
 }
 
 static void
 intercept_decide(struct conn *c, const char *decision, const char *reason)
 {
-	c->decision = decision;
-	free(c->decision_reason);
-	c->decision_reason = conn_strdup(reason);
+	c->tls.decision = decision;
+	free(c->tls.decision_reason);
+	c->tls.decision_reason = conn_strdup(reason);
 	log_debug("c%lld %s %s:%u: %s", (long long)c->id, decision,
-	    intercept_name(c), c->tunnel_port, reason);
+	    intercept_name(c), c->tls.tunnel_port, reason);
 }
 
 static void intercept_note(struct conn *c, const char *fmt, ...)
@@ -145,11 +145,11 @@ intercept_passthrough(struct conn *c, const char *reason)
 {
 	intercept_decide(c, "passthrough", reason);
 	c->inner = CONN_INNER_NONE;
-	c->tunnel_raw = 1;
-	c->is_connect = 1;
-	if (c->late_sniff && c->up != NULL) {
+	c->tls.tunnel_raw = 1;
+	c->ex.is_connect = 1;
+	if (c->tls.late_sniff && c->up != NULL) {
 		/* already connected while the bytes were awaited */
-		c->late_sniff = 0;
+		c->tls.late_sniff = 0;
 		conn_enter(c, CONN_TUNNEL);
 		return;
 	}
@@ -165,7 +165,7 @@ intercept_client_eof(struct conn *c)
 	}
 	/* it sent something and half-closed: relay what it sent */
 	bufferevent_disable(c->cbev, EV_READ);
-	c->protocol = c->sniffed != NULL ? c->sniffed : "other";
+	c->tot.protocol = c->tls.sniffed != NULL ? c->tls.sniffed : "other";
 	intercept_passthrough(c,
 	    "client closed before its first bytes "
 	    "decided anything");
@@ -179,9 +179,9 @@ intercept_server_first(struct conn *c)
 	unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)(n < 64 ? n : 64));
 
 	/* a banner can still say what it is (SSH greets from both sides) */
-	c->protocol = "other";
+	c->tot.protocol = "other";
 	if (p != NULL && n >= 4 && memcmp(p, "SSH-", 4) == 0)
-		c->protocol = "ssh";
+		c->tot.protocol = "ssh";
 	intercept_passthrough(c,
 	    "server speaks first (nothing from the "
 	    "client within sniff-timeout)");
@@ -197,22 +197,22 @@ intercept_tunnel(
 	char why[300];
 	int n;
 
-	free(c->tunnel_host);
-	c->tunnel_host = strdup(host);
-	c->tunnel_port = port;
-	if (c->tunnel_host == NULL) {
+	free(c->tls.tunnel_host);
+	c->tls.tunnel_host = strdup(host);
+	c->tls.tunnel_port = port;
+	if (c->tls.tunnel_host == NULL) {
 		conn_close(c, "error", "out of memory");
 		return;
 	}
-	if (c->target_host == NULL) {
-		c->target_host = strdup(host);
-		c->target_port = (int)port;
+	if (c->tot.target_host == NULL) {
+		c->tot.target_host = strdup(host);
+		c->tot.target_port = (int)port;
 	}
 	/* the URL the HTTP code and the upstream connect use */
-	snprintf(c->url.host, sizeof(c->url.host), "%s", host);
-	c->url.port = port;
-	c->url.form = URL_FORM_AUTHORITY;
-	c->is_connect = 1;
+	snprintf(c->ex.url.host, sizeof(c->ex.url.host), "%s", host);
+	c->ex.url.port = port;
+	c->ex.url.form = URL_FORM_AUTHORITY;
+	c->ex.is_connect = 1;
 	if (cfg->rules != NULL &&
 	    rules_match(cfg->rules, host, port, &matched) == RULES_BLOCK) {
 		snprintf(why, sizeof(why), "blocked by rule %s", matched);
@@ -232,11 +232,11 @@ intercept_tunnel(
 		n = evbuffer_add_printf(
 		    out, "HTTP/1.1 200 Connection established\r\n\r\n");
 		if (n > 0)
-			c->bytes_to_client += (uint64_t)n;
-		if (c->rec != NULL) {
-			c->rec->u.req.status = 200;
-			c->rec->u.req.resp_version = strdup("1.1");
-			c->rec->u.req.resp_header_bytes =
+			c->tot.bytes_to_client += (uint64_t)n;
+		if (c->ex.rec != NULL) {
+			c->ex.rec->u.req.status = 200;
+			c->ex.rec->u.req.resp_version = strdup("1.1");
+			c->ex.rec->u.req.resp_header_bytes =
 			    n > 0 ? (uint64_t)n : 0;
 		}
 		(void)exchange_submit(c);
@@ -244,7 +244,7 @@ intercept_tunnel(
 		conn_close(c, "error", "out of memory");
 		return;
 	}
-	c->tunnel_raw = 1;
+	c->tls.tunnel_raw = 1;
 	conn_enter(c, CONN_SNIFF);
 }
 
@@ -253,8 +253,8 @@ intercept_connect(struct conn *c)
 {
 	char host[256];
 
-	snprintf(host, sizeof(host), "%s", c->url.host);
-	intercept_tunnel(c, host, c->url.port, INTERCEPT_VIA_CONNECT);
+	snprintf(host, sizeof(host), "%s", c->ex.url.host);
+	intercept_tunnel(c, host, c->ex.url.port, INTERCEPT_VIA_CONNECT);
 }
 
 /* 1 if the client's ALPN list lets us speak HTTP/1.1 to it. */
@@ -278,12 +278,12 @@ intercept_start(struct conn *c)
 {
 	intercept_decide(c, "intercept", "default");
 	c->inner = CONN_INNER_HTTPS;
-	c->tls_pending = 1;
-	c->is_connect = 0;
-	if (c->late_sniff) {
+	c->tls.tls_pending = 1;
+	c->ex.is_connect = 0;
+	if (c->tls.late_sniff) {
 		/* the plain connection made while waiting cannot become TLS
 		 * under libevent's bufferevents: connect afresh */
-		c->late_sniff = 0;
+		c->tls.late_sniff = 0;
 		upstream_free(c->up);
 		c->up = NULL;
 	}
@@ -313,17 +313,17 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 		    r == 0 ? "ClientHello too large" : "malformed ClientHello");
 		return;
 	}
-	snprintf(c->sni, sizeof(c->sni), "%s", h.sni);
-	c->alpn[0] = '\0';
+	snprintf(c->tls.sni, sizeof(c->tls.sni), "%s", h.sni);
+	c->tls.alpn[0] = '\0';
 	for (int i = 0; i < h.nalpn; i++) {
-		size_t len = strlen(c->alpn);
-		snprintf(c->alpn + len, sizeof(c->alpn) - len, "%s%s",
+		size_t len = strlen(c->tls.alpn);
+		snprintf(c->tls.alpn + len, sizeof(c->tls.alpn) - len, "%s%s",
 		    i ? "," : "", h.alpn[i]);
 	}
 	const char *name = intercept_name(c);
 	enum rules_action act = cfg->rules == NULL
 	    ? RULES_INTERCEPT
-	    : rules_match(cfg->rules, name, c->tunnel_port, &matched);
+	    : rules_match(cfg->rules, name, c->tls.tunnel_port, &matched);
 	if (act == RULES_BLOCK) {
 		snprintf(why, sizeof(why), "blocked by rule %s", matched);
 		intercept_decide(c, "block", why);
@@ -336,12 +336,12 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 		return;
 	}
 	if (cfg->auto_passthrough &&
-	    learned_backoff(c->w->srv->learned, name, (int)c->tunnel_port,
+	    learned_backoff(c->w->srv->learned, name, (int)c->tls.tunnel_port,
 		now_us(), &left)) {
 		intercept_note(c,
 		    "passthrough %s:%u pinned (learned): its client rejected "
 		    "our certificate; intercepting again in %s",
-		    name, c->tunnel_port,
+		    name, c->tls.tunnel_port,
 		    intercept_human(left, hb, sizeof(hb)));
 		intercept_passthrough(c, "pinned (learned)");
 		return;
@@ -351,7 +351,7 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 		intercept_note(c,
 		    "passthrough %s:%u " INTERCEPT_UNSUPPORTED
 		    ": the client offers TLS %s at most",
-		    name, c->tunnel_port,
+		    name, c->tls.tunnel_port,
 		    h.legacy_version == 0x0302       ? "1.1"
 			: h.legacy_version == 0x0301 ? "1.0"
 						     : "< 1.0");
@@ -391,7 +391,7 @@ intercept_sniff(struct conn *c)
 			return;
 		proto = SNIFF_OTHER;
 	}
-	c->protocol = c->sniffed = sniff_name(proto);
+	c->tot.protocol = c->tls.sniffed = sniff_name(proto);
 	switch (proto) {
 	case SNIFF_TLS:
 		intercept_tls_hello(c, p, n);
@@ -400,12 +400,12 @@ intercept_sniff(struct conn *c)
 		/* plain HTTP inside the tunnel: parse and record it */
 		intercept_decide(c, "intercept", "plain HTTP in the tunnel");
 		c->inner = CONN_INNER_HTTP;
-		c->tunnel_raw = 0;
-		c->is_connect = 0;
-		if (c->late_sniff) {
+		c->tls.tunnel_raw = 0;
+		c->ex.is_connect = 0;
+		if (c->tls.late_sniff) {
 			/* the connection made while waiting serves the first
 			 * request */
-			c->late_sniff = 0;
+			c->tls.late_sniff = 0;
 			if (c->up != NULL)
 				dial_keep(c);
 		}
@@ -427,7 +427,7 @@ intercept_sniff_timeout(struct conn *c)
 	size_t have = evbuffer_get_length(bufferevent_get_input(c->cbev));
 	char why[128];
 
-	if (c->late_sniff) {
+	if (c->tls.late_sniff) {
 		/* a whole idle-timeout with neither side speaking */
 		conn_close(c, "idle-timeout", "no byte from either side");
 		return;
@@ -438,22 +438,23 @@ intercept_sniff_timeout(struct conn *c)
 		 * is only slow. Connect and let the first bytes decide, so a
 		 * late ClientHello is intercepted, not waved through.
 		 */
-		c->late_sniff = 1;
-		c->is_connect = 1;
-		c->protocol = "other";
+		c->tls.late_sniff = 1;
+		c->ex.is_connect = 1;
+		c->tot.protocol = "other";
 		dial_start(c);
 		return;
 	}
-	if (c->sniffed == NULL) {
-		c->protocol = "other";
+	if (c->tls.sniffed == NULL) {
+		c->tot.protocol = "other";
 		intercept_passthrough(
 		    c, "first bytes undecided within sniff-timeout");
 		return;
 	}
 	/* the bytes said what it is, but stopped before the end */
-	c->protocol = c->sniffed;
+	c->tot.protocol = c->tls.sniffed;
 	snprintf(why, sizeof(why), "incomplete %s within sniff-timeout",
-	    strcmp(c->sniffed, "tls") == 0 ? "ClientHello" : c->sniffed);
+	    strcmp(c->tls.sniffed, "tls") == 0 ? "ClientHello"
+					       : c->tls.sniffed);
 	intercept_passthrough(c, why);
 }
 
@@ -467,8 +468,8 @@ intercept_upstream_new(struct conn *c, const char *host, unsigned port)
 	if (c->inner != CONN_INNER_HTTPS)
 		return upstream_new(c->w, host, port);
 	/* SNI as the client sent it; an IP literal gets none */
-	ssl = tls_up_new(
-	    tls, c->sni[0] ? c->sni : NULL, c->sni[0] ? c->sni : host, port);
+	ssl = tls_up_new(tls, c->tls.sni[0] ? c->tls.sni : NULL,
+	    c->tls.sni[0] ? c->tls.sni : host, port);
 	if (ssl == NULL)
 		return NULL;
 	u = upstream_new_tls(c->w, host, port, ssl);
@@ -497,14 +498,14 @@ intercept_msgcb(int write_p, int version, int content_type, const void *buf,
 		return;
 	if (content_type == SSL3_RT_ALERT && len >= 2) {
 		if (write_p)
-			c->tls_alert_out = p[1];
-		else if (c->tls_alert_in == -1)
-			c->tls_alert_in = p[1];
+			c->tls.tls_alert_out = p[1];
+		else if (c->tls.tls_alert_in == -1)
+			c->tls.tls_alert_in = p[1];
 	} else if (content_type == SSL3_RT_HANDSHAKE) {
 		if (write_p && p[0] == SSL3_MT_CERTIFICATE)
-			c->tls_cert_sent = 1;
+			c->tls.tls_cert_sent = 1;
 		else if (!write_p && p[0] == SSL3_MT_FINISHED)
-			c->tls_client_fin = 1;
+			c->tls.tls_client_fin = 1;
 	}
 }
 
@@ -572,9 +573,9 @@ static enum intercept_verdict
 intercept_verdict(const struct conn *c, unsigned long e, char *why, size_t len)
 {
 	const char *es = e != 0 ? ERR_reason_error_string(e) : NULL;
-	int in = c->tls_alert_in, out = c->tls_alert_out;
+	int in = c->tls.tls_alert_in, out = c->tls.tls_alert_out;
 
-	if (c->tls_client_fin) {
+	if (c->tls.tls_client_fin) {
 		snprintf(why, len, "client closed after the TLS handshake");
 		return INTERCEPT_V_COMPLETED;
 	}
@@ -593,7 +594,7 @@ intercept_verdict(const struct conn *c, unsigned long e, char *why, size_t len)
 				     : intercept_alert_name(out));
 		return INTERCEPT_V_UNSUPPORTED;
 	}
-	if (c->tls_cert_sent && out == -1 &&
+	if (c->tls.tls_cert_sent && out == -1 &&
 	    (in == -1 || in == ALERT_CLOSE_NOTIFY ||
 		in == ALERT_USER_CANCELED)) {
 		snprintf(why, len,
@@ -617,7 +618,7 @@ static void
 intercept_accepted(struct conn *c)
 {
 	const char *name = intercept_name(c);
-	int port = (int)c->tunnel_port;
+	int port = (int)c->tls.tunnel_port;
 	struct store_rec *rec;
 
 	if (!learned_forget(c->w->srv->learned, name, port))
@@ -642,7 +643,7 @@ static void
 intercept_rejected(struct conn *c, const char *why)
 {
 	const char *name = intercept_name(c);
-	int port = (int)c->tunnel_port;
+	int port = (int)c->tls.tunnel_port;
 	int64_t now = now_us(), next = 0;
 	struct store_rec *rec;
 	char hb[32];
@@ -685,11 +686,11 @@ intercept_down_eventcb(struct bufferevent *bev, short what, void *arg)
 	unsigned long e, more;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		tls_describe(bufferevent_openssl_get_ssl(bev), c->tls_client,
-		    sizeof(c->tls_client));
+		tls_describe(bufferevent_openssl_get_ssl(bev),
+		    c->tls.tls_client, sizeof(c->tls.tls_client));
 		if (cfg->auto_passthrough)
 			intercept_accepted(c);
-		c->tunnel_raw = 0;
+		c->tls.tunnel_raw = 0;
 		bufferevent_setcb(bev, conn_client_readcb, conn_client_writecb,
 		    conn_client_eventcb, c);
 		h1_reset(c);
@@ -719,7 +720,7 @@ intercept_down_eventcb(struct bufferevent *bev, short what, void *arg)
 		/* the hello is consumed: too late to pass it through */
 		intercept_decide(c, "intercept", INTERCEPT_UNSUPPORTED);
 		intercept_note(c, "closed %s:%u " INTERCEPT_UNSUPPORTED ": %s",
-		    intercept_name(c), c->tunnel_port, why);
+		    intercept_name(c), c->tls.tunnel_port, why);
 		ERR_clear_error();
 		conn_close(c, INTERCEPT_UNSUPPORTED, why);
 		return;
@@ -742,7 +743,7 @@ intercept_tls_down(struct conn *c, X509 *peer)
 	SSL *ssl;
 	struct bufferevent *f;
 
-	c->tls_pending = 0;
+	c->tls.tls_pending = 0;
 	cert = forge_get(tls->forge, intercept_name(c), peer, err, sizeof(err));
 	if (cert == NULL) {
 		conn_close(c, "error", err);
@@ -762,8 +763,8 @@ intercept_tls_down(struct conn *c, X509 *peer)
 		return;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
-	c->tls_alert_in = c->tls_alert_out = -1;
-	c->tls_cert_sent = c->tls_client_fin = 0;
+	c->tls.tls_alert_in = c->tls.tls_alert_out = -1;
+	c->tls.tls_cert_sent = c->tls.tls_client_fin = 0;
 	SSL_set_msg_callback(ssl, intercept_msgcb);
 	SSL_set_msg_callback_arg(ssl, c);
 	c->craw = c->cbev;
@@ -783,7 +784,7 @@ intercept_up_ready(struct conn *c)
 	const char *verr = ssl ? tls_verify_error(tls, ssl) : "no TLS";
 	char why[300];
 
-	if (!c->tls_pending) {
+	if (!c->tls.tls_pending) {
 		/* a later origin connection of an established tunnel */
 		if (verr == NULL)
 			return 0;
@@ -792,14 +793,15 @@ intercept_up_ready(struct conn *c)
 		exchange_fail(c, 502, why);
 		return -1;
 	}
-	tls_describe(ssl, c->tls_server, sizeof(c->tls_server));
-	tls_cert_info(peer, c->cert_sha, sizeof(c->cert_sha), c->cert_subject,
-	    sizeof(c->cert_subject), c->cert_issuer, sizeof(c->cert_issuer));
-	snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->up->ip);
-	c->server_port = c->up->ip_port;
+	tls_describe(ssl, c->tls.tls_server, sizeof(c->tls.tls_server));
+	tls_cert_info(peer, c->tls.cert_sha, sizeof(c->tls.cert_sha),
+	    c->tls.cert_subject, sizeof(c->tls.cert_subject),
+	    c->tls.cert_issuer, sizeof(c->tls.cert_issuer));
+	snprintf(c->tot.server_ip, sizeof(c->tot.server_ip), "%s", c->up->ip);
+	c->tot.server_port = c->up->ip_port;
 	if (verr != NULL) {
-		free(c->verify_error);
-		c->verify_error = strdup(verr);
+		free(c->tls.verify_error);
+		c->tls.verify_error = strdup(verr);
 		/* nothing goes to an origin that failed verification */
 		upstream_free(c->up);
 		c->up = NULL;
@@ -815,16 +817,16 @@ intercept_up_ready(struct conn *c)
 int
 intercept_up_failed(struct conn *c, const char *why)
 {
-	if (c->tls_pending) {
-		free(c->verify_error);
-		c->verify_error = strdup(why);
-		c->up_unreachable = 1;
+	if (c->tls.tls_pending) {
+		free(c->tls.verify_error);
+		c->tls.verify_error = strdup(why);
+		c->tls.up_unreachable = 1;
 		upstream_free(c->up);
 		c->up = NULL;
 		intercept_tls_down(c, NULL);
 		return 1;
 	}
-	if (c->tunnel_raw) {
+	if (c->tls.tunnel_raw) {
 		/* a byte tunnel has no way to carry an error page */
 		conn_close(c, "error", why);
 		return 1;

@@ -51,29 +51,29 @@ static llhttp_settings_t offline_peek_settings;
 static struct offline *
 offline_get(struct conn *c)
 {
-	if (c->off == NULL)
-		c->off = calloc(1, sizeof(*c->off));
-	return c->off;
+	if (c->ex.off == NULL)
+		c->ex.off = calloc(1, sizeof(*c->ex.off));
+	return c->ex.off;
 }
 
 void
 offline_free(struct conn *c)
 {
-	struct offline *o = c->off;
+	struct offline *o = c->ex.off;
 
 	if (o == NULL)
 		return;
 	replaydb_read_cancel(o->rd);
 	EVP_MD_CTX_free(o->sha);
 	free(o);
-	c->off = NULL;
+	c->ex.off = NULL;
 }
 
 /* The match key of the request in c's record. */
 static void
 offline_key(const struct conn *c, struct replaydb_key *k, const char *sha)
 {
-	const struct store_request *r = &c->rec->u.req;
+	const struct store_request *r = &c->ex.rec->u.req;
 
 	memset(k, 0, sizeof(*k));
 	k->method = r->method;
@@ -104,7 +104,7 @@ static void offline_chunk(struct replaydb_chunk *ch, void *arg);
 static int
 offline_fetch(struct conn *c)
 {
-	struct offline *o = c->off;
+	struct offline *o = c->ex.off;
 
 	o->rd = replaydb_read(c->w->srv->replay, o->id, o->rowid, o->sent,
 	    OFFLINE_SLICE, c->w->base, offline_chunk, c);
@@ -116,23 +116,24 @@ offline_fetch(struct conn *c)
 static void
 offline_serve(struct conn *c, int64_t id)
 {
-	struct offline *o = c->off;
-	struct store_request *r = &c->rec->u.req;
+	struct offline *o = c->ex.off;
+	struct store_request *r = &c->ex.rec->u.req;
 
 	o->id = id;
 	o->peeking = 0;
 	r->replay_of = id;
 	free(r->label);
 	r->label = strdup("server-replay");
-	c->t_sent_us = now_us();
+	c->ex.t_sent_us = now_us();
 	conn_enter(c, CONN_OFFLINE);
 	/* a client waiting to be invited to send its body is invited:
 	 * the body is read (and recorded) whatever the answer */
-	if (c->reqp.http_minor >= 1 && head_find(&c->reqh, "expect", 0) != -1) {
+	if (c->h1.reqp.http_minor >= 1 &&
+	    head_find(&c->h1.reqh, "expect", 0) != -1) {
 		int n = evbuffer_add_printf(bufferevent_get_output(c->cbev),
 		    "HTTP/1.1 100 Continue\r\n\r\n");
 		if (n > 0)
-			c->bytes_to_client += (uint64_t)n;
+			c->tot.bytes_to_client += (uint64_t)n;
 	}
 	if (offline_fetch(c) == -1) {
 		exchange_fail(c, 500, "out of memory");
@@ -150,14 +151,16 @@ offline_request(struct conn *c)
 	int64_t id;
 	int has_body;
 
-	if (db == NULL || c->is_connect || c->req_upgrade || c->rec == NULL)
+	if (db == NULL || c->ex.is_connect || c->ex.req_upgrade ||
+	    c->ex.rec == NULL)
 		return 0;
 	if (offline_get(c) == NULL) {
 		exchange_fail(c, 500, "out of memory");
 		return 1;
 	}
-	has_body = (c->reqp.flags & F_CHUNKED) ||
-	    ((c->reqp.flags & F_CONTENT_LENGTH) && c->reqp.content_length > 0);
+	has_body = (c->h1.reqp.flags & F_CHUNKED) ||
+	    ((c->h1.reqp.flags & F_CONTENT_LENGTH) &&
+		c->h1.reqp.content_length > 0);
 	offline_key(c, &k, replaydb_match_body(db) && !has_body ? "" : NULL);
 	why[0] = '\0';
 	id = replaydb_find(db, &k, why, sizeof(why));
@@ -168,12 +171,12 @@ offline_request(struct conn *c)
 		return 1;
 	}
 	/* some logged exchange has this URL: hash the body, then decide */
-	c->off->peeking = 1;
-	c->off->peekp = c->reqp;
-	c->off->peekp.settings = &offline_peek_settings;
-	c->off->peekp.data = c;
-	if ((c->off->sha = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(c->off->sha, EVP_sha256(), NULL) != 1) {
+	c->ex.off->peeking = 1;
+	c->ex.off->peekp = c->h1.reqp;
+	c->ex.off->peekp.settings = &offline_peek_settings;
+	c->ex.off->peekp.data = c;
+	if ((c->ex.off->sha = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c->ex.off->sha, EVP_sha256(), NULL) != 1) {
 		exchange_fail(c, 500, "out of memory");
 		return 1;
 	}
@@ -189,7 +192,7 @@ offline_peek_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct conn *c = p->data;
 
-	EVP_DigestUpdate(c->off->sha, at, len);
+	EVP_DigestUpdate(c->ex.off->sha, at, len);
 	return 0;
 }
 
@@ -198,14 +201,14 @@ offline_peek_complete(llhttp_t *p)
 {
 	struct conn *c = p->data;
 
-	c->off->peek_done = 1;
+	c->ex.off->peek_done = 1;
 	return HPE_PAUSED;
 }
 
 static void
 offline_peek_decide(struct conn *c)
 {
-	struct offline *o = c->off;
+	struct offline *o = c->ex.off;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	char hex[2 * EVP_MAX_MD_SIZE + 1], why[512];
@@ -233,7 +236,7 @@ offline_peek_decide(struct conn *c)
 static void
 offline_peek(struct conn *c)
 {
-	struct offline *o = c->off;
+	struct offline *o = c->ex.off;
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 	size_t have = evbuffer_get_length(in);
 
@@ -293,8 +296,8 @@ offline_drop_field(const char *name, size_t len, const char *headers)
 static int
 offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 {
-	struct offline *o = c->off;
-	struct store_request *r = &c->rec->u.req;
+	struct offline *o = c->ex.off;
+	struct store_request *r = &c->ex.rec->u.req;
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	struct evbuffer *kept = evbuffer_new();
 	size_t before = evbuffer_get_length(out), clen, vlen;
@@ -322,13 +325,13 @@ offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 		}
 		free(line);
 	}
-	o->bodyless = c->is_head || st == 204 || st == 304 || st < 200;
+	o->bodyless = c->ex.is_head || st == 204 || st == 304 || st < 200;
 	o->len = o->bodyless ? 0 : ch->body_len;
 	if (c->w->shutting_down)
 		c->client_ka = 0;
 	if (!c->client_ka)
 		conn_hdr = "Connection: close\r\n";
-	else if (c->reqp.http_major == 1 && c->reqp.http_minor == 0)
+	else if (c->h1.reqp.http_major == 1 && c->h1.reqp.http_minor == 0)
 		conn_hdr = "Connection: keep-alive\r\n";
 	if (evbuffer_add_printf(
 		out, "HTTP/1.1 %d %s\r\n", st, respond_reason(st)) < 0 ||
@@ -338,7 +341,7 @@ offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 	if (!o->bodyless)
 		rc = evbuffer_add_printf(out, "Content-Length: %llu\r\n",
 		    (unsigned long long)o->len);
-	else if (cl != NULL && c->is_head)
+	else if (cl != NULL && c->ex.is_head)
 		rc = evbuffer_add_printf(
 		    out, "Content-Length: %.*s\r\n", (int)clen, cl);
 	else
@@ -350,14 +353,14 @@ offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 		goto out;
 	}
 	rc = 0;
-	c->bytes_to_client += evbuffer_get_length(out) - before;
+	c->tot.bytes_to_client += evbuffer_get_length(out) - before;
 	r->status = st;
 	r->resp_version = strdup("1.1");
 	r->resp_headers = strdup(h);
 	r->resp_header_bytes = evbuffer_get_length(out) - before;
-	r->ttfb_us = now_us() - c->t_sent_us;
+	r->ttfb_us = now_us() - c->ex.t_sent_us;
 	o->head_sent = 1;
-	c->resp_head_sent = 1;
+	c->ex.resp_head_sent = 1;
 out:
 	evbuffer_free(kept);
 	return rc;
@@ -368,7 +371,7 @@ out:
 static int
 offline_maybe_end(struct conn *c)
 {
-	if (!c->req_done || !c->resp_done)
+	if (!c->ex.req_done || !c->ex.resp_done)
 		return 0;
 	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
 	offline_free(c);
@@ -380,7 +383,7 @@ static void
 offline_chunk(struct replaydb_chunk *ch, void *arg)
 {
 	struct conn *c = arg;
-	struct offline *o = c->off;
+	struct offline *o = c->ex.off;
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	size_t n;
 
@@ -414,7 +417,7 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 			exchange_capture_resp(c, v[i].iov_base, v[i].iov_len);
 		evbuffer_remove_buffer(ch->data, out, n);
 		o->sent += n;
-		c->bytes_to_client += n;
+		c->tot.bytes_to_client += n;
 	}
 	c->t_active_us = now_us();
 	if (o->sent < o->len && n > 0) {
@@ -435,7 +438,7 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 		conn_close(c, "error", "logged body shorter than recorded");
 		return;
 	}
-	c->resp_done = 1;
+	c->ex.resp_done = 1;
 	if (offline_maybe_end(c))
 		return;
 	deadline_arm(c);
@@ -444,7 +447,7 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 void
 offline_write(struct conn *c)
 {
-	struct offline *o = c->off;
+	struct offline *o = c->ex.off;
 
 	if (o == NULL || o->rd != NULL || !o->head_sent || o->sent >= o->len)
 		return;
@@ -460,34 +463,34 @@ offline_read(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 
-	if (c->off == NULL)
+	if (c->ex.off == NULL)
 		return;
-	if (c->off->peeking) {
+	if (c->ex.off->peeking) {
 		offline_peek(c);
 		return;
 	}
-	while (!c->req_done) {
+	while (!c->ex.req_done) {
 		struct evbuffer_iovec v = {(void *)"", 0};
 		if (evbuffer_get_length(in) > 0 &&
 		    evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		enum llhttp_errno err =
-		    llhttp_execute(&c->reqp, v.iov_base, v.iov_len);
+		    llhttp_execute(&c->h1.reqp, v.iov_base, v.iov_len);
 		size_t used = err == HPE_OK
 		    ? v.iov_len
-		    : (size_t)(llhttp_get_error_pos(&c->reqp) -
+		    : (size_t)(llhttp_get_error_pos(&c->h1.reqp) -
 			  (const char *)v.iov_base);
 		evbuffer_drain(in, used);
-		c->bytes_from_client += used;
+		c->tot.bytes_from_client += used;
 		if (err == HPE_PAUSED) {
-			llhttp_resume(&c->reqp);
+			llhttp_resume(&c->h1.reqp);
 			break;
 		}
 		if (err != HPE_OK) {
 			char why[160];
 			snprintf(why, sizeof(why), "malformed request body: %s",
-			    llhttp_get_error_reason(&c->reqp));
-			if (c->off->head_sent) {
+			    llhttp_get_error_reason(&c->h1.reqp));
+			if (c->ex.off->head_sent) {
 				exchange_rec_fail(c, 0, why);
 				(void)exchange_submit(c);
 				conn_close(c, "error", why);
@@ -498,7 +501,7 @@ offline_read(struct conn *c)
 		if (v.iov_len == 0)
 			break;
 	}
-	if (!c->req_done && c->client_eof && evbuffer_get_length(in) == 0) {
+	if (!c->ex.req_done && c->client_eof && evbuffer_get_length(in) == 0) {
 		exchange_rec_fail(c, 0, "client closed mid-request");
 		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");

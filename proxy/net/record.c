@@ -79,7 +79,7 @@ record_own_head(struct store_request *r, char *buf, size_t head)
 void
 record_own_answer(struct conn *c, struct evbuffer *out, size_t before, size_t n)
 {
-	struct store_request *r = &c->rec->u.req;
+	struct store_request *r = &c->ex.rec->u.req;
 	struct evbuffer_ptr at, end;
 	char buf[2048];
 	size_t head, got, off;
@@ -139,7 +139,7 @@ record_sightings(struct conn *c, const struct resolve_result *res)
 		if (resolve_addr_text(&res->addrs[i], ip, sizeof(ip)) == -1 ||
 		    (rec = store_rec_new(STORE_REC_DOMAIN_IP)) == NULL)
 			continue;
-		rec->u.dip.domain = strdup(c->url.host);
+		rec->u.dip.domain = strdup(c->ex.url.host);
 		rec->u.dip.ip = strdup(ip);
 		rec->u.dip.source = strdup("proxy-dns");
 		rec->u.dip.client_ip = strdup(c->client_ip);
@@ -155,9 +155,9 @@ record_upstream_timings(struct conn *c)
 {
 	struct store_request *r;
 
-	if (c->rec == NULL || c->up == NULL)
+	if (c->ex.rec == NULL || c->up == NULL)
 		return;
-	r = &c->rec->u.req;
+	r = &c->ex.rec->u.req;
 	if (c->up->uses == 0) {
 		/* opened for this exchange, or for this client before its
 		 * first request (an intercepted tunnel's origin leg): its
@@ -177,36 +177,36 @@ record_upstream_timings(struct conn *c)
 void
 record_request_head(struct conn *c)
 {
-	struct store_request *r = &c->rec->u.req;
+	struct store_request *r = &c->ex.rec->u.req;
 	char ver[16];
 
-	r->method = strdup(llhttp_method_name(c->reqp.method));
-	h1_version(ver, sizeof(ver), &c->reqp);
+	r->method = strdup(llhttp_method_name(c->h1.reqp.method));
+	h1_version(ver, sizeof(ver), &c->h1.reqp);
 	r->req_version = strdup(ver);
-	r->req_headers = head_fields_text(&c->reqh);
+	r->req_headers = head_fields_text(&c->h1.reqh);
 }
 
 void
 record_response_head(struct conn *c)
 {
-	struct store_request *r = &c->rec->u.req;
+	struct store_request *r = &c->ex.rec->u.req;
 	const char *reason;
 	size_t rlen;
 	char ver[16];
 	int ct;
 
-	r->status = c->respp.status_code;
-	h1_version(ver, sizeof(ver), &c->respp);
+	r->status = c->h1.respp.status_code;
+	h1_version(ver, sizeof(ver), &c->h1.respp);
 	free(r->resp_version);
 	r->resp_version = strdup(ver);
-	reason = head_target(&c->resph, &rlen);
+	reason = head_target(&c->h1.resph, &rlen);
 	free(r->resp_reason);
 	r->resp_reason = reason != NULL ? conn_strndup(reason, rlen) : NULL;
 	free(r->resp_headers);
-	r->resp_headers = head_fields_text(&c->resph);
-	ct = head_find(&c->resph, "content-type", 0);
+	r->resp_headers = head_fields_text(&c->h1.resph);
+	ct = head_find(&c->h1.resph, "content-type", 0);
 	if (ct != -1 && r->content_type == NULL)
-		r->content_type = head_value_dup(&c->resph, ct);
+		r->content_type = head_value_dup(&c->h1.resph, ct);
 }
 
 /* A copy of s if it is not empty, else NULL. */
@@ -220,21 +220,21 @@ record_text(const char *s)
 static void
 record_conn_tls(const struct conn *c, struct store_conn *sc)
 {
-	sc->sni = record_text(c->sni);
-	sc->alpn = record_text(c->alpn);
-	sc->decision = conn_strdup(c->decision);
-	sc->decision_reason = conn_strdup(c->decision_reason);
-	sc->tls_client = record_text(c->tls_client);
-	sc->tls_server = record_text(c->tls_server);
-	sc->upstream_cert_sha256 = record_text(c->cert_sha);
-	sc->upstream_cert_subject = record_text(c->cert_subject);
-	sc->upstream_cert_issuer = record_text(c->cert_issuer);
-	sc->verify_error = conn_strdup(c->verify_error);
-	if (c->tunnel_host != NULL) {
+	sc->sni = record_text(c->tls.sni);
+	sc->alpn = record_text(c->tls.alpn);
+	sc->decision = conn_strdup(c->tls.decision);
+	sc->decision_reason = conn_strdup(c->tls.decision_reason);
+	sc->tls_client = record_text(c->tls.tls_client);
+	sc->tls_server = record_text(c->tls.tls_server);
+	sc->upstream_cert_sha256 = record_text(c->tls.cert_sha);
+	sc->upstream_cert_subject = record_text(c->tls.cert_subject);
+	sc->upstream_cert_issuer = record_text(c->tls.cert_issuer);
+	sc->verify_error = conn_strdup(c->tls.verify_error);
+	if (c->tls.tunnel_host != NULL) {
 		char t[300];
 		snprintf(t, sizeof(t),
-		    strchr(c->tunnel_host, ':') ? "[%s]:%u" : "%s:%u",
-		    c->tunnel_host, c->tunnel_port);
+		    strchr(c->tls.tunnel_host, ':') ? "[%s]:%u" : "%s:%u",
+		    c->tls.tunnel_host, c->tls.tunnel_port);
 		sc->listener_target = strdup(t);
 	}
 }
@@ -254,19 +254,19 @@ record_conn_row(struct conn *c, const char *reason, const char *err)
 							      : "http");
 	sc->client_ip = strdup(c->client_ip);
 	sc->client_port = c->client_port;
-	sc->target_host = conn_strdup(c->target_host);
-	sc->target_port = c->target_port;
-	sc->server_ip = record_text(c->server_ip);
-	sc->server_port = c->server_port;
-	sc->protocol = strdup(c->protocol);
-	sc->t_accept_us = c->t_accept_us;
-	sc->t_first_byte_us = c->t_first_byte_us;
+	sc->target_host = conn_strdup(c->tot.target_host);
+	sc->target_port = c->tot.target_port;
+	sc->server_ip = record_text(c->tot.server_ip);
+	sc->server_port = c->tot.server_port;
+	sc->protocol = strdup(c->tot.protocol);
+	sc->t_accept_us = c->tot.t_accept_us;
+	sc->t_first_byte_us = c->tot.t_first_byte_us;
 	sc->t_close_us = now_us();
-	sc->bytes_from_client = c->bytes_from_client;
-	sc->bytes_to_client = c->bytes_to_client;
-	sc->bytes_to_server = c->bytes_to_server;
-	sc->bytes_from_server = c->bytes_from_server;
-	sc->nrequests = c->nrequests;
+	sc->bytes_from_client = c->tot.bytes_from_client;
+	sc->bytes_to_client = c->tot.bytes_to_client;
+	sc->bytes_to_server = c->tot.bytes_to_server;
+	sc->bytes_from_server = c->tot.bytes_from_server;
+	sc->nrequests = c->tot.nrequests;
 	sc->close_reason = strdup(reason);
 	sc->error = conn_strdup(err);
 	record_conn_tls(c, sc);

@@ -70,18 +70,18 @@ relay_check_fin(struct conn *c)
 {
 	if (c->state != CONN_TUNNEL || c->up == NULL)
 		return;
-	if (c->client_eof && !c->fin_to_server &&
+	if (c->client_eof && !c->end.fin_to_server &&
 	    evbuffer_get_length(bufferevent_get_output(c->up->bev)) == 0) {
 		(void)shutdown(bufferevent_getfd(c->up->bev), SHUT_WR);
-		c->fin_to_server = 1;
+		c->end.fin_to_server = 1;
 	}
-	if (c->up_eof && !c->fin_to_client &&
+	if (c->up_eof && !c->end.fin_to_client &&
 	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
 		(void)shutdown(
 		    bufferevent_getfd(c->craw ? c->craw : c->cbev), SHUT_WR);
-		c->fin_to_client = 1;
+		c->end.fin_to_client = 1;
 	}
-	if (c->fin_to_server && c->fin_to_client)
+	if (c->end.fin_to_server && c->end.fin_to_client)
 		conn_close(c, "done", NULL);
 }
 
@@ -93,20 +93,20 @@ relay_start(struct conn *c)
 	struct evbuffer *cin = bufferevent_get_input(c->cbev);
 	struct evbuffer *uin = bufferevent_get_input(c->up->bev);
 
-	if (c->rec != NULL)
+	if (c->ex.rec != NULL)
 		(void)exchange_submit(c);
-	if (strcmp(c->protocol, "http") == 0)
-		c->protocol = "http-upgrade";
-	if (stream_start(c, strcmp(c->protocol, "mmtls") == 0) == 0) {
+	if (strcmp(c->tot.protocol, "http") == 0)
+		c->tot.protocol = "http-upgrade";
+	if (stream_start(c, strcmp(c->tot.protocol, "mmtls") == 0) == 0) {
 		stream_upstream_connected(c);
 		stream_on_read(c, STREAM_UP, cin);
 		stream_on_read(c, STREAM_DOWN, uin);
 	}
 	/* whatever already arrived belongs to the tunnel */
-	c->bytes_from_client += evbuffer_get_length(cin);
-	c->bytes_to_server += evbuffer_get_length(cin);
-	c->bytes_from_server += evbuffer_get_length(uin);
-	c->bytes_to_client += evbuffer_get_length(uin);
+	c->tot.bytes_from_client += evbuffer_get_length(cin);
+	c->tot.bytes_to_server += evbuffer_get_length(cin);
+	c->tot.bytes_from_server += evbuffer_get_length(uin);
+	c->tot.bytes_to_client += evbuffer_get_length(uin);
 	evbuffer_add_buffer(bufferevent_get_output(c->up->bev), cin);
 	evbuffer_add_buffer(bufferevent_get_output(c->cbev), uin);
 	bufferevent_enable(
@@ -130,12 +130,12 @@ relay_unparsed(struct conn *c, const char *why)
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 
 	exchange_rec_fail(c, 0, why);
-	if (!c->resp_head_sent) {
-		c->bytes_to_client += evbuffer_get_length(c->raw_resp);
-		evbuffer_add_buffer(out, c->raw_resp);
+	if (!c->ex.resp_head_sent) {
+		c->tot.bytes_to_client += evbuffer_get_length(c->h1.raw_resp);
+		evbuffer_add_buffer(out, c->h1.raw_resp);
 	}
 	conn_enter(c, CONN_TUNNEL);
-	c->protocol = "http"; /* not an upgrade: still what it was */
+	c->tot.protocol = "http"; /* not an upgrade: still what it was */
 }
 
 /* Move bytes from one side to the other in a tunnel, with back-pressure. */

@@ -53,9 +53,9 @@
 static void
 selfpage_name(struct conn *c, const char *local, int local_port)
 {
-	struct store_request *r = &c->rec->u.req;
-	int i = head_find(&c->reqh, "host", 0);
-	char *v = i != -1 ? head_value_dup(&c->reqh, i) : NULL;
+	struct store_request *r = &c->ex.rec->u.req;
+	int i = head_find(&c->h1.reqh, "host", 0);
+	char *v = i != -1 ? head_value_dup(&c->h1.reqh, i) : NULL;
 	char *colon;
 
 	if (r->host != NULL) {
@@ -133,22 +133,23 @@ selfpage_answer(struct conn *c)
 	}
 	/* a body sent to us is not read: close rather than parse it as the
 	 * next request */
-	if (c->reqp.content_length > 0 || (c->reqp.flags & F_CHUNKED))
+	if (c->h1.reqp.content_length > 0 || (c->h1.reqp.flags & F_CHUNKED))
 		c->client_ka = 0;
-	c->req_done = 1;
-	c->resp_done = 1;
+	c->ex.req_done = 1;
+	c->ex.resp_done = 1;
 	status = srv->onboard == NULL
 	    ? -1
-	    : onboard_respond(srv->onboard, c->url.path ? c->url.path : "/",
-		  page, pac_host[0] ? pac_host : NULL, c->client_ka, c->is_head,
+	    : onboard_respond(srv->onboard,
+		  c->ex.url.path ? c->ex.url.path : "/", page,
+		  pac_host[0] ? pac_host : NULL, c->client_ka, c->ex.is_head,
 		  out);
 	if (status == -1) {
 		exchange_fail(c, 500, "cannot build the page");
 		return;
 	}
-	c->rec->u.req.status = status;
+	c->ex.rec->u.req.status = status;
 	selfpage_name(c, pac_host, local_port);
-	c->bytes_to_client += evbuffer_get_length(out) - before;
+	c->tot.bytes_to_client += evbuffer_get_length(out) - before;
 	record_own_answer(c, out, before, evbuffer_get_length(out) - before);
 	exchange_end(c);
 }
@@ -159,10 +160,11 @@ selfpage_is_for_us(struct conn *c)
 {
 	if (c->inner != CONN_INNER_NONE)
 		return 0; /* inside a tunnel, origin-form is the norm */
-	if (c->url.form == URL_FORM_ORIGIN || c->url.form == URL_FORM_ASTERISK)
+	if (c->ex.url.form == URL_FORM_ORIGIN ||
+	    c->ex.url.form == URL_FORM_ASTERISK)
 		return 1;
 	/* the magic name a device can browse to for the CA and PAC file */
-	if (strcmp(c->url.host, "peephole.local") == 0)
+	if (strcmp(c->ex.url.host, "peephole.local") == 0)
 		return 1;
-	return server_is_self(c->w->srv, c->url.host, c->url.port);
+	return server_is_self(c->w->srv, c->ex.url.host, c->ex.url.port);
 }

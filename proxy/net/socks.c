@@ -43,7 +43,7 @@ socks_send(struct conn *c, const unsigned char *b, size_t n)
 {
 	if (bufferevent_write(c->cbev, b, n) == -1)
 		return -1;
-	c->bytes_to_client += n;
+	c->tot.bytes_to_client += n;
 	return 0;
 }
 
@@ -99,7 +99,7 @@ socks_step(struct conn *c, struct evbuffer *in)
 		for (size_t i = 2; i < need; i++)
 			ok |= b[i] == want;
 		evbuffer_drain(in, need);
-		c->bytes_from_client += need;
+		c->tot.bytes_from_client += need;
 		reply[0] = 5;
 		reply[1] = ok ? (unsigned char)want : 0xff;
 		if (socks_send(c, reply, 2) == -1 || !ok) {
@@ -131,7 +131,7 @@ socks_step(struct conn *c, struct evbuffer *in)
 		b = evbuffer_pullup(in, (ev_ssize_t)need);
 		int ok = socks_auth_ok(cfg, b + 2, ulen, b + 3 + ulen, plen);
 		evbuffer_drain(in, need);
-		c->bytes_from_client += need;
+		c->tot.bytes_from_client += need;
 		reply[0] = 1;
 		reply[1] = ok ? 0 : 1;
 		if (socks_send(c, reply, 2) == -1 || !ok) {
@@ -176,7 +176,7 @@ socks_step(struct conn *c, struct evbuffer *in)
 		}
 		unsigned port = ((unsigned)b[4 + alen] << 8) | b[5 + alen];
 		evbuffer_drain(in, need);
-		c->bytes_from_client += need;
+		c->tot.bytes_from_client += need;
 		if (cmd != 1) {
 			(void)socks_reply(c, SOCKS_REP_CMD);
 			socks_fail(c, "only CONNECT is supported");

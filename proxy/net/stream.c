@@ -124,7 +124,7 @@ stream_mmtls_feed(
 		return;
 	s->cur_dir = dir;
 	if (mmtls_feed(&s->mm[dir], p, len, stream_mmtls_cb, c) == -1) {
-		c->protocol = "mmtls?";
+		c->tot.protocol = "mmtls?";
 		log_debug("c%lld mmTLS parse stopped (%s): not mmTLS after all",
 		    (long long)c->id, dir == STREAM_UP ? "up" : "down");
 	}
