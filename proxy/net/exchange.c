@@ -288,6 +288,21 @@ exchange_is_shortlink(const struct conn *c)
 	return 1;
 }
 
+/* Why a parsed request cannot be forwarded as it is, or NULL. */
+static const char *
+exchange_refuse(const struct conn *c)
+{
+	int host = head_find(&c->h1.reqh, "host", 0);
+
+	/* RFC 9112 3.2: two Hosts make the target ambiguous */
+	if (host != -1 && head_find(&c->h1.reqh, "host", host + 1) != -1)
+		return "more than one Host header";
+	if (c->ex.is_connect != (c->ex.url.form == URL_FORM_AUTHORITY))
+		return "CONNECT takes host:port; other methods an absolute "
+		       "http:// URL";
+	return NULL;
+}
+
 /* The request head is complete: decide where it goes. */
 void
 exchange_request_head(struct conn *c)
@@ -316,33 +331,15 @@ exchange_request_head(struct conn *c)
 		exchange_fail(c, 400, "inside a tunnel, requests name a path");
 		return;
 	}
-	if (r->host == NULL)
-		r->host =
-		    conn_strdup(c->ex.url.host[0] ? c->ex.url.host : NULL);
-	r->port = (int)c->ex.url.port;
-	r->path = conn_strdup(c->ex.url.path);
-	r->query = conn_strdup(c->ex.url.query);
-	if (c->inner == CONN_INNER_HTTPS)
-		r->scheme = (free(r->scheme), strdup("https"));
-	if (c->ex.is_connect) {
-		r->scheme = (free(r->scheme), strdup("connect"));
+	record_request_target(c);
+	if (c->ex.is_connect)
 		c->tot.protocol = "tunnel";
-	}
 	if (c->tot.target_host == NULL && c->ex.url.host[0]) {
 		c->tot.target_host = strdup(c->ex.url.host);
 		c->tot.target_port = (int)c->ex.url.port;
 	}
-	if (head_find(&c->h1.reqh, "host",
-		head_find(&c->h1.reqh, "host", 0) + 1) != -1 &&
-	    head_find(&c->h1.reqh, "host", 0) != -1) {
-		/* RFC 9112 3.2: two Hosts make the target ambiguous */
-		exchange_fail(c, 400, "more than one Host header");
-		return;
-	}
-	if (c->ex.is_connect != (c->ex.url.form == URL_FORM_AUTHORITY)) {
-		exchange_fail(c, 400,
-		    "CONNECT takes host:port; other methods an "
-		    "absolute http:// URL");
+	if ((why = exchange_refuse(c)) != NULL) {
+		exchange_fail(c, 400, why);
 		return;
 	}
 	if (selfpage_is_for_us(c)) {

@@ -432,6 +432,22 @@ out:
 }
 
 /*
+ * Run llhttp over one span (len 0 runs the transitions that consume
+ * nothing). *used is how much of it llhttp took: all of it, or up to
+ * where it paused or failed.
+ */
+static enum llhttp_errno
+h1_execute(llhttp_t *p, const struct evbuffer_iovec *v, size_t *used)
+{
+	enum llhttp_errno err = llhttp_execute(p, v->iov_base, v->iov_len);
+
+	*used = err == HPE_OK
+	    ? v->iov_len
+	    : (size_t)(llhttp_get_error_pos(p) - (const char *)v->iov_base);
+	return err;
+}
+
+/*
  * Feed the request parser from the client's input while a head is being
  * read. Bytes are drained as llhttp consumes them; the head's spans have
  * been copied into c->h1.reqh by then.
@@ -451,12 +467,8 @@ h1_parse_request(struct conn *c)
 			evbuffer_drain(c->h1.raw_head,
 			    evbuffer_get_length(c->h1.raw_head));
 		}
-		enum llhttp_errno err =
-		    llhttp_execute(&c->h1.reqp, v.iov_base, v.iov_len);
-		size_t used = err == HPE_OK
-		    ? v.iov_len
-		    : (size_t)(llhttp_get_error_pos(&c->h1.reqp) -
-			  (const char *)v.iov_base);
+		size_t used;
+		enum llhttp_errno err = h1_execute(&c->h1.reqp, &v, &used);
 		c->h1.head_bytes += used;
 		c->tot.bytes_from_client += used;
 		/* kept as received: it is what goes upstream */
@@ -504,39 +516,64 @@ h1_exchange_start(struct conn *c)
 		h1_feed_response(c);
 }
 
+/*
+ * llhttp refused bytes of a message (p) in flight. Inside a tunnel they
+ * are the app's: recorded, then relayed unread. Through the explicit
+ * proxy, before the answer head went out the client gets status; after,
+ * the exchange is recorded with why and the connection closed.
+ */
+static void
+h1_refused(struct conn *c, llhttp_t *p, const char *what, int status)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "%s: %s", what, llhttp_get_error_reason(p));
+	if (c->inner != CONN_INNER_NONE)
+		relay_unparsed(c, why);
+	else if (c->ex.resp_head_sent) {
+		exchange_rec_fail(c, 0, why);
+		conn_close(c, "error", why);
+	} else
+		exchange_fail(c, status, why);
+}
+
+/* After bytes moved either way: the exchange ends when both messages are
+ * complete; else the deadline moves on. */
+static void
+h1_moved(struct conn *c)
+{
+	if (c->ex.req_done && c->ex.resp_done)
+		exchange_end(c);
+	else
+		deadline_arm(c);
+}
+
 /* Move request body bytes from the client to the upstream. */
 void
 h1_feed_request(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->cbev);
-	struct evbuffer *out;
-	size_t limit = c->w->cfg->relay_buffer_bytes;
+	struct evbuffer *in = bufferevent_get_input(c->cbev), *out;
+	size_t limit = c->w->cfg->relay_buffer_bytes, used;
+	enum llhttp_errno err;
 
 	if (c->up == NULL || c->state != CONN_EXCHANGE)
 		return;
 	out = bufferevent_get_output(c->up->bev);
 	while (!c->ex.req_done) {
+		struct evbuffer_iovec v = {(void *)h1_empty, 0};
 		if (evbuffer_get_length(out) >= limit) {
 			/* resume from the upstream's write callback */
 			bufferevent_setwatermark(
 			    c->up->bev, EV_WRITE, limit / 2, 0);
 			return;
 		}
-		struct evbuffer_iovec v = {(void *)h1_empty, 0};
 		if (evbuffer_get_length(in) > 0 &&
 		    evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		enum llhttp_errno err =
-		    llhttp_execute(&c->h1.reqp, v.iov_base, v.iov_len);
-		size_t used = err == HPE_OK
-		    ? v.iov_len
-		    : (size_t)(llhttp_get_error_pos(&c->h1.reqp) -
-			  (const char *)v.iov_base);
-		if (used > 0) {
-			evbuffer_remove_buffer(in, out, used);
-			c->tot.bytes_to_server += used;
-			c->tot.bytes_from_client += used;
-		}
+		err = h1_execute(&c->h1.reqp, &v, &used);
+		evbuffer_remove_buffer(in, out, used);
+		c->tot.bytes_to_server += used;
+		c->tot.bytes_from_client += used;
 		if (err == HPE_PAUSED) {
 			llhttp_resume(&c->h1.reqp);
 			break;
@@ -547,17 +584,8 @@ h1_feed_request(struct conn *c)
 			break;
 		}
 		if (err != HPE_OK) {
-			char why[160];
-			snprintf(why, sizeof(why), "malformed request body: %s",
-			    llhttp_get_error_reason(&c->h1.reqp));
-			if (c->inner != CONN_INNER_NONE)
-				relay_unparsed(c, why);
-			else if (c->ex.resp_head_sent) {
-				exchange_rec_fail(c, 0, why);
-				(void)exchange_submit(c);
-				conn_close(c, "error", why);
-			} else
-				exchange_fail(c, 400, why);
+			h1_refused(
+			    c, &c->h1.reqp, "malformed request body", 400);
 			return;
 		}
 		if (v.iov_len == 0)
@@ -566,14 +594,10 @@ h1_feed_request(struct conn *c)
 	bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
 	if (!c->ex.req_done && c->client_eof && evbuffer_get_length(in) == 0) {
 		exchange_rec_fail(c, 0, "client closed mid-request");
-		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
-	if (c->ex.req_done && c->ex.resp_done)
-		exchange_end(c);
-	else
-		deadline_arm(c);
+	h1_moved(c);
 }
 
 /* What the explicit proxy leaves out of an answer head: the origin's
@@ -649,56 +673,69 @@ h1_emit_response_head(struct conn *c)
 	return 0;
 }
 
+/*
+ * used answer bytes were parsed: a head goes to raw_resp until whole, then
+ * to the client once decided (err paused at its end); body bytes go to
+ * the client as they came. -1 when the connection was closed.
+ */
+static int
+h1_resp_took(struct conn *c, struct evbuffer *in, size_t used,
+    enum llhttp_errno err, int in_head)
+{
+	c->tot.bytes_from_server += used;
+	if (!in_head) {
+		c->tot.bytes_to_client += used;
+		evbuffer_remove_buffer(
+		    in, bufferevent_get_output(c->cbev), used);
+		return 0;
+	}
+	evbuffer_remove_buffer(in, c->h1.raw_resp, used);
+	if (c->ex.rec)
+		c->ex.rec->u.req.resp_header_bytes += used;
+	if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE || c->ex.resp_done) {
+		int interim = c->ex.resp_interim;
+		if (h1_emit_response_head(c) == -1) {
+			conn_close(c, "error", "out of memory");
+			return -1;
+		}
+		c->ex.resp_head_sent = !interim;
+	}
+	return 0;
+}
+
+/*
+ * Parse the answer from the origin's input and move it to the client,
+ * head first, while the client's output is under the relay limit.
+ */
 void
 h1_feed_response(struct conn *c)
 {
 	struct evbuffer *in, *out = bufferevent_get_output(c->cbev);
-	size_t limit = c->w->cfg->relay_buffer_bytes;
+	size_t limit = c->w->cfg->relay_buffer_bytes, used;
+	enum llhttp_errno err;
 
 	if (c->up == NULL || c->state != CONN_EXCHANGE)
 		return;
 	in = bufferevent_get_input(c->up->bev);
 	while (!c->ex.resp_done) {
+		struct evbuffer_iovec v = {(void *)h1_empty, 0};
+		int in_head = !c->ex.resp_head_sent;
 		if (evbuffer_get_length(out) >= limit) {
 			bufferevent_setwatermark(
 			    c->cbev, EV_WRITE, limit / 2, 0);
 			return;
 		}
-		struct evbuffer_iovec v = {(void *)h1_empty, 0};
 		if (evbuffer_get_length(in) > 0) {
 			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 				break;
-		} else if (!c->ex.resp_head_sent)
+		} else if (in_head)
 			break; /* nothing to parse before the head starts */
 		if (v.iov_len > 0 && c->ex.rec != NULL &&
 		    c->ex.rec->u.req.ttfb_us < 0)
 			c->ex.rec->u.req.ttfb_us = now_us() - c->ex.t_sent_us;
-		int in_head = !c->ex.resp_head_sent;
-		enum llhttp_errno err =
-		    llhttp_execute(&c->h1.respp, v.iov_base, v.iov_len);
-		size_t used = err == HPE_OK
-		    ? v.iov_len
-		    : (size_t)(llhttp_get_error_pos(&c->h1.respp) -
-			  (const char *)v.iov_base);
-		c->tot.bytes_from_server += used;
-		if (in_head) {
-			/* the head goes on once it is whole and decided */
-			evbuffer_remove_buffer(in, c->h1.raw_resp, used);
-			if (c->ex.rec)
-				c->ex.rec->u.req.resp_header_bytes += used;
-			if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE ||
-			    c->ex.resp_done) {
-				int interim = c->ex.resp_interim;
-				if (h1_emit_response_head(c) == -1) {
-					conn_close(c, "error", "out of memory");
-					return;
-				}
-				c->ex.resp_head_sent = !interim;
-			}
-		} else if (used > 0) {
-			c->tot.bytes_to_client += used;
-			evbuffer_remove_buffer(in, out, used);
-		}
+		err = h1_execute(&c->h1.respp, &v, &used);
+		if (h1_resp_took(c, in, used, err, in_head) == -1)
+			return;
 		if (err == HPE_PAUSED) {
 			llhttp_resume(&c->h1.respp);
 			continue;
@@ -716,33 +753,18 @@ h1_feed_response(struct conn *c)
 			break;
 		}
 		if (err != HPE_OK) {
-			char why[160];
-			snprintf(why, sizeof(why),
-			    "bad response from origin: %s",
-			    llhttp_get_error_reason(&c->h1.respp));
-			if (c->inner != CONN_INNER_NONE)
-				relay_unparsed(c, why);
-			else if (!c->ex.resp_head_sent) {
-				exchange_fail(c, 502, why);
-			} else {
-				exchange_rec_fail(c, 0, why);
-				(void)exchange_submit(c);
-				conn_close(c, "error", why);
-			}
+			h1_refused(
+			    c, &c->h1.respp, "bad response from origin", 502);
 			return;
 		}
 		if (v.iov_len == 0)
 			break;
 	}
 	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-	if (!c->ex.resp_done && c->up_eof && evbuffer_get_length(in) == 0) {
+	if (!c->ex.resp_done && c->up_eof && evbuffer_get_length(in) == 0)
 		h1_up_eof(c);
-		return;
-	}
-	if (c->ex.req_done && c->ex.resp_done)
-		exchange_end(c);
 	else
-		deadline_arm(c);
+		h1_moved(c);
 }
 
 /* The origin closed and everything it sent has been parsed. */

@@ -187,6 +187,23 @@ record_request_head(struct conn *c)
 }
 
 void
+record_request_target(struct conn *c)
+{
+	struct store_request *r = &c->ex.rec->u.req;
+	const struct url *u = &c->ex.url;
+
+	if (r->host == NULL)
+		r->host = conn_strdup(u->host[0] ? u->host : NULL);
+	r->port = (int)u->port;
+	r->path = conn_strdup(u->path);
+	r->query = conn_strdup(u->query);
+	if (c->inner == CONN_INNER_HTTPS)
+		r->scheme = (free(r->scheme), strdup("https"));
+	if (c->ex.is_connect)
+		r->scheme = (free(r->scheme), strdup("connect"));
+}
+
+void
 record_response_head(struct conn *c)
 {
 	struct store_request *r = &c->ex.rec->u.req;

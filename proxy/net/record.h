@@ -16,6 +16,10 @@ struct store_rec;
 /* The request row's head fields, from the parsed request head. */
 void record_request_head(struct conn *c);
 
+/* The request row's target fields (host, port, path, query, scheme),
+ * from the parsed target. */
+void record_request_target(struct conn *c);
+
 /* The request row's answer fields, from the parsed answer head. */
 void record_response_head(struct conn *c);
 
