@@ -499,6 +499,7 @@ conn_free(struct conn *c)
 	if (c == NULL)
 		return;
 	upstream_free(c->up);
+	dial_forget(c);
 	offline_free(c);
 	event_free(c->timer);
 	bufferevent_free(c->cbev);

@@ -86,7 +86,7 @@ struct conn_dial {
 	 * it here spares the shared pool (and its limit) the churn.
 	 */
 	struct upstream *up_idle;
-	struct resolve_result addrs; /* tried in turn */
+	struct resolve_result *addrs; /* tried in turn, while connecting */
 	int addr_idx;
 	int64_t t_connect_start_us;
 	int64_t dns_elapsed_us; /* the last lookup for an origin, -1 none */

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "conf/config.h"
+#include "proxy/http/head.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
 #include "proxy/net/dial.h"
@@ -165,6 +166,13 @@ deadline_trim_idle(struct conn *c)
 	deadline_release_chains(c->cbev);
 	if ((ssl = bufferevent_openssl_get_ssl(c->cbev)) != NULL)
 		(void)SSL_free_buffers(ssl);
+	/* the last heads: kept for nothing now (the next request's head
+	 * starts them again) */
+	evbuffer_drain(c->h1.raw_head, evbuffer_get_length(c->h1.raw_head));
+	head_free(&c->h1.reqh);
+	head_free(&c->h1.resph);
+	head_init(&c->h1.reqh, c->w->cfg->max_header_bytes);
+	head_init(&c->h1.resph, c->w->cfg->max_header_bytes);
 	if (c->dial.up_idle != NULL) {
 		/*
 		 * The origin connection kept for this client goes back to

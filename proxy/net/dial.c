@@ -57,6 +57,14 @@ dial_set_nodelay(struct bufferevent *bev)
 		    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+void
+dial_forget(struct conn *c)
+{
+	free(c->dial.addrs);
+	c->dial.addrs = NULL;
+	c->dial.addr_idx = 0;
+}
+
 /*
  * The origin connection is up (fresh or pooled): it reports to the
  * connection, which moves on. A CONNECT tunnel relays (or, still
@@ -65,6 +73,7 @@ dial_set_nodelay(struct bufferevent *bev)
 static void
 dial_ready(struct conn *c)
 {
+	dial_forget(c);
 	snprintf(c->tot.server_ip, sizeof(c->tot.server_ip), "%s", c->up->ip);
 	c->tot.server_port = c->up->ip_port;
 	c->up_eof = 0;
@@ -92,10 +101,11 @@ dial_connect_next(struct conn *c, const char *last_err)
 {
 	const char *host = c->ex.url.host;
 
-	while (c->dial.addr_idx < c->dial.addrs.naddrs) {
+	while (
+	    c->dial.addrs != NULL && c->dial.addr_idx < c->dial.addrs->naddrs) {
 		int i = c->dial.addr_idx++;
 		const struct sockaddr *sa =
-		    (const struct sockaddr *)&c->dial.addrs.addrs[i];
+		    (const struct sockaddr *)&c->dial.addrs->addrs[i];
 		upstream_free(c->up);
 		c->up = intercept_upstream_new(c, host, c->ex.url.port);
 		if (c->up == NULL)
@@ -108,7 +118,7 @@ dial_connect_next(struct conn *c, const char *last_err)
 		else
 			deadline_arm(c);
 		if (bufferevent_socket_connect(
-			c->up->bev, sa, (int)c->dial.addrs.addrlens[i]) == 0)
+			c->up->bev, sa, (int)c->dial.addrs->addrlens[i]) == 0)
 			return;
 		last_err = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 	}
@@ -146,7 +156,13 @@ dial_resolved(const struct resolve_result *res, void *arg)
 			}
 	}
 	record_sightings(c, res);
-	c->dial.addrs = *res;
+	/* held only while connecting (1 KiB a connection otherwise) */
+	if (c->dial.addrs == NULL &&
+	    (c->dial.addrs = malloc(sizeof(*c->dial.addrs))) == NULL) {
+		exchange_fail(c, 502, "out of memory connecting");
+		return;
+	}
+	*c->dial.addrs = *res;
 	c->dial.addr_idx = 0;
 	dial_connect_next(c, NULL);
 }
@@ -328,7 +344,7 @@ dial_timeout(struct conn *c)
 		exchange_fail(c, 504, "name resolution timed out");
 		return;
 	}
-	if (c->dial.addr_idx < c->dial.addrs.naddrs) {
+	if (c->dial.addrs != NULL && c->dial.addr_idx < c->dial.addrs->naddrs) {
 		dial_connect_next(c, "connect timed out");
 		return;
 	}

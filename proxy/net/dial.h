@@ -36,6 +36,9 @@ void dial_keep(struct conn *c);
  */
 int dial_retry_fresh(struct conn *c);
 
+/* Let go of the addresses of the last lookup (connected, or closing). */
+void dial_forget(struct conn *c);
+
 /* Small writes go at once: TCP_NODELAY on bev's socket. */
 void dial_set_nodelay(struct bufferevent *bev);
 
