@@ -417,37 +417,35 @@ offline_maybe_end(struct conn *c)
 	return 1;
 }
 
+/* The reader failed: a 502 while nothing is sent, else cut short. */
 static void
-offline_chunk(struct replaydb_chunk *ch, void *arg)
+offline_chunk_error(struct conn *c, const char *error)
 {
-	struct conn *c = arg;
+	struct offline *o = c->ex.off;
+
+	log_warn("c%lld replay of #%lld: %s", (long long)c->id,
+	    (long long)o->id, error);
+	if (!o->head_sent)
+		exchange_fail(c, 502, error);
+	else {
+		exchange_rec_fail(c, 0, error);
+		(void)exchange_submit(c);
+		conn_close(c, "error", error);
+	}
+}
+
+/* This slice's part of the body, captured for the record and queued to
+ * the client. The bytes sent: none past the length (HEAD, 204, 304 send
+ * no body). */
+static size_t
+offline_send_slice(struct conn *c, struct replaydb_chunk *ch)
+{
 	struct offline *o = c->ex.off;
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	size_t n;
+	size_t n = evbuffer_get_length(ch->data);
 
-	o->rd = NULL;
-	if (ch->error != NULL) {
-		log_warn("c%lld replay of #%lld: %s", (long long)c->id,
-		    (long long)o->id, ch->error);
-		if (!o->head_sent)
-			exchange_fail(c, 502, ch->error);
-		else {
-			exchange_rec_fail(c, 0, ch->error);
-			(void)exchange_submit(c);
-			conn_close(c, "error", ch->error);
-		}
-		return;
-	}
-	if (!o->head_sent) {
-		o->rowid = ch->body_rowid;
-		if (offline_emit_head(c, ch) == -1) {
-			exchange_fail(c, 500, "cannot build the answer");
-			return;
-		}
-	}
-	n = evbuffer_get_length(ch->data);
 	if (n > o->len - o->sent)
-		n = (size_t)(o->len - o->sent); /* HEAD, 204, 304: no body */
+		n = (size_t)(o->len - o->sent);
 	if (n > 0) {
 		struct evbuffer_iovec v[8];
 		int nv = evbuffer_peek(ch->data, (ev_ssize_t)n, NULL, v, 8);
@@ -457,16 +455,50 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 		o->sent += n;
 		c->tot.bytes_to_client += n;
 	}
+	return n;
+}
+
+/* More body to send: fetch the next slice now, or once the client has
+ * taken this one (offline_write, at the write low-watermark). */
+static void
+offline_more(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+
+	if (evbuffer_get_length(out) < c->w->cfg->relay_buffer_bytes) {
+		if (offline_fetch(c) == -1)
+			conn_close(c, "error", "out of memory");
+	} else
+		bufferevent_setwatermark(
+		    c->cbev, EV_WRITE, c->w->cfg->relay_buffer_bytes / 2, 0);
+	deadline_arm(c);
+}
+
+/* A slice of the logged answer has come back from the reader thread: the
+ * head first, then the body slice by slice. Worker thread. */
+static void
+offline_chunk(struct replaydb_chunk *ch, void *arg)
+{
+	struct conn *c = arg;
+	struct offline *o = c->ex.off;
+	size_t n;
+
+	o->rd = NULL;
+	if (ch->error != NULL) {
+		offline_chunk_error(c, ch->error);
+		return;
+	}
+	if (!o->head_sent) {
+		o->rowid = ch->body_rowid;
+		if (offline_emit_head(c, ch) == -1) {
+			exchange_fail(c, 500, "cannot build the answer");
+			return;
+		}
+	}
+	n = offline_send_slice(c, ch);
 	c->t_active_us = now_us();
 	if (o->sent < o->len && n > 0) {
-		if (evbuffer_get_length(out) < c->w->cfg->relay_buffer_bytes) {
-			if (offline_fetch(c) == -1)
-				conn_close(c, "error", "out of memory");
-		} else
-			/* the next slice when the client has taken this one */
-			bufferevent_setwatermark(c->cbev, EV_WRITE,
-			    c->w->cfg->relay_buffer_bytes / 2, 0);
-		deadline_arm(c);
+		offline_more(c);
 		return;
 	}
 	if (o->sent < o->len) {
