@@ -296,14 +296,94 @@ intercept_start(struct conn *c)
 	dial_start(c);
 }
 
+/* The hello's SNI and ALPN list, kept for the record and the origin. */
+static void
+intercept_keep_hello(struct conn *c, const struct sniff_hello *h)
+{
+	snprintf(c->tls.sni, sizeof(c->tls.sni), "%s", h->sni);
+	c->tls.alpn[0] = '\0';
+	for (int i = 0; i < h->nalpn; i++) {
+		size_t len = strlen(c->tls.alpn);
+		snprintf(c->tls.alpn + len, sizeof(c->tls.alpn) - len, "%s%s",
+		    i ? "," : "", h->alpn[i]);
+	}
+}
+
+/* The rules on the hello's name: 1 if a block or passthrough rule took
+ * the tunnel, else 0 with *matched the intercept rule that matched, if
+ * any. */
+static int
+intercept_by_rule(struct conn *c, const char **matched)
+{
+	const struct config *cfg = c->w->cfg;
+	enum rules_action act;
+	char why[300];
+
+	*matched = NULL;
+	if (cfg->rules == NULL)
+		return 0;
+	act = rules_match(
+	    cfg->rules, intercept_name(c), c->tls.tunnel_port, matched);
+	if (act == RULES_BLOCK) {
+		snprintf(why, sizeof(why), "blocked by rule %s", *matched);
+		intercept_decide(c, "block", why);
+		conn_close(c, "blocked", why);
+		return 1;
+	}
+	if (act == RULES_PASSTHROUGH) {
+		snprintf(why, sizeof(why), "rule %s", *matched);
+		intercept_passthrough(c, why);
+		return 1;
+	}
+	return 0;
+}
+
+/* A pair whose client lately rejected our certificate is relayed
+ * untouched until its back-off ends. 1 if passed through. */
+static int
+intercept_pinned(struct conn *c)
+{
+	const char *name = intercept_name(c);
+	int64_t left = 0;
+	char hb[32];
+
+	if (!c->w->cfg->auto_passthrough ||
+	    !learned_backoff(c->w->srv->learned, name, (int)c->tls.tunnel_port,
+		now_us(), &left))
+		return 0;
+	intercept_note(c,
+	    "passthrough %s:%u pinned (learned): its client rejected "
+	    "our certificate; intercepting again in %s",
+	    name, c->tls.tunnel_port, intercept_human(left, hb, sizeof(hb)));
+	intercept_passthrough(c, "pinned (learned)");
+	return 1;
+}
+
+/* A hello offering TLS 1.0/1.1 at most: our side refuses it, the origin
+ * may not, so relay it untouched. 1 if passed through. */
+static int
+intercept_legacy_tls(struct conn *c, const struct sniff_hello *h)
+{
+	if (h->legacy_version >= 0x0303 || h->has_supported_versions_13)
+		return 0;
+	intercept_note(c,
+	    "passthrough %s:%u " INTERCEPT_UNSUPPORTED
+	    ": the client offers TLS %s at most",
+	    intercept_name(c), c->tls.tunnel_port,
+	    h->legacy_version == 0x0302       ? "1.1"
+		: h->legacy_version == 0x0301 ? "1.0"
+					      : "< 1.0");
+	intercept_passthrough(c, INTERCEPT_UNSUPPORTED);
+	return 1;
+}
+
+/* A ClientHello (whole or in part) in p: intercept or pass through. */
 static void
 intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 {
-	const struct config *cfg = c->w->cfg;
 	struct sniff_hello h;
-	const char *matched = NULL;
-	char why[300], hb[32];
-	int64_t left = 0;
+	const char *matched;
+	char why[300];
 	int r = sniff_client_hello(p, n, &h);
 
 	if (r == 0 && n < INTERCEPT_SNIFF_MAX)
@@ -313,51 +393,10 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 		    r == 0 ? "ClientHello too large" : "malformed ClientHello");
 		return;
 	}
-	snprintf(c->tls.sni, sizeof(c->tls.sni), "%s", h.sni);
-	c->tls.alpn[0] = '\0';
-	for (int i = 0; i < h.nalpn; i++) {
-		size_t len = strlen(c->tls.alpn);
-		snprintf(c->tls.alpn + len, sizeof(c->tls.alpn) - len, "%s%s",
-		    i ? "," : "", h.alpn[i]);
-	}
-	const char *name = intercept_name(c);
-	enum rules_action act = cfg->rules == NULL
-	    ? RULES_INTERCEPT
-	    : rules_match(cfg->rules, name, c->tls.tunnel_port, &matched);
-	if (act == RULES_BLOCK) {
-		snprintf(why, sizeof(why), "blocked by rule %s", matched);
-		intercept_decide(c, "block", why);
-		conn_close(c, "blocked", why);
+	intercept_keep_hello(c, &h);
+	if (intercept_by_rule(c, &matched) || intercept_pinned(c) ||
+	    intercept_legacy_tls(c, &h))
 		return;
-	}
-	if (act == RULES_PASSTHROUGH) {
-		snprintf(why, sizeof(why), "rule %s", matched);
-		intercept_passthrough(c, why);
-		return;
-	}
-	if (cfg->auto_passthrough &&
-	    learned_backoff(c->w->srv->learned, name, (int)c->tls.tunnel_port,
-		now_us(), &left)) {
-		intercept_note(c,
-		    "passthrough %s:%u pinned (learned): its client rejected "
-		    "our certificate; intercepting again in %s",
-		    name, c->tls.tunnel_port,
-		    intercept_human(left, hb, sizeof(hb)));
-		intercept_passthrough(c, "pinned (learned)");
-		return;
-	}
-	if (h.legacy_version < 0x0303 && !h.has_supported_versions_13) {
-		/* TLS 1.0/1.1 only: our side refuses it, the origin may not */
-		intercept_note(c,
-		    "passthrough %s:%u " INTERCEPT_UNSUPPORTED
-		    ": the client offers TLS %s at most",
-		    name, c->tls.tunnel_port,
-		    h.legacy_version == 0x0302       ? "1.1"
-			: h.legacy_version == 0x0301 ? "1.0"
-						     : "< 1.0");
-		intercept_passthrough(c, INTERCEPT_UNSUPPORTED);
-		return;
-	}
 	if (!intercept_alpn_ok(&h)) {
 		intercept_passthrough(c, "client offers only h2");
 		return;

@@ -292,6 +292,81 @@ offline_drop_field(const char *name, size_t len, const char *headers)
 	    (len == 14 && strncasecmp(name, "content-length", 14) == 0);
 }
 
+/* The logged head's fields h, less those offline_drop_field drops, as
+ * lines into kept. 0, or -1 out of memory. */
+static int
+offline_kept_fields(const char *h, struct evbuffer *kept)
+{
+	struct head_text_iter it;
+	const char *name;
+	size_t nlen;
+
+	head_text_init(&it, h);
+	while (head_text_next(&it, &name, &nlen, NULL, NULL)) {
+		char *line;
+		if (offline_drop_field(name, nlen, h))
+			continue;
+		if ((line = head_text_line(&it)) == NULL ||
+		    evbuffer_add_printf(kept, "%s\r\n", line) < 0) {
+			free(line);
+			return -1;
+		}
+		free(line);
+	}
+	return 0;
+}
+
+/* The Connection field this client needs: close when either side ends
+ * the connection (we do when shutting down), keep-alive for an HTTP/1.0
+ * client that keeps it, else none. */
+static const char *
+offline_conn_field(struct conn *c)
+{
+	if (c->w->shutting_down)
+		c->client_ka = 0;
+	if (!c->client_ka)
+		return "Connection: close\r\n";
+	if (c->h1.reqp.http_major == 1 && c->h1.reqp.http_minor == 0)
+		return "Connection: keep-alive\r\n";
+	return "";
+}
+
+/* Content-Length of the answer into out: the body we send, or for a HEAD
+ * the length the origin announced (cl, clen; cl NULL if it announced
+ * none). 0, or -1 out of memory. */
+static int
+offline_length_field(
+    struct conn *c, struct evbuffer *out, const char *cl, size_t clen)
+{
+	struct offline *o = c->ex.off;
+	int rc = 0;
+
+	if (!o->bodyless)
+		rc = evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		    (unsigned long long)o->len);
+	else if (cl != NULL && c->ex.is_head)
+		rc = evbuffer_add_printf(
+		    out, "Content-Length: %.*s\r\n", (int)clen, cl);
+	return rc < 0 ? -1 : 0;
+}
+
+/* The head (bytes long) is queued to the client: note it in the record. */
+static void
+offline_record_head(
+    struct conn *c, const struct replaydb_chunk *ch, size_t bytes)
+{
+	struct store_request *r = &c->ex.rec->u.req;
+
+	c->tot.bytes_to_client += bytes;
+	r->status = ch->status;
+	r->resp_version = strdup("1.1");
+	r->resp_headers = strdup(ch->resp_headers);
+	r->resp_header_bytes = bytes;
+	r->ttfb_us = now_us() - c->ex.t_sent_us;
+	c->ex.off->head_sent = 1;
+	c->ex.resp_head_sent = 1;
+}
+
 /* Status line and the logged fields, framed anew for this client. */
 static int
 offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
@@ -301,66 +376,29 @@ offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	struct evbuffer *kept = evbuffer_new();
 	size_t before = evbuffer_get_length(out), clen, vlen;
-	const char *h = ch->resp_headers, *conn_hdr = "";
+	const char *h = ch->resp_headers, *conn_hdr;
 	const char *cl = head_text_find(h, "content-length", &clen);
 	const char *ct = head_text_find(h, "content-type", &vlen);
-	const char *name;
-	size_t nlen;
-	struct head_text_iter it;
 	int st = ch->status, rc = -1;
 
 	if (kept == NULL)
 		return -1;
 	if (ct != NULL && r->content_type == NULL)
 		r->content_type = strndup(ct, vlen);
-	head_text_init(&it, h);
-	while (head_text_next(&it, &name, &nlen, NULL, NULL)) {
-		char *line;
-		if (offline_drop_field(name, nlen, h))
-			continue;
-		if ((line = head_text_line(&it)) == NULL ||
-		    evbuffer_add_printf(kept, "%s\r\n", line) < 0) {
-			free(line);
-			goto out;
-		}
-		free(line);
-	}
+	if (offline_kept_fields(h, kept) == -1)
+		goto out;
 	o->bodyless = c->ex.is_head || st == 204 || st == 304 || st < 200;
 	o->len = o->bodyless ? 0 : ch->body_len;
-	if (c->w->shutting_down)
-		c->client_ka = 0;
-	if (!c->client_ka)
-		conn_hdr = "Connection: close\r\n";
-	else if (c->h1.reqp.http_major == 1 && c->h1.reqp.http_minor == 0)
-		conn_hdr = "Connection: keep-alive\r\n";
+	conn_hdr = offline_conn_field(c);
 	if (evbuffer_add_printf(
 		out, "HTTP/1.1 %d %s\r\n", st, respond_reason(st)) < 0 ||
-	    evbuffer_add_buffer(out, kept) == -1)
-		goto out;
-	/* a HEAD answer keeps the length the origin announced */
-	if (!o->bodyless)
-		rc = evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-		    (unsigned long long)o->len);
-	else if (cl != NULL && c->ex.is_head)
-		rc = evbuffer_add_printf(
-		    out, "Content-Length: %.*s\r\n", (int)clen, cl);
-	else
-		rc = 0;
-	if (rc < 0 ||
+	    evbuffer_add_buffer(out, kept) == -1 ||
+	    offline_length_field(c, out, cl, clen) == -1 ||
 	    evbuffer_add_printf(out, "X-Peephole-Replay-Of: %lld\r\n%s\r\n",
-		(long long)o->id, conn_hdr) < 0) {
-		rc = -1;
+		(long long)o->id, conn_hdr) < 0)
 		goto out;
-	}
 	rc = 0;
-	c->tot.bytes_to_client += evbuffer_get_length(out) - before;
-	r->status = st;
-	r->resp_version = strdup("1.1");
-	r->resp_headers = strdup(h);
-	r->resp_header_bytes = evbuffer_get_length(out) - before;
-	r->ttfb_us = now_us() - c->ex.t_sent_us;
-	o->head_sent = 1;
-	c->ex.resp_head_sent = 1;
+	offline_record_head(c, ch, evbuffer_get_length(out) - before);
 out:
 	evbuffer_free(kept);
 	return rc;
@@ -379,37 +417,35 @@ offline_maybe_end(struct conn *c)
 	return 1;
 }
 
+/* The reader failed: a 502 while nothing is sent, else cut short. */
 static void
-offline_chunk(struct replaydb_chunk *ch, void *arg)
+offline_chunk_error(struct conn *c, const char *error)
 {
-	struct conn *c = arg;
+	struct offline *o = c->ex.off;
+
+	log_warn("c%lld replay of #%lld: %s", (long long)c->id,
+	    (long long)o->id, error);
+	if (!o->head_sent)
+		exchange_fail(c, 502, error);
+	else {
+		exchange_rec_fail(c, 0, error);
+		(void)exchange_submit(c);
+		conn_close(c, "error", error);
+	}
+}
+
+/* This slice's part of the body, captured for the record and queued to
+ * the client. The bytes sent: none past the length (HEAD, 204, 304 send
+ * no body). */
+static size_t
+offline_send_slice(struct conn *c, struct replaydb_chunk *ch)
+{
 	struct offline *o = c->ex.off;
 	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	size_t n;
+	size_t n = evbuffer_get_length(ch->data);
 
-	o->rd = NULL;
-	if (ch->error != NULL) {
-		log_warn("c%lld replay of #%lld: %s", (long long)c->id,
-		    (long long)o->id, ch->error);
-		if (!o->head_sent)
-			exchange_fail(c, 502, ch->error);
-		else {
-			exchange_rec_fail(c, 0, ch->error);
-			(void)exchange_submit(c);
-			conn_close(c, "error", ch->error);
-		}
-		return;
-	}
-	if (!o->head_sent) {
-		o->rowid = ch->body_rowid;
-		if (offline_emit_head(c, ch) == -1) {
-			exchange_fail(c, 500, "cannot build the answer");
-			return;
-		}
-	}
-	n = evbuffer_get_length(ch->data);
 	if (n > o->len - o->sent)
-		n = (size_t)(o->len - o->sent); /* HEAD, 204, 304: no body */
+		n = (size_t)(o->len - o->sent);
 	if (n > 0) {
 		struct evbuffer_iovec v[8];
 		int nv = evbuffer_peek(ch->data, (ev_ssize_t)n, NULL, v, 8);
@@ -419,16 +455,50 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 		o->sent += n;
 		c->tot.bytes_to_client += n;
 	}
+	return n;
+}
+
+/* More body to send: fetch the next slice now, or once the client has
+ * taken this one (offline_write, at the write low-watermark). */
+static void
+offline_more(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+
+	if (evbuffer_get_length(out) < c->w->cfg->relay_buffer_bytes) {
+		if (offline_fetch(c) == -1)
+			conn_close(c, "error", "out of memory");
+	} else
+		bufferevent_setwatermark(
+		    c->cbev, EV_WRITE, c->w->cfg->relay_buffer_bytes / 2, 0);
+	deadline_arm(c);
+}
+
+/* A slice of the logged answer has come back from the reader thread: the
+ * head first, then the body slice by slice. Worker thread. */
+static void
+offline_chunk(struct replaydb_chunk *ch, void *arg)
+{
+	struct conn *c = arg;
+	struct offline *o = c->ex.off;
+	size_t n;
+
+	o->rd = NULL;
+	if (ch->error != NULL) {
+		offline_chunk_error(c, ch->error);
+		return;
+	}
+	if (!o->head_sent) {
+		o->rowid = ch->body_rowid;
+		if (offline_emit_head(c, ch) == -1) {
+			exchange_fail(c, 500, "cannot build the answer");
+			return;
+		}
+	}
+	n = offline_send_slice(c, ch);
 	c->t_active_us = now_us();
 	if (o->sent < o->len && n > 0) {
-		if (evbuffer_get_length(out) < c->w->cfg->relay_buffer_bytes) {
-			if (offline_fetch(c) == -1)
-				conn_close(c, "error", "out of memory");
-		} else
-			/* the next slice when the client has taken this one */
-			bufferevent_setwatermark(c->cbev, EV_WRITE,
-			    c->w->cfg->relay_buffer_bytes / 2, 0);
-		deadline_arm(c);
+		offline_more(c);
 		return;
 	}
 	if (o->sent < o->len) {

@@ -84,18 +84,14 @@ selfpage_name(struct conn *c, const char *local, int local_port)
 		r->path = strdup("/");
 }
 
-/* The proxy's own status page, for requests addressed to peephole. */
-void
-selfpage_answer(struct conn *c)
+/* The status list the page shows: counters summed over every worker
+ * (relaxed loads: a snapshot, not a consistent cut), into page. */
+static void
+selfpage_stats(const struct conn *c, char *page, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
 	struct server *srv = c->w->srv;
-	char page[1024], pac_host[INET6_ADDRSTRLEN];
 	uint64_t accepted = 0, exchanges = 0;
-	int n, live = 0, status, local_port = 0;
-	size_t before = evbuffer_get_length(out);
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
+	int n, live = 0;
 
 	for (int i = 0; i < srv->nworkers; i++) {
 		struct worker *o = srv->workers[i];
@@ -106,7 +102,7 @@ selfpage_answer(struct conn *c)
 		    atomic_load_explicit(&o->exchanges, memory_order_relaxed);
 		live += atomic_load_explicit(&o->live, memory_order_relaxed);
 	}
-	n = snprintf(page, sizeof(page),
+	n = snprintf(page, len,
 	    "<ul><li>uptime: %lld s</li><li>workers: %d</li>"
 	    "<li>connections accepted: %llu (open: %d)</li>"
 	    "<li>exchanges: %llu</li><li>records written: %llu (queued: "
@@ -117,20 +113,43 @@ selfpage_answer(struct conn *c)
 	    c->w->store ? store_queued(c->w->store) : (size_t)0);
 	if (n < 0)
 		page[0] = '\0';
-	/* the PAC names the address this client reached us on */
-	pac_host[0] = '\0';
+}
+
+/* The address and port this client reached us on: the PAC names them.
+ * host is "" and *port 0 when the socket cannot say. */
+static void
+selfpage_local(const struct conn *c, char *host, size_t len, int *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+
+	host[0] = '\0';
+	*port = 0;
 	if (getsockname(bufferevent_getfd(c->craw ? c->craw : c->cbev),
-		(struct sockaddr *)&ss, &sslen) == 0) {
-		const void *a = ss.ss_family == AF_INET6
-		    ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-		    : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-		if (inet_ntop(ss.ss_family, a, pac_host, sizeof(pac_host)) ==
-		    NULL)
-			pac_host[0] = '\0';
-		local_port = ss.ss_family == AF_INET6
-		    ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-		    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	}
+		(struct sockaddr *)&ss, &sslen) != 0)
+		return;
+	const void *a = ss.ss_family == AF_INET6
+	    ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+	    : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+	if (inet_ntop(ss.ss_family, a, host, (socklen_t)len) == NULL)
+		host[0] = '\0';
+	*port = ss.ss_family == AF_INET6
+	    ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+	    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* The proxy's own status page, for requests addressed to peephole. */
+void
+selfpage_answer(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	struct server *srv = c->w->srv;
+	char page[1024], pac_host[INET6_ADDRSTRLEN];
+	int status, local_port;
+	size_t before = evbuffer_get_length(out);
+
+	selfpage_stats(c, page, sizeof(page));
+	selfpage_local(c, pac_host, sizeof(pac_host), &local_port);
 	/* a body sent to us is not read: close rather than parse it as the
 	 * next request */
 	if (c->h1.reqp.content_length > 0 || (c->h1.reqp.flags & F_CHUNKED))

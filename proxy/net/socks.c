@@ -73,123 +73,184 @@ socks_reply(struct conn *c, int rep)
 	return socks_send(c, r, sizeof(r));
 }
 
+/* The client's bytes of a parsed step are spent: count them as read. */
+static void
+socks_consume(struct conn *c, struct evbuffer *in, size_t n)
+{
+	evbuffer_drain(in, n);
+	c->tot.bytes_from_client += n;
+}
+
+/* VER NMETHODS METHODS: pick user/password when users are configured,
+ * else no-auth. Return as socks_step. */
+static int
+socks_greeting(struct conn *c, struct evbuffer *in, size_t have)
+{
+	const struct config *cfg = c->w->cfg;
+	unsigned char *b, reply[2];
+	size_t need;
+
+	if (have < 2)
+		return 0;
+	b = evbuffer_pullup(in, 2);
+	if (b[0] != 5) {
+		socks_fail(c, "not SOCKS version 5");
+		return -1;
+	}
+	need = 2 + (size_t)b[1];
+	if (have < need)
+		return 0;
+	b = evbuffer_pullup(in, (ev_ssize_t)need);
+	int want = cfg->nsocks_users > 0 ? 2 : 0, ok = 0;
+	for (size_t i = 2; i < need; i++)
+		ok |= b[i] == want;
+	socks_consume(c, in, need);
+	reply[0] = 5;
+	reply[1] = ok ? (unsigned char)want : 0xff;
+	if (socks_send(c, reply, 2) == -1 || !ok) {
+		socks_fail(c,
+		    want ? "client does not offer "
+			   "user/password authentication"
+			 : "client does not offer no-auth");
+		return -1;
+	}
+	c->socks_step = want ? SOCKS_AUTH : SOCKS_REQUEST;
+	return 1;
+}
+
+/* RFC 1929 VER ULEN UNAME PLEN PASSWD. Return as socks_step. */
+static int
+socks_auth(struct conn *c, struct evbuffer *in, size_t have)
+{
+	unsigned char *b, reply[2];
+	size_t need;
+
+	if (have < 2)
+		return 0;
+	b = evbuffer_pullup(in, 2);
+	size_t ulen = b[1];
+	if (b[0] != 1) {
+		socks_fail(c, "bad user/password version");
+		return -1;
+	}
+	if (have < 3 + ulen)
+		return 0;
+	b = evbuffer_pullup(in, (ev_ssize_t)(3 + ulen));
+	size_t plen = b[2 + ulen];
+	need = 3 + ulen + plen;
+	if (have < need)
+		return 0;
+	b = evbuffer_pullup(in, (ev_ssize_t)need);
+	int ok = socks_auth_ok(c->w->cfg, b + 2, ulen, b + 3 + ulen, plen);
+	socks_consume(c, in, need);
+	reply[0] = 1;
+	reply[1] = ok ? 0 : 1;
+	if (socks_send(c, reply, 2) == -1 || !ok) {
+		socks_fail(c, "wrong user or password");
+		return -1;
+	}
+	c->socks_step = SOCKS_REQUEST;
+	return 1;
+}
+
+/* Length of DST.ADDR for ATYP (b is the request's first 5 bytes: a
+ * domain name's length byte is b[4]); 0 for an unknown type. */
+static size_t
+socks_addr_len(const unsigned char *b)
+{
+	switch (b[3]) {
+	case 1:
+		return 4;
+	case 4:
+		return 16;
+	case 3:
+		return 1u + b[4];
+	default:
+		return 0;
+	}
+}
+
+/* DST.ADDR of the whole request b as text: an address, or the domain name
+ * lowercased (len is at least 256: a name is up to 255 bytes). */
+static void
+socks_host(const unsigned char *b, char *host, size_t len)
+{
+	if (b[3] == 1)
+		inet_ntop(AF_INET, b + 4, host, (socklen_t)len);
+	else if (b[3] == 4)
+		inet_ntop(AF_INET6, b + 4, host, (socklen_t)len);
+	else {
+		size_t n = b[4];
+		for (size_t i = 0; i < n; i++)
+			host[i] = (char)tolower(b[5 + i]);
+		host[n] = '\0';
+	}
+}
+
+/* A request read whole: refuse what we do not do, else open the tunnel. */
+static void
+socks_connect(struct conn *c, int cmd, const char *host, unsigned port)
+{
+	if (cmd != 1) {
+		(void)socks_reply(c, SOCKS_REP_CMD);
+		socks_fail(c, "only CONNECT is supported");
+		return;
+	}
+	if (host[0] == '\0' || port == 0 || strchr(host, ' ')) {
+		(void)socks_reply(c, SOCKS_REP_FAILURE);
+		socks_fail(c, "bad target");
+		return;
+	}
+	intercept_tunnel(c, host, port, INTERCEPT_VIA_SOCKS);
+}
+
+/* VER CMD RSV ATYP DST.ADDR DST.PORT. Return as socks_step; never 1, as
+ * the request either fails or hands the connection to the tunnel. */
+static int
+socks_request(struct conn *c, struct evbuffer *in, size_t have)
+{
+	unsigned char *b;
+	size_t alen, need;
+	char host[256];
+
+	if (have < 5)
+		return 0;
+	b = evbuffer_pullup(in, 5);
+	if (b[0] != 5 || b[2] != 0) {
+		socks_fail(c, "malformed request");
+		return -1;
+	}
+	if ((alen = socks_addr_len(b)) == 0) {
+		(void)socks_reply(c, SOCKS_REP_ATYP);
+		socks_fail(c, "unsupported address type");
+		return -1;
+	}
+	need = 4 + alen + 2;
+	if (have < need)
+		return 0;
+	b = evbuffer_pullup(in, (ev_ssize_t)need);
+	int cmd = b[1];
+	socks_host(b, host, sizeof(host));
+	unsigned port = ((unsigned)b[4 + alen] << 8) | b[5 + alen];
+	socks_consume(c, in, need);
+	socks_connect(c, cmd, host, port);
+	return -1; /* failed, or the tunnel has taken over */
+}
+
 /* Parse one step if its bytes are all there. 1 done, 0 need more, -1
  * failed (closed). */
 static int
 socks_step(struct conn *c, struct evbuffer *in)
 {
-	const struct config *cfg = c->w->cfg;
-	size_t have = evbuffer_get_length(in), need;
-	unsigned char *b, reply[2];
+	size_t have = evbuffer_get_length(in);
 
 	switch (c->socks_step) {
-	case SOCKS_GREETING: {
-		if (have < 2)
-			return 0;
-		b = evbuffer_pullup(in, 2);
-		if (b[0] != 5) {
-			socks_fail(c, "not SOCKS version 5");
-			return -1;
-		}
-		need = 2 + (size_t)b[1];
-		if (have < need)
-			return 0;
-		b = evbuffer_pullup(in, (ev_ssize_t)need);
-		int want = cfg->nsocks_users > 0 ? 2 : 0, ok = 0;
-		for (size_t i = 2; i < need; i++)
-			ok |= b[i] == want;
-		evbuffer_drain(in, need);
-		c->tot.bytes_from_client += need;
-		reply[0] = 5;
-		reply[1] = ok ? (unsigned char)want : 0xff;
-		if (socks_send(c, reply, 2) == -1 || !ok) {
-			socks_fail(c,
-			    want ? "client does not offer "
-				   "user/password authentication"
-				 : "client does not offer no-auth");
-			return -1;
-		}
-		c->socks_step = want ? SOCKS_AUTH : SOCKS_REQUEST;
-		return 1;
-	}
-	case SOCKS_AUTH: {
-		if (have < 2)
-			return 0;
-		b = evbuffer_pullup(in, 2);
-		size_t ulen = b[1];
-		if (b[0] != 1) {
-			socks_fail(c, "bad user/password version");
-			return -1;
-		}
-		if (have < 3 + ulen)
-			return 0;
-		b = evbuffer_pullup(in, (ev_ssize_t)(3 + ulen));
-		size_t plen = b[2 + ulen];
-		need = 3 + ulen + plen;
-		if (have < need)
-			return 0;
-		b = evbuffer_pullup(in, (ev_ssize_t)need);
-		int ok = socks_auth_ok(cfg, b + 2, ulen, b + 3 + ulen, plen);
-		evbuffer_drain(in, need);
-		c->tot.bytes_from_client += need;
-		reply[0] = 1;
-		reply[1] = ok ? 0 : 1;
-		if (socks_send(c, reply, 2) == -1 || !ok) {
-			socks_fail(c, "wrong user or password");
-			return -1;
-		}
-		c->socks_step = SOCKS_REQUEST;
-		return 1;
-	}
-	case SOCKS_REQUEST: {
-		if (have < 5)
-			return 0;
-		b = evbuffer_pullup(in, 5);
-		if (b[0] != 5 || b[2] != 0) {
-			socks_fail(c, "malformed request");
-			return -1;
-		}
-		int cmd = b[1], atyp = b[3];
-		size_t alen = atyp == 1 ? 4
-		    : atyp == 4         ? 16
-		    : atyp == 3         ? 1u + b[4]
-					: 0;
-		if (alen == 0) {
-			(void)socks_reply(c, SOCKS_REP_ATYP);
-			socks_fail(c, "unsupported address type");
-			return -1;
-		}
-		need = 4 + alen + 2;
-		if (have < need)
-			return 0;
-		b = evbuffer_pullup(in, (ev_ssize_t)need);
-		char host[256];
-		if (atyp == 1)
-			inet_ntop(AF_INET, b + 4, host, sizeof(host));
-		else if (atyp == 4)
-			inet_ntop(AF_INET6, b + 4, host, sizeof(host));
-		else {
-			size_t n = b[4];
-			for (size_t i = 0; i < n; i++)
-				host[i] = (char)tolower(b[5 + i]);
-			host[n] = '\0';
-		}
-		unsigned port = ((unsigned)b[4 + alen] << 8) | b[5 + alen];
-		evbuffer_drain(in, need);
-		c->tot.bytes_from_client += need;
-		if (cmd != 1) {
-			(void)socks_reply(c, SOCKS_REP_CMD);
-			socks_fail(c, "only CONNECT is supported");
-			return -1;
-		}
-		if (host[0] == '\0' || port == 0 || strchr(host, ' ')) {
-			(void)socks_reply(c, SOCKS_REP_FAILURE);
-			socks_fail(c, "bad target");
-			return -1;
-		}
-		intercept_tunnel(c, host, port, INTERCEPT_VIA_SOCKS);
-		return -1; /* the tunnel has taken over */
-	}
+	case SOCKS_GREETING:
+		return socks_greeting(c, in, have);
+	case SOCKS_AUTH:
+		return socks_auth(c, in, have);
+	case SOCKS_REQUEST:
+		return socks_request(c, in, have);
 	}
 	return -1;
 }
