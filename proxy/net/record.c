@@ -29,6 +29,7 @@
 #include "proxy/http/onboard.h"
 #include "proxy/http/respond.h"
 #include "proxy/http/url.h"
+#include "filters/newdns.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
 #include "proxy/net/dial.h"
@@ -292,4 +293,63 @@ record_conn_row(struct conn *c, const char *reason, const char *err)
 	/* a stream relayed unread gets its line (flowline picks) */
 	rec->print = !c->w->cfg->quiet;
 	return rec;
+}
+
+/* 1 if logged fields h have a Content-Encoding naming deflate. */
+static int
+record_deflated(const char *h)
+{
+	size_t vl;
+	const char *v = head_text_find(h, "content-encoding", &vl);
+
+	for (size_t i = 0; v != NULL && i + 7 <= vl; i++)
+		if (strncasecmp(v + i, "deflate", 7) == 0)
+			return 1;
+	return 0;
+}
+
+/* One app-dns fact: the app was told domain -> ip, valid ttl seconds. */
+static void
+record_app_dns_answer(struct conn *c, const struct store_request *r,
+    const struct newdns_answer *a, int64_t t)
+{
+	struct store_rec *rec = store_rec_new(STORE_REC_DOMAIN_IP);
+
+	if (rec == NULL)
+		return;
+	rec->u.dip.domain = strdup(a->domain);
+	rec->u.dip.ip = strdup(a->ip);
+	rec->u.dip.source = strdup("app-dns");
+	rec->u.dip.client_ip = conn_strdup(r->client_ip);
+	rec->u.dip.t_us = t;
+	rec->u.dip.ttl = a->ttl;
+	(void)store_submit(c->w->store, rec);
+}
+
+void
+record_app_dns(struct conn *c, const struct store_request *r)
+{
+	struct newdns_result res = {0};
+	char err[128] = "";
+	const struct store_body *b = &r->resp_body;
+	int64_t t = r->t_start_us + (r->total_us > 0 ? r->total_us : 0);
+
+	if (r->method == NULL || r->path == NULL ||
+	    !newdns_is_request(r->method, r->path) || r->status != 200 ||
+	    b->data == NULL || b->len == 0 || b->truncated || b->total > b->len)
+		return;
+	if (newdns_parse(b->data, b->len, record_deflated(r->resp_headers),
+		NEWDNS_MAX_OUT, NEWDNS_MAX_ANSWERS, &res, err,
+		sizeof(err)) == -1) {
+		log_warnx("c%lld newdns: unreadable answer from %s: %s",
+		    (long long)r->conn_id, r->host != NULL ? r->host : "-",
+		    err);
+		return;
+	}
+	for (size_t i = 0; i < res.n; i++)
+		record_app_dns_answer(c, r, &res.answers[i], t);
+	log_info("c%lld newdns: %zu answers, clientip=%s",
+	    (long long)r->conn_id, res.n,
+	    res.clientip[0] != '\0' ? res.clientip : "-");
+	newdns_result_free(&res);
 }

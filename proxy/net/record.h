@@ -12,6 +12,7 @@ struct conn;
 struct evbuffer;
 struct resolve_result;
 struct store_rec;
+struct store_request;
 
 /* The request row's head fields, from the parsed request head. */
 void record_request_head(struct conn *c);
@@ -33,6 +34,17 @@ void record_own_answer(
 
 /* This client was told host -> each address of res: name sightings. */
 void record_sightings(struct conn *c, const struct resolve_result *res);
+
+/*
+ * WeChat's own DNS: a complete 200 answer to GET
+ * /cgi-bin/micromsg-bin/newgetdns gives a domain_ips fact (source app-dns,
+ * its timeout as the TTL, and a sighting for the client) per (domain, ip)
+ * it carries, so streams to those addresses get names. The client address
+ * the answer reports is logged, not stored. A document that does not
+ * parse is logged and costs nothing else: the request row stands. r is
+ * the exchange's record, before it is submitted.
+ */
+void record_app_dns(struct conn *c, const struct store_request *r);
 
 /* The connections row for c, closing for reason (err may be NULL); NULL
  * on ENOMEM. The caller submits it. */

@@ -19,7 +19,6 @@
 #include <sys/socket.h>
 
 #include "proxy/log.h"
-#include "filters/newdns.h"
 #include "proxy/http/head.h"
 #include "proxy/store/schema.h"
 
@@ -587,68 +586,6 @@ store_bind_body(
 	sqlite3_bind_int(s, i + 2, b->truncated || b->total > b->len);
 }
 
-/* 1 if "Name: value\r\n" lines h have a Content-Encoding naming deflate. */
-static int
-store_deflated(const char *h)
-{
-	struct head_text_iter it;
-	const char *n, *v;
-	size_t nl, vl;
-
-	head_text_init(&it, h);
-	while (head_text_next(&it, &n, &nl, &v, &vl))
-		if (nl == 16 && strncasecmp(n, "content-encoding", 16) == 0)
-			for (size_t i = 0; i + 7 <= vl; i++)
-				if (strncasecmp(v + i, "deflate", 7) == 0)
-					return 1;
-	return 0;
-}
-
-/*
- * WeChat's own DNS: a complete 200 answer to GET
- * /cgi-bin/micromsg-bin/newgetdns puts each (domain, ip) it carries in
- * domain_ips as source app-dns, its timeout as the TTL, so streams to those
- * addresses get names. The client address the answer reports is not a
- * name -> address fact: it is logged, not stored. A document that does not
- * parse is logged and costs nothing else: the request row stands. Writer
- * thread, inside the batch.
- */
-static void
-store_newdns(struct store *st, const struct store_request *r)
-{
-	struct newdns_result res = {0};
-	char err[128] = "";
-	const struct store_body *b = &r->resp_body;
-	int64_t t = r->t_start_us + (r->total_us > 0 ? r->total_us : 0);
-	size_t i, nok = 0;
-
-	if (r->method == NULL || r->path == NULL ||
-	    !newdns_is_request(r->method, r->path) || r->status != 200 ||
-	    b->data == NULL || b->len == 0 || b->truncated || b->total > b->len)
-		return;
-	if (newdns_parse(b->data, b->len, store_deflated(r->resp_headers),
-		NEWDNS_MAX_OUT, NEWDNS_MAX_ANSWERS, &res, err,
-		sizeof(err)) == -1) {
-		log_warnx("c%lld newdns: unreadable answer from %s: %s",
-		    (long long)r->conn_id, r->host != NULL ? r->host : "-",
-		    err);
-		return;
-	}
-	for (i = 0; i < res.n; i++)
-		if (store_put_dip(st, r->client_ip, res.answers[i].domain,
-			res.answers[i].ip, "app-dns", t,
-			res.answers[i].ttl) == 0)
-			nok++;
-	if (nok < res.n)
-		log_warnx("c%lld newdns: %zu of %zu answers not stored: %s",
-		    (long long)r->conn_id, res.n - nok, res.n,
-		    sqlite3_errmsg(st->db));
-	log_info("c%lld newdns: %zu answers stored, clientip=%s",
-	    (long long)r->conn_id, nok,
-	    res.clientip[0] != '\0' ? res.clientip : "-");
-	newdns_result_free(&res);
-}
-
 static int
 store_write_req(
     struct store *st, const struct store_request *r, int64_t *row_id)
@@ -696,9 +633,7 @@ store_write_req(
 	store_bind_dur(s, i, r->tls_us);
 	if (store_step(s) != SQLITE_DONE)
 		return -1;
-	/* before store_newdns, whose inserts move last_insert_rowid */
 	*row_id = sqlite3_last_insert_rowid(st->db);
-	store_newdns(st, r);
 	return 0;
 }
 
