@@ -46,6 +46,7 @@
 #include "proxy/net/dial.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/h1.h"
+#include "proxy/net/record.h"
 #include "proxy/net/relay.h"
 #include "proxy/net/learned.h"
 #include "proxy/net/server.h"
@@ -229,15 +230,13 @@ intercept_tunnel(
 	}
 	/* the origin is reached once the first bytes say what to speak */
 	if (via == INTERCEPT_VIA_CONNECT) {
+		size_t before = evbuffer_get_length(out);
 		n = evbuffer_add_printf(
 		    out, "HTTP/1.1 200 Connection established\r\n\r\n");
-		if (n > 0)
+		if (n > 0) {
 			c->tot.bytes_to_client += (uint64_t)n;
-		if (c->ex.rec != NULL) {
-			c->ex.rec->u.req.status = 200;
-			c->ex.rec->u.req.resp_version = strdup("1.1");
-			c->ex.rec->u.req.resp_header_bytes =
-			    n > 0 ? (uint64_t)n : 0;
+			if (c->ex.rec != NULL)
+				record_own_answer(c, out, before, (size_t)n);
 		}
 		(void)exchange_submit(c);
 	} else if (via == INTERCEPT_VIA_SOCKS && socks_reply(c, 0) == -1) {

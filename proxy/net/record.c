@@ -62,10 +62,13 @@ record_own_head(struct store_request *r, char *buf, size_t head)
 	r->resp_header_bytes = head;
 	/* "HTTP/1.1 502 Bad Gateway" */
 	sp = memchr(buf, ' ', head);
+	if (sp != NULL && r->status == 0)
+		r->status = atoi(sp + 1);
 	sp = sp != NULL ? strchr(sp + 1, ' ') : NULL;
 	if (sp != NULL && r->resp_reason == NULL)
 		r->resp_reason = strndup(sp + 1, strcspn(sp + 1, "\r\n"));
-	if ((lf = strchr(buf, '\n')) != NULL && r->resp_headers == NULL)
+	if ((lf = strchr(buf, '\n')) != NULL && lf[1] != '\0' &&
+	    r->resp_headers == NULL)
 		r->resp_headers = strdup(lf + 1);
 	if (r->content_type == NULL &&
 	    (type = head_text_find(r->resp_headers, "content-type", &tlen)) !=
