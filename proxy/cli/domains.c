@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 
 #define DOMAINS_CMD "domains"

@@ -19,11 +19,11 @@
 
 #include "proxy/cli/args.h"
 #include "proxy/cli/cli.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/readable.h"
-#include "proxy/cli/requrl.h"
-#include "proxy/cli/select.h"
+#include "proxy/store/readable.h"
+#include "proxy/store/requrl.h"
+#include "proxy/store/select.h"
 #include "proxy/http/respond.h"
 
 #define EXPORT_CMD "export"
@@ -496,14 +496,13 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 static int
 export_har(sqlite3 *db, const struct export_opts *o)
 {
-	struct cli_select *sel;
+	struct select *sel;
 	sqlite3_stmt *st = NULL;
 	FILE *fp;
 	int64_t id;
 	int usage = 0, rc, n = 0, status = CLI_ERROR;
 
-	sel =
-	    cli_select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
+	sel = select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
 	if (sel == NULL)
 		return usage ? CLI_USAGE : CLI_ERROR;
 	if (strcmp(o->target, "-") == 0)
@@ -511,7 +510,7 @@ export_har(sqlite3 *db, const struct export_opts *o)
 	else if ((fp = fopen(o->target, "w")) == NULL) {
 		fprintf(stderr, "peephole export: %s: %s\n", o->target,
 		    strerror(errno));
-		cli_select_free(sel);
+		select_free(sel);
 		return CLI_ERROR;
 	}
 	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
@@ -525,7 +524,7 @@ export_har(sqlite3 *db, const struct export_opts *o)
 	    "{\"log\": {\"version\": \"1.2\", \"creator\": "
 	    "{\"name\": \"peephole\", \"version\": \"" PEEPHOLE_VERSION
 	    "\"}, \"pages\": [], \"entries\": [\n");
-	while ((rc = cli_select_next(sel, &id)) == 1) {
+	while ((rc = select_next(sel, &id)) == 1) {
 		json_t *e;
 		if (export_load(db, st, id) == -1)
 			goto out;
@@ -561,7 +560,7 @@ out:
 		status = CLI_ERROR;
 	}
 	sqlite3_finalize(st);
-	cli_select_free(sel);
+	select_free(sel);
 	return status;
 }
 
@@ -592,7 +591,7 @@ static int
 export_curl(sqlite3 *db, const struct export_opts *o)
 {
 	sqlite3_stmt *st = NULL;
-	struct cli_select *sel;
+	struct select *sel;
 	const char *method, *h;
 	char *url = NULL, *connection = NULL, *host = NULL;
 	unsigned char *body = NULL;
@@ -600,10 +599,9 @@ export_curl(sqlite3 *db, const struct export_opts *o)
 	int64_t id;
 	int usage, status = CLI_ERROR, has_nul = 0;
 
-	if ((sel = cli_select_new(db, EXPORT_CMD, o->ids, 1, NULL, &usage)) ==
-	    NULL)
+	if ((sel = select_new(db, EXPORT_CMD, o->ids, 1, NULL, &usage)) == NULL)
 		return CLI_ERROR;
-	if (cli_select_next(sel, &id) != 1)
+	if (select_next(sel, &id) != 1)
 		goto out;
 	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
 		&st, NULL) != SQLITE_OK ||
@@ -682,7 +680,7 @@ out:
 	free(host);
 	free(body);
 	sqlite3_finalize(st);
-	cli_select_free(sel);
+	select_free(sel);
 	return status;
 }
 
@@ -850,7 +848,7 @@ export_one_body(sqlite3 *db, sqlite3_stmt *st, const struct export_opts *o,
 static int
 export_bodies(sqlite3 *db, const struct export_opts *o)
 {
-	struct cli_select *sel;
+	struct select *sel;
 	sqlite3_stmt *st = NULL;
 	int64_t id;
 	int usage = 0, rc, failed = 0;
@@ -860,17 +858,16 @@ export_bodies(sqlite3 *db, const struct export_opts *o)
 		    strerror(errno));
 		return CLI_ERROR;
 	}
-	sel =
-	    cli_select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
+	sel = select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
 	if (sel == NULL)
 		return usage ? CLI_USAGE : CLI_ERROR;
 	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
 		&st, NULL) != SQLITE_OK) {
 		db_warn(EXPORT_CMD, db, "cannot read requests");
-		cli_select_free(sel);
+		select_free(sel);
 		return CLI_ERROR;
 	}
-	while ((rc = cli_select_next(sel, &id)) == 1) {
+	while ((rc = select_next(sel, &id)) == 1) {
 		if (export_load(db, st, id) == -1) {
 			failed = 1;
 			break;
@@ -888,7 +885,7 @@ export_bodies(sqlite3 *db, const struct export_opts *o)
 		}
 	}
 	sqlite3_finalize(st);
-	cli_select_free(sel);
+	select_free(sel);
 	return rc == -1 || failed ? CLI_ERROR : CLI_OK;
 }
 

@@ -1,7 +1,7 @@
 /* output: see output.h. */
 #include "proxy/cli/output.h"
 
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 
 #include <ctype.h>
 #include <jansson.h>

@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 
 #define PT_CMD "passthrough"

@@ -23,9 +23,9 @@
 #include <time.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/select.h"
+#include "proxy/store/select.h"
 #include "proxy/log.h"
 
 #define PRUNE_CMD "prune"
@@ -275,7 +275,7 @@ static int
 prune_collect(sqlite3 *db, const struct prune_opts *o)
 {
 	sqlite3_stmt *ins = NULL, *t = NULL;
-	struct cli_select *sel = NULL;
+	struct select *sel = NULL;
 	int64_t id;
 	int rc = CLI_ERROR, usage = 0, n;
 
@@ -293,7 +293,7 @@ prune_collect(sqlite3 *db, const struct prune_opts *o)
 			return CLI_ERROR;
 		goto shas;
 	}
-	if ((sel = cli_select_new(db, PRUNE_CMD, NULL, 0, o->filter, &usage)) ==
+	if ((sel = select_new(db, PRUNE_CMD, NULL, 0, o->filter, &usage)) ==
 	    NULL)
 		return usage ? CLI_USAGE : CLI_ERROR;
 	if (sqlite3_prepare_v2(db, "INSERT INTO temp.prune_ids VALUES (?)", -1,
@@ -304,7 +304,7 @@ prune_collect(sqlite3 *db, const struct prune_opts *o)
 		db_warn(PRUNE_CMD, db, "cannot prepare");
 		goto out;
 	}
-	while ((n = cli_select_next(sel, &id)) == 1) {
+	while ((n = select_next(sel, &id)) == 1) {
 		if (o->before_us != 0) {
 			sqlite3_reset(t);
 			sqlite3_bind_int64(t, 1, id);
@@ -321,7 +321,7 @@ prune_collect(sqlite3 *db, const struct prune_opts *o)
 	}
 	if (n == -1)
 		goto out;
-	cli_select_free(sel);
+	select_free(sel);
 	sel = NULL;
 shas:
 	if (prune_exec(db,
@@ -336,7 +336,7 @@ shas:
 out:
 	sqlite3_finalize(ins);
 	sqlite3_finalize(t);
-	cli_select_free(sel);
+	select_free(sel);
 	return rc;
 }
 

@@ -33,13 +33,13 @@
 #include <unistd.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/diff.h"
-#include "proxy/cli/readable.h"
+#include "proxy/store/readable.h"
 #include "proxy/cli/replay.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/requrl.h"
-#include "proxy/cli/select.h"
+#include "proxy/store/requrl.h"
+#include "proxy/store/select.h"
 #include "proxy/http/head.h"
 #include "conf/config.h"
 #include "proxy/log.h"
@@ -1364,23 +1364,22 @@ static int
 replay_load(sqlite3 *db, const struct replay_opts *o, struct replay_run *run,
     int64_t file_len)
 {
-	struct cli_select *sel;
+	struct select *sel;
 	sqlite3_stmt *st = NULL;
 	int64_t id;
 	int rc, usage = 0;
 	size_t cap = 0;
 
-	sel =
-	    cli_select_new(db, REPLAY_CMD, o->ids, o->nids, o->filter, &usage);
+	sel = select_new(db, REPLAY_CMD, o->ids, o->nids, o->filter, &usage);
 	if (sel == NULL)
 		return usage ? CLI_USAGE : CLI_ERROR;
 	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
 		&st, NULL) != SQLITE_OK) {
 		db_warn(REPLAY_CMD, db, "cannot read requests");
-		cli_select_free(sel);
+		select_free(sel);
 		return CLI_ERROR;
 	}
-	while ((rc = cli_select_next(sel, &id)) == 1) {
+	while ((rc = select_next(sel, &id)) == 1) {
 		for (int64_t k = 0; k < o->repeat; k++) {
 			struct replay_job *j;
 			if (run->njobs == cap) {
@@ -1412,7 +1411,7 @@ replay_load(sqlite3 *db, const struct replay_opts *o, struct replay_run *run,
 	}
 out:
 	sqlite3_finalize(st);
-	cli_select_free(sel);
+	select_free(sel);
 	if (rc == -1)
 		return CLI_ERROR;
 	if (run->njobs == 0) {

@@ -12,10 +12,10 @@
 #include <string.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/requrl.h"
-#include "proxy/cli/select.h"
+#include "proxy/store/requrl.h"
+#include "proxy/store/select.h"
 
 #define REQUESTS_CMD "requests"
 
@@ -321,8 +321,7 @@ requests_matchfn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	int m;
 
 	(void)argc;
-	m = cli_select_match(
-	    sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]));
+	m = select_match(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]));
 	if (m == -1)
 		sqlite3_result_error(ctx, "cannot read a request", -1);
 	else
@@ -333,15 +332,14 @@ static int
 requests_print(sqlite3 *db, const struct requests_opts *o)
 {
 	sqlite3_stmt *s = NULL;
-	struct cli_select *sel = NULL;
+	struct select *sel = NULL;
 	int status = CLI_ERROR, usage = 0;
 
 	if (o->filter != NULL) {
-		sel = cli_select_new(
-		    db, REQUESTS_CMD, NULL, 0, o->filter, &usage);
+		sel = select_new(db, REQUESTS_CMD, NULL, 0, o->filter, &usage);
 		if (sel == NULL)
 			return usage ? CLI_USAGE : CLI_ERROR;
-		cli_select_set_raw(sel, o->raw);
+		select_set_raw(sel, o->raw);
 		if (sqlite3_create_function(db, "peephole_match", 1,
 			SQLITE_UTF8, sel, requests_matchfn, NULL,
 			NULL) != SQLITE_OK) {
@@ -357,7 +355,7 @@ requests_print(sqlite3 *db, const struct requests_opts *o)
 								    : CLI_ERROR;
 fail:
 	sqlite3_finalize(s);
-	cli_select_free(sel);
+	select_free(sel);
 	return status;
 }
 

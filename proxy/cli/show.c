@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/readable.h"
-#include "proxy/cli/requrl.h"
+#include "proxy/store/readable.h"
+#include "proxy/store/requrl.h"
 
 #define SHOW_CMD "show"
 /* Preview at most this much of a text body, and this many lines. */

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 
 #define STREAMS_CMD "streams"

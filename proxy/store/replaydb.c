@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include "proxy/cli/select.h"
+#include "proxy/store/select.h"
 #include "proxy/log.h"
 
 #define REPLAYDB_BUCKETS_MIN 1024
@@ -230,7 +230,7 @@ replaydb_open(
     const struct replaydb_opts *o, int *usage, char *err, size_t errlen)
 {
 	struct replaydb *db;
-	struct cli_select *sel = NULL;
+	struct select *sel = NULL;
 	sqlite3_stmt *st = NULL;
 	int64_t id;
 	int rc;
@@ -281,12 +281,12 @@ replaydb_open(
 		replaydb_close(db);
 		return NULL;
 	}
-	sel = cli_select_new(db->sql, "run", NULL, 0, o->filter, usage);
+	sel = select_new(db->sql, "run", NULL, 0, o->filter, usage);
 	if (sel == NULL) {
 		snprintf(err, errlen, "cannot select from %s", o->path);
 		goto fail;
 	}
-	while ((rc = cli_select_next(sel, &id)) == 1)
+	while ((rc = select_next(sel, &id)) == 1)
 		if (replaydb_index_row(db, st, id) == -1) {
 			snprintf(err, errlen, "cannot index %s: %s", o->path,
 			    sqlite3_errmsg(db->sql));
@@ -296,11 +296,11 @@ replaydb_open(
 		snprintf(err, errlen, "cannot read %s", o->path);
 		goto fail;
 	}
-	cli_select_free(sel);
+	select_free(sel);
 	sqlite3_finalize(st);
 	return db;
 fail:
-	cli_select_free(sel);
+	select_free(sel);
 	sqlite3_finalize(st);
 	replaydb_close(db);
 	return NULL;

@@ -1,5 +1,5 @@
 /* db: see db.h. */
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 
 #include <sqlite3.h>
 #include <stdio.h>

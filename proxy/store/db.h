@@ -4,8 +4,8 @@
  * `peephole run` is writing, and only if the schema is one this build
  * reads.
  */
-#ifndef PEEPHOLE_CLI_DB_H
-#define PEEPHOLE_CLI_DB_H
+#ifndef PEEPHOLE_DB_H
+#define PEEPHOLE_DB_H
 
 struct sqlite3;
 

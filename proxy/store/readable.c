@@ -1,5 +1,5 @@
 /* readable: see readable.h. */
-#include "proxy/cli/readable.h"
+#include "proxy/store/readable.h"
 
 #include <stdio.h>
 #include <stdlib.h>
