@@ -1,9 +1,10 @@
 /*
  * replay: `peephole replay` — send logged requests again, straight to their
- * origins (TLS verified as the proxy verifies) or through a proxy, on one
- * event loop, a bounded number at a time. Each replay is recorded as a new
- * request (replay_of = the original) through the flow store's writer, and
- * the command prints the original and the replay side by side.
+ * origins or through a proxy, on one event loop, a bounded number at a
+ * time. Names are resolved and origins' certificates verified by the
+ * proxy's own code (proxy/net/resolve.c, proxy/net/tls.c). Each replay is
+ * recorded as a new request (replay_of = the original) through the flow store's
+ * writer, and the command prints the original and the replay side by side.
  */
 #include "proxy/cli/cli.h"
 
@@ -23,7 +24,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +43,8 @@
 #include "proxy/http/head.h"
 #include "conf/config.h"
 #include "proxy/log.h"
+#include "proxy/net/resolve.h"
+#include "proxy/net/tls.h"
 #include "proxy/store/store.h"
 
 #define REPLAY_CMD "replay"
@@ -127,7 +129,7 @@ struct replay_job {
 	char *refused; /* not sent, and why */
 	/* the exchange */
 	enum replay_phase phase;
-	struct evdns_getaddrinfo_request *dns;
+	struct resolve_req *dns;
 	struct bufferevent *bev, *raw;
 	struct event *timer;
 	llhttp_t parser;
@@ -463,28 +465,12 @@ replay_send(struct replay_job *j)
 static void
 replay_start_tls(struct replay_job *j)
 {
-	SSL *ssl = SSL_new(j->run->ctx);
-	struct bufferevent *f;
+	SSL *ssl = tls_origin_ssl_new(j->run->ctx, j->host, j->host);
+	struct bufferevent *f = NULL;
 
-	if (ssl == NULL || SSL_set_tlsext_host_name(ssl, j->host) != 1) {
-		SSL_free(ssl);
-		replay_finish(j, "cannot set up TLS");
-		return;
-	}
-	if (!j->run->o->insecure) {
-		unsigned char ip[16];
-		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-		int isip = inet_pton(AF_INET, j->host, ip) == 1 ||
-		    inet_pton(AF_INET6, j->host, ip) == 1;
-		if ((isip ? X509_VERIFY_PARAM_set1_ip_asc(vp, j->host)
-			  : X509_VERIFY_PARAM_set1_host(vp, j->host, 0)) != 1) {
-			SSL_free(ssl);
-			replay_finish(j, "cannot set up TLS");
-			return;
-		}
-	}
-	f = bufferevent_openssl_filter_new(j->run->base, j->bev, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (ssl != NULL)
+		f = bufferevent_openssl_filter_new(j->run->base, j->bev, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL) {
 		SSL_free(ssl);
 		replay_finish(j, "cannot set up TLS");
@@ -496,6 +482,25 @@ replay_start_tls(struct replay_job *j)
 	j->phase = REPLAY_TLS;
 	bufferevent_setcb(f, NULL, NULL, replay_eventcb, j);
 	bufferevent_enable(f, EV_READ | EV_WRITE);
+}
+
+/* The origin's handshake is done: its certificate judged as the proxy
+ * judges it (unless --insecure-upstream), then the request. */
+static void
+replay_tls_done(struct replay_job *j)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(j->bev);
+	const char *verr;
+	char why[300];
+
+	if (!j->run->o->insecure && (verr = tls_origin_error(ssl)) != NULL) {
+		snprintf(
+		    why, sizeof(why), "origin certificate rejected: %s", verr);
+		replay_finish(j, why);
+		return;
+	}
+	tls_describe(ssl, j->tls_desc, sizeof(j->tls_desc));
+	replay_send(j);
 }
 
 /* After TCP (and the proxy's 200 to CONNECT): TLS, or the request. */
@@ -577,15 +582,8 @@ replay_eventcb(struct bufferevent *bev, short what, void *arg)
 			replay_connected(j);
 			return;
 		}
-		if (j->phase == REPLAY_TLS) {
-			SSL *ssl = bufferevent_openssl_get_ssl(j->bev);
-			const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-			snprintf(j->tls_desc, sizeof(j->tls_desc), "%s/%s",
-			    SSL_get_version(ssl),
-			    c ? SSL_CIPHER_get_name(c) : "none");
-			replay_send(j);
-			return;
-		}
+		if (j->phase == REPLAY_TLS)
+			replay_tls_done(j);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -629,55 +627,41 @@ replay_eventcb(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-replay_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+replay_resolved(const struct resolve_result *res, void *arg)
 {
 	struct replay_job *j = arg;
+	const struct sockaddr_in *sin;
 	char why[300];
 
 	j->dns = NULL;
-	if (j->phase == REPLAY_DONE) {
-		/* a lookup cancelled by the job's end */
-		if (ai != NULL)
-			evutil_freeaddrinfo(ai);
-		return;
-	}
 	j->t_dns = now_us();
-	if (err != 0 || ai == NULL) {
+	if (res->error != 0 || res->naddrs == 0) {
 		snprintf(why, sizeof(why), "cannot resolve %s: %s",
 		    j->run->o->via ? j->run->o->via_host : j->host,
-		    evutil_gai_strerror(err));
-		if (ai != NULL)
-			evutil_freeaddrinfo(ai);
+		    evutil_gai_strerror(res->error));
 		replay_finish(j, why);
 		return;
 	}
-	if (ai->ai_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		    &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr,
-		    j->server_ip, sizeof(j->server_ip));
-	else
-		inet_ntop(AF_INET,
-		    &((struct sockaddr_in *)ai->ai_addr)->sin_addr,
-		    j->server_ip, sizeof(j->server_ip));
-	j->server_port = ntohs(((struct sockaddr_in *)ai->ai_addr)->sin_port);
+	(void)resolve_addr_text(
+	    &res->addrs[0], j->server_ip, sizeof(j->server_ip));
+	/* sin_port and sin6_port share their place */
+	sin = (const struct sockaddr_in *)&res->addrs[0];
+	j->server_port = ntohs(sin->sin_port);
 	j->bev =
 	    bufferevent_socket_new(j->run->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	j->phase = REPLAY_CONNECTING;
 	if (j->bev == NULL) {
-		evutil_freeaddrinfo(ai);
 		replay_finish(j, "out of memory");
 		return;
 	}
 	bufferevent_setcb(j->bev, NULL, NULL, replay_eventcb, j);
-	if (bufferevent_socket_connect(
-		j->bev, ai->ai_addr, (int)ai->ai_addrlen) == -1) {
+	if (bufferevent_socket_connect(j->bev,
+		(const struct sockaddr *)&res->addrs[0],
+		(int)res->addrlens[0]) == -1) {
 		snprintf(why, sizeof(why), "cannot connect to %s:%u",
 		    j->server_ip, j->server_port);
-		evutil_freeaddrinfo(ai);
 		replay_finish(j, why);
-		return;
 	}
-	evutil_freeaddrinfo(ai);
 }
 
 static void
@@ -710,10 +694,8 @@ static void
 replay_begin(struct replay_job *j)
 {
 	const struct replay_opts *o = j->run->o;
-	struct evutil_addrinfo hints;
+	struct resolve_ctx rctx = {j->run->base, j->run->dns, NULL, NULL};
 	struct timeval tv = {(time_t)o->timeout_s, 0};
-	char port[8];
-	const char *name;
 
 	j->run->active++;
 	j->t_start = now_us();
@@ -734,21 +716,17 @@ replay_begin(struct replay_job *j)
 	evtimer_add(j->timer, &tv);
 	llhttp_init(&j->parser, HTTP_RESPONSE, &replay_settings);
 	j->parser.data = j;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	if (o->via != NULL) {
-		name = o->via_host;
-		snprintf(port, sizeof(port), "%u", o->via_port);
-	} else {
-		name = replay_address(o, j->host);
-		snprintf(port, sizeof(port), "%u", j->port);
-	}
 	j->phase = REPLAY_RESOLVING;
-	/* the callback may run inside this call (numeric names) */
-	j->dns = evdns_getaddrinfo(
-	    j->run->dns, name, port, &hints, replay_resolved, j);
+	/* each replay looks its name up afresh (no cache): its DNS time is
+	 * its own; the callback runs on a later turn of the loop */
+	if (o->via != NULL)
+		j->dns = resolve_start_ctx(
+		    &rctx, o->via_host, o->via_port, replay_resolved, j);
+	else
+		j->dns = resolve_start_ctx(&rctx, replay_address(o, j->host),
+		    j->port, replay_resolved, j);
+	if (j->dns == NULL)
+		replay_finish(j, "out of memory");
 }
 
 /* ---- the end of one replay ---- */
@@ -885,10 +863,8 @@ replay_finish(struct replay_job *j, const char *error)
 	    EVP_DigestFinal_ex(j->sha, md, &mdlen) == 1)
 		for (unsigned i = 0; i < mdlen; i++)
 			snprintf(j->resp_sha + 2 * i, 3, "%02x", md[i]);
-	if (j->dns != NULL) {
-		evdns_getaddrinfo_cancel(j->dns); /* calls back: err, no ai */
-		j->dns = NULL;
-	}
+	resolve_cancel(j->dns);
+	j->dns = NULL;
 	if (j->timer != NULL)
 		event_free(j->timer);
 	j->timer = NULL;
@@ -1337,28 +1313,6 @@ replay_parse(int argc, char **argv, struct replay_opts *o)
 	return CLI_OK;
 }
 
-static SSL_CTX *
-replay_ssl_ctx(const struct replay_opts *o)
-{
-	static const unsigned char alpn[] = "\x08http/1.1";
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-	if (ctx == NULL)
-		return NULL;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	if (SSL_CTX_set_default_verify_paths(ctx) != 1 ||
-	    (o->upstream_ca != NULL &&
-		SSL_CTX_load_verify_locations(ctx, o->upstream_ca, NULL) !=
-		    1) ||
-	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	SSL_CTX_set_verify(
-	    ctx, o->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
-	return ctx;
-}
-
 /* Load every selected original into run->jobs (repeat times each). */
 static int
 replay_load(sqlite3 *db, const struct replay_opts *o, struct replay_run *run,
@@ -1444,68 +1398,67 @@ replay_new_ids(sqlite3 *db, struct replay_run *run)
 	sqlite3_finalize(s);
 }
 
-int
-cli_replay(int argc, char **argv)
+/* --body FILE's length in *len, -1 without one. CLI_OK, or CLI_USAGE
+ * when it is not a file (printed). */
+static int
+replay_body_len(const struct replay_opts *o, int64_t *len)
 {
-	struct replay_opts o;
-	struct replay_run run;
-	struct config defaults;
-	sqlite3 *db = NULL;
-	char err[512];
-	int rc, failed = 0;
-	int64_t file_len = -1;
+	struct stat sb;
 
-	memset(&run, 0, sizeof(run));
-	if ((rc = replay_parse(argc, argv, &o)) != CLI_OK) {
-		free(o.ids);
-		return rc == ARGS_HELP ? CLI_OK : rc;
+	*len = -1;
+	if (o->body_file == NULL)
+		return CLI_OK;
+	if (stat(o->body_file, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		fprintf(stderr, "peephole replay: --body %s: %s\n",
+		    o->body_file,
+		    errno ? strerror(errno) : "not a regular file");
+		return CLI_USAGE;
 	}
-	run.o = &o;
-	config_init(&defaults);
-	run.capture = defaults.body_capture_bytes;
-	config_free(&defaults);
-	if (o.body_file != NULL) {
-		struct stat sb;
-		if (stat(o.body_file, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-			fprintf(stderr, "peephole replay: --body %s: %s\n",
-			    o.body_file,
-			    errno ? strerror(errno) : "not a regular file");
-			free(o.ids);
-			return CLI_USAGE;
-		}
-		file_len = (int64_t)sb.st_size;
-	}
-	if ((db = db_open_readonly(REPLAY_CMD, o.db)) == NULL) {
-		free(o.ids);
+	*len = (int64_t)sb.st_size;
+	return CLI_OK;
+}
+
+/*
+ * What the replays run on: the loop, a resolver configured as the proxy's
+ * is by default, the origin TLS context, and the store the replays are
+ * written through. CLI_OK, or CLI_ERROR (printed); replay_run_free frees
+ * what was set up either way.
+ */
+static int
+replay_setup(struct replay_run *run, const struct config *cfg)
+{
+	const struct replay_opts *o = run->o;
+	char err[512];
+
+	if ((run->base = event_base_new()) == NULL ||
+	    (run->dns = evdns_base_new(
+		 run->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE)) == NULL ||
+	    resolve_configure_dns(run->dns, cfg) == -1) {
+		fprintf(
+		    stderr, "peephole replay: cannot set up the resolver\n");
 		return CLI_ERROR;
 	}
-	if ((rc = replay_load(db, &o, &run, file_len)) != CLI_OK)
-		goto out;
-	if (o.insecure)
-		fprintf(stderr,
-		    "peephole replay: --insecure-upstream: origin "
-		    "certificates are NOT verified\n");
-	rc = CLI_ERROR;
-	run.base = event_base_new();
-	run.dns = run.base ? evdns_base_new(run.base,
-				 EVDNS_BASE_INITIALIZE_NAMESERVERS |
-				     EVDNS_BASE_DISABLE_WHEN_INACTIVE)
-			   : NULL;
-	if (run.base == NULL || run.dns == NULL ||
-	    (run.ctx = replay_ssl_ctx(&o)) == NULL) {
-		fprintf(stderr, "peephole replay: cannot set up%s\n",
-		    o.upstream_ca ? " (is --upstream-ca a PEM file?)" : "");
-		goto out;
+	if ((run->ctx = tls_origin_ctx_new(o->upstream_ca, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "peephole replay: %s\n", err);
+		return CLI_ERROR;
 	}
 	/* the replays become rows in the same file, written as the proxy
 	 * writes them: by the store's own thread */
-	if ((run.st = store_open(o.db, (struct store_limits){0, 0}, err,
+	if ((run->st = store_open(o->db, (struct store_limits){0, 0}, err,
 		 sizeof(err))) == NULL ||
-	    store_start(run.st) == -1) {
+	    store_start(run->st) == -1) {
 		fprintf(stderr, "peephole replay: %s\n",
-		    run.st ? "cannot start the store" : err);
-		goto out;
+		    run->st ? "cannot start the store" : err);
+		return CLI_ERROR;
 	}
+	return CLI_OK;
+}
+
+/* Run every job to its end, then let the store write the last rows. */
+static void
+replay_dispatch(struct replay_run *run)
+{
 	replay_settings.on_status_complete = replay_on_status;
 	replay_settings.on_status = replay_on_reason;
 	replay_settings.on_header_field = replay_on_field;
@@ -1513,30 +1466,78 @@ cli_replay(int argc, char **argv)
 	replay_settings.on_headers_complete = replay_on_headers;
 	replay_settings.on_body = replay_on_body;
 	replay_settings.on_message_complete = replay_on_complete;
-	replay_start_next(&run);
-	if (run.done < run.njobs)
-		event_base_dispatch(run.base);
-	store_close(run.st);
-	run.st = NULL;
+	replay_start_next(run);
+	if (run->done < run->njobs)
+		event_base_dispatch(run->base);
+	store_close(run->st);
+	run->st = NULL;
+}
+
+/* 1 if a replay was refused, failed, or got no answer. */
+static int
+replay_any_failed(const struct replay_run *run)
+{
+	for (size_t i = 0; i < run->njobs; i++)
+		if (run->jobs[i].refused || run->jobs[i].error ||
+		    run->jobs[i].status == 0)
+			return 1;
+	return 0;
+}
+
+static void
+replay_run_free(struct replay_run *run)
+{
+	store_close(run->st);
+	/* the resolver before the loop: freeing it ends lookups still in
+	 * flight, whose requests free their events on the loop */
+	if (run->dns != NULL)
+		evdns_base_free(run->dns, 1);
+	if (run->base != NULL)
+		event_base_free(run->base);
+	for (size_t i = 0; i < run->njobs; i++)
+		replay_job_free(&run->jobs[i]);
+	free(run->jobs);
+	SSL_CTX_free(run->ctx);
+}
+
+int
+cli_replay(int argc, char **argv)
+{
+	struct replay_opts o;
+	struct replay_run run;
+	struct config defaults;
+	sqlite3 *db = NULL;
+	int rc;
+	int64_t file_len;
+
+	memset(&run, 0, sizeof(run));
+	config_init(&defaults);
+	if ((rc = replay_parse(argc, argv, &o)) != CLI_OK) {
+		rc = rc == ARGS_HELP ? CLI_OK : rc;
+		goto out;
+	}
+	run.o = &o;
+	run.capture = defaults.body_capture_bytes;
+	if ((rc = replay_body_len(&o, &file_len)) != CLI_OK)
+		goto out;
+	rc = CLI_ERROR;
+	if ((db = db_open_readonly(REPLAY_CMD, o.db)) == NULL)
+		goto out;
+	if ((rc = replay_load(db, &o, &run, file_len)) != CLI_OK)
+		goto out;
+	if (o.insecure)
+		fprintf(stderr,
+		    "peephole replay: --insecure-upstream: origin "
+		    "certificates are NOT verified\n");
+	if ((rc = replay_setup(&run, &defaults)) != CLI_OK)
+		goto out;
+	replay_dispatch(&run);
 	replay_new_ids(db, &run);
 	replay_print(db, &run, o.json);
-	for (size_t i = 0; i < run.njobs; i++)
-		if (run.jobs[i].refused || run.jobs[i].error ||
-		    run.jobs[i].status == 0)
-			failed = 1;
-	rc = failed ? CLI_ERROR : CLI_OK;
+	rc = replay_any_failed(&run) ? CLI_ERROR : CLI_OK;
 out:
-	store_close(run.st);
-	/* the loop and resolver first: a lookup cancelled by a timeout
-	 * may still call back into its job */
-	if (run.dns != NULL)
-		evdns_base_free(run.dns, 1);
-	if (run.base != NULL)
-		event_base_free(run.base);
-	for (size_t i = 0; i < run.njobs; i++)
-		replay_job_free(&run.jobs[i]);
-	free(run.jobs);
-	SSL_CTX_free(run.ctx);
+	replay_run_free(&run);
+	config_free(&defaults);
 	sqlite3_close(db);
 	free(o.ids);
 	return rc;
