@@ -892,50 +892,40 @@ export_bodies(sqlite3 *db, const struct export_opts *o)
 /* ---- the command ---- */
 
 static int
-export_parse(int argc, char **argv, struct export_opts *o)
+export_opt(int ch, char *arg, void *opts)
 {
-	static const struct option longopts[] = {
-	    {"db", required_argument, NULL, 'd'},
-	    {"filter", required_argument, NULL, 'f'},
-	    {"allow-truncated", no_argument, NULL, 'T'},
-	    {"request-bodies", no_argument, NULL, 'R'},
-	    {"force", no_argument, NULL, 'F'},
-	    {"raw", no_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	int ch, rc;
+	struct export_opts *o = opts;
 
-	memset(o, 0, sizeof(*o));
-	o->db = CLI_DEFAULT_DB;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'f':
-			o->filter = optarg;
-			break;
-		case 'T':
-			o->allow_truncated = 1;
-			break;
-		case 'R':
-			o->request_bodies = 1;
-			break;
-		case 'F':
-			o->force = 1;
-			break;
-		case 'r':
-			o->raw = 1;
-			break;
-		case 'h':
-			fputs(export_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(EXPORT_CMD, ch, argc, argv);
-		}
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 'f':
+		o->filter = arg;
+		break;
+	case 'T':
+		o->allow_truncated = 1;
+		break;
+	case 'R':
+		o->request_bodies = 1;
+		break;
+	case 'F':
+		o->force = 1;
+		break;
+	case 'r':
+		o->raw = 1;
+		break;
 	}
+	return 0;
+}
+
+/* What follows the options: the format, its FILE or DIR, the ids; and
+ * the options that only go with some formats. */
+static int
+export_operands(int argc, char **argv, struct export_opts *o)
+{
+	int rc;
+
 	if (optind >= argc)
 		return args_usage(EXPORT_CMD,
 		    "what to export: har, curl or "
@@ -968,6 +958,30 @@ export_parse(int argc, char **argv, struct export_opts *o)
 		return args_usage(
 		    EXPORT_CMD, "--request-bodies and --force are for bodies");
 	return CLI_OK;
+}
+
+static int
+export_parse(int argc, char **argv, struct export_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"filter", required_argument, NULL, 'f'},
+	    {"allow-truncated", no_argument, NULL, 'T'},
+	    {"request-bodies", no_argument, NULL, 'R'},
+	    {"force", no_argument, NULL, 'F'},
+	    {"raw", no_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	static const struct args_spec spec = {
+	    EXPORT_CMD, export_help, NULL, longopts, export_opt};
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	o->db = CLI_DEFAULT_DB;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
+	return export_operands(argc, argv, o);
 }
 
 int

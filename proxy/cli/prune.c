@@ -167,6 +167,36 @@ prune_time(const char *s, int64_t now, int64_t *us)
 }
 
 static int
+prune_opt(int ch, char *arg, void *opts)
+{
+	struct prune_opts *o = opts;
+
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 'b':
+		if (prune_time(arg, now_us(), &o->before_us) == -1)
+			return args_usage(PRUNE_CMD,
+			    "--before wants an ISO-8601 date or time "
+			    "(2024-05-01, 2024-05-01T12:00:00Z) or an "
+			    "age (30m, 12h, 7d), got '%s'",
+			    arg);
+		break;
+	case 'f':
+		o->filter = arg;
+		break;
+	case 'V':
+		o->vacuum = 1;
+		break;
+	case 'n':
+		o->dry_run = 1;
+		break;
+	}
+	return 0;
+}
+
+static int
 prune_parse(int argc, char **argv, struct prune_opts *o)
 {
 	static const struct option longopts[] = {
@@ -178,43 +208,15 @@ prune_parse(int argc, char **argv, struct prune_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch;
+	static const struct args_spec spec = {
+	    PRUNE_CMD, prune_help, NULL, longopts, prune_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'b':
-			if (prune_time(optarg, now_us(), &o->before_us) == -1)
-				return args_usage(PRUNE_CMD,
-				    "--before wants an ISO-8601 date or time "
-				    "(2024-05-01, 2024-05-01T12:00:00Z) or an "
-				    "age (30m, 12h, 7d), got '%s'",
-				    optarg);
-			break;
-		case 'f':
-			o->filter = optarg;
-			break;
-		case 'V':
-			o->vacuum = 1;
-			break;
-		case 'n':
-			o->dry_run = 1;
-			break;
-		case 'h':
-			fputs(prune_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(PRUNE_CMD, ch, argc, argv);
-		}
-	}
-	if (optind < argc)
-		return args_usage(
-		    PRUNE_CMD, "unexpected argument '%s'", argv[optind]);
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK ||
+	    (rc = args_no_operands(PRUNE_CMD, argc, argv)) != CLI_OK)
+		return rc;
 	if (o->before_us == 0 && o->filter == NULL)
 		return args_usage(PRUNE_CMD,
 		    "which requests? give --before TIME, --filter EXPR or "

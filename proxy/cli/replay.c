@@ -1185,6 +1185,111 @@ replay_print(sqlite3 *db, const struct replay_run *run, int json)
 
 /* ---- the command ---- */
 
+/* --via HOST:PORT into o. 0, or CLI_USAGE after a message. */
+static int
+replay_opt_via(struct replay_opts *o, char *arg)
+{
+	const char *colon = strrchr(arg, ':');
+	int64_t port;
+
+	if (colon == NULL || colon == arg ||
+	    (size_t)(colon - arg) >= sizeof(o->via_host) ||
+	    args_int(REPLAY_CMD, "via port", colon + 1, 1, 65535, &port) == -1)
+		return args_usage(
+		    REPLAY_CMD, "--via wants HOST:PORT, got '%s'", arg);
+	memcpy(o->via_host, arg, (size_t)(colon - arg));
+	o->via_host[colon - arg] = '\0';
+	o->via_port = (unsigned)port;
+	o->via = arg;
+	return 0;
+}
+
+/* The repeatable edits: --set-header, --remove-header, --resolve. */
+static int
+replay_opt_edit(struct replay_opts *o, int ch, char *arg)
+{
+	switch (ch) {
+	case 'S':
+		if (strchr(arg, ':') == NULL || arg[0] == ':' ||
+		    strpbrk(arg, "\r\n") != NULL || o->nset >= REPLAY_MAX_EDITS)
+			return args_usage(REPLAY_CMD,
+			    "--set-header wants 'Name: value', got '%s'", arg);
+		o->set[o->nset++] = arg;
+		return 0;
+	case 'X':
+		if (arg[0] == '\0' || strchr(arg, ':') != NULL ||
+		    o->nremove >= REPLAY_MAX_EDITS)
+			return args_usage(REPLAY_CMD,
+			    "--remove-header wants a header name, got '%s'",
+			    arg);
+		o->remove[o->nremove++] = arg;
+		return 0;
+	default:
+		if (strchr(arg, ':') == NULL || o->nresolve >= REPLAY_MAX_EDITS)
+			return args_usage(REPLAY_CMD,
+			    "--resolve wants HOST:ADDR, got '%s'", arg);
+		o->resolve[o->nresolve++] = arg;
+		return 0;
+	}
+}
+
+/* A numeric option: --repeat, --concurrency, --timeout. */
+static int
+replay_opt_number(struct replay_opts *o, int ch, const char *arg)
+{
+	int rc = ch == 'r'
+	    ? args_int(REPLAY_CMD, "repeat", arg, 1, 100000, &o->repeat)
+	    : ch == 'c'
+	    ? args_int(REPLAY_CMD, "concurrency", arg, 1, 1000, &o->concurrency)
+	    : args_int(REPLAY_CMD, "timeout", arg, 1, 3600, &o->timeout_s);
+
+	return rc == -1 ? CLI_USAGE : 0;
+}
+
+static int
+replay_opt(int ch, char *arg, void *opts)
+{
+	struct replay_opts *o = opts;
+
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 'f':
+		o->filter = arg;
+		break;
+	case 'v':
+		return replay_opt_via(o, arg);
+	case 'S':
+	case 'X':
+	case 'R':
+		return replay_opt_edit(o, ch, arg);
+	case 'r':
+	case 'c':
+	case 't':
+		return replay_opt_number(o, ch, arg);
+	case 'b':
+		o->body_file = arg;
+		break;
+	case 'U':
+		o->upstream_ca = arg;
+		break;
+	case 'T':
+		o->allow_truncated = 1;
+		break;
+	case 'K':
+		o->insecure = 1;
+		break;
+	case 'j':
+		o->json = 1;
+		break;
+	case 'D':
+		o->diff = 1;
+		break;
+	}
+	return 0;
+}
+
 static int
 replay_parse(int argc, char **argv, struct replay_opts *o)
 {
@@ -1207,106 +1312,18 @@ replay_parse(int argc, char **argv, struct replay_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch;
+	static const struct args_spec spec = {
+	    REPLAY_CMD, replay_help, NULL, longopts, replay_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
 	o->repeat = 1;
 	o->concurrency = 1;
 	o->timeout_s = 30;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'f':
-			o->filter = optarg;
-			break;
-		case 'v': {
-			const char *colon = strrchr(optarg, ':');
-			int64_t port;
-			if (colon == NULL || colon == optarg ||
-			    (size_t)(colon - optarg) >= sizeof(o->via_host) ||
-			    args_int(REPLAY_CMD, "via port", colon + 1, 1,
-				65535, &port) == -1)
-				return args_usage(REPLAY_CMD,
-				    "--via wants HOST:PORT, got '%s'", optarg);
-			memcpy(o->via_host, optarg, (size_t)(colon - optarg));
-			o->via_host[colon - optarg] = '\0';
-			o->via_port = (unsigned)port;
-			o->via = optarg;
-			break;
-		}
-		case 'S':
-			if (strchr(optarg, ':') == NULL || optarg[0] == ':' ||
-			    strpbrk(optarg, "\r\n") != NULL ||
-			    o->nset >= REPLAY_MAX_EDITS)
-				return args_usage(REPLAY_CMD,
-				    "--set-header wants 'Name: value', got "
-				    "'%s'",
-				    optarg);
-			o->set[o->nset++] = optarg;
-			break;
-		case 'X':
-			if (optarg[0] == '\0' || strchr(optarg, ':') != NULL ||
-			    o->nremove >= REPLAY_MAX_EDITS)
-				return args_usage(REPLAY_CMD,
-				    "--remove-header wants a header name, got "
-				    "'%s'",
-				    optarg);
-			o->remove[o->nremove++] = optarg;
-			break;
-		case 'R':
-			if (strchr(optarg, ':') == NULL ||
-			    o->nresolve >= REPLAY_MAX_EDITS)
-				return args_usage(REPLAY_CMD,
-				    "--resolve wants HOST:ADDR, got '%s'",
-				    optarg);
-			o->resolve[o->nresolve++] = optarg;
-			break;
-		case 'b':
-			o->body_file = optarg;
-			break;
-		case 'r':
-			if (args_int(REPLAY_CMD, "repeat", optarg, 1, 100000,
-				&o->repeat) == -1)
-				return CLI_USAGE;
-			break;
-		case 'c':
-			if (args_int(REPLAY_CMD, "concurrency", optarg, 1, 1000,
-				&o->concurrency) == -1)
-				return CLI_USAGE;
-			break;
-		case 't':
-			if (args_int(REPLAY_CMD, "timeout", optarg, 1, 3600,
-				&o->timeout_s) == -1)
-				return CLI_USAGE;
-			break;
-		case 'T':
-			o->allow_truncated = 1;
-			break;
-		case 'U':
-			o->upstream_ca = optarg;
-			break;
-		case 'K':
-			o->insecure = 1;
-			break;
-		case 'j':
-			o->json = 1;
-			break;
-		case 'D':
-			o->diff = 1;
-			break;
-		case 'h':
-			fputs(replay_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(REPLAY_CMD, ch, argc, argv);
-		}
-	}
-	if ((ch = args_ids(REPLAY_CMD, argc, argv, &o->ids, &o->nids)) != 0)
-		return ch;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK ||
+	    (rc = args_ids(REPLAY_CMD, argc, argv, &o->ids, &o->nids)) != 0)
+		return rc;
 	if (o->nids == 0 && o->filter == NULL)
 		return args_usage(
 		    REPLAY_CMD, "which requests? give IDs or --filter EXPR");

@@ -61,10 +61,12 @@ static const char requests_help[] =
     "  --db FILE   database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help      print this help\n";
 
-/* Option values that take arguments; the rest are flags. */
+/* One option of requests. */
 static int
-requests_optarg(struct requests_opts *o, int ch, const char *arg)
+requests_opt(int ch, char *arg, void *opts)
 {
+	struct requests_opts *o = opts;
+
 	switch (ch) {
 	case 'd':
 		o->db = arg;
@@ -92,8 +94,20 @@ requests_optarg(struct requests_opts *o, int ch, const char *arg)
 			   &o->limit) == -1
 		    ? CLI_USAGE
 		    : 0;
+	case 'j':
+	case 'c':
+		return args_format(REQUESTS_CMD, ch, &o->fmt);
+	case 'r':
+		o->raw = 1;
+		return 0;
+	case 'w':
+		o->wide = 1;
+		return 0;
+	case 'u':
+		o->utc = 1;
+		return 0;
 	}
-	return args_usage(REQUESTS_CMD, "bad arguments");
+	return ARGS_UNKNOWN;
 }
 
 static int
@@ -114,46 +128,17 @@ requests_parse(int argc, char **argv, struct requests_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch, rc;
+	static const struct args_spec spec = {
+	    REQUESTS_CMD, requests_help, NULL, longopts, requests_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
 	o->status = -1;
 	o->limit = -1;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'j':
-		case 'c':
-			if (o->fmt != OUT_TEXT)
-				return args_usage(REQUESTS_CMD,
-				    "--json and --csv are exclusive");
-			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
-			break;
-		case 'r':
-			o->raw = 1;
-			break;
-		case 'w':
-			o->wide = 1;
-			break;
-		case 'u':
-			o->utc = 1;
-			break;
-		case 'h':
-			fputs(requests_help, stdout);
-			return ARGS_HELP;
-		case '?':
-		case ':':
-			return args_bad(REQUESTS_CMD, ch, argc, argv);
-		default:
-			if ((rc = requests_optarg(o, ch, optarg)) != 0)
-				return rc;
-		}
-	}
-	if (optind < argc)
-		return args_usage(
-		    REQUESTS_CMD, "unexpected argument '%s'", argv[optind]);
-	return CLI_OK;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
+	return args_no_operands(REQUESTS_CMD, argc, argv);
 }
 
 /*

@@ -77,6 +77,37 @@ static const char show_help[] =
     "  --help                   print this help\n";
 
 static int
+show_opt(int ch, char *arg, void *opts)
+{
+	struct show_opts *o = opts;
+
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 'b':
+		o->body_out = arg;
+		break;
+	case 'r':
+		o->req_body_out = arg;
+		break;
+	case 'j':
+		o->json = 1;
+		break;
+	case 'F':
+		o->force = 1;
+		break;
+	case 'R':
+		o->raw = 1;
+		break;
+	case 'x':
+		o->hex = 1;
+		break;
+	}
+	return 0;
+}
+
+static int
 show_parse(int argc, char **argv, struct show_opts *o)
 {
 	static const struct option longopts[] = {
@@ -90,55 +121,15 @@ show_parse(int argc, char **argv, struct show_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	char *end;
-	int ch;
+	static const struct args_spec spec = {
+	    SHOW_CMD, show_help, NULL, longopts, show_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'b':
-			o->body_out = optarg;
-			break;
-		case 'r':
-			o->req_body_out = optarg;
-			break;
-		case 'j':
-			o->json = 1;
-			break;
-		case 'F':
-			o->force = 1;
-			break;
-		case 'R':
-			o->raw = 1;
-			break;
-		case 'x':
-			o->hex = 1;
-			break;
-		case 'h':
-			fputs(show_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(SHOW_CMD, ch, argc, argv);
-		}
-	}
-	if (optind >= argc)
-		return args_usage(SHOW_CMD, "missing request ID");
-	if (optind + 1 < argc)
-		return args_usage(
-		    SHOW_CMD, "unexpected argument '%s'", argv[optind + 1]);
-	errno = 0;
-	o->id = strtoll(argv[optind], &end, 10);
-	if (argv[optind][0] == '\0' || *end != '\0' || errno != 0 || o->id < 1)
-		return args_usage(SHOW_CMD,
-		    "bad request ID '%s' (want a number from `peephole "
-		    "requests`)",
-		    argv[optind]);
-	return CLI_OK;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
+	return args_one_id(SHOW_CMD, "request", "requests", argc, argv, &o->id);
 }
 
 /* Like show_text, "-" for NULL, for building strings. */
