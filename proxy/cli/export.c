@@ -183,25 +183,11 @@ export_load(sqlite3 *db, sqlite3_stmt *st, int64_t id)
 static unsigned char *
 export_body(sqlite3 *db, const char *sha, size_t *len)
 {
-	sqlite3_stmt *s = NULL;
 	unsigned char *data = NULL;
 
 	*len = 0;
-	if (sha == NULL ||
-	    sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
-		-1, &s, NULL) != SQLITE_OK)
+	if (sha != NULL && db_body(db, sha, &data, len) != 1)
 		return NULL;
-	sqlite3_bind_text(s, 1, sha, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		*len = (size_t)sqlite3_column_bytes(s, 0);
-		if ((data = malloc(*len + 1)) != NULL) {
-			if (*len > 0)
-				memcpy(data, sqlite3_column_blob(s, 0), *len);
-			data[*len] = '\0';
-		} else
-			*len = 0;
-	}
-	sqlite3_finalize(s);
 	return data;
 }
 

@@ -556,54 +556,56 @@ replay_readcb(struct bufferevent *bev, void *arg)
 	replay_read_response(j);
 }
 
+/* TCP is up (to the origin, or to --via's proxy), or TLS is. */
 static void
-replay_eventcb(struct bufferevent *bev, short what, void *arg)
+replay_on_connected(struct replay_job *j)
 {
-	struct replay_job *j = arg;
-	char why[300];
+	if (j->phase == REPLAY_TLS) {
+		replay_tls_done(j);
+		return;
+	}
+	if (j->phase != REPLAY_CONNECTING)
+		return;
+	j->t_connected = now_us();
+	if (j->run->o->via != NULL && j->tls) {
+		/* CONNECT to the origin through the proxy */
+		j->phase = REPLAY_PROXY_CONNECT;
+		bufferevent_setcb(
+		    j->bev, replay_readcb, NULL, replay_eventcb, j);
+		evbuffer_add_printf(bufferevent_get_output(j->bev),
+		    "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n", j->host,
+		    j->port, j->host, j->port);
+		bufferevent_enable(j->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	replay_connected(j);
+}
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (j->phase == REPLAY_CONNECTING) {
-			j->t_connected = now_us();
-			if (j->run->o->via != NULL && j->tls) {
-				/* CONNECT to the origin through the proxy */
-				j->phase = REPLAY_PROXY_CONNECT;
-				bufferevent_setcb(j->bev, replay_readcb, NULL,
-				    replay_eventcb, j);
-				evbuffer_add_printf(
-				    bufferevent_get_output(j->bev),
-				    "CONNECT %s:%u HTTP/1.1\r\nHost: "
-				    "%s:%u\r\n\r\n",
-				    j->host, j->port, j->host, j->port);
-				bufferevent_enable(j->bev, EV_READ | EV_WRITE);
-				return;
-			}
-			replay_connected(j);
+/* The peer closed: the end of a body read until close, else an error. */
+static void
+replay_on_eof(struct replay_job *j)
+{
+	if (j->phase == REPLAY_EXCHANGE) {
+		replay_read_response(j);
+		if (j->phase == REPLAY_DONE)
+			return;
+		if (llhttp_finish(&j->parser) == HPE_OK && j->status > 0) {
+			j->resp_done = 1;
+			replay_finish(j, NULL);
 			return;
 		}
-		if (j->phase == REPLAY_TLS)
-			replay_tls_done(j);
-		return;
 	}
-	if (what & BEV_EVENT_EOF) {
-		if (j->phase == REPLAY_EXCHANGE) {
-			/* a body read until close ends here */
-			replay_read_response(j);
-			if (j->phase == REPLAY_DONE)
-				return;
-			if (llhttp_finish(&j->parser) == HPE_OK &&
-			    j->status > 0) {
-				j->resp_done = 1;
-				replay_finish(j, NULL);
-				return;
-			}
-		}
-		replay_finish(j,
-		    j->status > 0 ? "the origin closed mid-response"
-				  : "the origin closed without answering");
-		return;
-	}
+	replay_finish(j,
+	    j->status > 0 ? "the origin closed mid-response"
+			  : "the origin closed without answering");
+}
+
+/* A socket or TLS error: end the job saying which. */
+static void
+replay_on_error(struct replay_job *j)
+{
+	char why[300];
+
 	if (j->phase == REPLAY_TLS) {
 		SSL *ssl = bufferevent_openssl_get_ssl(j->bev);
 		long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
@@ -624,6 +626,20 @@ replay_eventcb(struct bufferevent *bev, short what, void *arg)
 	    j->server_ip, j->server_port,
 	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	replay_finish(j, why);
+}
+
+static void
+replay_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct replay_job *j = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		replay_on_connected(j);
+	else if (what & BEV_EVENT_EOF)
+		replay_on_eof(j);
+	else
+		replay_on_error(j);
 }
 
 static void
@@ -731,44 +747,50 @@ replay_begin(struct replay_job *j)
 
 /* ---- the end of one replay ---- */
 
+/* The connection row of a replay: one request, its own connection. */
 static void
-replay_record(struct replay_job *j)
+replay_record_conn(const struct replay_job *j, struct store_conn *c)
 {
-	struct store_rec *rec = store_rec_new(STORE_REC_REQUEST);
-	struct store_rec *crec = store_rec_new(STORE_REC_CONN);
-	struct store_request *r;
-	struct store_conn *c;
+	c->id = j->conn_id;
+	c->listener = strdup("replay");
+	c->client_ip = strdup("-");
+	c->target_host = strdup(j->host);
+	c->target_port = (int)j->port;
+	c->server_ip = j->server_ip[0] ? strdup(j->server_ip) : NULL;
+	c->server_port = (int)j->server_port;
+	c->protocol = strdup(j->tls ? "tls" : "http");
+	c->t_accept_us = j->t_start;
+	c->t_close_us = j->t_end;
+	c->bytes_to_server = j->sent_bytes;
+	c->bytes_from_server = j->recv_bytes;
+	c->nrequests = 1;
+	c->close_reason = strdup(j->error ? "error" : "done");
+	c->error = j->error ? strdup(j->error) : NULL;
+	c->tls_server = j->tls_desc[0] ? strdup(j->tls_desc) : NULL;
+}
+
+/* The path and query of r as sent (the URL's, after its authority). */
+static void
+replay_record_path(const struct replay_job *j, struct store_request *r)
+{
+	const char *u = strstr(j->url, "://");
+	const char *p = u ? strchr(u + 3, '/') : NULL;
+	const char *q = p ? strchr(p, '?') : NULL;
+
+	r->path = p ? strndup(p, q ? (size_t)(q - p) : strlen(p)) : strdup("/");
+	r->query = q ? strdup(q + 1) : NULL;
+}
+
+/*
+ * The answer into r: status, head, and the captured body, which moves to
+ * the record (its size stays in j for the report). With --diff, j keeps
+ * its own copies of the head and body for the comparison.
+ */
+static void
+replay_record_response(struct replay_job *j, struct store_request *r)
+{
 	size_t hl;
 
-	if (rec == NULL || crec == NULL || j->conn_id < 0) {
-		store_rec_free(rec);
-		store_rec_free(crec);
-		return;
-	}
-	r = &rec->u.req;
-	r->conn_id = j->conn_id;
-	r->seq = 1;
-	r->t_start_us = j->t_start;
-	r->client_ip = strdup("-");
-	r->scheme = strdup(j->scheme);
-	r->method = strdup(j->method);
-	r->host = strdup(j->host);
-	r->port = (int)j->port;
-	{
-		/* path and query as sent */
-		const char *u = strstr(j->url, "://");
-		const char *p = u ? strchr(u + 3, '/') : NULL;
-		const char *q = p ? strchr(p, '?') : NULL;
-		r->path = p ? strndup(p, q ? (size_t)(q - p) : strlen(p))
-			    : strdup("/");
-		r->query = q ? strdup(q + 1) : NULL;
-	}
-	r->req_version = strdup("1.1");
-	r->req_headers = j->sent_headers;
-	j->sent_headers = NULL;
-	r->req_header_bytes = j->sent_head_bytes;
-	r->req_body = j->sent_body;
-	memset(&j->sent_body, 0, sizeof(j->sent_body));
 	if (j->status > 0) {
 		r->status = j->status;
 		r->resp_version = strdup("1.1");
@@ -792,6 +814,37 @@ replay_record(struct replay_job *j)
 	j->resp_truncated = j->body.truncated;
 	r->resp_body = j->body;
 	memset(&j->body, 0, sizeof(j->body));
+}
+
+static void
+replay_record(struct replay_job *j)
+{
+	struct store_rec *rec = store_rec_new(STORE_REC_REQUEST);
+	struct store_rec *crec = store_rec_new(STORE_REC_CONN);
+	struct store_request *r;
+
+	if (rec == NULL || crec == NULL || j->conn_id < 0) {
+		store_rec_free(rec);
+		store_rec_free(crec);
+		return;
+	}
+	r = &rec->u.req;
+	r->conn_id = j->conn_id;
+	r->seq = 1;
+	r->t_start_us = j->t_start;
+	r->client_ip = strdup("-");
+	r->scheme = strdup(j->scheme);
+	r->method = strdup(j->method);
+	r->host = strdup(j->host);
+	r->port = (int)j->port;
+	replay_record_path(j, r);
+	r->req_version = strdup("1.1");
+	r->req_headers = j->sent_headers;
+	j->sent_headers = NULL;
+	r->req_header_bytes = j->sent_head_bytes;
+	r->req_body = j->sent_body;
+	memset(&j->sent_body, 0, sizeof(j->sent_body));
+	replay_record_response(j, r);
 	{
 		const char *h = r->resp_headers;
 		while (h != NULL && *h) {
@@ -817,23 +870,7 @@ replay_record(struct replay_job *j)
 	r->error = j->error ? strdup(j->error) : NULL;
 	r->replay_of = j->orig_id;
 
-	c = &crec->u.conn;
-	c->id = j->conn_id;
-	c->listener = strdup("replay");
-	c->client_ip = strdup("-");
-	c->target_host = strdup(j->host);
-	c->target_port = (int)j->port;
-	c->server_ip = j->server_ip[0] ? strdup(j->server_ip) : NULL;
-	c->server_port = (int)j->server_port;
-	c->protocol = strdup(j->tls ? "tls" : "http");
-	c->t_accept_us = j->t_start;
-	c->t_close_us = j->t_end;
-	c->bytes_to_server = j->sent_bytes;
-	c->bytes_from_server = j->recv_bytes;
-	c->nrequests = 1;
-	c->close_reason = strdup(j->error ? "error" : "done");
-	c->error = j->error ? strdup(j->error) : NULL;
-	c->tls_server = j->tls_desc[0] ? strdup(j->tls_desc) : NULL;
+	replay_record_conn(j, &crec->u.conn);
 	(void)store_submit(j->run->st, crec);
 	(void)store_submit(j->run->st, rec);
 }
@@ -909,7 +946,44 @@ replay_dup(sqlite3_stmt *st, const char *name)
 	return t ? strdup(t) : NULL;
 }
 
-/* Fill job j from request row st (already stepped). */
+/*
+ * Whether row st is to be refused rather than sent: not an HTTP request,
+ * or its body cut at the capture limit (unless --allow-truncated or
+ * --body). 1 with the reason in j->refused, else 0.
+ */
+static int
+replay_job_refused(sqlite3_stmt *st, struct replay_job *j,
+    const struct replay_opts *o, int64_t file_len)
+{
+	const char *scheme = out_col_text(st, "scheme");
+	char why[300];
+
+	if (out_col_text(st, "method") == NULL || scheme == NULL ||
+	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+		snprintf(why, sizeof(why),
+		    "#%lld is %s: there is no HTTP request to send again",
+		    (long long)j->orig_id,
+		    scheme && strcmp(scheme, "connect") == 0
+			? "a CONNECT tunnel (its requests have their own ids)"
+			: "not a readable request");
+		j->refused = strdup(why);
+		return 1;
+	}
+	if (out_col_int(st, "req_body_truncated") && file_len < 0 &&
+	    !o->allow_truncated) {
+		snprintf(why, sizeof(why),
+		    "#%lld's body was truncated at the capture limit (%lld "
+		    "bytes logged): not sent (--allow-truncated sends what was "
+		    "kept, --body FILE another body)",
+		    (long long)j->orig_id,
+		    (long long)out_col_int(st, "req_body_size"));
+		j->refused = strdup(why);
+		return 1;
+	}
+	return 0;
+}
+
+/* Fill job j from request row st (already stepped). 0 / -1. */
 static int
 replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
     const struct replay_opts *o, int64_t file_len)
@@ -918,7 +992,6 @@ replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
 	const char *method = out_col_text(st, "method");
 	unsigned char *body = NULL;
 	size_t blen = 0;
-	char why[300];
 	int rc;
 
 	j->orig_id = out_col_int(st, "id");
@@ -931,28 +1004,8 @@ replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
 		j->orig_headers = replay_dup(st, "resp_headers");
 		j->orig_reason = replay_dup(st, "resp_reason");
 	}
-	if (method == NULL || scheme == NULL ||
-	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-		snprintf(why, sizeof(why),
-		    "#%lld is %s: there is no HTTP request to send again",
-		    (long long)j->orig_id,
-		    scheme && strcmp(scheme, "connect") == 0
-			? "a CONNECT tunnel (its requests have their own ids)"
-			: "not a readable request");
-		j->refused = strdup(why);
+	if (replay_job_refused(st, j, o, file_len))
 		return 0;
-	}
-	if (out_col_int(st, "req_body_truncated") && file_len < 0 &&
-	    !o->allow_truncated) {
-		snprintf(why, sizeof(why),
-		    "#%lld's body was truncated at the capture limit (%lld "
-		    "bytes logged): not sent (--allow-truncated sends what was "
-		    "kept, --body FILE another body)",
-		    (long long)j->orig_id,
-		    (long long)out_col_int(st, "req_body_size"));
-		j->refused = strdup(why);
-		return 0;
-	}
 	j->method = strdup(method);
 	j->scheme = strdup(scheme);
 	j->host = replay_dup(st, "host");
@@ -964,22 +1017,9 @@ replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
 	    out_col_text(st, "path"), out_col_text(st, "query"));
 	if (j->host == NULL || j->url == NULL)
 		return -1;
-	if (file_len < 0 && out_col_text(st, "req_body_sha") != NULL) {
-		sqlite3_stmt *b = NULL;
-		if (sqlite3_prepare_v2(db,
-			"SELECT data FROM bodies WHERE sha256 = ?", -1, &b,
-			NULL) != SQLITE_OK)
-			return -1;
-		sqlite3_bind_text(
-		    b, 1, out_col_text(st, "req_body_sha"), -1, SQLITE_STATIC);
-		if (sqlite3_step(b) == SQLITE_ROW) {
-			blen = (size_t)sqlite3_column_bytes(b, 0);
-			body = malloc(blen + 1);
-			if (body != NULL && blen > 0)
-				memcpy(body, sqlite3_column_blob(b, 0), blen);
-		}
-		sqlite3_finalize(b);
-	}
+	if (file_len < 0 && out_col_text(st, "req_body_sha") != NULL &&
+	    db_body(db, out_col_text(st, "req_body_sha"), &body, &blen) == -1)
+		return -1;
 	rc = replay_build(j, o, out_col_text(st, "path"),
 	    out_col_text(st, "query"), body, blen, file_len);
 	free(body);
@@ -1030,27 +1070,11 @@ replay_match(const struct replay_job *j)
 static int
 replay_orig_body(sqlite3 *db, const char *sha, unsigned char **out, size_t *len)
 {
-	sqlite3_stmt *b = NULL;
-	int rc = -1;
-
 	*out = NULL;
 	*len = 0;
 	if (sha == NULL)
 		return 0;
-	if (sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
-		-1, &b, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(b, 1, sha, -1, SQLITE_STATIC);
-	if (sqlite3_step(b) == SQLITE_ROW) {
-		*len = (size_t)sqlite3_column_bytes(b, 0);
-		if ((*out = malloc(*len + 1)) != NULL) {
-			if (*len > 0)
-				memcpy(*out, sqlite3_column_blob(b, 0), *len);
-			rc = 0;
-		}
-	}
-	sqlite3_finalize(b);
-	return rc;
+	return db_body(db, sha, out, len) == 1 ? 0 : -1;
 }
 
 /*
@@ -1111,6 +1135,68 @@ replay_diff(sqlite3 *db, const struct replay_job *j)
 	return d;
 }
 
+/* Job j as an object of the --json array. A new reference. */
+static json_t *
+replay_job_json(
+    sqlite3 *db, const struct replay_run *run, const struct replay_job *j)
+{
+	double ot = (double)j->orig_total_us / 1000.0;
+	double nt = (double)(j->t_end - j->t_start) / 1000.0;
+	json_t *o;
+
+	if (j->refused != NULL)
+		return json_pack("{s:I,s:n,s:s}", "id", (json_int_t)j->orig_id,
+		    "replay_id", "refused", j->refused);
+	o = json_object();
+	json_object_set_new(o, "id", json_integer(j->orig_id));
+	json_object_set_new(o, "replay_id",
+	    j->new_id > 0 ? json_integer(j->new_id) : json_null());
+	json_object_set_new(o, "method", json_string(j->method));
+	json_object_set_new(o, "url", out_json_str(j->url));
+	json_object_set_new(o, "original",
+	    json_pack("{s:i,s:I,s:f}", "status", j->orig_status, "size",
+		(json_int_t)j->orig_size, "time_ms", ot));
+	json_object_set_new(o, "replay",
+	    json_pack("{s:i,s:I,s:f,s:o}", "status", j->status, "size",
+		(json_int_t)j->resp_total, "time_ms", nt, "error",
+		out_json_str(j->error)));
+	json_object_set_new(o, "body", json_string(replay_match(j)));
+	if (run->o->diff) {
+		json_t *d = replay_diff(db, j);
+		json_object_set_new(o, "diff", d ? d : json_null());
+	}
+	return o;
+}
+
+/* Job j as a line of text, and with --diff how its answer differs. */
+static void
+replay_job_text(sqlite3 *db, const struct replay_run *run,
+    const struct replay_job *j, int colour)
+{
+	double ot = (double)j->orig_total_us / 1000.0;
+	double nt = (double)(j->t_end - j->t_start) / 1000.0;
+	char osz[24], nsz[24];
+
+	if (j->refused != NULL) {
+		printf(
+		    "#%lld  refused: %s\n", (long long)j->orig_id, j->refused);
+		return;
+	}
+	out_size((uint64_t)j->orig_size, osz, sizeof(osz));
+	out_size(j->resp_total, nsz, sizeof(nsz));
+	printf("#%lld -> #%lld  %s %s  status %d->%d  size %s->%s  "
+	       "time %.1fms->%.1fms  body %s%s%s\n",
+	    (long long)j->orig_id, (long long)j->new_id, j->method, j->url,
+	    j->orig_status, j->status, osz, nsz, ot, nt, replay_match(j),
+	    j->error ? "  error: " : "", j->error ? j->error : "");
+	if (run->o->diff) {
+		json_t *d = replay_diff(db, j);
+		if (d != NULL)
+			diff_print(stdout, d, colour);
+		json_decref(d);
+	}
+}
+
 static void
 replay_print(sqlite3 *db, const struct replay_run *run, int json)
 {
@@ -1119,62 +1205,11 @@ replay_print(sqlite3 *db, const struct replay_run *run, int json)
 	    getenv("NO_COLOR") == NULL;
 
 	for (size_t i = 0; i < run->njobs; i++) {
-		const struct replay_job *j = &run->jobs[i];
-		if (j->refused != NULL) {
-			if (a != NULL)
-				json_array_append_new(a,
-				    json_pack("{s:I,s:n,s:s}", "id",
-					(json_int_t)j->orig_id, "replay_id",
-					"refused", j->refused));
-			else
-				printf("#%lld  refused: %s\n",
-				    (long long)j->orig_id, j->refused);
-			continue;
-		}
-		double ot = (double)j->orig_total_us / 1000.0;
-		double nt = (double)(j->t_end - j->t_start) / 1000.0;
-		if (a != NULL) {
-			json_t *o = json_object();
-			json_object_set_new(o, "id", json_integer(j->orig_id));
-			json_object_set_new(o, "replay_id",
-			    j->new_id > 0 ? json_integer(j->new_id)
-					  : json_null());
-			json_object_set_new(
-			    o, "method", json_string(j->method));
-			json_object_set_new(o, "url", out_json_str(j->url));
-			json_object_set_new(o, "original",
-			    json_pack("{s:i,s:I,s:f}", "status", j->orig_status,
-				"size", (json_int_t)j->orig_size, "time_ms",
-				ot));
-			json_object_set_new(o, "replay",
-			    json_pack("{s:i,s:I,s:f,s:o}", "status", j->status,
-				"size", (json_int_t)j->resp_total, "time_ms",
-				nt, "error", out_json_str(j->error)));
-			json_object_set_new(
-			    o, "body", json_string(replay_match(j)));
-			if (run->o->diff) {
-				json_t *d = replay_diff(db, j);
-				json_object_set_new(
-				    o, "diff", d ? d : json_null());
-			}
-			json_array_append_new(a, o);
-			continue;
-		}
-		char osz[24], nsz[24];
-		out_size((uint64_t)j->orig_size, osz, sizeof(osz));
-		out_size(j->resp_total, nsz, sizeof(nsz));
-		printf("#%lld -> #%lld  %s %s  status %d->%d  size %s->%s  "
-		       "time %.1fms->%.1fms  body %s%s%s\n",
-		    (long long)j->orig_id, (long long)j->new_id, j->method,
-		    j->url, j->orig_status, j->status, osz, nsz, ot, nt,
-		    replay_match(j), j->error ? "  error: " : "",
-		    j->error ? j->error : "");
-		if (run->o->diff) {
-			json_t *d = replay_diff(db, j);
-			if (d != NULL)
-				diff_print(stdout, d, colour);
-			json_decref(d);
-		}
+		if (a != NULL)
+			json_array_append_new(
+			    a, replay_job_json(db, run, &run->jobs[i]));
+		else
+			replay_job_text(db, run, &run->jobs[i], colour);
 	}
 	if (a != NULL) {
 		json_dumpf(a, stdout, JSON_INDENT(2) | OUT_JSON_REALS);

@@ -168,9 +168,7 @@ static int
 show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
     struct show_body *b)
 {
-	sqlite3_stmt *s = NULL;
 	char col[32];
-	const void *blob;
 	int rc;
 
 	snprintf(col, sizeof(col), "%s_body_size", prefix);
@@ -180,26 +178,15 @@ show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
 	snprintf(col, sizeof(col), "%s_body_sha", prefix);
 	if ((b->sha = out_col_text(req, col)) == NULL)
 		return 0;
-	if (sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
-		-1, &s, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_text(s, 1, b->sha, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) == SQLITE_DONE) {
+	if ((rc = db_body(db, b->sha, &b->data, &b->len)) == -1) {
+		db_warn(SHOW_CMD, db, "cannot read body");
+		return -1;
+	}
+	if (rc == 0) {
 		/* The request row names a body the file does not hold. */
 		b->sha = NULL;
-		sqlite3_finalize(s);
 		return 0;
 	}
-	if (rc != SQLITE_ROW)
-		goto fail;
-	b->len = (size_t)sqlite3_column_bytes(s, 0);
-	blob = sqlite3_column_blob(s, 0);
-	/* One spare byte so an empty body still gets a buffer. */
-	if ((b->data = malloc(b->len + 1)) == NULL)
-		goto fail;
-	if (b->len > 0)
-		memcpy(b->data, blob, b->len);
-	sqlite3_finalize(s);
 	snprintf(col, sizeof(col), "%s_headers", prefix);
 	if (raw) {
 		b->view.data = b->data;
@@ -208,10 +195,6 @@ show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
 		readable_body(
 		    out_col_text(req, col), b->data, b->len, &b->view);
 	return 0;
-fail:
-	db_warn(SHOW_CMD, db, "cannot read body");
-	sqlite3_finalize(s);
-	return -1;
 }
 
 static void
