@@ -1457,15 +1457,32 @@ store_submit(struct store *st, struct store_rec *rec)
 	return past;
 }
 
+/* The writer's counters, read together under the lock. */
+struct store_counts {
+	uint64_t written, failed;
+	size_t queued, queued_bytes;
+	int backlogged;
+};
+
+static void
+store_counts(struct store *st, struct store_counts *c)
+{
+	pthread_mutex_lock(&st->mtx);
+	c->written = st->written;
+	c->failed = st->failed;
+	c->queued = st->count;
+	c->queued_bytes = st->bytes;
+	c->backlogged = st->backlogged;
+	pthread_mutex_unlock(&st->mtx);
+}
+
 int
 store_backlogged(struct store *st)
 {
-	int b;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	b = st->backlogged;
-	pthread_mutex_unlock(&st->mtx);
-	return b;
+	store_counts(st, &c);
+	return c.backlogged;
 }
 
 void
@@ -1558,43 +1575,35 @@ store_close(struct store *st)
 uint64_t
 store_written(struct store *st)
 {
-	uint64_t n;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	n = st->written;
-	pthread_mutex_unlock(&st->mtx);
-	return n;
+	store_counts(st, &c);
+	return c.written;
 }
 
 uint64_t
 store_failed(struct store *st)
 {
-	uint64_t n;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	n = st->failed;
-	pthread_mutex_unlock(&st->mtx);
-	return n;
+	store_counts(st, &c);
+	return c.failed;
 }
 
 size_t
 store_queued(struct store *st)
 {
-	size_t n;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	n = st->count;
-	pthread_mutex_unlock(&st->mtx);
-	return n;
+	store_counts(st, &c);
+	return c.queued;
 }
 
 size_t
 store_queued_bytes(struct store *st)
 {
-	size_t n;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	n = st->bytes;
-	pthread_mutex_unlock(&st->mtx);
-	return n;
+	store_counts(st, &c);
+	return c.queued_bytes;
 }
