@@ -527,14 +527,42 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	return e;
 }
 
+/* Each selected request as a HAR entry on fp, comma-separated, counted
+ * in *n; st reads a row. 0, or -1 after a message. */
+static int
+export_har_entries(
+    sqlite3 *db, struct select *sel, sqlite3_stmt *st, FILE *fp, int *n)
+{
+	int64_t id;
+	int rc;
+
+	while ((rc = select_next(sel, &id)) == 1) {
+		json_t *e;
+		if (export_load(db, st, id) == -1)
+			return -1;
+		/* CONNECT rows are tunnels, not requests a HAR can hold */
+		if (out_col_text(st, "scheme") != NULL &&
+		    strcmp(out_col_text(st, "scheme"), "connect") == 0)
+			continue;
+		if ((e = export_har_entry(db, st)) == NULL) {
+			fprintf(stderr, "peephole export: out of memory\n");
+			return -1;
+		}
+		if ((*n)++ > 0)
+			fputs(",\n", fp);
+		json_dumpf(e, fp, JSON_COMPACT | OUT_JSON_REALS);
+		json_decref(e);
+	}
+	return rc == -1 ? -1 : 0;
+}
+
 static int
 export_har(sqlite3 *db, const struct export_opts *o)
 {
 	struct select *sel;
 	sqlite3_stmt *st = NULL;
 	FILE *fp;
-	int64_t id;
-	int usage = 0, rc, n = 0, status = CLI_ERROR;
+	int usage = 0, n = 0, status = CLI_ERROR;
 
 	sel = select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
 	if (sel == NULL)
@@ -558,24 +586,7 @@ export_har(sqlite3 *db, const struct export_opts *o)
 	    "{\"log\": {\"version\": \"1.2\", \"creator\": "
 	    "{\"name\": \"peephole\", \"version\": \"" PEEPHOLE_VERSION
 	    "\"}, \"pages\": [], \"entries\": [\n");
-	while ((rc = select_next(sel, &id)) == 1) {
-		json_t *e;
-		if (export_load(db, st, id) == -1)
-			goto out;
-		/* CONNECT rows are tunnels, not requests a HAR can hold */
-		if (out_col_text(st, "scheme") != NULL &&
-		    strcmp(out_col_text(st, "scheme"), "connect") == 0)
-			continue;
-		if ((e = export_har_entry(db, st)) == NULL) {
-			fprintf(stderr, "peephole export: out of memory\n");
-			goto out;
-		}
-		if (n++ > 0)
-			fputs(",\n", fp);
-		json_dumpf(e, fp, JSON_COMPACT | OUT_JSON_REALS);
-		json_decref(e);
-	}
-	if (rc == -1)
+	if (export_har_entries(db, sel, st, fp, &n) == -1)
 		goto out;
 	fputs("\n]}}\n", fp);
 	if (fflush(fp) != 0 || ferror(fp)) {

@@ -268,33 +268,16 @@ prune_query(sqlite3 *db, const char *sql, int nbind, int64_t b1, int64_t b2,
 	return 0;
 }
 
-/*
- * The requests to delete into the temporary table prune_ids, and the
- * bodies they refer to into prune_shas. Only the temp database is
- * written: the proxy's writer is not held up while the filter runs.
- */
+/* The requests o->filter selects (and, with --before, older than that)
+ * into temp.prune_ids. A CLI_* status, printed. */
 static int
-prune_collect(sqlite3 *db, const struct prune_opts *o)
+prune_collect_filtered(sqlite3 *db, const struct prune_opts *o)
 {
 	sqlite3_stmt *ins = NULL, *t = NULL;
-	struct select *sel = NULL;
+	struct select *sel;
 	int64_t id;
 	int rc = CLI_ERROR, usage = 0, n;
 
-	if (prune_exec(db,
-		"CREATE TEMP TABLE prune_ids (id INTEGER PRIMARY KEY);"
-		"CREATE TEMP TABLE prune_shas (sha TEXT PRIMARY KEY);"
-		"CREATE TEMP TABLE prune_conns (id INTEGER PRIMARY KEY);",
-		"cannot create temporary tables") == -1)
-		return CLI_ERROR;
-	if (o->filter == NULL) {
-		if (prune_query(db,
-			"INSERT INTO temp.prune_ids SELECT id FROM requests "
-			"WHERE t_start_us < ?",
-			1, o->before_us, 0, NULL, 0) == -1)
-			return CLI_ERROR;
-		goto shas;
-	}
 	if ((sel = select_new(db, PRUNE_CMD, NULL, 0, o->filter, &usage)) ==
 	    NULL)
 		return usage ? CLI_USAGE : CLI_ERROR;
@@ -321,11 +304,39 @@ prune_collect(sqlite3 *db, const struct prune_opts *o)
 			goto out;
 		}
 	}
-	if (n == -1)
-		goto out;
+	if (n != -1)
+		rc = CLI_OK;
+out:
+	sqlite3_finalize(ins);
+	sqlite3_finalize(t);
 	select_free(sel);
-	sel = NULL;
-shas:
+	return rc;
+}
+
+/*
+ * The requests to delete into the temporary table prune_ids, and the
+ * bodies they refer to into prune_shas. Only the temp database is
+ * written: the proxy's writer is not held up while the filter runs.
+ */
+static int
+prune_collect(sqlite3 *db, const struct prune_opts *o)
+{
+	int rc;
+
+	if (prune_exec(db,
+		"CREATE TEMP TABLE prune_ids (id INTEGER PRIMARY KEY);"
+		"CREATE TEMP TABLE prune_shas (sha TEXT PRIMARY KEY);"
+		"CREATE TEMP TABLE prune_conns (id INTEGER PRIMARY KEY);",
+		"cannot create temporary tables") == -1)
+		return CLI_ERROR;
+	if (o->filter == NULL) {
+		if (prune_query(db,
+			"INSERT INTO temp.prune_ids SELECT id FROM requests "
+			"WHERE t_start_us < ?",
+			1, o->before_us, 0, NULL, 0) == -1)
+			return CLI_ERROR;
+	} else if ((rc = prune_collect_filtered(db, o)) != CLI_OK)
+		return rc;
 	if (prune_exec(db,
 		"INSERT OR IGNORE INTO temp.prune_shas"
 		" SELECT req_body_sha FROM requests WHERE req_body_sha IS NOT"
@@ -333,13 +344,8 @@ shas:
 		" UNION SELECT resp_body_sha FROM requests WHERE resp_body_sha"
 		" IS NOT NULL AND id IN temp.prune_ids",
 		"cannot list the bodies") == -1)
-		goto out;
-	rc = CLI_OK;
-out:
-	sqlite3_finalize(ins);
-	sqlite3_finalize(t);
-	select_free(sel);
-	return rc;
+		return CLI_ERROR;
+	return CLI_OK;
 }
 
 /* --dry-run: what the deletes would free, were nothing else to change. */
