@@ -218,13 +218,31 @@ pt_table_row(
 	return out_table_add(t, cells);
 }
 
-/* Print the learned list in fmt. Exit status. */
-static int
-pt_list(sqlite3 *db, enum out_format fmt)
+/* The table `passthrough list` prints, its columns set up. NULL on
+ * ENOMEM. */
+static struct out_table *
+pt_table_new(void)
 {
 	static const char *const headers[PT_NCOLS] = {"host", "port",
 	    "rejections", "last_reason", "next_retry", "first_seen",
 	    "last_seen"};
+	struct out_table *t = out_table_new(PT_NCOLS, headers);
+
+	if (t == NULL)
+		return NULL;
+	out_table_col(t, 0, OUT_COL_SHRINK, 16, 0);
+	out_table_align_right(t, 1);
+	out_table_align_right(t, 2);
+	out_table_col(t, 3, OUT_COL_SHRINK, 12, 0);
+	out_table_col(t, 5, OUT_COL_TIME, 0, 2);
+	out_table_col(t, 6, OUT_COL_TIME, 0, 1);
+	return t;
+}
+
+/* Print the learned list in fmt. Exit status. */
+static int
+pt_list(sqlite3 *db, enum out_format fmt)
+{
 	int64_t now = pt_now_us();
 	sqlite3_stmt *s = NULL;
 	struct out_table *t = NULL;
@@ -241,17 +259,9 @@ pt_list(sqlite3 *db, enum out_format fmt)
 		goto fail;
 	}
 	if (fmt == OUT_JSON ? (arr = json_array()) == NULL
-			    : (t = out_table_new(PT_NCOLS, headers)) == NULL) {
+			    : (t = pt_table_new()) == NULL) {
 		nomem = 1;
 		goto fail;
-	}
-	if (t != NULL) {
-		out_table_col(t, 0, OUT_COL_SHRINK, 16, 0);
-		out_table_align_right(t, 1);
-		out_table_align_right(t, 2);
-		out_table_col(t, 3, OUT_COL_SHRINK, 12, 0);
-		out_table_col(t, 5, OUT_COL_TIME, 0, 2);
-		out_table_col(t, 6, OUT_COL_TIME, 0, 1);
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (arr != NULL
