@@ -122,6 +122,23 @@ args_format(const char *cmd, int ch, enum out_format *fmt)
 }
 
 int
+args_table(const char *cmd, int ch, enum out_format *fmt, int *wide, int *utc)
+{
+	switch (ch) {
+	case 'j':
+	case 'c':
+		return args_format(cmd, ch, fmt);
+	case 'w':
+		*wide = 1;
+		return 0;
+	case 'u':
+		*utc = 1;
+		return 0;
+	}
+	return ARGS_UNKNOWN;
+}
+
+int
 args_one_id(const char *cmd, const char *what, const char *lister, int argc,
     char **argv, int64_t *id)
 {

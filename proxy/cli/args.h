@@ -56,6 +56,14 @@ int args_format(const char *cmd, int ch, enum out_format *fmt)
     __attribute__((warn_unused_result));
 
 /*
+ * The options of a command that prints a table: --json and --csv ('j',
+ * 'c', through args_format), --wide ('w'), --utc ('u'). 0 when ch was one
+ * of them (stored), ARGS_UNKNOWN when not, CLI_USAGE after a message.
+ */
+int args_table(const char *cmd, int ch, enum out_format *fmt, int *wide,
+    int *utc) __attribute__((warn_unused_result));
+
+/*
  * Exactly one operand left, the positive id of a `what` ("request") as
  * `lister` ("requests") prints it, into *id. CLI_OK, or CLI_USAGE after a
  * message.

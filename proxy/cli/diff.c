@@ -701,25 +701,24 @@ diff_print_status(FILE *f, const json_t *s, int colour)
 	}
 }
 
-/* Bodies compared as bytes: each one's size and SHA-256. */
+/* Bodies compared as bytes: each one's size and SHA-256, the original's
+ * line "-" in red, the replay's "+" in green. */
 static void
 diff_print_binary(FILE *f, const json_t *b, int colour)
 {
-	const json_t *o = json_object_get(b, "original");
-	const json_t *r = json_object_get(b, "replay");
+	static const char *const key[2] = {"original", "replay"};
+	static const char *const hue[2] = {DIFF_RED, DIFF_GREEN};
 
-	diff_colour_on(f, colour, DIFF_RED);
-	fprintf(f, "    - %lld bytes sha256 %s",
-	    (long long)json_integer_value(json_object_get(o, "size")),
-	    json_string_value(json_object_get(o, "sha256")));
-	diff_colour_on(f, colour, DIFF_RESET);
-	fputc('\n', f);
-	diff_colour_on(f, colour, DIFF_GREEN);
-	fprintf(f, "    + %lld bytes sha256 %s",
-	    (long long)json_integer_value(json_object_get(r, "size")),
-	    json_string_value(json_object_get(r, "sha256")));
-	diff_colour_on(f, colour, DIFF_RESET);
-	fputc('\n', f);
+	for (int i = 0; i < 2; i++) {
+		const json_t *side = json_object_get(b, key[i]);
+		diff_colour_on(f, colour, hue[i]);
+		fprintf(f, "    %c %lld bytes sha256 %s", i == 0 ? '-' : '+',
+		    (long long)json_integer_value(
+			json_object_get(side, "size")),
+		    json_string_value(json_object_get(side, "sha256")));
+		diff_colour_on(f, colour, DIFF_RESET);
+		fputc('\n', f);
+	}
 }
 
 void

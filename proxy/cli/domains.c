@@ -92,15 +92,8 @@ domains_opt(int ch, char *arg, void *opts)
 			    arg);
 		o->order = domains_sorts[i].order;
 		break;
-	case 'j':
-	case 'c':
-		return args_format(DOMAINS_CMD, ch, &o->fmt);
-	case 'w':
-		o->wide = 1;
-		break;
-	case 'u':
-		o->utc = 1;
-		break;
+	default:
+		return args_table(DOMAINS_CMD, ch, &o->fmt, &o->wide, &o->utc);
 	}
 	return 0;
 }

@@ -79,10 +79,7 @@ pt_opt(int ch, char *arg, void *opts)
 	/* the rest shape list's output */
 	if (!o->list)
 		return ARGS_UNKNOWN;
-	if (ch == 'j' || ch == 'c')
-		return args_format(o->cmd, ch, &o->fmt);
-	*(ch == 'w' ? &o->wide : &o->utc) = 1;
-	return 0;
+	return args_table(o->cmd, ch, &o->fmt, &o->wide, &o->utc);
 }
 
 /* Flags of a sub-command; argv[0] is the sub-command's name. list takes

@@ -94,20 +94,11 @@ requests_opt(int ch, char *arg, void *opts)
 			   &o->limit) == -1
 		    ? CLI_USAGE
 		    : 0;
-	case 'j':
-	case 'c':
-		return args_format(REQUESTS_CMD, ch, &o->fmt);
 	case 'r':
 		o->raw = 1;
 		return 0;
-	case 'w':
-		o->wide = 1;
-		return 0;
-	case 'u':
-		o->utc = 1;
-		return 0;
 	}
-	return ARGS_UNKNOWN;
+	return args_table(REQUESTS_CMD, ch, &o->fmt, &o->wide, &o->utc);
 }
 
 static int

@@ -114,15 +114,8 @@ streams_opt(int ch, char *arg, void *opts)
 			&o->limit) == -1)
 			return CLI_USAGE;
 		break;
-	case 'j':
-	case 'c':
-		return args_format(STREAMS_CMD, ch, &o->fmt);
-	case 'w':
-		o->wide = 1;
-		break;
-	case 'u':
-		o->utc = 1;
-		break;
+	default:
+		return args_table(STREAMS_CMD, ch, &o->fmt, &o->wide, &o->utc);
 	}
 	return 0;
 }
