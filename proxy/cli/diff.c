@@ -369,24 +369,16 @@ static json_t *
 diff_fields(const char *h)
 {
 	json_t *o = json_object();
-	const char *all = h;
+	struct head_text_iter it;
+	const char *fn, *v;
+	size_t nl, vl;
 
 	if (o == NULL)
 		return NULL;
-	while (h != NULL && *h != '\0') {
-		size_t n = strcspn(h, "\r\n");
-		const char *colon = memchr(h, ':', n);
-		if (colon != NULL && colon > h &&
-		    !head_text_is_hop(h, (size_t)(colon - h), all)) {
-			size_t nl = (size_t)(colon - h);
-			char *name = strndup(h, nl), *lc = strndup(h, nl);
-			const char *v = colon + 1;
-			size_t vl;
-			v += strspn(v, " \t");
-			vl = (size_t)(h + n - v);
-			while (
-			    vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-				vl--;
+	head_text_init(&it, h);
+	while (head_text_next(&it, &fn, &nl, &v, &vl)) {
+		if (nl > 0 && !head_text_is_hop(fn, nl, h)) {
+			char *name = strndup(fn, nl), *lc = strndup(fn, nl);
 			for (char *c = lc; c && *c; c++)
 				*c = (char)tolower((unsigned char)*c);
 			if (name != NULL && lc != NULL) {
@@ -409,8 +401,6 @@ diff_fields(const char *h)
 			free(name);
 			free(lc);
 		}
-		h += n;
-		h += strspn(h, "\r\n");
 	}
 	return o;
 }

@@ -21,6 +21,7 @@
 #include "proxy/cli/cli.h"
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
+#include "proxy/http/head.h"
 #include "proxy/store/readable.h"
 #include "proxy/store/requrl.h"
 #include "proxy/store/select.h"
@@ -219,14 +220,15 @@ static json_t *
 export_har_cookies(const char *headers, const char *name, int response)
 {
 	json_t *a = json_array();
+	struct head_text_iter it;
+	const char *f, *fv;
+	size_t fl, fvl, nlen = strlen(name);
 
 	/* Cookie: a=1; b=2 (request) / Set-Cookie: a=1; Path=/ (each) */
-	while (a != NULL && headers != NULL && *headers != '\0') {
-		size_t n = strcspn(headers, "\r\n");
-		size_t nlen = strlen(name);
-		if (n > nlen && headers[nlen] == ':' &&
-		    strncasecmp(headers, name, nlen) == 0) {
-			char *v = strndup(headers + nlen + 1, n - nlen - 1);
+	head_text_init(&it, headers);
+	while (a != NULL && head_text_next(&it, &f, &fl, &fv, &fvl)) {
+		if (fl == nlen && strncasecmp(f, name, nlen) == 0) {
+			char *v = strndup(fv, fvl);
 			char *save = NULL;
 			for (char *c = strtok_r(v, ";", &save); c != NULL;
 			     c = response ? NULL : strtok_r(NULL, ";", &save)) {
@@ -242,8 +244,6 @@ export_har_cookies(const char *headers, const char *name, int response)
 			}
 			free(v);
 		}
-		headers += n;
-		headers += strspn(headers, "\r\n");
 	}
 	return a;
 }
@@ -611,25 +611,14 @@ out:
 
 /* ---- curl ---- */
 
-/* Fields curl makes itself, or that belong to the hop, not the request. */
+/* Fields curl makes itself, or that belong to the hop (head_text_is_hop's
+ * list and what headers' Connection names), not the request. */
 static int
-export_curl_skip(const char *name, size_t n, const char *connection)
+export_curl_skip(const char *name, size_t n, const char *headers)
 {
-	static const char *const skip[] = {"content-length", "connection",
-	    "proxy-connection", "keep-alive", "te", "trailer",
-	    "transfer-encoding", "proxy-authorization", "upgrade", "expect"};
-
-	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
-		if (strlen(skip[i]) == n && strncasecmp(skip[i], name, n) == 0)
-			return 1;
-	for (const char *p = connection; p != NULL && *p;) {
-		p += strspn(p, " \t,");
-		size_t k = strcspn(p, " \t,");
-		if (k == n && strncasecmp(p, name, n) == 0)
-			return 1;
-		p += k;
-	}
-	return 0;
+	return head_text_is_hop(name, n, headers) ||
+	    (n == 14 && strncasecmp(name, "content-length", 14) == 0) ||
+	    (n == 6 && strncasecmp(name, "expect", 6) == 0);
 }
 
 /*
@@ -705,7 +694,10 @@ export_curl(sqlite3 *db, const struct export_opts *o)
 {
 	sqlite3_stmt *st = NULL;
 	const char *method, *h;
-	char *url = NULL, *connection = NULL, *host = NULL;
+	char *url = NULL, *host = NULL;
+	struct head_text_iter it;
+	const char *name;
+	size_t nlen;
 	unsigned char *body = NULL;
 	size_t blen = 0;
 	int status = CLI_ERROR, has_nul = 0;
@@ -720,26 +712,21 @@ export_curl(sqlite3 *db, const struct export_opts *o)
 	has_nul = body != NULL && memchr(body, '\0', blen) != NULL;
 	export_curl_head(method, url, body, blen, has_nul);
 	h = out_col_text(st, "req_headers");
-	connection = readable_header(h, "connection");
 	host = readable_header(h, "host");
-	while (h != NULL && *h != '\0') {
-		size_t n = strcspn(h, "\r\n");
-		const char *colon = memchr(h, ':', n);
-		if (colon != NULL &&
-		    !export_curl_skip(h, (size_t)(colon - h), connection)) {
-			char *line = strndup(h, n);
-			/* Host as the URL names it is curl's own */
-			int same_host = (size_t)(colon - h) == 4 &&
-			    strncasecmp(h, "host", 4) == 0 && host != NULL &&
-			    strstr(url, host) != NULL;
-			if (line != NULL && !same_host) {
-				fputs(" \\\n  -H ", stdout);
-				export_shell_quote(stdout, line);
-			}
-			free(line);
+	head_text_init(&it, h);
+	while (head_text_next(&it, &name, &nlen, NULL, NULL)) {
+		if (export_curl_skip(name, nlen, h))
+			continue;
+		char *line = head_text_line(&it);
+		/* Host as the URL names it is curl's own */
+		int same_host = nlen == 4 &&
+		    strncasecmp(name, "host", 4) == 0 && host != NULL &&
+		    strstr(url, host) != NULL;
+		if (line != NULL && !same_host) {
+			fputs(" \\\n  -H ", stdout);
+			export_shell_quote(stdout, line);
 		}
-		h += n;
-		h += strspn(h, "\r\n");
+		free(line);
 	}
 	if (body != NULL && blen > 0) {
 		fputs(" \\\n  --data-binary ", stdout);
@@ -752,7 +739,6 @@ export_curl(sqlite3 *db, const struct export_opts *o)
 	status = CLI_OK;
 out:
 	free(url);
-	free(connection);
 	free(host);
 	free(body);
 	sqlite3_finalize(st);

@@ -1,6 +1,7 @@
 /* output: see output.h. */
 #include "proxy/cli/output.h"
 
+#include "proxy/http/head.h"
 #include "proxy/store/db.h"
 
 #include <ctype.h>
@@ -721,29 +722,24 @@ json_t *
 out_json_headers(const char *h)
 {
 	json_t *a;
-	const char *end, *colon, *v;
+	struct head_text_iter it;
+	const char *n, *v;
+	size_t nl, vl;
 	char *name, *val;
 
 	if (h == NULL)
 		return json_null();
 	if ((a = json_array()) == NULL)
 		return NULL;
-	while (*h != '\0') {
-		end = h + strcspn(h, "\r\n");
-		colon = memchr(h, ':', (size_t)(end - h));
-		if (colon != NULL) {
-			for (v = colon + 1;
-			     v < end && (*v == ' ' || *v == '\t'); v++)
-				;
-			name = strndup(h, (size_t)(colon - h));
-			val = strndup(v, (size_t)(end - v));
-			json_array_append_new(a,
-			    json_pack("{s:o,s:o}", "name", out_json_str(name),
-				"value", out_json_str(val)));
-			free(name);
-			free(val);
-		}
-		h = end + strspn(end, "\r\n");
+	head_text_init(&it, h);
+	while (head_text_next(&it, &n, &nl, &v, &vl)) {
+		name = strndup(n, nl);
+		val = strndup(v, vl);
+		json_array_append_new(a,
+		    json_pack("{s:o,s:o}", "name", out_json_str(name), "value",
+			out_json_str(val)));
+		free(name);
+		free(val);
 	}
 	return a;
 }

@@ -204,30 +204,29 @@ replay_fields(const char *logged, const char *const *set, int nset,
     const char *method, int64_t body_len)
 {
 	struct evbuffer *f = evbuffer_new();
-	const char *h = logged;
+	struct head_text_iter it;
+	const char *name;
 	int have_host = 0;
-	size_t flen;
+	size_t flen, nl;
 	char *out = NULL;
 
 	if (f == NULL)
 		return NULL;
-	while (h != NULL && *h != '\0') {
-		size_t n = strcspn(h, "\r\n");
-		const char *colon = memchr(h, ':', n);
-		if (colon != NULL) {
-			size_t nl = (size_t)(colon - h);
-			if (!replay_hop_by_hop(h, nl, logged) &&
-			    !replay_named(h, nl, remove, nremove) &&
-			    !replay_named(h, nl, set, nset)) {
-				evbuffer_add(f, h, n);
-				evbuffer_add(f, "\r\n", 2);
-				if (nl == 4 && strncasecmp(h, "host", 4) == 0)
-					have_host = 1;
+	head_text_init(&it, logged);
+	while (head_text_next(&it, &name, &nl, NULL, NULL))
+		if (!replay_hop_by_hop(name, nl, logged) &&
+		    !replay_named(name, nl, remove, nremove) &&
+		    !replay_named(name, nl, set, nset)) {
+			char *line = head_text_line(&it);
+			if (line == NULL) {
+				evbuffer_free(f);
+				return NULL;
 			}
+			evbuffer_add_printf(f, "%s\r\n", line);
+			free(line);
+			if (nl == 4 && strncasecmp(name, "host", 4) == 0)
+				have_host = 1;
 		}
-		h += n;
-		h += strspn(h, "\r\n");
-	}
 	for (int i = 0; i < nset; i++) {
 		evbuffer_add_printf(f, "%s\r\n", set[i]);
 		if (strncasecmp(set[i], "host:", 5) == 0)
@@ -846,20 +845,11 @@ replay_record(struct replay_job *j)
 	memset(&j->sent_body, 0, sizeof(j->sent_body));
 	replay_record_response(j, r);
 	{
-		const char *h = r->resp_headers;
-		while (h != NULL && *h) {
-			size_t n = strcspn(h, "\r\n");
-			if (n > 13 &&
-			    strncasecmp(h, "content-type:", 13) == 0) {
-				const char *v = h + 13;
-				v += strspn(v, " \t");
-				r->content_type =
-				    strndup(v, (size_t)(h + n - v));
-				break;
-			}
-			h += n;
-			h += strspn(h, "\r\n");
-		}
+		size_t n;
+		const char *v =
+		    head_text_find(r->resp_headers, "content-type", &n);
+		if (v != NULL)
+			r->content_type = strndup(v, n);
 	}
 	r->server_ip = j->server_ip[0] ? strdup(j->server_ip) : NULL;
 	r->server_port = (int)j->server_port;

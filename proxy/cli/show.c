@@ -20,6 +20,7 @@
 #include "proxy/cli/args.h"
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
+#include "proxy/http/head.h"
 #include "proxy/store/readable.h"
 #include "proxy/store/requrl.h"
 
@@ -317,27 +318,21 @@ show_body_text(FILE *fp, const char *what, const struct show_body *b, int hex)
 	show_preview(fp, b, hex);
 }
 
-/* "Name: value\r\n" lines, each printed after mark. */
+/* The fields of "Name: value\r\n" lines h, one line each after mark. */
 static void
 show_headers(FILE *fp, const char *mark, const char *h)
 {
-	const char *end;
+	struct head_text_iter it;
 	char *line;
 
-	while (h != NULL && *h != '\0') {
-		end = strchr(h, '\n');
-		if (end == NULL)
-			end = h + strlen(h);
-		if ((line = strndup(h, (size_t)(end - h))) == NULL)
+	head_text_init(&it, h);
+	while (head_text_next(&it, NULL, NULL, NULL, NULL)) {
+		if ((line = head_text_line(&it)) == NULL)
 			return;
-		line[strcspn(line, "\r")] = '\0';
-		if (line[0] != '\0') {
-			fputs(mark, fp);
-			out_safe(fp, line, 0);
-			fputc('\n', fp);
-		}
+		fputs(mark, fp);
+		out_safe(fp, line, 0);
+		fputc('\n', fp);
 		free(line);
-		h = *end != '\0' ? end + 1 : end;
 	}
 }
 

@@ -290,31 +290,132 @@ head_fields_text(const struct head *h)
 	return s;
 }
 
+void
+head_text_init(struct head_text_iter *it, const char *headers)
+{
+	it->p = headers;
+	it->line = NULL;
+	it->len = 0;
+}
+
+/* Past the line break at p, if any: "\r\n", "\n" or a lone "\r". */
+static const char *
+head_text_past_break(const char *p)
+{
+	if (*p == '\r')
+		p++;
+	if (*p == '\n')
+		p++;
+	return p;
+}
+
+/* Whitespace around a logged value: OWS, and the line breaks of a fold. */
+static int
+head_text_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int
+head_text_next(struct head_text_iter *it, const char **name, size_t *nlen,
+    const char **value, size_t *vlen)
+{
+	const char *p = it->p, *line, *end, *colon, *v;
+
+	while (p != NULL && *p != '\0') {
+		line = p;
+		end = p + strcspn(p, "\r\n");
+		p = head_text_past_break(end);
+		/* a continuation without its field, a blank or colon-less
+		 * line: not a field */
+		if (*line == ' ' || *line == '\t' ||
+		    (colon = memchr(line, ':', (size_t)(end - line))) == NULL)
+			continue;
+		/* obs-fold: the lines that start with SP or HT are this
+		 * field's */
+		while (*p == ' ' || *p == '\t') {
+			end = p + strcspn(p, "\r\n");
+			p = head_text_past_break(end);
+		}
+		it->p = p;
+		it->line = line;
+		it->len = (size_t)(end - line);
+		for (v = colon + 1; v < end && head_text_ws(*v); v++)
+			;
+		while (end > v && head_text_ws(end[-1]))
+			end--;
+		if (name != NULL)
+			*name = line;
+		if (nlen != NULL)
+			*nlen = (size_t)(colon - line);
+		if (value != NULL)
+			*value = v;
+		if (vlen != NULL)
+			*vlen = (size_t)(end - v);
+		return 1;
+	}
+	it->p = p;
+	return 0;
+}
+
+char *
+head_text_line(const struct head_text_iter *it)
+{
+	const char *p = it->line, *end = it->line + it->len;
+	char *s = malloc(it->len + 1), *o = s;
+
+	if (s == NULL)
+		return NULL;
+	while (p < end)
+		if (*p == '\r' || *p == '\n') {
+			/* a fold: its line break and the whitespace after it
+			 * become one SP */
+			while (p < end && head_text_ws(*p))
+				p++;
+			*o++ = ' ';
+		} else
+			*o++ = *p++;
+	*o = '\0';
+	return s;
+}
+
+const char *
+head_text_find(const char *headers, const char *name, size_t *vlen)
+{
+	struct head_text_iter it;
+	const char *n, *v;
+	size_t nl, vl, want = strlen(name);
+
+	head_text_init(&it, headers);
+	while (head_text_next(&it, &n, &nl, &v, &vl))
+		if (nl == want && strncasecmp(n, name, nl) == 0) {
+			if (vlen != NULL)
+				*vlen = vl;
+			return v;
+		}
+	return NULL;
+}
+
 int
 head_text_is_hop(const char *name, size_t n, const char *headers)
 {
 	static const char *const hop[] = {"connection", "proxy-connection",
 	    "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
 	    "proxy-authenticate", "proxy-authorization"};
+	struct head_text_iter it;
+	const char *fn, *v;
+	size_t fl, vl;
 
+	if (n == 0)
+		return 0; /* an empty token is no field name */
 	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
 		if (strlen(hop[i]) == n && strncasecmp(hop[i], name, n) == 0)
 			return 1;
 	/* the tokens of every Connection line */
-	for (const char *h = headers; h != NULL && *h != '\0';) {
-		size_t len = strcspn(h, "\r\n");
-		if (len > 11 && strncasecmp(h, "connection:", 11) == 0)
-			for (const char *p = h + 11;;) {
-				p += strspn(p, " \t,");
-				size_t k = strcspn(p, " \t,\r\n");
-				if (k == 0)
-					break;
-				if (k == n && strncasecmp(p, name, n) == 0)
-					return 1;
-				p += k;
-			}
-		h += len;
-		h += strspn(h, "\r\n");
-	}
+	head_text_init(&it, headers);
+	while (head_text_next(&it, &fn, &fl, &v, &vl))
+		if (fl == 10 && strncasecmp(fn, "connection", 10) == 0 &&
+		    head_list_has(v, vl, name, n))
+			return 1;
 	return 0;
 }

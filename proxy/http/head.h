@@ -68,6 +68,57 @@ int head_has_token(const struct head *h, const char *name, const char *tok);
 int head_connection_names(const struct head *h, const char *name, size_t nlen);
 
 /*
+ * A walk over logged header text: the "Name: value\r\n" lines of the
+ * requests table (req_headers, resp_headers), as head_fields_text writes
+ * them, or as a raw head logs them. head_text_next allocates nothing and
+ * points into the text. Tolerant, since the text is read back from a
+ * database and may have been written by an older build:
+ *  - a line ends at "\r\n", "\n" or a lone "\r"; the last may have no
+ *    line break; blank lines are skipped;
+ *  - a line that starts with SP or HT right after a field's line continues
+ *    that field (obs-fold, RFC 9112 5.2): the value runs on to the end of
+ *    the last continuation line, fold bytes included as logged; a
+ *    continuation with no field above it (first line, after a blank line
+ *    or a colon-less line) is skipped;
+ *  - a line without a colon is not a field and is skipped;
+ *  - the name is every byte before the first colon, as logged (it may be
+ *    empty, or end in whitespace, which matches no real field name);
+ *  - the value has its surrounding whitespace (SP, HT, and the CR/LF of a
+ *    fold) trimmed, RFC 9110 5.5; it may be empty.
+ */
+struct head_text_iter {
+	const char *p;    /* the next unread byte; NULL or at the NUL: done */
+	const char *line; /* the field last returned, as logged (folds */
+	size_t len;       /* included), without its final line break */
+};
+
+/* Start a walk over headers (NULL: no fields). */
+void head_text_init(struct head_text_iter *it, const char *headers);
+
+/*
+ * The next field: 1 with name (nlen bytes) and value (vlen bytes) pointing
+ * into the text and it->line / it->len set, or 0 at the end. Any output
+ * pointer may be NULL.
+ */
+int head_text_next(struct head_text_iter *it, const char **name, size_t *nlen,
+    const char **value, size_t *vlen);
+
+/*
+ * The field head_text_next last returned as one line, malloc'd and
+ * NUL-terminated, no line break: as logged, but with each obs-fold
+ * replaced by one SP (RFC 9112 5.2), since no sender may generate folds.
+ * For re-sending or printing a field. NULL on ENOMEM.
+ */
+char *head_text_line(const struct head_text_iter *it)
+    __attribute__((warn_unused_result));
+
+/*
+ * The value of the first field named name (case-insensitive) in headers,
+ * vlen bytes (vlen may be NULL) pointing into headers; NULL if none.
+ */
+const char *head_text_find(const char *headers, const char *name, size_t *vlen);
+
+/*
  * For logged header text ("Name: value\r\n" lines, NULL for none): 1 if
  * field name (n bytes) is for one hop only in that message: one of RFC
  * 9110's hop-by-hop fields (Connection, Proxy-Connection, Keep-Alive, TE,

@@ -144,27 +144,21 @@ struct conn {
 	struct offline *off; /* server replay's state for this exchange */
 };
 
-/* conn.c, used by intercept.c */
+/*
+ * conn.c: the transition function and the one teardown, for the pieces
+ * (dial, h1, exchange, relay, intercept, socks, offline).
+ */
 void conn_enter(struct conn *c, enum conn_state st);
-void conn_arm_timer(struct conn *c);
 void conn_close(struct conn *c, const char *reason, const char *err);
-void conn_fail(struct conn *c, int status, const char *detail);
-int conn_rec_submit(struct conn *c);
-void conn_parse_request(struct conn *c);
-void conn_upstream_go(struct conn *c);
-void conn_start_tunnel(struct conn *c);
+void conn_drain(struct conn *c, const char *reason, const char *err);
+/* the callbacks of the client's bufferevent, and of the origin's */
 void conn_client_readcb(struct bufferevent *bev, void *arg);
 void conn_client_writecb(struct bufferevent *bev, void *arg);
 void conn_client_eventcb(struct bufferevent *bev, short what, void *arg);
+void conn_up_readcb(struct bufferevent *bev, void *arg);
+void conn_up_writecb(struct bufferevent *bev, void *arg);
+void conn_up_eventcb(struct bufferevent *bev, short what, void *arg);
 char *conn_strdup(const char *s);
-void conn_http_reset(struct conn *c);
-void conn_keep_upstream(struct conn *c);
-void conn_tunnel_check(struct conn *c);
-void conn_drain(struct conn *c, const char *reason, const char *err);
-/* conn.c, used by offline.c */
-void conn_request_forward(struct conn *c);
-void conn_exchange_end(struct conn *c);
-void conn_rec_fail(struct conn *c, int status, const char *err);
-void conn_capture_resp(struct conn *c, const void *at, size_t len);
+char *conn_strndup(const char *s, size_t n);
 
 #endif

@@ -43,6 +43,10 @@
 #include "filters/sniff.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/dial.h"
+#include "proxy/net/exchange.h"
+#include "proxy/net/h1.h"
+#include "proxy/net/relay.h"
 #include "proxy/net/learned.h"
 #include "proxy/net/server.h"
 #include "proxy/net/socks.h"
@@ -146,15 +150,21 @@ intercept_passthrough(struct conn *c, const char *reason)
 	if (c->late_sniff && c->up != NULL) {
 		/* already connected while the bytes were awaited */
 		c->late_sniff = 0;
-		conn_start_tunnel(c);
+		conn_enter(c, CONN_TUNNEL);
 		return;
 	}
-	conn_upstream_go(c);
+	dial_start(c);
 }
 
 void
 intercept_client_eof(struct conn *c)
 {
+	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0) {
+		conn_close(c, "client-eof", NULL);
+		return;
+	}
+	/* it sent something and half-closed: relay what it sent */
+	bufferevent_disable(c->cbev, EV_READ);
 	c->protocol = c->sniffed != NULL ? c->sniffed : "other";
 	intercept_passthrough(c,
 	    "client closed before its first bytes "
@@ -208,7 +218,7 @@ intercept_tunnel(
 		snprintf(why, sizeof(why), "blocked by rule %s", matched);
 		intercept_decide(c, "block", why);
 		if (via == INTERCEPT_VIA_CONNECT)
-			conn_fail(c, 403, why);
+			exchange_fail(c, 403, why);
 		else {
 			if (via == INTERCEPT_VIA_SOCKS)
 				(void)socks_reply(
@@ -229,15 +239,13 @@ intercept_tunnel(
 			c->rec->u.req.resp_header_bytes =
 			    n > 0 ? (uint64_t)n : 0;
 		}
-		(void)conn_rec_submit(c);
+		(void)exchange_submit(c);
 	} else if (via == INTERCEPT_VIA_SOCKS && socks_reply(c, 0) == -1) {
 		conn_close(c, "error", "out of memory");
 		return;
 	}
 	c->tunnel_raw = 1;
 	conn_enter(c, CONN_SNIFF);
-	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
-		intercept_sniff(c);
 }
 
 void
@@ -285,7 +293,7 @@ intercept_start(struct conn *c)
 		intercept_tls_down(c, NULL);
 		return;
 	}
-	conn_upstream_go(c);
+	dial_start(c);
 }
 
 static void
@@ -399,11 +407,10 @@ intercept_sniff(struct conn *c)
 			 * request */
 			c->late_sniff = 0;
 			if (c->up != NULL)
-				conn_keep_upstream(c);
+				dial_keep(c);
 		}
-		conn_http_reset(c);
+		h1_reset(c);
 		conn_enter(c, CONN_READ_HEAD);
-		conn_parse_request(c);
 		break;
 	default: {
 		char why[64];
@@ -434,7 +441,7 @@ intercept_sniff_timeout(struct conn *c)
 		c->late_sniff = 1;
 		c->is_connect = 1;
 		c->protocol = "other";
-		conn_upstream_go(c);
+		dial_start(c);
 		return;
 	}
 	if (c->sniffed == NULL) {
@@ -685,9 +692,8 @@ intercept_down_eventcb(struct bufferevent *bev, short what, void *arg)
 		c->tunnel_raw = 0;
 		bufferevent_setcb(bev, conn_client_readcb, conn_client_writecb,
 		    conn_client_eventcb, c);
-		conn_http_reset(c);
+		h1_reset(c);
 		conn_enter(c, CONN_READ_HEAD);
-		conn_parse_request(c);
 		return;
 	}
 	e = bufferevent_get_openssl_error(bev);
@@ -766,9 +772,6 @@ intercept_tls_down(struct conn *c, X509 *peer)
 	bufferevent_setwatermark(f, EV_READ, 0, c->w->cfg->relay_buffer_bytes);
 	bufferevent_enable(f, EV_READ | EV_WRITE);
 	conn_enter(c, CONN_TLS_DOWN);
-	/* the ClientHello already sits in the socket's input buffer, and no
-	 * new read would announce it: run the filter over it now */
-	bufferevent_trigger(c->craw, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
 }
 
 int
@@ -786,7 +789,7 @@ intercept_up_ready(struct conn *c)
 			return 0;
 		snprintf(
 		    why, sizeof(why), "origin certificate rejected: %s", verr);
-		conn_fail(c, 502, why);
+		exchange_fail(c, 502, why);
 		return -1;
 	}
 	tls_describe(ssl, c->tls_server, sizeof(c->tls_server));
@@ -804,7 +807,7 @@ intercept_up_ready(struct conn *c)
 		return -1;
 	}
 	/* the first request of the tunnel will use this connection */
-	conn_keep_upstream(c);
+	dial_keep(c);
 	intercept_tls_down(c, peer);
 	return -1;
 }

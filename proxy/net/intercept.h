@@ -37,8 +37,8 @@ void intercept_sniff(struct conn *c);
  */
 void intercept_sniff_timeout(struct conn *c);
 
-/* The client sent some bytes and half-closed before they decided
- * anything: relay them untouched. */
+/* The client sent its FIN while sniffing: nothing sent, close; some bytes
+ * that decided nothing: relay them untouched. */
 void intercept_client_eof(struct conn *c);
 
 /* While undecided after sniff-timeout, the origin spoke first. */

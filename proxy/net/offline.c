@@ -16,6 +16,11 @@
 #include "proxy/http/respond.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/deadline.h"
+#include "proxy/net/dial.h"
+#include "proxy/net/exchange.h"
+#include "proxy/net/h1.h"
+#include "proxy/net/relay.h"
 #include "proxy/net/server.h"
 #include "proxy/net/worker.h"
 #include "proxy/store/replaydb.h"
@@ -90,7 +95,7 @@ offline_unmatched(struct conn *c, const char *why)
 	if (c->w->cfg->replay_forward_unmatched)
 		return 0;
 	snprintf(msg, sizeof(msg), "not in the replayed capture: %s", why);
-	conn_fail(c, 404, msg);
+	exchange_fail(c, 404, msg);
 	return 1;
 }
 
@@ -130,7 +135,7 @@ offline_serve(struct conn *c, int64_t id)
 			c->bytes_to_client += (uint64_t)n;
 	}
 	if (offline_fetch(c) == -1) {
-		conn_fail(c, 500, "out of memory");
+		exchange_fail(c, 500, "out of memory");
 		return;
 	}
 	offline_read(c);
@@ -148,7 +153,7 @@ offline_request(struct conn *c)
 	if (db == NULL || c->is_connect || c->req_upgrade || c->rec == NULL)
 		return 0;
 	if (offline_get(c) == NULL) {
-		conn_fail(c, 500, "out of memory");
+		exchange_fail(c, 500, "out of memory");
 		return 1;
 	}
 	has_body = (c->reqp.flags & F_CHUNKED) ||
@@ -169,7 +174,7 @@ offline_request(struct conn *c)
 	c->off->peekp.data = c;
 	if ((c->off->sha = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(c->off->sha, EVP_sha256(), NULL) != 1) {
-		conn_fail(c, 500, "out of memory");
+		exchange_fail(c, 500, "out of memory");
 		return 1;
 	}
 	conn_enter(c, CONN_OFFLINE);
@@ -208,7 +213,7 @@ offline_peek_decide(struct conn *c)
 	int64_t id;
 
 	if (EVP_DigestFinal_ex(o->sha, md, &mdlen) != 1) {
-		conn_fail(c, 500, "cannot hash the request body");
+		exchange_fail(c, 500, "cannot hash the request body");
 		return;
 	}
 	for (unsigned i = 0; i < mdlen; i++)
@@ -222,7 +227,7 @@ offline_peek_decide(struct conn *c)
 		return;
 	}
 	if (!offline_unmatched(c, why))
-		conn_request_forward(c); /* the body is still unread */
+		exchange_forward(c); /* the body is still unread */
 }
 
 static void
@@ -249,7 +254,7 @@ offline_peek(struct conn *c)
 			char why[160];
 			snprintf(why, sizeof(why), "malformed request body: %s",
 			    llhttp_get_error_reason(&o->peekp));
-			conn_fail(c, 400, why);
+			exchange_fail(c, 400, why);
 			return;
 		}
 		o->scanned += v.iov_len;
@@ -262,16 +267,16 @@ offline_peek(struct conn *c)
 	if (have >= c->w->cfg->relay_buffer_bytes) {
 		if (!offline_unmatched(
 			c, "request body too large to compare (relay-buffer)"))
-			conn_request_forward(c);
+			exchange_forward(c);
 		return;
 	}
 	if (c->client_eof) {
-		conn_rec_fail(c, 0, "client closed mid-request");
-		(void)conn_rec_submit(c);
+		exchange_rec_fail(c, 0, "client closed mid-request");
+		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
-	conn_arm_timer(c);
+	deadline_arm(c);
 }
 
 /* ---- the answer ---- */
@@ -284,27 +289,6 @@ offline_drop_field(const char *name, size_t len, const char *headers)
 	    (len == 14 && strncasecmp(name, "content-length", 14) == 0);
 }
 
-/* The value of the first field called name in a logged head, or NULL;
- * points into headers (up to the line's end). */
-static const char *
-offline_field(const char *headers, const char *name, size_t *vlen)
-{
-	size_t nlen = strlen(name);
-
-	for (const char *l = headers; l && *l; l += strspn(l, "\r\n")) {
-		size_t len = strcspn(l, "\r\n");
-		if (len > nlen && l[nlen] == ':' &&
-		    strncasecmp(l, name, nlen) == 0) {
-			const char *v = l + nlen + 1;
-			v += strspn(v, " \t");
-			*vlen = (size_t)(l + len - v);
-			return v;
-		}
-		l += len;
-	}
-	return NULL;
-}
-
 /* Status line and the logged fields, framed anew for this client. */
 static int
 offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
@@ -315,23 +299,28 @@ offline_emit_head(struct conn *c, const struct replaydb_chunk *ch)
 	struct evbuffer *kept = evbuffer_new();
 	size_t before = evbuffer_get_length(out), clen, vlen;
 	const char *h = ch->resp_headers, *conn_hdr = "";
-	const char *cl = offline_field(h, "content-length", &clen);
-	const char *ct = offline_field(h, "content-type", &vlen);
+	const char *cl = head_text_find(h, "content-length", &clen);
+	const char *ct = head_text_find(h, "content-type", &vlen);
+	const char *name;
+	size_t nlen;
+	struct head_text_iter it;
 	int st = ch->status, rc = -1;
 
 	if (kept == NULL)
 		return -1;
 	if (ct != NULL && r->content_type == NULL)
 		r->content_type = strndup(ct, vlen);
-	for (const char *l = h; *l; l += strspn(l, "\r\n")) {
-		size_t len = strcspn(l, "\r\n");
-		const char *colon = memchr(l, ':', len);
-		if (colon != NULL &&
-		    !offline_drop_field(l, (size_t)(colon - l), h) &&
-		    (evbuffer_add(kept, l, len) == -1 ||
-			evbuffer_add(kept, "\r\n", 2) == -1))
+	head_text_init(&it, h);
+	while (head_text_next(&it, &name, &nlen, NULL, NULL)) {
+		char *line;
+		if (offline_drop_field(name, nlen, h))
+			continue;
+		if ((line = head_text_line(&it)) == NULL ||
+		    evbuffer_add_printf(kept, "%s\r\n", line) < 0) {
+			free(line);
 			goto out;
-		l += len;
+		}
+		free(line);
 	}
 	o->bodyless = c->is_head || st == 204 || st == 304 || st < 200;
 	o->len = o->bodyless ? 0 : ch->body_len;
@@ -383,7 +372,7 @@ offline_maybe_end(struct conn *c)
 		return 0;
 	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
 	offline_free(c);
-	conn_exchange_end(c);
+	exchange_end(c);
 	return 1;
 }
 
@@ -400,10 +389,10 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 		log_warn("c%lld replay of #%lld: %s", (long long)c->id,
 		    (long long)o->id, ch->error);
 		if (!o->head_sent)
-			conn_fail(c, 502, ch->error);
+			exchange_fail(c, 502, ch->error);
 		else {
-			conn_rec_fail(c, 0, ch->error);
-			(void)conn_rec_submit(c);
+			exchange_rec_fail(c, 0, ch->error);
+			(void)exchange_submit(c);
 			conn_close(c, "error", ch->error);
 		}
 		return;
@@ -411,7 +400,7 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 	if (!o->head_sent) {
 		o->rowid = ch->body_rowid;
 		if (offline_emit_head(c, ch) == -1) {
-			conn_fail(c, 500, "cannot build the answer");
+			exchange_fail(c, 500, "cannot build the answer");
 			return;
 		}
 	}
@@ -422,7 +411,7 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 		struct evbuffer_iovec v[8];
 		int nv = evbuffer_peek(ch->data, (ev_ssize_t)n, NULL, v, 8);
 		for (int i = 0; i < nv && i < 8; i++)
-			conn_capture_resp(c, v[i].iov_base, v[i].iov_len);
+			exchange_capture_resp(c, v[i].iov_base, v[i].iov_len);
 		evbuffer_remove_buffer(ch->data, out, n);
 		o->sent += n;
 		c->bytes_to_client += n;
@@ -436,20 +425,20 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 			/* the next slice when the client has taken this one */
 			bufferevent_setwatermark(c->cbev, EV_WRITE,
 			    c->w->cfg->relay_buffer_bytes / 2, 0);
-		conn_arm_timer(c);
+		deadline_arm(c);
 		return;
 	}
 	if (o->sent < o->len) {
 		/* the file holds less than its size said: cut short */
-		conn_rec_fail(c, 0, "logged body shorter than recorded");
-		(void)conn_rec_submit(c);
+		exchange_rec_fail(c, 0, "logged body shorter than recorded");
+		(void)exchange_submit(c);
 		conn_close(c, "error", "logged body shorter than recorded");
 		return;
 	}
 	c->resp_done = 1;
 	if (offline_maybe_end(c))
 		return;
-	conn_arm_timer(c);
+	deadline_arm(c);
 }
 
 void
@@ -499,25 +488,25 @@ offline_read(struct conn *c)
 			snprintf(why, sizeof(why), "malformed request body: %s",
 			    llhttp_get_error_reason(&c->reqp));
 			if (c->off->head_sent) {
-				conn_rec_fail(c, 0, why);
-				(void)conn_rec_submit(c);
+				exchange_rec_fail(c, 0, why);
+				(void)exchange_submit(c);
 				conn_close(c, "error", why);
 			} else
-				conn_fail(c, 400, why);
+				exchange_fail(c, 400, why);
 			return;
 		}
 		if (v.iov_len == 0)
 			break;
 	}
 	if (!c->req_done && c->client_eof && evbuffer_get_length(in) == 0) {
-		conn_rec_fail(c, 0, "client closed mid-request");
-		(void)conn_rec_submit(c);
+		exchange_rec_fail(c, 0, "client closed mid-request");
+		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
 	if (offline_maybe_end(c))
 		return;
-	conn_arm_timer(c);
+	deadline_arm(c);
 }
 
 static llhttp_settings_t offline_peek_settings = {

@@ -12,6 +12,10 @@
 #include "conf/config.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/dial.h"
+#include "proxy/net/exchange.h"
+#include "proxy/net/h1.h"
+#include "proxy/net/relay.h"
 #include "proxy/net/intercept.h"
 #include "proxy/net/worker.h"
 

@@ -1,6 +1,8 @@
 /* readable: see readable.h. */
 #include "proxy/store/readable.h"
 
+#include "proxy/http/head.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,33 +11,28 @@
 char *
 readable_header(const char *h, const char *name)
 {
-	size_t nlen = strlen(name), total = 0;
+	size_t nlen = strlen(name), total = 0, fl, vl;
 	char *out = NULL, *grown;
+	struct head_text_iter it;
+	const char *f, *v;
 
-	while (h != NULL && *h != '\0') {
-		size_t n = strcspn(h, "\r\n");
-		if (n > nlen && h[nlen] == ':' &&
-		    strncasecmp(h, name, nlen) == 0) {
-			const char *v = h + nlen + 1, *end = h + n;
-			v += strspn(v, " \t");
-			while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-				end--;
-			grown = realloc(out, total + (size_t)(end - v) + 3);
-			if (grown == NULL) {
-				free(out);
-				return NULL;
-			}
-			out = grown;
-			if (total > 0) {
-				memcpy(out + total, ", ", 2);
-				total += 2;
-			}
-			memcpy(out + total, v, (size_t)(end - v));
-			total += (size_t)(end - v);
-			out[total] = '\0';
+	head_text_init(&it, h);
+	while (head_text_next(&it, &f, &fl, &v, &vl)) {
+		if (fl != nlen || strncasecmp(f, name, nlen) != 0)
+			continue;
+		grown = realloc(out, total + vl + 3);
+		if (grown == NULL) {
+			free(out);
+			return NULL;
 		}
-		h += n;
-		h += strspn(h, "\r\n");
+		out = grown;
+		if (total > 0) {
+			memcpy(out + total, ", ", 2);
+			total += 2;
+		}
+		memcpy(out + total, v, vl);
+		total += vl;
+		out[total] = '\0';
 	}
 	return out;
 }

@@ -20,6 +20,7 @@
 
 #include "proxy/log.h"
 #include "filters/newdns.h"
+#include "proxy/http/head.h"
 #include "proxy/store/schema.h"
 
 /* How long an insert waits for a reader's lock before it fails. */
@@ -600,19 +601,16 @@ store_bind_body(
 static int
 store_deflated(const char *h)
 {
-	static const char name[] = "content-encoding:";
-	const char *end, *v;
+	struct head_text_iter it;
+	const char *n, *v;
+	size_t nl, vl;
 
-	while (h != NULL && *h != '\0') {
-		end = h + strcspn(h, "\r\n");
-		if ((size_t)(end - h) > sizeof(name) - 1 &&
-		    strncasecmp(h, name, sizeof(name) - 1) == 0) {
-			for (v = h + sizeof(name) - 1; v + 7 <= end; v++)
-				if (strncasecmp(v, "deflate", 7) == 0)
+	head_text_init(&it, h);
+	while (head_text_next(&it, &n, &nl, &v, &vl))
+		if (nl == 16 && strncasecmp(n, "content-encoding", 16) == 0)
+			for (size_t i = 0; i + 7 <= vl; i++)
+				if (strncasecmp(v + i, "deflate", 7) == 0)
 					return 1;
-		}
-		h = end + strspn(end, "\r\n");
-	}
 	return 0;
 }
 

@@ -30,6 +30,7 @@
 #include "proxy/log.h"
 #include "proxy/net/conn.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/deadline.h"
 #include "proxy/net/server.h"
 #include "proxy/net/worker.h"
 
@@ -397,7 +398,7 @@ test_close_defers_free(void **state)
 	assert_int_equal(f->w->live, 0);
 	/* what the caller up the stack did next */
 	conn_enter(c, CONN_TLS_DOWN);
-	conn_arm_timer(c);
+	deadline_arm(c);
 	conn_close(c, "error", "closed twice");
 	assert_int_equal(c->state, CONN_CLOSED);
 	assert_ptr_equal(TAILQ_FIRST(&f->w->reaped), c);

@@ -191,6 +191,195 @@ test_text_is_hop(void **state)
 	/* every Connection line counts, not just the first */
 	assert_true(head_text_is_hop(
 	    "X-Two", 5, "Connection: close\r\nConnection: x-two\r\n"));
+	/* bare LF, no space after the colon, spaces around the tokens */
+	assert_true(head_text_is_hop("X-Lf", 4, "A: 1\nconnection:x-lf ,  y"));
+	/* an empty name is never hop-by-hop, whatever the list holds */
+	assert_false(head_text_is_hop("", 0, "Connection: a, ,\r\n"));
+	/* a colon-less line is no Connection field */
+	assert_false(head_text_is_hop("X-Hop", 5, "Connection x-hop\r\n"));
+}
+
+/* The fields head_text_next yields, as "name=value|" for easy comparison. */
+static char *
+walk(const char *text)
+{
+	struct head_text_iter it;
+	const char *n, *v;
+	size_t nl, vl, len = 0;
+	char *out = calloc(1, 1);
+
+	assert_non_null(out);
+	head_text_init(&it, text);
+	while (head_text_next(&it, &n, &nl, &v, &vl)) {
+		char *grown = realloc(out, len + nl + vl + 3);
+		assert_non_null(grown);
+		out = grown;
+		memcpy(out + len, n, nl);
+		len += nl;
+		out[len++] = '=';
+		memcpy(out + len, v, vl);
+		len += vl;
+		out[len++] = '|';
+		out[len] = '\0';
+		/* the pointers lie inside the field's logged span */
+		assert_true(n == it.line);
+		assert_true(v + vl <= it.line + it.len);
+	}
+	/* the end is sticky */
+	assert_int_equal(head_text_next(&it, NULL, NULL, NULL, NULL), 0);
+	return out;
+}
+
+static void
+expect_walk(const char *text, const char *want)
+{
+	char *got = walk(text);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void
+test_text_iter_basic(void **state)
+{
+	(void)state;
+	expect_walk(NULL, "");
+	expect_walk("", "");
+	expect_walk("\r\n\r\n", "");
+	expect_walk("Host: a\r\nAccept: */*\r\n", "Host=a|Accept=*/*|");
+	/* no line break after the last line */
+	expect_walk("Host: a\r\nAccept: */*", "Host=a|Accept=*/*|");
+	/* bare LF, lone CR, and blank lines in between */
+	expect_walk("A: 1\nB: 2\rC: 3\r\n\r\n\nD: 4", "A=1|B=2|C=3|D=4|");
+	/* names keep their spelling; repeats come in order */
+	expect_walk("set-Cookie: a=1\r\nSet-Cookie: b=2\r\n",
+	    "set-Cookie=a=1|Set-Cookie=b=2|");
+}
+
+/* RFC 9110 5.5: the whitespace around a value is not part of it. */
+static void
+test_text_iter_values(void **state)
+{
+	struct head_text_iter it;
+	char *line;
+
+	(void)state;
+	/* the line is as logged: spacing kept, trailing whitespace too */
+	head_text_init(&it, "Name:value \t\r\n");
+	assert_int_equal(head_text_next(&it, NULL, NULL, NULL, NULL), 1);
+	assert_int_equal(it.len, strlen("Name:value \t"));
+	line = head_text_line(&it);
+	assert_non_null(line);
+	assert_string_equal(line, "Name:value \t");
+	free(line);
+	expect_walk("A:1\r\n", "A=1|");
+	expect_walk("A: \t 1 2 \t \r\n", "A=1 2|");
+	/* empty values, with and without whitespace */
+	expect_walk("A:\r\nB: \r\nC:", "A=|B=|C=|");
+	/* only the first colon splits */
+	expect_walk("Host: a:8080\r\nX: ::\r\n", "Host=a:8080|X=::|");
+}
+
+/* Lines that are not fields are skipped, the ones around them kept. */
+static void
+test_text_iter_not_fields(void **state)
+{
+	(void)state;
+	expect_walk("no colon here\r\nA: 1\r\njunk\r\n", "A=1|");
+	expect_walk("junk", "");
+	/* the name is what precedes the colon, as logged */
+	expect_walk(": empty name\r\nA : 1\r\n", "=empty name|A =1|");
+	/* a continuation with no field above it */
+	expect_walk(" lead: 1\r\nA: 1\r\n", "A=1|");
+	expect_walk("A: 1\r\n\r\n cont: 2\r\n", "A=1|");
+	expect_walk("junk\r\n\tcont: 2\r\nB: 3", "B=3|");
+}
+
+/* obs-fold: continuation lines are the field's, as logged. */
+static void
+test_text_iter_fold(void **state)
+{
+	struct head_text_iter it;
+	const char *n, *v;
+	size_t nl, vl;
+	const char *t = "A: 1\r\n 2\r\n\t3 \r\nB: x\r\n";
+	char *line;
+
+	(void)state;
+	head_text_init(&it, t);
+	assert_int_equal(head_text_next(&it, &n, &nl, &v, &vl), 1);
+	assert_int_equal(nl, 1);
+	assert_int_equal(vl, strlen("1\r\n 2\r\n\t3"));
+	assert_memory_equal(v, "1\r\n 2\r\n\t3", vl);
+	assert_true(it.line == t);
+	assert_int_equal(it.len, strlen("A: 1\r\n 2\r\n\t3 "));
+	line = head_text_line(&it);
+	assert_non_null(line);
+	assert_string_equal(line, "A: 1 2 3 ");
+	free(line);
+	assert_int_equal(head_text_next(&it, &n, &nl, &v, &vl), 1);
+	assert_memory_equal(n, "B", nl);
+	assert_memory_equal(v, "x", vl);
+	/* a field without a fold comes back byte for byte */
+	line = head_text_line(&it);
+	assert_non_null(line);
+	assert_string_equal(line, "B: x");
+	free(line);
+	assert_int_equal(head_text_next(&it, &n, &nl, &v, &vl), 0);
+	/* a value that starts or ends in a fold is trimmed past it */
+	expect_walk("A:\r\n  1\r\n  \r\nB: 2", "A=1|B=2|");
+	expect_walk("A: 1\n 2", "A=1\n 2|");
+}
+
+/* No fixed buffers: a field of any length comes back whole. */
+static void
+test_text_iter_long(void **state)
+{
+	size_t big = 1 << 20;
+	char *t = malloc(big + 64);
+	const char *v;
+	size_t vl;
+
+	(void)state;
+	assert_non_null(t);
+	strcpy(t, "A: 1\r\nX-Big: ");
+	memset(t + 13, 'v', big);
+	strcpy(t + 13 + big, "  \r\nB: 2");
+	v = head_text_find(t, "x-big", &vl);
+	assert_non_null(v);
+	assert_int_equal(vl, big);
+	assert_true(v == t + 13);
+	v = head_text_find(t, "B", &vl);
+	assert_non_null(v);
+	assert_memory_equal(v, "2", vl);
+	free(t);
+}
+
+static void
+test_text_find(void **state)
+{
+	const char *t =
+	    "Content-Type: text/html \r\nX: 1\r\ncontent-type: b\r\n";
+	const char *v;
+	size_t vl = 99;
+
+	(void)state;
+	v = head_text_find(t, "content-type", &vl);
+	assert_non_null(v);
+	assert_int_equal(vl, 9);
+	assert_memory_equal(v, "text/html", 9);
+	assert_non_null(head_text_find(t, "X", NULL));
+	/* whole names only: no prefix, no longer name */
+	assert_null(head_text_find(t, "content", &vl));
+	assert_null(head_text_find(t, "x-1", &vl));
+	assert_null(head_text_find("Xy: 1", "x", &vl));
+	assert_null(head_text_find(NULL, "x", &vl));
+	assert_null(head_text_find("", "x", &vl));
+	/* a colon-less line never matches */
+	assert_null(head_text_find("content-type\r\n", "content-type", &vl));
+	v = head_text_find("A:\r\n", "a", &vl);
+	assert_non_null(v);
+	assert_int_equal(vl, 0);
 }
 
 int
@@ -202,6 +391,12 @@ main(void)
 	    cmocka_unit_test(test_value_before_field_rejected),
 	    cmocka_unit_test(test_copy_raw),
 	    cmocka_unit_test(test_text_is_hop),
+	    cmocka_unit_test(test_text_iter_basic),
+	    cmocka_unit_test(test_text_iter_values),
+	    cmocka_unit_test(test_text_iter_not_fields),
+	    cmocka_unit_test(test_text_iter_fold),
+	    cmocka_unit_test(test_text_iter_long),
+	    cmocka_unit_test(test_text_find),
 	};
 
 	return cmocka_run_group_tests_name("head", tests, NULL, NULL);

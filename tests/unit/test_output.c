@@ -217,6 +217,33 @@ test_local_time_and_utc(void **state)
 	assert_string_equal(buf, "2023-11-14T22:13:20Z");
 }
 
+/* Logged header text as JSON: the fields in order, values trimmed (RFC
+ * 9110 5.5), colon-less lines left out, a folded value whole. */
+static void
+test_json_headers(void **state)
+{
+	json_t *a;
+	char *s;
+
+	(void)state;
+	a = out_json_headers(NULL);
+	assert_true(json_is_null(a));
+	json_decref(a);
+	a = out_json_headers("");
+	assert_int_equal(json_array_size(a), 0);
+	json_decref(a);
+	a = out_json_headers("Host:  a.example \r\nno colon\nX-Empty:\r\n"
+			     "X-Fold: 1\r\n 2\r\nhost: b");
+	s = json_dumps(a, JSON_COMPACT);
+	assert_string_equal(s,
+	    "[{\"name\":\"Host\",\"value\":\"a.example\"},"
+	    "{\"name\":\"X-Empty\",\"value\":\"\"},"
+	    "{\"name\":\"X-Fold\",\"value\":\"1\\r\\n 2\"},"
+	    "{\"name\":\"host\",\"value\":\"b\"}]");
+	free(s);
+	json_decref(a);
+}
+
 int
 main(void)
 {
@@ -229,6 +256,7 @@ main(void)
 		test_fit_leaves_out_columns_then_minimums_give_way),
 	    cmocka_unit_test(test_colour_does_not_count),
 	    cmocka_unit_test(test_local_time_and_utc),
+	    cmocka_unit_test(test_json_headers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,6 +81,30 @@ test_host_added_and_empty_posts_framed(void **state)
 	free(f);
 }
 
+/* Logged text read back tolerantly: bare LF, a fold sent unfolded (no
+ * sender may generate obs-fold), a colon-less line left out, and the
+ * fields a Connection line names dropped. */
+static void
+test_logged_text_tolerated(void **state)
+{
+	char *f = replay_fields("Accept: */*\n"
+				"X-Fold: a\r\n  b\r\n"
+				"not a field\r\n"
+				"Connection: x-hop\r\n"
+				"X-Hop: 1\r\n"
+				"Host:h.example",
+	    NULL, 0, NULL, 0, "other.example", "GET", 0);
+
+	(void)state;
+	assert_non_null(f);
+	assert_string_equal(f,
+	    "Accept: */*\r\n"
+	    "X-Fold: a b\r\n"
+	    "Host:h.example\r\n"
+	    "Connection: close\r\n");
+	free(f);
+}
+
 int
 main(void)
 {
@@ -88,6 +112,7 @@ main(void)
 	    cmocka_unit_test(test_hop_by_hop_and_framing_go),
 	    cmocka_unit_test(test_set_and_remove),
 	    cmocka_unit_test(test_host_added_and_empty_posts_framed),
+	    cmocka_unit_test(test_logged_text_tolerated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
