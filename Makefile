@@ -195,10 +195,16 @@ format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)
 
 # Layering: filters/, ca/ and conf/ are pure and must not reach into proxy/;
-# every header is named by its path from the top of the tree (one -I.).
+# the store (its writer and its read side) sits below the commands and the
+# network engine, so proxy/store/ includes nothing from proxy/cli/ or
+# proxy/net/; every header is named by its path from the top of the tree
+# (one -I.).
 layer-check:
 	@if grep -n '#include "proxy/' filters/*.[ch] ca/*.[ch] conf/*.[ch]; then \
 		echo "layer-check: filters/, ca/, conf/ include proxy/" >&2; exit 1; fi
+	@if grep -n '#include "proxy/\(cli\|net\)/' proxy/store/*.[ch]; then \
+		echo "layer-check: proxy/store/ includes proxy/cli/ or proxy/net/" \
+		>&2; exit 1; fi
 	@if grep -n '#include "[^/"]*"' $(SRC) $(wildcard proxy/*.h \
 		proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC); then \
 		echo "layer-check: include by full path from the top" >&2; exit 1; fi

@@ -344,6 +344,18 @@ ca_pem(X509 *cert, EVP_PKEY *key, BIO **certbio, BIO **keybio)
 	return 0;
 }
 
+/* fsync directory dir so the names just given in it last; best effort. */
+static void
+ca_sync_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+
+	if (dfd != -1) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+}
+
 int
 ca_create(const char *dir, int force, char *err, size_t errlen)
 {
@@ -389,15 +401,7 @@ ca_create(const char *dir, int force, char *err, size_t errlen)
 		goto fail;
 	}
 	ctmp[0] = '\0';
-	/* make the renames durable too */
-	{
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-
-		if (dfd != -1) {
-			(void)fsync(dfd);
-			close(dfd);
-		}
-	}
+	ca_sync_dir(dir); /* make the renames durable too */
 	rc = 0;
 fail:
 	if (ktmp[0] != '\0')

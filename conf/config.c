@@ -497,43 +497,35 @@ config_set_string(char **slot, const char *value, char *err, size_t errlen)
 	return 0;
 }
 
-/*
- * Parse value for the setting k into cfg. The message in err names neither
- * the place nor the setting: callers prefix "file:line: key: " or "--key: ".
- */
+/* CONFIG_T_INT / CONFIG_T_UINT: a whole number in [k->min, k->max]. */
 static int
-config_apply(struct config *cfg, const struct config_key *k, const char *value,
+config_apply_number(const struct config_key *k, char *field, const char *value,
     char *err, size_t errlen)
 {
-	char *field = (char *)cfg + k->off;
 	unsigned long long n;
-	char lo[32], hi[32];
-	int b;
 
-	if (*value == '\0') {
-		config_err(err, errlen, "missing value");
+	if (config_number(value, &n) == -1 || n < k->min || n > k->max) {
+		config_err(err, errlen,
+		    "expected a whole number from %llu to %llu, got '%s'",
+		    k->min, k->max, value);
 		return -1;
 	}
-	switch (k->type) {
-	case CONFIG_T_STRING:
-		return config_set_string(
-		    (char **)(void *)field, value, err, errlen);
-	case CONFIG_T_INT:
-	case CONFIG_T_UINT:
-		if (config_number(value, &n) == -1 || n < k->min ||
-		    n > k->max) {
-			config_err(err, errlen,
-			    "expected a whole number from %llu to %llu, got "
-			    "'%s'",
-			    k->min, k->max, value);
-			return -1;
-		}
-		if (k->type == CONFIG_T_INT)
-			*(int *)(void *)field = (int)n;
-		else
-			*(unsigned *)(void *)field = (unsigned)n;
-		return 0;
-	case CONFIG_T_BOOL:
+	if (k->type == CONFIG_T_INT)
+		*(int *)(void *)field = (int)n;
+	else
+		*(unsigned *)(void *)field = (unsigned)n;
+	return 0;
+}
+
+/* CONFIG_T_BOOL, CONFIG_T_LEVEL, CONFIG_T_FORMAT: one word of a few,
+ * stored as an int. */
+static int
+config_apply_word(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	int b = -1;
+
+	if (k->type == CONFIG_T_BOOL) {
 		if (config_bool(value, &b) == -1) {
 			config_err(err, errlen,
 			    "expected yes or no (or true/false, on/off, 1/0), "
@@ -541,84 +533,140 @@ config_apply(struct config *cfg, const struct config_key *k, const char *value,
 			    value);
 			return -1;
 		}
-		*(int *)(void *)field = b;
-		return 0;
-	case CONFIG_T_LEVEL:
-		if (strcasecmp(value, "warn") == 0)
-			b = 0;
-		else if (strcasecmp(value, "info") == 0)
-			b = 1;
-		else if (strcasecmp(value, "debug") == 0)
-			b = 2;
-		else {
+	} else if (k->type == CONFIG_T_LEVEL) {
+		b = strcasecmp(value, "warn") == 0    ? 0
+		    : strcasecmp(value, "info") == 0  ? 1
+		    : strcasecmp(value, "debug") == 0 ? 2
+						      : -1;
+		if (b == -1) {
 			config_err(err, errlen,
 			    "expected warn, info or debug, got '%s'", value);
 			return -1;
 		}
-		*(int *)(void *)field = b;
-		return 0;
-	case CONFIG_T_FORMAT:
-		if (strcasecmp(value, "text") == 0)
-			b = CONFIG_FORMAT_TEXT;
-		else if (strcasecmp(value, "json") == 0)
-			b = CONFIG_FORMAT_JSON;
-		else {
+	} else {
+		b = strcasecmp(value, "text") == 0   ? CONFIG_FORMAT_TEXT
+		    : strcasecmp(value, "json") == 0 ? CONFIG_FORMAT_JSON
+						     : -1;
+		if (b == -1) {
 			config_err(err, errlen,
 			    "expected text or json, got '%s'", value);
 			return -1;
 		}
-		*(int *)(void *)field = b;
-		return 0;
-	case CONFIG_T_DURATION:
-		if (config_duration(value, &n) == -1) {
+	}
+	*(int *)(void *)field = b;
+	return 0;
+}
+
+/* CONFIG_T_DURATION: milliseconds in [k->min, k->max]. */
+static int
+config_apply_duration(const struct config_key *k, char *field,
+    const char *value, char *err, size_t errlen)
+{
+	unsigned long long n;
+
+	if (config_duration(value, &n) == -1) {
+		config_err(err, errlen,
+		    "expected a duration like 500ms, 10s or 2m, got '%s'",
+		    value);
+		return -1;
+	}
+	if (n < k->min) {
+		config_err(
+		    err, errlen, "must be greater than 0, got '%s'", value);
+		return -1;
+	}
+	if (n > k->max) {
+		config_err(err, errlen, "must be at most %llus, got '%s'",
+		    (unsigned long long)k->max / 1000, value);
+		return -1;
+	}
+	*(unsigned *)(void *)field = (unsigned)n;
+	return 0;
+}
+
+/* CONFIG_T_SIZE (bytes) / CONFIG_T_COUNT: a size_t in [k->min, k->max],
+ * K/M/G suffixes allowed. */
+static int
+config_apply_size(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	unsigned long long n;
+	char lo[32], hi[32];
+
+	if (config_size(value, &n) == -1) {
+		if (k->type == CONFIG_T_SIZE)
 			config_err(err, errlen,
-			    "expected a duration like 500ms, 10s or 2m, got "
+			    "expected a size like 65536, 64K or 1MiB, got "
 			    "'%s'",
 			    value);
-			return -1;
-		}
-		if (n < k->min) {
+		else
 			config_err(err, errlen,
-			    "must be greater than 0, got '%s'", value);
-			return -1;
+			    "expected a number like 4096 or 4K, got '%s'",
+			    value);
+		return -1;
+	}
+	if (n < k->min || n > k->max) {
+		if (k->type == CONFIG_T_SIZE) {
+			config_fmt_size(lo, sizeof(lo), k->min);
+			config_fmt_size(hi, sizeof(hi), k->max);
+		} else {
+			snprintf(lo, sizeof(lo), "%llu", k->min);
+			snprintf(hi, sizeof(hi), "%llu", k->max);
 		}
-		if (n > k->max) {
-			config_err(err, errlen,
-			    "must be at most %llus, got '%s'",
-			    (unsigned long long)k->max / 1000, value);
-			return -1;
-		}
-		*(unsigned *)(void *)field = (unsigned)n;
-		return 0;
-	case CONFIG_T_SIZE:
-	case CONFIG_T_COUNT:
-		if (config_size(value, &n) == -1) {
-			if (k->type == CONFIG_T_SIZE)
-				config_err(err, errlen,
-				    "expected a size like 65536, 64K or "
-				    "1MiB, got '%s'",
-				    value);
-			else
-				config_err(err, errlen,
-				    "expected a number like 4096 or 4K, got "
-				    "'%s'",
-				    value);
-			return -1;
-		}
-		if (n < k->min || n > k->max) {
-			if (k->type == CONFIG_T_SIZE) {
-				config_fmt_size(lo, sizeof(lo), k->min);
-				config_fmt_size(hi, sizeof(hi), k->max);
-			} else {
-				snprintf(lo, sizeof(lo), "%llu", k->min);
-				snprintf(hi, sizeof(hi), "%llu", k->max);
-			}
-			config_err(err, errlen,
-			    "must be from %s to %s, got '%s'", lo, hi, value);
-			return -1;
-		}
-		*(size_t *)(void *)field = (size_t)n;
-		return 0;
+		config_err(err, errlen, "must be from %s to %s, got '%s'", lo,
+		    hi, value);
+		return -1;
+	}
+	*(size_t *)(void *)field = (size_t)n;
+	return 0;
+}
+
+/*
+ * Append a copy of value to list (*n entries, room for max) for a
+ * repeatable setting: "too many WHAT (at most MAX)" when full, then
+ * check(value) when check is set. 0 / -1 + err.
+ */
+static int
+config_list_add(char **list, int *n, int max, const char *what,
+    const char *value, int (*check)(const char *, char *, size_t), char *err,
+    size_t errlen)
+{
+	if (*n >= max) {
+		config_err(err, errlen, "too many %s (at most %d)", what, max);
+		return -1;
+	}
+	if (check != NULL && check(value, err, errlen) == -1)
+		return -1;
+	if ((list[*n] = strdup(value)) == NULL) {
+		config_err(err, errlen, "out of memory");
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
+/* RFC 1929: user and password of 1..255 bytes each. 0 / -1 + err. */
+static int
+config_check_socks_user(const char *value, char *err, size_t errlen)
+{
+	const char *colon = strchr(value, ':');
+	size_t ulen = colon ? (size_t)(colon - value) : 0;
+
+	if (colon == NULL || ulen == 0 || ulen > 255 || colon[1] == '\0' ||
+	    strlen(colon + 1) > 255) {
+		config_err(err, errlen,
+		    "expected user:password (each 1 to 255 bytes)");
+		return -1;
+	}
+	return 0;
+}
+
+/* The settings that add to a list rather than set one value. */
+static int
+config_apply_list(struct config *cfg, const struct config_key *k,
+    const char *value, char *err, size_t errlen)
+{
+	switch (k->type) {
 	case CONFIG_T_LISTEN:
 		if (cfg->nlisten >= CONFIG_MAX_LISTEN) {
 			config_err(err, errlen,
@@ -632,59 +680,21 @@ config_apply(struct config *cfg, const struct config_key *k, const char *value,
 		cfg->nlisten++;
 		return 0;
 	case CONFIG_T_DNS:
-		if (cfg->ndns >= CONFIG_MAX_DNS) {
-			config_err(err, errlen,
-			    "too many DNS servers (at most %d)",
-			    CONFIG_MAX_DNS);
+		return config_list_add(cfg->dns_servers, &cfg->ndns,
+		    CONFIG_MAX_DNS, "DNS servers", value, config_check_dns, err,
+		    errlen);
+	case CONFIG_T_SOCKS_USER:
+		/* the value is checked before the count, as it always was */
+		if (config_check_socks_user(value, err, errlen) == -1)
 			return -1;
-		}
-		if (config_check_dns(value, err, errlen) == -1)
-			return -1;
-		if ((cfg->dns_servers[cfg->ndns] = strdup(value)) == NULL) {
-			config_err(err, errlen, "out of memory");
-			return -1;
-		}
-		cfg->ndns++;
-		return 0;
-	case CONFIG_T_SOCKS_USER: {
-		/* RFC 1929: user and password of 1..255 bytes each */
-		const char *colon = strchr(value, ':');
-		size_t ulen = colon ? (size_t)(colon - value) : 0;
-		if (colon == NULL || ulen == 0 || ulen > 255 ||
-		    colon[1] == '\0' || strlen(colon + 1) > 255) {
-			config_err(err, errlen,
-			    "expected user:password (each 1 to 255 bytes)");
-			return -1;
-		}
-		if (cfg->nsocks_users >= CONFIG_MAX_SOCKS_USERS) {
-			config_err(err, errlen,
-			    "too many socks5-user lines (at most %d)",
-			    CONFIG_MAX_SOCKS_USERS);
-			return -1;
-		}
-		if ((cfg->socks_users[cfg->nsocks_users] = strdup(value)) ==
-		    NULL) {
-			config_err(err, errlen, "out of memory");
-			return -1;
-		}
-		cfg->nsocks_users++;
-		return 0;
-	}
+		return config_list_add(cfg->socks_users, &cfg->nsocks_users,
+		    CONFIG_MAX_SOCKS_USERS, "socks5-user lines", value, NULL,
+		    err, errlen);
 	case CONFIG_T_REPLAY_IGNORE:
-		if (cfg->nreplay_ignore >= CONFIG_MAX_REPLAY_IGNORE) {
-			config_err(err, errlen,
-			    "too many replay-ignore-param lines (at most %d)",
-			    CONFIG_MAX_REPLAY_IGNORE);
-			return -1;
-		}
-		if ((cfg->replay_ignore[cfg->nreplay_ignore] = strdup(value)) ==
-		    NULL) {
-			config_err(err, errlen, "out of memory");
-			return -1;
-		}
-		cfg->nreplay_ignore++;
-		return 0;
-	case CONFIG_T_RULE:
+		return config_list_add(cfg->replay_ignore, &cfg->nreplay_ignore,
+		    CONFIG_MAX_REPLAY_IGNORE, "replay-ignore-param lines",
+		    value, NULL, err, errlen);
+	default:
 		/* rules are pure: validate here, so a bad pattern gets its
 		 * file:line like any other value */
 		if (cfg->rules == NULL && (cfg->rules = rules_new()) == NULL) {
@@ -693,6 +703,45 @@ config_apply(struct config *cfg, const struct config_key *k, const char *value,
 		}
 		return rules_add(
 		    cfg->rules, (enum rules_action)k->min, value, err, errlen);
+	}
+}
+
+/*
+ * Parse value for the setting k into cfg. The message in err names neither
+ * the place nor the setting: callers prefix "file:line: key: " or "--key: ".
+ */
+static int
+config_apply(struct config *cfg, const struct config_key *k, const char *value,
+    char *err, size_t errlen)
+{
+	char *field = (char *)cfg + k->off;
+
+	if (*value == '\0') {
+		config_err(err, errlen, "missing value");
+		return -1;
+	}
+	switch (k->type) {
+	case CONFIG_T_STRING:
+		return config_set_string(
+		    (char **)(void *)field, value, err, errlen);
+	case CONFIG_T_INT:
+	case CONFIG_T_UINT:
+		return config_apply_number(k, field, value, err, errlen);
+	case CONFIG_T_BOOL:
+	case CONFIG_T_LEVEL:
+	case CONFIG_T_FORMAT:
+		return config_apply_word(k, field, value, err, errlen);
+	case CONFIG_T_DURATION:
+		return config_apply_duration(k, field, value, err, errlen);
+	case CONFIG_T_SIZE:
+	case CONFIG_T_COUNT:
+		return config_apply_size(k, field, value, err, errlen);
+	case CONFIG_T_LISTEN:
+	case CONFIG_T_DNS:
+	case CONFIG_T_SOCKS_USER:
+	case CONFIG_T_REPLAY_IGNORE:
+	case CONFIG_T_RULE:
+		return config_apply_list(cfg, k, value, err, errlen);
 	}
 	config_err(err, errlen, "internal error: bad setting type");
 	return -1;

@@ -132,84 +132,83 @@ filter_fail(struct filter_parser *p, size_t pos, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Read the next token into p->tok (and p->word for words). */
+/* The quoted value starting at p->pos (at its quote) into p->word. */
 static void
-filter_next(struct filter_parser *p)
+filter_next_quoted(struct filter_parser *p)
+{
+	const char *s = p->s;
+	size_t n = 0;
+	char q = s[p->pos++];
+
+	while (s[p->pos] != q) {
+		if (s[p->pos] == '\0') {
+			filter_fail(p, p->tok_pos, "unterminated %c", q);
+			p->tok = TOK_END;
+			return;
+		}
+		/* a backslash escapes the quote (and itself); other escapes
+		 * reach the regex as they are */
+		if (s[p->pos] == '\\' &&
+		    (s[p->pos + 1] == q || s[p->pos + 1] == '\\'))
+			p->pos++;
+		if (n + 1 >= sizeof(p->word)) {
+			filter_fail(p, p->tok_pos, "value too long");
+			p->tok = TOK_END;
+			return;
+		}
+		p->word[n++] = s[p->pos++];
+	}
+	p->pos++;
+	p->word[n] = '\0';
+	p->quoted = 1;
+	p->tok = TOK_WORD;
+}
+
+/* The bare word at p->pos into p->word: it ends at white space or an
+ * operator. */
+static void
+filter_next_bare(struct filter_parser *p)
 {
 	const char *s = p->s;
 	size_t n = 0;
 
-	while (isspace((unsigned char)s[p->pos]))
+	while (s[p->pos] != '\0' && !isspace((unsigned char)s[p->pos]) &&
+	    strchr("()&|", s[p->pos]) == NULL) {
+		if (n + 1 >= sizeof(p->word)) {
+			filter_fail(p, p->tok_pos, "value too long");
+			p->tok = TOK_END;
+			return;
+		}
+		p->word[n++] = s[p->pos++];
+	}
+	p->word[n] = '\0';
+	p->tok = TOK_WORD;
+}
+
+/* Read the next token into p->tok (and p->word for words). */
+static void
+filter_next(struct filter_parser *p)
+{
+	static const char ops[] = "()!&|";
+	static const enum filter_tok op_toks[] = {
+	    TOK_LPAREN, TOK_RPAREN, TOK_NOT, TOK_AND, TOK_OR};
+	const char *op;
+	char c;
+
+	while (isspace((unsigned char)p->s[p->pos]))
 		p->pos++;
 	p->tok_pos = p->pos;
 	p->quoted = 0;
-	switch (s[p->pos]) {
-	case '\0':
+	c = p->s[p->pos];
+	if (c == '\0')
 		p->tok = TOK_END;
-		return;
-	case '(':
-		p->tok = TOK_LPAREN;
+	else if ((op = strchr(ops, c)) != NULL) {
+		p->tok = op_toks[op - ops];
 		p->pos++;
-		return;
-	case ')':
-		p->tok = TOK_RPAREN;
-		p->pos++;
-		return;
-	case '!':
-		p->tok = TOK_NOT;
-		p->pos++;
-		return;
-	case '&':
-		p->tok = TOK_AND;
-		p->pos++;
-		return;
-	case '|':
-		p->tok = TOK_OR;
-		p->pos++;
-		return;
-	case '"':
-	case '\'': {
-		char q = s[p->pos++];
-		while (s[p->pos] != q) {
-			if (s[p->pos] == '\0') {
-				filter_fail(
-				    p, p->tok_pos, "unterminated %c", q);
-				p->tok = TOK_END;
-				return;
-			}
-			/* a backslash escapes the quote (and itself); other
-			 * escapes reach the regex as they are */
-			if (s[p->pos] == '\\' &&
-			    (s[p->pos + 1] == q || s[p->pos + 1] == '\\'))
-				p->pos++;
-			if (n + 1 >= sizeof(p->word)) {
-				filter_fail(p, p->tok_pos, "value too long");
-				p->tok = TOK_END;
-				return;
-			}
-			p->word[n++] = s[p->pos++];
-		}
-		p->pos++;
-		p->word[n] = '\0';
-		p->quoted = 1;
-		p->tok = TOK_WORD;
-		return;
-	}
-	default:
-		/* a bare word ends at white space or an operator */
-		while (s[p->pos] != '\0' &&
-		    !isspace((unsigned char)s[p->pos]) &&
-		    strchr("()&|", s[p->pos]) == NULL) {
-			if (n + 1 >= sizeof(p->word)) {
-				filter_fail(p, p->tok_pos, "value too long");
-				p->tok = TOK_END;
-				return;
-			}
-			p->word[n++] = s[p->pos++];
-		}
-		p->word[n] = '\0';
-		p->tok = TOK_WORD;
-	}
+	} else if (c == '"' || c == '\'')
+		filter_next_quoted(p);
+	else
+		filter_next_bare(p);
 }
 
 static struct filter *
@@ -305,11 +304,46 @@ filter_test(struct filter_parser *p)
 }
 
 static struct filter *filter_or(struct filter_parser *p);
+static struct filter *filter_unary(struct filter_parser *p);
+
+/* "!" and the unary expression it negates. NULL on failure (p says). */
+static struct filter *
+filter_not(struct filter_parser *p)
+{
+	struct filter *f, *inner;
+
+	filter_next(p);
+	if ((inner = filter_unary(p)) == NULL)
+		return NULL;
+	if ((f = filter_node(p, FILTER_NOT)) == NULL) {
+		filter_free(inner);
+		return NULL;
+	}
+	f->a = inner;
+	f->needs_body = inner->needs_body;
+	return f;
+}
+
+/* A bare value (at at) is a URL regex, as in mitmproxy. NULL on failure
+ * (p says). */
+static struct filter *
+filter_url(struct filter_parser *p, size_t at)
+{
+	struct filter *f;
+
+	if ((f = filter_node(p, FILTER_TEST)) == NULL)
+		return NULL;
+	f->field = FILTER_F_URL;
+	if (filter_regex(p, f, at) == NULL)
+		return NULL;
+	filter_next(p);
+	return f;
+}
 
 static struct filter *
 filter_unary(struct filter_parser *p)
 {
-	struct filter *f, *inner;
+	struct filter *f;
 	size_t at = p->tok_pos;
 
 	if (++p->depth > FILTER_DEPTH_MAX) {
@@ -319,15 +353,8 @@ filter_unary(struct filter_parser *p)
 	}
 	switch (p->tok) {
 	case TOK_NOT:
-		filter_next(p);
-		if ((inner = filter_unary(p)) == NULL)
+		if ((f = filter_not(p)) == NULL)
 			return NULL;
-		if ((f = filter_node(p, FILTER_NOT)) == NULL) {
-			filter_free(inner);
-			return NULL;
-		}
-		f->a = inner;
-		f->needs_body = inner->needs_body;
 		break;
 	case TOK_LPAREN:
 		filter_next(p);
@@ -346,13 +373,8 @@ filter_unary(struct filter_parser *p)
 			f = filter_test(p);
 			break;
 		}
-		/* a bare value is a URL regex, as in mitmproxy */
-		if ((f = filter_node(p, FILTER_TEST)) == NULL)
+		if ((f = filter_url(p, at)) == NULL)
 			return NULL;
-		f->field = FILTER_F_URL;
-		if (filter_regex(p, f, at) == NULL)
-			return NULL;
-		filter_next(p);
 		break;
 	case TOK_RPAREN:
 		filter_fail(p, at, "unexpected ')'");

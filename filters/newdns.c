@@ -79,6 +79,71 @@ newdns_zlib_header(const unsigned char *b, size_t len)
 }
 
 /*
+ * Room for more inflated bytes: *buf grown from *cap bytes, doubling, up
+ * to limit (max_out + 1). 0, -2 when limit is reached (too large), -1 on
+ * ENOMEM; err says which.
+ */
+static int
+newdns_grow(unsigned char **buf, size_t *cap, size_t limit, size_t max_out,
+    char *err, size_t errlen)
+{
+	unsigned char *nb;
+	size_t ncap;
+
+	if (*cap == limit) {
+		newdns_err(err, errlen,
+		    "too large: more than %zu bytes inflated", max_out);
+		return -2;
+	}
+	ncap = *cap == 0 ? 16384 : *cap * 2;
+	if (ncap < *cap || ncap > limit)
+		ncap = limit;
+	if ((nb = realloc(*buf, ncap)) == NULL) {
+		newdns_err(err, errlen, "out of memory");
+		return -1;
+	}
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
+/* Give zs the next chunk of in[0..len), from *fed on. */
+static void
+newdns_feed(z_stream *zs, const unsigned char *in, size_t len, size_t *fed)
+{
+	size_t n = len - *fed < NEWDNS_CHUNK ? len - *fed : NEWDNS_CHUNK;
+
+	zs->next_in = in + *fed;
+	zs->avail_in = (uInt)n;
+	*fed += n;
+}
+
+/*
+ * What inflate's answer r means, all input given (all_in) or not: 1 the
+ * stream ended, 0 go on, -1 it cannot go on (err says why).
+ */
+static int
+newdns_inflated(z_stream *zs, int r, int all_in, char *err, size_t errlen)
+{
+	if (r == Z_STREAM_END)
+		return 1;
+	if (r == Z_MEM_ERROR) {
+		newdns_err(err, errlen, "out of memory (inflate)");
+		return -1;
+	}
+	if (r != Z_OK && r != Z_BUF_ERROR) {
+		newdns_err(err, errlen, "malformed deflate stream: %s",
+		    zs->msg != NULL ? zs->msg : "error");
+		return -1;
+	}
+	if (zs->avail_in == 0 && all_in && zs->avail_out > 0) {
+		newdns_err(err, errlen, "truncated deflate stream");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Inflate in[0..len) with windowBits wbits (-15 raw, 15 zlib) into a buffer
  * grown by doubling up to max_out + 1 bytes, so a bomb costs at most that.
  * Returns 0 with *outp (the caller frees) and *outlen; -1 with err set and
@@ -91,8 +156,8 @@ newdns_inflate(const unsigned char *in, size_t len, int wbits, size_t max_out,
     size_t errlen)
 {
 	z_stream zs;
-	unsigned char *buf = NULL, *nb;
-	size_t cap = 0, used = 0, fed = 0, limit, ncap, n;
+	unsigned char *buf = NULL;
+	size_t cap = 0, used = 0, fed = 0, limit, n;
 	int r, ret = -1;
 
 	*outp = NULL;
@@ -105,30 +170,14 @@ newdns_inflate(const unsigned char *in, size_t len, int wbits, size_t max_out,
 	}
 	limit = max_out < SIZE_MAX ? max_out + 1 : SIZE_MAX;
 	for (;;) {
-		if (used == cap) {
-			if (cap == limit) {
-				newdns_err(err, errlen,
-				    "too large: more than %zu bytes inflated",
-				    max_out);
-				ret = -2;
-				goto fail;
-			}
-			ncap = cap == 0 ? 16384 : cap * 2;
-			if (ncap < cap || ncap > limit)
-				ncap = limit;
-			if ((nb = realloc(buf, ncap)) == NULL) {
-				newdns_err(err, errlen, "out of memory");
-				goto fail;
-			}
-			buf = nb;
-			cap = ncap;
+		if (used == cap &&
+		    (r = newdns_grow(
+			 &buf, &cap, limit, max_out, err, errlen)) != 0) {
+			ret = r;
+			goto fail;
 		}
-		if (zs.avail_in == 0 && fed < len) {
-			n = len - fed < NEWDNS_CHUNK ? len - fed : NEWDNS_CHUNK;
-			zs.next_in = in + fed;
-			zs.avail_in = (uInt)n;
-			fed += n;
-		}
+		if (zs.avail_in == 0 && fed < len)
+			newdns_feed(&zs, in, len, &fed);
 		n = cap - used < NEWDNS_CHUNK ? cap - used : NEWDNS_CHUNK;
 		zs.next_out = buf + used;
 		zs.avail_out = (uInt)n;
@@ -136,21 +185,10 @@ newdns_inflate(const unsigned char *in, size_t len, int wbits, size_t max_out,
 		used += n - zs.avail_out;
 		if (used > 0)
 			*produced = 1;
-		if (r == Z_STREAM_END)
+		if ((r = newdns_inflated(&zs, r, fed == len, err, errlen)) == 1)
 			break;
-		if (r == Z_MEM_ERROR) {
-			newdns_err(err, errlen, "out of memory (inflate)");
+		if (r == -1)
 			goto fail;
-		}
-		if (r != Z_OK && r != Z_BUF_ERROR) {
-			newdns_err(err, errlen, "malformed deflate stream: %s",
-			    zs.msg != NULL ? zs.msg : "error");
-			goto fail;
-		}
-		if (zs.avail_in == 0 && fed == len && zs.avail_out > 0) {
-			newdns_err(err, errlen, "truncated deflate stream");
-			goto fail;
-		}
 	}
 	if (used > max_out) { /* the stream ended right at max_out + 1 */
 		newdns_err(err, errlen,

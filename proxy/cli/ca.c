@@ -56,11 +56,45 @@ static const char ca_usage_text[] =
 struct ca_opts {
 	char cmd[32]; /* "ca init", for messages */
 	char home[1024];
+	int allowed;          /* CA_OPT_* this sub-command takes */
+	const char *home_arg; /* --home as given */
 	int force;
 	const char *format;
 	const char *out;
 	const char *os;
 };
+
+static int
+ca_opt(int ch, char *arg, void *opts)
+{
+	struct ca_opts *o = opts;
+	int need = ch == 'f' ? CA_OPT_FORCE
+	    : ch == 'F'      ? CA_OPT_FORMAT
+	    : ch == 'o'      ? CA_OPT_OUT
+	    : ch == 's'      ? CA_OPT_OS
+			     : 0;
+
+	if (need != 0 && !(o->allowed & need))
+		return ARGS_UNKNOWN;
+	switch (ch) {
+	case 'H':
+		o->home_arg = arg;
+		break;
+	case 'f':
+		o->force = 1;
+		break;
+	case 'F':
+		o->format = arg;
+		break;
+	case 'o':
+		o->out = arg;
+		break;
+	case 's':
+		o->os = arg;
+		break;
+	}
+	return 0;
+}
 
 /* Parse a sub-command's flags (argv[0] is its name); allowed is a mask of
  * CA_OPT_*. CLI_OK, ARGS_HELP or CLI_USAGE (printed). */
@@ -76,45 +110,17 @@ ca_parse(int argc, char **argv, int allowed, struct ca_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *home = NULL;
-	int ch, need;
+	const struct args_spec spec = {
+	    o->cmd, ca_usage_text, NULL, longopts, ca_opt};
+	const char *home;
+	int rc;
 
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		need = ch == 'f' ? CA_OPT_FORCE
-		    : ch == 'F'  ? CA_OPT_FORMAT
-		    : ch == 'o'  ? CA_OPT_OUT
-		    : ch == 's'  ? CA_OPT_OS
-				 : 0;
-		if (need != 0 && !(allowed & need))
-			return args_bad(o->cmd, '?', argc, argv);
-		switch (ch) {
-		case 'H':
-			home = optarg;
-			break;
-		case 'f':
-			o->force = 1;
-			break;
-		case 'F':
-			o->format = optarg;
-			break;
-		case 'o':
-			o->out = optarg;
-			break;
-		case 's':
-			o->os = optarg;
-			break;
-		case 'h':
-			fputs(ca_usage_text, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(o->cmd, ch, argc, argv);
-		}
-	}
-	if (optind < argc)
-		return args_usage(
-		    o->cmd, "unexpected argument '%s'", argv[optind]);
-	if (home != NULL) {
+	o->allowed = allowed;
+	o->home_arg = NULL;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK ||
+	    (rc = args_no_operands(o->cmd, argc, argv)) != CLI_OK)
+		return rc;
+	if ((home = o->home_arg) != NULL) {
 		if (home[0] == '\0')
 			return args_usage(o->cmd, "empty --home");
 		if ((size_t)snprintf(o->home, sizeof(o->home), "%s", home) >=

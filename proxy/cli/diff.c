@@ -72,6 +72,64 @@ diff_push(struct diff_edit *e, size_t *n, enum diff_op op,
 }
 
 /*
+ * The LCS table of a[0..ma) and b[0..mb), (ma + 1) x (mb + 1): L[i][j] is
+ * the length of the longest common subsequence of a from i and b from j.
+ * malloc'd; NULL on ENOMEM.
+ */
+static uint16_t *
+diff_lcs(
+    const struct diff_line *a, size_t ma, const struct diff_line *b, size_t mb)
+{
+	uint16_t *L = calloc((ma + 1) * (mb + 1), sizeof(*L));
+	size_t i, j;
+
+	if (L == NULL)
+		return NULL;
+	for (i = ma; i-- > 0;)
+		for (j = mb; j-- > 0;) {
+			uint16_t *c = &L[i * (mb + 1) + j];
+			if (diff_line_eq(&a[i], &b[j]))
+				*c = L[(i + 1) * (mb + 1) + j + 1] + 1;
+			else {
+				uint16_t d = L[(i + 1) * (mb + 1) + j];
+				uint16_t r = L[i * (mb + 1) + j + 1];
+				*c = d >= r ? d : r;
+			}
+		}
+	return L;
+}
+
+/* The edits between the common prefix (pre lines) and suffix, along the
+ * LCS table L of the ma and mb lines in between, appended to e at *k. */
+static void
+diff_walk(struct diff_edit *e, size_t *k, const struct diff_line *la,
+    const struct diff_line *lb, size_t pre, size_t ma, size_t mb,
+    const uint16_t *L)
+{
+	size_t i = 0, j = 0;
+
+	while (i < ma || j < mb) {
+		if (i < ma && j < mb &&
+		    diff_line_eq(&la[pre + i], &lb[pre + j])) {
+			diff_push(
+			    e, k, DIFF_SAME, &la[pre + i], pre + i, pre + j);
+			i++;
+			j++;
+		} else if (j == mb ||
+		    (i < ma &&
+			L[(i + 1) * (mb + 1) + j] >= L[i * (mb + 1) + j + 1])) {
+			diff_push(
+			    e, k, DIFF_DEL, &la[pre + i], pre + i, pre + j);
+			i++;
+		} else {
+			diff_push(
+			    e, k, DIFF_ADD, &lb[pre + j], pre + i, pre + j);
+			j++;
+		}
+	}
+}
+
+/*
  * LCS over the part between the common prefix and suffix, a table of
  * uint16_t (max_lines is at most 65535): DIFF_MAX_LINES costs 8 MB at
  * worst, once.
@@ -83,7 +141,7 @@ diff_lines(const char *a, size_t alen, const char *b, size_t blen,
 	struct diff_line *la = NULL, *lb = NULL;
 	struct diff_edit *e = NULL;
 	uint16_t *L = NULL;
-	size_t na, nb, pre = 0, suf = 0, ma, mb, k = 0, i, j;
+	size_t na, nb, pre = 0, suf = 0, ma, mb, k = 0, i;
 
 	*n = 0;
 	*truncated = 0;
@@ -100,42 +158,11 @@ diff_lines(const char *a, size_t alen, const char *b, size_t blen,
 		suf++;
 	ma = na - pre - suf;
 	mb = nb - pre - suf;
-	if ((L = calloc((ma + 1) * (mb + 1), sizeof(*L))) == NULL)
+	if ((L = diff_lcs(la + pre, ma, lb + pre, mb)) == NULL)
 		goto fail;
-	/* L[i][j]: the LCS length of the middles' suffixes from i and j */
-	for (i = ma; i-- > 0;)
-		for (j = mb; j-- > 0;) {
-			uint16_t *c = &L[i * (mb + 1) + j];
-			if (diff_line_eq(&la[pre + i], &lb[pre + j]))
-				*c = L[(i + 1) * (mb + 1) + j + 1] + 1;
-			else {
-				uint16_t d = L[(i + 1) * (mb + 1) + j];
-				uint16_t r = L[i * (mb + 1) + j + 1];
-				*c = d >= r ? d : r;
-			}
-		}
 	for (i = 0; i < pre; i++)
 		diff_push(e, &k, DIFF_SAME, &la[i], i, i);
-	i = j = 0;
-	while (i < ma || j < mb) {
-		if (i < ma && j < mb &&
-		    diff_line_eq(&la[pre + i], &lb[pre + j])) {
-			diff_push(
-			    e, &k, DIFF_SAME, &la[pre + i], pre + i, pre + j);
-			i++;
-			j++;
-		} else if (j == mb ||
-		    (i < ma &&
-			L[(i + 1) * (mb + 1) + j] >= L[i * (mb + 1) + j + 1])) {
-			diff_push(
-			    e, &k, DIFF_DEL, &la[pre + i], pre + i, pre + j);
-			i++;
-		} else {
-			diff_push(
-			    e, &k, DIFF_ADD, &lb[pre + j], pre + i, pre + j);
-			j++;
-		}
-	}
+	diff_walk(e, &k, la, lb, pre, ma, mb, L);
 	for (i = 0; i < suf; i++)
 		diff_push(e, &k, DIFF_SAME, &la[na - suf + i], na - suf + i,
 		    nb - suf + i);
@@ -633,16 +660,10 @@ diff_print_text(FILE *f, const json_t *b, int colour)
 		    DIFF_MAX_LINES);
 }
 
-void
-diff_print(FILE *f, const json_t *diff, int colour)
+/* The status line: same, or original -> replay with their reasons. */
+static void
+diff_print_status(FILE *f, const json_t *s, int colour)
 {
-	const json_t *s = json_object_get(diff, "status");
-	const json_t *h = json_object_get(diff, "headers");
-	const json_t *b = json_object_get(diff, "body");
-	const char *kind = json_string_value(json_object_get(b, "kind"));
-	const char *note;
-	size_t nh;
-
 	if (json_is_true(json_object_get(s, "same")))
 		fprintf(f, "  status: same (%lld)\n",
 		    (long long)json_integer_value(
@@ -668,6 +689,39 @@ diff_print(FILE *f, const json_t *diff, int colour)
 		diff_colour_on(f, colour, DIFF_RESET);
 		fputc('\n', f);
 	}
+}
+
+/* Bodies compared as bytes: each one's size and SHA-256, the original's
+ * line "-" in red, the replay's "+" in green. */
+static void
+diff_print_binary(FILE *f, const json_t *b, int colour)
+{
+	static const char *const key[2] = {"original", "replay"};
+	static const char *const hue[2] = {DIFF_RED, DIFF_GREEN};
+
+	for (int i = 0; i < 2; i++) {
+		const json_t *side = json_object_get(b, key[i]);
+		diff_colour_on(f, colour, hue[i]);
+		fprintf(f, "    %c %lld bytes sha256 %s", i == 0 ? '-' : '+',
+		    (long long)json_integer_value(
+			json_object_get(side, "size")),
+		    json_string_value(json_object_get(side, "sha256")));
+		diff_colour_on(f, colour, DIFF_RESET);
+		fputc('\n', f);
+	}
+}
+
+void
+diff_print(FILE *f, const json_t *diff, int colour)
+{
+	const json_t *s = json_object_get(diff, "status");
+	const json_t *h = json_object_get(diff, "headers");
+	const json_t *b = json_object_get(diff, "body");
+	const char *kind = json_string_value(json_object_get(b, "kind"));
+	const char *note;
+	size_t nh;
+
+	diff_print_status(f, s, colour);
 	nh = json_array_size(json_object_get(h, "added")) +
 	    json_array_size(json_object_get(h, "removed")) +
 	    json_array_size(json_object_get(h, "changed"));
@@ -692,20 +746,6 @@ diff_print(FILE *f, const json_t *diff, int colour)
 		diff_print_json(f, b, colour);
 	else if (strcmp(kind, "text") == 0)
 		diff_print_text(f, b, colour);
-	else {
-		const json_t *o = json_object_get(b, "original");
-		const json_t *r = json_object_get(b, "replay");
-		diff_colour_on(f, colour, DIFF_RED);
-		fprintf(f, "    - %lld bytes sha256 %s",
-		    (long long)json_integer_value(json_object_get(o, "size")),
-		    json_string_value(json_object_get(o, "sha256")));
-		diff_colour_on(f, colour, DIFF_RESET);
-		fputc('\n', f);
-		diff_colour_on(f, colour, DIFF_GREEN);
-		fprintf(f, "    + %lld bytes sha256 %s",
-		    (long long)json_integer_value(json_object_get(r, "size")),
-		    json_string_value(json_object_get(r, "sha256")));
-		diff_colour_on(f, colour, DIFF_RESET);
-		fputc('\n', f);
-	}
+	else
+		diff_print_binary(f, b, colour);
 }

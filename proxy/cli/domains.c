@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 
 #define DOMAINS_CMD "domains"
@@ -71,6 +71,34 @@ static const char domains_help[] =
     "  --help      print this help\n";
 
 static int
+domains_opt(int ch, char *arg, void *opts)
+{
+	struct domains_opts *o = opts;
+	size_t i, n = sizeof(domains_sorts) / sizeof(domains_sorts[0]);
+
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 's':
+		for (i = 0; i < n; i++)
+			if (strcmp(arg, domains_sorts[i].name) == 0)
+				break;
+		if (i == n)
+			return args_usage(DOMAINS_CMD,
+			    "bad value for --sort: '%s' (want name, "
+			    "first, last, requests, bytes or "
+			    "connections)",
+			    arg);
+		o->order = domains_sorts[i].order;
+		break;
+	default:
+		return args_table(DOMAINS_CMD, ch, &o->fmt, &o->wide, &o->utc);
+	}
+	return 0;
+}
+
+static int
 domains_parse(int argc, char **argv, struct domains_opts *o)
 {
 	static const struct option longopts[] = {
@@ -83,58 +111,17 @@ domains_parse(int argc, char **argv, struct domains_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	size_t i;
-	int ch;
+	static const struct args_spec spec = {
+	    DOMAINS_CMD, domains_help, NULL, longopts, domains_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o)); /* --wide and --utc are off unless given */
 	o->db = CLI_DEFAULT_DB;
 	o->order = domains_sorts[0].order;
 	o->fmt = OUT_TEXT;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 's':
-			for (i = 0; i <
-			     sizeof(domains_sorts) / sizeof(domains_sorts[0]);
-			     i++)
-				if (strcmp(optarg, domains_sorts[i].name) == 0)
-					break;
-			if (i ==
-			    sizeof(domains_sorts) / sizeof(domains_sorts[0]))
-				return args_usage(DOMAINS_CMD,
-				    "bad value for --sort: '%s' (want name, "
-				    "first, last, requests, bytes or "
-				    "connections)",
-				    optarg);
-			o->order = domains_sorts[i].order;
-			break;
-		case 'j':
-		case 'c':
-			if (o->fmt != OUT_TEXT)
-				return args_usage(DOMAINS_CMD,
-				    "--json and --csv are exclusive");
-			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
-			break;
-		case 'w':
-			o->wide = 1;
-			break;
-		case 'u':
-			o->utc = 1;
-			break;
-		case 'h':
-			fputs(domains_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(DOMAINS_CMD, ch, argc, argv);
-		}
-	}
-	if (optind < argc)
-		return args_usage(
-		    DOMAINS_CMD, "unexpected argument '%s'", argv[optind]);
-	return CLI_OK;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
+	return args_no_operands(DOMAINS_CMD, argc, argv);
 }
 
 /* Split "a,b,c" into a JSON array, numbers when numeric is set. */

@@ -19,12 +19,12 @@
 
 #include "proxy/cli/args.h"
 #include "proxy/cli/cli.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/readable.h"
-#include "proxy/cli/requrl.h"
-#include "proxy/cli/select.h"
 #include "proxy/http/head.h"
+#include "proxy/store/readable.h"
+#include "proxy/store/requrl.h"
+#include "proxy/store/select.h"
 #include "proxy/http/respond.h"
 
 #define EXPORT_CMD "export"
@@ -184,25 +184,11 @@ export_load(sqlite3 *db, sqlite3_stmt *st, int64_t id)
 static unsigned char *
 export_body(sqlite3 *db, const char *sha, size_t *len)
 {
-	sqlite3_stmt *s = NULL;
 	unsigned char *data = NULL;
 
 	*len = 0;
-	if (sha == NULL ||
-	    sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
-		-1, &s, NULL) != SQLITE_OK)
+	if (sha != NULL && db_body(db, sha, &data, len) != 1)
 		return NULL;
-	sqlite3_bind_text(s, 1, sha, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		*len = (size_t)sqlite3_column_bytes(s, 0);
-		if ((data = malloc(*len + 1)) != NULL) {
-			if (*len > 0)
-				memcpy(data, sqlite3_column_blob(s, 0), *len);
-			data[*len] = '\0';
-		} else
-			*len = 0;
-	}
-	sqlite3_finalize(s);
 	return data;
 }
 
@@ -339,40 +325,23 @@ export_ms(sqlite3_stmt *st, const char *name)
 	return (double)out_col_int(st, name) / 1000.0;
 }
 
+/* The HAR request object of row st; a truncated body adds to comment. A
+ * new reference, NULL on ENOMEM. */
 static json_t *
-export_har_entry(sqlite3 *db, sqlite3_stmt *st)
+export_har_request(sqlite3 *db, sqlite3_stmt *st, char *comment, size_t len)
 {
-	json_t *e = json_object(), *req = json_object(), *resp = json_object(),
-	       *content = json_object(), *timings = json_object();
-	char when[40], ver[24], comment[512] = "", *url, *ct, *loc;
+	json_t *req = json_object();
 	const char *rh = out_col_text(st, "req_headers");
-	const char *sh = out_col_text(st, "resp_headers");
-	int status = (int)out_col_int(st, "status");
+	char ver[24], *url, *ct;
 	unsigned char *body;
 	size_t blen;
-	double dns = export_ms(st, "dns_us"),
-	       conn = export_ms(st, "connect_us"),
-	       wait = export_ms(st, "ttfb_us"),
-	       total = export_ms(st, "total_us"), ssl = export_ms(st, "tls_us");
-	double receive;
 
-	if (e == NULL || req == NULL || resp == NULL || content == NULL ||
-	    timings == NULL) {
-		json_decref(e);
-		json_decref(req);
-		json_decref(resp);
-		json_decref(content);
-		json_decref(timings);
+	if (req == NULL)
 		return NULL;
-	}
 	url = requrl_format(out_col_text(st, "scheme"),
 	    out_col_text(st, "method"), out_col_text(st, "host"),
 	    (int)out_col_int(st, "port"), out_col_text(st, "path"),
 	    out_col_text(st, "query"));
-	out_iso_time(out_col_int(st, "t_start_us"), 1, when, sizeof(when));
-	json_object_set_new(e, "startedDateTime", json_string(when));
-	json_object_set_new(e, "time", json_real(total > 0 ? total : 0));
-
 	snprintf(ver, sizeof(ver), "HTTP/%s",
 	    out_col_text(st, "req_version") ? out_col_text(st, "req_version")
 					    : "1.1");
@@ -407,12 +376,31 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 			json_object_set_new(pd, "text", json_string(""));
 		free(body);
 		if (out_col_int(st, "req_body_truncated"))
-			export_note(comment, sizeof(comment), "request", blen,
+			export_note(comment, len, "request", blen,
 			    (uint64_t)out_col_int(st, "req_body_size"));
 		json_object_set_new(req, "postData", pd);
 	}
-	json_object_set_new(e, "request", req);
+	free(url);
+	return req;
+}
 
+/* The HAR response object of row st; a truncated body adds to comment. A
+ * new reference, NULL on ENOMEM. */
+static json_t *
+export_har_response(sqlite3 *db, sqlite3_stmt *st, char *comment, size_t len)
+{
+	json_t *resp = json_object(), *content = json_object();
+	const char *sh = out_col_text(st, "resp_headers");
+	int status = (int)out_col_int(st, "status");
+	char ver[24], *loc;
+	unsigned char *body;
+	size_t blen;
+
+	if (resp == NULL || content == NULL) {
+		json_decref(resp);
+		json_decref(content);
+		return NULL;
+	}
 	snprintf(ver, sizeof(ver), "HTTP/%s",
 	    out_col_text(st, "resp_version") ? out_col_text(st, "resp_version")
 					     : "1.1");
@@ -437,7 +425,7 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	    out_col_int(st, "resp_body_truncated") != 0);
 	free(body);
 	if (out_col_int(st, "resp_body_truncated")) {
-		export_note(comment, sizeof(comment), "response", blen,
+		export_note(comment, len, "response", blen,
 		    (uint64_t)out_col_int(st, "resp_body_size"));
 		if (json_object_get(content, "comment") == NULL)
 			json_object_set_new(content, "comment",
@@ -451,12 +439,24 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	    json_integer(sh ? out_col_int(st, "resp_header_bytes") : -1));
 	json_object_set_new(
 	    resp, "bodySize", json_integer(out_col_int(st, "resp_body_size")));
-	json_object_set_new(e, "response", resp);
-	json_object_set_new(e, "cache", json_object());
+	return resp;
+}
 
-	/* what the log has: dns, connect, time to first byte, total */
-	receive = total - (dns > 0 ? dns : 0) - (conn > 0 ? conn : 0) -
+/* The HAR timings of row st: what the log has is dns, connect, time to
+ * first byte and total. A new reference, NULL on ENOMEM. */
+static json_t *
+export_har_timings(sqlite3_stmt *st)
+{
+	json_t *timings = json_object();
+	double dns = export_ms(st, "dns_us"),
+	       conn = export_ms(st, "connect_us"),
+	       wait = export_ms(st, "ttfb_us"),
+	       total = export_ms(st, "total_us"), ssl = export_ms(st, "tls_us");
+	double receive = total - (dns > 0 ? dns : 0) - (conn > 0 ? conn : 0) -
 	    (wait > 0 ? wait : 0);
+
+	if (timings == NULL)
+		return NULL;
 	json_object_set_new(timings, "blocked", json_integer(-1));
 	json_object_set_new(timings, "dns", json_real(dns >= 0 ? dns : -1));
 	json_object_set_new(
@@ -466,44 +466,105 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	json_object_set_new(timings, "wait", json_real(wait > 0 ? wait : 0));
 	json_object_set_new(
 	    timings, "receive", json_real(receive > 0 ? receive : 0));
-	json_object_set_new(e, "timings", timings);
+	return timings;
+}
+
+/* What HAR has no field for: server address, connection, peephole's own
+ * ids, the error, and the comment gathered so far (error appended). */
+static void
+export_har_extras(json_t *e, sqlite3_stmt *st, char *comment, size_t len)
+{
+	char cid[24];
+
 	if (out_col_text(st, "server_ip") != NULL)
 		json_object_set_new(e, "serverIPAddress",
 		    out_json_str(out_col_text(st, "server_ip")));
-	{
-		char cid[24];
-		snprintf(cid, sizeof(cid), "%lld",
-		    (long long)out_col_int(st, "conn_id"));
-		json_object_set_new(e, "connection", json_string(cid));
-	}
+	snprintf(
+	    cid, sizeof(cid), "%lld", (long long)out_col_int(st, "conn_id"));
+	json_object_set_new(e, "connection", json_string(cid));
 	json_object_set_new(e, "_id", json_integer(out_col_int(st, "id")));
 	if (out_col_int(st, "replay_of") > 0)
 		json_object_set_new(e, "_replay_of",
 		    json_integer(out_col_int(st, "replay_of")));
 	if (out_col_text(st, "error") != NULL) {
 		size_t n = strlen(comment);
-		snprintf(comment + n, sizeof(comment) - n, "%serror: %s",
-		    n ? "; " : "", out_col_text(st, "error"));
+		snprintf(comment + n, len - n, "%serror: %s", n ? "; " : "",
+		    out_col_text(st, "error"));
 		json_object_set_new(
 		    e, "_error", out_json_str(out_col_text(st, "error")));
 	}
 	if (comment[0] != '\0')
 		json_object_set_new(e, "comment", out_json_str(comment));
-	free(url);
+}
+
+/* The HAR entry of request row st. A new reference, NULL on ENOMEM. */
+static json_t *
+export_har_entry(sqlite3 *db, sqlite3_stmt *st)
+{
+	json_t *e = json_object(), *req = NULL, *resp = NULL, *timings = NULL;
+	char when[40], comment[512] = "";
+	double total = export_ms(st, "total_us");
+
+	if (e == NULL ||
+	    (req = export_har_request(db, st, comment, sizeof(comment))) ==
+		NULL ||
+	    (resp = export_har_response(db, st, comment, sizeof(comment))) ==
+		NULL ||
+	    (timings = export_har_timings(st)) == NULL) {
+		json_decref(e);
+		json_decref(req);
+		json_decref(resp);
+		return NULL;
+	}
+	out_iso_time(out_col_int(st, "t_start_us"), 1, when, sizeof(when));
+	json_object_set_new(e, "startedDateTime", json_string(when));
+	json_object_set_new(e, "time", json_real(total > 0 ? total : 0));
+	json_object_set_new(e, "request", req);
+	json_object_set_new(e, "response", resp);
+	json_object_set_new(e, "cache", json_object());
+	json_object_set_new(e, "timings", timings);
+	export_har_extras(e, st, comment, sizeof(comment));
 	return e;
+}
+
+/* Each selected request as a HAR entry on fp, comma-separated, counted
+ * in *n; st reads a row. 0, or -1 after a message. */
+static int
+export_har_entries(
+    sqlite3 *db, struct select *sel, sqlite3_stmt *st, FILE *fp, int *n)
+{
+	int64_t id;
+	int rc;
+
+	while ((rc = select_next(sel, &id)) == 1) {
+		json_t *e;
+		if (export_load(db, st, id) == -1)
+			return -1;
+		/* CONNECT rows are tunnels, not requests a HAR can hold */
+		if (out_col_text(st, "scheme") != NULL &&
+		    strcmp(out_col_text(st, "scheme"), "connect") == 0)
+			continue;
+		if ((e = export_har_entry(db, st)) == NULL) {
+			fprintf(stderr, "peephole export: out of memory\n");
+			return -1;
+		}
+		if ((*n)++ > 0)
+			fputs(",\n", fp);
+		json_dumpf(e, fp, JSON_COMPACT | OUT_JSON_REALS);
+		json_decref(e);
+	}
+	return rc == -1 ? -1 : 0;
 }
 
 static int
 export_har(sqlite3 *db, const struct export_opts *o)
 {
-	struct cli_select *sel;
+	struct select *sel;
 	sqlite3_stmt *st = NULL;
 	FILE *fp;
-	int64_t id;
-	int usage = 0, rc, n = 0, status = CLI_ERROR;
+	int usage = 0, n = 0, status = CLI_ERROR;
 
-	sel =
-	    cli_select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
+	sel = select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
 	if (sel == NULL)
 		return usage ? CLI_USAGE : CLI_ERROR;
 	if (strcmp(o->target, "-") == 0)
@@ -511,7 +572,7 @@ export_har(sqlite3 *db, const struct export_opts *o)
 	else if ((fp = fopen(o->target, "w")) == NULL) {
 		fprintf(stderr, "peephole export: %s: %s\n", o->target,
 		    strerror(errno));
-		cli_select_free(sel);
+		select_free(sel);
 		return CLI_ERROR;
 	}
 	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
@@ -525,24 +586,7 @@ export_har(sqlite3 *db, const struct export_opts *o)
 	    "{\"log\": {\"version\": \"1.2\", \"creator\": "
 	    "{\"name\": \"peephole\", \"version\": \"" PEEPHOLE_VERSION
 	    "\"}, \"pages\": [], \"entries\": [\n");
-	while ((rc = cli_select_next(sel, &id)) == 1) {
-		json_t *e;
-		if (export_load(db, st, id) == -1)
-			goto out;
-		/* CONNECT rows are tunnels, not requests a HAR can hold */
-		if (out_col_text(st, "scheme") != NULL &&
-		    strcmp(out_col_text(st, "scheme"), "connect") == 0)
-			continue;
-		if ((e = export_har_entry(db, st)) == NULL) {
-			fprintf(stderr, "peephole export: out of memory\n");
-			goto out;
-		}
-		if (n++ > 0)
-			fputs(",\n", fp);
-		json_dumpf(e, fp, JSON_COMPACT | OUT_JSON_REALS);
-		json_decref(e);
-	}
-	if (rc == -1)
+	if (export_har_entries(db, sel, st, fp, &n) == -1)
 		goto out;
 	fputs("\n]}}\n", fp);
 	if (fflush(fp) != 0 || ferror(fp)) {
@@ -561,7 +605,7 @@ out:
 		status = CLI_ERROR;
 	}
 	sqlite3_finalize(st);
-	cli_select_free(sel);
+	select_free(sel);
 	return status;
 }
 
@@ -577,31 +621,29 @@ export_curl_skip(const char *name, size_t n, const char *headers)
 	    (n == 6 && strncasecmp(name, "expect", 6) == 0);
 }
 
+/*
+ * The one request `export curl` prints, read into *st (the caller
+ * finalizes it) and checked: an HTTP request, with its whole body unless
+ * --allow-truncated. 0, or -1 after a message.
+ */
 static int
-export_curl(sqlite3 *db, const struct export_opts *o)
+export_curl_load(sqlite3 *db, const struct export_opts *o, sqlite3_stmt **st)
 {
-	sqlite3_stmt *st = NULL;
-	struct cli_select *sel;
-	const char *method, *h;
-	char *url = NULL, *host = NULL;
-	struct head_text_iter it;
-	const char *name;
-	size_t nlen;
-	unsigned char *body = NULL;
-	size_t blen = 0;
+	struct select *sel;
+	const char *method;
 	int64_t id;
-	int usage, status = CLI_ERROR, has_nul = 0;
+	int usage, rc = -1;
 
-	if ((sel = cli_select_new(db, EXPORT_CMD, o->ids, 1, NULL, &usage)) ==
-	    NULL)
-		return CLI_ERROR;
-	if (cli_select_next(sel, &id) != 1)
+	*st = NULL;
+	if ((sel = select_new(db, EXPORT_CMD, o->ids, 1, NULL, &usage)) == NULL)
+		return -1;
+	if (select_next(sel, &id) != 1)
 		goto out;
 	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
-		&st, NULL) != SQLITE_OK ||
-	    export_load(db, st, id) == -1)
+		st, NULL) != SQLITE_OK ||
+	    export_load(db, *st, id) == -1)
 		goto out;
-	method = out_col_text(st, "method");
+	method = out_col_text(*st, "method");
 	if (method == NULL || strcmp(method, "CONNECT") == 0) {
 		fprintf(stderr,
 		    "peephole export: request %lld is %s: there is no HTTP "
@@ -610,19 +652,27 @@ export_curl(sqlite3 *db, const struct export_opts *o)
 		    method ? "a CONNECT tunnel" : "not a readable request");
 		goto out;
 	}
-	if (out_col_int(st, "req_body_truncated") && !o->allow_truncated) {
+	if (out_col_int(*st, "req_body_truncated") && !o->allow_truncated) {
 		fprintf(stderr,
 		    "peephole export: the body of request %lld was truncated "
 		    "at the capture limit (%lld bytes logged); "
 		    "--allow-truncated prints it anyway\n",
-		    (long long)id, (long long)out_col_int(st, "req_body_size"));
+		    (long long)id,
+		    (long long)out_col_int(*st, "req_body_size"));
 		goto out;
 	}
-	url = requrl_format(out_col_text(st, "scheme"), method,
-	    out_col_text(st, "host"), (int)out_col_int(st, "port"),
-	    out_col_text(st, "path"), out_col_text(st, "query"));
-	body = export_body(db, out_col_text(st, "req_body_sha"), &blen);
-	has_nul = body != NULL && memchr(body, '\0', blen) != NULL;
+	rc = 0;
+out:
+	select_free(sel);
+	return rc;
+}
+
+/* The command up to its headers: a body holding NUL bytes piped in by
+ * printf, curl, the method where curl would not guess it, the URL. */
+static void
+export_curl_head(const char *method, const char *url, const unsigned char *body,
+    size_t blen, int has_nul)
+{
 	if (has_nul) {
 		fputs("printf '%b' ", stdout);
 		export_shell_printf(stdout, body, blen);
@@ -637,6 +687,30 @@ export_curl(sqlite3 *db, const struct export_opts *o)
 	}
 	fputc(' ', stdout);
 	export_shell_quote(stdout, url);
+}
+
+static int
+export_curl(sqlite3 *db, const struct export_opts *o)
+{
+	sqlite3_stmt *st = NULL;
+	const char *method, *h;
+	char *url = NULL, *host = NULL;
+	struct head_text_iter it;
+	const char *name;
+	size_t nlen;
+	unsigned char *body = NULL;
+	size_t blen = 0;
+	int status = CLI_ERROR, has_nul = 0;
+
+	if (export_curl_load(db, o, &st) == -1)
+		goto out;
+	method = out_col_text(st, "method");
+	url = requrl_format(out_col_text(st, "scheme"), method,
+	    out_col_text(st, "host"), (int)out_col_int(st, "port"),
+	    out_col_text(st, "path"), out_col_text(st, "query"));
+	body = export_body(db, out_col_text(st, "req_body_sha"), &blen);
+	has_nul = body != NULL && memchr(body, '\0', blen) != NULL;
+	export_curl_head(method, url, body, blen, has_nul);
 	h = out_col_text(st, "req_headers");
 	host = readable_header(h, "host");
 	head_text_init(&it, h);
@@ -668,7 +742,6 @@ out:
 	free(host);
 	free(body);
 	sqlite3_finalize(st);
-	cli_select_free(sel);
 	return status;
 }
 
@@ -836,7 +909,7 @@ export_one_body(sqlite3 *db, sqlite3_stmt *st, const struct export_opts *o,
 static int
 export_bodies(sqlite3 *db, const struct export_opts *o)
 {
-	struct cli_select *sel;
+	struct select *sel;
 	sqlite3_stmt *st = NULL;
 	int64_t id;
 	int usage = 0, rc, failed = 0;
@@ -846,17 +919,16 @@ export_bodies(sqlite3 *db, const struct export_opts *o)
 		    strerror(errno));
 		return CLI_ERROR;
 	}
-	sel =
-	    cli_select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
+	sel = select_new(db, EXPORT_CMD, o->ids, o->nids, o->filter, &usage);
 	if (sel == NULL)
 		return usage ? CLI_USAGE : CLI_ERROR;
 	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
 		&st, NULL) != SQLITE_OK) {
 		db_warn(EXPORT_CMD, db, "cannot read requests");
-		cli_select_free(sel);
+		select_free(sel);
 		return CLI_ERROR;
 	}
-	while ((rc = cli_select_next(sel, &id)) == 1) {
+	while ((rc = select_next(sel, &id)) == 1) {
 		if (export_load(db, st, id) == -1) {
 			failed = 1;
 			break;
@@ -874,57 +946,47 @@ export_bodies(sqlite3 *db, const struct export_opts *o)
 		}
 	}
 	sqlite3_finalize(st);
-	cli_select_free(sel);
+	select_free(sel);
 	return rc == -1 || failed ? CLI_ERROR : CLI_OK;
 }
 
 /* ---- the command ---- */
 
 static int
-export_parse(int argc, char **argv, struct export_opts *o)
+export_opt(int ch, char *arg, void *opts)
 {
-	static const struct option longopts[] = {
-	    {"db", required_argument, NULL, 'd'},
-	    {"filter", required_argument, NULL, 'f'},
-	    {"allow-truncated", no_argument, NULL, 'T'},
-	    {"request-bodies", no_argument, NULL, 'R'},
-	    {"force", no_argument, NULL, 'F'},
-	    {"raw", no_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	int ch, rc;
+	struct export_opts *o = opts;
 
-	memset(o, 0, sizeof(*o));
-	o->db = CLI_DEFAULT_DB;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'f':
-			o->filter = optarg;
-			break;
-		case 'T':
-			o->allow_truncated = 1;
-			break;
-		case 'R':
-			o->request_bodies = 1;
-			break;
-		case 'F':
-			o->force = 1;
-			break;
-		case 'r':
-			o->raw = 1;
-			break;
-		case 'h':
-			fputs(export_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(EXPORT_CMD, ch, argc, argv);
-		}
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 'f':
+		o->filter = arg;
+		break;
+	case 'T':
+		o->allow_truncated = 1;
+		break;
+	case 'R':
+		o->request_bodies = 1;
+		break;
+	case 'F':
+		o->force = 1;
+		break;
+	case 'r':
+		o->raw = 1;
+		break;
 	}
+	return 0;
+}
+
+/* What follows the options: the format, its FILE or DIR, the ids; and
+ * the options that only go with some formats. */
+static int
+export_operands(int argc, char **argv, struct export_opts *o)
+{
+	int rc;
+
 	if (optind >= argc)
 		return args_usage(EXPORT_CMD,
 		    "what to export: har, curl or "
@@ -957,6 +1019,30 @@ export_parse(int argc, char **argv, struct export_opts *o)
 		return args_usage(
 		    EXPORT_CMD, "--request-bodies and --force are for bodies");
 	return CLI_OK;
+}
+
+static int
+export_parse(int argc, char **argv, struct export_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"db", required_argument, NULL, 'd'},
+	    {"filter", required_argument, NULL, 'f'},
+	    {"allow-truncated", no_argument, NULL, 'T'},
+	    {"request-bodies", no_argument, NULL, 'R'},
+	    {"force", no_argument, NULL, 'F'},
+	    {"raw", no_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	static const struct args_spec spec = {
+	    EXPORT_CMD, export_help, NULL, longopts, export_opt};
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	o->db = CLI_DEFAULT_DB;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
+	return export_operands(argc, argv, o);
 }
 
 int

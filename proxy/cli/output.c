@@ -1,8 +1,8 @@
 /* output: see output.h. */
 #include "proxy/cli/output.h"
 
-#include "proxy/cli/db.h"
 #include "proxy/http/head.h"
+#include "proxy/store/db.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -380,14 +380,56 @@ out_table_cell(const struct out_table *t, FILE *fp, size_t r, size_t c,
 		fputs("\033[0m", fp);
 }
 
+/*
+ * Row r (0: the header) at widths w (hw: the header's), columns in hide
+ * left out, cells wider than their column cut. 0, or -1 on ENOMEM (the
+ * line is left unfinished).
+ */
+static int
+out_table_render_row(const struct out_table *t, FILE *fp, size_t r,
+    const size_t *w, const size_t *hw, const int *hide, const char *zone)
+{
+	size_t c, len, pending = 0;
+	const char *s;
+	char *cut;
+
+	/* Padding is owed, not written, until something follows it, so
+	 * empty trailing cells leave no blanks at the line end. */
+	for (c = 0; c < t->ncols; c++) {
+		if (hide[c])
+			continue;
+		s = t->cells[r * t->ncols + c];
+		cut = NULL;
+		if (r > 0 && out_width(s) > w[c]) {
+			if ((cut = out_cut(s, w[c],
+				 (t->flags[c] & OUT_COL_URL) != 0)) == NULL)
+				return -1;
+			s = cut;
+		}
+		len = r == 0 ? hw[c] : out_width(s);
+		if (t->flags[c] & OUT_COL_RIGHT)
+			pending += w[c] - len;
+		if (len > 0) {
+			fprintf(fp, "%*s", (int)pending, "");
+			pending = 0;
+			out_table_cell(t, fp, r, c, s, zone);
+		}
+		if (!(t->flags[c] & OUT_COL_RIGHT))
+			pending += w[c] - len;
+		pending += 2;
+		free(cut);
+	}
+	fputc('\n', fp);
+	return 0;
+}
+
 /* The body of out_table_print: width 0 prints full cells. */
 static void
 out_table_render(const struct out_table *t, FILE *fp, size_t width)
 {
-	size_t *w, *hw, *minw, r, c, len, pending;
+	size_t *w, *hw, *minw, r, c, len;
 	int *hide;
-	char zone[64], *cut;
-	const char *s;
+	char zone[64];
 
 	w = calloc(t->ncols, sizeof(*w));
 	hw = calloc(t->ncols, sizeof(*hw));
@@ -409,37 +451,9 @@ out_table_render(const struct out_table *t, FILE *fp, size_t width)
 		}
 	if (width > 0)
 		out_table_fit(t, width, w, hw, minw, hide);
-	for (r = 0; r <= t->nrows; r++) {
-		/* Padding is owed, not written, until something follows it,
-		 * so empty trailing cells leave no blanks at the line end. */
-		pending = 0;
-		for (c = 0; c < t->ncols; c++) {
-			if (hide[c])
-				continue;
-			s = t->cells[r * t->ncols + c];
-			cut = NULL;
-			if (r > 0 && out_width(s) > w[c]) {
-				if ((cut = out_cut(s, w[c],
-					 (t->flags[c] & OUT_COL_URL) != 0)) ==
-				    NULL)
-					goto done;
-				s = cut;
-			}
-			len = r == 0 ? hw[c] : out_width(s);
-			if (t->flags[c] & OUT_COL_RIGHT)
-				pending += w[c] - len;
-			if (len > 0) {
-				fprintf(fp, "%*s", (int)pending, "");
-				pending = 0;
-				out_table_cell(t, fp, r, c, s, zone);
-			}
-			if (!(t->flags[c] & OUT_COL_RIGHT))
-				pending += w[c] - len;
-			pending += 2;
-			free(cut);
-		}
-		fputc('\n', fp);
-	}
+	for (r = 0; r <= t->nrows; r++)
+		if (out_table_render_row(t, fp, r, w, hw, hide, zone) == -1)
+			break;
 done:
 	free(w);
 	free(hw);

@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 
 #define PT_CMD "passthrough"
@@ -60,10 +60,27 @@ static const char pt_help[] =
 struct pt_opts {
 	const char *db;
 	const char *host; /* retry, clear: NULL = all */
+	const char *cmd;  /* the sub-command, for messages */
+	int list;         /* the sub-command is list */
 	int wide;         /* list: full cells on a terminal too */
 	int utc;          /* list: times in UTC, not local */
 	enum out_format fmt;
 };
+
+static int
+pt_opt(int ch, char *arg, void *opts)
+{
+	struct pt_opts *o = opts;
+
+	if (ch == 'd') {
+		o->db = arg;
+		return 0;
+	}
+	/* the rest shape list's output */
+	if (!o->list)
+		return ARGS_UNKNOWN;
+	return args_table(o->cmd, ch, &o->fmt, &o->wide, &o->utc);
+}
 
 /* Flags of a sub-command; argv[0] is the sub-command's name. list takes
  * --json/--csv and no argument, clear at most one HOST. */
@@ -79,45 +96,21 @@ pt_parse(const char *cmd, int list, int argc, char **argv, struct pt_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch;
+	const struct args_spec spec = {cmd, pt_help, NULL, longopts, pt_opt};
+	int rc;
 
+	o->cmd = cmd;
+	o->list = list;
 	o->db = CLI_DEFAULT_DB;
 	o->host = NULL;
 	o->wide = o->utc = 0;
 	o->fmt = OUT_TEXT;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'j':
-		case 'c':
-			if (!list)
-				return args_bad(cmd, '?', argc, argv);
-			if (o->fmt != OUT_TEXT)
-				return args_usage(
-				    cmd, "--json and --csv are exclusive");
-			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
-			break;
-		case 'w':
-		case 'u':
-			if (!list)
-				return args_bad(cmd, '?', argc, argv);
-			*(ch == 'w' ? &o->wide : &o->utc) = 1;
-			break;
-		case 'h':
-			fputs(pt_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(cmd, ch, argc, argv);
-		}
-	}
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
 	if (!list && optind < argc)
 		o->host = argv[optind++];
-	if (optind < argc)
-		return args_usage(
-		    cmd, "unexpected argument '%s'", argv[optind]);
+	if ((rc = args_no_operands(cmd, argc, argv)) != CLI_OK)
+		return rc;
 	if (o->host != NULL && o->host[0] == '\0')
 		return args_usage(cmd, "empty HOST");
 	return CLI_OK;
@@ -222,13 +215,31 @@ pt_table_row(
 	return out_table_add(t, cells);
 }
 
-/* Print the learned list in fmt. Exit status. */
-static int
-pt_list(sqlite3 *db, enum out_format fmt)
+/* The table `passthrough list` prints, its columns set up. NULL on
+ * ENOMEM. */
+static struct out_table *
+pt_table_new(void)
 {
 	static const char *const headers[PT_NCOLS] = {"host", "port",
 	    "rejections", "last_reason", "next_retry", "first_seen",
 	    "last_seen"};
+	struct out_table *t = out_table_new(PT_NCOLS, headers);
+
+	if (t == NULL)
+		return NULL;
+	out_table_col(t, 0, OUT_COL_SHRINK, 16, 0);
+	out_table_align_right(t, 1);
+	out_table_align_right(t, 2);
+	out_table_col(t, 3, OUT_COL_SHRINK, 12, 0);
+	out_table_col(t, 5, OUT_COL_TIME, 0, 2);
+	out_table_col(t, 6, OUT_COL_TIME, 0, 1);
+	return t;
+}
+
+/* Print the learned list in fmt. Exit status. */
+static int
+pt_list(sqlite3 *db, enum out_format fmt)
+{
 	int64_t now = pt_now_us();
 	sqlite3_stmt *s = NULL;
 	struct out_table *t = NULL;
@@ -245,17 +256,9 @@ pt_list(sqlite3 *db, enum out_format fmt)
 		goto fail;
 	}
 	if (fmt == OUT_JSON ? (arr = json_array()) == NULL
-			    : (t = out_table_new(PT_NCOLS, headers)) == NULL) {
+			    : (t = pt_table_new()) == NULL) {
 		nomem = 1;
 		goto fail;
-	}
-	if (t != NULL) {
-		out_table_col(t, 0, OUT_COL_SHRINK, 16, 0);
-		out_table_align_right(t, 1);
-		out_table_align_right(t, 2);
-		out_table_col(t, 3, OUT_COL_SHRINK, 12, 0);
-		out_table_col(t, 5, OUT_COL_TIME, 0, 2);
-		out_table_col(t, 6, OUT_COL_TIME, 0, 1);
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (arr != NULL

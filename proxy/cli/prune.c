@@ -23,9 +23,9 @@
 #include <time.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/select.h"
+#include "proxy/store/select.h"
 #include "proxy/log.h"
 
 #define PRUNE_CMD "prune"
@@ -167,6 +167,36 @@ prune_time(const char *s, int64_t now, int64_t *us)
 }
 
 static int
+prune_opt(int ch, char *arg, void *opts)
+{
+	struct prune_opts *o = opts;
+
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 'b':
+		if (prune_time(arg, now_us(), &o->before_us) == -1)
+			return args_usage(PRUNE_CMD,
+			    "--before wants an ISO-8601 date or time "
+			    "(2024-05-01, 2024-05-01T12:00:00Z) or an "
+			    "age (30m, 12h, 7d), got '%s'",
+			    arg);
+		break;
+	case 'f':
+		o->filter = arg;
+		break;
+	case 'V':
+		o->vacuum = 1;
+		break;
+	case 'n':
+		o->dry_run = 1;
+		break;
+	}
+	return 0;
+}
+
+static int
 prune_parse(int argc, char **argv, struct prune_opts *o)
 {
 	static const struct option longopts[] = {
@@ -178,43 +208,15 @@ prune_parse(int argc, char **argv, struct prune_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch;
+	static const struct args_spec spec = {
+	    PRUNE_CMD, prune_help, NULL, longopts, prune_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'b':
-			if (prune_time(optarg, now_us(), &o->before_us) == -1)
-				return args_usage(PRUNE_CMD,
-				    "--before wants an ISO-8601 date or time "
-				    "(2024-05-01, 2024-05-01T12:00:00Z) or an "
-				    "age (30m, 12h, 7d), got '%s'",
-				    optarg);
-			break;
-		case 'f':
-			o->filter = optarg;
-			break;
-		case 'V':
-			o->vacuum = 1;
-			break;
-		case 'n':
-			o->dry_run = 1;
-			break;
-		case 'h':
-			fputs(prune_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(PRUNE_CMD, ch, argc, argv);
-		}
-	}
-	if (optind < argc)
-		return args_usage(
-		    PRUNE_CMD, "unexpected argument '%s'", argv[optind]);
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK ||
+	    (rc = args_no_operands(PRUNE_CMD, argc, argv)) != CLI_OK)
+		return rc;
 	if (o->before_us == 0 && o->filter == NULL)
 		return args_usage(PRUNE_CMD,
 		    "which requests? give --before TIME, --filter EXPR or "
@@ -266,34 +268,17 @@ prune_query(sqlite3 *db, const char *sql, int nbind, int64_t b1, int64_t b2,
 	return 0;
 }
 
-/*
- * The requests to delete into the temporary table prune_ids, and the
- * bodies they refer to into prune_shas. Only the temp database is
- * written: the proxy's writer is not held up while the filter runs.
- */
+/* The requests o->filter selects (and, with --before, older than that)
+ * into temp.prune_ids. A CLI_* status, printed. */
 static int
-prune_collect(sqlite3 *db, const struct prune_opts *o)
+prune_collect_filtered(sqlite3 *db, const struct prune_opts *o)
 {
 	sqlite3_stmt *ins = NULL, *t = NULL;
-	struct cli_select *sel = NULL;
+	struct select *sel;
 	int64_t id;
 	int rc = CLI_ERROR, usage = 0, n;
 
-	if (prune_exec(db,
-		"CREATE TEMP TABLE prune_ids (id INTEGER PRIMARY KEY);"
-		"CREATE TEMP TABLE prune_shas (sha TEXT PRIMARY KEY);"
-		"CREATE TEMP TABLE prune_conns (id INTEGER PRIMARY KEY);",
-		"cannot create temporary tables") == -1)
-		return CLI_ERROR;
-	if (o->filter == NULL) {
-		if (prune_query(db,
-			"INSERT INTO temp.prune_ids SELECT id FROM requests "
-			"WHERE t_start_us < ?",
-			1, o->before_us, 0, NULL, 0) == -1)
-			return CLI_ERROR;
-		goto shas;
-	}
-	if ((sel = cli_select_new(db, PRUNE_CMD, NULL, 0, o->filter, &usage)) ==
+	if ((sel = select_new(db, PRUNE_CMD, NULL, 0, o->filter, &usage)) ==
 	    NULL)
 		return usage ? CLI_USAGE : CLI_ERROR;
 	if (sqlite3_prepare_v2(db, "INSERT INTO temp.prune_ids VALUES (?)", -1,
@@ -304,7 +289,7 @@ prune_collect(sqlite3 *db, const struct prune_opts *o)
 		db_warn(PRUNE_CMD, db, "cannot prepare");
 		goto out;
 	}
-	while ((n = cli_select_next(sel, &id)) == 1) {
+	while ((n = select_next(sel, &id)) == 1) {
 		if (o->before_us != 0) {
 			sqlite3_reset(t);
 			sqlite3_bind_int64(t, 1, id);
@@ -319,11 +304,39 @@ prune_collect(sqlite3 *db, const struct prune_opts *o)
 			goto out;
 		}
 	}
-	if (n == -1)
-		goto out;
-	cli_select_free(sel);
-	sel = NULL;
-shas:
+	if (n != -1)
+		rc = CLI_OK;
+out:
+	sqlite3_finalize(ins);
+	sqlite3_finalize(t);
+	select_free(sel);
+	return rc;
+}
+
+/*
+ * The requests to delete into the temporary table prune_ids, and the
+ * bodies they refer to into prune_shas. Only the temp database is
+ * written: the proxy's writer is not held up while the filter runs.
+ */
+static int
+prune_collect(sqlite3 *db, const struct prune_opts *o)
+{
+	int rc;
+
+	if (prune_exec(db,
+		"CREATE TEMP TABLE prune_ids (id INTEGER PRIMARY KEY);"
+		"CREATE TEMP TABLE prune_shas (sha TEXT PRIMARY KEY);"
+		"CREATE TEMP TABLE prune_conns (id INTEGER PRIMARY KEY);",
+		"cannot create temporary tables") == -1)
+		return CLI_ERROR;
+	if (o->filter == NULL) {
+		if (prune_query(db,
+			"INSERT INTO temp.prune_ids SELECT id FROM requests "
+			"WHERE t_start_us < ?",
+			1, o->before_us, 0, NULL, 0) == -1)
+			return CLI_ERROR;
+	} else if ((rc = prune_collect_filtered(db, o)) != CLI_OK)
+		return rc;
 	if (prune_exec(db,
 		"INSERT OR IGNORE INTO temp.prune_shas"
 		" SELECT req_body_sha FROM requests WHERE req_body_sha IS NOT"
@@ -331,13 +344,8 @@ shas:
 		" UNION SELECT resp_body_sha FROM requests WHERE resp_body_sha"
 		" IS NOT NULL AND id IN temp.prune_ids",
 		"cannot list the bodies") == -1)
-		goto out;
-	rc = CLI_OK;
-out:
-	sqlite3_finalize(ins);
-	sqlite3_finalize(t);
-	cli_select_free(sel);
-	return rc;
+		return CLI_ERROR;
+	return CLI_OK;
 }
 
 /* --dry-run: what the deletes would free, were nothing else to change. */

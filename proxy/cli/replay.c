@@ -1,9 +1,10 @@
 /*
  * replay: `peephole replay` — send logged requests again, straight to their
- * origins (TLS verified as the proxy verifies) or through a proxy, on one
- * event loop, a bounded number at a time. Each replay is recorded as a new
- * request (replay_of = the original) through the flow store's writer, and
- * the command prints the original and the replay side by side.
+ * origins or through a proxy, on one event loop, a bounded number at a
+ * time. Names are resolved and origins' certificates verified by the
+ * proxy's own code (proxy/net/resolve.c, proxy/net/tls.c). Each replay is
+ * recorded as a new request (replay_of = the original) through the flow store's
+ * writer, and the command prints the original and the replay side by side.
  */
 #include "proxy/cli/cli.h"
 
@@ -23,7 +24,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,16 +33,18 @@
 #include <unistd.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/diff.h"
-#include "proxy/cli/readable.h"
+#include "proxy/store/readable.h"
 #include "proxy/cli/replay.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/requrl.h"
-#include "proxy/cli/select.h"
+#include "proxy/store/requrl.h"
+#include "proxy/store/select.h"
 #include "proxy/http/head.h"
 #include "conf/config.h"
 #include "proxy/log.h"
+#include "proxy/net/resolve.h"
+#include "proxy/net/tls.h"
 #include "proxy/store/store.h"
 
 #define REPLAY_CMD "replay"
@@ -127,7 +129,7 @@ struct replay_job {
 	char *refused; /* not sent, and why */
 	/* the exchange */
 	enum replay_phase phase;
-	struct evdns_getaddrinfo_request *dns;
+	struct resolve_req *dns;
 	struct bufferevent *bev, *raw;
 	struct event *timer;
 	llhttp_t parser;
@@ -462,28 +464,12 @@ replay_send(struct replay_job *j)
 static void
 replay_start_tls(struct replay_job *j)
 {
-	SSL *ssl = SSL_new(j->run->ctx);
-	struct bufferevent *f;
+	SSL *ssl = tls_origin_ssl_new(j->run->ctx, j->host, j->host);
+	struct bufferevent *f = NULL;
 
-	if (ssl == NULL || SSL_set_tlsext_host_name(ssl, j->host) != 1) {
-		SSL_free(ssl);
-		replay_finish(j, "cannot set up TLS");
-		return;
-	}
-	if (!j->run->o->insecure) {
-		unsigned char ip[16];
-		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-		int isip = inet_pton(AF_INET, j->host, ip) == 1 ||
-		    inet_pton(AF_INET6, j->host, ip) == 1;
-		if ((isip ? X509_VERIFY_PARAM_set1_ip_asc(vp, j->host)
-			  : X509_VERIFY_PARAM_set1_host(vp, j->host, 0)) != 1) {
-			SSL_free(ssl);
-			replay_finish(j, "cannot set up TLS");
-			return;
-		}
-	}
-	f = bufferevent_openssl_filter_new(j->run->base, j->bev, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (ssl != NULL)
+		f = bufferevent_openssl_filter_new(j->run->base, j->bev, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL) {
 		SSL_free(ssl);
 		replay_finish(j, "cannot set up TLS");
@@ -495,6 +481,25 @@ replay_start_tls(struct replay_job *j)
 	j->phase = REPLAY_TLS;
 	bufferevent_setcb(f, NULL, NULL, replay_eventcb, j);
 	bufferevent_enable(f, EV_READ | EV_WRITE);
+}
+
+/* The origin's handshake is done: its certificate judged as the proxy
+ * judges it (unless --insecure-upstream), then the request. */
+static void
+replay_tls_done(struct replay_job *j)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(j->bev);
+	const char *verr;
+	char why[300];
+
+	if (!j->run->o->insecure && (verr = tls_origin_error(ssl)) != NULL) {
+		snprintf(
+		    why, sizeof(why), "origin certificate rejected: %s", verr);
+		replay_finish(j, why);
+		return;
+	}
+	tls_describe(ssl, j->tls_desc, sizeof(j->tls_desc));
+	replay_send(j);
 }
 
 /* After TCP (and the proxy's 200 to CONNECT): TLS, or the request. */
@@ -550,61 +555,56 @@ replay_readcb(struct bufferevent *bev, void *arg)
 	replay_read_response(j);
 }
 
+/* TCP is up (to the origin, or to --via's proxy), or TLS is. */
 static void
-replay_eventcb(struct bufferevent *bev, short what, void *arg)
+replay_on_connected(struct replay_job *j)
 {
-	struct replay_job *j = arg;
+	if (j->phase == REPLAY_TLS) {
+		replay_tls_done(j);
+		return;
+	}
+	if (j->phase != REPLAY_CONNECTING)
+		return;
+	j->t_connected = now_us();
+	if (j->run->o->via != NULL && j->tls) {
+		/* CONNECT to the origin through the proxy */
+		j->phase = REPLAY_PROXY_CONNECT;
+		bufferevent_setcb(
+		    j->bev, replay_readcb, NULL, replay_eventcb, j);
+		evbuffer_add_printf(bufferevent_get_output(j->bev),
+		    "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n", j->host,
+		    j->port, j->host, j->port);
+		bufferevent_enable(j->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	replay_connected(j);
+}
+
+/* The peer closed: the end of a body read until close, else an error. */
+static void
+replay_on_eof(struct replay_job *j)
+{
+	if (j->phase == REPLAY_EXCHANGE) {
+		replay_read_response(j);
+		if (j->phase == REPLAY_DONE)
+			return;
+		if (llhttp_finish(&j->parser) == HPE_OK && j->status > 0) {
+			j->resp_done = 1;
+			replay_finish(j, NULL);
+			return;
+		}
+	}
+	replay_finish(j,
+	    j->status > 0 ? "the origin closed mid-response"
+			  : "the origin closed without answering");
+}
+
+/* A socket or TLS error: end the job saying which. */
+static void
+replay_on_error(struct replay_job *j)
+{
 	char why[300];
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (j->phase == REPLAY_CONNECTING) {
-			j->t_connected = now_us();
-			if (j->run->o->via != NULL && j->tls) {
-				/* CONNECT to the origin through the proxy */
-				j->phase = REPLAY_PROXY_CONNECT;
-				bufferevent_setcb(j->bev, replay_readcb, NULL,
-				    replay_eventcb, j);
-				evbuffer_add_printf(
-				    bufferevent_get_output(j->bev),
-				    "CONNECT %s:%u HTTP/1.1\r\nHost: "
-				    "%s:%u\r\n\r\n",
-				    j->host, j->port, j->host, j->port);
-				bufferevent_enable(j->bev, EV_READ | EV_WRITE);
-				return;
-			}
-			replay_connected(j);
-			return;
-		}
-		if (j->phase == REPLAY_TLS) {
-			SSL *ssl = bufferevent_openssl_get_ssl(j->bev);
-			const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-			snprintf(j->tls_desc, sizeof(j->tls_desc), "%s/%s",
-			    SSL_get_version(ssl),
-			    c ? SSL_CIPHER_get_name(c) : "none");
-			replay_send(j);
-			return;
-		}
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		if (j->phase == REPLAY_EXCHANGE) {
-			/* a body read until close ends here */
-			replay_read_response(j);
-			if (j->phase == REPLAY_DONE)
-				return;
-			if (llhttp_finish(&j->parser) == HPE_OK &&
-			    j->status > 0) {
-				j->resp_done = 1;
-				replay_finish(j, NULL);
-				return;
-			}
-		}
-		replay_finish(j,
-		    j->status > 0 ? "the origin closed mid-response"
-				  : "the origin closed without answering");
-		return;
-	}
 	if (j->phase == REPLAY_TLS) {
 		SSL *ssl = bufferevent_openssl_get_ssl(j->bev);
 		long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
@@ -628,55 +628,55 @@ replay_eventcb(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-replay_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+replay_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct replay_job *j = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		replay_on_connected(j);
+	else if (what & BEV_EVENT_EOF)
+		replay_on_eof(j);
+	else
+		replay_on_error(j);
+}
+
+static void
+replay_resolved(const struct resolve_result *res, void *arg)
+{
+	struct replay_job *j = arg;
+	const struct sockaddr_in *sin;
 	char why[300];
 
 	j->dns = NULL;
-	if (j->phase == REPLAY_DONE) {
-		/* a lookup cancelled by the job's end */
-		if (ai != NULL)
-			evutil_freeaddrinfo(ai);
-		return;
-	}
 	j->t_dns = now_us();
-	if (err != 0 || ai == NULL) {
+	if (res->error != 0 || res->naddrs == 0) {
 		snprintf(why, sizeof(why), "cannot resolve %s: %s",
 		    j->run->o->via ? j->run->o->via_host : j->host,
-		    evutil_gai_strerror(err));
-		if (ai != NULL)
-			evutil_freeaddrinfo(ai);
+		    evutil_gai_strerror(res->error));
 		replay_finish(j, why);
 		return;
 	}
-	if (ai->ai_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		    &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr,
-		    j->server_ip, sizeof(j->server_ip));
-	else
-		inet_ntop(AF_INET,
-		    &((struct sockaddr_in *)ai->ai_addr)->sin_addr,
-		    j->server_ip, sizeof(j->server_ip));
-	j->server_port = ntohs(((struct sockaddr_in *)ai->ai_addr)->sin_port);
+	(void)resolve_addr_text(
+	    &res->addrs[0], j->server_ip, sizeof(j->server_ip));
+	/* sin_port and sin6_port share their place */
+	sin = (const struct sockaddr_in *)&res->addrs[0];
+	j->server_port = ntohs(sin->sin_port);
 	j->bev =
 	    bufferevent_socket_new(j->run->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	j->phase = REPLAY_CONNECTING;
 	if (j->bev == NULL) {
-		evutil_freeaddrinfo(ai);
 		replay_finish(j, "out of memory");
 		return;
 	}
 	bufferevent_setcb(j->bev, NULL, NULL, replay_eventcb, j);
-	if (bufferevent_socket_connect(
-		j->bev, ai->ai_addr, (int)ai->ai_addrlen) == -1) {
+	if (bufferevent_socket_connect(j->bev,
+		(const struct sockaddr *)&res->addrs[0],
+		(int)res->addrlens[0]) == -1) {
 		snprintf(why, sizeof(why), "cannot connect to %s:%u",
 		    j->server_ip, j->server_port);
-		evutil_freeaddrinfo(ai);
 		replay_finish(j, why);
-		return;
 	}
-	evutil_freeaddrinfo(ai);
 }
 
 static void
@@ -709,10 +709,8 @@ static void
 replay_begin(struct replay_job *j)
 {
 	const struct replay_opts *o = j->run->o;
-	struct evutil_addrinfo hints;
+	struct resolve_ctx rctx = {j->run->base, j->run->dns, NULL, NULL};
 	struct timeval tv = {(time_t)o->timeout_s, 0};
-	char port[8];
-	const char *name;
 
 	j->run->active++;
 	j->t_start = now_us();
@@ -733,63 +731,65 @@ replay_begin(struct replay_job *j)
 	evtimer_add(j->timer, &tv);
 	llhttp_init(&j->parser, HTTP_RESPONSE, &replay_settings);
 	j->parser.data = j;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	if (o->via != NULL) {
-		name = o->via_host;
-		snprintf(port, sizeof(port), "%u", o->via_port);
-	} else {
-		name = replay_address(o, j->host);
-		snprintf(port, sizeof(port), "%u", j->port);
-	}
 	j->phase = REPLAY_RESOLVING;
-	/* the callback may run inside this call (numeric names) */
-	j->dns = evdns_getaddrinfo(
-	    j->run->dns, name, port, &hints, replay_resolved, j);
+	/* each replay looks its name up afresh (no cache): its DNS time is
+	 * its own; the callback runs on a later turn of the loop */
+	if (o->via != NULL)
+		j->dns = resolve_start_ctx(
+		    &rctx, o->via_host, o->via_port, replay_resolved, j);
+	else
+		j->dns = resolve_start_ctx(&rctx, replay_address(o, j->host),
+		    j->port, replay_resolved, j);
+	if (j->dns == NULL)
+		replay_finish(j, "out of memory");
 }
 
 /* ---- the end of one replay ---- */
 
+/* The connection row of a replay: one request, its own connection. */
 static void
-replay_record(struct replay_job *j)
+replay_record_conn(const struct replay_job *j, struct store_conn *c)
 {
-	struct store_rec *rec = store_rec_new(STORE_REC_REQUEST);
-	struct store_rec *crec = store_rec_new(STORE_REC_CONN);
-	struct store_request *r;
-	struct store_conn *c;
+	c->id = j->conn_id;
+	c->listener = strdup("replay");
+	c->client_ip = strdup("-");
+	c->target_host = strdup(j->host);
+	c->target_port = (int)j->port;
+	c->server_ip = j->server_ip[0] ? strdup(j->server_ip) : NULL;
+	c->server_port = (int)j->server_port;
+	c->protocol = strdup(j->tls ? "tls" : "http");
+	c->t_accept_us = j->t_start;
+	c->t_close_us = j->t_end;
+	c->bytes_to_server = j->sent_bytes;
+	c->bytes_from_server = j->recv_bytes;
+	c->nrequests = 1;
+	c->close_reason = strdup(j->error ? "error" : "done");
+	c->error = j->error ? strdup(j->error) : NULL;
+	c->tls_server = j->tls_desc[0] ? strdup(j->tls_desc) : NULL;
+}
+
+/* The path and query of r as sent (the URL's, after its authority). */
+static void
+replay_record_path(const struct replay_job *j, struct store_request *r)
+{
+	const char *u = strstr(j->url, "://");
+	const char *p = u ? strchr(u + 3, '/') : NULL;
+	const char *q = p ? strchr(p, '?') : NULL;
+
+	r->path = p ? strndup(p, q ? (size_t)(q - p) : strlen(p)) : strdup("/");
+	r->query = q ? strdup(q + 1) : NULL;
+}
+
+/*
+ * The answer into r: status, head, and the captured body, which moves to
+ * the record (its size stays in j for the report). With --diff, j keeps
+ * its own copies of the head and body for the comparison.
+ */
+static void
+replay_record_response(struct replay_job *j, struct store_request *r)
+{
 	size_t hl;
 
-	if (rec == NULL || crec == NULL || j->conn_id < 0) {
-		store_rec_free(rec);
-		store_rec_free(crec);
-		return;
-	}
-	r = &rec->u.req;
-	r->conn_id = j->conn_id;
-	r->seq = 1;
-	r->t_start_us = j->t_start;
-	r->client_ip = strdup("-");
-	r->scheme = strdup(j->scheme);
-	r->method = strdup(j->method);
-	r->host = strdup(j->host);
-	r->port = (int)j->port;
-	{
-		/* path and query as sent */
-		const char *u = strstr(j->url, "://");
-		const char *p = u ? strchr(u + 3, '/') : NULL;
-		const char *q = p ? strchr(p, '?') : NULL;
-		r->path = p ? strndup(p, q ? (size_t)(q - p) : strlen(p))
-			    : strdup("/");
-		r->query = q ? strdup(q + 1) : NULL;
-	}
-	r->req_version = strdup("1.1");
-	r->req_headers = j->sent_headers;
-	j->sent_headers = NULL;
-	r->req_header_bytes = j->sent_head_bytes;
-	r->req_body = j->sent_body;
-	memset(&j->sent_body, 0, sizeof(j->sent_body));
 	if (j->status > 0) {
 		r->status = j->status;
 		r->resp_version = strdup("1.1");
@@ -813,6 +813,37 @@ replay_record(struct replay_job *j)
 	j->resp_truncated = j->body.truncated;
 	r->resp_body = j->body;
 	memset(&j->body, 0, sizeof(j->body));
+}
+
+static void
+replay_record(struct replay_job *j)
+{
+	struct store_rec *rec = store_rec_new(STORE_REC_REQUEST);
+	struct store_rec *crec = store_rec_new(STORE_REC_CONN);
+	struct store_request *r;
+
+	if (rec == NULL || crec == NULL || j->conn_id < 0) {
+		store_rec_free(rec);
+		store_rec_free(crec);
+		return;
+	}
+	r = &rec->u.req;
+	r->conn_id = j->conn_id;
+	r->seq = 1;
+	r->t_start_us = j->t_start;
+	r->client_ip = strdup("-");
+	r->scheme = strdup(j->scheme);
+	r->method = strdup(j->method);
+	r->host = strdup(j->host);
+	r->port = (int)j->port;
+	replay_record_path(j, r);
+	r->req_version = strdup("1.1");
+	r->req_headers = j->sent_headers;
+	j->sent_headers = NULL;
+	r->req_header_bytes = j->sent_head_bytes;
+	r->req_body = j->sent_body;
+	memset(&j->sent_body, 0, sizeof(j->sent_body));
+	replay_record_response(j, r);
 	{
 		size_t n;
 		const char *v =
@@ -829,23 +860,7 @@ replay_record(struct replay_job *j)
 	r->error = j->error ? strdup(j->error) : NULL;
 	r->replay_of = j->orig_id;
 
-	c = &crec->u.conn;
-	c->id = j->conn_id;
-	c->listener = strdup("replay");
-	c->client_ip = strdup("-");
-	c->target_host = strdup(j->host);
-	c->target_port = (int)j->port;
-	c->server_ip = j->server_ip[0] ? strdup(j->server_ip) : NULL;
-	c->server_port = (int)j->server_port;
-	c->protocol = strdup(j->tls ? "tls" : "http");
-	c->t_accept_us = j->t_start;
-	c->t_close_us = j->t_end;
-	c->bytes_to_server = j->sent_bytes;
-	c->bytes_from_server = j->recv_bytes;
-	c->nrequests = 1;
-	c->close_reason = strdup(j->error ? "error" : "done");
-	c->error = j->error ? strdup(j->error) : NULL;
-	c->tls_server = j->tls_desc[0] ? strdup(j->tls_desc) : NULL;
+	replay_record_conn(j, &crec->u.conn);
 	(void)store_submit(j->run->st, crec);
 	(void)store_submit(j->run->st, rec);
 }
@@ -875,10 +890,8 @@ replay_finish(struct replay_job *j, const char *error)
 	    EVP_DigestFinal_ex(j->sha, md, &mdlen) == 1)
 		for (unsigned i = 0; i < mdlen; i++)
 			snprintf(j->resp_sha + 2 * i, 3, "%02x", md[i]);
-	if (j->dns != NULL) {
-		evdns_getaddrinfo_cancel(j->dns); /* calls back: err, no ai */
-		j->dns = NULL;
-	}
+	resolve_cancel(j->dns);
+	j->dns = NULL;
 	if (j->timer != NULL)
 		event_free(j->timer);
 	j->timer = NULL;
@@ -923,7 +936,44 @@ replay_dup(sqlite3_stmt *st, const char *name)
 	return t ? strdup(t) : NULL;
 }
 
-/* Fill job j from request row st (already stepped). */
+/*
+ * Whether row st is to be refused rather than sent: not an HTTP request,
+ * or its body cut at the capture limit (unless --allow-truncated or
+ * --body). 1 with the reason in j->refused, else 0.
+ */
+static int
+replay_job_refused(sqlite3_stmt *st, struct replay_job *j,
+    const struct replay_opts *o, int64_t file_len)
+{
+	const char *scheme = out_col_text(st, "scheme");
+	char why[300];
+
+	if (out_col_text(st, "method") == NULL || scheme == NULL ||
+	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+		snprintf(why, sizeof(why),
+		    "#%lld is %s: there is no HTTP request to send again",
+		    (long long)j->orig_id,
+		    scheme && strcmp(scheme, "connect") == 0
+			? "a CONNECT tunnel (its requests have their own ids)"
+			: "not a readable request");
+		j->refused = strdup(why);
+		return 1;
+	}
+	if (out_col_int(st, "req_body_truncated") && file_len < 0 &&
+	    !o->allow_truncated) {
+		snprintf(why, sizeof(why),
+		    "#%lld's body was truncated at the capture limit (%lld "
+		    "bytes logged): not sent (--allow-truncated sends what was "
+		    "kept, --body FILE another body)",
+		    (long long)j->orig_id,
+		    (long long)out_col_int(st, "req_body_size"));
+		j->refused = strdup(why);
+		return 1;
+	}
+	return 0;
+}
+
+/* Fill job j from request row st (already stepped). 0 / -1. */
 static int
 replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
     const struct replay_opts *o, int64_t file_len)
@@ -932,7 +982,6 @@ replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
 	const char *method = out_col_text(st, "method");
 	unsigned char *body = NULL;
 	size_t blen = 0;
-	char why[300];
 	int rc;
 
 	j->orig_id = out_col_int(st, "id");
@@ -945,28 +994,8 @@ replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
 		j->orig_headers = replay_dup(st, "resp_headers");
 		j->orig_reason = replay_dup(st, "resp_reason");
 	}
-	if (method == NULL || scheme == NULL ||
-	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-		snprintf(why, sizeof(why),
-		    "#%lld is %s: there is no HTTP request to send again",
-		    (long long)j->orig_id,
-		    scheme && strcmp(scheme, "connect") == 0
-			? "a CONNECT tunnel (its requests have their own ids)"
-			: "not a readable request");
-		j->refused = strdup(why);
+	if (replay_job_refused(st, j, o, file_len))
 		return 0;
-	}
-	if (out_col_int(st, "req_body_truncated") && file_len < 0 &&
-	    !o->allow_truncated) {
-		snprintf(why, sizeof(why),
-		    "#%lld's body was truncated at the capture limit (%lld "
-		    "bytes logged): not sent (--allow-truncated sends what was "
-		    "kept, --body FILE another body)",
-		    (long long)j->orig_id,
-		    (long long)out_col_int(st, "req_body_size"));
-		j->refused = strdup(why);
-		return 0;
-	}
 	j->method = strdup(method);
 	j->scheme = strdup(scheme);
 	j->host = replay_dup(st, "host");
@@ -978,22 +1007,9 @@ replay_job_load(sqlite3 *db, sqlite3_stmt *st, struct replay_job *j,
 	    out_col_text(st, "path"), out_col_text(st, "query"));
 	if (j->host == NULL || j->url == NULL)
 		return -1;
-	if (file_len < 0 && out_col_text(st, "req_body_sha") != NULL) {
-		sqlite3_stmt *b = NULL;
-		if (sqlite3_prepare_v2(db,
-			"SELECT data FROM bodies WHERE sha256 = ?", -1, &b,
-			NULL) != SQLITE_OK)
-			return -1;
-		sqlite3_bind_text(
-		    b, 1, out_col_text(st, "req_body_sha"), -1, SQLITE_STATIC);
-		if (sqlite3_step(b) == SQLITE_ROW) {
-			blen = (size_t)sqlite3_column_bytes(b, 0);
-			body = malloc(blen + 1);
-			if (body != NULL && blen > 0)
-				memcpy(body, sqlite3_column_blob(b, 0), blen);
-		}
-		sqlite3_finalize(b);
-	}
+	if (file_len < 0 && out_col_text(st, "req_body_sha") != NULL &&
+	    db_body(db, out_col_text(st, "req_body_sha"), &body, &blen) == -1)
+		return -1;
 	rc = replay_build(j, o, out_col_text(st, "path"),
 	    out_col_text(st, "query"), body, blen, file_len);
 	free(body);
@@ -1044,27 +1060,11 @@ replay_match(const struct replay_job *j)
 static int
 replay_orig_body(sqlite3 *db, const char *sha, unsigned char **out, size_t *len)
 {
-	sqlite3_stmt *b = NULL;
-	int rc = -1;
-
 	*out = NULL;
 	*len = 0;
 	if (sha == NULL)
 		return 0;
-	if (sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
-		-1, &b, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(b, 1, sha, -1, SQLITE_STATIC);
-	if (sqlite3_step(b) == SQLITE_ROW) {
-		*len = (size_t)sqlite3_column_bytes(b, 0);
-		if ((*out = malloc(*len + 1)) != NULL) {
-			if (*len > 0)
-				memcpy(*out, sqlite3_column_blob(b, 0), *len);
-			rc = 0;
-		}
-	}
-	sqlite3_finalize(b);
-	return rc;
+	return db_body(db, sha, out, len) == 1 ? 0 : -1;
 }
 
 /*
@@ -1125,6 +1125,68 @@ replay_diff(sqlite3 *db, const struct replay_job *j)
 	return d;
 }
 
+/* Job j as an object of the --json array. A new reference. */
+static json_t *
+replay_job_json(
+    sqlite3 *db, const struct replay_run *run, const struct replay_job *j)
+{
+	double ot = (double)j->orig_total_us / 1000.0;
+	double nt = (double)(j->t_end - j->t_start) / 1000.0;
+	json_t *o;
+
+	if (j->refused != NULL)
+		return json_pack("{s:I,s:n,s:s}", "id", (json_int_t)j->orig_id,
+		    "replay_id", "refused", j->refused);
+	o = json_object();
+	json_object_set_new(o, "id", json_integer(j->orig_id));
+	json_object_set_new(o, "replay_id",
+	    j->new_id > 0 ? json_integer(j->new_id) : json_null());
+	json_object_set_new(o, "method", json_string(j->method));
+	json_object_set_new(o, "url", out_json_str(j->url));
+	json_object_set_new(o, "original",
+	    json_pack("{s:i,s:I,s:f}", "status", j->orig_status, "size",
+		(json_int_t)j->orig_size, "time_ms", ot));
+	json_object_set_new(o, "replay",
+	    json_pack("{s:i,s:I,s:f,s:o}", "status", j->status, "size",
+		(json_int_t)j->resp_total, "time_ms", nt, "error",
+		out_json_str(j->error)));
+	json_object_set_new(o, "body", json_string(replay_match(j)));
+	if (run->o->diff) {
+		json_t *d = replay_diff(db, j);
+		json_object_set_new(o, "diff", d ? d : json_null());
+	}
+	return o;
+}
+
+/* Job j as a line of text, and with --diff how its answer differs. */
+static void
+replay_job_text(sqlite3 *db, const struct replay_run *run,
+    const struct replay_job *j, int colour)
+{
+	double ot = (double)j->orig_total_us / 1000.0;
+	double nt = (double)(j->t_end - j->t_start) / 1000.0;
+	char osz[24], nsz[24];
+
+	if (j->refused != NULL) {
+		printf(
+		    "#%lld  refused: %s\n", (long long)j->orig_id, j->refused);
+		return;
+	}
+	out_size((uint64_t)j->orig_size, osz, sizeof(osz));
+	out_size(j->resp_total, nsz, sizeof(nsz));
+	printf("#%lld -> #%lld  %s %s  status %d->%d  size %s->%s  "
+	       "time %.1fms->%.1fms  body %s%s%s\n",
+	    (long long)j->orig_id, (long long)j->new_id, j->method, j->url,
+	    j->orig_status, j->status, osz, nsz, ot, nt, replay_match(j),
+	    j->error ? "  error: " : "", j->error ? j->error : "");
+	if (run->o->diff) {
+		json_t *d = replay_diff(db, j);
+		if (d != NULL)
+			diff_print(stdout, d, colour);
+		json_decref(d);
+	}
+}
+
 static void
 replay_print(sqlite3 *db, const struct replay_run *run, int json)
 {
@@ -1133,62 +1195,11 @@ replay_print(sqlite3 *db, const struct replay_run *run, int json)
 	    getenv("NO_COLOR") == NULL;
 
 	for (size_t i = 0; i < run->njobs; i++) {
-		const struct replay_job *j = &run->jobs[i];
-		if (j->refused != NULL) {
-			if (a != NULL)
-				json_array_append_new(a,
-				    json_pack("{s:I,s:n,s:s}", "id",
-					(json_int_t)j->orig_id, "replay_id",
-					"refused", j->refused));
-			else
-				printf("#%lld  refused: %s\n",
-				    (long long)j->orig_id, j->refused);
-			continue;
-		}
-		double ot = (double)j->orig_total_us / 1000.0;
-		double nt = (double)(j->t_end - j->t_start) / 1000.0;
-		if (a != NULL) {
-			json_t *o = json_object();
-			json_object_set_new(o, "id", json_integer(j->orig_id));
-			json_object_set_new(o, "replay_id",
-			    j->new_id > 0 ? json_integer(j->new_id)
-					  : json_null());
-			json_object_set_new(
-			    o, "method", json_string(j->method));
-			json_object_set_new(o, "url", out_json_str(j->url));
-			json_object_set_new(o, "original",
-			    json_pack("{s:i,s:I,s:f}", "status", j->orig_status,
-				"size", (json_int_t)j->orig_size, "time_ms",
-				ot));
-			json_object_set_new(o, "replay",
-			    json_pack("{s:i,s:I,s:f,s:o}", "status", j->status,
-				"size", (json_int_t)j->resp_total, "time_ms",
-				nt, "error", out_json_str(j->error)));
-			json_object_set_new(
-			    o, "body", json_string(replay_match(j)));
-			if (run->o->diff) {
-				json_t *d = replay_diff(db, j);
-				json_object_set_new(
-				    o, "diff", d ? d : json_null());
-			}
-			json_array_append_new(a, o);
-			continue;
-		}
-		char osz[24], nsz[24];
-		out_size((uint64_t)j->orig_size, osz, sizeof(osz));
-		out_size(j->resp_total, nsz, sizeof(nsz));
-		printf("#%lld -> #%lld  %s %s  status %d->%d  size %s->%s  "
-		       "time %.1fms->%.1fms  body %s%s%s\n",
-		    (long long)j->orig_id, (long long)j->new_id, j->method,
-		    j->url, j->orig_status, j->status, osz, nsz, ot, nt,
-		    replay_match(j), j->error ? "  error: " : "",
-		    j->error ? j->error : "");
-		if (run->o->diff) {
-			json_t *d = replay_diff(db, j);
-			if (d != NULL)
-				diff_print(stdout, d, colour);
-			json_decref(d);
-		}
+		if (a != NULL)
+			json_array_append_new(
+			    a, replay_job_json(db, run, &run->jobs[i]));
+		else
+			replay_job_text(db, run, &run->jobs[i], colour);
 	}
 	if (a != NULL) {
 		json_dumpf(a, stdout, JSON_INDENT(2) | OUT_JSON_REALS);
@@ -1198,6 +1209,111 @@ replay_print(sqlite3 *db, const struct replay_run *run, int json)
 }
 
 /* ---- the command ---- */
+
+/* --via HOST:PORT into o. 0, or CLI_USAGE after a message. */
+static int
+replay_opt_via(struct replay_opts *o, char *arg)
+{
+	const char *colon = strrchr(arg, ':');
+	int64_t port;
+
+	if (colon == NULL || colon == arg ||
+	    (size_t)(colon - arg) >= sizeof(o->via_host) ||
+	    args_int(REPLAY_CMD, "via port", colon + 1, 1, 65535, &port) == -1)
+		return args_usage(
+		    REPLAY_CMD, "--via wants HOST:PORT, got '%s'", arg);
+	memcpy(o->via_host, arg, (size_t)(colon - arg));
+	o->via_host[colon - arg] = '\0';
+	o->via_port = (unsigned)port;
+	o->via = arg;
+	return 0;
+}
+
+/* The repeatable edits: --set-header, --remove-header, --resolve. */
+static int
+replay_opt_edit(struct replay_opts *o, int ch, char *arg)
+{
+	switch (ch) {
+	case 'S':
+		if (strchr(arg, ':') == NULL || arg[0] == ':' ||
+		    strpbrk(arg, "\r\n") != NULL || o->nset >= REPLAY_MAX_EDITS)
+			return args_usage(REPLAY_CMD,
+			    "--set-header wants 'Name: value', got '%s'", arg);
+		o->set[o->nset++] = arg;
+		return 0;
+	case 'X':
+		if (arg[0] == '\0' || strchr(arg, ':') != NULL ||
+		    o->nremove >= REPLAY_MAX_EDITS)
+			return args_usage(REPLAY_CMD,
+			    "--remove-header wants a header name, got '%s'",
+			    arg);
+		o->remove[o->nremove++] = arg;
+		return 0;
+	default:
+		if (strchr(arg, ':') == NULL || o->nresolve >= REPLAY_MAX_EDITS)
+			return args_usage(REPLAY_CMD,
+			    "--resolve wants HOST:ADDR, got '%s'", arg);
+		o->resolve[o->nresolve++] = arg;
+		return 0;
+	}
+}
+
+/* A numeric option: --repeat, --concurrency, --timeout. */
+static int
+replay_opt_number(struct replay_opts *o, int ch, const char *arg)
+{
+	int rc = ch == 'r'
+	    ? args_int(REPLAY_CMD, "repeat", arg, 1, 100000, &o->repeat)
+	    : ch == 'c'
+	    ? args_int(REPLAY_CMD, "concurrency", arg, 1, 1000, &o->concurrency)
+	    : args_int(REPLAY_CMD, "timeout", arg, 1, 3600, &o->timeout_s);
+
+	return rc == -1 ? CLI_USAGE : 0;
+}
+
+static int
+replay_opt(int ch, char *arg, void *opts)
+{
+	struct replay_opts *o = opts;
+
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 'f':
+		o->filter = arg;
+		break;
+	case 'v':
+		return replay_opt_via(o, arg);
+	case 'S':
+	case 'X':
+	case 'R':
+		return replay_opt_edit(o, ch, arg);
+	case 'r':
+	case 'c':
+	case 't':
+		return replay_opt_number(o, ch, arg);
+	case 'b':
+		o->body_file = arg;
+		break;
+	case 'U':
+		o->upstream_ca = arg;
+		break;
+	case 'T':
+		o->allow_truncated = 1;
+		break;
+	case 'K':
+		o->insecure = 1;
+		break;
+	case 'j':
+		o->json = 1;
+		break;
+	case 'D':
+		o->diff = 1;
+		break;
+	}
+	return 0;
+}
 
 static int
 replay_parse(int argc, char **argv, struct replay_opts *o)
@@ -1221,132 +1337,22 @@ replay_parse(int argc, char **argv, struct replay_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch;
+	static const struct args_spec spec = {
+	    REPLAY_CMD, replay_help, NULL, longopts, replay_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
 	o->repeat = 1;
 	o->concurrency = 1;
 	o->timeout_s = 30;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'f':
-			o->filter = optarg;
-			break;
-		case 'v': {
-			const char *colon = strrchr(optarg, ':');
-			int64_t port;
-			if (colon == NULL || colon == optarg ||
-			    (size_t)(colon - optarg) >= sizeof(o->via_host) ||
-			    args_int(REPLAY_CMD, "via port", colon + 1, 1,
-				65535, &port) == -1)
-				return args_usage(REPLAY_CMD,
-				    "--via wants HOST:PORT, got '%s'", optarg);
-			memcpy(o->via_host, optarg, (size_t)(colon - optarg));
-			o->via_host[colon - optarg] = '\0';
-			o->via_port = (unsigned)port;
-			o->via = optarg;
-			break;
-		}
-		case 'S':
-			if (strchr(optarg, ':') == NULL || optarg[0] == ':' ||
-			    strpbrk(optarg, "\r\n") != NULL ||
-			    o->nset >= REPLAY_MAX_EDITS)
-				return args_usage(REPLAY_CMD,
-				    "--set-header wants 'Name: value', got "
-				    "'%s'",
-				    optarg);
-			o->set[o->nset++] = optarg;
-			break;
-		case 'X':
-			if (optarg[0] == '\0' || strchr(optarg, ':') != NULL ||
-			    o->nremove >= REPLAY_MAX_EDITS)
-				return args_usage(REPLAY_CMD,
-				    "--remove-header wants a header name, got "
-				    "'%s'",
-				    optarg);
-			o->remove[o->nremove++] = optarg;
-			break;
-		case 'R':
-			if (strchr(optarg, ':') == NULL ||
-			    o->nresolve >= REPLAY_MAX_EDITS)
-				return args_usage(REPLAY_CMD,
-				    "--resolve wants HOST:ADDR, got '%s'",
-				    optarg);
-			o->resolve[o->nresolve++] = optarg;
-			break;
-		case 'b':
-			o->body_file = optarg;
-			break;
-		case 'r':
-			if (args_int(REPLAY_CMD, "repeat", optarg, 1, 100000,
-				&o->repeat) == -1)
-				return CLI_USAGE;
-			break;
-		case 'c':
-			if (args_int(REPLAY_CMD, "concurrency", optarg, 1, 1000,
-				&o->concurrency) == -1)
-				return CLI_USAGE;
-			break;
-		case 't':
-			if (args_int(REPLAY_CMD, "timeout", optarg, 1, 3600,
-				&o->timeout_s) == -1)
-				return CLI_USAGE;
-			break;
-		case 'T':
-			o->allow_truncated = 1;
-			break;
-		case 'U':
-			o->upstream_ca = optarg;
-			break;
-		case 'K':
-			o->insecure = 1;
-			break;
-		case 'j':
-			o->json = 1;
-			break;
-		case 'D':
-			o->diff = 1;
-			break;
-		case 'h':
-			fputs(replay_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(REPLAY_CMD, ch, argc, argv);
-		}
-	}
-	if ((ch = args_ids(REPLAY_CMD, argc, argv, &o->ids, &o->nids)) != 0)
-		return ch;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK ||
+	    (rc = args_ids(REPLAY_CMD, argc, argv, &o->ids, &o->nids)) != 0)
+		return rc;
 	if (o->nids == 0 && o->filter == NULL)
 		return args_usage(
 		    REPLAY_CMD, "which requests? give IDs or --filter EXPR");
 	return CLI_OK;
-}
-
-static SSL_CTX *
-replay_ssl_ctx(const struct replay_opts *o)
-{
-	static const unsigned char alpn[] = "\x08http/1.1";
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-	if (ctx == NULL)
-		return NULL;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	if (SSL_CTX_set_default_verify_paths(ctx) != 1 ||
-	    (o->upstream_ca != NULL &&
-		SSL_CTX_load_verify_locations(ctx, o->upstream_ca, NULL) !=
-		    1) ||
-	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	SSL_CTX_set_verify(
-	    ctx, o->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
-	return ctx;
 }
 
 /* Load every selected original into run->jobs (repeat times each). */
@@ -1354,23 +1360,22 @@ static int
 replay_load(sqlite3 *db, const struct replay_opts *o, struct replay_run *run,
     int64_t file_len)
 {
-	struct cli_select *sel;
+	struct select *sel;
 	sqlite3_stmt *st = NULL;
 	int64_t id;
 	int rc, usage = 0;
 	size_t cap = 0;
 
-	sel =
-	    cli_select_new(db, REPLAY_CMD, o->ids, o->nids, o->filter, &usage);
+	sel = select_new(db, REPLAY_CMD, o->ids, o->nids, o->filter, &usage);
 	if (sel == NULL)
 		return usage ? CLI_USAGE : CLI_ERROR;
 	if (sqlite3_prepare_v2(db, "SELECT * FROM requests WHERE id = ?", -1,
 		&st, NULL) != SQLITE_OK) {
 		db_warn(REPLAY_CMD, db, "cannot read requests");
-		cli_select_free(sel);
+		select_free(sel);
 		return CLI_ERROR;
 	}
-	while ((rc = cli_select_next(sel, &id)) == 1) {
+	while ((rc = select_next(sel, &id)) == 1) {
 		for (int64_t k = 0; k < o->repeat; k++) {
 			struct replay_job *j;
 			if (run->njobs == cap) {
@@ -1402,7 +1407,7 @@ replay_load(sqlite3 *db, const struct replay_opts *o, struct replay_run *run,
 	}
 out:
 	sqlite3_finalize(st);
-	cli_select_free(sel);
+	select_free(sel);
 	if (rc == -1)
 		return CLI_ERROR;
 	if (run->njobs == 0) {
@@ -1435,68 +1440,67 @@ replay_new_ids(sqlite3 *db, struct replay_run *run)
 	sqlite3_finalize(s);
 }
 
-int
-cli_replay(int argc, char **argv)
+/* --body FILE's length in *len, -1 without one. CLI_OK, or CLI_USAGE
+ * when it is not a file (printed). */
+static int
+replay_body_len(const struct replay_opts *o, int64_t *len)
 {
-	struct replay_opts o;
-	struct replay_run run;
-	struct config defaults;
-	sqlite3 *db = NULL;
-	char err[512];
-	int rc, failed = 0;
-	int64_t file_len = -1;
+	struct stat sb;
 
-	memset(&run, 0, sizeof(run));
-	if ((rc = replay_parse(argc, argv, &o)) != CLI_OK) {
-		free(o.ids);
-		return rc == ARGS_HELP ? CLI_OK : rc;
+	*len = -1;
+	if (o->body_file == NULL)
+		return CLI_OK;
+	if (stat(o->body_file, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		fprintf(stderr, "peephole replay: --body %s: %s\n",
+		    o->body_file,
+		    errno ? strerror(errno) : "not a regular file");
+		return CLI_USAGE;
 	}
-	run.o = &o;
-	config_init(&defaults);
-	run.capture = defaults.body_capture_bytes;
-	config_free(&defaults);
-	if (o.body_file != NULL) {
-		struct stat sb;
-		if (stat(o.body_file, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-			fprintf(stderr, "peephole replay: --body %s: %s\n",
-			    o.body_file,
-			    errno ? strerror(errno) : "not a regular file");
-			free(o.ids);
-			return CLI_USAGE;
-		}
-		file_len = (int64_t)sb.st_size;
-	}
-	if ((db = db_open_readonly(REPLAY_CMD, o.db)) == NULL) {
-		free(o.ids);
+	*len = (int64_t)sb.st_size;
+	return CLI_OK;
+}
+
+/*
+ * What the replays run on: the loop, a resolver configured as the proxy's
+ * is by default, the origin TLS context, and the store the replays are
+ * written through. CLI_OK, or CLI_ERROR (printed); replay_run_free frees
+ * what was set up either way.
+ */
+static int
+replay_setup(struct replay_run *run, const struct config *cfg)
+{
+	const struct replay_opts *o = run->o;
+	char err[512];
+
+	if ((run->base = event_base_new()) == NULL ||
+	    (run->dns = evdns_base_new(
+		 run->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE)) == NULL ||
+	    resolve_configure_dns(run->dns, cfg) == -1) {
+		fprintf(
+		    stderr, "peephole replay: cannot set up the resolver\n");
 		return CLI_ERROR;
 	}
-	if ((rc = replay_load(db, &o, &run, file_len)) != CLI_OK)
-		goto out;
-	if (o.insecure)
-		fprintf(stderr,
-		    "peephole replay: --insecure-upstream: origin "
-		    "certificates are NOT verified\n");
-	rc = CLI_ERROR;
-	run.base = event_base_new();
-	run.dns = run.base ? evdns_base_new(run.base,
-				 EVDNS_BASE_INITIALIZE_NAMESERVERS |
-				     EVDNS_BASE_DISABLE_WHEN_INACTIVE)
-			   : NULL;
-	if (run.base == NULL || run.dns == NULL ||
-	    (run.ctx = replay_ssl_ctx(&o)) == NULL) {
-		fprintf(stderr, "peephole replay: cannot set up%s\n",
-		    o.upstream_ca ? " (is --upstream-ca a PEM file?)" : "");
-		goto out;
+	if ((run->ctx = tls_origin_ctx_new(o->upstream_ca, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "peephole replay: %s\n", err);
+		return CLI_ERROR;
 	}
 	/* the replays become rows in the same file, written as the proxy
 	 * writes them: by the store's own thread */
-	if ((run.st = store_open(o.db, (struct store_limits){0, 0}, err,
+	if ((run->st = store_open(o->db, (struct store_limits){0, 0}, err,
 		 sizeof(err))) == NULL ||
-	    store_start(run.st) == -1) {
+	    store_start(run->st) == -1) {
 		fprintf(stderr, "peephole replay: %s\n",
-		    run.st ? "cannot start the store" : err);
-		goto out;
+		    run->st ? "cannot start the store" : err);
+		return CLI_ERROR;
 	}
+	return CLI_OK;
+}
+
+/* Run every job to its end, then let the store write the last rows. */
+static void
+replay_dispatch(struct replay_run *run)
+{
 	replay_settings.on_status_complete = replay_on_status;
 	replay_settings.on_status = replay_on_reason;
 	replay_settings.on_header_field = replay_on_field;
@@ -1504,30 +1508,78 @@ cli_replay(int argc, char **argv)
 	replay_settings.on_headers_complete = replay_on_headers;
 	replay_settings.on_body = replay_on_body;
 	replay_settings.on_message_complete = replay_on_complete;
-	replay_start_next(&run);
-	if (run.done < run.njobs)
-		event_base_dispatch(run.base);
-	store_close(run.st);
-	run.st = NULL;
+	replay_start_next(run);
+	if (run->done < run->njobs)
+		event_base_dispatch(run->base);
+	store_close(run->st);
+	run->st = NULL;
+}
+
+/* 1 if a replay was refused, failed, or got no answer. */
+static int
+replay_any_failed(const struct replay_run *run)
+{
+	for (size_t i = 0; i < run->njobs; i++)
+		if (run->jobs[i].refused || run->jobs[i].error ||
+		    run->jobs[i].status == 0)
+			return 1;
+	return 0;
+}
+
+static void
+replay_run_free(struct replay_run *run)
+{
+	store_close(run->st);
+	/* the resolver before the loop: freeing it ends lookups still in
+	 * flight, whose requests free their events on the loop */
+	if (run->dns != NULL)
+		evdns_base_free(run->dns, 1);
+	if (run->base != NULL)
+		event_base_free(run->base);
+	for (size_t i = 0; i < run->njobs; i++)
+		replay_job_free(&run->jobs[i]);
+	free(run->jobs);
+	SSL_CTX_free(run->ctx);
+}
+
+int
+cli_replay(int argc, char **argv)
+{
+	struct replay_opts o;
+	struct replay_run run;
+	struct config defaults;
+	sqlite3 *db = NULL;
+	int rc;
+	int64_t file_len;
+
+	memset(&run, 0, sizeof(run));
+	config_init(&defaults);
+	if ((rc = replay_parse(argc, argv, &o)) != CLI_OK) {
+		rc = rc == ARGS_HELP ? CLI_OK : rc;
+		goto out;
+	}
+	run.o = &o;
+	run.capture = defaults.body_capture_bytes;
+	if ((rc = replay_body_len(&o, &file_len)) != CLI_OK)
+		goto out;
+	rc = CLI_ERROR;
+	if ((db = db_open_readonly(REPLAY_CMD, o.db)) == NULL)
+		goto out;
+	if ((rc = replay_load(db, &o, &run, file_len)) != CLI_OK)
+		goto out;
+	if (o.insecure)
+		fprintf(stderr,
+		    "peephole replay: --insecure-upstream: origin "
+		    "certificates are NOT verified\n");
+	if ((rc = replay_setup(&run, &defaults)) != CLI_OK)
+		goto out;
+	replay_dispatch(&run);
 	replay_new_ids(db, &run);
 	replay_print(db, &run, o.json);
-	for (size_t i = 0; i < run.njobs; i++)
-		if (run.jobs[i].refused || run.jobs[i].error ||
-		    run.jobs[i].status == 0)
-			failed = 1;
-	rc = failed ? CLI_ERROR : CLI_OK;
+	rc = replay_any_failed(&run) ? CLI_ERROR : CLI_OK;
 out:
-	store_close(run.st);
-	/* the loop and resolver first: a lookup cancelled by a timeout
-	 * may still call back into its job */
-	if (run.dns != NULL)
-		evdns_base_free(run.dns, 1);
-	if (run.base != NULL)
-		event_base_free(run.base);
-	for (size_t i = 0; i < run.njobs; i++)
-		replay_job_free(&run.jobs[i]);
-	free(run.jobs);
-	SSL_CTX_free(run.ctx);
+	replay_run_free(&run);
+	config_free(&defaults);
 	sqlite3_close(db);
 	free(o.ids);
 	return rc;

@@ -12,10 +12,10 @@
 #include <string.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/requrl.h"
-#include "proxy/cli/select.h"
+#include "proxy/store/requrl.h"
+#include "proxy/store/select.h"
 
 #define REQUESTS_CMD "requests"
 
@@ -61,10 +61,12 @@ static const char requests_help[] =
     "  --db FILE   database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help      print this help\n";
 
-/* Option values that take arguments; the rest are flags. */
+/* One option of requests. */
 static int
-requests_optarg(struct requests_opts *o, int ch, const char *arg)
+requests_opt(int ch, char *arg, void *opts)
 {
+	struct requests_opts *o = opts;
+
 	switch (ch) {
 	case 'd':
 		o->db = arg;
@@ -92,8 +94,11 @@ requests_optarg(struct requests_opts *o, int ch, const char *arg)
 			   &o->limit) == -1
 		    ? CLI_USAGE
 		    : 0;
+	case 'r':
+		o->raw = 1;
+		return 0;
 	}
-	return args_usage(REQUESTS_CMD, "bad arguments");
+	return args_table(REQUESTS_CMD, ch, &o->fmt, &o->wide, &o->utc);
 }
 
 static int
@@ -114,46 +119,17 @@ requests_parse(int argc, char **argv, struct requests_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch, rc;
+	static const struct args_spec spec = {
+	    REQUESTS_CMD, requests_help, NULL, longopts, requests_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
 	o->status = -1;
 	o->limit = -1;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'j':
-		case 'c':
-			if (o->fmt != OUT_TEXT)
-				return args_usage(REQUESTS_CMD,
-				    "--json and --csv are exclusive");
-			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
-			break;
-		case 'r':
-			o->raw = 1;
-			break;
-		case 'w':
-			o->wide = 1;
-			break;
-		case 'u':
-			o->utc = 1;
-			break;
-		case 'h':
-			fputs(requests_help, stdout);
-			return ARGS_HELP;
-		case '?':
-		case ':':
-			return args_bad(REQUESTS_CMD, ch, argc, argv);
-		default:
-			if ((rc = requests_optarg(o, ch, optarg)) != 0)
-				return rc;
-		}
-	}
-	if (optind < argc)
-		return args_usage(
-		    REQUESTS_CMD, "unexpected argument '%s'", argv[optind]);
-	return CLI_OK;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
+	return args_no_operands(REQUESTS_CMD, argc, argv);
 }
 
 /*
@@ -321,8 +297,7 @@ requests_matchfn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	int m;
 
 	(void)argc;
-	m = cli_select_match(
-	    sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]));
+	m = select_match(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]));
 	if (m == -1)
 		sqlite3_result_error(ctx, "cannot read a request", -1);
 	else
@@ -333,15 +308,14 @@ static int
 requests_print(sqlite3 *db, const struct requests_opts *o)
 {
 	sqlite3_stmt *s = NULL;
-	struct cli_select *sel = NULL;
+	struct select *sel = NULL;
 	int status = CLI_ERROR, usage = 0;
 
 	if (o->filter != NULL) {
-		sel = cli_select_new(
-		    db, REQUESTS_CMD, NULL, 0, o->filter, &usage);
+		sel = select_new(db, REQUESTS_CMD, NULL, 0, o->filter, &usage);
 		if (sel == NULL)
 			return usage ? CLI_USAGE : CLI_ERROR;
-		cli_select_set_raw(sel, o->raw);
+		select_set_raw(sel, o->raw);
 		if (sqlite3_create_function(db, "peephole_match", 1,
 			SQLITE_UTF8, sel, requests_matchfn, NULL,
 			NULL) != SQLITE_OK) {
@@ -357,7 +331,7 @@ requests_print(sqlite3 *db, const struct requests_opts *o)
 								    : CLI_ERROR;
 fail:
 	sqlite3_finalize(s);
-	cli_select_free(sel);
+	select_free(sel);
 	return status;
 }
 

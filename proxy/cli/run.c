@@ -8,81 +8,184 @@
 #include <string.h>
 
 #include "conf/config.h"
+#include "proxy/cli/args.h"
+#include "proxy/cli/cli.h"
 #include "proxy/log.h"
 #include "proxy/net/server.h"
 #include "proxy/store/flowline.h"
 #include "proxy/store/replaydb.h"
 #include "proxy/store/store.h"
 
-static void
-run_usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: peephole run [options]\n"
-	    "\n"
-	    "Start the proxy. Settings come from the defaults, then --conf, "
-	    "then the flags.\n"
-	    "\n"
-	    "  --listen [MODE@]ADDR:PORT  MODE http (default), socks5 or "
-	    "transparent;\n"
-	    "                             repeatable; default "
-	    "127.0.0.1:8080;\n"
-	    "                             IPv6 as [::1]:8080)\n"
-	    "  --db FILE                  record flows into FILE (default "
-	    "peephole.db)\n"
-	    "  --conf FILE                read settings from FILE (see "
-	    "conf/peephole.conf)\n"
-	    "  --workers N                worker threads (default: one per "
-	    "core)\n"
-	    "  --quiet                    no line per exchange on stdout\n"
-	    "  --format text|json         the lines on stdout: text "
-	    "(default), or one\n"
-	    "                             JSON object per line\n"
-	    "  --intercept PATTERN        intercept TLS to matching hosts "
-	    "(repeatable)\n"
-	    "  --passthrough PATTERN      relay matching hosts untouched "
-	    "(repeatable)\n"
-	    "  --block PATTERN            refuse matching hosts (repeatable)\n"
-	    "                             PATTERN: name, *.suffix, IP or "
-	    "CIDR, [:port];\n"
-	    "                             rules apply in order, first match "
-	    "wins\n"
-	    "  --upstream-ca FILE         also trust FILE (PEM) for origins\n"
-	    "  --insecure-upstream        do not verify origin certificates\n"
-	    "  --no-auto-passthrough      do not learn pinned hosts\n"
-	    "  --pinning-retry DURATION   pass a host through this long after "
-	    "its client\n"
-	    "                             rejects the CA, doubled per "
-	    "rejection (60s)\n"
-	    "  --home DIR                 where the CA lives (default "
-	    "$PEEPHOLE_HOME or ~/.peephole)\n"
-	    "  --replay-from DB           answer requests from a capture "
-	    "(server replay):\n"
-	    "                             same method and URL, logged "
-	    "order; others 404\n"
-	    "  --filter EXPR              only the capture's exchanges "
-	    "matching EXPR\n"
-	    "  --match-body               the request body must match too\n"
-	    "  --ignore-param NAME        leave query parameter NAME out of "
-	    "the match\n"
-	    "                             (repeatable)\n"
-	    "  --forward-unmatched        send unmatched requests to their "
-	    "origins\n"
-	    "  --set KEY=VALUE            any conf-file setting, e.g. --set "
-	    "idle-timeout=30s\n"
-	    "  -v, --verbose              CONNECT exchanges get a line too; "
-	    "debug\n"
-	    "                             logging on stderr\n"
-	    "  -h, --help                 this help\n");
-}
+static const char run_help[] =
+    "usage: peephole run [options]\n"
+    "\n"
+    "Start the proxy. Settings come from the defaults, then --conf, "
+    "then the flags.\n"
+    "\n"
+    "  --listen [MODE@]ADDR:PORT  MODE http (default), socks5 or "
+    "transparent;\n"
+    "                             repeatable; default "
+    "127.0.0.1:8080;\n"
+    "                             IPv6 as [::1]:8080)\n"
+    "  --db FILE                  record flows into FILE (default "
+    "peephole.db)\n"
+    "  --conf FILE                read settings from FILE (see "
+    "conf/peephole.conf)\n"
+    "  --workers N                worker threads (default: one per "
+    "core)\n"
+    "  --quiet                    no line per exchange on stdout\n"
+    "  --format text|json         the lines on stdout: text "
+    "(default), or one\n"
+    "                             JSON object per line\n"
+    "  --intercept PATTERN        intercept TLS to matching hosts "
+    "(repeatable)\n"
+    "  --passthrough PATTERN      relay matching hosts untouched "
+    "(repeatable)\n"
+    "  --block PATTERN            refuse matching hosts (repeatable)\n"
+    "                             PATTERN: name, *.suffix, IP or "
+    "CIDR, [:port];\n"
+    "                             rules apply in order, first match "
+    "wins\n"
+    "  --upstream-ca FILE         also trust FILE (PEM) for origins\n"
+    "  --insecure-upstream        do not verify origin certificates\n"
+    "  --no-auto-passthrough      do not learn pinned hosts\n"
+    "  --pinning-retry DURATION   pass a host through this long after "
+    "its client\n"
+    "                             rejects the CA, doubled per "
+    "rejection (60s)\n"
+    "  --home DIR                 where the CA lives (default "
+    "$PEEPHOLE_HOME or ~/.peephole)\n"
+    "  --replay-from DB           answer requests from a capture "
+    "(server replay):\n"
+    "                             same method and URL, logged "
+    "order; others 404\n"
+    "  --filter EXPR              only the capture's exchanges "
+    "matching EXPR\n"
+    "  --match-body               the request body must match too\n"
+    "  --ignore-param NAME        leave query parameter NAME out of "
+    "the match\n"
+    "                             (repeatable)\n"
+    "  --forward-unmatched        send unmatched requests to their "
+    "origins\n"
+    "  --set KEY=VALUE            any conf-file setting, e.g. --set "
+    "idle-timeout=30s\n"
+    "  -v, --verbose              CONNECT exchanges get a line too; "
+    "debug\n"
+    "                             logging on stderr\n"
+    "  -h, --help                 this help\n";
 
+#define RUN_CMD "run"
+
+/* A flag as the conf-file setting it stands for. */
 struct run_flag {
 	const char *key;
 	char *value;
 };
 
-int
-cli_run(int argc, char **argv)
+/* The command line, read before the settings are applied. */
+struct run_args {
+	struct run_flag *flags; /* in the order given */
+	int nflags;
+	int nlisten; /* --listen (or --set listen=) given this often */
+	const char *conf;
+};
+
+/* The conf-file key of a flag that takes its value as given. */
+static const char *
+run_flag_key(int ch)
+{
+	switch (ch) {
+	case 'l':
+		return "listen";
+	case 'd':
+		return "db";
+	case 'T':
+		return "pinning-retry";
+	case 'w':
+		return "workers";
+	case 'O':
+		return "format";
+	case 'I':
+		return "intercept";
+	case 'P':
+		return "passthrough";
+	case 'B':
+		return "block";
+	case 'U':
+		return "upstream-ca";
+	case 'R':
+		return "replay-from";
+	case 'F':
+		return "replay-filter";
+	case 'G':
+		return "replay-ignore-param";
+	case 'H':
+		return "home";
+	}
+	return NULL;
+}
+
+/* The conf-file key a yes/no flag sets, and to what. */
+static const char *
+run_switch_key(int ch, const char **value)
+{
+	*value = "yes";
+	switch (ch) {
+	case 'q':
+		return "quiet";
+	case 'M':
+		return "replay-match-body";
+	case 'W':
+		return "replay-forward-unmatched";
+	case 'K':
+		return "insecure-upstream";
+	case 'N':
+		*value = "no";
+		return "auto-passthrough";
+	}
+	return NULL;
+}
+
+/* Keep key = a copy of value (a NULL copy is reported when applied). */
+static void
+run_add(struct run_args *a, const char *key, const char *value)
+{
+	a->flags[a->nflags].key = key;
+	a->flags[a->nflags++].value = strdup(value);
+	if (strcmp(key, "listen") == 0)
+		a->nlisten++;
+}
+
+static int
+run_opt(int ch, char *arg, void *opts)
+{
+	struct run_args *a = opts;
+	const char *key, *value;
+	char *eq;
+
+	if ((key = run_flag_key(ch)) != NULL)
+		run_add(a, key, arg);
+	else if ((key = run_switch_key(ch, &value)) != NULL)
+		run_add(a, key, value);
+	else if (ch == 'v') {
+		run_add(a, "log-level", "debug");
+		run_add(a, "verbose", "yes");
+	} else if (ch == 'c')
+		a->conf = arg;
+	else if (ch == 's') {
+		if ((eq = strchr(arg, '=')) == NULL)
+			return args_usage(
+			    RUN_CMD, "--set wants KEY=VALUE, got '%s'", arg);
+		*eq = '\0';
+		run_add(a, arg, eq + 1);
+	}
+	return 0;
+}
+
+/* The flags into a (a->flags sized for every one). CLI_OK, ARGS_HELP or
+ * CLI_USAGE (printed). */
+static int
+run_parse(int argc, char **argv, struct run_args *a)
 {
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
@@ -109,205 +212,157 @@ cli_run(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct config cfg;
-	struct run_flag *flags = NULL;
-	int nflags = 0, ch, rc = 2, nlisten_flags = 0;
-	const char *conf = NULL;
-	char err[512];
-	struct store *st = NULL;
-	struct store_limits lim;
-	struct replaydb *replay = NULL;
+	static const struct args_spec spec = {
+	    RUN_CMD, run_help, ":vh", opts, run_opt};
+	int rc;
 
-	config_init(&cfg);
-	flags = calloc(2 * (size_t)argc + 1, sizeof(*flags));
-	if (flags == NULL)
-		goto out;
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'l':
-			flags[nflags].key = "listen";
-			flags[nflags++].value = strdup(optarg);
-			nlisten_flags++;
-			break;
-		case 'd':
-			flags[nflags].key = "db";
-			flags[nflags++].value = strdup(optarg);
-			break;
-		case 'T':
-			flags[nflags].key = "pinning-retry";
-			flags[nflags++].value = strdup(optarg);
-			break;
-		case 'w':
-			flags[nflags].key = "workers";
-			flags[nflags++].value = strdup(optarg);
-			break;
-		case 'q':
-			flags[nflags].key = "quiet";
-			flags[nflags++].value = strdup("yes");
-			break;
-		case 'v':
-			flags[nflags].key = "log-level";
-			flags[nflags++].value = strdup("debug");
-			flags[nflags].key = "verbose";
-			flags[nflags++].value = strdup("yes");
-			break;
-		case 'O':
-			flags[nflags].key = "format";
-			flags[nflags++].value = strdup(optarg);
-			break;
-		case 'c':
-			conf = optarg;
-			break;
-		case 'I':
-		case 'P':
-		case 'B':
-		case 'U':
-		case 'H':
-		case 'R':
-		case 'F':
-		case 'G':
-			flags[nflags].key = ch == 'I' ? "intercept"
-			    : ch == 'P'               ? "passthrough"
-			    : ch == 'B'               ? "block"
-			    : ch == 'U'               ? "upstream-ca"
-			    : ch == 'R'               ? "replay-from"
-			    : ch == 'F'               ? "replay-filter"
-			    : ch == 'G'               ? "replay-ignore-param"
-						      : "home";
-			flags[nflags++].value = strdup(optarg);
-			break;
-		case 'M':
-		case 'W':
-			flags[nflags].key = ch == 'M'
-			    ? "replay-match-body"
-			    : "replay-forward-unmatched";
-			flags[nflags++].value = strdup("yes");
-			break;
-		case 'K':
-			flags[nflags].key = "insecure-upstream";
-			flags[nflags++].value = strdup("yes");
-			break;
-		case 'N':
-			flags[nflags].key = "auto-passthrough";
-			flags[nflags++].value = strdup("no");
-			break;
-		case 's': {
-			char *eq = strchr(optarg, '=');
-			if (eq == NULL) {
-				fprintf(stderr,
-				    "peephole run: --set wants "
-				    "KEY=VALUE, got '%s'\n",
-				    optarg);
-				goto out;
-			}
-			*eq = '\0';
-			flags[nflags].key = optarg;
-			flags[nflags++].value = strdup(eq + 1);
-			if (strcmp(optarg, "listen") == 0)
-				nlisten_flags++;
-			break;
-		}
-		case 'h':
-			run_usage(stdout);
-			rc = 0;
-			goto out;
-		case ':':
-			fprintf(stderr, "peephole run: %s needs a value\n",
-			    argv[optind - 1]);
-			goto out;
-		default:
-			fprintf(stderr, "peephole run: unknown option '%s'\n",
-			    argv[optind - 1]);
-			run_usage(stderr);
-			goto out;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "peephole run: unexpected argument '%s'\n",
-		    argv[optind]);
-		goto out;
-	}
-	if (conf != NULL && config_load_file(&cfg, conf, err, sizeof(err))) {
+	if ((rc = args_parse(&spec, argc, argv, a)) != CLI_OK)
+		return rc;
+	return args_no_operands(RUN_CMD, argc, argv);
+}
+
+/*
+ * The settings: the defaults, then --conf, then the flags in order
+ * (--listen replacing the file's listeners rather than adding). 0, or -1
+ * after a message.
+ */
+static int
+run_configure(struct config *cfg, const struct run_args *a)
+{
+	char err[512];
+
+	if (a->conf != NULL &&
+	    config_load_file(cfg, a->conf, err, sizeof(err))) {
 		fprintf(stderr, "peephole: %s\n", err);
-		goto out;
+		return -1;
 	}
-	/* listen flags replace the file's listeners rather than adding */
-	if (nlisten_flags > 0)
-		cfg.nlisten = 0;
-	for (int i = 0; i < nflags; i++) {
-		if (flags[i].value == NULL ||
-		    config_set(&cfg, flags[i].key, flags[i].value, err,
-			sizeof(err)) == -1) {
+	if (a->nlisten > 0)
+		cfg->nlisten = 0;
+	for (int i = 0; i < a->nflags; i++) {
+		const struct run_flag *f = &a->flags[i];
+		if (f->value == NULL ||
+		    config_set(cfg, f->key, f->value, err, sizeof(err)) == -1) {
 			fprintf(stderr, "peephole run: --%s: %s\n",
-			    strcmp(flags[i].key, "log-level") == 0
-				? "verbose"
-				: flags[i].key,
-			    flags[i].value ? err : "out of memory");
-			goto out;
+			    strcmp(f->key, "log-level") == 0 ? "verbose"
+							     : f->key,
+			    f->value ? err : "out of memory");
+			return -1;
 		}
 	}
-	if (cfg.nlisten == 0 &&
-	    config_parse_listen("127.0.0.1:8080", &cfg.listen[cfg.nlisten++],
+	if (cfg->nlisten == 0 &&
+	    config_parse_listen("127.0.0.1:8080", &cfg->listen[cfg->nlisten++],
 		err, sizeof(err)) == -1)
-		goto out;
-	log_set_level((enum log_level)cfg.log_level);
-	/*
-	 * Captured bodies are up to body-capture-limit each and live for one
-	 * exchange. Served by mmap, every one would be fresh zeroed pages
-	 * (page faults dominated a 1 MiB relay in perf); from the heap they
-	 * are reused.
-	 */
-	if (cfg.body_capture_bytes < 64 * 1024 * 1024) {
+		return -1;
+	return 0;
+}
+
+/*
+ * Captured bodies are up to body-capture-limit each and live for one
+ * exchange. Served by mmap, every one would be fresh zeroed pages (page
+ * faults dominated a 1 MiB relay in perf); from the heap they are reused.
+ */
+static void
+run_tune_malloc(const struct config *cfg)
+{
+	if (cfg->body_capture_bytes < 64 * 1024 * 1024) {
 		mallopt(M_MMAP_THRESHOLD,
-		    (int)(cfg.body_capture_bytes * 2 + 65536));
+		    (int)(cfg->body_capture_bytes * 2 + 65536));
 		mallopt(M_TRIM_THRESHOLD,
-		    (int)(cfg.body_capture_bytes * 8 + 1024 * 1024));
+		    (int)(cfg->body_capture_bytes * 8 + 1024 * 1024));
 	}
-	/* a capture to answer from is checked before anything is created */
-	if (cfg.replay_from != NULL) {
-		struct replaydb_opts ro = {cfg.replay_from, cfg.replay_filter,
-		    cfg.replay_match_body, cfg.replay_ignore,
-		    cfg.nreplay_ignore};
-		int usage = 0;
-		replay = replaydb_open(&ro, &usage, err, sizeof(err));
-		if (replay == NULL) {
+}
+
+/*
+ * The capture to answer from, opened and checked before anything else is
+ * created, into *replay (NULL without --replay-from). 0, or the exit
+ * status after a message.
+ */
+static int
+run_open_replay(const struct config *cfg, struct replaydb **replay)
+{
+	char err[512];
+	int usage = 0;
+
+	*replay = NULL;
+	if (cfg->replay_from != NULL) {
+		struct replaydb_opts ro = {cfg->replay_from, cfg->replay_filter,
+		    cfg->replay_match_body, cfg->replay_ignore,
+		    cfg->nreplay_ignore};
+		if ((*replay = replaydb_open(&ro, &usage, err, sizeof(err))) ==
+		    NULL) {
 			fprintf(
 			    stderr, "peephole run: --replay-from: %s\n", err);
-			rc = usage ? 2 : 1;
-			goto out;
+			return usage ? CLI_USAGE : CLI_ERROR;
 		}
-	} else if (cfg.replay_filter != NULL || cfg.replay_match_body ||
-	    cfg.replay_forward_unmatched || cfg.nreplay_ignore > 0) {
+	} else if (cfg->replay_filter != NULL || cfg->replay_match_body ||
+	    cfg->replay_forward_unmatched || cfg->nreplay_ignore > 0) {
 		fprintf(stderr,
 		    "peephole run: --filter, --match-body, --ignore-param and "
 		    "--forward-unmatched go with --replay-from\n");
-		rc = 2;
-		goto out;
+		return CLI_USAGE;
 	}
-	lim.queue_max = cfg.store_queue_max;
-	lim.queue_bytes_max = cfg.store_queue_bytes;
-	if (cfg.record_flows)
-		st = store_open(cfg.db_path, lim, err, sizeof(err));
+	return 0;
+}
+
+/* The flow store (or one that discards, without record-flows). NULL after
+ * a message. */
+static struct store *
+run_open_store(struct config *cfg)
+{
+	struct store_limits lim;
+	struct store *st;
+	char err[512];
+
+	lim.queue_max = cfg->store_queue_max;
+	lim.queue_bytes_max = cfg->store_queue_bytes;
+	if (cfg->record_flows)
+		st = store_open(cfg->db_path, lim, err, sizeof(err));
 	else
 		st = store_open_discard(lim);
 	if (st == NULL) {
 		fprintf(stderr, "peephole: %s\n",
-		    cfg.record_flows ? err : "cannot start the store");
-		replaydb_close(replay);
-		rc = 1;
-		goto out;
+		    cfg->record_flows ? err : "cannot start the store");
+		return NULL;
 	}
 	/* the writer prints each flow line once its row is written */
-	store_set_printer(st, flowline_print, &cfg.format);
-	rc = server_run(&cfg, st, replay);
-	st = NULL; /* server_run closed it */
+	store_set_printer(st, flowline_print, &cfg->format);
+	return st;
+}
+
+int
+cli_run(int argc, char **argv)
+{
+	struct config cfg;
+	struct run_args a = {NULL, 0, 0, NULL};
+	struct replaydb *replay = NULL;
+	struct store *st;
+	int rc = CLI_USAGE;
+
+	config_init(&cfg);
+	/* -v sets two keys: room for two a flag */
+	if ((a.flags = calloc(2 * (size_t)argc + 1, sizeof(*a.flags))) == NULL)
+		goto out;
+	if ((rc = run_parse(argc, argv, &a)) != CLI_OK) {
+		rc = rc == ARGS_HELP ? CLI_OK : rc;
+		goto out;
+	}
+	rc = CLI_USAGE;
+	if (run_configure(&cfg, &a) == -1)
+		goto out;
+	log_set_level((enum log_level)cfg.log_level);
+	run_tune_malloc(&cfg);
+	if ((rc = run_open_replay(&cfg, &replay)) != 0)
+		goto out;
+	if ((st = run_open_store(&cfg)) == NULL) {
+		replaydb_close(replay);
+		rc = CLI_ERROR;
+		goto out;
+	}
+	rc = server_run(&cfg, st, replay); /* closes st and replay */
 out:
-	if (flags != NULL)
-		for (int i = 0; i < nflags; i++)
-			free(flags[i].value);
-	free(flags);
+	for (int i = 0; i < a.nflags; i++)
+		free(a.flags[i].value);
+	free(a.flags);
 	config_free(&cfg);
 	return rc;
 }

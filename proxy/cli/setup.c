@@ -236,6 +236,20 @@ setup_find_os(const char *os)
 	return -2;
 }
 
+/* The flags as given, before they are checked. */
+struct setup_args {
+	const char *os, *proxy;
+};
+
+static int
+setup_opt(int ch, char *arg, void *opts)
+{
+	struct setup_args *a = opts;
+
+	*(ch == 's' ? &a->os : &a->proxy) = arg;
+	return 0;
+}
+
 /* Parse the flags into *os and p.  CLI_OK, ARGS_HELP or CLI_USAGE. */
 static int
 setup_parse(int argc, char **argv, const char **os, struct setup_proxy *p)
@@ -246,35 +260,22 @@ setup_parse(int argc, char **argv, const char **os, struct setup_proxy *p)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *proxy = SETUP_DEFAULT_PROXY;
-	int ch;
+	static const struct args_spec spec = {
+	    SETUP_CMD, setup_usage_text, NULL, longopts, setup_opt};
+	struct setup_args a = {"all", SETUP_DEFAULT_PROXY};
+	int rc;
 
-	*os = "all";
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 's':
-			*os = optarg;
-			break;
-		case 'p':
-			proxy = optarg;
-			break;
-		case 'h':
-			fputs(setup_usage_text, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(SETUP_CMD, ch, argc, argv);
-		}
-	}
-	if (optind < argc)
-		return args_usage(
-		    SETUP_CMD, "unexpected argument '%s'", argv[optind]);
+	*os = a.os;
+	if ((rc = args_parse(&spec, argc, argv, &a)) != CLI_OK ||
+	    (rc = args_no_operands(SETUP_CMD, argc, argv)) != CLI_OK)
+		return rc;
+	*os = a.os;
 	if (setup_find_os(*os) == -2)
 		return args_usage(SETUP_CMD,
 		    "unknown --os '%s' (want macos, windows, gnome, kde, ios, "
 		    "android, env or all)",
 		    *os);
-	return setup_parse_proxy(proxy, p);
+	return setup_parse_proxy(a.proxy, p);
 }
 
 int

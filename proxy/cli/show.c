@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/readable.h"
-#include "proxy/cli/requrl.h"
 #include "proxy/http/head.h"
+#include "proxy/store/readable.h"
+#include "proxy/store/requrl.h"
 
 #define SHOW_CMD "show"
 /* Preview at most this much of a text body, and this many lines. */
@@ -78,6 +78,37 @@ static const char show_help[] =
     "  --help                   print this help\n";
 
 static int
+show_opt(int ch, char *arg, void *opts)
+{
+	struct show_opts *o = opts;
+
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 'b':
+		o->body_out = arg;
+		break;
+	case 'r':
+		o->req_body_out = arg;
+		break;
+	case 'j':
+		o->json = 1;
+		break;
+	case 'F':
+		o->force = 1;
+		break;
+	case 'R':
+		o->raw = 1;
+		break;
+	case 'x':
+		o->hex = 1;
+		break;
+	}
+	return 0;
+}
+
+static int
 show_parse(int argc, char **argv, struct show_opts *o)
 {
 	static const struct option longopts[] = {
@@ -91,55 +122,15 @@ show_parse(int argc, char **argv, struct show_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	char *end;
-	int ch;
+	static const struct args_spec spec = {
+	    SHOW_CMD, show_help, NULL, longopts, show_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'b':
-			o->body_out = optarg;
-			break;
-		case 'r':
-			o->req_body_out = optarg;
-			break;
-		case 'j':
-			o->json = 1;
-			break;
-		case 'F':
-			o->force = 1;
-			break;
-		case 'R':
-			o->raw = 1;
-			break;
-		case 'x':
-			o->hex = 1;
-			break;
-		case 'h':
-			fputs(show_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(SHOW_CMD, ch, argc, argv);
-		}
-	}
-	if (optind >= argc)
-		return args_usage(SHOW_CMD, "missing request ID");
-	if (optind + 1 < argc)
-		return args_usage(
-		    SHOW_CMD, "unexpected argument '%s'", argv[optind + 1]);
-	errno = 0;
-	o->id = strtoll(argv[optind], &end, 10);
-	if (argv[optind][0] == '\0' || *end != '\0' || errno != 0 || o->id < 1)
-		return args_usage(SHOW_CMD,
-		    "bad request ID '%s' (want a number from `peephole "
-		    "requests`)",
-		    argv[optind]);
-	return CLI_OK;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
+	return args_one_id(SHOW_CMD, "request", "requests", argc, argv, &o->id);
 }
 
 /* Like show_text, "-" for NULL, for building strings. */
@@ -178,9 +169,7 @@ static int
 show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
     struct show_body *b)
 {
-	sqlite3_stmt *s = NULL;
 	char col[32];
-	const void *blob;
 	int rc;
 
 	snprintf(col, sizeof(col), "%s_body_size", prefix);
@@ -190,26 +179,15 @@ show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
 	snprintf(col, sizeof(col), "%s_body_sha", prefix);
 	if ((b->sha = out_col_text(req, col)) == NULL)
 		return 0;
-	if (sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
-		-1, &s, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_text(s, 1, b->sha, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(s)) == SQLITE_DONE) {
+	if ((rc = db_body(db, b->sha, &b->data, &b->len)) == -1) {
+		db_warn(SHOW_CMD, db, "cannot read body");
+		return -1;
+	}
+	if (rc == 0) {
 		/* The request row names a body the file does not hold. */
 		b->sha = NULL;
-		sqlite3_finalize(s);
 		return 0;
 	}
-	if (rc != SQLITE_ROW)
-		goto fail;
-	b->len = (size_t)sqlite3_column_bytes(s, 0);
-	blob = sqlite3_column_blob(s, 0);
-	/* One spare byte so an empty body still gets a buffer. */
-	if ((b->data = malloc(b->len + 1)) == NULL)
-		goto fail;
-	if (b->len > 0)
-		memcpy(b->data, blob, b->len);
-	sqlite3_finalize(s);
 	snprintf(col, sizeof(col), "%s_headers", prefix);
 	if (raw) {
 		b->view.data = b->data;
@@ -218,10 +196,6 @@ show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
 		readable_body(
 		    out_col_text(req, col), b->data, b->len, &b->view);
 	return 0;
-fail:
-	db_warn(SHOW_CMD, db, "cannot read body");
-	sqlite3_finalize(s);
-	return -1;
 }
 
 static void

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "proxy/cli/args.h"
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 
 #define STREAMS_CMD "streams"
@@ -94,6 +94,33 @@ static const char show_stream_help[] =
     "  --help     print this help\n";
 
 static int
+streams_opt(int ch, char *arg, void *opts)
+{
+	struct streams_opts *o = opts;
+
+	switch (ch) {
+	case 'd':
+		o->db = arg;
+		break;
+	case 'p':
+	case 'D':
+		if (arg[0] == '\0')
+			return args_usage(STREAMS_CMD, "empty --%s",
+			    ch == 'p' ? "protocol" : "domain");
+		*(ch == 'p' ? &o->protocol : &o->domain) = arg;
+		break;
+	case 'l':
+		if (args_int(STREAMS_CMD, "limit", arg, 1, INT64_MAX,
+			&o->limit) == -1)
+			return CLI_USAGE;
+		break;
+	default:
+		return args_table(STREAMS_CMD, ch, &o->fmt, &o->wide, &o->utc);
+	}
+	return 0;
+}
+
+static int
 streams_parse(int argc, char **argv, struct streams_opts *o)
 {
 	static const struct option longopts[] = {
@@ -108,53 +135,16 @@ streams_parse(int argc, char **argv, struct streams_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch;
+	static const struct args_spec spec = {
+	    STREAMS_CMD, streams_help, NULL, longopts, streams_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
 	o->limit = -1;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'p':
-		case 'D':
-			if (optarg[0] == '\0')
-				return args_usage(STREAMS_CMD, "empty --%s",
-				    ch == 'p' ? "protocol" : "domain");
-			*(ch == 'p' ? &o->protocol : &o->domain) = optarg;
-			break;
-		case 'l':
-			if (args_int(STREAMS_CMD, "limit", optarg, 1, INT64_MAX,
-				&o->limit) == -1)
-				return CLI_USAGE;
-			break;
-		case 'j':
-		case 'c':
-			if (o->fmt != OUT_TEXT)
-				return args_usage(STREAMS_CMD,
-				    "--json and --csv are exclusive");
-			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
-			break;
-		case 'w':
-			o->wide = 1;
-			break;
-		case 'u':
-			o->utc = 1;
-			break;
-		case 'h':
-			fputs(streams_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(STREAMS_CMD, ch, argc, argv);
-		}
-	}
-	if (optind < argc)
-		return args_usage(
-		    STREAMS_CMD, "unexpected argument '%s'", argv[optind]);
-	return CLI_OK;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
+	return args_no_operands(STREAMS_CMD, argc, argv);
 }
 
 /* Columns of the list query, by index. */
@@ -488,6 +478,18 @@ struct sstream_opts {
 };
 
 static int
+sstream_opt(int ch, char *arg, void *opts)
+{
+	struct sstream_opts *o = opts;
+
+	if (ch == 'd')
+		o->db = arg;
+	else
+		return args_format(SHOW_STREAM_CMD, ch, &o->fmt);
+	return 0;
+}
+
+static int
 sstream_parse(int argc, char **argv, struct sstream_opts *o)
 {
 	static const struct option longopts[] = {
@@ -497,44 +499,16 @@ sstream_parse(int argc, char **argv, struct sstream_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	char *end;
-	int ch;
+	static const struct args_spec spec = {
+	    SHOW_STREAM_CMD, show_stream_help, NULL, longopts, sstream_opt};
+	int rc;
 
 	memset(o, 0, sizeof(*o));
 	o->db = CLI_DEFAULT_DB;
-	args_reset();
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->db = optarg;
-			break;
-		case 'j':
-		case 'c':
-			if (o->fmt != OUT_TEXT)
-				return args_usage(SHOW_STREAM_CMD,
-				    "--json and --csv are exclusive");
-			o->fmt = ch == 'j' ? OUT_JSON : OUT_CSV;
-			break;
-		case 'h':
-			fputs(show_stream_help, stdout);
-			return ARGS_HELP;
-		default:
-			return args_bad(SHOW_STREAM_CMD, ch, argc, argv);
-		}
-	}
-	if (optind >= argc)
-		return args_usage(SHOW_STREAM_CMD, "missing stream ID");
-	if (optind + 1 < argc)
-		return args_usage(SHOW_STREAM_CMD, "unexpected argument '%s'",
-		    argv[optind + 1]);
-	errno = 0;
-	o->id = strtoll(argv[optind], &end, 10);
-	if (argv[optind][0] == '\0' || *end != '\0' || errno != 0 || o->id < 1)
-		return args_usage(SHOW_STREAM_CMD,
-		    "bad stream ID '%s' (want a number from `peephole "
-		    "streams`)",
-		    argv[optind]);
-	return CLI_OK;
+	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
+		return rc;
+	return args_one_id(
+	    SHOW_STREAM_CMD, "stream", "streams", argc, argv, &o->id);
 }
 
 static const char *

@@ -1,4 +1,4 @@
-/* resolve: see resolve.h. Runs on a worker's loop thread only. */
+/* resolve: see resolve.h. Runs on the loop thread of its resolve_ctx only. */
 #include "proxy/net/resolve.h"
 
 #include <arpa/inet.h>
@@ -33,7 +33,7 @@ struct dns_cache {
 };
 
 struct resolve_req {
-	struct worker *w;
+	struct resolve_ctx ctx;
 	char host[256];
 	unsigned port;
 	resolve_cb cb;
@@ -114,12 +114,12 @@ resolve_addr_text(const struct sockaddr_storage *ss, char *ip, size_t len)
 /* Record a fresh answer in the store as a domain_ips fact. */
 static void
 resolve_record(
-    struct worker *w, const char *host, const struct sockaddr_storage *ss)
+    struct store *st, const char *host, const struct sockaddr_storage *ss)
 {
 	char ip[INET6_ADDRSTRLEN];
 	struct store_rec *rec;
 
-	if (w->store == NULL || resolve_addr_text(ss, ip, sizeof(ip)) == -1)
+	if (st == NULL || resolve_addr_text(ss, ip, sizeof(ip)) == -1)
 		return;
 	rec = store_rec_new(STORE_REC_DOMAIN_IP);
 	if (rec == NULL)
@@ -130,7 +130,7 @@ resolve_record(
 	rec->u.dip.t_us = now_us();
 	rec->u.dip.ttl = -1;
 	/* a DNS fact is small and rare; no need to pause on back-pressure */
-	(void)store_submit(w->store, rec);
+	(void)store_submit(st, rec);
 }
 
 static void
@@ -169,10 +169,10 @@ resolve_evdns_cb(int err, struct evutil_addrinfo *ai, void *arg)
 	if (r->res.naddrs == 0)
 		r->res.error = EVUTIL_EAI_NONAME;
 	for (int i = 0; i < r->res.naddrs; i++)
-		resolve_record(r->w, r->host, &r->res.addrs[i]);
-	if (r->res.naddrs > 0 && r->w->dns_cache != NULL) {
+		resolve_record(r->ctx.store, r->host, &r->res.addrs[i]);
+	if (r->res.naddrs > 0 && r->ctx.cache != NULL) {
 		slot = resolve_hash(r->host);
-		e = r->w->dns_cache->slot[slot];
+		e = r->ctx.cache->slot[slot];
 		if (e == NULL)
 			e = malloc(sizeof(*e));
 		if (e != NULL) {
@@ -182,7 +182,7 @@ resolve_evdns_cb(int err, struct evutil_addrinfo *ai, void *arg)
 			memcpy(e->addrs, r->res.addrs, sizeof(e->addrs));
 			memcpy(
 			    e->addrlens, r->res.addrlens, sizeof(e->addrlens));
-			r->w->dns_cache->slot[slot] = e;
+			r->ctx.cache->slot[slot] = e;
 		}
 	}
 	for (int i = 0; i < r->res.naddrs; i++)
@@ -210,8 +210,8 @@ resolve_local(struct resolve_req *r)
 		sin6->sin6_family = AF_INET6;
 		r->res.addrlens[0] = sizeof(*sin6);
 		r->res.naddrs = 1;
-	} else if (r->w->dns_cache != NULL &&
-	    (e = r->w->dns_cache->slot[resolve_hash(r->host)]) != NULL &&
+	} else if (r->ctx.cache != NULL &&
+	    (e = r->ctx.cache->slot[resolve_hash(r->host)]) != NULL &&
 	    strcmp(e->host, r->host) == 0 && e->expires_us > now_us()) {
 		r->res.naddrs = e->naddrs;
 		memcpy(r->res.addrs, e->addrs, sizeof(e->addrs));
@@ -228,19 +228,28 @@ struct resolve_req *
 resolve_start(
     struct worker *w, const char *host, unsigned port, resolve_cb cb, void *arg)
 {
+	struct resolve_ctx ctx = {w->base, w->dns, w->dns_cache, w->store};
+
+	return resolve_start_ctx(&ctx, host, port, cb, arg);
+}
+
+struct resolve_req *
+resolve_start_ctx(const struct resolve_ctx *ctx, const char *host,
+    unsigned port, resolve_cb cb, void *arg)
+{
 	struct resolve_req *r;
 	struct evutil_addrinfo hints;
 
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
-	r->w = w;
+	r->ctx = *ctx;
 	snprintf(r->host, sizeof(r->host), "%s", host);
 	r->port = port;
 	r->cb = cb;
 	r->arg = arg;
 	r->t_start_us = now_us();
-	r->deliver = evtimer_new(w->base, resolve_deliver_cb, r);
+	r->deliver = evtimer_new(ctx->base, resolve_deliver_cb, r);
 	if (r->deliver == NULL) {
 		free(r);
 		return NULL;
@@ -258,8 +267,8 @@ resolve_start(
 	 * evdns may answer from its hosts table before returning; the
 	 * callback then only schedules delivery, so this is still safe.
 	 */
-	r->dreq =
-	    evdns_getaddrinfo(w->dns, host, NULL, &hints, resolve_evdns_cb, r);
+	r->dreq = evdns_getaddrinfo(
+	    ctx->dns, host, NULL, &hints, resolve_evdns_cb, r);
 	return r;
 }
 
@@ -282,39 +291,52 @@ resolve_cancel(struct resolve_req *r)
 int
 resolve_configure(struct worker *w)
 {
-	const struct config *cfg = w->cfg;
+	return resolve_configure_dns(w->dns, w->cfg);
+}
+
+/* The configured dns-server list, each once (evdns refuses a repeat). */
+static int
+resolve_add_servers(struct evdns_base *dns, const struct config *cfg)
+{
+	for (int i = 0; i < cfg->ndns; i++) {
+		int dup = 0;
+		for (int j = 0; j < i; j++)
+			dup |= strcmp(cfg->dns_servers[i],
+				   cfg->dns_servers[j]) == 0;
+		if (dup)
+			continue;
+		if (evdns_base_nameserver_ip_add(dns, cfg->dns_servers[i]) !=
+		    0) {
+			log_warnx(
+			    "dns-server %s: not usable", cfg->dns_servers[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+resolve_configure_dns(struct evdns_base *dns, const struct config *cfg)
+{
 	char tmo[32];
 
 	if (cfg->ndns > 0) {
-		for (int i = 0; i < cfg->ndns; i++) {
-			int dup = 0;
-			/* evdns refuses a server twice; a repeat is harmless */
-			for (int j = 0; j < i; j++)
-				dup |= strcmp(cfg->dns_servers[i],
-					   cfg->dns_servers[j]) == 0;
-			if (dup)
-				continue;
-			if (evdns_base_nameserver_ip_add(
-				w->dns, cfg->dns_servers[i]) != 0) {
-				log_warnx("dns-server %s: not usable",
-				    cfg->dns_servers[i]);
-				return -1;
-			}
-		}
+		if (resolve_add_servers(dns, cfg) == -1)
+			return -1;
 	} else if (evdns_base_resolv_conf_parse(
-		       w->dns, DNS_OPTIONS_ALL, "/etc/resolv.conf") != 0)
+		       dns, DNS_OPTIONS_ALL, "/etc/resolv.conf") != 0)
 		log_warnx("/etc/resolv.conf unusable; evdns falls back to "
 			  "127.0.0.1");
-	if (evdns_base_load_hosts(w->dns,
-		cfg->hosts_file ? cfg->hosts_file : "/etc/hosts") != 0 &&
+	if (evdns_base_load_hosts(
+		dns, cfg->hosts_file ? cfg->hosts_file : "/etc/hosts") != 0 &&
 	    cfg->hosts_file != NULL) {
 		log_warnx("hosts-file %s: cannot read", cfg->hosts_file);
 		return -1;
 	}
 	snprintf(tmo, sizeof(tmo), "%u.%03u", cfg->dns_timeout_ms / 1000,
 	    cfg->dns_timeout_ms % 1000);
-	if (evdns_base_set_option(w->dns, "timeout:", tmo) != 0 ||
-	    evdns_base_set_option(w->dns, "attempts:", "2") != 0)
+	if (evdns_base_set_option(dns, "timeout:", tmo) != 0 ||
+	    evdns_base_set_option(dns, "attempts:", "2") != 0)
 		return -1;
 	return 0;
 }

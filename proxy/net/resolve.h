@@ -1,9 +1,9 @@
 /*
- * resolve: non-blocking name resolution for one worker — numeric addresses
- * directly, then a small per-worker cache, then evdns. Fresh answers become
- * domain_ips rows (source proxy-dns). The callback always runs later on the
- * worker's loop, never inside resolve_start, so callers need no re-entrancy
- * care.
+ * resolve: non-blocking name resolution for one event loop (a worker's, or
+ * `peephole replay`'s) — numeric addresses directly, then a small cache,
+ * then evdns. Fresh answers become domain_ips rows (source proxy-dns) when
+ * there is a store to write them to. The callback always runs later on the
+ * loop, never inside resolve_start, so callers need no re-entrancy care.
  */
 #ifndef PEEPHOLE_RESOLVE_H
 #define PEEPHOLE_RESOLVE_H
@@ -11,8 +11,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-struct worker;
+struct config;
+struct dns_cache;
+struct event_base;
+struct evdns_base;
 struct resolve_req;
+struct store;
+struct worker;
 
 #define RESOLVE_MAX_ADDRS 8
 
@@ -39,6 +44,22 @@ struct resolve_req *resolve_start(
     struct worker *w, const char *host, unsigned port, resolve_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
+/* What a lookup runs on; a worker has one of each. */
+struct resolve_ctx {
+	struct event_base *base; /* the callback runs on its thread */
+	struct evdns_base *dns;
+	struct dns_cache *cache; /* NULL: every name is looked up */
+	struct store *store;     /* NULL: answers are not recorded */
+};
+
+/*
+ * resolve_start on ctx's loop rather than a worker's; ctx is copied, what
+ * it points to must outlive the request. NULL on ENOMEM.
+ */
+struct resolve_req *resolve_start_ctx(const struct resolve_ctx *ctx,
+    const char *host, unsigned port, resolve_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+
 /* Cancel: the callback will not run. NULL ok. */
 void resolve_cancel(struct resolve_req *r);
 
@@ -48,5 +69,10 @@ void resolve_cache_free(struct dns_cache *c);
 
 /* Configure w->dns from the config (servers, hosts file, timeout). 0/-1. */
 int resolve_configure(struct worker *w) __attribute__((warn_unused_result));
+
+/* The same for any evdns_base: dns-server (else /etc/resolv.conf),
+ * hosts-file (else /etc/hosts), dns-timeout. 0 / -1, logged. */
+int resolve_configure_dns(struct evdns_base *dns, const struct config *cfg)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -240,12 +240,184 @@ server_log_ca(const struct ca *ca)
 	    sub, fp);
 }
 
+/*
+ * The TLS side: SSLKEYLOGFILE (through the store's writer) when set, then
+ * the CA and both contexts into m->srv.tls. 0, or -1 logged.
+ */
+static int
+server_setup_tls(struct server_main *m)
+{
+	const struct config *cfg = m->srv.cfg;
+	struct store *store = m->srv.store;
+	const char *keylog = getenv("SSLKEYLOGFILE");
+	int use_keylog = keylog != NULL && keylog[0] != '\0' && store != NULL;
+	char err[512];
+
+	if (use_keylog &&
+	    store_set_keylog(store, keylog, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	if (use_keylog)
+		log_info(
+		    "SSLKEYLOGFILE: TLS secrets of both legs go to %s", keylog);
+	m->srv.tls = tls_new(cfg, use_keylog ? store : NULL, err, sizeof(err));
+	if (m->srv.tls == NULL) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	server_log_ca(m->srv.tls->ca);
+	return 0;
+}
+
+/* The onboarding pages and PAC, which name the first HTTP listener (a
+ * wildcard one as 127.0.0.1). 0, or -1 logged. */
+static int
+server_setup_onboard(struct server_main *m)
+{
+	const struct config *cfg = m->srv.cfg;
+	const struct config_listen *l = &cfg->listen[0];
+	const char *host;
+	char err[256];
+
+	for (int i = 0; i < cfg->nlisten; i++)
+		if (cfg->listen[i].mode == CONFIG_LISTEN_HTTP) {
+			l = &cfg->listen[i];
+			break;
+		}
+	host = strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0
+	    ? "127.0.0.1"
+	    : l->host;
+	m->srv.onboard =
+	    onboard_new(m->srv.tls->ca, host, l->port, err, sizeof(err));
+	if (m->srv.onboard == NULL) {
+		log_warnx("onboarding page: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The learned passthrough list, loaded from the store and reloaded when
+ * another process changes it. 0, or -1 logged. */
+static int
+server_setup_learned(struct server_main *m)
+{
+	struct store *store = m->srv.store;
+
+	m->srv.learned = learned_new();
+	if (m->srv.learned == NULL ||
+	    (store != NULL &&
+		store_load_learned(store, server_learned_cb, m->srv.learned) ==
+		    -1)) {
+		log_warnx("cannot load the learned passthrough list");
+		return -1;
+	}
+	if (store != NULL)
+		store_watch_learned(
+		    store, server_learned_reload, m->srv.learned);
+	return 0;
+}
+
+/* The main loop and the workers (one a core unless configured), not yet
+ * started, then the listeners. 0, or -1 (logged where it says why). */
+static int
+server_setup_workers(struct server_main *m)
+{
+	const struct config *cfg = m->srv.cfg;
+	int nworkers = cfg->workers;
+
+	if (nworkers <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nworkers = n > 0 ? (int)n : 1;
+	}
+	m->base = event_base_new();
+	m->srv.workers = calloc((size_t)nworkers, sizeof(*m->srv.workers));
+	if (m->base == NULL || m->srv.workers == NULL)
+		return -1;
+	for (int i = 0; i < nworkers; i++) {
+		m->srv.workers[i] = worker_new(i, cfg, m->srv.store, &m->srv);
+		if (m->srv.workers[i] == NULL) {
+			log_warnx("cannot set up worker %d", i);
+			return -1;
+		}
+		m->srv.nworkers++;
+	}
+	for (int i = 0; i < cfg->nlisten; i++)
+		if (server_listen(m, &cfg->listen[i]) == -1)
+			return -1;
+	return 0;
+}
+
+/* Start the threads: the replay reader, the store writer, the workers;
+ * then catch SIGINT and SIGTERM. 0, or -1 (logged where it says why). */
+static int
+server_start(struct server_main *m)
+{
+	const struct config *cfg = m->srv.cfg;
+	struct replaydb *replay = m->srv.replay;
+
+	if (replay != NULL && replaydb_start(replay) == -1) {
+		log_warnx("cannot start the replay reader");
+		return -1;
+	}
+	if (replay != NULL)
+		log_info("answering from %s: %zu logged exchange(s)%s",
+		    cfg->replay_from, replaydb_count(replay),
+		    cfg->replay_forward_unmatched
+			? "; the rest go to their origins"
+			: "; the rest get 404");
+	if (m->srv.store != NULL && store_start(m->srv.store) == -1) {
+		log_warnx("cannot start the store writer");
+		return -1;
+	}
+	for (int i = 0; i < m->srv.nworkers; i++)
+		if (worker_start(m->srv.workers[i]) == -1) {
+			log_warnx("cannot start worker %d", i);
+			return -1;
+		}
+	m->sigint_ev = evsignal_new(m->base, SIGINT, server_signalcb, m);
+	m->sigterm_ev = evsignal_new(m->base, SIGTERM, server_signalcb, m);
+	if (m->sigint_ev == NULL || m->sigterm_ev == NULL ||
+	    evsignal_add(m->sigint_ev, NULL) == -1 ||
+	    evsignal_add(m->sigterm_ev, NULL) == -1)
+		return -1;
+	return 0;
+}
+
+/* Stop and free everything server_run set up, in dependency order. */
+static void
+server_teardown(struct server_main *m)
+{
+	for (int i = 0; i < m->nlev; i++)
+		evconnlistener_free(m->lev[i]);
+	for (int i = 0; i < m->srv.nworkers; i++) {
+		worker_shutdown(m->srv.workers[i]);
+		worker_join(m->srv.workers[i]);
+	}
+	/* before the workers' bases go: the reader may still post to them */
+	replaydb_close(m->srv.replay);
+	/* the workers are done: every record is queued; write them all */
+	store_close(m->srv.store);
+	for (int i = 0; i < m->srv.nworkers; i++)
+		worker_free(m->srv.workers[i]);
+	free(m->srv.workers);
+	onboard_free(m->srv.onboard);
+	tls_free(m->srv.tls);
+	learned_free(m->srv.learned);
+	if (m->sigint_ev)
+		event_free(m->sigint_ev);
+	if (m->sigterm_ev)
+		event_free(m->sigterm_ev);
+	if (m->base)
+		event_base_free(m->base);
+}
+
 int
 server_run(
     const struct config *cfg, struct store *store, struct replaydb *replay)
 {
 	struct server_main m;
-	int rc = 1, nworkers = cfg->workers;
+	int rc = 1;
 
 	memset(&m, 0, sizeof(m));
 	m.srv.cfg = cfg;
@@ -259,134 +431,20 @@ server_run(
 	event_set_log_callback(server_libevent_logcb);
 	server_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
-	{
-		char err[512];
-		const char *keylog = getenv("SSLKEYLOGFILE");
-		int use_keylog =
-		    keylog != NULL && keylog[0] != '\0' && store != NULL;
-		if (use_keylog &&
-		    store_set_keylog(store, keylog, err, sizeof(err)) == -1) {
-			log_warnx("%s", err);
-			goto out;
-		}
-		if (use_keylog)
-			log_info(
-			    "SSLKEYLOGFILE: TLS secrets of both legs go to "
-			    "%s",
-			    keylog);
-		m.srv.tls =
-		    tls_new(cfg, use_keylog ? store : NULL, err, sizeof(err));
-		if (m.srv.tls == NULL) {
-			log_warnx("%s", err);
-			goto out;
-		}
-		server_log_ca(m.srv.tls->ca);
-	}
-	{
-		/* the pages and PAC name the first HTTP listener */
-		char err[256];
-		const struct config_listen *l = &cfg->listen[0];
-		for (int i = 0; i < cfg->nlisten; i++)
-			if (cfg->listen[i].mode == CONFIG_LISTEN_HTTP) {
-				l = &cfg->listen[i];
-				break;
-			}
-		m.srv.onboard = onboard_new(m.srv.tls->ca,
-		    strcmp(l->host, "0.0.0.0") == 0 ||
-			    strcmp(l->host, "::") == 0
-			? "127.0.0.1"
-			: l->host,
-		    l->port, err, sizeof(err));
-		if (m.srv.onboard == NULL) {
-			log_warnx("onboarding page: %s", err);
-			goto out;
-		}
-	}
+	if (server_setup_tls(&m) == -1 || server_setup_onboard(&m) == -1)
+		goto out;
 	if (cfg->insecure_upstream)
 		log_warnx("insecure-upstream: origin certificates are NOT "
 			  "verified");
-	m.srv.learned = learned_new();
-	if (m.srv.learned == NULL ||
-	    (store != NULL &&
-		store_load_learned(store, server_learned_cb, m.srv.learned) ==
-		    -1)) {
-		log_warnx("cannot load the learned passthrough list");
-		goto out;
-	}
-	if (store != NULL)
-		store_watch_learned(
-		    store, server_learned_reload, m.srv.learned);
-	if (nworkers <= 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		nworkers = n > 0 ? (int)n : 1;
-	}
-	m.base = event_base_new();
-	m.srv.workers = calloc((size_t)nworkers, sizeof(*m.srv.workers));
-	if (m.base == NULL || m.srv.workers == NULL)
-		goto out;
-	for (int i = 0; i < nworkers; i++) {
-		m.srv.workers[i] = worker_new(i, cfg, store, &m.srv);
-		if (m.srv.workers[i] == NULL) {
-			log_warnx("cannot set up worker %d", i);
-			goto out;
-		}
-		m.srv.nworkers++;
-	}
-	for (int i = 0; i < cfg->nlisten; i++)
-		if (server_listen(&m, &cfg->listen[i]) == -1)
-			goto out;
-	if (replay != NULL && replaydb_start(replay) == -1) {
-		log_warnx("cannot start the replay reader");
-		goto out;
-	}
-	if (replay != NULL)
-		log_info("answering from %s: %zu logged exchange(s)%s",
-		    cfg->replay_from, replaydb_count(replay),
-		    cfg->replay_forward_unmatched
-			? "; the rest go to their origins"
-			: "; the rest get 404");
-	if (store != NULL && store_start(store) == -1) {
-		log_warnx("cannot start the store writer");
-		goto out;
-	}
-	for (int i = 0; i < m.srv.nworkers; i++)
-		if (worker_start(m.srv.workers[i]) == -1) {
-			log_warnx("cannot start worker %d", i);
-			goto out;
-		}
-	m.sigint_ev = evsignal_new(m.base, SIGINT, server_signalcb, &m);
-	m.sigterm_ev = evsignal_new(m.base, SIGTERM, server_signalcb, &m);
-	if (m.sigint_ev == NULL || m.sigterm_ev == NULL ||
-	    evsignal_add(m.sigint_ev, NULL) == -1 ||
-	    evsignal_add(m.sigterm_ev, NULL) == -1)
+	if (server_setup_learned(&m) == -1 || server_setup_workers(&m) == -1 ||
+	    server_start(&m) == -1)
 		goto out;
 	log_info("%d worker(s); database %s", m.srv.nworkers,
 	    store ? cfg->db_path : "(not recording)");
 	event_base_dispatch(m.base);
 	rc = 0;
 out:
-	for (int i = 0; i < m.nlev; i++)
-		evconnlistener_free(m.lev[i]);
-	for (int i = 0; i < m.srv.nworkers; i++) {
-		worker_shutdown(m.srv.workers[i]);
-		worker_join(m.srv.workers[i]);
-	}
-	/* before the workers' bases go: the reader may still post to them */
-	replaydb_close(replay);
-	/* the workers are done: every record is queued; write them all */
-	store_close(store);
-	for (int i = 0; i < m.srv.nworkers; i++)
-		worker_free(m.srv.workers[i]);
-	free(m.srv.workers);
-	onboard_free(m.srv.onboard);
-	tls_free(m.srv.tls);
-	learned_free(m.srv.learned);
-	if (m.sigint_ev)
-		event_free(m.sigint_ev);
-	if (m.sigterm_ev)
-		event_free(m.sigterm_ev);
-	if (m.base)
-		event_base_free(m.base);
+	server_teardown(&m);
 	if (rc == 0)
 		log_info("stopped");
 	return rc;

@@ -221,6 +221,47 @@ tls_ca_file_err(char *err, size_t errlen, const char *path)
 	ERR_clear_error();
 }
 
+/* The OpenSSL error queue's first entry as "WHAT: reason" in err, the
+ * queue cleared. */
+static void
+tls_ssl_err(char *err, size_t errlen, const char *what)
+{
+	unsigned long e = ERR_get_error();
+
+	snprintf(err, errlen, "%s: %s", what,
+	    e ? ERR_error_string(e, NULL) : "unknown error");
+	ERR_clear_error();
+}
+
+SSL_CTX *
+tls_origin_ctx_new(const char *upstream_ca, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		goto sslfail;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		goto sslfail;
+	if (upstream_ca != NULL &&
+	    SSL_CTX_load_verify_locations(ctx, upstream_ca, NULL) != 1) {
+		tls_ca_file_err(err, errlen, upstream_ca);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/* verify in the handshake but decide afterwards (tls_origin_error) */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (SSL_CTX_set_alpn_protos(
+		ctx, tls_alpn_h1, sizeof(tls_alpn_h1) - 1) != 0)
+		goto sslfail;
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return ctx;
+sslfail:
+	tls_ssl_err(err, errlen, "TLS setup");
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
 struct tls *
 tls_new(
     const struct config *cfg, struct store *keylog, char *err, size_t errlen)
@@ -246,25 +287,12 @@ tls_new(
 		goto fail;
 	t->verify = !cfg->insecure_upstream;
 
-	t->up_ctx = SSL_CTX_new(TLS_client_method());
-	t->down_ctx = SSL_CTX_new(TLS_server_method());
-	if (t->up_ctx == NULL || t->down_ctx == NULL)
-		goto sslfail;
-	SSL_CTX_set_min_proto_version(t->up_ctx, TLS1_2_VERSION);
-	if (SSL_CTX_set_default_verify_paths(t->up_ctx) != 1)
-		goto sslfail;
-	if (cfg->upstream_ca != NULL &&
-	    SSL_CTX_load_verify_locations(t->up_ctx, cfg->upstream_ca, NULL) !=
-		1) {
-		tls_ca_file_err(err, errlen, cfg->upstream_ca);
+	if ((t->up_ctx = tls_origin_ctx_new(cfg->upstream_ca, err, errlen)) ==
+	    NULL)
 		goto fail;
-	}
-	/* verify in the handshake but decide afterwards (tls_verify_error) */
-	SSL_CTX_set_verify(t->up_ctx, SSL_VERIFY_NONE, NULL);
-	if (SSL_CTX_set_alpn_protos(
-		t->up_ctx, tls_alpn_h1, sizeof(tls_alpn_h1) - 1) != 0)
+	t->down_ctx = SSL_CTX_new(TLS_server_method());
+	if (t->down_ctx == NULL)
 		goto sslfail;
-	SSL_CTX_set_mode(t->up_ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* origin sessions live in our cache, keyed by origin, not OpenSSL's */
 	if ((t->sess = calloc(1, sizeof(*t->sess))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -290,12 +318,8 @@ tls_new(
 		SSL_CTX_set_keylog_callback(t->down_ctx, tls_keylogcb);
 	}
 	return t;
-sslfail : {
-	unsigned long e = ERR_get_error();
-	snprintf(err, errlen, "TLS setup: %s",
-	    e ? ERR_error_string(e, NULL) : "unknown error");
-	ERR_clear_error();
-}
+sslfail:
+	tls_ssl_err(err, errlen, "TLS setup");
 fail:
 	tls_free(t);
 	return NULL;
@@ -315,27 +339,14 @@ tls_free(struct tls *t)
 }
 
 SSL *
-tls_up_new(struct tls *t, const char *sni, const char *host, unsigned port)
+tls_origin_ssl_new(SSL_CTX *ctx, const char *sni, const char *host)
 {
-	SSL *ssl = SSL_new(t->up_ctx);
+	SSL *ssl = SSL_new(ctx);
 	X509_VERIFY_PARAM *vp;
 	unsigned char ip[16];
-	SSL_SESSION *session;
-	char *key;
 
 	if (ssl == NULL)
 		return NULL;
-	if ((key = malloc(TLS_SESS_KEY)) == NULL ||
-	    SSL_set_ex_data(ssl, tls_key_idx, key) != 1) {
-		free(key);
-		goto fail;
-	}
-	snprintf(key, TLS_SESS_KEY, "%s:%u/%s", host, port, sni ? sni : "");
-	if ((session = tls_sess_take(t->sess, key)) != NULL) {
-		/* a failure here only costs the resumption */
-		(void)SSL_set_session(ssl, session);
-		SSL_SESSION_free(session);
-	}
 	if (sni != NULL && sni[0] && SSL_set_tlsext_host_name(ssl, sni) != 1)
 		goto fail;
 	vp = SSL_get0_param(ssl);
@@ -351,14 +362,42 @@ fail:
 	return NULL;
 }
 
+SSL *
+tls_up_new(struct tls *t, const char *sni, const char *host, unsigned port)
+{
+	SSL *ssl = tls_origin_ssl_new(t->up_ctx, sni, host);
+	SSL_SESSION *session;
+	char *key;
+
+	if (ssl == NULL)
+		return NULL;
+	if ((key = malloc(TLS_SESS_KEY)) == NULL ||
+	    SSL_set_ex_data(ssl, tls_key_idx, key) != 1) {
+		free(key);
+		SSL_free(ssl);
+		return NULL;
+	}
+	snprintf(key, TLS_SESS_KEY, "%s:%u/%s", host, port, sni ? sni : "");
+	if ((session = tls_sess_take(t->sess, key)) != NULL) {
+		/* a failure here only costs the resumption */
+		(void)SSL_set_session(ssl, session);
+		SSL_SESSION_free(session);
+	}
+	return ssl;
+}
+
 const char *
 tls_verify_error(const struct tls *t, SSL *ssl)
+{
+	return t->verify ? tls_origin_error(ssl) : NULL;
+}
+
+const char *
+tls_origin_error(SSL *ssl)
 {
 	long v;
 	X509 *peer;
 
-	if (!t->verify)
-		return NULL;
 	peer = SSL_get0_peer_certificate(ssl);
 	if (peer == NULL)
 		return "no certificate";

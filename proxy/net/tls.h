@@ -56,6 +56,28 @@ SSL *tls_up_new(
  */
 const char *tls_verify_error(const struct tls *t, SSL *ssl);
 
+/*
+ * The origin side on its own, for a client that is not the proxy
+ * (`peephole replay`). A context for connections to origins: TLS 1.2 at
+ * least, ALPN http/1.1, the system's trust store plus upstream_ca (a PEM
+ * file, or NULL). The handshake does not fail on a bad certificate:
+ * tls_origin_error() judges afterwards. The caller frees it with
+ * SSL_CTX_free. NULL with the reason in err.
+ */
+SSL_CTX *tls_origin_ctx_new(const char *upstream_ca, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * An SSL on ctx for an origin: SNI sni (NULL or "" for none), certificate
+ * checked against host (a name or an IP literal). NULL on failure.
+ */
+SSL *tls_origin_ssl_new(SSL_CTX *ctx, const char *sni, const char *host)
+    __attribute__((warn_unused_result));
+
+/* After an origin handshake on such an SSL: NULL if the certificate
+ * verified for its host, else a short reason (as tls_verify_error). */
+const char *tls_origin_error(SSL *ssl);
+
 /* A server-side SSL presenting cert (with the forge's key). NULL. */
 SSL *tls_down_new(struct tls *t, X509 *cert);
 

@@ -152,64 +152,78 @@ flowline_jstr(const char *s)
 	return json_string(ascii);
 }
 
+/* An exchange's JSON fields into o, the URL and error cut to cut. */
+static void
+flowline_json_request(json_t *o, const struct store_rec *rec, size_t cut)
+{
+	const struct store_request *r = &rec->u.req;
+	char url[FLOWLINE_URL_MAX + 4], text[FLOWLINE_URL_MAX + 4];
+	char full[2 * FLOWLINE_URL_MAX], when[48];
+
+	flowline_url(full, sizeof(full), r);
+	flowline_clean(url, sizeof(url), full, cut, 0);
+	flowline_time(when, sizeof(when), r->t_start_us, 1);
+	json_object_set_new(o, "kind", json_string("exchange"));
+	json_object_set_new(
+	    o, "id", rec->row_id > 0 ? json_integer(rec->row_id) : json_null());
+	json_object_set_new(o, "conn", json_integer(r->conn_id));
+	json_object_set_new(o, "seq", json_integer(r->seq));
+	json_object_set_new(o, "time", json_string(when));
+	json_object_set_new(o, "client", flowline_jstr(r->client_ip));
+	json_object_set_new(o, "method", flowline_jstr(r->method));
+	json_object_set_new(o, "url", flowline_jstr(url));
+	json_object_set_new(o, "status", json_integer(r->status));
+	json_object_set_new(
+	    o, "size", json_integer((json_int_t)r->resp_body.total));
+	json_object_set_new(
+	    o, "duration_ms", json_real(flowline_ms(r->total_us)));
+	if (r->error != NULL) {
+		flowline_clean(text, sizeof(text), r->error,
+		    cut < FLOWLINE_TEXT_MAX ? cut : FLOWLINE_TEXT_MAX, 0);
+		json_object_set_new(o, "error", flowline_jstr(text));
+	}
+}
+
+/* A stream's (connection's) JSON fields into o. */
+static void
+flowline_json_conn(json_t *o, const struct store_conn *c, size_t cut)
+{
+	char text[FLOWLINE_URL_MAX + 4], when[48], target[320];
+
+	flowline_time(when, sizeof(when), c->t_accept_us, 1);
+	flowline_target(target, sizeof(target), c);
+	flowline_clean(text, sizeof(text), c->decision_reason,
+	    cut < FLOWLINE_TEXT_MAX ? cut : FLOWLINE_TEXT_MAX, 0);
+	json_object_set_new(o, "kind", json_string("stream"));
+	json_object_set_new(o, "id", json_integer(c->id));
+	json_object_set_new(o, "time", json_string(when));
+	json_object_set_new(o, "client", flowline_jstr(c->client_ip));
+	json_object_set_new(o, "protocol", flowline_jstr(c->protocol));
+	json_object_set_new(o, "target", flowline_jstr(target));
+	json_object_set_new(
+	    o, "bytes_up", json_integer((json_int_t)c->bytes_from_client));
+	json_object_set_new(
+	    o, "bytes_down", json_integer((json_int_t)c->bytes_from_server));
+	json_object_set_new(o, "duration_ms",
+	    json_real(flowline_ms(c->t_close_us - c->t_accept_us)));
+	json_object_set_new(o, "reason", flowline_jstr(text));
+	json_object_set_new(o, "closed", flowline_jstr(c->close_reason));
+}
+
 /* The JSON object of a record; cut: the URL and texts cut shorter. */
 static json_t *
 flowline_json(const struct store_rec *rec, size_t cut)
 {
-	char url[FLOWLINE_URL_MAX + 4], text[FLOWLINE_URL_MAX + 4];
-	char when[48], target[320];
+	char text[FLOWLINE_URL_MAX + 4], when[48];
 	json_t *o = json_object();
 
 	if (o == NULL)
 		return NULL;
-	if (rec->type == STORE_REC_REQUEST) {
-		const struct store_request *r = &rec->u.req;
-		char full[2 * FLOWLINE_URL_MAX];
-		flowline_url(full, sizeof(full), r);
-		flowline_clean(url, sizeof(url), full, cut, 0);
-		flowline_time(when, sizeof(when), r->t_start_us, 1);
-		json_object_set_new(o, "kind", json_string("exchange"));
-		json_object_set_new(o, "id",
-		    rec->row_id > 0 ? json_integer(rec->row_id) : json_null());
-		json_object_set_new(o, "conn", json_integer(r->conn_id));
-		json_object_set_new(o, "seq", json_integer(r->seq));
-		json_object_set_new(o, "time", json_string(when));
-		json_object_set_new(o, "client", flowline_jstr(r->client_ip));
-		json_object_set_new(o, "method", flowline_jstr(r->method));
-		json_object_set_new(o, "url", flowline_jstr(url));
-		json_object_set_new(o, "status", json_integer(r->status));
-		json_object_set_new(
-		    o, "size", json_integer((json_int_t)r->resp_body.total));
-		json_object_set_new(
-		    o, "duration_ms", json_real(flowline_ms(r->total_us)));
-		if (r->error != NULL) {
-			flowline_clean(text, sizeof(text), r->error,
-			    cut < FLOWLINE_TEXT_MAX ? cut : FLOWLINE_TEXT_MAX,
-			    0);
-			json_object_set_new(o, "error", flowline_jstr(text));
-		}
-	} else if (rec->type == STORE_REC_CONN) {
-		const struct store_conn *c = &rec->u.conn;
-		flowline_time(when, sizeof(when), c->t_accept_us, 1);
-		flowline_target(target, sizeof(target), c);
-		flowline_clean(text, sizeof(text), c->decision_reason,
-		    cut < FLOWLINE_TEXT_MAX ? cut : FLOWLINE_TEXT_MAX, 0);
-		json_object_set_new(o, "kind", json_string("stream"));
-		json_object_set_new(o, "id", json_integer(c->id));
-		json_object_set_new(o, "time", json_string(when));
-		json_object_set_new(o, "client", flowline_jstr(c->client_ip));
-		json_object_set_new(o, "protocol", flowline_jstr(c->protocol));
-		json_object_set_new(o, "target", flowline_jstr(target));
-		json_object_set_new(o, "bytes_up",
-		    json_integer((json_int_t)c->bytes_from_client));
-		json_object_set_new(o, "bytes_down",
-		    json_integer((json_int_t)c->bytes_from_server));
-		json_object_set_new(o, "duration_ms",
-		    json_real(flowline_ms(c->t_close_us - c->t_accept_us)));
-		json_object_set_new(o, "reason", flowline_jstr(text));
-		json_object_set_new(
-		    o, "closed", flowline_jstr(c->close_reason));
-	} else {
+	if (rec->type == STORE_REC_REQUEST)
+		flowline_json_request(o, rec, cut);
+	else if (rec->type == STORE_REC_CONN)
+		flowline_json_conn(o, &rec->u.conn, cut);
+	else {
 		const struct store_note *nt = &rec->u.note;
 		flowline_time(when, sizeof(when), nt->t_us, 1);
 		flowline_clean(text, sizeof(text), nt->text, cut, 0);

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include "proxy/cli/select.h"
+#include "proxy/store/select.h"
 #include "proxy/log.h"
 
 #define REPLAYDB_BUCKETS_MIN 1024
@@ -225,42 +225,41 @@ replaydb_fail(struct replaydb *db, char *err, size_t errlen, const char *what)
 	return NULL;
 }
 
-struct replaydb *
-replaydb_open(
-    const struct replaydb_opts *o, int *usage, char *err, size_t errlen)
+/* A replaydb with its lock, queue and ignored names; nothing opened.
+ * NULL on ENOMEM. */
+static struct replaydb *
+replaydb_new(const struct replaydb_opts *o)
 {
 	struct replaydb *db;
-	struct cli_select *sel = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t id;
-	int rc;
 
-	*usage = 0;
 	if ((db = calloc(1, sizeof(*db))) == NULL)
-		return replaydb_fail(db, err, errlen, "replay");
+		return NULL;
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->cv, NULL);
 	db->qtail = &db->qhead;
 	TAILQ_INIT(&db->all);
 	db->match_body = o->match_body;
 	db->nbuckets = REPLAYDB_BUCKETS_MIN;
-	if (o->nignore > 0) {
-		if ((db->ignore = calloc((size_t)o->nignore, sizeof(char *))) ==
-		    NULL)
-			return replaydb_fail(db, err, errlen, "replay");
-		for (; db->nignore < o->nignore; db->nignore++)
-			if ((db->ignore[db->nignore] =
-				    strdup(o->ignore[db->nignore])) == NULL)
-				return replaydb_fail(db, err, errlen, "replay");
-	}
-	if (sqlite3_open_v2(o->path, &db->sql, SQLITE_OPEN_READONLY, NULL) !=
-	    SQLITE_OK) {
-		char what[600];
-		snprintf(what, sizeof(what), "cannot open %s", o->path);
-		return replaydb_fail(db, err, errlen, what);
-	}
-	sqlite3_busy_timeout(db->sql, 5000);
-	/* about one bucket per logged exchange: chains stay short */
+	if (o->nignore > 0 &&
+	    (db->ignore = calloc((size_t)o->nignore, sizeof(char *))) == NULL)
+		goto fail;
+	for (; db->nignore < o->nignore; db->nignore++)
+		if ((db->ignore[db->nignore] =
+			    strdup(o->ignore[db->nignore])) == NULL)
+			goto fail;
+	return db;
+fail:
+	replaydb_close(db);
+	return NULL;
+}
+
+/* The hash table, about one bucket per logged exchange so chains stay
+ * short. 0 / -1 (ENOMEM). */
+static int
+replaydb_size(struct replaydb *db)
+{
+	sqlite3_stmt *st = NULL;
+
 	if (sqlite3_prepare_v2(db->sql, "SELECT max(id) FROM requests", -1, &st,
 		NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW)
@@ -268,9 +267,23 @@ replaydb_open(
 		    db->nbuckets < ((size_t)1 << 24))
 			db->nbuckets *= 2;
 	sqlite3_finalize(st);
-	st = NULL;
-	if ((db->bucket = calloc(db->nbuckets, sizeof(*db->bucket))) == NULL)
-		return replaydb_fail(db, err, errlen, "replay");
+	db->bucket = calloc(db->nbuckets, sizeof(*db->bucket));
+	return db->bucket != NULL ? 0 : -1;
+}
+
+/*
+ * Index every exchange o->filter selects (all without one). 0, or -1 with
+ * a message in err; *usage is set when the filter was bad.
+ */
+static int
+replaydb_index(struct replaydb *db, const struct replaydb_opts *o, int *usage,
+    char *err, size_t errlen)
+{
+	struct select *sel = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t id;
+	int rc = -1, n;
+
 	if (sqlite3_prepare_v2(db->sql,
 		"SELECT method, scheme, host, port, path, query, status, "
 		"error, req_body_sha, resp_body_truncated, label, "
@@ -278,32 +291,53 @@ replaydb_open(
 		-1, &st, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s is not a peephole capture: %s",
 		    o->path, sqlite3_errmsg(db->sql));
-		replaydb_close(db);
-		return NULL;
+		return -1;
 	}
-	sel = cli_select_new(db->sql, "run", NULL, 0, o->filter, usage);
+	sel = select_new(db->sql, "run", NULL, 0, o->filter, usage);
 	if (sel == NULL) {
 		snprintf(err, errlen, "cannot select from %s", o->path);
-		goto fail;
+		goto out;
 	}
-	while ((rc = cli_select_next(sel, &id)) == 1)
+	while ((n = select_next(sel, &id)) == 1)
 		if (replaydb_index_row(db, st, id) == -1) {
 			snprintf(err, errlen, "cannot index %s: %s", o->path,
 			    sqlite3_errmsg(db->sql));
-			goto fail;
+			goto out;
 		}
-	if (rc == -1) {
+	if (n == -1) {
 		snprintf(err, errlen, "cannot read %s", o->path);
-		goto fail;
+		goto out;
 	}
-	cli_select_free(sel);
+	rc = 0;
+out:
+	select_free(sel);
 	sqlite3_finalize(st);
+	return rc;
+}
+
+struct replaydb *
+replaydb_open(
+    const struct replaydb_opts *o, int *usage, char *err, size_t errlen)
+{
+	struct replaydb *db;
+
+	*usage = 0;
+	if ((db = replaydb_new(o)) == NULL)
+		return replaydb_fail(db, err, errlen, "replay");
+	if (sqlite3_open_v2(o->path, &db->sql, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		char what[600];
+		snprintf(what, sizeof(what), "cannot open %s", o->path);
+		return replaydb_fail(db, err, errlen, what);
+	}
+	sqlite3_busy_timeout(db->sql, 5000);
+	if (replaydb_size(db) == -1)
+		return replaydb_fail(db, err, errlen, "replay");
+	if (replaydb_index(db, o, usage, err, errlen) == -1) {
+		replaydb_close(db);
+		return NULL;
+	}
 	return db;
-fail:
-	cli_select_free(sel);
-	sqlite3_finalize(st);
-	replaydb_close(db);
-	return NULL;
 }
 
 size_t

@@ -193,57 +193,67 @@ store_rec_new(enum store_rec_type type)
 	return rec;
 }
 
+/* Free what a connection record's fields own. */
+static void
+store_conn_clear(struct store_conn *c)
+{
+	free(c->listener);
+	free(c->client_ip);
+	free(c->target_host);
+	free(c->server_ip);
+	free(c->protocol);
+	free(c->close_reason);
+	free(c->error);
+	free(c->sni);
+	free(c->alpn);
+	free(c->decision);
+	free(c->decision_reason);
+	free(c->tls_client);
+	free(c->tls_server);
+	free(c->upstream_cert_sha256);
+	free(c->upstream_cert_subject);
+	free(c->upstream_cert_issuer);
+	free(c->verify_error);
+	free(c->listener_target);
+	free(c->closed_by);
+}
+
+/* Free what a request record's fields own. */
+static void
+store_request_clear(struct store_request *r)
+{
+	free(r->client_ip);
+	free(r->scheme);
+	free(r->method);
+	free(r->host);
+	free(r->path);
+	free(r->query);
+	free(r->req_version);
+	free(r->resp_version);
+	free(r->resp_reason);
+	free(r->req_headers);
+	free(r->resp_headers);
+	free(r->req_body.data);
+	free(r->resp_body.data);
+	free(r->content_type);
+	free(r->server_ip);
+	free(r->error);
+	free(r->label);
+}
+
 void
 store_rec_free(struct store_rec *rec)
 {
-	struct store_conn *c;
-	struct store_request *r;
 	struct store_domain_ip *d;
 
 	if (rec == NULL)
 		return;
 	switch (rec->type) {
 	case STORE_REC_CONN:
-		c = &rec->u.conn;
-		free(c->listener);
-		free(c->client_ip);
-		free(c->target_host);
-		free(c->server_ip);
-		free(c->protocol);
-		free(c->close_reason);
-		free(c->error);
-		free(c->sni);
-		free(c->alpn);
-		free(c->decision);
-		free(c->decision_reason);
-		free(c->tls_client);
-		free(c->tls_server);
-		free(c->upstream_cert_sha256);
-		free(c->upstream_cert_subject);
-		free(c->upstream_cert_issuer);
-		free(c->verify_error);
-		free(c->listener_target);
-		free(c->closed_by);
+		store_conn_clear(&rec->u.conn);
 		break;
 	case STORE_REC_REQUEST:
-		r = &rec->u.req;
-		free(r->client_ip);
-		free(r->scheme);
-		free(r->method);
-		free(r->host);
-		free(r->path);
-		free(r->query);
-		free(r->req_version);
-		free(r->resp_version);
-		free(r->resp_reason);
-		free(r->req_headers);
-		free(r->resp_headers);
-		free(r->req_body.data);
-		free(r->resp_body.data);
-		free(r->content_type);
-		free(r->server_ip);
-		free(r->error);
-		free(r->label);
+		store_request_clear(&rec->u.req);
 		break;
 	case STORE_REC_DOMAIN_IP:
 		d = &rec->u.dip;
@@ -988,13 +998,39 @@ store_timedwait(struct store *st, long ns)
 	(void)pthread_cond_timedwait(&st->cond, &st->mtx, &ts);
 }
 
+/*
+ * A written batch: print the flow lines asked for, append key-log lines,
+ * free the records. The writer thread (store_close once it has gone),
+ * without the lock.
+ */
+static void
+store_batch_done(struct store *st, struct store_rec *batch)
+{
+	struct store_rec *rec;
+
+	while ((rec = batch) != NULL) {
+		batch = rec->next;
+		if (rec->print && st->printer != NULL)
+			st->printer(rec, st->printer_arg);
+		if (rec->type == STORE_REC_KEYLOG && st->keylog != NULL &&
+		    rec->u.keylog.line != NULL)
+			fputs(rec->u.keylog.line, st->keylog);
+		store_rec_free(rec);
+	}
+	if (st->keylog != NULL)
+		fflush(st->keylog);
+	/* One flush per batch: flow lines appear as their records reach the
+	 * file, without a write per line. */
+	fflush(stdout);
+}
+
 /* Write and free whatever is queued until the queue is empty, or, when
  * wait is set, until stopping is set and the queue is empty. mtx held on
  * entry and exit; dropped while writing. */
 static void
 store_drain(struct store *st, int wait)
 {
-	struct store_rec *batch, *rec;
+	struct store_rec *batch;
 	size_t n, nbytes, nfail;
 
 	for (;;) {
@@ -1032,20 +1068,7 @@ store_drain(struct store *st, int wait)
 		batch = store_take_batch(st, &n, &nbytes);
 		pthread_mutex_unlock(&st->mtx);
 		nfail = store_write_batch(st, batch);
-		while ((rec = batch) != NULL) {
-			batch = rec->next;
-			if (rec->print && st->printer != NULL)
-				st->printer(rec, st->printer_arg);
-			if (rec->type == STORE_REC_KEYLOG &&
-			    st->keylog != NULL && rec->u.keylog.line != NULL)
-				fputs(rec->u.keylog.line, st->keylog);
-			store_rec_free(rec);
-		}
-		if (st->keylog != NULL)
-			fflush(st->keylog);
-		/* One flush per batch: flow lines appear as their records
-		 * reach the file, without a write per line. */
-		fflush(stdout);
+		store_batch_done(st, batch);
 		if (wait)
 			store_poll(st); /* a busy writer looks too */
 		pthread_mutex_lock(&st->mtx);
@@ -1227,11 +1250,44 @@ store_has_tables(sqlite3 *db)
 	return n > 0;
 }
 
+/*
+ * Whether db (at path) is one this build may write to: empty, or
+ * peephole's at a schema version it knows. A newer file is refused before
+ * WAL mode is set: not even that write is ours to make. 0 / -1 + err.
+ */
+static int
+store_check_version(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	int version;
+
+	if (schema_version(db, &version, err, errlen) == -1) {
+		store_err_path(err, errlen, path);
+		return -1;
+	}
+	if (version == 0 && store_has_tables(db)) {
+		/* someone else's database: adding our tables would change it */
+		snprintf(err, errlen,
+		    "%s: a SQLite database that is not peephole's (it has "
+		    "tables and no peephole schema version); refusing to add "
+		    "to it",
+		    path);
+		return -1;
+	}
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		    "%s: database schema version %d is newer than this "
+		    "peephole "
+		    "understands (%d); refusing to touch it",
+		    path, version, STORE_SCHEMA_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
 struct store *
 store_open(const char *path, struct store_limits lim, char *err, size_t errlen)
 {
 	struct store *st;
-	int version;
 	int64_t first;
 
 	if ((st = store_new(lim)) == NULL) {
@@ -1246,29 +1302,8 @@ store_open(const char *path, struct store_limits lim, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
-	/* A newer file is refused before WAL mode is set: not even that
-	 * write is ours to make. */
-	if (schema_version(st->db, &version, err, errlen) == -1) {
-		store_err_path(err, errlen, path);
+	if (store_check_version(st->db, path, err, errlen) == -1)
 		goto fail;
-	}
-	if (version == 0 && store_has_tables(st->db)) {
-		/* someone else's database: adding our tables would change it */
-		snprintf(err, errlen,
-		    "%s: a SQLite database that is not peephole's (it has "
-		    "tables and no peephole schema version); refusing to add "
-		    "to it",
-		    path);
-		goto fail;
-	}
-	if (version > STORE_SCHEMA_VERSION) {
-		snprintf(err, errlen,
-		    "%s: database schema version %d is newer than this "
-		    "peephole "
-		    "understands (%d); refusing to touch it",
-		    path, version, STORE_SCHEMA_VERSION);
-		goto fail;
-	}
 	if (store_set_wal(st->db, err, errlen) == -1 ||
 	    sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
 		NULL) != SQLITE_OK ||
@@ -1390,15 +1425,32 @@ store_submit(struct store *st, struct store_rec *rec)
 	return past;
 }
 
+/* The writer's counters, read together under the lock. */
+struct store_counts {
+	uint64_t written, failed;
+	size_t queued, queued_bytes;
+	int backlogged;
+};
+
+static void
+store_counts(struct store *st, struct store_counts *c)
+{
+	pthread_mutex_lock(&st->mtx);
+	c->written = st->written;
+	c->failed = st->failed;
+	c->queued = st->count;
+	c->queued_bytes = st->bytes;
+	c->backlogged = st->backlogged;
+	pthread_mutex_unlock(&st->mtx);
+}
+
 int
 store_backlogged(struct store *st)
 {
-	int b;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	b = st->backlogged;
-	pthread_mutex_unlock(&st->mtx);
-	return b;
+	store_counts(st, &c);
+	return c.backlogged;
 }
 
 void
@@ -1491,43 +1543,35 @@ store_close(struct store *st)
 uint64_t
 store_written(struct store *st)
 {
-	uint64_t n;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	n = st->written;
-	pthread_mutex_unlock(&st->mtx);
-	return n;
+	store_counts(st, &c);
+	return c.written;
 }
 
 uint64_t
 store_failed(struct store *st)
 {
-	uint64_t n;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	n = st->failed;
-	pthread_mutex_unlock(&st->mtx);
-	return n;
+	store_counts(st, &c);
+	return c.failed;
 }
 
 size_t
 store_queued(struct store *st)
 {
-	size_t n;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	n = st->count;
-	pthread_mutex_unlock(&st->mtx);
-	return n;
+	store_counts(st, &c);
+	return c.queued;
 }
 
 size_t
 store_queued_bytes(struct store *st)
 {
-	size_t n;
+	struct store_counts c;
 
-	pthread_mutex_lock(&st->mtx);
-	n = st->bytes;
-	pthread_mutex_unlock(&st->mtx);
-	return n;
+	store_counts(st, &c);
+	return c.queued_bytes;
 }

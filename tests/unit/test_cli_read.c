@@ -21,7 +21,7 @@
 
 #include "proxy/cli/cli.h"
 #include "proxy/cli/output.h"
-#include "proxy/cli/requrl.h"
+#include "proxy/store/requrl.h"
 #include "proxy/store/store.h"
 
 #define T0 1700000000000000LL /* 2023-11-14T22:13:20Z */

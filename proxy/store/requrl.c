@@ -1,5 +1,5 @@
 /* requrl: see requrl.h. */
-#include "proxy/cli/requrl.h"
+#include "proxy/store/requrl.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
 /* readable: see readable.h. */
-#include "proxy/cli/readable.h"
+#include "proxy/store/readable.h"
+
 #include "proxy/http/head.h"
 
 #include <stdio.h>

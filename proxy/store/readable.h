@@ -4,8 +4,8 @@
  * (show, filters, HAR, export) decodes them here (filters/decode.h), up to
  * READABLE_CAP decoded bytes, and says what it did in a short phrase.
  */
-#ifndef PEEPHOLE_CLI_READABLE_H
-#define PEEPHOLE_CLI_READABLE_H
+#ifndef PEEPHOLE_READABLE_H
+#define PEEPHOLE_READABLE_H
 
 #include <stddef.h>
 

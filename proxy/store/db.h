@@ -4,8 +4,10 @@
  * `peephole run` is writing, and only if the schema is one this build
  * reads.
  */
-#ifndef PEEPHOLE_CLI_DB_H
-#define PEEPHOLE_CLI_DB_H
+#ifndef PEEPHOLE_DB_H
+#define PEEPHOLE_DB_H
+
+#include <stddef.h>
 
 struct sqlite3;
 
@@ -23,6 +25,15 @@ struct sqlite3 *db_open_readonly(const char *cmd, const char *path)
  */
 struct sqlite3 *db_open_readwrite(const char *cmd, const char *path)
     __attribute__((warn_unused_result));
+
+/*
+ * The stored body whose SHA-256 is sha (hex) as a malloc'd copy in *data,
+ * with a NUL one past its end, and its length in *len; the caller frees
+ * it. 1, 0 when the file holds no such body, -1 on an SQLite error or
+ * ENOMEM (nothing printed). *data is NULL and *len 0 unless 1.
+ */
+int db_body(struct sqlite3 *db, const char *sha, unsigned char **data,
+    size_t *len) __attribute__((warn_unused_result));
 
 /* Print "peephole CMD: WHAT: <sqlite error>" on stderr. */
 void db_warn(const char *cmd, struct sqlite3 *db, const char *what);

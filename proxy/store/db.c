@@ -1,8 +1,10 @@
 /* db: see db.h. */
-#include "proxy/cli/db.h"
+#include "proxy/store/db.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "proxy/store/schema.h"
@@ -55,6 +57,36 @@ struct sqlite3 *
 db_open_readwrite(const char *cmd, const char *path)
 {
 	return db_open(cmd, path, SQLITE_OPEN_READWRITE);
+}
+
+int
+db_body(struct sqlite3 *db, const char *sha, unsigned char **data, size_t *len)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	*data = NULL;
+	*len = 0;
+	if (sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
+		-1, &s, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, sha, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return rc == SQLITE_DONE ? 0 : -1;
+	}
+	*len = (size_t)sqlite3_column_bytes(s, 0);
+	/* one spare byte: an empty body still gets a buffer, text ends */
+	if ((*data = malloc(*len + 1)) == NULL) {
+		*len = 0;
+		sqlite3_finalize(s);
+		return -1;
+	}
+	if (*len > 0)
+		memcpy(*data, sqlite3_column_blob(s, 0), *len);
+	(*data)[*len] = '\0';
+	sqlite3_finalize(s);
+	return 1;
 }
 
 void

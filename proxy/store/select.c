@@ -1,17 +1,17 @@
 /* select: see select.h. */
-#include "proxy/cli/select.h"
+#include "proxy/store/select.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/cli/db.h"
-#include "proxy/cli/readable.h"
-#include "proxy/cli/requrl.h"
+#include "proxy/store/db.h"
+#include "proxy/store/readable.h"
+#include "proxy/store/requrl.h"
 #include "filters/filter.h"
 
-struct cli_select {
+struct select {
 	sqlite3 *db;
 	sqlite3_stmt *st, *body, *one;
 	const int64_t *ids;
@@ -41,7 +41,7 @@ select_text(sqlite3_stmt *st, int i)
 
 /* Forget the decoded bodies of the previous row. */
 static void
-select_drop_bodies(struct cli_select *s)
+select_drop_bodies(struct select *s)
 {
 	int i;
 
@@ -57,7 +57,7 @@ select_drop_bodies(struct cli_select *s)
 static int
 select_body(void *arg, int which, const void **data, size_t *len)
 {
-	struct cli_select *s = arg;
+	struct select *s = arg;
 	const void *blob;
 	size_t n;
 
@@ -91,7 +91,7 @@ select_body(void *arg, int which, const void **data, size_t *len)
 
 /* 1 if the current row of st matches the expression (or there is none). */
 static int
-select_matches(struct cli_select *s, sqlite3_stmt *st)
+select_row_matches(struct select *s, sqlite3_stmt *st)
 {
 	struct filter_req r;
 	char *url, *ctype;
@@ -128,11 +128,11 @@ select_matches(struct cli_select *s, sqlite3_stmt *st)
 	return m;
 }
 
-struct cli_select *
-cli_select_new(sqlite3 *db, const char *cmd, const int64_t *ids, size_t nids,
+struct select *
+select_new(sqlite3 *db, const char *cmd, const int64_t *ids, size_t nids,
     const char *expr, int *usage)
 {
-	struct cli_select *s;
+	struct select *s;
 
 	*usage = 0;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -153,7 +153,7 @@ cli_select_new(sqlite3 *db, const char *cmd, const int64_t *ids, size_t nids,
 			    "(position %zu)\n",
 			    cmd, err, expr, (int)pos, "", pos);
 			*usage = 1;
-			cli_select_free(s);
+			select_free(s);
 			return NULL;
 		}
 	}
@@ -164,14 +164,14 @@ cli_select_new(sqlite3 *db, const char *cmd, const int64_t *ids, size_t nids,
 	    sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
 		-1, &s->body, NULL) != SQLITE_OK) {
 		db_warn(cmd, db, "cannot read requests");
-		cli_select_free(s);
+		select_free(s);
 		return NULL;
 	}
 	return s;
 }
 
 int
-cli_select_next(struct cli_select *s, int64_t *id)
+select_next(struct select *s, int64_t *id)
 {
 	int rc;
 
@@ -194,7 +194,7 @@ cli_select_next(struct cli_select *s, int64_t *id)
 			db_warn(s->cmd, s->db, "cannot read requests");
 			return -1;
 		}
-		if (select_matches(s, s->st)) {
+		if (select_row_matches(s, s->st)) {
 			*id = sqlite3_column_int64(s->st, 0);
 			return 1;
 		}
@@ -202,7 +202,7 @@ cli_select_next(struct cli_select *s, int64_t *id)
 }
 
 int
-cli_select_match(struct cli_select *s, int64_t id)
+select_match(struct select *s, int64_t id)
 {
 	int rc;
 
@@ -218,11 +218,11 @@ cli_select_match(struct cli_select *s, int64_t id)
 		return 0;
 	if (rc != SQLITE_ROW)
 		return -1;
-	return select_matches(s, s->one);
+	return select_row_matches(s, s->one);
 }
 
 void
-cli_select_free(struct cli_select *s)
+select_free(struct select *s)
 {
 	if (s == NULL)
 		return;
@@ -235,7 +235,7 @@ cli_select_free(struct cli_select *s)
 }
 
 void
-cli_select_set_raw(struct cli_select *s, int raw)
+select_set_raw(struct select *s, int raw)
 {
 	s->raw = raw;
 }

@@ -2,8 +2,8 @@
  * requrl: rebuild the URL of a logged request from its stored parts, for
  * the requests and show commands.
  */
-#ifndef PEEPHOLE_CLI_REQURL_H
-#define PEEPHOLE_CLI_REQURL_H
+#ifndef PEEPHOLE_REQURL_H
+#define PEEPHOLE_REQURL_H
 
 /*
  * "scheme://host[:port]/path[?query]", the port left out when it is the

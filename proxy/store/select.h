@@ -4,30 +4,30 @@
  * id order, one id at a time, so a capture of any size streams through.
  * Used by `requests --filter`, `replay`, `export` and `run --replay-from`.
  */
-#ifndef PEEPHOLE_CLI_SELECT_H
-#define PEEPHOLE_CLI_SELECT_H
+#ifndef PEEPHOLE_SELECT_H
+#define PEEPHOLE_SELECT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 struct sqlite3;
-struct cli_select;
+struct select;
 
 /*
  * Start a selection on db (opened by the caller, which keeps it open until
- * cli_select_free). ids / nids: only these ids (nids 0: every request);
+ * select_free). ids / nids: only these ids (nids 0: every request);
  * expr: NULL or a filter expression. On error returns NULL and prints on
  * stderr, prefixed "peephole CMD: "; *usage is set to 1 when the
  * expression was bad (the message points at the position: exit 2) and to 0
  * for other failures (exit 1).
  */
-struct cli_select *cli_select_new(struct sqlite3 *db, const char *cmd,
+struct select *select_new(struct sqlite3 *db, const char *cmd,
     const int64_t *ids, size_t nids, const char *expr, int *usage)
     __attribute__((warn_unused_result));
 
 /* The next matching request id in *id: 1, 0 at the end, -1 on error
  * (printed). */
-int cli_select_next(struct cli_select *s, int64_t *id)
+int select_next(struct select *s, int64_t *id)
     __attribute__((warn_unused_result));
 
 /*
@@ -35,12 +35,12 @@ int cli_select_next(struct cli_select *s, int64_t *id)
  * -1 when it cannot be read (nothing printed). For a query that filters
  * in SQL as well (requests --filter keeps its LIMIT of newest matches).
  */
-int cli_select_match(struct cli_select *s, int64_t id);
+int select_match(struct select *s, int64_t id);
 
 /* Match ~b / ~bq / ~bs against bodies as stored (raw set) rather than
  * decoded as their Content-Encoding says (the default). */
-void cli_select_set_raw(struct cli_select *s, int raw);
+void select_set_raw(struct select *s, int raw);
 
-void cli_select_free(struct cli_select *s);
+void select_free(struct select *s);
 
 #endif
