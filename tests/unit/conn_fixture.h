@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,8 @@ fx_new_mode(const char *listen_spec)
 
 	if (f == NULL)
 		abort();
+	/* the proxy ignores it (main.c); teardown closes the client first */
+	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	log_set_level(LOG_LEVEL_WARN);
 	config_init(&f->cfg);
