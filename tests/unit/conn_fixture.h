@@ -7,8 +7,8 @@
  * and calls the piece under test directly; the loop only runs when a test
  * asks (fx_loop), bounded in turns.
  *
- * Included by a test after the .c it tests (h2o style); every helper is
- * static and may go unused.
+ * Included by a test after cmocka.h and the .c it tests (h2o style);
+ * every helper is static and may go unused.
  */
 #ifndef PEEPHOLE_TEST_CONN_FIXTURE_H
 #define PEEPHOLE_TEST_CONN_FIXTURE_H
@@ -30,6 +30,7 @@
 #include "proxy/net/conn.h"
 #include "proxy/net/conn_int.h"
 #include "proxy/net/server.h"
+#include "proxy/net/upstream.h"
 #include "proxy/net/worker.h"
 
 #define FX_UNUSED __attribute__((unused))
@@ -140,6 +141,49 @@ fx_live(struct fx *f, const struct conn *c)
 	return 0;
 }
 
+/* Append to a bufferevent's input as its read would: the end of a
+ * bufferevent's input is frozen to everyone else. */
+static FX_UNUSED void
+fx_input_add(struct bufferevent *bev, const void *s, size_t n)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	assert_int_equal(evbuffer_unfreeze(in, 0), 0);
+	assert_int_equal(evbuffer_add(in, s, n), 0);
+	assert_int_equal(evbuffer_freeze(in, 0), 0);
+}
+
+/* The whole of b as a string (static buffer, for the assertions).
+ * Peeked: evbuffer_copyout refuses a bufferevent's output, whose front
+ * is frozen. */
+static FX_UNUSED const char *
+fx_text(struct evbuffer *b)
+{
+	static char buf[16384];
+	struct evbuffer_iovec v[64];
+	size_t n = evbuffer_get_length(b), off = 0;
+	int nv = evbuffer_peek(b, -1, NULL, v, 64);
+
+	assert_true(n < sizeof(buf));
+	assert_true(nv >= 0 && nv <= 64);
+	for (int i = 0; i < nv; i++) {
+		memcpy(buf + off, v[i].iov_base, v[i].iov_len);
+		off += v[i].iov_len;
+	}
+	assert_int_equal(off, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Empty a bufferevent's output as its writes would. */
+static FX_UNUSED void
+fx_written(struct evbuffer *out)
+{
+	assert_int_equal(evbuffer_unfreeze(out, 1), 0);
+	assert_int_equal(evbuffer_drain(out, evbuffer_get_length(out)), 0);
+	assert_int_equal(evbuffer_freeze(out, 1), 0);
+}
+
 static FX_UNUSED void
 fx_free(struct fx *f)
 {
@@ -149,6 +193,8 @@ fx_free(struct fx *f)
 	fx_loop(f, 5);
 	conn_worker_close_all(f->w);
 	fx_loop(f, 2);
+	/* the worker thread clears its pool as it exits; this one never ran */
+	upstream_pool_clear(f->w);
 	worker_free(f->w);
 	config_free(&f->cfg);
 	unlink(f->hosts);

@@ -58,56 +58,13 @@ next_req(struct conn *c)
 	evbuffer_drain(c->h1.raw_head, evbuffer_get_length(c->h1.raw_head));
 }
 
-/* Append to a bufferevent's input as its read would: the end of a
- * bufferevent's input is frozen to everyone else. */
-static void
-bev_input_add(struct bufferevent *bev, const void *s, size_t n)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	assert_int_equal(evbuffer_unfreeze(in, 0), 0);
-	assert_int_equal(evbuffer_add(in, s, n), 0);
-	assert_int_equal(evbuffer_freeze(in, 0), 0);
-}
-
-/* The whole of b as a string (static buffer, for the assertions).
- * Peeked: evbuffer_copyout refuses a bufferevent's output, whose front
- * is frozen. */
-static const char *
-text(struct evbuffer *b)
-{
-	static char buf[16384];
-	struct evbuffer_iovec v[64];
-	size_t n = evbuffer_get_length(b), off = 0;
-	int nv = evbuffer_peek(b, -1, NULL, v, 64);
-
-	assert_true(n < sizeof(buf));
-	assert_true(nv >= 0 && nv <= 64);
-	for (int i = 0; i < nv; i++) {
-		memcpy(buf + off, v[i].iov_base, v[i].iov_len);
-		off += v[i].iov_len;
-	}
-	assert_int_equal(off, n);
-	buf[n] = '\0';
-	return buf;
-}
-
-/* Empty a bufferevent's output as its writes would. */
-static void
-written(struct evbuffer *out)
-{
-	assert_int_equal(evbuffer_unfreeze(out, 1), 0);
-	assert_int_equal(evbuffer_drain(out, evbuffer_get_length(out)), 0);
-	assert_int_equal(evbuffer_freeze(out, 1), 0);
-}
-
 /* Build the upstream head of raw and check it against want. */
 static void
 check_up_head(struct conn *c, const char *raw, const char *want)
 {
 	feed_req(c, raw);
 	assert_int_equal(h1_build_up_head(c), 0);
-	assert_string_equal(text(c->h1.up_head), want);
+	assert_string_equal(fx_text(c->h1.up_head), want);
 }
 
 static void
@@ -140,7 +97,7 @@ test_up_head_is_rebuilt_each_time(void **state)
 	/* a second build replaces, it does not append */
 	assert_int_equal(h1_build_up_head(c), 0);
 	assert_string_equal(
-	    text(c->h1.up_head), "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+	    fx_text(c->h1.up_head), "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
 }
 
 static void
@@ -231,7 +188,7 @@ test_up_head_tunnel_byte_for_byte(void **state)
 	check_up_head(f->c, raw, raw);
 	f->c->inner = CONN_INNER_HTTP;
 	assert_int_equal(h1_build_up_head(f->c), 0);
-	assert_string_equal(text(f->c->h1.up_head), raw);
+	assert_string_equal(fx_text(f->c->h1.up_head), raw);
 }
 
 static void
@@ -249,7 +206,7 @@ test_up_head_origin_form_refused(void **state)
 static void
 client_sends(struct conn *c, const char *s)
 {
-	bev_input_add(c->cbev, s, strlen(s));
+	fx_input_add(c->cbev, s, strlen(s));
 	h1_parse_request(c);
 }
 
@@ -267,7 +224,7 @@ test_parse_partial_head(void **state)
 	assert_int_equal(c->tot.bytes_from_client, sizeof(part) - 1);
 	assert_int_equal(
 	    evbuffer_get_length(bufferevent_get_input(c->cbev)), 0);
-	assert_string_equal(text(c->h1.raw_head), part);
+	assert_string_equal(fx_text(c->h1.raw_head), part);
 	assert_null(c->ex.rec);
 }
 
@@ -286,7 +243,7 @@ test_parse_complete_head(void **state)
 	client_sends(c, "TP/1.1\r\nHost: a.test\r\n\r\nGET /next");
 	assert_false(c->h1.in_head);
 	assert_int_equal(c->h1.head_bytes, sizeof(head) - 1);
-	assert_string_equal(text(c->h1.raw_head), head);
+	assert_string_equal(fx_text(c->h1.raw_head), head);
 	assert_int_equal(c->tot.nrequests, 1);
 	assert_int_equal(c->state, CONN_DRAIN);
 	fx_client_read(f, got, sizeof(got));
@@ -365,7 +322,7 @@ exchange_with_origin(struct fx *f, const char *req)
 static void
 origin_sends(struct conn *c, const char *s)
 {
-	bev_input_add(c->up->bev, s, strlen(s));
+	fx_input_add(c->up->bev, s, strlen(s));
 	h1_feed_response(c);
 }
 
@@ -402,7 +359,7 @@ test_emit_drops_hop_fields(void **state)
 	    "X-End: 2\r\nContent-Length: 0\r\n\r\n");
 	assert_int_equal(h1_emit_response_head(c), 0);
 	/* an HTTP/1.1 client kept alive needs no Connection field */
-	assert_string_equal(text(client_out(c)),
+	assert_string_equal(fx_text(client_out(c)),
 	    "HTTP/1.1 200 OK\r\nX-End: 2\r\nContent-Length: 0\r\n\r\n");
 	assert_true(c->client_ka);
 	assert_int_equal(evbuffer_get_length(c->h1.raw_resp), 0);
@@ -425,20 +382,20 @@ test_emit_connection_field(void **state)
 	c->ex.req_done = 1;
 	feed_resp(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	assert_int_equal(h1_emit_response_head(c), 0);
-	assert_string_equal(text(client_out(c)),
+	assert_string_equal(fx_text(client_out(c)),
 	    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
 	    "Connection: keep-alive\r\n\r\n");
-	written(client_out(c));
+	fx_written(client_out(c));
 
 	/* request body not all read: the client connection cannot go on */
 	c->ex.req_done = 0;
 	feed_resp(c, "HTTP/1.1 413 Too Big\r\nContent-Length: 0\r\n\r\n");
 	assert_int_equal(h1_emit_response_head(c), 0);
 	assert_false(c->client_ka);
-	assert_string_equal(text(client_out(c)),
+	assert_string_equal(fx_text(client_out(c)),
 	    "HTTP/1.1 413 Too Big\r\nContent-Length: 0\r\n"
 	    "Connection: close\r\n\r\n");
-	written(client_out(c));
+	fx_written(client_out(c));
 
 	/* a close-delimited body ends the client connection too */
 	c->client_ka = 1;
@@ -446,8 +403,9 @@ test_emit_connection_field(void **state)
 	feed_resp(c, "HTTP/1.1 200 OK\r\n\r\n");
 	assert_int_equal(h1_emit_response_head(c), 0);
 	assert_false(c->client_ka);
-	assert_non_null(strstr(text(client_out(c)), "Connection: close\r\n"));
-	written(client_out(c));
+	assert_non_null(
+	    strstr(fx_text(client_out(c)), "Connection: close\r\n"));
+	fx_written(client_out(c));
 
 	/* shutting down: close */
 	c->client_ka = 1;
@@ -456,7 +414,8 @@ test_emit_connection_field(void **state)
 	assert_int_equal(h1_emit_response_head(c), 0);
 	f->w->shutting_down = 0;
 	assert_false(c->client_ka);
-	assert_non_null(strstr(text(client_out(c)), "Connection: close\r\n"));
+	assert_non_null(
+	    strstr(fx_text(client_out(c)), "Connection: close\r\n"));
 }
 
 static void
@@ -473,7 +432,7 @@ test_emit_tunnel_byte_for_byte(void **state)
 	c->ex.req_done = 1;
 	feed_resp(c, resp);
 	assert_int_equal(h1_emit_response_head(c), 0);
-	assert_string_equal(text(client_out(c)), resp);
+	assert_string_equal(fx_text(client_out(c)), resp);
 	/* end to end: the origin said close, so the client's goes too */
 	assert_false(c->client_ka);
 }
@@ -494,10 +453,10 @@ test_emit_interim_and_upgrade(void **state)
 	assert_true(c->ex.resp_interim);
 	assert_int_equal(h1_emit_response_head(c), 0);
 	assert_string_equal(
-	    text(client_out(c)), "HTTP/1.1 100 Continue\r\n\r\n");
+	    fx_text(client_out(c)), "HTTP/1.1 100 Continue\r\n\r\n");
 	assert_int_equal(c->ex.rec->u.req.status, 0);
 	assert_true(c->client_ka);
-	written(client_out(c));
+	fx_written(client_out(c));
 
 	/* 101 to an asked-for upgrade: Upgrade kept, Connection: Upgrade */
 	feed_resp(c,
@@ -506,7 +465,7 @@ test_emit_interim_and_upgrade(void **state)
 	    "Sec-WebSocket-Accept: x\r\n\r\n");
 	c->ex.resp_interim = 0;
 	assert_int_equal(h1_emit_response_head(c), 0);
-	assert_string_equal(text(client_out(c)),
+	assert_string_equal(fx_text(client_out(c)),
 	    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 	    "Sec-WebSocket-Accept: x\r\nConnection: Upgrade\r\n\r\n");
 	assert_int_equal(c->ex.rec->u.req.status, 101);
@@ -532,7 +491,7 @@ test_feed_response_chunked_as_is(void **state)
 	/* the request is not marked done here (h1_feed_request has not
 	 * run): the exchange stays, and the client is told it ends */
 	assert_int_equal(c->state, CONN_EXCHANGE);
-	assert_string_equal(text(client_out(c)),
+	assert_string_equal(fx_text(client_out(c)),
 	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
 	    "Connection: close\r\n\r\n"
 	    "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
@@ -561,7 +520,7 @@ test_feed_response_bodiless(void **state)
 	origin_sends(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
 	assert_true(c->ex.resp_done);
 	assert_true(c->ex.resp_head_sent);
-	assert_string_equal(text(client_out(c)),
+	assert_string_equal(fx_text(client_out(c)),
 	    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
 	    "Connection: close\r\n\r\n");
 }
@@ -591,7 +550,7 @@ test_exchange_ends_and_keeps_origin(void **state)
 	assert_true(c->client_ka);
 	assert_false(c->ex.req_done || c->ex.resp_done);
 	assert_int_equal(c->h1.head_bytes, 0);
-	assert_string_equal(text(client_out(c)),
+	assert_string_equal(fx_text(client_out(c)),
 	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
 }
 
@@ -634,11 +593,11 @@ test_feed_response_back_pressure(void **state)
 	assert_true(evbuffer_get_length(in) > 0);
 	assert_false(c->ex.resp_done);
 	/* the client read it all: the rest moves */
-	written(client_out(c));
+	fx_written(client_out(c));
 	h1_feed_response(c);
-	written(client_out(c));
+	fx_written(client_out(c));
 	h1_feed_response(c);
-	written(client_out(c));
+	fx_written(client_out(c));
 	h1_feed_response(c);
 	assert_int_equal(evbuffer_get_length(in), 0);
 	assert_int_equal(c->ex.rec->u.req.resp_body.total, 4096);
@@ -673,11 +632,11 @@ test_feed_request_body_moves(void **state)
 	    "Content-Length: 6\r\n\r\n");
 	up_out = bufferevent_get_output(c->up->bev);
 	/* the body and a pipelined request behind it */
-	bev_input_add(c->cbev, "abcdefGET /n", 12);
+	fx_input_add(c->cbev, "abcdefGET /n", 12);
 	h1_feed_request(c);
 	assert_true(c->ex.req_done);
-	assert_string_equal(text(up_out), "abcdef");
-	assert_string_equal(text(bufferevent_get_input(c->cbev)), "GET /n");
+	assert_string_equal(fx_text(up_out), "abcdef");
+	assert_string_equal(fx_text(bufferevent_get_input(c->cbev)), "GET /n");
 	assert_int_equal(c->ex.rec->u.req.req_body.len, 6);
 	assert_memory_equal(c->ex.rec->u.req.req_body.data, "abcdef", 6);
 	assert_int_equal(c->tot.bytes_to_server, 6);
