@@ -20,7 +20,7 @@
 
 #include "proxy/net/deadline.c"
 
-#include "conn_fixture.h"
+#include "tests/unit/conn_fixture.h"
 
 #define MS 1000LL
 

@@ -16,7 +16,7 @@
 
 #include "proxy/net/drain.c"
 
-#include "conn_fixture.h"
+#include "tests/unit/conn_fixture.h"
 
 static int
 setup(void **state)

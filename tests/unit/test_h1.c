@@ -21,7 +21,7 @@
 
 #include "proxy/net/h1.c"
 
-#include "conn_fixture.h"
+#include "tests/unit/conn_fixture.h"
 
 static int
 setup(void **state)

@@ -18,7 +18,7 @@
 
 #include "proxy/net/record.c"
 
-#include "conn_fixture.h"
+#include "tests/unit/conn_fixture.h"
 
 static int
 setup(void **state)

@@ -21,7 +21,7 @@
 
 #include "proxy/net/relay.c"
 
-#include "conn_fixture.h"
+#include "tests/unit/conn_fixture.h"
 
 struct rfx {
 	struct fx *f;
