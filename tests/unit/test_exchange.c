@@ -369,7 +369,6 @@ test_inner_target(void **state)
 	    {"Example.COM:8443", "example.com"},
 	    {"b.test", "b.test"},
 	    {"[2001:DB8::1]:443", "2001:db8::1"},
-	    {":443", "sni.test"},
 	    {NULL, "sni.test"},
 	};
 
@@ -400,13 +399,7 @@ test_inner_target(void **state)
 		assert_string_equal(c->ex.url.host, "192.0.2.7");
 		assert_int_equal(c->ex.url.port, 8443);
 		/* the record names the site */
-		if (strcmp(cases[i].want, "sni.test") == 0 &&
-		    cases[i].host != NULL) {
-			/* an empty name from Host: no name at all */
-			assert_null(c->ex.rec->u.req.host);
-		} else
-			assert_string_equal(
-			    c->ex.rec->u.req.host, cases[i].want);
+		assert_string_equal(c->ex.rec->u.req.host, cases[i].want);
 		store_rec_free(c->ex.rec);
 		c->ex.rec = NULL;
 	}
@@ -419,6 +412,41 @@ test_inner_target(void **state)
 	assert_int_equal(url_parse("a.test:443", 10, &c->ex.url, &why), 0);
 	assert_int_equal(exchange_inner_target(c), -1);
 	c->inner = CONN_INNER_NONE;
+}
+
+/*
+ * MINOR (exchange.c, exchange_inner_target): a Host field whose name is
+ * empty (":443") names nothing, and the SNI is not tried either: the SNI
+ * branch is only taken when there is no Host field at all. The record
+ * then falls back to the tunnel's address (exchange_request_head), not
+ * the SNI the comment promises. Skipped until decided.
+ */
+static void
+test_inner_target_empty_host_falls_back_to_sni(void **state)
+{
+	struct fx *f = *state;
+	struct conn *c = f->c;
+	const char *why = NULL;
+	char *host;
+
+	c->inner = CONN_INNER_HTTPS;
+	c->tls.tunnel_host = strdup("192.0.2.7");
+	c->tls.tunnel_port = 8443;
+	snprintf(c->tls.sni, sizeof(c->tls.sni), "sni.test");
+	parse_head(c, "GET / HTTP/1.1\r\nHost: :443\r\n\r\n");
+	c->ex.rec = store_rec_new(STORE_REC_REQUEST);
+	assert_non_null(c->ex.rec);
+	assert_int_equal(url_parse("/", 1, &c->ex.url, &why), 0);
+	assert_int_equal(exchange_inner_target(c), 0);
+	host = c->ex.rec->u.req.host != NULL ? strdup(c->ex.rec->u.req.host)
+					     : NULL;
+	store_rec_free(c->ex.rec);
+	c->ex.rec = NULL;
+	c->inner = CONN_INNER_NONE;
+	if (host == NULL)
+		skip(); /* KNOWN: no SNI fallback for an empty Host name */
+	assert_string_equal(host, "sni.test");
+	free(host);
 }
 
 static void
@@ -697,6 +725,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_begin_keeps_request_length, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inner_target, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inner_target_empty_host_falls_back_to_sni, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_is_shortlink, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_fail_answers_and_drains, setup, teardown),
