@@ -81,7 +81,7 @@ $(BUILD)/libpeephole.a: $(LIB_OBJ)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpeephole.a \
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libpeephole.a \
 		$(LDFLAGS) $(LIBS) -lcmocka -lbrotlienc
 
 # Build and test dependencies; chromium + libnss3-tools drive the browser
@@ -212,4 +212,4 @@ layer-check:
 clean:
 	rm -rf build peephole
 
--include $(OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(UNIT_BIN:=.d)

@@ -171,7 +171,8 @@ exchange_begin(struct conn *c, int head_complete)
 	store_rec_free(c->ex.rec);
 	c->idle_trimmed = 0;
 	c->ex.req_room = c->ex.resp_room = 0;
-	c->ex.req_expect = c->ex.resp_expect = 0;
+	/* req_expect is the head's, set as it completed */
+	c->ex.resp_expect = 0;
 	c->ex.rec = store_rec_new(STORE_REC_REQUEST);
 	if (c->ex.rec == NULL)
 		return -1;
@@ -238,8 +239,6 @@ exchange_fail(struct conn *c, int status, const char *detail)
 static int
 exchange_inner_target(struct conn *c)
 {
-	int h = head_find(&c->h1.reqh, "host", 0);
-
 	if (c->ex.url.form != URL_FORM_ORIGIN &&
 	    c->ex.url.form != URL_FORM_ABSOLUTE)
 		return -1;
@@ -248,26 +247,7 @@ exchange_inner_target(struct conn *c)
 	snprintf(
 	    c->ex.url.host, sizeof(c->ex.url.host), "%s", c->tls.tunnel_host);
 	c->ex.url.port = c->tls.tunnel_port;
-	if (c->ex.rec != NULL && h != -1) {
-		char *v = head_value_dup(&c->h1.reqh, h);
-		if (v != NULL) {
-			/* "name:port" or "[v6]:port": keep the name */
-			char *e =
-			    v[0] == '[' ? strchr(v, ']') : strrchr(v, ':');
-			if (v[0] == '[' && e != NULL) {
-				*e = '\0';
-				memmove(v, v + 1, strlen(v + 1) + 1);
-			} else if (e != NULL)
-				*e = '\0';
-			for (char *q = v; *q; q++)
-				*q = (char)tolower((unsigned char)*q);
-			if (v[0] != '\0')
-				c->ex.rec->u.req.host = v;
-			else
-				free(v);
-		}
-	} else if (c->ex.rec != NULL && c->tls.sni[0])
-		c->ex.rec->u.req.host = strdup(c->tls.sni);
+	record_site_name(c);
 	return 0;
 }
 

@@ -240,8 +240,11 @@ h1_resp_message_complete(llhttp_t *p)
 		c->ex.resp_head_sent = 0;
 		return 0;
 	}
-	if (p->status_code == 101)
-		return 0; /* llhttp returns HPE_PAUSED_UPGRADE next */
+	/* a 101 llhttp takes for an upgrade (Upgrade and Connection:
+	 * upgrade) pauses with HPE_PAUSED_UPGRADE next; any other ends
+	 * here, and h1_feed_response sees a complete 101 */
+	if (p->status_code == 101 && p->upgrade)
+		return 0;
 	c->ex.resp_done = 1;
 	return HPE_PAUSED;
 }
@@ -736,11 +739,11 @@ h1_feed_response(struct conn *c)
 		err = h1_execute(&c->h1.respp, &v, &used);
 		if (h1_resp_took(c, in, used, err, in_head) == -1)
 			return;
-		if (err == HPE_PAUSED) {
-			llhttp_resume(&c->h1.respp);
-			continue;
-		}
-		if (err == HPE_PAUSED_UPGRADE) {
+		if (err == HPE_PAUSED_UPGRADE ||
+		    (err == HPE_PAUSED && c->ex.resp_done &&
+			c->h1.respp.status_code == 101)) {
+			/* the origin switched protocols: what follows is
+			 * not HTTP (with or without Connection: upgrade) */
 			if (c->h1.respp.status_code == 101 &&
 			    c->ex.req_upgrade) {
 				conn_enter(c, CONN_TUNNEL);
@@ -751,6 +754,10 @@ h1_feed_response(struct conn *c)
 			c->client_ka = 0;
 			c->ex.req_upgrade = 1;
 			break;
+		}
+		if (err == HPE_PAUSED) {
+			llhttp_resume(&c->h1.respp);
+			continue;
 		}
 		if (err != HPE_OK) {
 			h1_refused(

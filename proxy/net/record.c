@@ -56,17 +56,19 @@ record_own_head(struct store_request *r, char *buf, size_t head)
 {
 	const char *sp, *type;
 	char *lf;
-	size_t tlen;
+	size_t tlen, line;
 
 	buf[head - 2] = '\0';
 	r->resp_header_bytes = head;
-	/* "HTTP/1.1 502 Bad Gateway" */
-	sp = memchr(buf, ' ', head);
+	/* "HTTP/1.1 502 Bad Gateway"; the reason may be absent */
+	line = strcspn(buf, "\r\n");
+	sp = memchr(buf, ' ', line);
 	if (sp != NULL && r->status == 0)
 		r->status = atoi(sp + 1);
-	sp = sp != NULL ? strchr(sp + 1, ' ') : NULL;
+	sp = sp != NULL ? memchr(sp + 1, ' ', line - (size_t)(sp + 1 - buf))
+			: NULL;
 	if (sp != NULL && r->resp_reason == NULL)
-		r->resp_reason = strndup(sp + 1, strcspn(sp + 1, "\r\n"));
+		r->resp_reason = strndup(sp + 1, line - (size_t)(sp + 1 - buf));
 	if ((lf = strchr(buf, '\n')) != NULL && lf[1] != '\0' &&
 	    r->resp_headers == NULL)
 		r->resp_headers = strdup(lf + 1);
@@ -205,6 +207,35 @@ record_request_target(struct conn *c)
 		r->scheme = (free(r->scheme), strdup("https"));
 	if (c->ex.is_connect)
 		r->scheme = (free(r->scheme), strdup("connect"));
+}
+
+void
+record_site_name(struct conn *c)
+{
+	int h = head_find(&c->h1.reqh, "host", 0);
+	char *v, *e;
+
+	if (c->ex.rec == NULL)
+		return;
+	if (h != -1 && (v = head_value_dup(&c->h1.reqh, h)) != NULL) {
+		/* "name:port" or "[v6]:port": keep the name */
+		e = v[0] == '[' ? strchr(v, ']') : strrchr(v, ':');
+		if (v[0] == '[' && e != NULL) {
+			*e = '\0';
+			memmove(v, v + 1, strlen(v + 1) + 1);
+		} else if (e != NULL)
+			*e = '\0';
+		for (char *q = v; *q; q++)
+			*q = (char)tolower((unsigned char)*q);
+		if (v[0] != '\0') {
+			c->ex.rec->u.req.host = v;
+			return;
+		}
+		free(v);
+	}
+	/* no Host, or one that names nothing: the name the client gave TLS */
+	if (c->tls.sni[0])
+		c->ex.rec->u.req.host = strdup(c->tls.sni);
 }
 
 void

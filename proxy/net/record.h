@@ -21,6 +21,10 @@ void record_request_head(struct conn *c);
  * from the parsed target. */
 void record_request_target(struct conn *c);
 
+/* Inside a tunnel the record names the site: the Host field's name, or
+ * else the SNI (the target is the tunnel's whatever the request says). */
+void record_site_name(struct conn *c);
+
 /* The request row's answer fields, from the parsed answer head. */
 void record_response_head(struct conn *c);
 

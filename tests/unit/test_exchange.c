@@ -330,12 +330,9 @@ test_begin_refused_head_keeps_target(void **state)
 }
 
 /*
- * BUG (exchange.c, exchange_begin): h1_req_headers_complete sets
- * c->ex.req_expect from Content-Length, then h1_parse_request calls
- * exchange_request_head -> exchange_begin, which zeroes it again. The
- * request body capture is therefore never sized from the announced
- * length (exchange_capture's "size the buffer once" path is dead for
- * requests; it doubles from 16 KiB instead). Skipped until fixed.
+ * Regression: h1_req_headers_complete sets req_expect from Content-Length
+ * and exchange_begin used to zero it again, so the request body capture
+ * was never sized from the announced length.
  */
 static void
 test_begin_keeps_request_length(void **state)
@@ -352,8 +349,7 @@ test_begin_keeps_request_length(void **state)
 	expect = c->ex.req_expect;
 	store_rec_free(c->ex.rec);
 	c->ex.rec = NULL;
-	if (expect != 100)
-		skip(); /* KNOWN BUG: req_expect zeroed by exchange_begin */
+	assert_int_equal(expect, 100);
 }
 
 static void
@@ -415,11 +411,8 @@ test_inner_target(void **state)
 }
 
 /*
- * MINOR (exchange.c, exchange_inner_target): a Host field whose name is
- * empty (":443") names nothing, and the SNI is not tried either: the SNI
- * branch is only taken when there is no Host field at all. The record
- * then falls back to the tunnel's address (exchange_request_head), not
- * the SNI the comment promises. Skipped until decided.
+ * Regression: a Host field whose name is empty (":443") names nothing;
+ * inside a tunnel the record then names the SNI, as with no Host at all.
  */
 static void
 test_inner_target_empty_host_falls_back_to_sni(void **state)
@@ -443,8 +436,7 @@ test_inner_target_empty_host_falls_back_to_sni(void **state)
 	store_rec_free(c->ex.rec);
 	c->ex.rec = NULL;
 	c->inner = CONN_INNER_NONE;
-	if (host == NULL)
-		skip(); /* KNOWN: no SNI fallback for an empty Host name */
+	assert_non_null(host);
 	assert_string_equal(host, "sni.test");
 	free(host);
 }

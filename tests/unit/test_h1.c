@@ -722,16 +722,12 @@ test_unasked_101_ends_exchange(void **state)
 }
 
 /*
- * BUG (h1.c, h1_resp_message_complete): every 101 returns 0 there,
- * "llhttp returns HPE_PAUSED_UPGRADE next". But llhttp flags an upgrade
- * only when the answer has both Upgrade and "Connection: upgrade"
- * (llhttp__before_headers_complete). A 101 without the Connection token
- * completes as a bodiless message, no pause follows, and resp_done is
- * never set: the exchange waits for upstream-timeout, and whatever the
- * origin sends next is parsed as a new answer and relayed as body. Seen
- * with and without the client asking for the upgrade. Skipped until
- * fixed (the fix: treat a completed 101 that is not llhttp's upgrade
- * like the unasked-101 branch, resp_done and no reuse).
+ * Regression: llhttp flags an upgrade only when a 101 has both Upgrade
+ * and "Connection: upgrade". A 101 without the Connection token used to
+ * complete as a bodiless message with no pause after it: the exchange
+ * waited for upstream-timeout and what the origin sent next was parsed
+ * as a new answer. Any complete 101 now switches protocols: unasked, the
+ * exchange ends and nothing is reused.
  */
 static void
 test_101_without_connection_upgrade_ends(void **state)
@@ -747,13 +743,12 @@ test_101_without_connection_upgrade_ends(void **state)
 	    "Upgrade: x\r\n\r\n");
 	assert_true(c->ex.resp_head_sent);
 	ended = c->ex.resp_done || c->state != CONN_EXCHANGE;
-	if (!ended)
-		skip(); /* KNOWN BUG: the exchange never ends */
+	assert_true(ended);
+	assert_int_not_equal(c->state, CONN_TUNNEL);
 	assert_false(c->client_ka);
 }
 
-/* The same 101 to a client that asked for the upgrade: no tunnel, and
- * the exchange does not end either (same BUG as above; skipped). */
+/* The same 101 to a client that asked for the upgrade: a tunnel. */
 static void
 test_asked_101_without_connection_upgrade(void **state)
 {
@@ -770,8 +765,9 @@ test_asked_101_without_connection_upgrade(void **state)
 	    c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n");
 	assert_true(c->ex.resp_head_sent);
 	ended = c->ex.resp_done || c->state != CONN_EXCHANGE;
-	if (!ended)
-		skip(); /* KNOWN BUG: neither tunnel nor end */
+	assert_true(ended);
+	/* the client asked and the origin switched: a tunnel */
+	assert_int_equal(c->state, CONN_TUNNEL);
 }
 
 int
