@@ -26,43 +26,31 @@ url_strndup(const char *s, size_t n)
 	return p;
 }
 
-/* Parse "host[:port]" or "[v6][:port]" into u->host / u->port. */
+/* The port after a colon (the n bytes at p): 1..65535. -1 with why. */
 static int
-url_parse_authority(const char *s, size_t len, struct url *u, const char **why)
+url_parse_port(const char *p, size_t n, struct url *u, const char **why)
 {
-	const char *host, *colon = NULL, *at;
-	size_t hostlen;
+	unsigned long port = 0;
 
-	/* userinfo is not part of where we connect; drop it */
-	at = memchr(s, '@', len);
-	if (at != NULL) {
-		len -= (size_t)(at + 1 - s);
-		s = at + 1;
-	}
-	if (len == 0) {
-		*why = "empty host";
-		return -1;
-	}
-	if (s[0] == '[') {
-		const char *close = memchr(s, ']', len);
-		if (close == NULL) {
-			*why = "unterminated IPv6 literal";
-			return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)p[i]) || port > 65535)
+			break;
+		port = port * 10 + (unsigned long)(p[i] - '0');
+		if (i + 1 == n && port > 0 && port <= 65535) {
+			u->port = (unsigned)port;
+			u->port_given = 1;
+			return 0;
 		}
-		host = s + 1;
-		hostlen = (size_t)(close - host);
-		if (close + 1 < s + len) {
-			if (close[1] != ':') {
-				*why = "junk after IPv6 literal";
-				return -1;
-			}
-			colon = close + 1;
-		}
-	} else {
-		host = s;
-		colon = memchr(s, ':', len);
-		hostlen = colon ? (size_t)(colon - s) : len;
 	}
+	*why = n == 0 ? "empty port" : "bad port";
+	return -1;
+}
+
+/* Copy the host (hostlen bytes), lower case, refusing what no host name
+ * or address holds. */
+static int
+url_copy_host(const char *host, size_t hostlen, struct url *u, const char **why)
+{
 	if (hostlen == 0 || hostlen >= sizeof(u->host)) {
 		*why = hostlen ? "host name too long" : "empty host";
 		return -1;
@@ -77,27 +65,44 @@ url_parse_authority(const char *s, size_t len, struct url *u, const char **why)
 		u->host[i] = (char)tolower(c);
 	}
 	u->host[hostlen] = '\0';
-	if (colon != NULL) {
-		const char *p = colon + 1, *end = s + len;
-		unsigned long port = 0;
-		if (p == end) {
-			*why = "empty port";
-			return -1;
-		}
-		for (; p < end; p++) {
-			if (!isdigit((unsigned char)*p) || port > 65535) {
-				*why = "bad port";
-				return -1;
-			}
-			port = port * 10 + (unsigned long)(*p - '0');
-		}
-		if (port == 0 || port > 65535) {
-			*why = "bad port";
-			return -1;
-		}
-		u->port = (unsigned)port;
-		u->port_given = 1;
+	return 0;
+}
+
+/* Parse "host[:port]" or "[v6][:port]" into u->host / u->port. */
+static int
+url_parse_authority(const char *s, size_t len, struct url *u, const char **why)
+{
+	const char *host = s, *colon, *at = memchr(s, '@', len), *end;
+	size_t hostlen;
+
+	/* userinfo is not part of where we connect; drop it */
+	if (at != NULL) {
+		len -= (size_t)(at + 1 - s);
+		s = host = at + 1;
 	}
+	end = s + len;
+	if (len > 0 && s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+		if (close == NULL) {
+			*why = "unterminated IPv6 literal";
+			return -1;
+		}
+		host = s + 1;
+		hostlen = (size_t)(close - host);
+		colon = close + 1 < end ? close + 1 : NULL;
+		if (colon != NULL && *colon != ':') {
+			*why = "junk after IPv6 literal";
+			return -1;
+		}
+	} else {
+		colon = memchr(s, ':', len);
+		hostlen = colon ? (size_t)(colon - s) : len;
+	}
+	if (url_copy_host(host, hostlen, u, why) == -1)
+		return -1;
+	if (colon != NULL)
+		return url_parse_port(
+		    colon + 1, (size_t)(end - colon - 1), u, why);
 	return 0;
 }
 
@@ -125,9 +130,91 @@ nomem:
 	return -1;
 }
 
+/* The scheme of an absolute-form target, up to "://" at sep: http or
+ * https, with its default port. */
+static int
+url_parse_scheme(
+    const char *target, const char *sep, struct url *out, const char **why)
+{
+	size_t slen = (size_t)(sep - target);
+
+	if (slen < sizeof(out->scheme)) {
+		for (size_t i = 0; i < slen; i++)
+			out->scheme[i] =
+			    (char)tolower((unsigned char)target[i]);
+		out->scheme[slen] = '\0';
+		if (strcmp(out->scheme, "http") == 0)
+			out->port = 80;
+		else if (strcmp(out->scheme, "https") == 0)
+			out->port = 443;
+		if (out->port != 0)
+			return 0;
+	}
+	*why = "unsupported scheme";
+	return -1;
+}
+
+/* Where "://" ends a scheme at the start of target, or NULL. */
+static const char *
+url_scheme_end(const char *target, size_t len)
+{
+	for (size_t i = 0; i + 2 < len; i++) {
+		if (target[i] == ':' && target[i + 1] == '/' &&
+		    target[i + 2] == '/')
+			return target + i;
+		if (!isalnum((unsigned char)target[i]) && target[i] != '+' &&
+		    target[i] != '-' && target[i] != '.')
+			return NULL;
+	}
+	return NULL;
+}
+
+/* What follows the authority of an absolute-form target (s..end): a path,
+ * or for "http://h?q" an empty path, so "/" plus the query. */
+static int
+url_parse_rest(
+    const char *s, const char *end, struct url *out, const char **why)
+{
+	size_t n = (size_t)(end - s);
+	char *tmp;
+	int rc;
+
+	if (s == end || *s == '/')
+		return url_parse_path(s, n, out, why);
+	if ((tmp = malloc(n + 2)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	tmp[0] = '/';
+	memcpy(tmp + 1, s, n);
+	rc = url_parse_path(tmp, n + 1, out, why);
+	free(tmp);
+	return rc;
+}
+
+/* An absolute-form target whose scheme ends at sep. */
+static int
+url_parse_absolute(const char *target, size_t len, const char *sep,
+    struct url *out, const char **why)
+{
+	const char *auth = sep + 3, *end = target + len, *p = auth;
+
+	if (url_parse_scheme(target, sep, out, why) == -1)
+		return -1;
+	out->form = URL_FORM_ABSOLUTE;
+	while (p < end && *p != '/' && *p != '?' && *p != '#')
+		p++;
+	if (url_parse_authority(auth, (size_t)(p - auth), out, why) == -1)
+		return -1;
+	return url_parse_rest(p, end, out, why);
+}
+
 int
 url_parse(const char *target, size_t len, struct url *out, const char **why)
 {
+	const char *sep;
+	int rc;
+
 	memset(out, 0, sizeof(*out));
 	if (len == 0) {
 		*why = "empty request target";
@@ -139,74 +226,21 @@ url_parse(const char *target, size_t len, struct url *out, const char **why)
 	}
 	if (target[0] == '/') {
 		out->form = URL_FORM_ORIGIN;
-		if (url_parse_path(target, len, out, why) == -1)
-			goto fail;
-		return 0;
-	}
-	const char *sep = NULL;
-	for (size_t i = 0; i + 2 < len; i++) {
-		if (target[i] == ':' && target[i + 1] == '/' &&
-		    target[i + 2] == '/') {
-			sep = target + i;
-			break;
-		}
-		if (!isalnum((unsigned char)target[i]) && target[i] != '+' &&
-		    target[i] != '-' && target[i] != '.')
-			break;
-	}
-	if (sep == NULL) {
+		rc = url_parse_path(target, len, out, why);
+	} else if ((sep = url_scheme_end(target, len)) != NULL)
+		rc = url_parse_absolute(target, len, sep, out, why);
+	else {
 		/* no scheme: authority-form, as CONNECT uses */
 		out->form = URL_FORM_AUTHORITY;
-		if (url_parse_authority(target, len, out, why) == -1)
-			goto fail;
-		if (!out->port_given) {
+		rc = url_parse_authority(target, len, out, why);
+		if (rc == 0 && !out->port_given) {
 			*why = "authority-form target needs a port";
-			goto fail;
+			rc = -1;
 		}
-		return 0;
 	}
-	size_t slen = (size_t)(sep - target);
-	if (slen >= sizeof(out->scheme)) {
-		*why = "unsupported scheme";
-		goto fail;
-	}
-	for (size_t i = 0; i < slen; i++)
-		out->scheme[i] = (char)tolower((unsigned char)target[i]);
-	out->scheme[slen] = '\0';
-	if (strcmp(out->scheme, "http") == 0)
-		out->port = 80;
-	else if (strcmp(out->scheme, "https") == 0)
-		out->port = 443;
-	else {
-		*why = "unsupported scheme";
-		goto fail;
-	}
-	out->form = URL_FORM_ABSOLUTE;
-	const char *auth = sep + 3, *end = target + len, *pathp = auth;
-	while (pathp < end && *pathp != '/' && *pathp != '?' && *pathp != '#')
-		pathp++;
-	if (url_parse_authority(auth, (size_t)(pathp - auth), out, why) == -1)
-		goto fail;
-	if (pathp < end && *pathp != '/') {
-		/* "http://h?q": the path is empty, so "/" plus the query */
-		char *tmp = malloc((size_t)(end - pathp) + 2);
-		if (tmp == NULL) {
-			*why = "out of memory";
-			goto fail;
-		}
-		tmp[0] = '/';
-		memcpy(tmp + 1, pathp, (size_t)(end - pathp));
-		int rc =
-		    url_parse_path(tmp, (size_t)(end - pathp) + 1, out, why);
-		free(tmp);
-		if (rc == -1)
-			goto fail;
-	} else if (url_parse_path(pathp, (size_t)(end - pathp), out, why) == -1)
-		goto fail;
-	return 0;
-fail:
-	url_clear(out);
-	return -1;
+	if (rc == -1)
+		url_clear(out);
+	return rc;
 }
 
 int
