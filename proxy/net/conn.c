@@ -504,6 +504,7 @@ conn_free(struct conn *c)
 	event_free(c->timer);
 	bufferevent_free(c->cbev);
 	evbuffer_free(c->h1.up_head);
+	evbuffer_free(c->h1.down_head);
 	evbuffer_free(c->h1.raw_head);
 	evbuffer_free(c->h1.raw_resp);
 	head_free(&c->h1.reqh);
@@ -574,6 +575,8 @@ conn_new_undo(struct conn *c)
 		bufferevent_free(c->cbev);
 	if (c->h1.up_head)
 		evbuffer_free(c->h1.up_head);
+	if (c->h1.down_head)
+		evbuffer_free(c->h1.down_head);
 	if (c->h1.raw_head)
 		evbuffer_free(c->h1.raw_head);
 	if (c->h1.raw_resp)
@@ -606,11 +609,13 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, int listener)
 	head_init(&c->h1.reqh, w->cfg->max_header_bytes);
 	head_init(&c->h1.resph, w->cfg->max_header_bytes);
 	c->h1.up_head = evbuffer_new();
+	c->h1.down_head = evbuffer_new();
 	c->h1.raw_head = evbuffer_new();
 	c->h1.raw_resp = evbuffer_new();
 	c->timer = evtimer_new(w->base, deadline_cb, c);
-	if (c->id < 0 || c->h1.up_head == NULL || c->h1.raw_head == NULL ||
-	    c->h1.raw_resp == NULL || c->timer == NULL ||
+	if (c->id < 0 || c->h1.up_head == NULL || c->h1.down_head == NULL ||
+	    c->h1.raw_head == NULL || c->h1.raw_resp == NULL ||
+	    c->timer == NULL ||
 	    (c->cbev = bufferevent_socket_new(
 		 w->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		conn_new_undo(c);

@@ -56,9 +56,11 @@ struct conn_h1 {
 	size_t head_bytes; /* raw bytes of the request head so far */
 	int head_overflow; /* a head outgrew max-header-size */
 	int in_head;       /* between message begin and headers complete */
-	struct evbuffer *raw_head; /* the request head as the client sent it */
-	struct evbuffer *raw_resp; /* the answer head as the origin sent it */
-	struct evbuffer *up_head;  /* the request head that goes upstream */
+	struct evbuffer *raw_head;  /* the request head as the client sent it */
+	struct evbuffer *raw_resp;  /* the answer head as the origin sent it */
+	struct evbuffer *up_head;   /* the request head that goes upstream */
+	struct evbuffer *down_head; /* the answer head the explicit proxy
+				       rewrote, on its way to the client */
 };
 
 /* The exchange in flight (exchange.c): one request and its answer. */

@@ -512,7 +512,8 @@ void
 h1_exchange_start(struct conn *c)
 {
 	c->tot.bytes_to_server += evbuffer_get_length(c->h1.up_head);
-	evbuffer_add_buffer(bufferevent_get_output(c->up->bev), c->h1.up_head);
+	relay_send(
+	    c, c->up->bev, c->h1.up_head, evbuffer_get_length(c->h1.up_head));
 	h1_response_start(c);
 	h1_feed_request(c);
 	if (c->state == CONN_EXCHANGE)
@@ -574,7 +575,7 @@ h1_feed_request(struct conn *c)
 		    evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
 		err = h1_execute(&c->h1.reqp, &v, &used);
-		evbuffer_remove_buffer(in, out, used);
+		relay_send(c, c->up->bev, in, used);
 		c->tot.bytes_to_server += used;
 		c->tot.bytes_from_client += used;
 		if (err == HPE_PAUSED) {
@@ -630,8 +631,7 @@ h1_down_line(struct head_line *l, void *arg)
 static int
 h1_emit_response_head(struct conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	size_t before = evbuffer_get_length(out);
+	struct evbuffer *out = c->h1.down_head;
 	size_t len = evbuffer_get_length(c->h1.raw_resp);
 	const char *raw = (const char *)evbuffer_pullup(c->h1.raw_resp, -1);
 	int st = c->h1.respp.status_code;
@@ -661,15 +661,19 @@ h1_emit_response_head(struct conn *c)
 		}
 	} else if (upgrade && c->inner == CONN_INNER_NONE)
 		conn_hdr = "Connection: Upgrade\r\n";
-	if (c->inner != CONN_INNER_NONE)
-		rc = evbuffer_add(out, raw, len);
-	else
+	/* inside a tunnel the head as received; else rewritten into
+	 * down_head */
+	if (c->inner == CONN_INNER_NONE) {
+		evbuffer_drain(out, evbuffer_get_length(out));
 		rc = head_copy_raw(
 		    out, raw, len, NULL, 0, h1_down_line, &d, conn_hdr);
-	evbuffer_drain(c->h1.raw_resp, len);
-	if (rc == -1)
-		return -1;
-	c->tot.bytes_to_client += evbuffer_get_length(out) - before;
+		evbuffer_drain(c->h1.raw_resp, len);
+		if (rc == -1)
+			return -1;
+	} else
+		out = c->h1.raw_resp;
+	c->tot.bytes_to_client += evbuffer_get_length(out);
+	relay_send(c, c->cbev, out, evbuffer_get_length(out));
 	if (c->ex.resp_interim)
 		return 0; /* a 1xx went on as is; the record keeps the final */
 	record_response_head(c);
@@ -688,8 +692,7 @@ h1_resp_took(struct conn *c, struct evbuffer *in, size_t used,
 	c->tot.bytes_from_server += used;
 	if (!in_head) {
 		c->tot.bytes_to_client += used;
-		evbuffer_remove_buffer(
-		    in, bufferevent_get_output(c->cbev), used);
+		relay_send(c, c->cbev, in, used);
 		return 0;
 	}
 	evbuffer_remove_buffer(in, c->h1.raw_resp, used);

@@ -60,6 +60,34 @@
  */
 
 /*
+ * Move n bytes from the front of src to the bufferevent to (c's client or
+ * origin side). When nothing is queued there and it is a plain socket,
+ * they are written to the socket at once: queued, libevent would arm
+ * EV_WRITE, write on the next loop turn and disarm again, two epoll_ctl
+ * calls a direction for what the socket takes in one writev. What it does
+ * not take (EAGAIN, a short write, an error libevent then reports) is
+ * queued as before, behind nothing, so the order holds.
+ */
+void
+relay_send(
+    struct conn *c, struct bufferevent *to, struct evbuffer *src, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(to);
+	int plain =
+	    to == c->cbev ? c->craw == NULL : c->up != NULL && !c->up->tls;
+	int w;
+
+	if (n > 0 && plain && evbuffer_get_length(out) == 0) {
+		w = evbuffer_write_atmost(
+		    src, bufferevent_getfd(to), (ev_ssize_t)n);
+		if (w > 0)
+			n -= (size_t)w;
+	}
+	if (n > 0)
+		evbuffer_remove_buffer(src, out, n);
+}
+
+/*
  * Half-close in a tunnel: once a side that sent its FIN has had all its
  * bytes delivered, pass the FIN on (shutdown for writing) and go on
  * relaying the other way; when both ways are done, close. A stream relay
@@ -107,8 +135,8 @@ relay_start(struct conn *c)
 	c->tot.bytes_to_server += evbuffer_get_length(cin);
 	c->tot.bytes_from_server += evbuffer_get_length(uin);
 	c->tot.bytes_to_client += evbuffer_get_length(uin);
-	evbuffer_add_buffer(bufferevent_get_output(c->up->bev), cin);
-	evbuffer_add_buffer(bufferevent_get_output(c->cbev), uin);
+	relay_send(c, c->up->bev, cin, evbuffer_get_length(cin));
+	relay_send(c, c->cbev, uin, evbuffer_get_length(uin));
 	bufferevent_enable(
 	    c->cbev, c->client_eof ? EV_WRITE : EV_READ | EV_WRITE);
 	bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
@@ -151,7 +179,7 @@ relay_move(struct conn *c, struct bufferevent *from, struct bufferevent *to,
 	*counter_in += evbuffer_get_length(in);
 	*counter_out += evbuffer_get_length(in);
 	stream_on_read(c, from == c->cbev ? STREAM_UP : STREAM_DOWN, in);
-	evbuffer_add_buffer(out, in);
+	relay_send(c, to, in, evbuffer_get_length(in));
 	if (evbuffer_get_length(out) >= limit) {
 		bufferevent_disable(from, EV_READ);
 		bufferevent_setwatermark(to, EV_WRITE, limit / 2, 0);

@@ -7,10 +7,17 @@
 #ifndef PEEPHOLE_RELAY_H
 #define PEEPHOLE_RELAY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct bufferevent;
+struct evbuffer;
 struct conn;
+
+/* Move n bytes from src to c's side to: written at once when nothing is
+ * queued there and it is a plain socket, else queued on its output. */
+void relay_send(
+    struct conn *c, struct bufferevent *to, struct evbuffer *src, size_t n);
 
 /* Enter CONN_TUNNEL's work: move what is buffered, relay from now on. */
 void relay_start(struct conn *c);
