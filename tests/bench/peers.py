@@ -69,7 +69,8 @@ HOST = "localhost"
 SIZES = {"small": 100, "big": 1 << 20}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PACKAGES = ["mitmproxy", "squid-openssl", "sslsplit", "tinyproxy"]
-PEER_ORDER = ["tinyproxy", "mitmproxy", "squid", "sslsplit", "peephole"]
+PEER_ORDER = ["tinyproxy", "mitmproxy", "squid", "sslsplit", "nginx",
+              "peephole"]
 PEER_PKG = {"tinyproxy": "tinyproxy", "mitmproxy": "mitmproxy",
             "squid": "squid-openssl", "sslsplit": "sslsplit"}
 # What a path is, where it is not an intercepting HTTP proxy.
@@ -78,6 +79,8 @@ PATH_NOTES = {
     ("tinyproxy", "https"): "CONNECT tunnel, no interception",
     ("sslsplit", "http"): "static forwarder, tcp, no HTTP parsing",
     ("sslsplit", "https"): "static forwarder, no HTTP parsing",
+    ("nginx", "http"): "reverse proxy, upstream keep-alive",
+    ("nginx", "https"): "TLS reverse proxy, upstream keep-alive",
 }
 SCENARIOS = [
     ("http-small", "plain HTTP 100 B, keep-alive"),
@@ -274,8 +277,15 @@ def make_origin(d):
     """Origin CA and an ECDSA P-256 server certificate for localhost and
     127.0.0.1 (as bench.py's, with another name). Returns (ca, crt, key)."""
     ca, ca_key = make_ca(d, "origin-ca", "peers bench origin CA")
-    key, csr = os.path.join(d, "server.key"), os.path.join(d, "server.csr")
-    crt, ext = os.path.join(d, "server.pem"), os.path.join(d, "server.ext")
+    crt, key = make_leaf(d, "server", ca, ca_key)
+    return ca, crt, key
+
+
+def make_leaf(d, name, ca, ca_key):
+    """An ECDSA P-256 server certificate for localhost and 127.0.0.1
+    signed by CA. Returns (crt, key)."""
+    key, csr = os.path.join(d, name + ".key"), os.path.join(d, name + ".csr")
+    crt, ext = os.path.join(d, name + ".pem"), os.path.join(d, name + ".ext")
     with open(ext, "w") as f:
         f.write("basicConstraints = critical, CA:FALSE\n"
                 "keyUsage = critical, digitalSignature\n"
@@ -288,7 +298,7 @@ def make_origin(d):
     run([OPENSSL, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
          "-set_serial", "1", "-sha256", "-days", "2", "-extfile", ext,
          "-out", crt])
-    return ca, crt, key
+    return crt, key
 
 
 class Nginx:
@@ -523,9 +533,77 @@ class Sslsplit(Peer):
             user + spec
 
 
-class Peephole(Peer):
+class NginxProxy(Peer):
+    """nginx as a reverse proxy to the origin (the yardstick of issue 10):
+    static, the client talks to it as if it were the origin; HTTPS is
+    terminated with its own CA's certificate and re-encrypted upstream,
+    verified against the origin CA. Keep-alive both sides, one worker,
+    access log on (one line per request, as the origin's)."""
+    static = True
+
     def prepare(self):
-        d = os.path.join(self.ctx.tmp, "peephole")
+        d = self.dir = os.path.join(self.ctx.tmp, "nginx-rp")
+        os.makedirs(d)
+        self.ca, ca_key = make_ca(d, "nginx-rp-ca", "peers bench nginx CA")
+        self.crt, self.key = make_leaf(d, "nginx-rp", self.ca, ca_key)
+
+    def argv(self, kind):
+        d, ngx = self.dir, self.ctx.nginx
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        if kind == "http":
+            listen = "listen 127.0.0.1:%d;" % self.port
+            up = "server 127.0.0.1:%d;" % ngx.port
+            target = "http://origin"
+        else:
+            listen = ("listen 127.0.0.1:%d ssl;\n"
+                      "        ssl_certificate %s;\n"
+                      "        ssl_certificate_key %s;\n"
+                      "        ssl_protocols TLSv1.2 TLSv1.3;"
+                      % (self.port, self.crt, self.key))
+            up = "server 127.0.0.1:%d;" % ngx.tls_port
+            target = "https://origin"
+        conf = f"""{user}worker_processes 1;
+worker_rlimit_nofile 16384;
+events {{ worker_connections 8192; }}
+http {{
+    log_format peers '$status $body_bytes_sent';
+    access_log {d}/access.log peers;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    upstream origin {{ {up} keepalive 64; }}
+    server {{
+        {listen}
+        server_name _;
+        location / {{
+            proxy_pass {target};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host {HOST};
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate {self.ctx.origin_ca};
+            proxy_ssl_name {HOST};
+            proxy_ssl_server_name on;
+            proxy_ssl_session_reuse on;
+        }}
+    }}
+}}
+"""
+        path = os.path.join(d, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        return [NGINX, "-p", d + "/", "-c", path, "-g",
+                "daemon off; pid %s/nginx.pid; error_log stderr;" % d]
+
+
+class Peephole(Peer):
+    def binary(self):
+        return self.ctx.peephole
+
+    def prepare(self):
+        d = os.path.join(self.ctx.tmp, self.name)
         self.home = os.path.join(d, "home")
         os.makedirs(self.home, 0o700)
         hosts = os.path.join(d, "hosts")
@@ -545,7 +623,8 @@ class Peephole(Peer):
                 os.unlink(self.db + suffix)
             except FileNotFoundError:
                 pass
-        return [self.ctx.peephole, "run", "--listen",
+        wrap = shlex.split(self.ctx.args.peephole_wrap or "")
+        return wrap + [self.binary(), "run", "--listen",
                 "127.0.0.1:%d" % self.port, "--db", self.db, "--conf",
                 self.conf, "--home", self.home, "--upstream-ca",
                 self.ctx.origin_ca, "--workers", "1", "--quiet"]
@@ -575,8 +654,17 @@ class Peephole(Peer):
                 % (n, why) for why, n in got]
 
 
+class PeepholeBefore(Peephole):
+    """Another peephole binary (--peephole-before), e.g. the build before a
+    change, measured in the same run as the one under test."""
+
+    def binary(self):
+        return self.ctx.args.peephole_before
+
+
 PEER_CLASSES = {"tinyproxy": Tinyproxy, "mitmproxy": Mitmproxy,
-                "squid": Squid, "sslsplit": Sslsplit, "peephole": Peephole}
+                "squid": Squid, "sslsplit": Sslsplit, "nginx": NginxProxy,
+                "peephole": Peephole}
 
 
 # --- clients -------------------------------------------------------------
@@ -902,15 +990,30 @@ def main():
     ap.add_argument("--budget", type=int, default=570,
                     help="seconds after which remaining rows are skipped "
                          "(default 570)")
+    ap.add_argument("--peephole-before", metavar="PATH",
+                    help="also measure this peephole binary, as the row "
+                         "\"peephole-before\" (a before/after comparison "
+                         "in one run)")
+    ap.add_argument("--peephole-wrap", metavar="CMD",
+                    help="run peephole under CMD, e.g. \"perf record -g "
+                         "-o /tmp/p.data --\" (a profile of one row: "
+                         "pair it with --scenarios)")
     ap.add_argument("--no-install", action="store_true",
                     help="do not apt-get install missing peers")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temp dirs (configs, logs) for debugging")
     args = ap.parse_args()
     args.peephole = os.path.abspath(args.peephole)
+    if args.peephole_before:
+        args.peephole_before = os.path.abspath(args.peephole_before)
     command = " ".join(shlex.quote(a) for a in ["/usr/bin/python3"] +
                        sys.argv)
     peers_wanted = [p for p in args.peers.split(",") if p]
+    if args.peephole_before:
+        PEER_CLASSES["peephole-before"] = PeepholeBefore
+        at = (peers_wanted.index("peephole") if "peephole" in peers_wanted
+              else len(peers_wanted))
+        peers_wanted.insert(at, "peephole-before")
     scens = [s for s in args.scenarios.split(",") if s]
     for p in peers_wanted:
         if p not in PEER_CLASSES:

@@ -322,6 +322,69 @@ test_roundtrip(void **state)
 }
 
 /* A record that cannot be written costs only itself, not its batch. */
+/*
+ * The writer's cache of recent bodies: bodies of one length that differ
+ * only in their last bytes, more of them than the cache holds, each sent
+ * three times, and a 1 MiB body twice. Every request points at the body
+ * with its own bytes, and each distinct body is stored once.
+ */
+static void
+test_body_seen(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->path, 0);
+	struct store_rec *r;
+	unsigned char *big;
+	char body[64], path[32];
+	sqlite3 *db;
+	int round, i;
+
+	assert_int_equal(store_start(st), 0);
+	for (round = 0; round < 3; round++)
+		for (i = 0; i < 40; i++) {
+			snprintf(path, sizeof(path), "/p%02d", i);
+			memset(body, 'x', sizeof(body));
+			memcpy(body + sizeof(body) - 4, path, 4);
+			r = mk_req(1, "example.com", path);
+			set_body(&r->u.req.resp_body, body, sizeof(body),
+			    sizeof(body));
+			assert_int_equal(store_submit(st, r), 0);
+		}
+	assert_non_null(big = malloc(1 << 20));
+	memset(big, 'b', 1 << 20);
+	for (i = 0; i < 2; i++) {
+		r = mk_req(1, "example.com", "/big");
+		set_body(&r->u.req.resp_body, big, 1 << 20, 1 << 20);
+		assert_int_equal(store_submit(st, r), 0);
+	}
+	big[(1 << 20) - 1] = 'c';
+	r = mk_req(1, "example.com", "/big2");
+	set_body(&r->u.req.resp_body, big, 1 << 20, 1 << 20);
+	assert_int_equal(store_submit(st, r), 0);
+	free(big);
+	store_close(st);
+
+	db = raw_open(f->path);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM requests"), 123);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM bodies"), 42);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM requests r JOIN bodies b"
+			     " ON b.sha256 = r.resp_body_sha WHERE r.path"
+			     " LIKE '/p%' AND substr(b.data, 61, 4) ="
+			     " CAST(r.path AS BLOB)"),
+	    120);
+	assert_int_equal(q_int(db,
+			     "SELECT count(DISTINCT resp_body_sha) FROM"
+			     " requests WHERE path LIKE '/big%'"),
+	    2);
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM requests r JOIN bodies b"
+			     " ON b.sha256 = r.resp_body_sha WHERE r.path ="
+			     " '/big2' AND substr(b.data, 1048576, 1) = x'63'"),
+	    1);
+	sqlite3_close(db);
+}
+
 static void
 test_failure_keeps_batch(void **state)
 {
@@ -1616,6 +1679,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rec_new_defaults),
 	    cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_seen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_failure_keeps_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
