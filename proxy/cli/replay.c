@@ -43,6 +43,7 @@
 #include "proxy/http/head.h"
 #include "conf/config.h"
 #include "proxy/log.h"
+#include "proxy/net/record.h"
 #include "proxy/net/resolve.h"
 #include "proxy/net/tls.h"
 #include "proxy/store/store.h"
@@ -1487,9 +1488,10 @@ replay_setup(struct replay_run *run, const struct config *cfg)
 	}
 	/* the replays become rows in the same file, written as the proxy
 	 * writes them: by the store's own thread */
-	if ((run->st = store_open(o->db, (struct store_limits){0, 0}, err,
-		 sizeof(err))) == NULL ||
-	    store_start(run->st) == -1) {
+	if ((run->st = store_open(
+		 o->db, (struct store_limits){0, 0}, err, sizeof(err))) != NULL)
+		store_set_deriver(run->st, record_derive);
+	if (run->st == NULL || store_start(run->st) == -1) {
 		fprintf(stderr, "peephole replay: %s\n",
 		    run->st ? "cannot start the store" : err);
 		return CLI_ERROR;

@@ -11,6 +11,7 @@
 #include "proxy/cli/args.h"
 #include "proxy/cli/cli.h"
 #include "proxy/log.h"
+#include "proxy/net/record.h"
 #include "proxy/net/server.h"
 #include "proxy/store/flowline.h"
 #include "proxy/store/replaydb.h"
@@ -326,6 +327,7 @@ run_open_store(struct config *cfg)
 	}
 	/* the writer prints each flow line once its row is written */
 	store_set_printer(st, flowline_print, &cfg->format);
+	store_set_deriver(st, record_derive);
 	return st;
 }
 

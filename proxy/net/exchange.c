@@ -156,8 +156,6 @@ exchange_submit(struct conn *c)
 	rec->print = !c->w->cfg->quiet &&
 	    (c->w->cfg->verbose || r->method == NULL ||
 		strcmp(r->method, "CONNECT") != 0);
-	/* the app's own DNS answers, before the row: it is the store's then */
-	record_app_dns(c, r);
 	backlog = store_submit(c->w->store, rec);
 	return backlog;
 }

@@ -342,9 +342,10 @@ record_deflated(const char *h)
 	return 0;
 }
 
-/* One app-dns fact: the app was told domain -> ip, valid ttl seconds. */
+/* One app-dns fact: the app was told domain -> ip, valid ttl seconds;
+ * pushed on *list. */
 static void
-record_app_dns_answer(struct conn *c, const struct store_request *r,
+record_app_dns_answer(struct store_rec **list, const struct store_request *r,
     const struct newdns_answer *a, int64_t t)
 {
 	struct store_rec *rec = store_rec_new(STORE_REC_DOMAIN_IP);
@@ -357,13 +358,15 @@ record_app_dns_answer(struct conn *c, const struct store_request *r,
 	rec->u.dip.client_ip = conn_strdup(r->client_ip);
 	rec->u.dip.t_us = t;
 	rec->u.dip.ttl = a->ttl;
-	(void)store_submit(c->w->store, rec);
+	rec->next = *list;
+	*list = rec;
 }
 
-void
-record_app_dns(struct conn *c, const struct store_request *r)
+struct store_rec *
+record_derive(const struct store_request *r)
 {
 	struct newdns_result res = {0};
+	struct store_rec *list = NULL;
 	char err[128] = "";
 	const struct store_body *b = &r->resp_body;
 	int64_t t = r->t_start_us + (r->total_us > 0 ? r->total_us : 0);
@@ -371,19 +374,21 @@ record_app_dns(struct conn *c, const struct store_request *r)
 	if (r->method == NULL || r->path == NULL ||
 	    !newdns_is_request(r->method, r->path) || r->status != 200 ||
 	    b->data == NULL || b->len == 0 || b->truncated || b->total > b->len)
-		return;
+		return NULL;
 	if (newdns_parse(b->data, b->len, record_deflated(r->resp_headers),
 		NEWDNS_MAX_OUT, NEWDNS_MAX_ANSWERS, &res, err,
 		sizeof(err)) == -1) {
 		log_warnx("c%lld newdns: unreadable answer from %s: %s",
 		    (long long)r->conn_id, r->host != NULL ? r->host : "-",
 		    err);
-		return;
+		return NULL;
 	}
-	for (size_t i = 0; i < res.n; i++)
-		record_app_dns_answer(c, r, &res.answers[i], t);
+	/* pushed in reverse, so the list keeps the document's order */
+	for (size_t i = res.n; i > 0; i--)
+		record_app_dns_answer(&list, r, &res.answers[i - 1], t);
 	log_info("c%lld newdns: %zu answers, clientip=%s",
 	    (long long)r->conn_id, res.n,
 	    res.clientip[0] != '\0' ? res.clientip : "-");
 	newdns_result_free(&res);
+	return list;
 }

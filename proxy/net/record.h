@@ -40,15 +40,17 @@ void record_own_answer(
 void record_sightings(struct conn *c, const struct resolve_result *res);
 
 /*
- * WeChat's own DNS: a complete 200 answer to GET
- * /cgi-bin/micromsg-bin/newgetdns gives a domain_ips fact (source app-dns,
- * its timeout as the TTL, and a sighting for the client) per (domain, ip)
- * it carries, so streams to those addresses get names. The client address
- * the answer reports is logged, not stored. A document that does not
- * parse is logged and costs nothing else: the request row stands. r is
- * the exchange's record, before it is submitted.
+ * The records a request row implies, for the store's writer thread
+ * (store_set_deriver): WeChat's own DNS, a complete 200 answer to GET
+ * /cgi-bin/micromsg-bin/newgetdns, gives a domain_ips fact (source
+ * app-dns, its timeout as the TTL, and a sighting for the client) per
+ * (domain, ip) it carries, so streams to those addresses get names. The
+ * client address the answer reports is logged, not stored. A document
+ * that does not parse is logged and costs nothing else: the request row
+ * stands. On the writer thread because the body may be a deflate bomb the
+ * parse caps but still spends milliseconds on: not on an event loop.
  */
-void record_app_dns(struct conn *c, const struct store_request *r);
+struct store_rec *record_derive(const struct store_request *r);
 
 /* The connections row for c, closing for reason (err may be NULL); NULL
  * on ENOMEM. The caller submits it. */

@@ -155,12 +155,12 @@ relay_start(struct conn *c)
 void
 relay_unparsed(struct conn *c, const char *why)
 {
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	size_t n = evbuffer_get_length(c->h1.raw_resp);
 
 	exchange_rec_fail(c, 0, why);
 	if (!c->ex.resp_head_sent) {
-		c->tot.bytes_to_client += evbuffer_get_length(c->h1.raw_resp);
-		evbuffer_add_buffer(out, c->h1.raw_resp);
+		c->tot.bytes_to_client += n;
+		relay_send(c, c->cbev, c->h1.raw_resp, n);
 	}
 	conn_enter(c, CONN_TUNNEL);
 	c->tot.protocol = "http"; /* not an upgrade: still what it was */

@@ -108,6 +108,7 @@ struct store {
 	/* who turns printed records into `peephole run` lines */
 	void (*printer)(const struct store_rec *rec, void *arg);
 	void *printer_arg;
+	struct store_rec *(*derive)(const struct store_request *r);
 };
 
 static const char store_sql_conn[] =
@@ -730,6 +731,21 @@ store_bind_body(
 	sqlite3_bind_int(s, i + 2, b->truncated || b->total > b->len);
 }
 
+static int store_write_rec(struct store *st, struct store_rec *rec);
+
+/* Write and free the records a request row implies (store_set_deriver). */
+static void
+store_write_derived(struct store *st, struct store_rec *list)
+{
+	struct store_rec *rec;
+
+	while ((rec = list) != NULL) {
+		list = rec->next;
+		(void)store_write_rec(st, rec);
+		store_rec_free(rec);
+	}
+}
+
 static int
 store_write_req(
     struct store *st, const struct store_request *r, int64_t *row_id)
@@ -778,6 +794,8 @@ store_write_req(
 	if (store_step(s) != SQLITE_DONE)
 		return -1;
 	*row_id = sqlite3_last_insert_rowid(st->db);
+	if (st->derive != NULL)
+		store_write_derived(st, st->derive(r));
 	return 0;
 }
 
@@ -1657,6 +1675,13 @@ store_watch_learned(
 	st->learned_arg = arg;
 	if (st->db != NULL)
 		(void)store_data_version(st, &st->data_version);
+}
+
+void
+store_set_deriver(struct store *st,
+    struct store_rec *(*derive)(const struct store_request *r))
+{
+	st->derive = derive;
 }
 
 void

@@ -330,6 +330,16 @@ int store_set_keylog(struct store *st, const char *path, char *err,
 void store_set_printer(struct store *st,
     void (*cb)(const struct store_rec *rec, void *arg), void *arg);
 
+/*
+ * Have the writer thread call derive(r) for every request row it writes:
+ * it returns the records that row implies (linked by next, NULL for none),
+ * which the writer writes in the same batch and frees. derive runs on the
+ * writer thread, off the event loops, so it may parse a captured body;
+ * it must touch nothing but r. Call before store_start.
+ */
+void store_set_deriver(struct store *st,
+    struct store_rec *(*derive)(const struct store_request *r));
+
 /* Write everything queued, stop the writer, close the file. NULL ok. */
 void store_close(struct store *st);
 

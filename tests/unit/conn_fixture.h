@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -82,6 +83,9 @@ fx_new_mode(const char *listen_spec)
 	f->srv.workers = f->ws;
 	f->srv.nworkers = 1;
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+		abort();
+	/* as the listener hands sockets over: non-blocking */
+	if (evutil_make_socket_nonblocking(sv[1]) == -1)
 		abort();
 	memset(&peer, 0, sizeof(peer));
 	peer.sin_family = AF_INET;
@@ -173,6 +177,43 @@ fx_text(struct evbuffer *b)
 	assert_int_equal(off, n);
 	buf[n] = '\0';
 	return buf;
+}
+
+/*
+ * What the peer at fd has been sent so far (read now, without waiting),
+ * as text. relay_send writes to a plain socket at once when nothing is
+ * queued, so a test reads the socket rather than the output buffer.
+ */
+static FX_UNUSED const char *
+fx_peer_text(int fd)
+{
+	static char buf[16384];
+	size_t have = 0;
+	ssize_t n;
+
+	while (have + 1 < sizeof(buf) &&
+	    (n = recv(fd, buf + have, sizeof(buf) - 1 - have, MSG_DONTWAIT)) >
+		0)
+		have += (size_t)n;
+	buf[have] = '\0';
+	return buf;
+}
+
+/* Fill the socket fd (the proxy's end) until it takes no more: a peer
+ * that does not read, so that output queues and back-pressure shows. */
+static FX_UNUSED void
+fx_fill_socket(int fd)
+{
+	int small = 4096;
+	char junk[4096];
+
+	memset(junk, 'j', sizeof(junk));
+	assert_int_equal(
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	for (int i = 0; i < 4096; i++)
+		if (send(fd, junk, sizeof(junk), MSG_DONTWAIT) < 0)
+			return;
+	fail_msg("the socket never filled");
 }
 
 /* Empty a bufferevent's output as its writes would. */

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -154,6 +155,9 @@ setup(void **state)
 	f->srv.workers = f->ws;
 	f->srv.nworkers = 1;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* as the listener hands sockets over: non-blocking */
+	if (evutil_make_socket_nonblocking(sv[1]) == -1)
+		abort();
 	memset(&peer, 0, sizeof(peer));
 	peer.sin_family = AF_INET;
 	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
