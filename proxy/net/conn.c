@@ -107,7 +107,7 @@ conn_enter_read_head(struct conn *c)
 		}
 		return;
 	}
-	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	relay_enable(c->cbev, EV_READ | EV_WRITE);
 	h1_parse_request(c);
 }
 
@@ -154,7 +154,7 @@ conn_enter(struct conn *c, enum conn_state st)
 		    c->craw, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
 		break;
 	case CONN_SOCKS:
-		bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+		relay_enable(c->cbev, EV_READ | EV_WRITE);
 		break;
 	case CONN_CONNECT: /* dial_connect_next started the connect */
 	case CONN_OFFLINE: /* offline.c serves or peeks from here */
@@ -222,7 +222,7 @@ conn_up_writecb(struct bufferevent *bev, void *arg)
 	if (c->state == CONN_TUNNEL) {
 		bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
 		if (!c->client_eof)
-			bufferevent_enable(c->cbev, EV_READ);
+			relay_enable(c->cbev, EV_READ);
 		relay_check_fin(c);
 	} else if (c->state == CONN_EXCHANGE)
 		h1_feed_request(c);
@@ -350,7 +350,7 @@ conn_client_writecb(struct bufferevent *bev, void *arg)
 	case CONN_TUNNEL:
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		if (c->up != NULL && !c->up_eof)
-			bufferevent_enable(c->up->bev, EV_READ);
+			relay_enable(c->up->bev, EV_READ);
 		relay_check_fin(c);
 		break;
 	default:
@@ -658,7 +658,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	if (c->mode == CONFIG_LISTEN_SOCKS5)
 		conn_enter(c, CONN_SOCKS);
 	else if (c->mode == CONFIG_LISTEN_TRANSPARENT) {
-		bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+		relay_enable(c->cbev, EV_READ | EV_WRITE);
 		transparent_start(c);
 	} else
 		conn_enter(c, CONN_READ_HEAD);
@@ -696,7 +696,7 @@ conn_worker_store_drained(struct worker *w)
 	while ((c = TAILQ_FIRST(&w->store_wait)) != NULL) {
 		TAILQ_REMOVE(&w->store_wait, c, wait_link);
 		c->waiting_store = 0;
-		bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+		relay_enable(c->cbev, EV_READ | EV_WRITE);
 		h1_parse_request(c);
 		if (store_backlogged_safe(w->store))
 			break;

@@ -84,8 +84,8 @@ dial_ready(struct conn *c)
 	/* write what is queued in one writev, not 16 KiB at a time */
 	(void)bufferevent_set_max_single_write(
 	    c->up->bev, c->w->cfg->relay_buffer_bytes);
-	bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
-	bufferevent_enable(c->cbev, EV_READ);
+	relay_enable(c->up->bev, EV_READ | EV_WRITE);
+	relay_enable(c->cbev, EV_READ);
 	c->ex.t_sent_us = now_us();
 	if (!c->ex.is_connect)
 		conn_enter(c, CONN_EXCHANGE);
@@ -214,7 +214,7 @@ dial_keep(struct conn *c)
 	bufferevent_setcb(
 	    c->dial.up_idle->bev, dial_idle_readcb, NULL, dial_idle_eventcb, c);
 	bufferevent_setwatermark(c->dial.up_idle->bev, EV_WRITE, 0, 0);
-	bufferevent_enable(c->dial.up_idle->bev, EV_READ);
+	relay_enable(c->dial.up_idle->bev, EV_READ);
 }
 
 /* Get an upstream for the current request: kept, pooled, or resolve +

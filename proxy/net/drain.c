@@ -16,6 +16,7 @@
 
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/relay.h"
 #include "proxy/net/deadline.h"
 
 /* What a closing connection reads and discards at most. */
@@ -57,7 +58,7 @@ drain_linger(struct conn *c)
 	}
 	c->end.lingering = 1;
 	(void)shutdown(bufferevent_getfd(c->craw ? c->craw : c->cbev), SHUT_WR);
-	bufferevent_enable(c->cbev, EV_READ);
+	relay_enable(c->cbev, EV_READ);
 	c->t_active_us = now_us();
 	deadline_arm(c);
 }

@@ -520,6 +520,16 @@ h1_exchange_start(struct conn *c)
 		h1_feed_response(c);
 }
 
+/* Send the answer head(s) down_head holds, if any. */
+static void
+h1_flush_head(struct conn *c)
+{
+	size_t n = evbuffer_get_length(c->h1.down_head);
+
+	if (n > 0)
+		relay_send(c, c->cbev, c->h1.down_head, n);
+}
+
 /*
  * llhttp refused bytes of a message (p) in flight. Inside a tunnel they
  * are the app's: recorded, then relayed unread. Through the explicit
@@ -532,6 +542,7 @@ h1_refused(struct conn *c, llhttp_t *p, const char *what, int status)
 	char why[160];
 
 	snprintf(why, sizeof(why), "%s: %s", what, llhttp_get_error_reason(p));
+	h1_flush_head(c); /* what was decided goes before what follows */
 	if (c->inner != CONN_INNER_NONE)
 		relay_unparsed(c, why);
 	else if (c->ex.resp_head_sent) {
@@ -632,7 +643,7 @@ static int
 h1_emit_response_head(struct conn *c)
 {
 	struct evbuffer *out = c->h1.down_head;
-	size_t len = evbuffer_get_length(c->h1.raw_resp);
+	size_t before, len = evbuffer_get_length(c->h1.raw_resp);
 	const char *raw = (const char *)evbuffer_pullup(c->h1.raw_resp, -1);
 	int st = c->h1.respp.status_code;
 	int upgrade = st == 101 && c->ex.req_upgrade;
@@ -661,19 +672,19 @@ h1_emit_response_head(struct conn *c)
 		}
 	} else if (upgrade && c->inner == CONN_INNER_NONE)
 		conn_hdr = "Connection: Upgrade\r\n";
-	/* inside a tunnel the head as received; else rewritten into
-	 * down_head */
+	/* down_head holds it until the body's first bytes join it (one
+	 * write for a small answer) or h1_feed_response flushes it: inside
+	 * a tunnel the head as received, else rewritten */
+	before = evbuffer_get_length(out);
 	if (c->inner == CONN_INNER_NONE) {
-		evbuffer_drain(out, evbuffer_get_length(out));
 		rc = head_copy_raw(
 		    out, raw, len, NULL, 0, h1_down_line, &d, conn_hdr);
 		evbuffer_drain(c->h1.raw_resp, len);
 		if (rc == -1)
 			return -1;
 	} else
-		out = c->h1.raw_resp;
-	c->tot.bytes_to_client += evbuffer_get_length(out);
-	relay_send(c, c->cbev, out, evbuffer_get_length(out));
+		evbuffer_add_buffer(out, c->h1.raw_resp);
+	c->tot.bytes_to_client += evbuffer_get_length(out) - before;
 	if (c->ex.resp_interim)
 		return 0; /* a 1xx went on as is; the record keeps the final */
 	record_response_head(c);
@@ -692,7 +703,12 @@ h1_resp_took(struct conn *c, struct evbuffer *in, size_t used,
 	c->tot.bytes_from_server += used;
 	if (!in_head) {
 		c->tot.bytes_to_client += used;
-		relay_send(c, c->cbev, in, used);
+		if (evbuffer_get_length(c->h1.down_head) > 0) {
+			/* the head still waits: head and body in one write */
+			evbuffer_remove_buffer(in, c->h1.down_head, used);
+			h1_flush_head(c);
+		} else
+			relay_send(c, c->cbev, in, used);
 		return 0;
 	}
 	evbuffer_remove_buffer(in, c->h1.raw_resp, used);
@@ -729,6 +745,7 @@ h1_feed_response(struct conn *c)
 		if (evbuffer_get_length(out) >= limit) {
 			bufferevent_setwatermark(
 			    c->cbev, EV_WRITE, limit / 2, 0);
+			h1_flush_head(c);
 			return;
 		}
 		if (evbuffer_get_length(in) > 0) {
@@ -749,6 +766,7 @@ h1_feed_response(struct conn *c)
 			 * not HTTP (with or without Connection: upgrade) */
 			if (c->h1.respp.status_code == 101 &&
 			    c->ex.req_upgrade) {
+				h1_flush_head(c);
 				conn_enter(c, CONN_TUNNEL);
 				return;
 			}
@@ -770,6 +788,7 @@ h1_feed_response(struct conn *c)
 		if (v.iov_len == 0)
 			break;
 	}
+	h1_flush_head(c);
 	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
 	if (!c->ex.resp_done && c->up_eof && evbuffer_get_length(in) == 0)
 		h1_up_eof(c);

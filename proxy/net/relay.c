@@ -88,6 +88,20 @@ relay_send(
 }
 
 /*
+ * Enable what (EV_READ, EV_WRITE) on bev where it is not enabled yet.
+ * Enabling EV_WRITE again on a socket bufferevent arms its write event
+ * even with nothing to write, and the write callback then disarms it: two
+ * epoll_ctl calls for nothing, once per exchange.
+ */
+void
+relay_enable(struct bufferevent *bev, short what)
+{
+	what &= (short)~bufferevent_get_enabled(bev);
+	if (what != 0)
+		bufferevent_enable(bev, what);
+}
+
+/*
  * Half-close in a tunnel: once a side that sent its FIN has had all its
  * bytes delivered, pass the FIN on (shutdown for writing) and go on
  * relaying the other way; when both ways are done, close. A stream relay
@@ -137,9 +151,8 @@ relay_start(struct conn *c)
 	c->tot.bytes_to_client += evbuffer_get_length(uin);
 	relay_send(c, c->up->bev, cin, evbuffer_get_length(cin));
 	relay_send(c, c->cbev, uin, evbuffer_get_length(uin));
-	bufferevent_enable(
-	    c->cbev, c->client_eof ? EV_WRITE : EV_READ | EV_WRITE);
-	bufferevent_enable(c->up->bev, EV_READ | EV_WRITE);
+	relay_enable(c->cbev, c->client_eof ? EV_WRITE : EV_READ | EV_WRITE);
+	relay_enable(c->up->bev, EV_READ | EV_WRITE);
 	/* a client that half-closed while we connected: its FIN follows */
 	if (c->client_eof)
 		relay_check_fin(c);

@@ -19,6 +19,9 @@ struct conn;
 void relay_send(
     struct conn *c, struct bufferevent *to, struct evbuffer *src, size_t n);
 
+/* Enable what on bev where it is not enabled yet (no epoll churn). */
+void relay_enable(struct bufferevent *bev, short what);
+
 /* Enter CONN_TUNNEL's work: move what is buffered, relay from now on. */
 void relay_start(struct conn *c);
 

@@ -339,7 +339,8 @@ origin_sends(struct conn *c, const char *s)
 /*
  * Everything sent to the client and not yet taken by the test: what
  * reached its socket, then what is still queued on the connection's
- * output. A copy: client_written() takes both.
+ * output, then an answer head h1 holds back to send with the body's
+ * first bytes. A copy: client_written() takes all three.
  */
 static struct evbuffer *
 client_out(struct conn *c)
@@ -359,6 +360,10 @@ client_out(struct conn *c)
 	nv = evbuffer_peek(out, -1, NULL, v, 64);
 	for (int i = 0; i < nv && i < 64; i++)
 		evbuffer_add(h1_view, v[i].iov_base, v[i].iov_len);
+	/* an answer head waiting for its body's first bytes */
+	nv = evbuffer_peek(c->h1.down_head, -1, NULL, v, 64);
+	for (int i = 0; i < nv && i < 64; i++)
+		evbuffer_add(h1_view, v[i].iov_base, v[i].iov_len);
 	return h1_view;
 }
 
@@ -368,6 +373,7 @@ client_written(struct conn *c)
 {
 	(void)client_out(c);
 	evbuffer_drain(h1_seen, evbuffer_get_length(h1_seen));
+	evbuffer_drain(c->h1.down_head, evbuffer_get_length(c->h1.down_head));
 	fx_written(bufferevent_get_output(c->cbev));
 }
 
