@@ -818,10 +818,16 @@ intercept_up_ready(struct conn *c)
 {
 	struct tls *tls = c->w->srv->tls;
 	SSL *ssl = bufferevent_openssl_get_ssl(c->up->bev);
-	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-	const char *verr = ssl ? tls_verify_error(tls, ssl) : "no TLS";
+	X509 *peer;
+	const char *verr;
 	char why[300];
 
+	/* a kept or pooled connection's verdict does not change */
+	if (!c->tls.tls_pending && c->up->verified)
+		return 0;
+	peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	verr = ssl ? tls_verify_error(tls, ssl) : "no TLS";
+	c->up->verified = verr == NULL;
 	if (!c->tls.tls_pending) {
 		/* a later origin connection of an established tunnel */
 		if (verr == NULL)

@@ -48,6 +48,8 @@
 
 /* libevent 2.1's largest single socket read (EVBUFFER_MAX_READ). */
 #define RELAY_LIBEVENT_READ 4096
+/* The most a TLS record carries. */
+#define RELAY_TLS_RECORD 16384
 /* Bytes a plain socket is read in at once (see relay_read_more). */
 #define RELAY_READ_SLICE 65536
 
@@ -82,7 +84,10 @@ relay_send(
 		    src, bufferevent_getfd(to), (ev_ssize_t)n);
 		if (w > 0)
 			n -= (size_t)w;
-	}
+	} else if (!plain && n > 0 && n <= RELAY_TLS_RECORD)
+		/* OpenSSL's filter writes a record per chain: a small
+		 * message in one chain leaves in one record */
+		(void)evbuffer_pullup(src, (ev_ssize_t)n);
 	if (n > 0)
 		evbuffer_remove_buffer(src, out, n);
 }

@@ -25,6 +25,7 @@ struct upstream {
 	unsigned port;
 	int tls;      /* the bufferevent is an OpenSSL one */
 	int end_seen; /* its close was seen once and put back (conn.c) */
+	int verified; /* its certificate passed (intercept_up_ready) */
 	int64_t t_tls_start_us; /* TLS: when the handshake began (the TCP
 				   connect done), 0 before */
 	/* what opening it took, µs, -1 unknown: the first exchange on it
