@@ -16,7 +16,8 @@
  * trusted yet) puts its host:port on the learned list, a back-off: later
  * tunnels to it are relayed untouched until pinning-retry has passed, then
  * intercepted again; each further rejection doubles the wait, and a
- * handshake the client completes takes the pair off the list. Only a
+ * handshake the client completes takes the pair off the list (pinning.c
+ * judges the handshake; the learned list is learned.c). Only a
  * refusal of the certificate counts: an alert unknown_ca, bad_certificate,
  * certificate_unknown or access_denied, or a close right after our
  * certificate, before the client's Finished. A client whose TLS versions
@@ -32,7 +33,6 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +49,7 @@
 #include "proxy/net/record.h"
 #include "proxy/net/relay.h"
 #include "proxy/net/learned.h"
+#include "proxy/net/pinning.h"
 #include "proxy/net/server.h"
 #include "proxy/net/socks.h"
 #include "proxy/net/tls.h"
@@ -65,17 +66,6 @@
 /* The decision reason of a client whose TLS we cannot speak. */
 #define INTERCEPT_UNSUPPORTED "client-tls-unsupported"
 
-/* TLS alert descriptions (RFC 8446 6) the verdict looks at. */
-#define ALERT_CLOSE_NOTIFY 0
-#define ALERT_HANDSHAKE_FAILURE 40
-#define ALERT_BAD_CERTIFICATE 42
-#define ALERT_CERTIFICATE_UNKNOWN 46
-#define ALERT_UNKNOWN_CA 48
-#define ALERT_ACCESS_DENIED 49
-#define ALERT_PROTOCOL_VERSION 70
-#define ALERT_INSUFFICIENT_SECURITY 71
-#define ALERT_USER_CANCELED 90
-
 const char *
 intercept_name(const struct conn *c)
 {
@@ -90,54 +80,6 @@ intercept_decide(struct conn *c, const char *decision, const char *reason)
 	c->tls.decision_reason = conn_strdup(reason);
 	log_debug("c%lld %s %s:%u: %s", (long long)c->id, decision,
 	    intercept_name(c), c->tls.tunnel_port, reason);
-}
-
-static void intercept_note(struct conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/*
- * A line for `peephole run`'s output, printed by the writer in order with
- * the flow lines (flowline formats it: "c12 <time> <client> <what>
- * host:port ..."). Nothing when quiet or not recording. Worker thread.
- */
-static void
-intercept_note(struct conn *c, const char *fmt, ...)
-{
-	struct store_rec *rec;
-	char line[600];
-	va_list ap;
-
-	if (c->w->store == NULL || c->w->cfg->quiet)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if ((rec = store_rec_new(STORE_REC_NOTE)) == NULL)
-		return;
-	rec->print = 1;
-	rec->u.note.conn_id = c->id;
-	rec->u.note.t_us = now_us();
-	if ((rec->u.note.client_ip = strdup(c->client_ip)) == NULL ||
-	    (rec->u.note.text = strdup(line)) == NULL) {
-		store_rec_free(rec);
-		return;
-	}
-	(void)store_submit(c->w->store, rec);
-}
-
-/* A wait for people: "45s", "12m", "3.5h". */
-static const char *
-intercept_human(int64_t us, char *buf, size_t len)
-{
-	int64_t s = (us + 999999) / 1000000;
-
-	if (s < 120)
-		snprintf(buf, len, "%llds", (long long)s);
-	else if (s < 2 * 3600)
-		snprintf(buf, len, "%lldm", (long long)(s + 30) / 60);
-	else
-		snprintf(buf, len, "%.1fh", (double)s / 3600.0);
-	return buf;
 }
 
 /* Relay the tunnel untouched: connect to the CONNECT target, then bytes. */
@@ -350,10 +292,10 @@ intercept_pinned(struct conn *c)
 	    !learned_backoff(c->w->srv->learned, name, (int)c->tls.tunnel_port,
 		now_us(), &left))
 		return 0;
-	intercept_note(c,
+	record_note(c,
 	    "passthrough %s:%u pinned (learned): its client rejected "
 	    "our certificate; intercepting again in %s",
-	    name, c->tls.tunnel_port, intercept_human(left, hb, sizeof(hb)));
+	    name, c->tls.tunnel_port, pinning_human(left, hb, sizeof(hb)));
 	intercept_passthrough(c, "pinned (learned)");
 	return 1;
 }
@@ -365,7 +307,7 @@ intercept_legacy_tls(struct conn *c, const struct sniff_hello *h)
 {
 	if (h->legacy_version >= 0x0303 || h->has_supported_versions_13)
 		return 0;
-	intercept_note(c,
+	record_note(c,
 	    "passthrough %s:%u " INTERCEPT_UNSUPPORTED
 	    ": the client offers TLS %s at most",
 	    intercept_name(c), c->tls.tunnel_port,
@@ -516,204 +458,6 @@ intercept_upstream_new(struct conn *c, const char *host, unsigned port)
 	return u;
 }
 
-/*
- * OpenSSL's message callback on the client leg: note the alerts each way,
- * our Certificate going out and the client's Finished coming in (TLS 1.3
- * reports them decrypted), which is what tells a client refusing the
- * forged certificate from one that cannot speak our TLS or that simply
- * closes. Worker thread, inside SSL calls: only records.
- */
-static void
-intercept_msgcb(int write_p, int version, int content_type, const void *buf,
-    size_t len, SSL *ssl, void *arg)
-{
-	struct conn *c = arg;
-	const unsigned char *p = buf;
-
-	(void)version;
-	(void)ssl;
-	if (c == NULL || len < 1)
-		return;
-	if (content_type == SSL3_RT_ALERT && len >= 2) {
-		if (write_p)
-			c->tls.tls_alert_out = p[1];
-		else if (c->tls.tls_alert_in == -1)
-			c->tls.tls_alert_in = p[1];
-	} else if (content_type == SSL3_RT_HANDSHAKE) {
-		if (write_p && p[0] == SSL3_MT_CERTIFICATE)
-			c->tls.tls_cert_sent = 1;
-		else if (!write_p && p[0] == SSL3_MT_FINISHED)
-			c->tls.tls_client_fin = 1;
-	}
-}
-
-static const char *
-intercept_alert_name(int a)
-{
-	switch (a) {
-	case ALERT_CLOSE_NOTIFY:
-		return "close_notify";
-	case ALERT_HANDSHAKE_FAILURE:
-		return "handshake_failure";
-	case ALERT_BAD_CERTIFICATE:
-		return "bad_certificate";
-	case ALERT_CERTIFICATE_UNKNOWN:
-		return "certificate_unknown";
-	case ALERT_UNKNOWN_CA:
-		return "unknown_ca";
-	case ALERT_ACCESS_DENIED:
-		return "access_denied";
-	case ALERT_PROTOCOL_VERSION:
-		return "protocol_version";
-	case ALERT_INSUFFICIENT_SECURITY:
-		return "insufficient_security";
-	default:
-		return SSL_alert_desc_string_long(a);
-	}
-}
-
-/* An alert about TLS versions or ciphers, not about our certificate. */
-static int
-intercept_alert_unsupported(int a)
-{
-	return a == ALERT_HANDSHAKE_FAILURE || a == ALERT_PROTOCOL_VERSION ||
-	    a == ALERT_INSUFFICIENT_SECURITY;
-}
-
-/* OpenSSL found nothing in common with the client's hello. */
-static int
-intercept_err_unsupported(unsigned long e)
-{
-	switch (ERR_GET_REASON(e)) {
-	case SSL_R_NO_SHARED_CIPHER:
-	case SSL_R_UNSUPPORTED_PROTOCOL:
-	case SSL_R_VERSION_TOO_LOW:
-	case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
-	case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-enum intercept_verdict {
-	INTERCEPT_V_COMPLETED,   /* the client's Finished arrived */
-	INTERCEPT_V_REJECTED,    /* it refused the forged certificate */
-	INTERCEPT_V_UNSUPPORTED, /* no TLS version or cipher in common */
-	INTERCEPT_V_FAILED       /* anything else: nothing to learn */
-};
-
-/*
- * Why the client's handshake ended without BEV_EVENT_CONNECTED, from what
- * the message callback saw and OpenSSL's error e; why is filled in.
- */
-static enum intercept_verdict
-intercept_verdict(const struct conn *c, unsigned long e, char *why, size_t len)
-{
-	const char *es = e != 0 ? ERR_reason_error_string(e) : NULL;
-	int in = c->tls.tls_alert_in, out = c->tls.tls_alert_out;
-
-	if (c->tls.tls_client_fin) {
-		snprintf(why, len, "client closed after the TLS handshake");
-		return INTERCEPT_V_COMPLETED;
-	}
-	if (in == ALERT_UNKNOWN_CA || in == ALERT_BAD_CERTIFICATE ||
-	    in == ALERT_CERTIFICATE_UNKNOWN || in == ALERT_ACCESS_DENIED) {
-		snprintf(why, len,
-		    "client rejected the forged certificate: alert %s",
-		    intercept_alert_name(in));
-		return INTERCEPT_V_REJECTED;
-	}
-	if (intercept_alert_unsupported(in) ||
-	    intercept_alert_unsupported(out) || intercept_err_unsupported(e)) {
-		snprintf(why, len, "no TLS version or cipher in common: %s",
-		    in != -1         ? intercept_alert_name(in)
-			: es != NULL ? es
-				     : intercept_alert_name(out));
-		return INTERCEPT_V_UNSUPPORTED;
-	}
-	if (c->tls.tls_cert_sent && out == -1 &&
-	    (in == -1 || in == ALERT_CLOSE_NOTIFY ||
-		in == ALERT_USER_CANCELED)) {
-		snprintf(why, len,
-		    "client rejected the forged certificate: closed after "
-		    "it, before its Finished");
-		return INTERCEPT_V_REJECTED;
-	}
-	if (in != -1)
-		snprintf(why, len, "client TLS handshake failed: alert %s",
-		    intercept_alert_name(in));
-	else if (es != NULL)
-		snprintf(why, len, "client TLS handshake failed: %s", es);
-	else
-		snprintf(why, len, "client closed during the TLS handshake");
-	return INTERCEPT_V_FAILED;
-}
-
-/* A handshake the client completed: if its pair was backing off, it is
- * not pinned after all (the CA is trusted now): forget it. */
-static void
-intercept_accepted(struct conn *c)
-{
-	const char *name = intercept_name(c);
-	int port = (int)c->tls.tunnel_port;
-	struct store_rec *rec;
-
-	if (!learned_forget(c->w->srv->learned, name, port))
-		return;
-	log_info("c%lld %s:%d: the client accepts our certificate now; "
-		 "no longer passed through",
-	    (long long)c->id, name, port);
-	intercept_note(c,
-	    "intercept %s:%d the client accepts our certificate now; no "
-	    "longer passed through",
-	    name, port);
-	if (c->w->store == NULL ||
-	    (rec = store_rec_new(STORE_REC_LEARNED_FORGET)) == NULL)
-		return;
-	rec->u.learned.host = strdup(name);
-	rec->u.learned.port = port;
-	(void)store_submit(c->w->store, rec);
-}
-
-/* The client refused the forged certificate: back off from this pair. */
-static void
-intercept_rejected(struct conn *c, const char *why)
-{
-	const char *name = intercept_name(c);
-	int port = (int)c->tls.tunnel_port;
-	int64_t now = now_us(), next = 0;
-	struct store_rec *rec;
-	char hb[32];
-	int n;
-
-	n = learned_reject(c->w->srv->learned, name, port, now,
-	    (int64_t)c->w->cfg->pinning_retry_ms * 1000, &next);
-	if (n == -1) {
-		log_warnx("c%lld out of memory learning %s:%d",
-		    (long long)c->id, name, port);
-		return;
-	}
-	intercept_human(next - now, hb, sizeof(hb));
-	log_info("c%lld %s:%d: client rejects our certificate (%d in a row); "
-		 "passing it through for %s",
-	    (long long)c->id, name, port, n, hb);
-	intercept_note(c,
-	    "rejected %s:%d %s; passing it through for %s (rejection %d; "
-	    "`peephole passthrough retry` to try again sooner)",
-	    name, port, why, hb, n);
-	if (c->w->store == NULL ||
-	    (rec = store_rec_new(STORE_REC_LEARNED_PASSTHROUGH)) == NULL)
-		return;
-	rec->u.learned.host = strdup(name);
-	rec->u.learned.port = port;
-	rec->u.learned.reason = strdup(why);
-	rec->u.learned.t_us = now;
-	rec->u.learned.rejections = n;
-	rec->u.learned.next_retry_us = next;
-	(void)store_submit(c->w->store, rec);
-}
-
 /* The client finished (or failed) the handshake on the forged cert. */
 static void
 intercept_down_eventcb(struct bufferevent *bev, short what, void *arg)
@@ -727,7 +471,7 @@ intercept_down_eventcb(struct bufferevent *bev, short what, void *arg)
 		tls_describe(bufferevent_openssl_get_ssl(bev),
 		    c->tls.tls_client, sizeof(c->tls.tls_client));
 		if (cfg->auto_passthrough)
-			intercept_accepted(c);
+			pinning_accepted(c);
 		c->tls.tunnel_raw = 0;
 		bufferevent_setcb(bev, conn_client_readcb, conn_client_writecb,
 		    conn_client_eventcb, c);
@@ -739,30 +483,30 @@ intercept_down_eventcb(struct bufferevent *bev, short what, void *arg)
 	while ((more = bufferevent_get_openssl_error(bev)) != 0)
 		if (e == 0)
 			e = more;
-	switch (intercept_verdict(c, e, why, sizeof(why))) {
-	case INTERCEPT_V_COMPLETED:
+	switch (pinning_verdict(c, e, why, sizeof(why))) {
+	case PINNING_V_COMPLETED:
 		if (cfg->auto_passthrough)
-			intercept_accepted(c);
+			pinning_accepted(c);
 		ERR_clear_error();
 		log_debug("c%lld %s", (long long)c->id, why);
 		conn_close(c, "client-eof", NULL);
 		return;
-	case INTERCEPT_V_REJECTED:
+	case PINNING_V_REJECTED:
 		intercept_decide(c, "intercept", why);
 		if (cfg->auto_passthrough)
-			intercept_rejected(c, why);
+			pinning_rejected(c, why);
 		ERR_clear_error();
 		conn_close(c, "client-rejected-cert", why);
 		return;
-	case INTERCEPT_V_UNSUPPORTED:
+	case PINNING_V_UNSUPPORTED:
 		/* the hello is consumed: too late to pass it through */
 		intercept_decide(c, "intercept", INTERCEPT_UNSUPPORTED);
-		intercept_note(c, "closed %s:%u " INTERCEPT_UNSUPPORTED ": %s",
+		record_note(c, "closed %s:%u " INTERCEPT_UNSUPPORTED ": %s",
 		    intercept_name(c), c->tls.tunnel_port, why);
 		ERR_clear_error();
 		conn_close(c, INTERCEPT_UNSUPPORTED, why);
 		return;
-	case INTERCEPT_V_FAILED:
+	case PINNING_V_FAILED:
 		intercept_decide(c, "intercept", why);
 		ERR_clear_error();
 		conn_close(c, "client-tls-failed", why);
@@ -803,7 +547,7 @@ intercept_tls_down(struct conn *c, X509 *peer)
 	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
 	c->tls.tls_alert_in = c->tls.tls_alert_out = -1;
 	c->tls.tls_cert_sent = c->tls.tls_client_fin = 0;
-	SSL_set_msg_callback(ssl, intercept_msgcb);
+	SSL_set_msg_callback(ssl, pinning_msgcb);
 	SSL_set_msg_callback_arg(ssl, c);
 	c->craw = c->cbev;
 	c->cbev = f;

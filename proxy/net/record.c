@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -391,4 +392,68 @@ record_derive(const struct store_request *r)
 	    res.clientip[0] != '\0' ? res.clientip : "-");
 	newdns_result_free(&res);
 	return list;
+}
+
+/*
+ * A line for `peephole run`'s output, printed by the writer in order with
+ * the flow lines (flowline formats it: "c12 <time> <client> <what>
+ * host:port ..."). Nothing when quiet or not recording. Worker thread.
+ */
+void
+record_note(struct conn *c, const char *fmt, ...)
+{
+	struct store_rec *rec;
+	char line[600];
+	va_list ap;
+
+	if (c->w->store == NULL || c->w->cfg->quiet)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if ((rec = store_rec_new(STORE_REC_NOTE)) == NULL)
+		return;
+	rec->print = 1;
+	rec->u.note.conn_id = c->id;
+	rec->u.note.t_us = now_us();
+	if ((rec->u.note.client_ip = strdup(c->client_ip)) == NULL ||
+	    (rec->u.note.text = strdup(line)) == NULL) {
+		store_rec_free(rec);
+		return;
+	}
+	(void)store_submit(c->w->store, rec);
+}
+
+/* A learned passthrough entry for (name, port): the n-th rejection at t,
+ * next try at next_us. */
+void
+record_learned(struct conn *c, const char *name, int port, const char *why,
+    int64_t t, int n, int64_t next_us)
+{
+	struct store_rec *rec;
+
+	if (c->w->store == NULL ||
+	    (rec = store_rec_new(STORE_REC_LEARNED_PASSTHROUGH)) == NULL)
+		return;
+	rec->u.learned.host = strdup(name);
+	rec->u.learned.port = port;
+	rec->u.learned.reason = strdup(why);
+	rec->u.learned.t_us = t;
+	rec->u.learned.rejections = n;
+	rec->u.learned.next_retry_us = next_us;
+	(void)store_submit(c->w->store, rec);
+}
+
+/* (name, port) leaves the learned list. */
+void
+record_learned_forget(struct conn *c, const char *name, int port)
+{
+	struct store_rec *rec;
+
+	if (c->w->store == NULL ||
+	    (rec = store_rec_new(STORE_REC_LEARNED_FORGET)) == NULL)
+		return;
+	rec->u.learned.host = strdup(name);
+	rec->u.learned.port = port;
+	(void)store_submit(c->w->store, rec);
 }

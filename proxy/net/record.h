@@ -7,6 +7,7 @@
 #define PEEPHOLE_RECORD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct conn;
 struct evbuffer;
@@ -56,5 +57,18 @@ struct store_rec *record_derive(const struct store_request *r);
  * on ENOMEM. The caller submits it. */
 struct store_rec *record_conn_row(
     struct conn *c, const char *reason, const char *err);
+
+/*
+ * A line for `peephole run`'s output (a NOTE row the writer prints in
+ * order with the flow lines). Nothing when quiet or not recording.
+ */
+void record_note(struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The learned passthrough list's rows: (name, port) backed off after its
+ * n-th refusal at t until next_us, and forgotten again. */
+void record_learned(struct conn *c, const char *name, int port, const char *why,
+    int64_t t, int n, int64_t next_us);
+void record_learned_forget(struct conn *c, const char *name, int port);
 
 #endif
