@@ -726,6 +726,26 @@ h1_resp_took(struct conn *c, struct evbuffer *in, size_t used,
 }
 
 /*
+ * The origin switched protocols (a complete 101, with or without
+ * Connection: upgrade): what follows is not HTTP. Asked for, it is a
+ * tunnel from here (1); not asked for, the exchange ends and nothing is
+ * reused (0).
+ */
+static int
+h1_switched(struct conn *c)
+{
+	if (c->h1.respp.status_code == 101 && c->ex.req_upgrade) {
+		h1_flush_head(c);
+		conn_enter(c, CONN_TUNNEL);
+		return 1;
+	}
+	c->ex.resp_done = 1;
+	c->client_ka = 0;
+	c->ex.req_upgrade = 1;
+	return 0;
+}
+
+/*
  * Parse the answer from the origin's input and move it to the client,
  * head first, while the client's output is under the relay limit.
  */
@@ -762,18 +782,8 @@ h1_feed_response(struct conn *c)
 		if (err == HPE_PAUSED_UPGRADE ||
 		    (err == HPE_PAUSED && c->ex.resp_done &&
 			c->h1.respp.status_code == 101)) {
-			/* the origin switched protocols: what follows is
-			 * not HTTP (with or without Connection: upgrade) */
-			if (c->h1.respp.status_code == 101 &&
-			    c->ex.req_upgrade) {
-				h1_flush_head(c);
-				conn_enter(c, CONN_TUNNEL);
+			if (h1_switched(c))
 				return;
-			}
-			/* 101 we did not ask for: end here, reuse nothing */
-			c->ex.resp_done = 1;
-			c->client_ka = 0;
-			c->ex.req_upgrade = 1;
 			break;
 		}
 		if (err == HPE_PAUSED) {
