@@ -134,6 +134,48 @@ test_start_after_client_fin(void **state)
 	assert_true(fx_live(r->f, c));
 }
 
+/*
+ * relay_send writes at once only when nothing is queued: bytes behind a
+ * queued write stay behind it, and an origin leg over TLS always queues
+ * (its bufferevent encrypts).
+ */
+static void
+test_send_keeps_order(void **state)
+{
+	struct rfx *r = *state;
+	struct conn *c = r->f->c;
+	struct evbuffer *src = evbuffer_new(), *out;
+
+	assert_non_null(src);
+	out = bufferevent_get_output(c->up->bev);
+	/* nothing queued: straight to the socket */
+	assert_int_equal(evbuffer_add(src, "one", 3), 0);
+	relay_send(c, c->up->bev, src, 3);
+	assert_int_equal(evbuffer_get_length(src), 0);
+	assert_int_equal(evbuffer_get_length(out), 0);
+	assert_string_equal(fx_peer_text(r->origin), "one");
+	/* something queued: the new bytes queue behind it */
+	assert_int_equal(evbuffer_add(out, "two", 3), 0);
+	assert_int_equal(evbuffer_add(src, "three", 5), 0);
+	relay_send(c, c->up->bev, src, 5);
+	assert_string_equal(fx_text(out), "twothree");
+	assert_string_equal(fx_peer_text(r->origin), "");
+	fx_written(out);
+	/* only part of src moves */
+	assert_int_equal(evbuffer_add(src, "fourfive", 8), 0);
+	relay_send(c, c->up->bev, src, 4);
+	assert_string_equal(fx_peer_text(r->origin), "four");
+	assert_int_equal(evbuffer_get_length(src), 4);
+	/* a TLS origin leg: queued for the bufferevent to encrypt */
+	c->up->tls = 1;
+	relay_send(c, c->up->bev, src, 4);
+	assert_string_equal(fx_text(out), "five");
+	assert_string_equal(fx_peer_text(r->origin), "");
+	c->up->tls = 0;
+	fx_written(out);
+	evbuffer_free(src);
+}
+
 static void
 test_move_and_back_pressure(void **state)
 {
@@ -320,6 +362,8 @@ main(void)
 		test_start_after_client_fin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_move_and_back_pressure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_send_keeps_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_fin_waits_for_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
