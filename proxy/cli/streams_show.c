@@ -18,9 +18,9 @@
 #include "proxy/cli/output.h"
 #include "proxy/cli/streams.h"
 
-#define SHOW_STREAM_CMD "show stream"
+#define STREAMS_SHOW_CMD "show stream"
 
-static const char show_stream_help[] =
+static const char streams_show_help[] =
     "usage: peephole show stream ID [--csv | --json] [--db FILE]\n"
     "\n"
     "Print stream (connection) ID in full: endpoints and the name found\n"
@@ -35,26 +35,26 @@ static const char show_stream_help[] =
     "  --db FILE  database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help     print this help\n";
 
-struct sstream_opts {
+struct streams_show_opts {
 	const char *db;
 	int64_t id;
 	enum out_format fmt;
 };
 
 static int
-sstream_opt(int ch, char *arg, void *opts)
+streams_show_opt(int ch, char *arg, void *opts)
 {
-	struct sstream_opts *o = opts;
+	struct streams_show_opts *o = opts;
 
 	if (ch == 'd')
 		o->db = arg;
 	else
-		return args_format(SHOW_STREAM_CMD, ch, &o->fmt);
+		return args_format(STREAMS_SHOW_CMD, ch, &o->fmt);
 	return 0;
 }
 
 static int
-sstream_parse(int argc, char **argv, struct sstream_opts *o)
+streams_show_parse(int argc, char **argv, struct streams_show_opts *o)
 {
 	static const struct option longopts[] = {
 	    {"db", required_argument, NULL, 'd'},
@@ -63,8 +63,8 @@ sstream_parse(int argc, char **argv, struct sstream_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	static const struct args_spec spec = {
-	    SHOW_STREAM_CMD, show_stream_help, NULL, longopts, sstream_opt};
+	static const struct args_spec spec = {STREAMS_SHOW_CMD,
+	    streams_show_help, NULL, longopts, streams_show_opt};
 	int rc;
 
 	memset(o, 0, sizeof(*o));
@@ -72,11 +72,11 @@ sstream_parse(int argc, char **argv, struct sstream_opts *o)
 	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
 		return rc;
 	return args_one_id(
-	    SHOW_STREAM_CMD, "stream", "streams", argc, argv, &o->id);
+	    STREAMS_SHOW_CMD, "stream", "streams", argc, argv, &o->id);
 }
 
 static const char *
-sstream_type_name(int type)
+streams_show_type_name(int type)
 {
 	switch (type) {
 	case 0x15:
@@ -94,7 +94,7 @@ sstream_type_name(int type)
 /* An mmTLS record type for people: its name, "0xNN" if unknown, "" for
  * none. */
 static void
-sstream_type(char *buf, size_t len, sqlite3_stmt *ev, int col)
+streams_show_type(char *buf, size_t len, sqlite3_stmt *ev, int col)
 {
 	const char *n;
 	int type;
@@ -104,14 +104,14 @@ sstream_type(char *buf, size_t len, sqlite3_stmt *ev, int col)
 		return;
 	}
 	type = sqlite3_column_int(ev, col);
-	if ((n = sstream_type_name(type)) != NULL)
+	if ((n = streams_show_type_name(type)) != NULL)
 		snprintf(buf, len, "%s", n);
 	else
 		snprintf(buf, len, "0x%02x", type);
 }
 
 static void
-sstream_field(FILE *fp, const char *label, const char *value)
+streams_show_field(FILE *fp, const char *label, const char *value)
 {
 	if (value == NULL || value[0] == '\0')
 		return;
@@ -122,7 +122,7 @@ sstream_field(FILE *fp, const char *label, const char *value)
 
 /* ", LABEL +X ms" for a time column, measured from accept. */
 static void
-sstream_at(
+streams_show_at(
     char *buf, size_t len, sqlite3_stmt *c, const char *label, const char *col)
 {
 	size_t n = strlen(buf);
@@ -136,7 +136,7 @@ sstream_at(
 
 /* Column tcp_SIDE_NAME; -1 when NULL (TCP_INFO not read). */
 static long long
-sstream_tcp_val(sqlite3_stmt *c, const char *side, const char *name)
+streams_show_tcp_val(sqlite3_stmt *c, const char *side, const char *name)
 {
 	char col[40];
 
@@ -146,27 +146,27 @@ sstream_tcp_val(sqlite3_stmt *c, const char *side, const char *name)
 
 /* TCP_INFO of one side, "" when it was not read. */
 static void
-sstream_tcp(char *buf, size_t len, sqlite3_stmt *c, const char *side)
+streams_show_tcp(char *buf, size_t len, sqlite3_stmt *c, const char *side)
 {
 	buf[0] = '\0';
-	if (sstream_tcp_val(c, side, "rtt_us") < 0)
+	if (streams_show_tcp_val(c, side, "rtt_us") < 0)
 		return;
 	snprintf(buf, len,
 	    "rtt %.3f ms, rttvar %.3f ms, retransmits %lld (total %lld), "
 	    "lost %lld, reordering %lld, cwnd %lld, pmtu %lld",
-	    (double)sstream_tcp_val(c, side, "rtt_us") / 1000.0,
-	    (double)sstream_tcp_val(c, side, "rttvar_us") / 1000.0,
-	    sstream_tcp_val(c, side, "retransmits"),
-	    sstream_tcp_val(c, side, "total_retrans"),
-	    sstream_tcp_val(c, side, "lost"),
-	    sstream_tcp_val(c, side, "reordering"),
-	    sstream_tcp_val(c, side, "snd_cwnd"),
-	    sstream_tcp_val(c, side, "pmtu"));
+	    (double)streams_show_tcp_val(c, side, "rtt_us") / 1000.0,
+	    (double)streams_show_tcp_val(c, side, "rttvar_us") / 1000.0,
+	    streams_show_tcp_val(c, side, "retransmits"),
+	    streams_show_tcp_val(c, side, "total_retrans"),
+	    streams_show_tcp_val(c, side, "lost"),
+	    streams_show_tcp_val(c, side, "reordering"),
+	    streams_show_tcp_val(c, side, "snd_cwnd"),
+	    streams_show_tcp_val(c, side, "pmtu"));
 }
 
 /* The connection's endpoints, name, protocol and decision. */
 static void
-sstream_text_ends(FILE *fp, sqlite3_stmt *c)
+streams_show_text_ends(FILE *fp, sqlite3_stmt *c)
 {
 	char buf[512], ts[40];
 	const char *v, *name = out_col_text(c, "named_host");
@@ -178,43 +178,43 @@ sstream_text_ends(FILE *fp, sqlite3_stmt *c)
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
 		    " (mmTLS records stopped parsing)");
 	(void)v;
-	sstream_field(fp, "protocol", buf);
+	streams_show_field(fp, "protocol", buf);
 	streams_hostport(buf, sizeof(buf), out_col_text(c, "client_ip"),
 	    out_col_int(c, "client_port"));
-	sstream_field(fp, "client", buf);
+	streams_show_field(fp, "client", buf);
 	if ((v = out_col_text(c, "listener_target")) != NULL)
 		snprintf(buf, sizeof(buf), "%s", v);
 	else
 		streams_hostport(buf, sizeof(buf),
 		    out_col_text(c, "target_host"),
 		    out_col_int(c, "target_port"));
-	sstream_field(fp, "target", buf);
-	sstream_field(fp, "sni", out_col_text(c, "sni"));
+	streams_show_field(fp, "target", buf);
+	streams_show_field(fp, "sni", out_col_text(c, "sni"));
 	if (name != NULL) {
 		out_iso_time(out_col_int(c, "named_at_us"), 1, ts, sizeof(ts));
 		snprintf(buf, sizeof(buf), "%s (named by %s, seen %s)", name,
 		    (v = out_col_text(c, "named_by")) != NULL ? v : "-", ts);
-		sstream_field(fp, "host", buf);
+		streams_show_field(fp, "host", buf);
 	} else if ((v = out_col_text(c, "name_candidates")) != NULL) {
 		/* several names resolved to the address for this client */
 		snprintf(buf, sizeof(buf), "ambiguous: %s", v);
-		sstream_field(fp, "host", buf);
+		streams_show_field(fp, "host", buf);
 	}
 	streams_hostport(buf, sizeof(buf), out_col_text(c, "server_ip"),
 	    out_col_int(c, "server_port"));
-	sstream_field(fp, "server", buf);
+	streams_show_field(fp, "server", buf);
 	if ((v = out_col_text(c, "decision")) != NULL) {
 		snprintf(buf, sizeof(buf), "%s", v);
 		if ((v = out_col_text(c, "decision_reason")) != NULL)
 			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
 			    " (%s)", v);
-		sstream_field(fp, "decision", buf);
+		streams_show_field(fp, "decision", buf);
 	}
 }
 
 /* Times, bytes, close, TCP_INFO and mmTLS counts. */
 static void
-sstream_text_shape(FILE *fp, sqlite3_stmt *c)
+streams_show_text_shape(FILE *fp, sqlite3_stmt *c)
 {
 	char buf[512], t1[40], t2[40];
 	const char *v;
@@ -222,33 +222,34 @@ sstream_text_shape(FILE *fp, sqlite3_stmt *c)
 	out_iso_time(out_col_int(c, "t_accept_us"), 1, t1, sizeof(t1));
 	out_iso_time(out_col_int(c, "t_close_us"), 1, t2, sizeof(t2));
 	snprintf(buf, sizeof(buf), "%s to %s", t1, t2);
-	sstream_field(fp, "open", buf);
+	streams_show_field(fp, "open", buf);
 	buf[0] = '\0';
-	sstream_at(buf, sizeof(buf), c, "upstream", "t_upstream_connected_us");
-	sstream_at(buf, sizeof(buf), c, "first up", "t_first_up_us");
-	sstream_at(buf, sizeof(buf), c, "last up", "t_last_up_us");
-	sstream_at(buf, sizeof(buf), c, "first down", "t_first_down_us");
-	sstream_at(buf, sizeof(buf), c, "last down", "t_last_down_us");
-	sstream_at(buf, sizeof(buf), c, "close", "t_close_us");
-	sstream_field(fp, "timing", buf);
+	streams_show_at(
+	    buf, sizeof(buf), c, "upstream", "t_upstream_connected_us");
+	streams_show_at(buf, sizeof(buf), c, "first up", "t_first_up_us");
+	streams_show_at(buf, sizeof(buf), c, "last up", "t_last_up_us");
+	streams_show_at(buf, sizeof(buf), c, "first down", "t_first_down_us");
+	streams_show_at(buf, sizeof(buf), c, "last down", "t_last_down_us");
+	streams_show_at(buf, sizeof(buf), c, "close", "t_close_us");
+	streams_show_field(fp, "timing", buf);
 	snprintf(buf, sizeof(buf),
 	    "up %lld in %lld reads, down %lld in %lld reads",
 	    (long long)out_col_int(c, "bytes_from_client"),
 	    (long long)out_col_int(c, "reads_up"),
 	    (long long)out_col_int(c, "bytes_from_server"),
 	    (long long)out_col_int(c, "reads_down"));
-	sstream_field(fp, "bytes", buf);
+	streams_show_field(fp, "bytes", buf);
 	snprintf(buf, sizeof(buf), "%s",
 	    (v = out_col_text(c, "closed_by")) != NULL ? v : "-");
 	if ((v = out_col_text(c, "close_reason")) != NULL)
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
 		    " (proxy: %s)", v);
-	sstream_field(fp, "closed by", buf);
-	sstream_field(fp, "error", out_col_text(c, "error"));
-	sstream_tcp(buf, sizeof(buf), c, "client");
-	sstream_field(fp, "tcp client", buf);
-	sstream_tcp(buf, sizeof(buf), c, "server");
-	sstream_field(fp, "tcp server", buf);
+	streams_show_field(fp, "closed by", buf);
+	streams_show_field(fp, "error", out_col_text(c, "error"));
+	streams_show_tcp(buf, sizeof(buf), c, "client");
+	streams_show_field(fp, "tcp client", buf);
+	streams_show_tcp(buf, sizeof(buf), c, "server");
+	streams_show_field(fp, "tcp server", buf);
 	if (out_col_int(c, "mmtls_records") > 0 ||
 	    out_col_int(c, "mmtls_bad")) {
 		snprintf(buf, sizeof(buf),
@@ -260,24 +261,24 @@ sstream_text_shape(FILE *fp, sqlite3_stmt *c)
 		    (long long)out_col_int(c, "mmtls_data"),
 		    (long long)out_col_int(c, "mmtls_alert"),
 		    out_col_int(c, "mmtls_bad") ? "; then unparseable" : "");
-		sstream_field(fp, "mmtls", buf);
+		streams_show_field(fp, "mmtls", buf);
 	}
 	snprintf(buf, sizeof(buf), "%lld recorded%s",
 	    (long long)out_col_int(c, "events"),
 	    out_col_int(c, "events_capped") ? " (capped: later ones dropped)"
 					    : "");
-	sstream_field(fp, "events", buf);
+	streams_show_field(fp, "events", buf);
 }
 
 /* One event: ms since accept, direction, bytes, record type. */
 static void
-sstream_event(FILE *fp, sqlite3_stmt *ev, int64_t t0, enum out_format fmt)
+streams_show_event(FILE *fp, sqlite3_stmt *ev, int64_t t0, enum out_format fmt)
 {
 	char type[16];
 	double ms = (double)(sqlite3_column_int64(ev, 0) - t0) / 1000.0;
 	int down = sqlite3_column_int(ev, 1) != 0;
 
-	sstream_type(type, sizeof(type), ev, 3);
+	streams_show_type(type, sizeof(type), ev, 3);
 	if (fmt == OUT_CSV)
 		fprintf(fp, "%.3f,%s,%lld,%s\r\n", ms, down ? "down" : "up",
 		    (long long)sqlite3_column_int64(ev, 2), type);
@@ -288,11 +289,11 @@ sstream_event(FILE *fp, sqlite3_stmt *ev, int64_t t0, enum out_format fmt)
 }
 
 static json_t *
-sstream_event_json(sqlite3_stmt *ev, int64_t t0)
+streams_show_event_json(sqlite3_stmt *ev, int64_t t0)
 {
 	char type[16];
 
-	sstream_type(type, sizeof(type), ev, 3);
+	streams_show_type(type, sizeof(type), ev, 3);
 	return json_pack("{s:f,s:I,s:s,s:I,s:o}", "t_ms",
 	    (double)(sqlite3_column_int64(ev, 0) - t0) / 1000.0, "t_us",
 	    (json_int_t)sqlite3_column_int64(ev, 0), "dir",
@@ -304,7 +305,8 @@ sstream_event_json(sqlite3_stmt *ev, int64_t t0)
 /* The events of stream c, printed in o->fmt or appended to arr. Exit
  * status. */
 static int
-sstream_events(sqlite3 *db, sqlite3_stmt *c, enum out_format fmt, json_t *arr)
+streams_show_events(
+    sqlite3 *db, sqlite3_stmt *c, enum out_format fmt, json_t *arr)
 {
 	sqlite3_stmt *ev = NULL;
 	int64_t t0 = out_col_int(c, "t_accept_us");
@@ -323,10 +325,10 @@ sstream_events(sqlite3 *db, sqlite3_stmt *c, enum out_format fmt, json_t *arr)
 	while ((rc = sqlite3_step(ev)) == SQLITE_ROW) {
 		if (arr != NULL) {
 			if (json_array_append_new(
-				arr, sstream_event_json(ev, t0)) == -1)
+				arr, streams_show_event_json(ev, t0)) == -1)
 				goto fail;
 		} else
-			sstream_event(stdout, ev, t0, fmt);
+			streams_show_event(stdout, ev, t0, fmt);
 		n++;
 	}
 	if (rc != SQLITE_DONE)
@@ -336,13 +338,13 @@ sstream_events(sqlite3 *db, sqlite3_stmt *c, enum out_format fmt, json_t *arr)
 	sqlite3_finalize(ev);
 	return CLI_OK;
 fail:
-	db_warn(SHOW_STREAM_CMD, db, "cannot read stream events");
+	db_warn(STREAMS_SHOW_CMD, db, "cannot read stream events");
 	sqlite3_finalize(ev);
 	return CLI_ERROR;
 }
 
 static int
-sstream_json(sqlite3 *db, sqlite3_stmt *c)
+streams_show_json(sqlite3 *db, sqlite3_stmt *c)
 {
 	json_t *o, *arr;
 	int rc = CLI_ERROR;
@@ -350,11 +352,11 @@ sstream_json(sqlite3 *db, sqlite3_stmt *c)
 	if ((o = out_json_row(c)) == NULL || (arr = json_array()) == NULL) {
 		json_decref(o);
 		fprintf(
-		    stderr, "peephole %s: out of memory\n", SHOW_STREAM_CMD);
+		    stderr, "peephole %s: out of memory\n", STREAMS_SHOW_CMD);
 		return CLI_ERROR;
 	}
 	json_object_set_new(o, "events_list", arr);
-	if (sstream_events(db, c, OUT_JSON, arr) == CLI_OK &&
+	if (streams_show_events(db, c, OUT_JSON, arr) == CLI_OK &&
 	    json_dumpf(o, stdout, JSON_INDENT(2) | OUT_JSON_REALS) == 0) {
 		putchar('\n');
 		rc = CLI_OK;
@@ -364,7 +366,7 @@ sstream_json(sqlite3 *db, sqlite3_stmt *c)
 }
 
 static int
-sstream_print(sqlite3 *db, const struct sstream_opts *o)
+streams_show_print(sqlite3 *db, const struct streams_show_opts *o)
 {
 	sqlite3_stmt *c = NULL;
 	int rc, status = CLI_ERROR;
@@ -376,7 +378,7 @@ sstream_print(sqlite3 *db, const struct sstream_opts *o)
 		" FROM connections c LEFT JOIN stream_names n"
 		" ON n.conn_id = c.id WHERE c.id = ?",
 		-1, &c, NULL) != SQLITE_OK) {
-		db_warn(SHOW_STREAM_CMD, db, "query failed");
+		db_warn(STREAMS_SHOW_CMD, db, "query failed");
 		goto fail;
 	}
 	sqlite3_bind_int64(c, 1, o->id);
@@ -384,22 +386,22 @@ sstream_print(sqlite3 *db, const struct sstream_opts *o)
 		if (rc == SQLITE_DONE)
 			fprintf(stderr,
 			    "peephole %s: no connection with id %lld\n",
-			    SHOW_STREAM_CMD, (long long)o->id);
+			    STREAMS_SHOW_CMD, (long long)o->id);
 		else
-			db_warn(SHOW_STREAM_CMD, db, "query failed");
+			db_warn(STREAMS_SHOW_CMD, db, "query failed");
 		goto fail;
 	}
 	if (o->fmt == OUT_JSON)
-		status = sstream_json(db, c);
+		status = streams_show_json(db, c);
 	else {
 		if (o->fmt == OUT_TEXT) {
-			sstream_text_ends(stdout, c);
-			sstream_text_shape(stdout, c);
+			streams_show_text_ends(stdout, c);
+			streams_show_text_shape(stdout, c);
 			if (!out_col_int(c, "is_stream"))
 				printf("  (not a stream: HTTP was parsed on "
 				       "it; see `peephole requests`)\n");
 		}
-		status = sstream_events(db, c, o->fmt, NULL);
+		status = streams_show_events(db, c, o->fmt, NULL);
 	}
 fail:
 	sqlite3_finalize(c);
@@ -409,15 +411,15 @@ fail:
 int
 cli_show_stream(int argc, char **argv)
 {
-	struct sstream_opts o;
+	struct streams_show_opts o;
 	sqlite3 *db;
 	int rc;
 
-	if ((rc = sstream_parse(argc, argv, &o)) != CLI_OK)
+	if ((rc = streams_show_parse(argc, argv, &o)) != CLI_OK)
 		return rc == ARGS_HELP ? CLI_OK : rc;
-	if ((db = db_open_readonly(SHOW_STREAM_CMD, o.db)) == NULL)
+	if ((db = db_open_readonly(STREAMS_SHOW_CMD, o.db)) == NULL)
 		return CLI_ERROR;
-	rc = sstream_print(db, &o);
+	rc = streams_show_print(db, &o);
 	sqlite3_close(db);
 	return rc;
 }
