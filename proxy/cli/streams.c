@@ -1,13 +1,8 @@
 /*
  * streams: `peephole streams`, one line per connection peephole relayed
- * without reading it (passthrough TLS, mmTLS longlink, SSH, raw TCP), and
- * `peephole show stream ID`, one such connection in full with its event
- * series (a timeline for people, CSV for plotting).
- *
- * A stream is a connection whose interception decision was "passthrough",
- * or one that was never decided (a tunnel relayed raw) whose protocol is
- * not HTTP and that carried no request other than its CONNECT. An
- * intercepted or blocked connection is not a stream.
+ * without reading it (passthrough TLS, mmTLS longlink, SSH, raw TCP); what
+ * a stream is, see streams.h. `peephole show stream ID` is in
+ * streams_show.c.
  */
 #include "proxy/cli/cli.h"
 
@@ -22,17 +17,10 @@
 #include "proxy/cli/args.h"
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
+#include "proxy/cli/streams.h"
 
 #define STREAMS_CMD "streams"
-#define SHOW_STREAM_CMD "show stream"
 #define STREAMS_NCOLS 13
-
-/* The definition above, over connections aliased c. */
-#define STREAMS_WHERE                                                          \
-	"(c.decision = 'passthrough' OR (c.decision IS NULL"                   \
-	" AND coalesce(c.protocol, '') NOT IN ('', 'http', 'http-upgrade')"    \
-	" AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.conn_id = c.id"     \
-	" AND upper(coalesce(r.method, '')) <> 'CONNECT')))"
 
 /* The target, SNI or found name equals ?1 or ends in ".?1",
  * case-insensitively. */
@@ -77,21 +65,6 @@ static const char streams_help[] =
     "  --utc         times in ISO-8601 UTC, not local time\n"
     "  --db FILE     database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help        print this help\n";
-
-static const char show_stream_help[] =
-    "usage: peephole show stream ID [--csv | --json] [--db FILE]\n"
-    "\n"
-    "Print stream (connection) ID in full: endpoints and the name found\n"
-    "for a bare address, protocol and decision, times of accept, upstream\n"
-    "connected, first and last byte each way and close, bytes and reads\n"
-    "each way, who closed it, TCP_INFO of both sockets at close, mmTLS\n"
-    "record counts, then its timeline: ms since accept, direction (->\n"
-    "client to server, <- back), bytes and mmTLS record type.\n"
-    "\n"
-    "  --csv      print only the event series: t_ms,dir,bytes,mmtls_type\n"
-    "  --json     print one JSON object, events included\n"
-    "  --db FILE  database to read (default " CLI_DEFAULT_DB ")\n"
-    "  --help     print this help\n";
 
 static int
 streams_opt(int ch, char *arg, void *opts)
@@ -216,7 +189,7 @@ streams_col(sqlite3_stmt *s, int i)
 }
 
 /* "host:port", the address in brackets when it is IPv6. */
-static void
+void
 streams_hostport(char *buf, size_t len, const char *host, int64_t port)
 {
 	if (host == NULL || host[0] == '\0')
@@ -256,7 +229,7 @@ streams_host(sqlite3_stmt *s)
 }
 
 /* "mmtls?" when the record layer stopped making sense. */
-static void
+void
 streams_proto(char *buf, size_t len, const char *proto, int bad)
 {
 	const char *p = proto != NULL ? proto : "-";
@@ -465,395 +438,6 @@ cli_streams(int argc, char **argv)
 		return CLI_ERROR;
 	out_view_init(o.wide, o.utc);
 	rc = streams_print(db, &o);
-	sqlite3_close(db);
-	return rc;
-}
-
-/* ---- show stream ID ---- */
-
-struct sstream_opts {
-	const char *db;
-	int64_t id;
-	enum out_format fmt;
-};
-
-static int
-sstream_opt(int ch, char *arg, void *opts)
-{
-	struct sstream_opts *o = opts;
-
-	if (ch == 'd')
-		o->db = arg;
-	else
-		return args_format(SHOW_STREAM_CMD, ch, &o->fmt);
-	return 0;
-}
-
-static int
-sstream_parse(int argc, char **argv, struct sstream_opts *o)
-{
-	static const struct option longopts[] = {
-	    {"db", required_argument, NULL, 'd'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"csv", no_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	static const struct args_spec spec = {
-	    SHOW_STREAM_CMD, show_stream_help, NULL, longopts, sstream_opt};
-	int rc;
-
-	memset(o, 0, sizeof(*o));
-	o->db = CLI_DEFAULT_DB;
-	if ((rc = args_parse(&spec, argc, argv, o)) != CLI_OK)
-		return rc;
-	return args_one_id(
-	    SHOW_STREAM_CMD, "stream", "streams", argc, argv, &o->id);
-}
-
-static const char *
-sstream_type_name(int type)
-{
-	switch (type) {
-	case 0x15:
-		return "alert";
-	case 0x16:
-		return "handshake";
-	case 0x17:
-		return "data";
-	case 0x19:
-		return "early";
-	}
-	return NULL;
-}
-
-/* An mmTLS record type for people: its name, "0xNN" if unknown, "" for
- * none. */
-static void
-sstream_type(char *buf, size_t len, sqlite3_stmt *ev, int col)
-{
-	const char *n;
-	int type;
-
-	if (sqlite3_column_type(ev, col) == SQLITE_NULL) {
-		snprintf(buf, len, "%s", "");
-		return;
-	}
-	type = sqlite3_column_int(ev, col);
-	if ((n = sstream_type_name(type)) != NULL)
-		snprintf(buf, len, "%s", n);
-	else
-		snprintf(buf, len, "0x%02x", type);
-}
-
-static void
-sstream_field(FILE *fp, const char *label, const char *value)
-{
-	if (value == NULL || value[0] == '\0')
-		return;
-	fprintf(fp, "  %-11s ", label);
-	out_safe(fp, value, 0);
-	fputc('\n', fp);
-}
-
-/* ", LABEL +X ms" for a time column, measured from accept. */
-static void
-sstream_at(
-    char *buf, size_t len, sqlite3_stmt *c, const char *label, const char *col)
-{
-	size_t n = strlen(buf);
-
-	if (out_col_null(c, col) || n >= len)
-		return;
-	snprintf(buf + n, len - n, "%s%s +%.3f ms", n > 0 ? ", " : "", label,
-	    (double)(out_col_int(c, col) - out_col_int(c, "t_accept_us")) /
-		1000.0);
-}
-
-/* Column tcp_SIDE_NAME; -1 when NULL (TCP_INFO not read). */
-static long long
-sstream_tcp_val(sqlite3_stmt *c, const char *side, const char *name)
-{
-	char col[40];
-
-	snprintf(col, sizeof(col), "tcp_%s_%s", side, name);
-	return out_col_null(c, col) ? -1 : (long long)out_col_int(c, col);
-}
-
-/* TCP_INFO of one side, "" when it was not read. */
-static void
-sstream_tcp(char *buf, size_t len, sqlite3_stmt *c, const char *side)
-{
-	buf[0] = '\0';
-	if (sstream_tcp_val(c, side, "rtt_us") < 0)
-		return;
-	snprintf(buf, len,
-	    "rtt %.3f ms, rttvar %.3f ms, retransmits %lld (total %lld), "
-	    "lost %lld, reordering %lld, cwnd %lld, pmtu %lld",
-	    (double)sstream_tcp_val(c, side, "rtt_us") / 1000.0,
-	    (double)sstream_tcp_val(c, side, "rttvar_us") / 1000.0,
-	    sstream_tcp_val(c, side, "retransmits"),
-	    sstream_tcp_val(c, side, "total_retrans"),
-	    sstream_tcp_val(c, side, "lost"),
-	    sstream_tcp_val(c, side, "reordering"),
-	    sstream_tcp_val(c, side, "snd_cwnd"),
-	    sstream_tcp_val(c, side, "pmtu"));
-}
-
-/* The connection's endpoints, name, protocol and decision. */
-static void
-sstream_text_ends(FILE *fp, sqlite3_stmt *c)
-{
-	char buf[512], ts[40];
-	const char *v, *name = out_col_text(c, "named_host");
-
-	fprintf(fp, "stream %lld\n", (long long)out_col_int(c, "id"));
-	streams_proto(buf, sizeof(buf), out_col_text(c, "protocol"),
-	    (int)out_col_int(c, "mmtls_bad"));
-	if (out_col_int(c, "mmtls_bad"))
-		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
-		    " (mmTLS records stopped parsing)");
-	(void)v;
-	sstream_field(fp, "protocol", buf);
-	streams_hostport(buf, sizeof(buf), out_col_text(c, "client_ip"),
-	    out_col_int(c, "client_port"));
-	sstream_field(fp, "client", buf);
-	if ((v = out_col_text(c, "listener_target")) != NULL)
-		snprintf(buf, sizeof(buf), "%s", v);
-	else
-		streams_hostport(buf, sizeof(buf),
-		    out_col_text(c, "target_host"),
-		    out_col_int(c, "target_port"));
-	sstream_field(fp, "target", buf);
-	sstream_field(fp, "sni", out_col_text(c, "sni"));
-	if (name != NULL) {
-		out_iso_time(out_col_int(c, "named_at_us"), 1, ts, sizeof(ts));
-		snprintf(buf, sizeof(buf), "%s (named by %s, seen %s)", name,
-		    (v = out_col_text(c, "named_by")) != NULL ? v : "-", ts);
-		sstream_field(fp, "host", buf);
-	} else if ((v = out_col_text(c, "name_candidates")) != NULL) {
-		/* several names resolved to the address for this client */
-		snprintf(buf, sizeof(buf), "ambiguous: %s", v);
-		sstream_field(fp, "host", buf);
-	}
-	streams_hostport(buf, sizeof(buf), out_col_text(c, "server_ip"),
-	    out_col_int(c, "server_port"));
-	sstream_field(fp, "server", buf);
-	if ((v = out_col_text(c, "decision")) != NULL) {
-		snprintf(buf, sizeof(buf), "%s", v);
-		if ((v = out_col_text(c, "decision_reason")) != NULL)
-			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
-			    " (%s)", v);
-		sstream_field(fp, "decision", buf);
-	}
-}
-
-/* Times, bytes, close, TCP_INFO and mmTLS counts. */
-static void
-sstream_text_shape(FILE *fp, sqlite3_stmt *c)
-{
-	char buf[512], t1[40], t2[40];
-	const char *v;
-
-	out_iso_time(out_col_int(c, "t_accept_us"), 1, t1, sizeof(t1));
-	out_iso_time(out_col_int(c, "t_close_us"), 1, t2, sizeof(t2));
-	snprintf(buf, sizeof(buf), "%s to %s", t1, t2);
-	sstream_field(fp, "open", buf);
-	buf[0] = '\0';
-	sstream_at(buf, sizeof(buf), c, "upstream", "t_upstream_connected_us");
-	sstream_at(buf, sizeof(buf), c, "first up", "t_first_up_us");
-	sstream_at(buf, sizeof(buf), c, "last up", "t_last_up_us");
-	sstream_at(buf, sizeof(buf), c, "first down", "t_first_down_us");
-	sstream_at(buf, sizeof(buf), c, "last down", "t_last_down_us");
-	sstream_at(buf, sizeof(buf), c, "close", "t_close_us");
-	sstream_field(fp, "timing", buf);
-	snprintf(buf, sizeof(buf),
-	    "up %lld in %lld reads, down %lld in %lld reads",
-	    (long long)out_col_int(c, "bytes_from_client"),
-	    (long long)out_col_int(c, "reads_up"),
-	    (long long)out_col_int(c, "bytes_from_server"),
-	    (long long)out_col_int(c, "reads_down"));
-	sstream_field(fp, "bytes", buf);
-	snprintf(buf, sizeof(buf), "%s",
-	    (v = out_col_text(c, "closed_by")) != NULL ? v : "-");
-	if ((v = out_col_text(c, "close_reason")) != NULL)
-		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
-		    " (proxy: %s)", v);
-	sstream_field(fp, "closed by", buf);
-	sstream_field(fp, "error", out_col_text(c, "error"));
-	sstream_tcp(buf, sizeof(buf), c, "client");
-	sstream_field(fp, "tcp client", buf);
-	sstream_tcp(buf, sizeof(buf), c, "server");
-	sstream_field(fp, "tcp server", buf);
-	if (out_col_int(c, "mmtls_records") > 0 ||
-	    out_col_int(c, "mmtls_bad")) {
-		snprintf(buf, sizeof(buf),
-		    "%lld records: %lld handshake, %lld early (0-RTT), %lld "
-		    "data, %lld alert%s",
-		    (long long)out_col_int(c, "mmtls_records"),
-		    (long long)out_col_int(c, "mmtls_handshake"),
-		    (long long)out_col_int(c, "mmtls_early"),
-		    (long long)out_col_int(c, "mmtls_data"),
-		    (long long)out_col_int(c, "mmtls_alert"),
-		    out_col_int(c, "mmtls_bad") ? "; then unparseable" : "");
-		sstream_field(fp, "mmtls", buf);
-	}
-	snprintf(buf, sizeof(buf), "%lld recorded%s",
-	    (long long)out_col_int(c, "events"),
-	    out_col_int(c, "events_capped") ? " (capped: later ones dropped)"
-					    : "");
-	sstream_field(fp, "events", buf);
-}
-
-/* One event: ms since accept, direction, bytes, record type. */
-static void
-sstream_event(FILE *fp, sqlite3_stmt *ev, int64_t t0, enum out_format fmt)
-{
-	char type[16];
-	double ms = (double)(sqlite3_column_int64(ev, 0) - t0) / 1000.0;
-	int down = sqlite3_column_int(ev, 1) != 0;
-
-	sstream_type(type, sizeof(type), ev, 3);
-	if (fmt == OUT_CSV)
-		fprintf(fp, "%.3f,%s,%lld,%s\r\n", ms, down ? "down" : "up",
-		    (long long)sqlite3_column_int64(ev, 2), type);
-	else
-		fprintf(fp, "  %12.3f  %s  %8lld%s%s\n", ms, down ? "<-" : "->",
-		    (long long)sqlite3_column_int64(ev, 2),
-		    type[0] != '\0' ? "  " : "", type);
-}
-
-static json_t *
-sstream_event_json(sqlite3_stmt *ev, int64_t t0)
-{
-	char type[16];
-
-	sstream_type(type, sizeof(type), ev, 3);
-	return json_pack("{s:f,s:I,s:s,s:I,s:o}", "t_ms",
-	    (double)(sqlite3_column_int64(ev, 0) - t0) / 1000.0, "t_us",
-	    (json_int_t)sqlite3_column_int64(ev, 0), "dir",
-	    sqlite3_column_int(ev, 1) != 0 ? "down" : "up", "bytes",
-	    (json_int_t)sqlite3_column_int64(ev, 2), "mmtls_type",
-	    type[0] != '\0' ? json_string(type) : json_null());
-}
-
-/* The events of stream c, printed in o->fmt or appended to arr. Exit
- * status. */
-static int
-sstream_events(sqlite3 *db, sqlite3_stmt *c, enum out_format fmt, json_t *arr)
-{
-	sqlite3_stmt *ev = NULL;
-	int64_t t0 = out_col_int(c, "t_accept_us");
-	int rc, n = 0;
-
-	if (sqlite3_prepare_v2(db,
-		"SELECT t_us, dir, bytes, mmtls_type FROM stream_events"
-		" WHERE conn_id = ? ORDER BY t_us, rowid",
-		-1, &ev, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_int64(ev, 1, out_col_int(c, "id"));
-	if (fmt == OUT_CSV)
-		fputs("t_ms,dir,bytes,mmtls_type\r\n", stdout);
-	else if (fmt == OUT_TEXT)
-		printf("\ntimeline (ms since accept)\n");
-	while ((rc = sqlite3_step(ev)) == SQLITE_ROW) {
-		if (arr != NULL) {
-			if (json_array_append_new(
-				arr, sstream_event_json(ev, t0)) == -1)
-				goto fail;
-		} else
-			sstream_event(stdout, ev, t0, fmt);
-		n++;
-	}
-	if (rc != SQLITE_DONE)
-		goto fail;
-	if (fmt == OUT_TEXT && n == 0)
-		printf("  (no events recorded)\n");
-	sqlite3_finalize(ev);
-	return CLI_OK;
-fail:
-	db_warn(SHOW_STREAM_CMD, db, "cannot read stream events");
-	sqlite3_finalize(ev);
-	return CLI_ERROR;
-}
-
-static int
-sstream_json(sqlite3 *db, sqlite3_stmt *c)
-{
-	json_t *o, *arr;
-	int rc = CLI_ERROR;
-
-	if ((o = out_json_row(c)) == NULL || (arr = json_array()) == NULL) {
-		json_decref(o);
-		fprintf(
-		    stderr, "peephole %s: out of memory\n", SHOW_STREAM_CMD);
-		return CLI_ERROR;
-	}
-	json_object_set_new(o, "events_list", arr);
-	if (sstream_events(db, c, OUT_JSON, arr) == CLI_OK &&
-	    json_dumpf(o, stdout, JSON_INDENT(2) | OUT_JSON_REALS) == 0) {
-		putchar('\n');
-		rc = CLI_OK;
-	}
-	json_decref(o);
-	return rc;
-}
-
-static int
-sstream_print(sqlite3 *db, const struct sstream_opts *o)
-{
-	sqlite3_stmt *c = NULL;
-	int rc, status = CLI_ERROR;
-
-	if (sqlite3_prepare_v2(db,
-		"SELECT c.*, n.name AS named_host, n.named_by,"
-		" n.named_at_us, n.candidates AS "
-		"name_candidates, " STREAMS_WHERE " AS is_stream"
-		" FROM connections c LEFT JOIN stream_names n"
-		" ON n.conn_id = c.id WHERE c.id = ?",
-		-1, &c, NULL) != SQLITE_OK) {
-		db_warn(SHOW_STREAM_CMD, db, "query failed");
-		goto fail;
-	}
-	sqlite3_bind_int64(c, 1, o->id);
-	if ((rc = sqlite3_step(c)) != SQLITE_ROW) {
-		if (rc == SQLITE_DONE)
-			fprintf(stderr,
-			    "peephole %s: no connection with id %lld\n",
-			    SHOW_STREAM_CMD, (long long)o->id);
-		else
-			db_warn(SHOW_STREAM_CMD, db, "query failed");
-		goto fail;
-	}
-	if (o->fmt == OUT_JSON)
-		status = sstream_json(db, c);
-	else {
-		if (o->fmt == OUT_TEXT) {
-			sstream_text_ends(stdout, c);
-			sstream_text_shape(stdout, c);
-			if (!out_col_int(c, "is_stream"))
-				printf("  (not a stream: HTTP was parsed on "
-				       "it; see `peephole requests`)\n");
-		}
-		status = sstream_events(db, c, o->fmt, NULL);
-	}
-fail:
-	sqlite3_finalize(c);
-	return status;
-}
-
-int
-cli_show_stream(int argc, char **argv)
-{
-	struct sstream_opts o;
-	sqlite3 *db;
-	int rc;
-
-	if ((rc = sstream_parse(argc, argv, &o)) != CLI_OK)
-		return rc == ARGS_HELP ? CLI_OK : rc;
-	if ((db = db_open_readonly(SHOW_STREAM_CMD, o.db)) == NULL)
-		return CLI_ERROR;
-	rc = sstream_print(db, &o);
 	sqlite3_close(db);
 	return rc;
 }
