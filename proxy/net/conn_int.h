@@ -76,6 +76,7 @@ struct conn_exchange {
 	int64_t t_sent_us;   /* the request went to the origin */
 	int retried;         /* sent again on a fresh origin connection */
 	int shortlink;       /* an mmTLS shortlink exchange (POST /mmtls/) */
+	int unparsed;        /* llhttp refused it: relayed unread from here */
 	struct offline *off; /* server replay's state for this exchange */
 };
 

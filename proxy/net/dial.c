@@ -124,6 +124,7 @@ dial_connect_next(struct conn *c, const char *last_err)
 	}
 	upstream_free(c->up);
 	c->up = NULL;
+	dial_forget(c);
 	char why[300];
 	snprintf(why, sizeof(why), "cannot connect to %s:%u: %s", host,
 	    c->ex.url.port, last_err ? last_err : "no address");
@@ -300,6 +301,7 @@ dial_connect_event(struct conn *c, short what)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		int64_t t = now_us();
+		dial_forget(c); /* connected: the other addresses are moot */
 		c->up->dns_us = c->dial.dns_elapsed_us;
 		c->up->connect_us = t - c->dial.t_connect_start_us;
 		if (c->up->tls && c->up->t_tls_start_us > 0)

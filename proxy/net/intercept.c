@@ -215,9 +215,9 @@ static void intercept_tls_down(struct conn *c, X509 *peer);
 /* Start intercepting: TLS to the origin first (its certificate is what
  * the forged one copies), then TLS with the client. */
 static void
-intercept_start(struct conn *c)
+intercept_start(struct conn *c, const char *why)
 {
-	intercept_decide(c, "intercept", "default");
+	intercept_decide(c, "intercept", why);
 	c->inner = CONN_INNER_HTTPS;
 	c->tls.tls_pending = 1;
 	c->ex.is_connect = 0;
@@ -342,11 +342,11 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 		intercept_passthrough(c, "client offers only h2");
 		return;
 	}
-	intercept_start(c);
-	if (matched != NULL) {
+	/* decided before the origin is dialled: that may end the
+	 * connection, and its row says why it was intercepted */
+	if (matched != NULL)
 		snprintf(why, sizeof(why), "rule %s", matched);
-		intercept_decide(c, "intercept", why);
-	}
+	intercept_start(c, matched != NULL ? why : "default");
 }
 
 void

@@ -142,7 +142,9 @@ relay_start(struct conn *c)
 
 	if (c->ex.rec != NULL)
 		(void)exchange_submit(c);
-	if (strcmp(c->tot.protocol, "http") == 0)
+	/* after a 101 the connection speaks something else; bytes llhttp
+	 * refused inside a tunnel are still what they were */
+	if (strcmp(c->tot.protocol, "http") == 0 && !c->ex.unparsed)
 		c->tot.protocol = "http-upgrade";
 	if (stream_start(c, strcmp(c->tot.protocol, "mmtls") == 0) == 0) {
 		stream_upstream_connected(c);
@@ -180,8 +182,8 @@ relay_unparsed(struct conn *c, const char *why)
 		c->tot.bytes_to_client += n;
 		relay_send(c, c->cbev, c->h1.raw_resp, n);
 	}
+	c->ex.unparsed = 1;
 	conn_enter(c, CONN_TUNNEL);
-	c->tot.protocol = "http"; /* not an upgrade: still what it was */
 }
 
 /* Move bytes from one side to the other in a tunnel, with back-pressure. */
