@@ -35,7 +35,7 @@ TLS_CONN_COLS = {k: k for k in (
     "alpn", "decision", "decision_reason", "tls_client", "tls_server",
     "upstream_cert_subject", "verify_error", "close_reason", "error",
     "bytes_from_client", "bytes_to_client", "bytes_to_server",
-    "bytes_from_server", "t_close_us")}
+    "bytes_from_server", "t_close_us", "nrequests")}
 
 
 # --------------------------------------------------------------------------

@@ -129,12 +129,22 @@ def test_chromium_page_from_two_hosts(tls_proxy, tls_nginx, tmp_path):
         by_sni.setdefault(c["sni"], []).append(c)
     assert set(by_sni) == set(ORIGIN_NAMES), conns
     for name, cs in by_sni.items():
+        # the connections that carried the page's requests
+        assert any(c["nrequests"] > 0 for c in cs), cs
         for c in cs:
             assert c["decision"] == "intercept", c
             assert c["target_host"] == name, c
             assert c["protocol"] == "tls", c
             alpn = (c["alpn"] or "").split(",")
             assert "http/1.1" in alpn and "h2" in alpn, c
+            if c["nrequests"] == 0 and c["tls_client"] is None:
+                # a connection Chromium opened ahead and dropped before
+                # our handshake with it finished (it races them; a slow
+                # build, ASan, widens the window). Dropping one is not
+                # refusing our certificate: nothing may be learned.
+                assert c["close_reason"] in ("client-eof",
+                                             "client-tls-failed"), c
+                continue
             assert (c["tls_client"] or "").startswith("TLSv1."), c
             assert (c["tls_server"] or "").startswith("TLSv1."), c
     # every request row of this page sits on a connection of its host
