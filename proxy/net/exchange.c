@@ -419,18 +419,13 @@ exchange_up_failed(struct conn *c, const char *why)
 	    c->ex.rec->u.req.resp_header_bytes == 0) {
 		/* the origin closed the connection the client was reusing:
 		 * so does the client's, as it would without us */
-		exchange_rec_fail(c, 0, why);
-		(void)exchange_submit(c);
 		conn_close(c, "server-eof", why);
 		return;
 	}
 	if (!c->ex.resp_head_sent)
 		exchange_fail(c, 502, why);
-	else {
-		exchange_rec_fail(c, 0, why);
-		(void)exchange_submit(c);
+	else
 		conn_close(c, "server-error", why);
-	}
 }
 
 /*
@@ -461,6 +456,5 @@ exchange_client_eof(struct conn *c)
 	if (c->ex.req_done ||
 	    evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
 		return;
-	exchange_rec_fail(c, 0, "client closed mid-request");
 	conn_close(c, "client-eof", "client closed mid-request");
 }

@@ -57,6 +57,7 @@
 #include "proxy/net/worker.h"
 #include "proxy/store/store.h"
 
+static void h1_up_eof(struct conn *c);
 static llhttp_settings_t h1_req_settings, h1_resp_settings;
 
 /* llhttp needs a valid pointer even for a zero-length execute, which runs
@@ -546,7 +547,6 @@ h1_refused(struct conn *c, llhttp_t *p, const char *what, int status)
 	if (c->inner != CONN_INNER_NONE)
 		relay_unparsed(c, why);
 	else if (c->ex.resp_head_sent) {
-		exchange_rec_fail(c, 0, why);
 		conn_close(c, "error", why);
 	} else
 		exchange_fail(c, status, why);
@@ -608,7 +608,6 @@ h1_feed_request(struct conn *c)
 	}
 	bufferevent_setwatermark(c->up->bev, EV_WRITE, 0, 0);
 	if (!c->ex.req_done && c->client_eof && evbuffer_get_length(in) == 0) {
-		exchange_rec_fail(c, 0, "client closed mid-request");
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
@@ -807,7 +806,7 @@ h1_feed_response(struct conn *c)
 }
 
 /* The origin closed and everything it sent has been parsed. */
-void
+static void
 h1_up_eof(struct conn *c)
 {
 	/* close-delimited bodies end here */

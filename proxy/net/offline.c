@@ -274,8 +274,6 @@ offline_peek(struct conn *c)
 		return;
 	}
 	if (c->client_eof) {
-		exchange_rec_fail(c, 0, "client closed mid-request");
-		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
@@ -427,11 +425,8 @@ offline_chunk_error(struct conn *c, const char *error)
 	    (long long)o->id, error);
 	if (!o->head_sent)
 		exchange_fail(c, 502, error);
-	else {
-		exchange_rec_fail(c, 0, error);
-		(void)exchange_submit(c);
+	else
 		conn_close(c, "error", error);
-	}
 }
 
 /* This slice's part of the body, captured for the record and queued to
@@ -503,8 +498,6 @@ offline_chunk(struct replaydb_chunk *ch, void *arg)
 	}
 	if (o->sent < o->len) {
 		/* the file holds less than its size said: cut short */
-		exchange_rec_fail(c, 0, "logged body shorter than recorded");
-		(void)exchange_submit(c);
 		conn_close(c, "error", "logged body shorter than recorded");
 		return;
 	}
@@ -560,11 +553,9 @@ offline_read(struct conn *c)
 			char why[160];
 			snprintf(why, sizeof(why), "malformed request body: %s",
 			    llhttp_get_error_reason(&c->h1.reqp));
-			if (c->ex.off->head_sent) {
-				exchange_rec_fail(c, 0, why);
-				(void)exchange_submit(c);
+			if (c->ex.off->head_sent)
 				conn_close(c, "error", why);
-			} else
+			else
 				exchange_fail(c, 400, why);
 			return;
 		}
@@ -572,8 +563,6 @@ offline_read(struct conn *c)
 			break;
 	}
 	if (!c->ex.req_done && c->client_eof && evbuffer_get_length(in) == 0) {
-		exchange_rec_fail(c, 0, "client closed mid-request");
-		(void)exchange_submit(c);
 		conn_close(c, "client-eof", "client closed mid-request");
 		return;
 	}
