@@ -2,8 +2,9 @@
  * dial: get an origin connection for the exchange in flight: the one kept
  * for this client, a pooled one, or resolve and connect (each address in
  * turn), and one retry on a fresh connection when a pooled one was dead.
- * It reports to the connection through conn_dialed(); failures are
- * answered with exchange_fail(). Loop thread only.
+ * Once connected it moves the connection on with conn_enter() (EXCHANGE,
+ * TUNNEL or SNIFF); failures are answered with exchange_fail(). Loop
+ * thread only.
  */
 #ifndef PEEPHOLE_DIAL_H
 #define PEEPHOLE_DIAL_H

@@ -43,7 +43,4 @@ void h1_feed_request(struct conn *c);
 /* Move the answer origin -> client, head first (CONN_EXCHANGE). */
 void h1_feed_response(struct conn *c);
 
-/* The origin closed and everything it sent has been parsed. */
-void h1_up_eof(struct conn *c);
-
 #endif
