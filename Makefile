@@ -33,7 +33,7 @@ endif
 CFLAGS += $(BASE_CFLAGS) $(WARN) $(OPT)
 LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread $(SANLD)
 LIBS = -levent_core -levent_extra -levent_pthreads -levent_openssl -lssl -lcrypto \
-	-lsqlite3 -ljansson -lz -lexpat -lpcre2-8 -lbrotlidec -lzstd
+	-lsqlite3 -ljansson -lz -lexpat -lpcre2-8 -lbrotlidec -lzstd -lnghttp2
 
 LLHTTP_DIR = /usr/share/llhttp
 LLHTTP_SRC = $(wildcard $(LLHTTP_DIR)/*.c)
@@ -85,12 +85,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
 		$(LDFLAGS) $(LIBS) -lcmocka -lbrotlienc
 
 # Build and test dependencies; chromium + libnss3-tools drive the browser
-# e2e test, clang-format checks the style.
+# e2e test, nghttp2's clients (nghttp, h2load) and python3-h2 /
+# python3-websockets drive the HTTP/2 and WebSocket tests, clang-format
+# checks the style.
 DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
 	libjansson-dev libexpat1-dev libpcre2-dev libbrotli-dev libzstd-dev \
 	brotli zstd node-llhttp nodejs libcmocka-dev python3-pytest curl \
 	nginx-light sqlite3 wrk procps openssl chromium libnss3-tools \
 	iproute2 iptables \
+	libnghttp2-dev nghttp2-client nghttp2-server python3-h2 \
+	python3-websockets \
 	clang-format clang libclang-rt-14-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
