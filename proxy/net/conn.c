@@ -69,6 +69,7 @@
 #include "proxy/net/drain.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/h1.h"
+#include "proxy/net/h2.h"
 #include "proxy/net/intercept.h"
 #include "proxy/net/learned.h"
 #include "proxy/net/offline.h"
@@ -80,7 +81,7 @@
 
 static const char *const conn_state_names[] = {"read-head", "resolve",
     "connect", "exchange", "tunnel", "drain", "sniff", "tls-down", "socks",
-    "offline", "closed"};
+    "offline", "h2", "closed"};
 
 static void conn_quiesce(struct conn *c);
 
@@ -156,6 +157,10 @@ conn_enter(struct conn *c, enum conn_state st)
 	case CONN_SOCKS:
 		relay_enable(c->cbev, EV_READ | EV_WRITE);
 		break;
+	case CONN_H2:
+		/* a preface (and more) may be buffered; our SETTINGS go */
+		h2_client_read(c);
+		break;
 	case CONN_CONNECT: /* dial_connect_next started the connect */
 	case CONN_OFFLINE: /* offline.c serves or peeks from here */
 	case CONN_CLOSED:  /* conn_close, the one teardown */
@@ -208,6 +213,8 @@ conn_up_readcb(struct bufferevent *bev, void *arg)
 		    &c->tot.bytes_to_client);
 	else if (c->state == CONN_SNIFF)
 		intercept_server_first(c);
+	else if (c->state == CONN_H2)
+		h2_up_read(c);
 	else
 		h1_feed_response(c);
 }
@@ -226,6 +233,8 @@ conn_up_writecb(struct bufferevent *bev, void *arg)
 		relay_check_fin(c);
 	} else if (c->state == CONN_EXCHANGE)
 		h1_feed_request(c);
+	else if (c->state == CONN_H2)
+		h2_up_write(c);
 	else if (c->state == CONN_DRAIN && c->client_eof)
 		conn_close(c, "client-eof", NULL);
 }
@@ -254,6 +263,9 @@ conn_up_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	switch (c->state) {
+	case CONN_H2:
+		h2_up_event(c, what);
+		break;
 	case CONN_SNIFF:
 		/* the origin gave up before either side spoke */
 		conn_close(c, "server-eof", "origin closed before any byte");
@@ -315,6 +327,9 @@ conn_client_readcb(struct bufferevent *bev, void *arg)
 	case CONN_SOCKS:
 		socks_read(c);
 		break;
+	case CONN_H2:
+		h2_client_read(c);
+		break;
 	case CONN_TUNNEL:
 		relay_move(c, bev, c->up->bev, &c->tot.bytes_from_client,
 		    &c->tot.bytes_to_server);
@@ -346,6 +361,9 @@ conn_client_writecb(struct bufferevent *bev, void *arg)
 		break;
 	case CONN_OFFLINE:
 		offline_write(c);
+		break;
+	case CONN_H2:
+		h2_client_write(c);
 		break;
 	case CONN_TUNNEL:
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
@@ -407,6 +425,9 @@ conn_client_eventcb(struct bufferevent *bev, short what, void *arg)
 	case CONN_SNIFF:
 		intercept_client_eof(c);
 		break;
+	case CONN_H2:
+		h2_client_eof(c);
+		break;
 	case CONN_RESOLVE:
 	case CONN_CONNECT:
 		if (c->tls.tunnel_raw && !c->tls.tls_pending) {
@@ -442,6 +463,7 @@ conn_close(struct conn *c, const char *reason, const char *err)
 		exchange_rec_fail(c, 0, err ? err : reason);
 		(void)exchange_submit(c);
 	}
+	h2_close(c, err ? err : reason);
 	if (w->store != NULL && (rec = record_conn_row(c, reason, err)) != NULL)
 		(void)store_submit(w->store, rec);
 	c->state = CONN_CLOSED;
@@ -498,6 +520,7 @@ conn_free(struct conn *c)
 {
 	if (c == NULL)
 		return;
+	h2_free(c);
 	upstream_free(c->up);
 	dial_forget(c);
 	offline_free(c);

@@ -19,6 +19,7 @@ struct bufferevent;
 struct stream;
 struct event;
 struct evbuffer;
+struct h2;
 struct offline;
 struct resolve_req;
 struct store_rec;
@@ -36,6 +37,7 @@ enum conn_state {
 	CONN_TLS_DOWN,      /* TLS handshake with the client (forged cert) */
 	CONN_SOCKS,         /* SOCKS5 greeting, authentication, request */
 	CONN_OFFLINE,       /* answered from a replayed capture (offline.c) */
+	CONN_H2,            /* HTTP/2 with the client, streams (h2.c) */
 	CONN_CLOSED
 };
 
@@ -103,6 +105,8 @@ struct conn_tls {
 	int tls_pending; /* origin TLS under way, client TLS not yet */
 	char sni[256];
 	char alpn[64];        /* what the client offered, comma separated */
+	char alpn_server[16]; /* what the origin chose ("" none) */
+	char alpn_client[16]; /* what we agreed with the client */
 	const char *decision; /* "intercept" | "passthrough" | "block" */
 	char *decision_reason;
 	char *verify_error; /* origin failed: every request gets a 502 */
@@ -118,6 +122,7 @@ struct conn_tls {
 	/* sniff-timeout passed with nothing from the client: the origin is
 	 * connected and whoever speaks first decides */
 	int late_sniff;
+	int h2c_pending; /* h2c in the tunnel: h2.c takes the origin leg */
 };
 
 /* The end of the connection (drain.c, relay.c's half-close). */
@@ -174,6 +179,7 @@ struct conn {
 	int read_throttled;    /* ... and the TLS filter reads 1 byte at most */
 	int socks_step;        /* socks.c's handshake position */
 	struct stream *stream; /* stream.c's record of a relayed stream */
+	struct h2 *h2;         /* h2.c's codec, in CONN_H2 */
 
 	struct conn_h1 h1;
 	struct conn_exchange ex;

@@ -20,6 +20,8 @@
 #include "proxy/net/conn_int.h"
 #include "proxy/net/dial.h"
 #include "proxy/net/drain.h"
+#include "proxy/net/h2.h"
+#include "proxy/net/h2_int.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/intercept.h"
 #include "proxy/net/stream.h"
@@ -103,6 +105,12 @@ deadline_of(const struct conn *c)
 		return c->t_state_us + (int64_t)cfg->header_timeout_ms * 1000;
 	case CONN_OFFLINE:
 		return c->t_active_us + (int64_t)cfg->idle_timeout_ms * 1000;
+	case CONN_H2:
+		/* streams waiting on the origin wait as an exchange does */
+		return c->t_active_us +
+		    (int64_t)(c->h2->nstreams > 0 ? cfg->upstream_timeout_ms
+						  : cfg->idle_timeout_ms) *
+		    1000;
 	case CONN_CLOSED:
 		break;
 	}
@@ -269,6 +277,9 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case CONN_TUNNEL:
 		deadline_tunnel(c);
+		break;
+	case CONN_H2:
+		h2_timeout(c);
 		break;
 	case CONN_OFFLINE:
 	case CONN_CLOSED:

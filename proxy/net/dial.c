@@ -33,6 +33,7 @@
 #include "proxy/net/conn_int.h"
 #include "proxy/net/deadline.h"
 #include "proxy/net/exchange.h"
+#include "proxy/net/h2.h"
 #include "proxy/net/h1.h"
 #include "proxy/net/intercept.h"
 #include "proxy/net/offline.h"
@@ -87,7 +88,10 @@ dial_ready(struct conn *c)
 	relay_enable(c->up->bev, EV_READ | EV_WRITE);
 	relay_enable(c->cbev, EV_READ);
 	c->ex.t_sent_us = now_us();
-	if (!c->ex.is_connect)
+	if (c->tls.h2c_pending) {
+		c->tls.h2c_pending = 0;
+		h2_start(c);
+	} else if (!c->ex.is_connect)
 		conn_enter(c, CONN_EXCHANGE);
 	else if (c->tls.late_sniff)
 		conn_enter(c, CONN_SNIFF);
@@ -171,7 +175,8 @@ dial_resolved(const struct resolve_result *res, void *arg)
 /*
  * Anything from an idle kept origin connection ends it. Inside a tunnel
  * that connection is the client's own: what the origin sent goes on to the
- * client, and its close closes the client connection too.
+ * client (or, from an h2 origin, waits for the h2 session), and its close
+ * closes the client connection too.
  */
 static void
 dial_idle_readcb(struct bufferevent *bev, void *arg)
@@ -182,6 +187,12 @@ dial_idle_readcb(struct bufferevent *bev, void *arg)
 	if (c->inner == CONN_INNER_NONE) {
 		upstream_free(c->dial.up_idle);
 		c->dial.up_idle = NULL;
+		return;
+	}
+	if (strcmp(c->tls.alpn_server, "h2") == 0) {
+		/* an h2 origin speaks first (its SETTINGS): they wait for the
+		 * session h2.c sets up once the client's TLS is done */
+		bufferevent_disable(bev, EV_READ);
 		return;
 	}
 	c->tot.bytes_from_server += evbuffer_get_length(in);

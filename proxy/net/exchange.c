@@ -124,23 +124,19 @@ exchange_rec_fail(struct conn *c, int status, const char *err)
 }
 
 /*
- * Finish the exchange record and hand it to the store. Returns 1 when the
- * store is past its limit (the caller pauses this client), else 0.
+ * Finish an exchange record and hand it to the store (the h1 exchange's,
+ * or an h2 stream's). Returns 1 when the store is past its limit (the
+ * caller pauses this client), else 0.
  */
 int
-exchange_submit(struct conn *c)
+exchange_submit_rec(
+    struct conn *c, struct store_rec *rec, size_t *req_room, size_t *resp_room)
 {
-	struct store_rec *rec = c->ex.rec;
-	struct store_request *r;
+	struct store_request *r = &rec->u.req;
 	int64_t now = now_us();
-	int backlog;
 
-	if (rec == NULL)
-		return 0;
-	c->ex.rec = NULL;
-	r = &rec->u.req;
 	r->total_us = now - r->t_start_us;
-	if (c->up != NULL && c->up->ip[0]) {
+	if (r->server_ip == NULL && c->up != NULL && c->up->ip[0]) {
 		r->server_ip = strdup(c->up->ip);
 		r->server_port = c->up->ip_port;
 	}
@@ -149,15 +145,25 @@ exchange_submit(struct conn *c)
 		store_rec_free(rec);
 		return 0;
 	}
-	exchange_capture_trim(&r->req_body, &c->ex.req_room);
-	exchange_capture_trim(&r->resp_body, &c->ex.resp_room);
+	exchange_capture_trim(&r->req_body, req_room);
+	exchange_capture_trim(&r->resp_body, resp_room);
 	/* the writer prints the line once the row has its id; the CONNECT
 	 * that opens a tunnel is noise unless asked for */
 	rec->print = !c->w->cfg->quiet &&
 	    (c->w->cfg->verbose || r->method == NULL ||
 		strcmp(r->method, "CONNECT") != 0);
-	backlog = store_submit(c->w->store, rec);
-	return backlog;
+	return store_submit(c->w->store, rec);
+}
+
+int
+exchange_submit(struct conn *c)
+{
+	struct store_rec *rec = c->ex.rec;
+
+	if (rec == NULL)
+		return 0;
+	c->ex.rec = NULL;
+	return exchange_submit_rec(c, rec, &c->ex.req_room, &c->ex.resp_room);
 }
 
 /* Start the record for a request whose head just completed. */

@@ -12,6 +12,7 @@
 
 struct conn;
 struct store_body;
+struct store_rec;
 
 /* Start the record of a request; head_complete 0 for a head llhttp
  * refused (what is known is kept). 0, or -1 on ENOMEM. */
@@ -39,6 +40,11 @@ void exchange_rec_fail(struct conn *c, int status, const char *err);
 /* Hand the record to the store. 1 when the store is past its limit (the
  * caller pauses this client), else 0. */
 int exchange_submit(struct conn *c);
+
+/* The same for a record that is not c->ex.rec (an h2 stream's); the
+ * record belongs to the store after. */
+int exchange_submit_rec(
+    struct conn *c, struct store_rec *rec, size_t *req_room, size_t *resp_room);
 
 /* Answer the request ourselves with an error, record it, and drain. */
 void exchange_fail(struct conn *c, int status, const char *detail);

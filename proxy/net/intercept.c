@@ -46,6 +46,7 @@
 #include "proxy/net/dial.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/h1.h"
+#include "proxy/net/h2.h"
 #include "proxy/net/record.h"
 #include "proxy/net/relay.h"
 #include "proxy/net/learned.h"
@@ -198,14 +199,15 @@ intercept_connect(struct conn *c)
 	intercept_tunnel(c, host, c->ex.url.port, INTERCEPT_VIA_CONNECT);
 }
 
-/* 1 if the client's ALPN list lets us speak HTTP/1.1 to it. */
+/* 1 if the client's ALPN list lets us speak HTTP/1.1 or h2 to it. */
 static int
 intercept_alpn_ok(const struct sniff_hello *h)
 {
 	if (h->nalpn == 0)
 		return 1;
 	for (int i = 0; i < h->nalpn; i++)
-		if (strcmp(h->alpn[i], "http/1.1") == 0)
+		if (strcmp(h->alpn[i], "http/1.1") == 0 ||
+		    strcmp(h->alpn[i], "h2") == 0)
 			return 1;
 	return 0;
 }
@@ -339,7 +341,8 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 	    intercept_legacy_tls(c, &h))
 		return;
 	if (!intercept_alpn_ok(&h)) {
-		intercept_passthrough(c, "client offers only h2");
+		intercept_passthrough(
+		    c, "client offers neither h2 nor http/1.1");
 		return;
 	}
 	/* decided before the origin is dialled: that may end the
@@ -347,6 +350,26 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 	if (matched != NULL)
 		snprintf(why, sizeof(why), "rule %s", matched);
 	intercept_start(c, matched != NULL ? why : "default");
+}
+
+/* HTTP/2 with prior knowledge (h2c) in the tunnel: an h2 origin leg,
+ * then both sessions (h2.c). */
+static void
+intercept_h2c(struct conn *c)
+{
+	intercept_decide(c, "intercept", "h2c (prior knowledge) in the tunnel");
+	c->inner = CONN_INNER_HTTP;
+	c->tls.tunnel_raw = 0;
+	c->ex.is_connect = 0;
+	c->tls.h2c_pending = 1;
+	if (c->tls.late_sniff && c->up != NULL) {
+		c->tls.late_sniff = 0;
+		c->tls.h2c_pending = 0;
+		h2_start(c);
+		return;
+	}
+	c->tls.late_sniff = 0;
+	dial_start(c);
 }
 
 void
@@ -391,6 +414,9 @@ intercept_sniff(struct conn *c)
 		}
 		h1_reset(c);
 		conn_enter(c, CONN_READ_HEAD);
+		break;
+	case SNIFF_H2:
+		intercept_h2c(c);
 		break;
 	default: {
 		char why[64];
@@ -448,14 +474,31 @@ intercept_upstream_new(struct conn *c, const char *host, unsigned port)
 	if (c->inner != CONN_INNER_HTTPS)
 		return upstream_new(c->w, host, port);
 	/* SNI as the client sent it; an IP literal gets none */
+	/* the origin is offered what the client offered (h2_h1.c's legs
+	 * are HTTP/1.1 alone) */
 	ssl = tls_up_new(tls, c->tls.sni[0] ? c->tls.sni : NULL,
-	    c->tls.sni[0] ? c->tls.sni : host, port);
+	    c->tls.sni[0] ? c->tls.sni : host, port, c->tls.alpn);
 	if (ssl == NULL)
 		return NULL;
 	u = upstream_new_tls(c->w, host, port, ssl);
 	if (u == NULL)
 		SSL_free(ssl);
 	return u;
+}
+
+/* The protocol a finished handshake agreed on, into buf (16 bytes). */
+static void
+intercept_alpn_of(SSL *ssl, char *buf)
+{
+	const unsigned char *p = NULL;
+	unsigned len = 0;
+
+	SSL_get0_alpn_selected(ssl, &p, &len);
+	if (len >= 16)
+		len = 0;
+	if (len > 0)
+		memcpy(buf, p, len);
+	buf[len] = '\0';
 }
 
 /* The client finished (or failed) the handshake on the forged cert. */
@@ -468,13 +511,18 @@ intercept_down_eventcb(struct bufferevent *bev, short what, void *arg)
 	unsigned long e, more;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		tls_describe(bufferevent_openssl_get_ssl(bev),
-		    c->tls.tls_client, sizeof(c->tls.tls_client));
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		tls_describe(ssl, c->tls.tls_client, sizeof(c->tls.tls_client));
+		intercept_alpn_of(ssl, c->tls.alpn_client);
 		if (cfg->auto_passthrough)
 			pinning_accepted(c);
 		c->tls.tunnel_raw = 0;
 		bufferevent_setcb(bev, conn_client_readcb, conn_client_writecb,
 		    conn_client_eventcb, c);
+		if (strcmp(c->tls.alpn_client, "h2") == 0) {
+			h2_start(c);
+			return;
+		}
 		h1_reset(c);
 		conn_enter(c, CONN_READ_HEAD);
 		return;
@@ -531,7 +579,11 @@ intercept_tls_down(struct conn *c, X509 *peer)
 		conn_close(c, "error", err);
 		return;
 	}
-	ssl = tls_down_new(tls, cert);
+	/* the client gets what the origin chose, if it offered that */
+	ssl = tls_down_new(tls, cert,
+	    strcmp(c->tls.alpn_server, "h2") == 0             ? "h2"
+		: strcmp(c->tls.alpn_server, "http/1.1") == 0 ? "http/1.1"
+							      : NULL);
 	X509_free(cert);
 	if (ssl == NULL) {
 		conn_close(c, "error", "cannot set up client TLS");
@@ -582,6 +634,8 @@ intercept_up_ready(struct conn *c)
 		return -1;
 	}
 	tls_describe(ssl, c->tls.tls_server, sizeof(c->tls.tls_server));
+	if (ssl != NULL)
+		intercept_alpn_of(ssl, c->tls.alpn_server);
 	tls_cert_info(peer, c->tls.cert_sha, sizeof(c->tls.cert_sha),
 	    c->tls.cert_subject, sizeof(c->tls.cert_subject),
 	    c->tls.cert_issuer, sizeof(c->tls.cert_issuer));

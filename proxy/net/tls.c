@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sys/queue.h>
 #include <openssl/x509v3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,16 +187,46 @@ tls_new_sessioncb(SSL *ssl, SSL_SESSION *session)
 	return 1;
 }
 
-/* Offer clients http/1.1 only: HTTP/2 is relayed by the tunnel instead. */
+/* The protocol to agree on with one client (tls_down_new's pick). */
+static int tls_pick_idx = -1;
+
+/* Is the protocol name p (len bytes) in the client's wire list in? */
+static int
+tls_alpn_offered(const unsigned char *in, unsigned inlen, const char *p)
+{
+	size_t len = strlen(p);
+
+	for (unsigned i = 0; i < inlen; i += 1u + in[i])
+		if (in[i] == len && i + 1 + len <= inlen &&
+		    memcmp(in + i + 1, p, len) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Agree with the client on what the origin chose (the pick), when the
+ * client offered it; else on http/1.1, else h2 (an h2-only client of an
+ * HTTP/1.1 origin: h2_h1.c translates). Nothing else is spoken.
+ */
 static int
 tls_alpn_selectcb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned inlen, void *arg)
 {
-	(void)ssl;
+	const char *pick = SSL_get_ex_data(ssl, tls_pick_idx);
+	const char *order[] = {pick, "http/1.1", "h2"};
+
 	(void)arg;
-	if (SSL_select_next_proto((unsigned char **)out, outlen, tls_alpn_h1,
-		sizeof(tls_alpn_h1) - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_OK;
+	for (size_t i = 0; i < 3; i++) {
+		if (order[i] == NULL || !tls_alpn_offered(in, inlen, order[i]))
+			continue;
+		for (unsigned j = 0; j < inlen; j += 1u + in[j])
+			if (in[j] == strlen(order[i]) &&
+			    memcmp(in + j + 1, order[i], in[j]) == 0) {
+				*out = in + j + 1;
+				*outlen = in[j];
+				return SSL_TLSEXT_ERR_OK;
+			}
+	}
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
@@ -300,6 +331,8 @@ tls_new(
 	}
 	pthread_mutex_init(&t->sess->mu, NULL);
 	TAILQ_INIT(&t->sess->ages);
+	if (tls_pick_idx == -1)
+		tls_pick_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (tls_key_idx == -1)
 		tls_key_idx =
 		    SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_key_free);
@@ -362,8 +395,11 @@ fail:
 	return NULL;
 }
 
+static int tls_alpn_set(SSL *ssl, const char *list);
+
 SSL *
-tls_up_new(struct tls *t, const char *sni, const char *host, unsigned port)
+tls_up_new(struct tls *t, const char *sni, const char *host, unsigned port,
+    const char *alpn)
 {
 	SSL *ssl = tls_origin_ssl_new(t->up_ctx, sni, host);
 	SSL_SESSION *session;
@@ -371,6 +407,10 @@ tls_up_new(struct tls *t, const char *sni, const char *host, unsigned port)
 
 	if (ssl == NULL)
 		return NULL;
+	if (alpn != NULL && tls_alpn_set(ssl, alpn) == -1) {
+		SSL_free(ssl);
+		return NULL;
+	}
 	if ((key = malloc(TLS_SESS_KEY)) == NULL ||
 	    SSL_set_ex_data(ssl, tls_key_idx, key) != 1) {
 		free(key);
@@ -384,6 +424,39 @@ tls_up_new(struct tls *t, const char *sni, const char *host, unsigned port)
 		SSL_SESSION_free(session);
 	}
 	return ssl;
+}
+
+/* Offer the origin the protocols of list ("h2,http/1.1", the client's)
+ * that peephole speaks, in the client's order (http/1.1 added after a
+ * lone h2); none when it offered none. 0 or -1. */
+static int
+tls_alpn_set(SSL *ssl, const char *list)
+{
+	unsigned char wire[32];
+	size_t n = 0;
+	const char *p = list, *e;
+
+	while (*p != '\0') {
+		e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if ((len == 2 && memcmp(p, "h2", 2) == 0) ||
+		    (len == 8 && memcmp(p, "http/1.1", 8) == 0)) {
+			if (n + 1 + len > sizeof(wire))
+				break;
+			wire[n++] = (unsigned char)len;
+			memcpy(wire + n, p, len);
+			n += len;
+		}
+		p += len + (e != NULL);
+	}
+	if (n == 3 && memcmp(wire, "\x02h2", 3) == 0 && n + 9 <= sizeof(wire)) {
+		/* an h2-only client: an HTTP/1.1-only origin may refuse the
+		 * handshake over it, and peephole can translate (h2_h1.c) */
+		memcpy(wire + n, "\x08http/1.1", 9);
+		n += 9;
+	}
+	return SSL_set_alpn_protos(ssl, n ? wire : NULL, (unsigned)n) == 0 ? 0
+									   : -1;
 }
 
 const char *
@@ -427,14 +500,15 @@ tls_origin_error(SSL *ssl)
 }
 
 SSL *
-tls_down_new(struct tls *t, X509 *cert)
+tls_down_new(struct tls *t, X509 *cert, const char *pick)
 {
 	SSL *ssl = SSL_new(t->down_ctx);
 
 	if (ssl == NULL)
 		return NULL;
 	if (SSL_use_certificate(ssl, cert) != 1 ||
-	    SSL_use_PrivateKey(ssl, forge_key(t->forge)) != 1) {
+	    SSL_use_PrivateKey(ssl, forge_key(t->forge)) != 1 ||
+	    SSL_set_ex_data(ssl, tls_pick_idx, (void *)(uintptr_t)pick) != 1) {
 		SSL_free(ssl);
 		return NULL;
 	}

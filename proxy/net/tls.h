@@ -1,8 +1,9 @@
 /*
  * tls: the OpenSSL side of interception — one client context (peephole to
- * origins: verifying, ALPN http/1.1, session reuse) and one server context
- * (peephole to clients: forged certificates, ALPN http/1.1). Built on the
- * main thread at start-up, read-only after, shared by the workers.
+ * origins: verifying, ALPN the client's list, session reuse) and one server
+ * context (peephole to clients: forged certificates, ALPN what the origin
+ * chose). Built on the main thread at start-up, read-only after, shared by the
+ * workers.
  */
 #ifndef PEEPHOLE_TLS_H
 #define PEEPHOLE_TLS_H
@@ -43,11 +44,12 @@ void tls_free(struct tls *t);
  * fail on a bad certificate; tls_verify_error() tells afterwards, so a
  * failure can be shown to the client under a forged certificate. A session
  * an earlier connection to the same origin (and SNI) got, and verified, is
- * offered for resumption; each is used once, as TLS 1.3 asks. NULL on
- * failure.
+ * offered for resumption; each is used once, as TLS 1.3 asks. alpn is
+ * the client's offered list ("h2,http/1.1"): the origin is offered the
+ * part of it peephole speaks, "" offers nothing. NULL on failure.
  */
-SSL *tls_up_new(
-    struct tls *t, const char *sni, const char *host, unsigned port);
+SSL *tls_up_new(struct tls *t, const char *sni, const char *host, unsigned port,
+    const char *alpn);
 
 /*
  * After the origin handshake: NULL if the origin's certificate is
@@ -78,8 +80,10 @@ SSL *tls_origin_ssl_new(SSL_CTX *ctx, const char *sni, const char *host)
  * verified for its host, else a short reason (as tls_verify_error). */
 const char *tls_origin_error(SSL *ssl);
 
-/* A server-side SSL presenting cert (with the forge's key). NULL. */
-SSL *tls_down_new(struct tls *t, X509 *cert);
+/* A server-side SSL presenting cert (with the forge's key), agreeing with
+ * the client on pick (a static string: what the origin chose) when it
+ * offers it, else http/1.1, else h2. NULL on failure. */
+SSL *tls_down_new(struct tls *t, X509 *cert, const char *pick);
 
 /* "TLSv1.3/TLS_AES_128_GCM_SHA256" of a finished handshake, into buf;
  * " resumed" follows when it resumed a session. */

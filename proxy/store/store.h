@@ -80,9 +80,11 @@ struct store_conn {
 	char *error;        /* NULL or text */
 	/* HTTPS interception; every one NULL (SQL NULL) when it does not
 	 * apply, e.g. for plain proxying. */
-	char *sni;      /* server name the client's ClientHello asked for */
-	char *alpn;     /* protocol agreed with the client, "http/1.1" */
-	char *decision; /* "intercept" | "passthrough" | "block" */
+	char *sni;         /* server name the client's ClientHello asked for */
+	char *alpn;        /* the client's offered list, "h2,http/1.1" */
+	char *alpn_client; /* agreed with the client (v10), "h2" */
+	char *alpn_server; /* the origin's choice (v10) */
+	char *decision;    /* "intercept" | "passthrough" | "block" */
 	char *decision_reason; /* "rule *.bank.test", "pinned (learned)",
 				  "not TLS", "upstream verify failed: ..." */
 	char *tls_client; /* client leg, "TLSv1.3/TLS_AES_256_GCM_SHA384" */
@@ -165,6 +167,12 @@ struct store_request {
 	char *error;       /* NULL, or why the exchange failed */
 	int64_t replay_of; /* 0 = not a replay */
 	char *label;       /* NULL, or "mmtls-shortlink" */
+	/* HTTP/2 (schema v10) */
+	int64_t stream_id;  /* client-leg stream id, 0 = HTTP/1 (NULL) */
+	char *up_version;   /* the origin leg's version, NULL = same */
+	char *req_trailers; /* "name: value\r\n" lines, NULL none */
+	char *resp_trailers;
+	char *stream_end; /* "rst-client CANCEL", ...; NULL = clean */
 };
 
 struct store_domain_ip {

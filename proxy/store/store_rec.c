@@ -46,6 +46,8 @@ store_conn_clear(struct store_conn *c)
 	free(c->error);
 	free(c->sni);
 	free(c->alpn);
+	free(c->alpn_client);
+	free(c->alpn_server);
 	free(c->decision);
 	free(c->decision_reason);
 	free(c->tls_client);
@@ -79,6 +81,10 @@ store_request_clear(struct store_request *r)
 	free(r->server_ip);
 	free(r->error);
 	free(r->label);
+	free(r->up_version);
+	free(r->req_trailers);
+	free(r->resp_trailers);
+	free(r->stream_end);
 }
 
 void
