@@ -49,6 +49,7 @@ struct wsframe {
 
 	z_stream zs;
 	int z_ready;
+	int z_ended;            /* a final block ended the raw stream */
 	unsigned char *scratch; /* WSFRAME_SCRATCH bytes, with zs */
 	size_t zbytes;          /* held by zlib, through wsframe_zalloc */
 };
@@ -203,24 +204,24 @@ wsframe_zinit(struct wsframe *p)
 
 /*
  * A DEFLATE block with BFINAL set ended the raw stream (RFC 7692 7.2.3.4
- * lets a sender flush that way). Start a new one for what follows, keeping
- * the window when context takeover says later data may refer to it; the
- * dictionary is copied through a buffer of the window's size, freed here.
+ * lets a sender flush that way, then add a 00 octet so the appended
+ * 00 00 ff ff still reads as an empty stored block). Start a new stream
+ * for what follows, keeping the window: later data may refer to it (the
+ * caller resets instead at a message's end without context takeover). The
+ * window is copied through a buffer of its size, freed here.
  */
 static int
 wsframe_zrestart(struct wsframe *p)
 {
-	unsigned char *dict = NULL;
+	unsigned char *dict;
 	uInt dlen = 0;
 	int rc = 0;
 
-	if (!p->no_takeover) {
-		if ((dict = malloc((size_t)1 << p->wbits)) == NULL)
-			return wsframe_fail(
-			    p, "out of memory for the inflater");
-		if (inflateGetDictionary(&p->zs, dict, &dlen) != Z_OK)
-			dlen = 0;
-	}
+	p->z_ended = 0;
+	if ((dict = malloc((size_t)1 << p->wbits)) == NULL)
+		return wsframe_fail(p, "out of memory for the inflater");
+	if (inflateGetDictionary(&p->zs, dict, &dlen) != Z_OK)
+		dlen = 0;
 	if (inflateReset(&p->zs) != Z_OK)
 		rc = wsframe_fail(p, "inflate reset failed");
 	else if (dlen > 0 && inflateSetDictionary(&p->zs, dict, dlen) != Z_OK)
@@ -231,16 +232,25 @@ wsframe_zrestart(struct wsframe *p)
 
 /*
  * Inflate n compressed bytes of the current message through the scratch
- * buffer: all output is counted in size, what fits is captured.
+ * buffer: all output is counted in size, what fits is captured. tail says
+ * in is the 00 00 ff ff appended at the message's end, which is skipped
+ * when a final block has just ended the stream (a sender that did not add
+ * the 00 octet RFC 7692 7.2.3.4 asks for).
  */
 static int
-wsframe_inflate(struct wsframe *p, const unsigned char *in, size_t n)
+wsframe_inflate(struct wsframe *p, const unsigned char *in, size_t n, int tail)
 {
 	size_t out;
 	int r;
 
 	if (wsframe_zinit(p) == -1)
 		return -1;
+	if (p->z_ended) {
+		if (tail)
+			return 0;
+		if (wsframe_zrestart(p) == -1)
+			return -1;
+	}
 	p->zs.next_in = (Bytef *)(uintptr_t)in;
 	p->zs.avail_in = (uInt)n;
 	for (;;) {
@@ -251,6 +261,9 @@ wsframe_inflate(struct wsframe *p, const unsigned char *in, size_t n)
 		p->msg.size += out;
 		wsframe_capture(p, p->scratch, out);
 		if (r == Z_STREAM_END) {
+			p->z_ended = 1;
+			if (p->zs.avail_in == 0)
+				return 0;
 			if (wsframe_zrestart(p) == -1)
 				return -1;
 			continue;
@@ -258,10 +271,14 @@ wsframe_inflate(struct wsframe *p, const unsigned char *in, size_t n)
 		if (r == Z_MEM_ERROR)
 			return wsframe_fail(
 			    p, "out of memory for the inflater");
-		if (r != Z_OK && r != Z_BUF_ERROR)
-			return wsframe_fail(
-			    p, "permessage-deflate data does not inflate");
-		if (p->zs.avail_in == 0 && p->zs.avail_out != 0)
+		if (r != Z_OK && r != Z_BUF_ERROR) {
+			snprintf(p->err, sizeof(p->err),
+			    "permessage-deflate data does not inflate (%s)",
+			    p->zs.msg != NULL ? p->zs.msg : "?");
+			return -1;
+		}
+		/* room left: inflate took all the input it could */
+		if (p->zs.avail_out != 0)
 			return 0;
 	}
 }
@@ -291,7 +308,7 @@ wsframe_payload(struct wsframe *p, const unsigned char *b, size_t n)
 		if (!p->msg.compressed) {
 			p->msg.size += k;
 			wsframe_capture(p, tmp, k);
-		} else if (wsframe_inflate(p, tmp, k) == -1)
+		} else if (wsframe_inflate(p, tmp, k, 0) == -1)
 			return -1;
 	}
 	return 0;
@@ -355,10 +372,14 @@ wsframe_data_end(struct wsframe *p, wsframe_msg_cb cb, void *arg)
 	static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
 
 	if (p->msg.compressed) {
-		if (wsframe_inflate(p, tail, sizeof(tail)) == -1)
+		if (wsframe_inflate(p, tail, sizeof(tail), 1) == -1)
 			return -1;
-		if (p->no_takeover && inflateReset(&p->zs) != Z_OK)
-			return wsframe_fail(p, "inflate reset failed");
+		if (p->no_takeover) {
+			p->z_ended = 0;
+			if (inflateReset(&p->zs) != Z_OK)
+				return wsframe_fail(p, "inflate reset failed");
+		} else if (p->z_ended && wsframe_zrestart(p) == -1)
+			return -1;
 	}
 	wsframe_emit(p, &p->msg, p->cap, p->cap_len, cb, arg);
 	memset(&p->msg, 0, sizeof(p->msg));
