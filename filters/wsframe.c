@@ -681,6 +681,8 @@ wsframe_params(struct wsframe_lex *x, int pmd, struct wsframe_deflate *out)
 		if (wsframe_token(x, &t, &tl) == -1)
 			return -1;
 		wsframe_ows(x);
+		v[0] = '\0';
+		vl = 0;
 		hasval = x->i < x->len && x->s[x->i] == '=';
 		if (hasval) {
 			x->i++;

@@ -195,6 +195,26 @@ frame(const uint8_t *in, size_t len, uint8_t *out, size_t room)
 	return o;
 }
 
+/* The input as a Sec-WebSocket-Extensions value: no crash, sane output. */
+static void
+check_extensions(const uint8_t *data, size_t size)
+{
+	struct wsframe_deflate d;
+
+	if (wsframe_parse_extensions((const char *)data, size, &d) != 0)
+		return;
+	if (d.client_max_window_bits < 8 || d.client_max_window_bits > 15 ||
+	    d.server_max_window_bits < 8 || d.server_max_window_bits > 15)
+		abort();
+	if (!d.enabled &&
+	    (d.client_no_context_takeover || d.server_no_context_takeover ||
+		d.client_max_window_bits != 15 ||
+		d.server_max_window_bits != 15))
+		abort();
+	/* what parses can be used */
+	wsframe_free(wsframe_new(0, 16, &d));
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -205,6 +225,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *b;
 	uint64_t seed = 0xcbf29ce484222325ULL;
 
+	check_extensions(data, size);
 	if (size < 3)
 		return 0;
 	memset(&su, 0, sizeof(su));

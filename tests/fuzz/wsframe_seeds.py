@@ -82,6 +82,9 @@ def main():
         "framed_plain": b"\x10\x3f\x04" + record(0x01, b"abc")
         + record(0x8A, b"") + record(0x80, b"def", mask=True)
         + record(0x88, b"\x03\xe8"),
+        # the harness also parses every input as an extensions header
+        "ext_header": b"permessage-deflate; client_max_window_bits=10; "
+        b'server_no_context_takeover, x-foo; a="b\\"c"',
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:
