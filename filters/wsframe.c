@@ -584,7 +584,9 @@ wsframe_value(struct wsframe_lex *x, char *out, size_t outsz, size_t *vl)
 	const char *t;
 	size_t n = 0;
 
-	if (x->i < x->len && x->s[x->i] != '"') {
+	if (x->i == x->len)
+		return -1;
+	if (x->s[x->i] != '"') {
 		if (wsframe_token(x, &t, vl) == -1)
 			return -1;
 		n = *vl < outsz - 1 ? *vl : outsz - 1;

@@ -832,6 +832,9 @@ test_extensions_bad(void **state)
 	check_ext("permessage-deflate; server_max_window_bits=\"10", -1, 0, 0,
 	    0, 0, 0);
 	check_ext("foo; bar=\"unterminated", -1, 0, 0, 0, 0, 0);
+	/* fuzz_wsframe: a value missing at the very end read past it */
+	check_ext("v; a=", -1, 0, 0, 0, 0, 0);
+	check_ext("v; a=\"", -1, 0, 0, 0, 0, 0);
 	check_ext("permessage deflate", -1, 0, 0, 0, 0, 0);
 	check_ext("=x", -1, 0, 0, 0, 0, 0);
 	check_ext("foo bar", -1, 0, 0, 0, 0, 0);
