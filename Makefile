@@ -175,7 +175,8 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard filters/*.c filters/*.h)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(wildcard filters/*.c) $(FUZZ_LIBS)
 
 fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
-	build/fuzz/fuzz_newdns build/fuzz/fuzz_filter build/fuzz/fuzz_decode
+	build/fuzz/fuzz_newdns build/fuzz/fuzz_filter build/fuzz/fuzz_decode \
+	build/fuzz/fuzz_wsframe
 	build/fuzz/fuzz_sniff -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		-artifact_prefix=build/fuzz/ build/fuzz/corpus_sniff \
 		tests/fuzz/corpus/sniff
@@ -194,6 +195,9 @@ fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
 	build/fuzz/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-rss_limit_mb=1024 -artifact_prefix=build/fuzz/ \
 		build/fuzz/corpus_decode tests/fuzz/corpus/decode
+	build/fuzz/fuzz_wsframe -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		-artifact_prefix=build/fuzz/ build/fuzz/corpus_wsframe \
+		tests/fuzz/corpus/wsframe
 
 format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)
