@@ -399,7 +399,8 @@ prune_end(sqlite3 *db, int ok)
 	return -1;
 }
 
-/* The requests, PRUNE_BATCH at a time in id order. */
+/* The requests, PRUNE_BATCH at a time in id order, and their WebSocket
+ * messages in the same transaction (first: requests.changes counts). */
 static int
 prune_requests(sqlite3 *db, struct prune_stats *s)
 {
@@ -417,9 +418,15 @@ prune_requests(sqlite3 *db, struct prune_stats *s)
 			return -1;
 		if (prune_end(db,
 			prune_query(db,
-			    "DELETE FROM requests WHERE id IN (SELECT id FROM"
-			    " temp.prune_ids WHERE id > ? AND id <= ?)",
-			    2, last, v[0], NULL, 0) == 0) == -1)
+			    "DELETE FROM ws_messages WHERE request_id IN"
+			    " (SELECT id FROM temp.prune_ids WHERE id > ?"
+			    " AND id <= ?)",
+			    2, last, v[0], NULL, 0) == 0 &&
+			    prune_query(db,
+				"DELETE FROM requests WHERE id IN (SELECT id"
+				" FROM temp.prune_ids WHERE id > ? AND id <= "
+				"?)",
+				2, last, v[0], NULL, 0) == 0) == -1)
 			return -1;
 		s->requests += sqlite3_changes(db);
 		last = v[0];
