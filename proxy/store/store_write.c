@@ -522,17 +522,24 @@ store_put_ws(
 }
 
 /* A batch of WebSocket messages, under the request row written before
- * it. A batch without its request is not written (-1, logged by the
- * caller with the kind): nothing could show it. */
+ * it. A batch without its request is not written: nothing could show it
+ * (-2, logged here; -1 for an SQLite error the caller logs). */
 static int
 store_write_ws(struct store *st, const struct store_ws_messages *w)
 {
 	int64_t req = 0;
 	size_t k;
+	int rc;
 
 	if (w->n > 0 && w->m == NULL)
 		return -1;
-	if (store_ws_request(st, w->conn_id, w->seq, &req) != 1)
+	if ((rc = store_ws_request(st, w->conn_id, w->seq, &req)) == 0) {
+		log_warnx("c%lld store: %zu WebSocket messages of exchange %d,"
+			  " which has no request row: not written",
+		    (long long)w->conn_id, w->n, w->seq);
+		return -2;
+	}
+	if (rc == -1)
 		return -1;
 	for (k = 0; k < w->n; k++)
 		if (store_put_ws(st, req, w->first_idx + (int)k, &w->m[k]) ==
@@ -609,7 +616,7 @@ store_write_rec(struct store *st, struct store_rec *rec)
 		log_warnx("c%lld store: cannot write %s record: %s",
 		    (long long)cid, store_rec_kind(rec),
 		    sqlite3_errmsg(st->db));
-	return rc;
+	return rc < 0 ? -1 : 0;
 }
 
 /*
