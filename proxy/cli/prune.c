@@ -36,9 +36,10 @@
 static const char prune_help[] =
     "usage: peephole prune [--before TIME] [--filter EXPR] [options]\n"
     "\n"
-    "Delete logged requests, and then what only they used: connections\n"
-    "left without requests that are older than --before, their stream\n"
-    "events, and bodies no remaining request refers to. Safe while\n"
+    "Delete logged requests (and their WebSocket messages), and then what\n"
+    "only they used: connections left without requests that are older\n"
+    "than --before, their stream events, and bodies no remaining request\n"
+    "refers to. Safe while\n"
     "`peephole run` writes the same file: rows go in batches of 500, each\n"
     "in its own short transaction. At least one of --before and --filter\n"
     "is needed; with both, a request must match both.\n"
