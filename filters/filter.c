@@ -44,6 +44,8 @@ enum filter_field {
 	FILTER_F_NO_RESPONSE, /* ~q */
 	FILTER_F_ERROR,       /* ~e */
 	FILTER_F_PROTO,
+	FILTER_F_WEBSOCKET,
+	FILTER_F_HTTP2,
 	FILTER_F_ALL
 };
 
@@ -77,6 +79,10 @@ static const struct filter_name {
     {"e", FILTER_F_ERROR, FILTER_ARG_NONE},
     {"proto", FILTER_F_PROTO, FILTER_ARG_WORD},
     {"all", FILTER_F_ALL, FILTER_ARG_NONE},
+    {"websocket", FILTER_F_WEBSOCKET, FILTER_ARG_NONE},
+    {"ws", FILTER_F_WEBSOCKET, FILTER_ARG_NONE},
+    {"h2", FILTER_F_HTTP2, FILTER_ARG_NONE},
+    {"http2", FILTER_F_HTTP2, FILTER_ARG_NONE},
 };
 
 struct filter {
@@ -545,6 +551,63 @@ filter_re_body(const pcre2_code *re, const struct filter_req *r, int which)
 	return filter_re(re, data, len);
 }
 
+/* Any WebSocket message sent in direction dir (-1: either) matches. */
+static int
+filter_re_messages(const pcre2_code *re, const struct filter_req *r, int dir)
+{
+	const void *data;
+	size_t i, len;
+	int d;
+
+	if (r->message == NULL)
+		return 0;
+	for (i = 0; r->message(r->body_arg, i, &d, &data, &len) == 0; i++)
+		if ((dir < 0 || d == dir) && filter_re(re, data, len))
+			return 1;
+	return 0;
+}
+
+/* 1 if the token list value (n bytes) names tok, case-insensitively. */
+static int
+filter_list_has(const char *v, size_t n, const char *tok)
+{
+	size_t k = strlen(tok), i = 0, j;
+
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		for (j = i; j < n && v[j] != ','; j++)
+			;
+		while (j > i && (v[j - 1] == ' ' || v[j - 1] == '\t'))
+			j--;
+		if (j - i == k && strncasecmp(v + i, tok, k) == 0)
+			return 1;
+		i = j + 1;
+	}
+	return 0;
+}
+
+/* A WebSocket: messages logged, or a 101 answer upgrading to websocket. */
+static int
+filter_is_websocket(const struct filter_req *r)
+{
+	const char *h = r->resp_headers;
+
+	if (r->ws_messages)
+		return 1;
+	if (r->status != 101)
+		return 0;
+	while (h != NULL && *h != '\0') {
+		size_t n = strcspn(h, "\r\n");
+		if (n > 8 && strncasecmp(h, "upgrade:", 8) == 0 &&
+		    filter_list_has(h + 8, n - 8, "websocket"))
+			return 1;
+		h += n;
+		h += strspn(h, "\r\n");
+	}
+	return 0;
+}
+
 static int
 filter_word_is(const char *word, const char *s)
 {
@@ -579,11 +642,14 @@ filter_test_match(const struct filter *f, const struct filter_req *r)
 		return filter_re_lines(f->re, r->resp_headers);
 	case FILTER_F_BODY:
 		return filter_re_body(f->re, r, 0) ||
-		    filter_re_body(f->re, r, 1);
+		    filter_re_body(f->re, r, 1) ||
+		    filter_re_messages(f->re, r, -1);
 	case FILTER_F_BODY_REQ:
-		return filter_re_body(f->re, r, 0);
+		return filter_re_body(f->re, r, 0) ||
+		    filter_re_messages(f->re, r, 0);
 	case FILTER_F_BODY_RESP:
-		return filter_re_body(f->re, r, 1);
+		return filter_re_body(f->re, r, 1) ||
+		    filter_re_messages(f->re, r, 1);
 	case FILTER_F_RESPONSE:
 		return r->status != 0;
 	case FILTER_F_NO_RESPONSE:
@@ -594,6 +660,10 @@ filter_test_match(const struct filter *f, const struct filter_req *r)
 		return filter_word_is(f->word, r->label) ||
 		    filter_word_is(f->word, r->protocol) ||
 		    filter_word_is(f->word, r->scheme);
+	case FILTER_F_WEBSOCKET:
+		return filter_is_websocket(r);
+	case FILTER_F_HTTP2:
+		return r->http2;
 	case FILTER_F_ALL:
 		return 1;
 	}

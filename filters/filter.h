@@ -8,8 +8,11 @@
  *   ~t REGEX    content type (either)   ~tq / ~ts  request / response only
  *   ~h REGEX    a header line (either)  ~hq / ~hs  request / response only
  *   ~b REGEX    a body (either)         ~bq / ~bs  request / response only
+ *               or WebSocket message    (messages client->server / back)
  *   ~s          has a response          ~q         has no response
  *   ~e          failed (error set)      ~proto L   label, protocol or scheme
+ *   ~websocket  a WebSocket exchange    ~h2        an HTTP/2 exchange
+ *               (also ~ws)                         (also ~http2)
  *   ~all        everything              REGEX      bare word: same as ~u
  *   !X  X & Y  X | Y  (X)   — ! binds tightest, then &, then |; two
  *                             expressions side by side mean &
@@ -50,6 +53,16 @@ struct filter_req {
 	 */
 	int (*body)(void *arg, int which, const void **data, size_t *len);
 	void *body_arg;
+	/*
+	 * Fetch WebSocket message i (0-based, in order; called with 0, 1, 2
+	 * ... until it fails) for ~b: sets *dir (0 client->server, 1 back),
+	 * *data / *len (valid until the next call) and returns 0; -1 past
+	 * the last. May be NULL: no messages. Called with body_arg.
+	 */
+	int (*message)(
+	    void *arg, size_t i, int *dir, const void **data, size_t *len);
+	int http2;       /* 1: an HTTP/2 exchange (a stream id is logged) */
+	int ws_messages; /* 1: WebSocket messages are logged for it */
 };
 
 /*

@@ -377,7 +377,10 @@ diff_fields(const char *h)
 		return NULL;
 	head_text_init(&it, h);
 	while (head_text_next(&it, &fn, &nl, &v, &vl)) {
-		if (nl > 0 && !head_text_is_hop(fn, nl, h)) {
+		/* pseudo-headers: an HTTP/2 original against its HTTP/1.1
+		 * replay would differ in every one */
+		if (nl > 0 && !head_text_pseudo(fn, nl) &&
+		    !head_text_is_hop(fn, nl, h)) {
 			char *name = strndup(fn, nl), *lc = strndup(fn, nl);
 			for (char *c = lc; c && *c; c++)
 				*c = (char)tolower((unsigned char)*c);

@@ -72,7 +72,9 @@ export_shell_printf(FILE *fp, const unsigned char *p, size_t len)
 static int
 export_curl_skip(const char *name, size_t n, const char *headers)
 {
-	return head_text_is_hop(name, n, headers) ||
+	/* an HTTP/2 exchange's pseudo-headers: curl's URL and method */
+	return head_text_pseudo(name, n) ||
+	    head_text_is_hop(name, n, headers) ||
 	    (n == 14 && strncasecmp(name, "content-length", 14) == 0) ||
 	    (n == 6 && strncasecmp(name, "expect", 6) == 0);
 }

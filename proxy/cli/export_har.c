@@ -15,6 +15,7 @@
 #include "proxy/cli/cli.h"
 #include "proxy/cli/export_int.h"
 #include "proxy/cli/output.h"
+#include "proxy/cli/wsmsg.h"
 #include "proxy/http/head.h"
 #include "proxy/http/respond.h"
 #include "proxy/store/db.h"
@@ -330,6 +331,7 @@ static json_t *
 export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 {
 	json_t *e = json_object(), *req = NULL, *resp = NULL, *timings = NULL;
+	json_t *ws;
 	char when[40], comment[512] = "";
 	double total = export_ms(st, "total_us");
 
@@ -352,6 +354,15 @@ export_har_entry(sqlite3 *db, sqlite3_stmt *st)
 	json_object_set_new(e, "cache", json_object());
 	json_object_set_new(e, "timings", timings);
 	export_har_extras(e, st, comment, sizeof(comment));
+	/* a WebSocket's messages, where Chrome puts them */
+	if ((ws = wsmsg_har(db, out_col_int(st, "id"))) == NULL) {
+		json_decref(e);
+		return NULL;
+	}
+	if (json_is_null(ws))
+		json_decref(ws);
+	else
+		json_object_set_new(e, "_webSocketMessages", ws);
 	return e;
 }
 
@@ -378,7 +389,9 @@ export_har_entries(
 		}
 		if ((*n)++ > 0)
 			fputs(",\n", fp);
-		json_dumpf(e, fp, JSON_COMPACT | OUT_JSON_REALS);
+		/* 16 digits: a WebSocket message's time is epoch seconds
+		 * to the µs, which 12 would cut to 10 ms */
+		json_dumpf(e, fp, JSON_COMPACT | JSON_REAL_PRECISION(16));
 		json_decref(e);
 	}
 	return rc == -1 ? -1 : 0;

@@ -36,9 +36,10 @@
 static const char prune_help[] =
     "usage: peephole prune [--before TIME] [--filter EXPR] [options]\n"
     "\n"
-    "Delete logged requests, and then what only they used: connections\n"
-    "left without requests that are older than --before, their stream\n"
-    "events, and bodies no remaining request refers to. Safe while\n"
+    "Delete logged requests (and their WebSocket messages), and then what\n"
+    "only they used: connections left without requests that are older\n"
+    "than --before, their stream events, and bodies no remaining request\n"
+    "refers to. Safe while\n"
     "`peephole run` writes the same file: rows go in batches of 500, each\n"
     "in its own short transaction. At least one of --before and --filter\n"
     "is needed; with both, a request must match both.\n"
@@ -399,7 +400,8 @@ prune_end(sqlite3 *db, int ok)
 	return -1;
 }
 
-/* The requests, PRUNE_BATCH at a time in id order. */
+/* The requests, PRUNE_BATCH at a time in id order, and their WebSocket
+ * messages in the same transaction (first: requests.changes counts). */
 static int
 prune_requests(sqlite3 *db, struct prune_stats *s)
 {
@@ -417,9 +419,15 @@ prune_requests(sqlite3 *db, struct prune_stats *s)
 			return -1;
 		if (prune_end(db,
 			prune_query(db,
-			    "DELETE FROM requests WHERE id IN (SELECT id FROM"
-			    " temp.prune_ids WHERE id > ? AND id <= ?)",
-			    2, last, v[0], NULL, 0) == 0) == -1)
+			    "DELETE FROM ws_messages WHERE request_id IN"
+			    " (SELECT id FROM temp.prune_ids WHERE id > ?"
+			    " AND id <= ?)",
+			    2, last, v[0], NULL, 0) == 0 &&
+			    prune_query(db,
+				"DELETE FROM requests WHERE id IN (SELECT id"
+				" FROM temp.prune_ids WHERE id > ? AND id <= "
+				"?)",
+				2, last, v[0], NULL, 0) == 0) == -1)
 			return -1;
 		s->requests += sqlite3_changes(db);
 		last = v[0];

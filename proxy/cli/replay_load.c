@@ -24,12 +24,14 @@
 
 /* ---- building the request ---- */
 
-/* Not sent again: the hop-by-hop fields, and the framing the replay
- * computes itself. */
+/* Not sent again: the hop-by-hop fields, the framing the replay computes
+ * itself, and an HTTP/2 exchange's pseudo-headers (":path"): a replay goes
+ * out as HTTP/1.1, whose request line and Host carry them. */
 static int
 replay_hop_by_hop(const char *name, size_t n, const char *headers)
 {
-	return head_text_is_hop(name, n, headers) ||
+	return head_text_pseudo(name, n) ||
+	    head_text_is_hop(name, n, headers) ||
 	    (n == 14 && strncasecmp(name, "content-length", 14) == 0) ||
 	    (n == 6 && strncasecmp(name, "expect", 6) == 0);
 }

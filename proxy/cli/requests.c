@@ -145,7 +145,10 @@ requests_prepare(sqlite3 *db, const struct requests_opts *o, sqlite3_stmt **s)
 	snprintf(sql, sizeof(sql),
 	    "SELECT * FROM (SELECT id, t_start_us, client_ip, method, scheme,"
 	    " host, port, path, query, status, resp_body_size, total_us,"
-	    " error, conn_id, label FROM requests WHERE 1 %s %s %s %s"
+	    " error, conn_id, label, req_version, stream_id, stream_end,"
+	    " (SELECT count(*) FROM ws_messages w"
+	    " WHERE w.request_id = requests.id)"
+	    " FROM requests WHERE 1 %s %s %s %s"
 	    " ORDER BY id DESC LIMIT ?4) ORDER BY id",
 	    o->domain == NULL
 		? ""
@@ -183,6 +186,28 @@ requests_url(sqlite3_stmt *s)
 	    requests_col(s, 8));
 }
 
+/*
+ * What the last column says when there is no error and no label: an
+ * HTTP/2 exchange's stream (and how it ended, when not cleanly), or a
+ * WebSocket's message count. "" for a plain exchange.
+ */
+static void
+requests_note(sqlite3_stmt *s, char *buf, size_t len)
+{
+	int64_t nws = sqlite3_column_int64(s, 18);
+
+	buf[0] = '\0';
+	if (sqlite3_column_type(s, 16) != SQLITE_NULL)
+		snprintf(buf, len, "h2 stream %lld%s%s",
+		    (long long)sqlite3_column_int64(s, 16),
+		    requests_col(s, 17) != NULL ? ", " : "",
+		    requests_col(s, 17) != NULL ? requests_col(s, 17) : "");
+	if (nws > 0)
+		snprintf(buf + strlen(buf), len - strlen(buf),
+		    "%swebsocket, %lld message%s", buf[0] ? "; " : "",
+		    (long long)nws, nws == 1 ? "" : "s");
+}
+
 static json_t *
 requests_json_row(sqlite3_stmt *s)
 {
@@ -216,6 +241,14 @@ requests_json_row(sqlite3_stmt *s)
 	json_object_set_new(o, "error", out_json_str(requests_col(s, 12)));
 	/* what peephole recognised the exchange as: "mmtls-shortlink" */
 	json_object_set_new(o, "label", out_json_str(requests_col(s, 14)));
+	json_object_set_new(o, "version", out_json_str(requests_col(s, 15)));
+	json_object_set_new(o, "stream_id",
+	    sqlite3_column_type(s, 16) == SQLITE_NULL
+		? json_null()
+		: json_integer(sqlite3_column_int64(s, 16)));
+	json_object_set_new(o, "stream_end", out_json_str(requests_col(s, 17)));
+	json_object_set_new(
+	    o, "websocket_messages", json_integer(sqlite3_column_int64(s, 18)));
 	free(url);
 	return o;
 }
@@ -223,7 +256,7 @@ requests_json_row(sqlite3_stmt *s)
 static int
 requests_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 {
-	char id[24], when[40], status[16], size[24], ms[32], *url;
+	char id[24], when[40], status[16], size[24], ms[32], note[128], *url;
 	const char *cells[9];
 	int rc;
 
@@ -255,9 +288,13 @@ requests_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 	cells[5] = status;
 	cells[6] = size;
 	cells[7] = ms;
-	/* the error, else what peephole recognised it as */
+	/* the error, else what peephole recognised it as, else what
+	 * kind of exchange it was when not plain HTTP/1 */
+	requests_note(s, note, sizeof(note));
 	cells[8] = requests_col(s, 12) != NULL ? requests_col(s, 12)
-					       : requests_col(s, 14);
+	    : requests_col(s, 14) != NULL      ? requests_col(s, 14)
+	    : note[0] != '\0'                  ? note
+					       : NULL;
 	rc = out_table_add(t, cells);
 	if (rc == 0 && requests_col(s, 12) != NULL)
 		out_table_red(t, 8);

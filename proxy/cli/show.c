@@ -20,6 +20,7 @@
 #include "proxy/cli/args.h"
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
+#include "proxy/cli/wsmsg.h"
 #include "proxy/http/head.h"
 #include "proxy/store/readable.h"
 #include "proxy/store/requrl.h"
@@ -357,6 +358,27 @@ show_field(FILE *fp, const char *label, const char *value)
 	fputc('\n', fp);
 }
 
+/* An HTTP/2 exchange: its stream, both legs' versions and how the stream
+ * ended when not cleanly. Nothing for HTTP/1. */
+static void
+show_h2(FILE *fp, sqlite3_stmt *s)
+{
+	const char *v = out_col_text(s, "req_version");
+	const char *up = out_col_text(s, "up_version");
+	char buf[96];
+
+	if (!out_col_null(s, "stream_id")) {
+		snprintf(buf, sizeof(buf), "%lld",
+		    (long long)out_col_int(s, "stream_id"));
+		show_field(fp, "stream", buf);
+	}
+	if (up != NULL && (v == NULL || strcmp(up, v) != 0)) {
+		snprintf(buf, sizeof(buf), "HTTP/%s -> origin HTTP/%s",
+		    v != NULL ? v : "?", up);
+		show_field(fp, "versions", buf);
+	}
+}
+
 static void
 show_summary(FILE *fp, sqlite3_stmt *s, const char *url)
 {
@@ -371,6 +393,7 @@ show_summary(FILE *fp, sqlite3_stmt *s, const char *url)
 	show_field(fp, "time", when);
 	show_field(fp, "client", out_col_text(s, "client_ip"));
 	show_field(fp, "url", url);
+	show_h2(fp, s);
 	if (!out_col_null(s, "server_ip")) {
 		snprintf(buf, sizeof(buf), "%s:%lld%s",
 		    show_textd(s, "server_ip"),
@@ -393,6 +416,16 @@ show_summary(FILE *fp, sqlite3_stmt *s, const char *url)
 	show_dur(fp, s, "ttfb", "ttfb_us", &first);
 	show_dur(fp, s, "total", "total_us", &first);
 	fputs(first ? "-\n" : "\n", fp);
+}
+
+/* A message's trailer fields, after its body. */
+static void
+show_trailers(FILE *fp, const char *mark, const char *t)
+{
+	if (t == NULL || t[0] == '\0')
+		return;
+	fputs("trailers:\n", fp);
+	show_headers(fp, mark, t);
 }
 
 static void
@@ -420,6 +453,7 @@ show_message(FILE *fp, sqlite3_stmt *s, const struct show_body *req,
 	fputc('\n', fp);
 	show_headers(fp, "> ", out_col_text(s, "req_headers"));
 	show_body_text(fp, "request", req, hex);
+	show_trailers(fp, "> ", out_col_text(s, "req_trailers"));
 	if (out_col_int(s, "status") <= 0) {
 		fputs("\nno response\n", fp);
 		return;
@@ -434,6 +468,18 @@ show_message(FILE *fp, sqlite3_stmt *s, const struct show_body *req,
 	fputc('\n', fp);
 	show_headers(fp, "< ", out_col_text(s, "resp_headers"));
 	show_body_text(fp, "response", resp, hex);
+	show_trailers(fp, "< ", out_col_text(s, "resp_trailers"));
+}
+
+/* How an HTTP/2 stream ended when not cleanly, after both messages. */
+static void
+show_stream_end(FILE *fp, sqlite3_stmt *s)
+{
+	if (out_col_text(s, "stream_end") == NULL)
+		return;
+	fputs("\nstream ended: ", fp);
+	out_safe(fp, out_col_text(s, "stream_end"), 0);
+	fputc('\n', fp);
 }
 
 /* What interception made of the connection; nothing for plain HTTP, whose
@@ -446,7 +492,10 @@ show_conn_tls(FILE *fp, sqlite3_stmt *c)
 	const char *why;
 
 	show_field(fp, "sni", out_col_text(c, "sni"));
+	/* ALPN: what the client offered, what each leg agreed on */
 	show_field(fp, "alpn", out_col_text(c, "alpn"));
+	show_field(fp, "alpn cli", out_col_text(c, "alpn_client"));
+	show_field(fp, "alpn up", out_col_text(c, "alpn_server"));
 	if (decision != NULL) {
 		snprintf(buf, sizeof(buf), "%s", decision);
 		if ((why = out_col_text(c, "decision_reason")) != NULL)
@@ -521,15 +570,22 @@ show_json_body(json_t *o, const char *prefix, const struct show_body *b)
 }
 
 static int
-show_json(sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
+show_json(sqlite3 *db, sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
     const struct show_body *req, const struct show_body *resp)
 {
-	json_t *o;
+	json_t *o, *ws;
 	char when[40];
 	int rc;
 
-	if ((o = out_json_row(s)) == NULL)
+	if ((ws = wsmsg_json(db, out_col_int(s, "id"))) == NULL) {
+		db_warn(SHOW_CMD, db, "cannot read WebSocket messages");
 		return -1;
+	}
+	if ((o = out_json_row(s)) == NULL) {
+		json_decref(ws);
+		return -1;
+	}
+	json_object_set_new(o, "websocket_messages", ws);
 	out_iso_time(out_col_int(s, "t_start_us"), 1, when, sizeof(when));
 	json_object_set_new(o, "time", json_string(when));
 	json_object_set_new(o, "url", out_json_str(url));
@@ -644,11 +700,15 @@ show_print(sqlite3 *db, const struct show_opts *o)
 			    "request", &req, o->req_body_out, o->force) == -1))
 			goto fail;
 	} else if (o->json) {
-		if (show_json(s, c, url, &req, &resp) == -1)
+		if (show_json(db, s, c, url, &req, &resp) == -1)
 			goto fail;
 	} else {
 		show_summary(stdout, s, url);
 		show_message(stdout, s, &req, &resp, o->hex);
+		show_stream_end(stdout, s);
+		if (wsmsg_print(stdout, db, SHOW_CMD, o->id,
+			out_col_int(s, "t_start_us")) == -1)
+			goto fail;
 		show_conn_text(stdout, c);
 	}
 	status = CLI_OK;

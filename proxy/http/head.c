@@ -316,6 +316,28 @@ head_text_ws(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* The colon that ends a field's name: the first one, except that an
+ * HTTP/2 pseudo-header (":method: GET", a colon then a token) keeps its
+ * leading colon in the name. ": x" stays a field with an empty name, as
+ * before. NULL for a colon-less line. */
+static const char *
+head_text_colon(const char *line, const char *end)
+{
+	const char *second;
+
+	if (*line == ':' && end - line > 1 && !head_text_ws(line[1]) &&
+	    line[1] != ':' &&
+	    (second = memchr(line + 1, ':', (size_t)(end - line - 1))) != NULL)
+		return second;
+	return memchr(line, ':', (size_t)(end - line));
+}
+
+int
+head_text_pseudo(const char *name, size_t n)
+{
+	return n > 1 && name[0] == ':';
+}
+
 int
 head_text_next(struct head_text_iter *it, const char **name, size_t *nlen,
     const char **value, size_t *vlen)
@@ -329,7 +351,7 @@ head_text_next(struct head_text_iter *it, const char **name, size_t *nlen,
 		/* a continuation without its field, a blank or colon-less
 		 * line: not a field */
 		if (*line == ' ' || *line == '\t' ||
-		    (colon = memchr(line, ':', (size_t)(end - line))) == NULL)
+		    (colon = head_text_colon(line, end)) == NULL)
 			continue;
 		/* obs-fold: the lines that start with SP or HT are this
 		 * field's */

@@ -82,7 +82,10 @@ int head_connection_names(const struct head *h, const char *name, size_t nlen);
  *    or a colon-less line) is skipped;
  *  - a line without a colon is not a field and is skipped;
  *  - the name is every byte before the first colon, as logged (it may be
- *    empty, or end in whitespace, which matches no real field name);
+ *    empty, or end in whitespace, which matches no real field name); a
+ *    line that starts with ':' is an HTTP/2 pseudo-header (":path: /x"),
+ *    whose name runs to the second colon and keeps the first (consumers
+ *    that rebuild an HTTP/1 message skip such names, head_text_pseudo);
  *  - the value has its surrounding whitespace (SP, HT, and the CR/LF of a
  *    fold) trimmed, RFC 9110 5.5; it may be empty.
  */
@@ -111,6 +114,9 @@ int head_text_next(struct head_text_iter *it, const char **name, size_t *nlen,
  */
 char *head_text_line(const struct head_text_iter *it)
     __attribute__((warn_unused_result));
+
+/* 1 if a field name (n bytes) is an HTTP/2 pseudo-header (":method"). */
+int head_text_pseudo(const char *name, size_t n);
 
 /*
  * The value of the first field named name (case-insensitive) in headers,

@@ -182,6 +182,30 @@ flowline_json_request(json_t *o, const struct store_rec *rec, size_t cut)
 		    cut < FLOWLINE_TEXT_MAX ? cut : FLOWLINE_TEXT_MAX, 0);
 		json_object_set_new(o, "error", flowline_jstr(text));
 	}
+	if (r->stream_id > 0) {
+		json_object_set_new(o, "stream_id", json_integer(r->stream_id));
+		flowline_clean(text, sizeof(text), r->stream_end,
+		    cut < FLOWLINE_TEXT_MAX ? cut : FLOWLINE_TEXT_MAX, 0);
+		if (r->stream_end != NULL)
+			json_object_set_new(
+			    o, "stream_end", flowline_jstr(text));
+	}
+}
+
+/* An HTTP/2 exchange's text-line suffix: " h2=STREAM" and, when it did not
+ * end cleanly, " end=HOW". "" for HTTP/1. */
+static void
+flowline_h2(char *buf, size_t len, const struct store_request *r)
+{
+	char end[FLOWLINE_TEXT_MAX + 4];
+
+	buf[0] = '\0';
+	if (r->stream_id <= 0)
+		return;
+	flowline_clean(end, sizeof(end), r->stream_end, FLOWLINE_TEXT_MAX, 0);
+	snprintf(buf, len, " h2=%lld%s%s", (long long)r->stream_id,
+	    r->stream_end != NULL ? " end=" : "",
+	    r->stream_end != NULL ? end : "");
 }
 
 /* A stream's (connection's) JSON fields into o. */
@@ -245,8 +269,9 @@ flowline_text(const struct store_rec *rec, char *buf, size_t len)
 
 	if (rec->type == STORE_REC_REQUEST) {
 		const struct store_request *r = &rec->u.req;
-		char full[2 * FLOWLINE_URL_MAX];
+		char full[2 * FLOWLINE_URL_MAX], h2[FLOWLINE_TEXT_MAX + 32];
 		flowline_url(full, sizeof(full), r);
+		flowline_h2(h2, sizeof(h2), r);
 		flowline_clean(url, sizeof(url), full, FLOWLINE_URL_MAX, 0);
 		flowline_clean(
 		    text, sizeof(text), r->error, FLOWLINE_TEXT_MAX, 0);
@@ -258,10 +283,10 @@ flowline_text(const struct store_rec *rec, char *buf, size_t len)
 		else
 			snprintf(id, sizeof(id), "c%lld#%d",
 			    (long long)r->conn_id, r->seq);
-		n = snprintf(buf, len, "%s %s %s %s %s %d %llu %.1fms%s%s", id,
-		    when, client, r->method ? r->method : "-", url, r->status,
-		    (unsigned long long)r->resp_body.total,
-		    flowline_ms(r->total_us), r->error ? " error=" : "",
+		n = snprintf(buf, len, "%s %s %s %s %s %d %llu %.1fms%s%s%s",
+		    id, when, client, r->method ? r->method : "-", url,
+		    r->status, (unsigned long long)r->resp_body.total,
+		    flowline_ms(r->total_us), h2, r->error ? " error=" : "",
 		    r->error ? text : "");
 	} else if (rec->type == STORE_REC_CONN) {
 		const struct store_conn *c = &rec->u.conn;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "proxy/http/head.h"
 #include "proxy/store/select.h"
 #include "proxy/log.h"
 
@@ -438,6 +439,32 @@ replaydb_read_fail(struct replaydb_read *r, const char *what)
 	r->ch.error = r->error;
 }
 
+/* The logged header text h without an HTTP/2 exchange's pseudo-headers
+ * (":status: 200"): the answer is served as HTTP/1.1, which has none.
+ * malloc'd, NULL on ENOMEM. */
+static char *
+replaydb_strip_pseudo(const char *h)
+{
+	struct head_text_iter it;
+	const char *name;
+	size_t nl, len = 0;
+	char *out;
+
+	if ((out = malloc(strlen(h) + 3)) == NULL)
+		return NULL;
+	head_text_init(&it, h);
+	while (head_text_next(&it, &name, &nl, NULL, NULL)) {
+		if (head_text_pseudo(name, nl))
+			continue;
+		memcpy(out + len, it.line, it.len);
+		len += it.len;
+		memcpy(out + len, "\r\n", 2);
+		len += 2;
+	}
+	out[len] = '\0';
+	return out;
+}
+
 /* The head of the logged response, and where its body lives. */
 static int
 replaydb_read_head(
@@ -453,7 +480,7 @@ replaydb_read_head(
 	}
 	r->ch.status = sqlite3_column_int(head, 0);
 	h = replaydb_col(head, 1);
-	if ((r->headers = strdup(h ? h : "")) == NULL) {
+	if ((r->headers = replaydb_strip_pseudo(h ? h : "")) == NULL) {
 		snprintf(r->error, sizeof(r->error), "out of memory");
 		r->ch.error = r->error;
 		return -1;

@@ -541,6 +541,35 @@ static const char schema_step_v9_catalogue[] =
     " LEFT JOIN named nb ON nb.name = n.name"
     " LEFT JOIN pins pn ON pn.name = n.name;";
 
+/*
+ * v10: HTTP/2 and WebSocket. A request row of an HTTP/2 exchange has its
+ * client-leg stream id (NULL for HTTP/1), the origin leg's version when it
+ * differs (up_version, "1.1" under an h2 client), the trailers of each
+ * message, and how its stream ended when not cleanly (stream_end). A
+ * connection has the protocol agreed on each leg by ALPN (alpn keeps the
+ * list the client offered). ws_messages holds a WebSocket's messages,
+ * idx in order within their request, payloads capped like bodies. Rows are
+ * found by (conn_id, seq) when the messages are written.
+ */
+static const char schema_step_v10[] =
+    "ALTER TABLE requests ADD COLUMN stream_id INTEGER;"
+    "ALTER TABLE requests ADD COLUMN up_version TEXT;"
+    "ALTER TABLE requests ADD COLUMN req_trailers TEXT;"
+    "ALTER TABLE requests ADD COLUMN resp_trailers TEXT;"
+    "ALTER TABLE requests ADD COLUMN stream_end TEXT;"
+    "ALTER TABLE connections ADD COLUMN alpn_client TEXT;"
+    "ALTER TABLE connections ADD COLUMN alpn_server TEXT;"
+    "CREATE INDEX requests_conn_seq ON requests(conn_id, seq);"
+    "CREATE TABLE ws_messages ("
+    " id INTEGER PRIMARY KEY,"
+    " request_id INTEGER NOT NULL REFERENCES requests(id),"
+    " idx INTEGER NOT NULL, t_us INTEGER NOT NULL, dir INTEGER NOT NULL,"
+    " opcode INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " wire_bytes INTEGER NOT NULL, compressed INTEGER NOT NULL,"
+    " truncated INTEGER NOT NULL, payload BLOB,"
+    " close_code INTEGER, close_reason TEXT, error TEXT);"
+    "CREATE INDEX ws_messages_request ON ws_messages(request_id, idx);";
+
 /* A step's SQL may come in parts: C99 promises string literals of 4095
  * bytes, no more. */
 #define SCHEMA_STEP_PARTS 3
@@ -556,6 +585,7 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
     {schema_step_v7},                                     /* 6 -> 7 */
     {schema_step_v8},                                     /* 7 -> 8 */
     {schema_step_v9_sightings, schema_step_v9_catalogue}, /* 8 -> 9 */
+    {schema_step_v10},                                    /* 9 -> 10 */
 };
 
 _Static_assert(

@@ -14,6 +14,9 @@
 struct select {
 	sqlite3 *db;
 	sqlite3_stmt *st, *body, *one;
+	sqlite3_stmt *msg; /* the row's WebSocket messages, in idx order */
+	int64_t row_id;    /* the row being matched */
+	size_t msg_next;   /* the message msg steps to next */
 	const int64_t *ids;
 	size_t nids, next;
 	const char *cmd;
@@ -30,7 +33,9 @@ struct select {
 #define SELECT_COLS                                                            \
 	"SELECT r.id, r.method, r.scheme, r.host, r.port, r.path, r.query,"    \
 	" r.req_headers, r.resp_headers, r.content_type, r.error, r.label,"    \
-	" c.protocol, r.status, r.req_body_sha, r.resp_body_sha"               \
+	" c.protocol, r.status, r.req_body_sha, r.resp_body_sha,"              \
+	" r.stream_id IS NOT NULL,"                                            \
+	" EXISTS (SELECT 1 FROM ws_messages w WHERE w.request_id = r.id)"      \
 	" FROM requests r LEFT JOIN connections c ON c.id = r.conn_id"
 
 static const char *
@@ -89,6 +94,36 @@ select_body(void *arg, int which, const void **data, size_t *len)
 	return 0;
 }
 
+/* WebSocket message i of the row being matched, for ~b: the statement
+ * walks them in order; asked for an earlier one, it starts again. Payloads
+ * are matched as stored (inflated, as the message carried them). */
+static int
+select_message(void *arg, size_t i, int *dir, const void **data, size_t *len)
+{
+	struct select *s = arg;
+	const void *blob;
+
+	if (s->msg == NULL &&
+	    sqlite3_prepare_v2(s->db,
+		"SELECT dir, payload FROM ws_messages WHERE request_id = ?"
+		" ORDER BY idx",
+		-1, &s->msg, NULL) != SQLITE_OK)
+		return -1;
+	if (i == 0 || i != s->msg_next) {
+		sqlite3_reset(s->msg);
+		sqlite3_bind_int64(s->msg, 1, s->row_id);
+		s->msg_next = 0;
+	}
+	for (; s->msg_next <= i; s->msg_next++)
+		if (sqlite3_step(s->msg) != SQLITE_ROW)
+			return -1;
+	*dir = sqlite3_column_int(s->msg, 0);
+	blob = sqlite3_column_blob(s->msg, 1);
+	*len = (size_t)sqlite3_column_bytes(s->msg, 1);
+	*data = blob != NULL ? blob : "";
+	return 0;
+}
+
 /* 1 if the current row of st matches the expression (or there is none). */
 static int
 select_row_matches(struct select *s, sqlite3_stmt *st)
@@ -119,10 +154,18 @@ select_row_matches(struct select *s, sqlite3_stmt *st)
 	s->headers[1] = r.resp_headers;
 	r.body = select_body;
 	r.body_arg = s;
+	r.http2 = sqlite3_column_int(st, 16);
+	r.ws_messages = sqlite3_column_int(st, 17);
+	if (r.ws_messages)
+		r.message = select_message;
+	s->row_id = sqlite3_column_int64(st, 0);
+	s->msg_next = 0;
 	url = requrl_format(r.scheme, r.method, r.host,
 	    sqlite3_column_int(st, 4), select_text(st, 5), select_text(st, 6));
 	r.url = url;
 	m = filter_match(s->f, &r);
+	if (s->msg != NULL)
+		sqlite3_reset(s->msg); /* no read left open between rows */
 	free(url);
 	free(ctype);
 	return m;
@@ -229,6 +272,7 @@ select_free(struct select *s)
 	sqlite3_finalize(s->st);
 	sqlite3_finalize(s->one);
 	sqlite3_finalize(s->body);
+	sqlite3_finalize(s->msg);
 	select_drop_bodies(s);
 	filter_free(s->f);
 	free(s);

@@ -17,7 +17,7 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
 /* queue_bytes_max used when store_open() is given 0. */
@@ -47,7 +47,10 @@ enum store_rec_type {
 	STORE_REC_LEARNED_FORGET,
 	/* nothing to store: only printed, in order with the flow lines (a
 	 * passthrough decision worth telling the user); struct store_note */
-	STORE_REC_NOTE
+	STORE_REC_NOTE,
+	/* messages of a WebSocket exchange (struct store_ws_messages,
+	 * rec->u.ws), submitted after its request record */
+	STORE_REC_WS_MESSAGES
 };
 
 /* One captured body: up to the capture limit, bytes owned by the record. */
@@ -80,11 +83,9 @@ struct store_conn {
 	char *error;        /* NULL or text */
 	/* HTTPS interception; every one NULL (SQL NULL) when it does not
 	 * apply, e.g. for plain proxying. */
-	char *sni;         /* server name the client's ClientHello asked for */
-	char *alpn;        /* the client's offered list, "h2,http/1.1" */
-	char *alpn_client; /* agreed with the client (v10), "h2" */
-	char *alpn_server; /* the origin's choice (v10) */
-	char *decision;    /* "intercept" | "passthrough" | "block" */
+	char *sni;      /* server name the client's ClientHello asked for */
+	char *alpn;     /* the list the client offered, "h2,http/1.1" */
+	char *decision; /* "intercept" | "passthrough" | "block" */
 	char *decision_reason; /* "rule *.bank.test", "pinned (learned)",
 				  "not TLS", "upstream verify failed: ..." */
 	char *tls_client; /* client leg, "TLSv1.3/TLS_AES_256_GCM_SHA384" */
@@ -93,6 +94,9 @@ struct store_conn {
 	char *upstream_cert_subject; /* one-line DN */
 	char *upstream_cert_issuer;
 	char *verify_error; /* why the origin's chain was refused */
+	/* ALPN (schema v10): the protocol agreed on the client leg, "h2" /
+	 * "http/1.1", and the one the origin selected; NULL: none */
+	char *alpn_client, *alpn_server;
 
 	/* Streams (schema v3). Times are µs since the epoch, 0 = never. */
 	char *listener_target; /* "host:port" as asked (CONNECT, SOCKS, orig
@@ -167,12 +171,50 @@ struct store_request {
 	char *error;       /* NULL, or why the exchange failed */
 	int64_t replay_of; /* 0 = not a replay */
 	char *label;       /* NULL, or "mmtls-shortlink" */
-	/* HTTP/2 (schema v10) */
-	int64_t stream_id;  /* client-leg stream id, 0 = HTTP/1 (NULL) */
-	char *up_version;   /* the origin leg's version, NULL = same */
-	char *req_trailers; /* "name: value\r\n" lines, NULL none */
-	char *resp_trailers;
-	char *stream_end; /* "rst-client CANCEL", ...; NULL = clean */
+	/* HTTP/2 (schema v10). For an h2 exchange req_headers / resp_headers
+	 * start with the pseudo-headers (":method: GET\r\n:path: /x\r\n"),
+	 * then the fields in arrival order; req_version is "2". */
+	int64_t stream_id; /* HTTP/2 client-leg stream id, 0 = HTTP/1 (stored
+			      NULL) */
+	char *up_version;  /* NULL = same as req_version */
+	char *req_trailers, *resp_trailers; /* "Name: value\r\n" lines, NULL
+					       none */
+	char *stream_end; /* NULL = ended cleanly, else "rst-client CANCEL",
+			     "rst-origin REFUSED_STREAM", "goaway-origin
+			     NO_ERROR", ... */
+};
+
+/* One WebSocket message (a whole message: fragments joined). */
+struct store_ws_msg {
+	int64_t t_us;
+	uint8_t dir;         /* 0 client->server, 1 server->client */
+	uint8_t opcode;      /* 1 text, 2 binary, 8 close, 9 ping, 10 pong */
+	uint8_t compressed;  /* permessage-deflate: size is the inflated size */
+	uint8_t truncated;   /* data holds less than size */
+	uint64_t size;       /* payload bytes (inflated) */
+	uint64_t wire_bytes; /* bytes on the wire, frame headers included */
+	int close_code;      /* -1 none */
+	char *close_reason;  /* NULL or malloc'd */
+	unsigned char *data; /* malloc'd payload, NULL if none */
+	size_t len;          /* bytes in data, up to the body capture limit */
+	char *error; /* NULL or malloc'd: why parsing of this connection's
+			frames stopped (on the last message) */
+};
+
+/*
+ * A batch of messages of the request (conn_id, seq): sent every few dozen
+ * messages and at the end, never all held at once. The request row is
+ * always submitted BEFORE its messages (same worker, same FIFO queue), so
+ * the writer finds the request id by (conn_id, seq). first_idx is the idx
+ * of m[0] (0-based order within the request, continuing across batches).
+ * A batch whose request row is not there is dropped (logged).
+ */
+struct store_ws_messages {
+	int64_t conn_id;
+	int seq;
+	int first_idx;
+	size_t n;
+	struct store_ws_msg *m; /* malloc'd array of n */
 };
 
 struct store_domain_ip {
@@ -235,6 +277,7 @@ struct store_rec {
 		struct store_learned learned;
 		struct store_stream_events sev;
 		struct store_note note;
+		struct store_ws_messages ws;
 		struct {
 			char *line; /* NSS key-log format, with its newline */
 		} keylog;

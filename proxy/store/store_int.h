@@ -55,6 +55,11 @@ struct store {
 	sqlite3_stmt *del_learned;
 	sqlite3_stmt *ins_sev_many; /* STORE_SEV_ROWS stream events */
 	sqlite3_stmt *ins_sev_one;  /* one stream event */
+	sqlite3_stmt *sel_req_id;   /* a request's id by (conn_id, seq) */
+	sqlite3_stmt *ins_ws;       /* one WebSocket message */
+	/* the writer's: the request the last WebSocket batch went under */
+	int64_t ws_conn, ws_req;
+	int ws_seq;
 	/* the writer's: SHA-256 fetched once (an implicit fetch per digest
 	 * costs a provider lookup), and recent bodies, newest first */
 	EVP_MD *sha256;

@@ -17,7 +17,8 @@ store_rec_new(enum store_rec_type type)
 	    type != STORE_REC_DOMAIN_IP &&
 	    type != STORE_REC_LEARNED_PASSTHROUGH &&
 	    type != STORE_REC_STREAM_EVENTS && type != STORE_REC_KEYLOG &&
-	    type != STORE_REC_LEARNED_FORGET && type != STORE_REC_NOTE)
+	    type != STORE_REC_LEARNED_FORGET && type != STORE_REC_NOTE &&
+	    type != STORE_REC_WS_MESSAGES)
 		return NULL;
 	if ((rec = calloc(1, sizeof(*rec))) == NULL)
 		return NULL;
@@ -46,8 +47,6 @@ store_conn_clear(struct store_conn *c)
 	free(c->error);
 	free(c->sni);
 	free(c->alpn);
-	free(c->alpn_client);
-	free(c->alpn_server);
 	free(c->decision);
 	free(c->decision_reason);
 	free(c->tls_client);
@@ -58,6 +57,8 @@ store_conn_clear(struct store_conn *c)
 	free(c->verify_error);
 	free(c->listener_target);
 	free(c->closed_by);
+	free(c->alpn_client);
+	free(c->alpn_server);
 }
 
 /* Free what a request record's fields own. */
@@ -85,6 +86,20 @@ store_request_clear(struct store_request *r)
 	free(r->req_trailers);
 	free(r->resp_trailers);
 	free(r->stream_end);
+}
+
+/* Free a WebSocket batch's messages and what each one owns. */
+static void
+store_ws_clear(struct store_ws_messages *w)
+{
+	size_t i;
+
+	for (i = 0; w->m != NULL && i < w->n; i++) {
+		free(w->m[i].close_reason);
+		free(w->m[i].data);
+		free(w->m[i].error);
+	}
+	free(w->m);
 }
 
 void
@@ -123,6 +138,9 @@ store_rec_free(struct store_rec *rec)
 	case STORE_REC_KEYLOG:
 		free(rec->u.keylog.line);
 		break;
+	case STORE_REC_WS_MESSAGES:
+		store_ws_clear(&rec->u.ws);
+		break;
 	}
 	free(rec);
 }
@@ -131,6 +149,18 @@ static size_t
 store_strlen(const char *v)
 {
 	return v != NULL ? strlen(v) + 1 : 0;
+}
+
+/* A WebSocket batch: its array, every payload, reason and error. */
+static size_t
+store_ws_bytes(const struct store_ws_messages *w)
+{
+	size_t i, n = w->n * sizeof(*w->m);
+
+	for (i = 0; w->m != NULL && i < w->n; i++)
+		n += w->m[i].len + store_strlen(w->m[i].close_reason) +
+		    store_strlen(w->m[i].error);
+	return n;
 }
 
 size_t
@@ -144,7 +174,12 @@ store_rec_bytes(const struct store_rec *rec)
 	case STORE_REC_REQUEST:
 		n += store_strlen(rec->u.req.req_headers) +
 		    store_strlen(rec->u.req.resp_headers) +
-		    rec->u.req.req_body.len + rec->u.req.resp_body.len;
+		    rec->u.req.req_body.len + rec->u.req.resp_body.len +
+		    store_strlen(rec->u.req.req_trailers) +
+		    store_strlen(rec->u.req.resp_trailers);
+		break;
+	case STORE_REC_WS_MESSAGES:
+		n += store_ws_bytes(&rec->u.ws);
 		break;
 	case STORE_REC_STREAM_EVENTS:
 		n += rec->u.sev.n * sizeof(*rec->u.sev.ev);
@@ -184,6 +219,8 @@ store_rec_kind(const struct store_rec *rec)
 		return "learned-forget";
 	case STORE_REC_NOTE:
 		return "note";
+	case STORE_REC_WS_MESSAGES:
+		return "websocket-messages";
 	}
 	return "unknown";
 }

@@ -38,9 +38,9 @@ static const char store_sql_conn[] =
     " tcp_server_total_retrans, tcp_server_lost, tcp_server_reordering,"
     " tcp_server_snd_cwnd, tcp_server_pmtu,"
     " mmtls_bad, mmtls_records, mmtls_handshake, mmtls_early, mmtls_data,"
-    " mmtls_alert)"
+    " mmtls_alert, alpn_client, alpn_server)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 /* Followed by ",(?,?,?,?,?)" once per further row. */
 static const char store_sql_sev[] =
@@ -55,9 +55,21 @@ static const char store_sql_req[] =
     " resp_body_size, resp_body_sha, resp_body_truncated,"
     " content_type, server_ip, server_port, upstream_reused,"
     " dns_us, connect_us, ttfb_us, total_us, error, replay_of, label,"
-    " resp_reason, tls_us)"
+    " resp_reason, tls_us, stream_id, up_version, req_trailers,"
+    " resp_trailers, stream_end)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?,?)";
+    "?,?,?,?,?,?,?,?,?,?,?)";
+
+/* The request a WebSocket batch belongs to: the newest row of (conn, seq),
+ * written earlier in the same queue. */
+static const char store_sql_req_id[] =
+    "SELECT id FROM requests WHERE conn_id = ?1 AND seq = ?2"
+    " ORDER BY id DESC LIMIT 1";
+
+static const char store_sql_ws[] =
+    "INSERT INTO ws_messages (request_id, idx, t_us, dir, opcode, size,"
+    " wire_bytes, compressed, truncated, payload, close_code, close_reason,"
+    " error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 /* A name seen again keeps its first sighting and counts the new one. */
 static const char store_sql_dip[] =
@@ -303,7 +315,9 @@ store_write_conn(struct store *st, const struct store_conn *c)
 	store_bind_u64(s, i++, c->mmtls_handshake);
 	store_bind_u64(s, i++, c->mmtls_early);
 	store_bind_u64(s, i++, c->mmtls_data);
-	store_bind_u64(s, i, c->mmtls_alert);
+	store_bind_u64(s, i++, c->mmtls_alert);
+	store_bind_text(s, i++, c->alpn_client);
+	store_bind_text(s, i, c->alpn_server);
 	if (store_step(s) != SQLITE_DONE)
 		return -1;
 	return store_conn_evidence(st, c);
@@ -380,10 +394,20 @@ store_write_req(
 	sqlite3_bind_int64(s, i++, r->replay_of);
 	store_bind_text(s, i++, r->label);
 	store_bind_text(s, i++, r->resp_reason);
-	store_bind_dur(s, i, r->tls_us);
+	store_bind_dur(s, i++, r->tls_us);
+	if (r->stream_id > 0)
+		sqlite3_bind_int64(s, i, r->stream_id);
+	else
+		sqlite3_bind_null(s, i);
+	i++;
+	store_bind_text(s, i++, r->up_version);
+	store_bind_text(s, i++, r->req_trailers);
+	store_bind_text(s, i++, r->resp_trailers);
+	store_bind_text(s, i, r->stream_end);
 	if (store_step(s) != SQLITE_DONE)
 		return -1;
 	*row_id = sqlite3_last_insert_rowid(st->db);
+	st->ws_req = 0; /* a (conn, seq) written again names a new row */
 	if (st->derive != NULL)
 		store_write_derived(st, st->derive(r));
 	return 0;
@@ -437,6 +461,90 @@ store_write_sev(struct store *st, const struct store_stream_events *e)
 		if (store_step(st->ins_sev_one) != SQLITE_DONE)
 			return -1;
 	}
+	return 0;
+}
+
+/* The id of request (conn_id, seq), remembered for the next batch of the
+ * same request. 1 found, 0 not there, -1 on error. */
+static int
+store_ws_request(struct store *st, int64_t conn_id, int seq, int64_t *id)
+{
+	sqlite3_stmt *s = st->sel_req_id;
+	int rc;
+
+	if (st->ws_conn == conn_id && st->ws_seq == seq && st->ws_req > 0) {
+		*id = st->ws_req;
+		return 1;
+	}
+	sqlite3_bind_int64(s, 1, conn_id);
+	sqlite3_bind_int(s, 2, seq);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_ROW) {
+		st->ws_conn = conn_id;
+		st->ws_seq = seq;
+		st->ws_req = *id;
+		return 1;
+	}
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* One WebSocket message of request req at position idx. 0 / -1. */
+static int
+store_put_ws(
+    struct store *st, int64_t req, int idx, const struct store_ws_msg *m)
+{
+	sqlite3_stmt *s = st->ins_ws;
+
+	sqlite3_bind_int64(s, 1, req);
+	sqlite3_bind_int(s, 2, idx);
+	sqlite3_bind_int64(s, 3, m->t_us);
+	sqlite3_bind_int(s, 4, m->dir);
+	sqlite3_bind_int(s, 5, m->opcode);
+	store_bind_u64(s, 6, m->size);
+	store_bind_u64(s, 7, m->wire_bytes);
+	sqlite3_bind_int(s, 8, m->compressed != 0);
+	sqlite3_bind_int(s, 9, m->truncated != 0 || m->size > m->len);
+	if (m->data != NULL)
+		sqlite3_bind_blob64(s, 10, m->data, m->len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 10);
+	if (m->close_code >= 0)
+		sqlite3_bind_int(s, 11, m->close_code);
+	else
+		sqlite3_bind_null(s, 11);
+	store_bind_text(s, 12, m->close_reason);
+	store_bind_text(s, 13, m->error);
+	return store_step(s) == SQLITE_DONE ? 0 : -1;
+}
+
+/* A batch of WebSocket messages, under the request row written before
+ * it. A batch without its request is not written: nothing could show it
+ * (-2, logged here; -1 for an SQLite error the caller logs). */
+static int
+store_write_ws(struct store *st, const struct store_ws_messages *w)
+{
+	int64_t req = 0;
+	size_t k;
+	int rc;
+
+	if (w->n > 0 && w->m == NULL)
+		return -1;
+	if ((rc = store_ws_request(st, w->conn_id, w->seq, &req)) == 0) {
+		log_warnx("c%lld store: %zu WebSocket messages of exchange %d,"
+			  " which has no request row: not written",
+		    (long long)w->conn_id, w->n, w->seq);
+		return -2;
+	}
+	if (rc == -1)
+		return -1;
+	for (k = 0; k < w->n; k++)
+		if (store_put_ws(st, req, w->first_idx + (int)k, &w->m[k]) ==
+		    -1)
+			return -1;
 	return 0;
 }
 
@@ -495,6 +603,10 @@ store_write_rec(struct store *st, struct store_rec *rec)
 	case STORE_REC_LEARNED_FORGET:
 		rc = store_write_forget(st, &rec->u.learned);
 		break;
+	case STORE_REC_WS_MESSAGES:
+		rc = store_write_ws(st, &rec->u.ws);
+		cid = rec->u.ws.conn_id;
+		break;
 	case STORE_REC_KEYLOG:
 	case STORE_REC_NOTE:
 		rc = 0; /* not for SQLite: written beside it, or printed */
@@ -504,7 +616,7 @@ store_write_rec(struct store *st, struct store_rec *rec)
 		log_warnx("c%lld store: cannot write %s record: %s",
 		    (long long)cid, store_rec_kind(rec),
 		    sqlite3_errmsg(st->db));
-	return rc;
+	return rc < 0 ? -1 : 0;
 }
 
 /*
@@ -547,6 +659,7 @@ store_write_batch(struct store *st, struct store_rec *batch)
 
 	if (st->db == NULL)
 		return 0;
+	st->ws_req = 0; /* a rolled-back batch may have held that row */
 	intx = store_begin(st) == 0;
 	for (rec = batch; rec != NULL; rec = rec->next) {
 		if (store_write_rec(st, rec) == -1)
@@ -566,6 +679,7 @@ store_write_batch(struct store *st, struct store_rec *batch)
 	if (!sqlite3_get_autocommit(st->db))
 		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	log_warnx("store: batch rolled back, writing its records one by one");
+	st->ws_req = 0;
 	nfail = 0;
 	for (rec = batch; rec != NULL; rec = rec->next)
 		if (store_write_rec(st, rec) == -1)
@@ -609,7 +723,11 @@ store_prepare(struct store *st, char *err, size_t errlen)
 	    sqlite3_prepare_v2(st->db, store_sql_learned, -1, &st->ins_learned,
 		NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(st->db, store_sql_forget, -1, &st->del_learned,
-		NULL) != SQLITE_OK) {
+		NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, store_sql_req_id, -1, &st->sel_req_id,
+		NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, store_sql_ws, -1, &st->ins_ws, NULL) !=
+		SQLITE_OK) {
 		snprintf(err, errlen, "cannot prepare statements: %s",
 		    sqlite3_errmsg(st->db));
 		return -1;
@@ -630,4 +748,6 @@ store_stmts_free(struct store *st)
 	sqlite3_finalize(st->del_learned);
 	sqlite3_finalize(st->ins_sev_many);
 	sqlite3_finalize(st->ins_sev_one);
+	sqlite3_finalize(st->sel_req_id);
+	sqlite3_finalize(st->ins_ws);
 }

@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for filters/filter.c. The input is an expression; when
  * it compiles it is matched against a fixed exchange (bodies through the
- * callback, one of them not valid UTF-8). Checks: a failure always comes
+ * callback, one of them not valid UTF-8; two WebSocket messages through
+ * theirs; an HTTP/2 stream). Checks: a failure always comes
  * with a message and a position inside the expression; matching never
  * crashes, and "!X" always disagrees with X.
  */
@@ -27,6 +28,18 @@ body(void *arg, int which, const void **d, size_t *len)
 	return 0;
 }
 
+static int
+message(void *arg, size_t i, int *dir, const void **d, size_t *len)
+{
+	(void)arg;
+	if (i >= 2)
+		return -1;
+	*dir = (int)i;
+	*d = bodies[1 - i];
+	*len = sizeof(bodies[1 - i]);
+	return 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,6 +56,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .scheme = "https",
 	    .status = 200,
 	    .body = body,
+	    .message = message,
+	    .http2 = 1,
+	    .ws_messages = 1,
 	};
 	char *expr = malloc(size + 3), err[256];
 	struct filter *f;

@@ -252,6 +252,66 @@ test_errors_point_at_the_problem(void **state)
 	bad(deep, "nested more than");
 }
 
+/* Two WebSocket messages: a text one sent, a binary one received. */
+static int
+message_cb(void *arg, size_t i, int *dir, const void **data, size_t *len)
+{
+	static const char sent[] = "{\"op\":\"subscribe\"}";
+	static const unsigned char got[] = {0x00, 0x01, 'p', 'o', 'n', 'g'};
+
+	(void)arg;
+	if (i == 0) {
+		*dir = 0;
+		*data = sent;
+		*len = sizeof(sent) - 1;
+		return 0;
+	}
+	if (i == 1) {
+		*dir = 1;
+		*data = got;
+		*len = sizeof(got);
+		return 0;
+	}
+	return -1;
+}
+
+/* ~websocket: logged messages or a 101 upgrade to websocket; ~b also
+ * reads messages (~bq sent ones, ~bs received ones); ~h2. */
+static void
+test_websocket_and_h2(void **state)
+{
+	struct filter_req r = sample();
+
+	(void)state;
+	assert_false(m("~websocket", &r));
+	assert_false(m("~h2", &r));
+	r.status = 101;
+	r.resp_headers = "Connection: Upgrade\r\nUpgrade: WebSocket\r\n";
+	assert_true(m("~websocket", &r));
+	assert_true(m("~ws", &r));
+	r.resp_headers = "Upgrade: h2c\r\n";
+	assert_false(m("~websocket", &r));
+	r.resp_headers = "Upgrade: foo, websocket\r\n";
+	assert_true(m("~websocket", &r));
+	r.status = 200;
+	assert_false(m("~websocket", &r));
+	r.ws_messages = 1;
+	assert_true(m("~websocket", &r));
+	/* messages only through the callback */
+	assert_false(m("~b subscribe", &r));
+	r.message = message_cb;
+	assert_true(m("~b subscribe", &r));
+	assert_true(m("~bq subscribe", &r));
+	assert_false(m("~bs subscribe", &r));
+	assert_true(m("~bs pong", &r));
+	assert_false(m("~bq pong", &r));
+	assert_true(m("~b alice", &r)); /* bodies still count */
+	assert_false(m("~b nowhere", &r));
+	r.http2 = 1;
+	assert_true(m("~h2 & ~http2 & ~websocket", &r));
+	assert_false(m("!~h2", &r));
+}
+
 int
 main(void)
 {
@@ -262,6 +322,7 @@ main(void)
 	    cmocka_unit_test(test_quoting),
 	    cmocka_unit_test(test_bodies_only_when_asked),
 	    cmocka_unit_test(test_errors_point_at_the_problem),
+	    cmocka_unit_test(test_websocket_and_h2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,6 +143,28 @@ test_stream(void **state)
 	store_rec_free(r);
 }
 
+/* An HTTP/2 exchange says its stream, and how it ended when not cleanly. */
+static void
+test_h2(void **state)
+{
+	struct store_rec *r = mk_req("a.test", "/x", NULL);
+	char buf[FLOWLINE_MAX];
+
+	(void)state;
+	r->u.req.stream_id = 7;
+	assert_true(flowline_format(r, 0, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, " 3.2ms h2=7"));
+	assert_null(strstr(buf, "end="));
+	r->u.req.stream_end = xstrdup("rst-origin REFUSED_STREAM");
+	assert_true(flowline_format(r, 0, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, " h2=7 end=rst-origin REFUSED_STREAM"));
+	assert_true(flowline_format(r, 1, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "\"stream_id\":7"));
+	assert_non_null(
+	    strstr(buf, "\"stream_end\":\"rst-origin REFUSED_STREAM\""));
+	store_rec_free(r);
+}
+
 int
 main(void)
 {
@@ -151,6 +173,7 @@ main(void)
 	    cmocka_unit_test(test_bounded_and_one_line),
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_stream),
+	    cmocka_unit_test(test_h2),
 	};
 
 	return cmocka_run_group_tests_name("flowline", tests, NULL, NULL);

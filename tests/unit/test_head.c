@@ -355,6 +355,34 @@ test_text_iter_long(void **state)
 	free(t);
 }
 
+/* HTTP/2 pseudo-headers are logged first, ":name: value": the name keeps
+ * its colon and ends at the second one. */
+static void
+test_text_iter_pseudo(void **state)
+{
+	(void)state;
+	expect_walk(":method: GET\r\n:scheme: https\r\n"
+		    ":authority: example.test:8443\r\n:path: /x?a=b:c\r\n"
+		    "accept: */*\r\n",
+	    ":method=GET|:scheme=https|:authority=example.test:8443|"
+	    ":path=/x?a=b:c|accept=*/*|");
+	expect_walk(":status: 200\r\nserver: t\r\n", ":status=200|server=t|");
+	/* no second colon, or no token after the first: an empty name */
+	expect_walk(":path\r\n: x\r\n::y\r\n", "=path|=x|=:y|");
+	assert_true(head_text_pseudo(":path", 5));
+	assert_false(head_text_pseudo(":", 1));
+	assert_false(head_text_pseudo("path", 4));
+	assert_string_equal(
+	    head_text_find(":path: /a\r\nPath: /b", "path", NULL), "/b");
+	{
+		size_t vl = 0;
+		const char *v = head_text_find(":path: /a\r\n", ":path", &vl);
+		assert_non_null(v);
+		assert_int_equal(vl, 2);
+		assert_memory_equal(v, "/a", 2);
+	}
+}
+
 static void
 test_text_find(void **state)
 {
@@ -396,6 +424,7 @@ main(void)
 	    cmocka_unit_test(test_text_iter_not_fields),
 	    cmocka_unit_test(test_text_iter_fold),
 	    cmocka_unit_test(test_text_iter_long),
+	    cmocka_unit_test(test_text_iter_pseudo),
 	    cmocka_unit_test(test_text_find),
 	};
 
