@@ -78,6 +78,7 @@
 #include "proxy/net/socks.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/transparent.h"
+#include "proxy/net/ws.h"
 
 static const char *const conn_state_names[] = {"read-head", "resolve",
     "connect", "exchange", "tunnel", "drain", "sniff", "tls-down", "socks",
@@ -464,6 +465,8 @@ conn_close(struct conn *c, const char *reason, const char *err)
 		(void)exchange_submit(c);
 	}
 	h2_close(c, err ? err : reason);
+	ws_end(c->ws, c);
+	c->ws = NULL;
 	if (w->store != NULL && (rec = record_conn_row(c, reason, err)) != NULL)
 		(void)store_submit(w->store, rec);
 	c->state = CONN_CLOSED;

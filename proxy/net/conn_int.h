@@ -20,6 +20,7 @@ struct stream;
 struct event;
 struct evbuffer;
 struct h2;
+struct ws;
 struct offline;
 struct resolve_req;
 struct store_rec;
@@ -180,6 +181,7 @@ struct conn {
 	int socks_step;        /* socks.c's handshake position */
 	struct stream *stream; /* stream.c's record of a relayed stream */
 	struct h2 *h2;         /* h2.c's codec, in CONN_H2 */
+	struct ws *ws;         /* ws.c's record of a WebSocket tunnel */
 
 	struct conn_h1 h1;
 	struct conn_exchange ex;

@@ -49,6 +49,7 @@
 #include "proxy/net/offline.h"
 #include "proxy/net/record.h"
 #include "proxy/net/relay.h"
+#include "proxy/net/ws.h"
 #include "proxy/net/resolve.h"
 #include "proxy/net/selfpage.h"
 #include "proxy/net/server.h"
@@ -734,6 +735,7 @@ static int
 h1_switched(struct conn *c)
 {
 	if (c->h1.respp.status_code == 101 && c->ex.req_upgrade) {
+		ws_start_h1(c);
 		h1_flush_head(c);
 		conn_enter(c, CONN_TUNNEL);
 		return 1;

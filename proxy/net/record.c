@@ -275,6 +275,8 @@ record_conn_tls(const struct conn *c, struct store_conn *sc)
 {
 	sc->sni = record_text(c->tls.sni);
 	sc->alpn = record_text(c->tls.alpn);
+	sc->alpn_client = record_text(c->tls.alpn_client);
+	sc->alpn_server = record_text(c->tls.alpn_server);
 	sc->decision = conn_strdup(c->tls.decision);
 	sc->decision_reason = conn_strdup(c->tls.decision_reason);
 	sc->tls_client = record_text(c->tls.tls_client);

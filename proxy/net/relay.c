@@ -42,6 +42,7 @@
 #include "proxy/net/selfpage.h"
 #include "proxy/net/server.h"
 #include "proxy/net/stream.h"
+#include "proxy/net/ws.h"
 #include "proxy/net/upstream.h"
 #include "proxy/net/worker.h"
 #include "proxy/store/store.h"
@@ -151,6 +152,8 @@ relay_start(struct conn *c)
 		stream_on_read(c, STREAM_UP, cin);
 		stream_on_read(c, STREAM_DOWN, uin);
 	}
+	ws_feed_evbuffer(c->ws, c, 0, cin);
+	ws_feed_evbuffer(c->ws, c, 1, uin);
 	/* whatever already arrived belongs to the tunnel */
 	c->tot.bytes_from_client += evbuffer_get_length(cin);
 	c->tot.bytes_to_server += evbuffer_get_length(cin);
@@ -199,6 +202,7 @@ relay_move(struct conn *c, struct bufferevent *from, struct bufferevent *to,
 	*counter_in += evbuffer_get_length(in);
 	*counter_out += evbuffer_get_length(in);
 	stream_on_read(c, from == c->cbev ? STREAM_UP : STREAM_DOWN, in);
+	ws_feed_evbuffer(c->ws, c, from == c->cbev ? 0 : 1, in);
 	relay_send(c, to, in, evbuffer_get_length(in));
 	if (evbuffer_get_length(out) >= limit) {
 		bufferevent_disable(from, EV_READ);
