@@ -71,6 +71,9 @@ def test_nghttp_100_streams_one_connection(h2_nginx):
                         stdin=subprocess.DEVNULL, capture_output=True,
                         timeout=40)
     assert cp.returncode == 0, cp.stderr.decode()
+    stats = [ln for ln in cp.stdout.decode().splitlines()
+             if f"/small?t={t}" in ln]
+    assert len(stats) == 100 and all(" 200 " in ln for ln in stats)
     es = h2_nginx.wait_entries(t, 100)
     assert len(es) == 100 and {e["status"] for e in es} == {"200"}
     assert len({e["connection"] for e in es}) == 1
