@@ -395,59 +395,147 @@ config_split_hostport(const char *spec, char *host, size_t hostlen,
 	return 0;
 }
 
+/*
+ * The mode in front of '@' (n bytes of spec). 0 / -1 + err.
+ */
+static int
+config_listen_mode(const char *spec, size_t n, enum config_listen_mode *mode,
+    char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		enum config_listen_mode mode;
+	} modes[] = {
+	    {"http", CONFIG_LISTEN_HTTP},
+	    {"socks5", CONFIG_LISTEN_SOCKS5},
+	    {"transparent", CONFIG_LISTEN_TRANSPARENT},
+	    {"reverse", CONFIG_LISTEN_REVERSE},
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strlen(modes[i].name) == n &&
+		    strncasecmp(spec, modes[i].name, n) == 0) {
+			*mode = modes[i].mode;
+			return 0;
+		}
+	config_err(err, errlen,
+	    "unknown listen mode '%.*s' (http, socks5, transparent or "
+	    "reverse)",
+	    (int)(n > 32 ? 32 : n), spec);
+	return -1;
+}
+
+/*
+ * A reverse listener's origin, "host:port" or "[v6]:port": a DNS name
+ * (resolved per connection, like a CONNECT target) or a numeric address.
+ * 0 / -1 + err.
+ */
+static int
+config_listen_target(
+    const char *spec, struct config_listen *l, char *err, size_t errlen)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	const char *port;
+	int v6;
+
+	if (config_split_hostport(spec, l->target_host, sizeof(l->target_host),
+		&port, &v6, 0, err, errlen) == -1)
+		return -1;
+	if (v6 && inet_pton(AF_INET6, l->target_host, addr) != 1) {
+		config_err(err, errlen, "'%s' is not a numeric IPv6 address",
+		    l->target_host);
+		return -1;
+	}
+	if (!v6 &&
+	    strspn(l->target_host,
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		"0123456789.-_") != strlen(l->target_host)) {
+		config_err(err, errlen, "'%s' is not a host name or address",
+		    l->target_host);
+		return -1;
+	}
+	if (config_port(port, &l->target_port) == -1) {
+		config_err(
+		    err, errlen, "port must be 1..65535, got '%s'", port);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The listening address, "host:port" or "[v6]:port", numeric (or
+ * localhost): the engine never resolves a listener. 0 / -1 + err.
+ */
+static int
+config_listen_addr(
+    const char *spec, struct config_listen *l, char *err, size_t errlen)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	const char *port;
+	int v6;
+
+	if (config_split_hostport(spec, l->host, sizeof(l->host), &port, &v6, 0,
+		err, errlen) == -1)
+		return -1;
+	if (v6) {
+		if (inet_pton(AF_INET6, l->host, addr) != 1) {
+			config_err(err, errlen,
+			    "'%s' is not a numeric IPv6 address", l->host);
+			return -1;
+		}
+	} else if (strcasecmp(l->host, "localhost") == 0) {
+		snprintf(l->host, sizeof(l->host), "127.0.0.1");
+	} else if (inet_pton(AF_INET, l->host, addr) != 1) {
+		config_err(err, errlen,
+		    "host '%s' is not a numeric IPv4 address, [IPv6] address "
+		    "or localhost",
+		    l->host);
+		return -1;
+	}
+	if (config_port(port, &l->port) == -1) {
+		config_err(
+		    err, errlen, "port must be 1..65535, got '%s'", port);
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_parse_listen(
     const char *spec, struct config_listen *out, char *err, size_t errlen)
 {
 	struct config_listen l;
-	const char *at, *p = spec, *port;
-	unsigned char addr[sizeof(struct in6_addr)];
-	int v6;
+	char addr[300];
+	const char *at, *p = spec, *eq;
+	size_t n;
 
 	memset(&l, 0, sizeof(l));
 	l.mode = CONFIG_LISTEN_HTTP;
 	if ((at = strchr(spec, '@')) != NULL) {
-		size_t n = (size_t)(at - spec);
-
-		if (n == 4 && strncasecmp(spec, "http", 4) == 0)
-			l.mode = CONFIG_LISTEN_HTTP;
-		else if (n == 6 && strncasecmp(spec, "socks5", 6) == 0)
-			l.mode = CONFIG_LISTEN_SOCKS5;
-		else if (n == 11 && strncasecmp(spec, "transparent", 11) == 0)
-			l.mode = CONFIG_LISTEN_TRANSPARENT;
-		else {
-			config_err(err, errlen,
-			    "unknown listen mode '%.*s' (http, socks5 or "
-			    "transparent)",
-			    (int)(n > 32 ? 32 : n), spec);
+		if (config_listen_mode(
+			spec, (size_t)(at - spec), &l.mode, err, errlen) == -1)
 			return -1;
-		}
 		p = at + 1;
 	}
-	if (config_split_hostport(
-		p, l.host, sizeof(l.host), &port, &v6, 0, err, errlen) == -1)
-		return -1;
-	if (v6) {
-		if (inet_pton(AF_INET6, l.host, addr) != 1) {
-			config_err(err, errlen,
-			    "'%s' is not a numeric IPv6 address", l.host);
-			return -1;
-		}
-	} else if (strcasecmp(l.host, "localhost") == 0) {
-		/* numeric from here on: the engine never resolves a listener */
-		snprintf(l.host, sizeof(l.host), "127.0.0.1");
-	} else if (inet_pton(AF_INET, l.host, addr) != 1) {
+	/* reverse@ADDR:PORT=HOST:PORT: the origin follows the '=' */
+	eq = strchr(p, '=');
+	if ((eq != NULL) != (l.mode == CONFIG_LISTEN_REVERSE)) {
 		config_err(err, errlen,
-		    "host '%s' is not a numeric IPv4 address, [IPv6] address "
-		    "or localhost",
-		    l.host);
+		    eq != NULL ? "only a reverse listener takes =HOST:PORT"
+			       : "a reverse listener needs its origin: "
+				 "reverse@ADDR:PORT=HOST:PORT");
 		return -1;
 	}
-	if (config_port(port, &l.port) == -1) {
-		config_err(
-		    err, errlen, "port must be 1..65535, got '%s'", port);
+	n = eq != NULL ? (size_t)(eq - p) : strlen(p);
+	if (n >= sizeof(addr)) {
+		config_err(err, errlen, "listen address too long");
 		return -1;
 	}
+	memcpy(addr, p, n);
+	addr[n] = '\0';
+	if (config_listen_addr(addr, &l, err, errlen) == -1 ||
+	    (eq != NULL && config_listen_target(eq + 1, &l, err, errlen) == -1))
+		return -1;
 	*out = l;
 	return 0;
 }

@@ -21,12 +21,17 @@ enum config_listen_mode {
 	CONFIG_LISTEN_HTTP = 0,    /* HTTP proxy: absolute URLs and CONNECT */
 	CONFIG_LISTEN_SOCKS5,      /* RFC 1928 CONNECT (RFC 1929 auth) */
 	CONFIG_LISTEN_TRANSPARENT, /* netfilter REDIRECT (SO_ORIGINAL_DST) */
+	CONFIG_LISTEN_REVERSE,     /* every connection to one fixed origin */
 };
 
 struct config_listen {
 	enum config_listen_mode mode;
 	char host[256]; /* numeric address: "127.0.0.1", "::1", "0.0.0.0" */
 	unsigned port;
+	/* reverse: where every connection goes, a name or a numeric address
+	 * (IPv6 without brackets); "" and 0 for the other modes */
+	char target_host[256];
+	unsigned target_port;
 };
 
 /* How `peephole run` prints its flow lines (format). */

@@ -686,6 +686,12 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	else if (c->mode == CONFIG_LISTEN_TRANSPARENT) {
 		relay_enable(c->cbev, EV_READ | EV_WRITE);
 		transparent_start(c);
+	} else if (c->mode == CONFIG_LISTEN_REVERSE) {
+		const struct config_listen *l = &w->cfg->listen[listener];
+
+		relay_enable(c->cbev, EV_READ | EV_WRITE);
+		intercept_tunnel(c, l->target_host, l->target_port,
+		    INTERCEPT_VIA_TRANSPARENT);
 	} else
 		conn_enter(c, CONN_READ_HEAD);
 	return 0;

@@ -306,6 +306,7 @@ record_conn_row(struct conn *c, const char *reason, const char *err)
 	sc->id = c->id;
 	sc->listener = strdup(c->mode == CONFIG_LISTEN_SOCKS5 ? "socks5"
 		: c->mode == CONFIG_LISTEN_TRANSPARENT        ? "transparent"
+		: c->mode == CONFIG_LISTEN_REVERSE            ? "reverse"
 							      : "http");
 	sc->client_ip = strdup(c->client_ip);
 	sc->client_port = c->client_port;

@@ -175,6 +175,7 @@ server_listen(struct server_main *m, const struct config_listen *l)
 	log_info("listening on %s@%s%s%s:%u",
 	    l->mode == CONFIG_LISTEN_SOCKS5            ? "socks5"
 		: l->mode == CONFIG_LISTEN_TRANSPARENT ? "transparent"
+		: l->mode == CONFIG_LISTEN_REVERSE     ? "reverse"
 						       : "http",
 	    strchr(l->host, ':') ? "[" : "", l->host,
 	    strchr(l->host, ':') ? "]" : "", l->port);

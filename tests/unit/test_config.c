@@ -462,6 +462,32 @@ test_listen_forms(void **state)
 	    0);
 	assert_int_equal(m.mode, CONFIG_LISTEN_TRANSPARENT);
 	assert_string_equal(m.host, "::1");
+	assert_string_equal(m.target_host, "");
+
+	/* reverse: a fixed origin after '=', by name or address */
+	assert_int_equal(config_parse_listen("reverse@127.0.0.1:8443="
+					     "origin.test:443",
+			     &m, merr, sizeof(merr)),
+	    0);
+	assert_int_equal(m.mode, CONFIG_LISTEN_REVERSE);
+	assert_string_equal(m.host, "127.0.0.1");
+	assert_int_equal(m.port, 8443);
+	assert_string_equal(m.target_host, "origin.test");
+	assert_int_equal(m.target_port, 443);
+	assert_int_equal(config_parse_listen("REVERSE@[::1]:9=[::1]:8443", &m,
+			     merr, sizeof(merr)),
+	    0);
+	assert_int_equal(m.mode, CONFIG_LISTEN_REVERSE);
+	assert_string_equal(m.host, "::1");
+	assert_string_equal(m.target_host, "::1");
+	assert_int_equal(m.target_port, 8443);
+	assert_int_equal(config_parse_listen("reverse@localhost:9="
+					     "10.0.0.1:65535",
+			     &m, merr, sizeof(merr)),
+	    0);
+	assert_string_equal(m.host, "127.0.0.1");
+	assert_string_equal(m.target_host, "10.0.0.1");
+	assert_int_equal(m.target_port, 65535);
 
 	listen_bad("127.0.0.1:0", "port must be 1..65535, got '0'");
 	listen_bad("127.0.0.1:65536", "port must be 1..65535");
@@ -483,6 +509,20 @@ test_listen_forms(void **state)
 	listen_bad("[::1]", "expected ':port' after ']'");
 	listen_bad("[::1:8080", "missing ']'");
 	listen_bad("socks4@127.0.0.1:1080", "unknown listen mode 'socks4'");
+	listen_bad("reverse@127.0.0.1:8443", "needs its origin");
+	listen_bad("127.0.0.1:8443=origin.test:443", "only a reverse");
+	listen_bad("socks5@127.0.0.1:1080=origin.test:443", "only a reverse");
+	listen_bad("reverse@127.0.0.1:8443=", "expected host:port");
+	listen_bad("reverse@127.0.0.1:8443=origin.test", "expected host:port");
+	listen_bad("reverse@127.0.0.1:8443=origin.test:0", "port must be");
+	listen_bad("reverse@127.0.0.1:8443=:443", "missing host");
+	listen_bad("reverse@127.0.0.1:8443=::1:443", "needs brackets");
+	listen_bad("reverse@127.0.0.1:8443=[::g]:443", "not a numeric IPv6");
+	listen_bad("reverse@127.0.0.1:8443=a/b:443", "not a host name");
+	listen_bad("reverse@127.0.0.1:8443=a b:443", "not a host name");
+	listen_bad("reverse@example.com:8443=origin.test:443",
+	    "not a numeric IPv4 address");
+	listen_bad("reverse@127.0.0.1:0=origin.test:443", "port must be");
 	listen_bad("@127.0.0.1:1080", "unknown listen mode ''");
 	listen_bad("", "expected host:port");
 }
