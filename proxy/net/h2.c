@@ -22,6 +22,7 @@
 #include "proxy/net/stream.h"
 #include "proxy/net/upstream.h"
 #include "proxy/net/worker.h"
+#include "proxy/net/ws.h"
 
 /* The connection window each session opens to its peer: bytes are taken
  * off it as they arrive, so it only spares WINDOW_UPDATE round trips. */
@@ -95,7 +96,7 @@ h2_check_done(struct conn *c)
 {
 	struct h2 *h = c->h2;
 
-	if (c->state != CONN_H2)
+	if (c->state != CONN_H2 || h->down == NULL)
 		return;
 	if (h->up_gone && h->nstreams == 0 && !h->goaway_sent) {
 		/* the origin is gone: so goes the client's connection, as
@@ -135,7 +136,8 @@ h2_flush(struct conn *c)
 			    nghttp2_strerror(rv));
 			h->up_gone = 1;
 		}
-		if ((rv = nghttp2_session_send(h->down)) != 0) {
+		if (h->down != NULL &&
+		    (rv = nghttp2_session_send(h->down)) != 0) {
 			conn_close(c, "error", nghttp2_strerror(rv));
 			return;
 		}
@@ -144,6 +146,8 @@ h2_flush(struct conn *c)
 	}
 	h2_check_done(c);
 }
+
+static int h2_session_new(struct conn *c, int down, nghttp2_session **out);
 
 /* ---- receiving ---- */
 
@@ -156,7 +160,7 @@ h2_recv(struct conn *c, nghttp2_session *s, struct evbuffer *in,
 	struct evbuffer_iovec v[8];
 	int n;
 
-	while (evbuffer_get_length(in) > 0 && c->state == CONN_H2) {
+	while (evbuffer_get_length(in) > 0 && c->state != CONN_CLOSED) {
 		size_t used = 0;
 		n = evbuffer_peek(in, -1, NULL, v, 8);
 		for (int i = 0; i < n && i < 8; i++) {
@@ -180,6 +184,12 @@ h2_client_read(struct conn *c)
 {
 	const char *err = NULL;
 
+	if (c->h2->down == NULL) {
+		/* waiting for the origin's SETTINGS: the client's bytes wait
+		 * in its buffer, ours to the origin go */
+		h2_flush(c);
+		return;
+	}
 	if (h2_recv(c, c->h2->down, bufferevent_get_input(c->cbev),
 		&c->tot.bytes_from_client, &err) == -1) {
 		log_info("c%lld h2 client: %s", (long long)c->id, err);
@@ -201,6 +211,15 @@ h2_up_read(struct conn *c)
 		&c->tot.bytes_from_server, &err) == -1) {
 		log_info("c%lld h2 origin: %s", (long long)c->id, err);
 		h2_up_event(c, BEV_EVENT_ERROR);
+		return;
+	}
+	if (c->h2->down == NULL && c->h2->up_settings) {
+		/* the origin has said what it takes: now the client */
+		if (h2_session_new(c, 1, &c->h2->down) == -1) {
+			conn_close(c, "error", "cannot set up HTTP/2");
+			return;
+		}
+		h2_client_read(c);
 		return;
 	}
 	h2_flush(c);
@@ -230,6 +249,11 @@ h2_up_event(struct conn *c, short what)
 	    : "origin connection error";
 
 	h->up_gone = 1;
+	if (h->down == NULL) {
+		/* gone before its SETTINGS: nothing was asked of it yet */
+		conn_close(c, "server-eof", why);
+		return;
+	}
 	for (s = TAILQ_FIRST(&h->streams); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, link);
 		if (s->up_id <= 0 || s->up_closed)
@@ -415,6 +439,7 @@ h2_down_data(nghttp2_session *session, uint8_t flags, int32_t id,
 	if (evbuffer_add(s->req_buf, data, len) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	h2_stream_capture(s, 0, data, len);
+	ws_feed(s->ws, c, 0, data, len);
 	h2_up_more(s);
 	return 0;
 }
@@ -510,6 +535,7 @@ h2_response(struct conn *c, struct h2_stream *s, int end)
 	s->resp_head = 1;
 	s->resp_end = end;
 	h2_stream_response(s, "2");
+	h2_stream_ws_begin(s);
 	if (h2_stream_send_response(s) == -1)
 		(void)nghttp2_submit_rst_stream(c->h2->down, NGHTTP2_FLAG_NONE,
 		    s->down_id, NGHTTP2_INTERNAL_ERROR);
@@ -519,14 +545,21 @@ h2_response(struct conn *c, struct h2_stream *s, int end)
 static void
 h2_up_settings(struct conn *c, const nghttp2_settings *set)
 {
+	c->h2->up_settings = 1;
 	for (size_t i = 0; i < set->niv; i++) {
 		if (set->iv[i].settings_id !=
 			NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL ||
 		    set->iv[i].value != 1)
 			continue;
-		/* RFC 8441: the origin takes WebSockets over h2 */
+		/* RFC 8441: the origin takes WebSockets over h2; so may the
+		 * client (in our first SETTINGS if its session is not up) */
 		nghttp2_settings_entry iv = {
 		    NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1};
+		if (c->h2->connect_proto)
+			continue;
+		c->h2->connect_proto = 1;
+		if (c->h2->down == NULL)
+			continue;
 		(void)nghttp2_submit_settings(
 		    c->h2->down, NGHTTP2_FLAG_NONE, &iv, 1);
 		c->h2->dirty = 1;
@@ -583,6 +616,7 @@ h2_up_data(nghttp2_session *session, uint8_t flags, int32_t id,
 	if (evbuffer_add(s->resp_buf, data, len) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	h2_stream_capture(s, 1, data, len);
+	ws_feed(s->ws, c, 1, data, len);
 	h2_down_more(s);
 	return 0;
 }
@@ -716,17 +750,22 @@ h2_session_new(struct conn *c, int down, nghttp2_session **out)
 	    /* no server push: towards the client we never push, and the
 	     * origin is asked not to */
 	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+	/* a server's third setting: RFC 8441, when the origin said so */
+	nghttp2_settings_entry connect = {
+	    NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1};
 	int rv = -1;
 
 	if (cb == NULL || nghttp2_option_new(&opt) != 0)
 		goto out;
 	nghttp2_option_set_no_auto_window_update(opt, 1);
+	if (down && c->h2->connect_proto)
+		iv[2] = connect;
 	if ((down ? nghttp2_session_server_new2(out, cb, c, opt)
 		  : nghttp2_session_client_new2(out, cb, c, opt)) != 0)
 		goto out;
 	/* a server does not send ENABLE_PUSH */
-	if (nghttp2_submit_settings(
-		*out, NGHTTP2_FLAG_NONE, iv, down ? 2 : 3) != 0 ||
+	if (nghttp2_submit_settings(*out, NGHTTP2_FLAG_NONE, iv,
+		down && !c->h2->connect_proto ? 2 : 3) != 0 ||
 	    nghttp2_session_set_local_window_size(
 		*out, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
 		goto out;
@@ -766,6 +805,18 @@ h2_origin_leg(struct conn *c)
 	return h2_session_new(c, 0, &h->up);
 }
 
+/* Feed the origin's session what its connection already holds. */
+static int
+h2_origin_said(struct conn *c)
+{
+	const char *err = NULL;
+
+	if (c->h2->up == NULL || c->up == NULL)
+		return 0;
+	return h2_recv(c, c->h2->up, bufferevent_get_input(c->up->bev),
+	    &c->tot.bytes_from_server, &err);
+}
+
 void
 h2_start(struct conn *c)
 {
@@ -778,18 +829,18 @@ h2_start(struct conn *c)
 	c->h2 = h;
 	TAILQ_INIT(&h->streams);
 	TAILQ_INIT(&h->h1_queue);
-	if (h2_session_new(c, 1, &h->down) == -1 || h2_origin_leg(c) == -1) {
+	/* the origin's leg first: its SETTINGS shape ours to the client, so
+	 * the client's session starts once they are in (h2_up_read) */
+	if (h2_origin_leg(c) == -1 || h2_origin_said(c) == -1 ||
+	    ((h->up == NULL || h->up_settings) &&
+		h2_session_new(c, 1, &h->down) == -1)) {
 		conn_close(c, "error", "cannot set up HTTP/2");
 		return;
 	}
-	c->tot.protocol = c->inner == CONN_INNER_HTTP ? "h2c" : "h2";
+	c->tot.protocol = "h2";
 	bufferevent_setwatermark(c->cbev, EV_WRITE, H2_OUT_LIMIT / 2, 0);
 	relay_enable(c->cbev, EV_READ | EV_WRITE);
 	conn_enter(c, CONN_H2);
-	/* what the origin said while the client's TLS was set up */
-	if (c->state == CONN_H2 && c->up != NULL &&
-	    evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0)
-		h2_up_read(c);
 }
 
 /* Every stream still open is recorded with why it ended here. */

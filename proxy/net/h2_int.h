@@ -16,6 +16,7 @@ struct conn;
 struct evbuffer;
 struct store_rec;
 struct h2_h1;
+struct ws;
 
 /* A header list as it arrived: names and values copied, in order. */
 struct h2_fields {
@@ -50,6 +51,7 @@ struct h2_stream {
 	int64_t t_start_us, t_sent_us;
 	char *end;        /* "rst-client CANCEL", ... or NULL */
 	struct h2_h1 *h1; /* the HTTP/1.1 origin leg carrying it */
+	struct ws *ws;    /* an RFC 8441 WebSocket's record */
 };
 
 TAILQ_HEAD(h2_streams, h2_stream);
@@ -64,6 +66,8 @@ struct h2 {
 	int dirty;              /* a session has frames to send */
 	int up_gone;            /* the origin connection ended or said GOAWAY */
 	int goaway_sent;        /* we told the client to stop */
+	int connect_proto;      /* the origin takes RFC 8441 extended CONNECT */
+	int up_settings;        /* the origin's first SETTINGS arrived */
 	const char *up_version; /* "2", or "1.1" for an HTTP/1.1 origin */
 	struct h2_waitq h1_queue; /* streams waiting for an h1 leg */
 	struct h2_h1 *h1_legs[6]; /* HTTP/1.1 origin connections */
@@ -105,6 +109,8 @@ void h2_stream_answer(struct h2_stream *s, int status, const char *why);
 /* give the client the answer head collected in s->resp */
 int h2_stream_send_response(struct h2_stream *s);
 void h2_stream_fail(struct h2_stream *s, const char *why);
+/* a 2xx to an RFC 8441 WebSocket CONNECT: record it, parse its DATA */
+void h2_stream_ws_begin(struct h2_stream *s);
 
 /* h2_h1.c: an HTTP/1.1 origin leg for h2 streams */
 void h2_h1_submit(struct h2_stream *s);

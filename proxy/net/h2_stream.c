@@ -16,6 +16,7 @@
 #include "proxy/net/h2_int.h"
 #include "proxy/net/upstream.h"
 #include "proxy/net/worker.h"
+#include "proxy/net/ws.h"
 #include "proxy/store/store.h"
 
 int
@@ -127,6 +128,7 @@ h2_stream_free(struct h2_stream *s)
 	if (s->resp_buf != NULL)
 		evbuffer_free(s->resp_buf);
 	store_rec_free(s->rec);
+	ws_end(s->ws, s->c);
 	free(s->end);
 	free(s);
 }
@@ -275,17 +277,34 @@ h2_stream_answer(struct h2_stream *s, int status, const char *why)
 		    NGHTTP2_FLAG_NONE, s->down_id, NGHTTP2_INTERNAL_ERROR);
 }
 
+static void h2_stream_submit(struct h2_stream *s);
+
 /* Both legs are done: the record goes to the store, the stream away. */
 void
 h2_stream_finish(struct h2_stream *s)
 {
 	struct conn *c = s->c;
-	struct store_request *r;
 
 	TAILQ_REMOVE(&c->h2->streams, s, link);
 	c->h2->nstreams--;
 	if (s->queued || s->h1 != NULL)
 		h2_h1_stream_gone(s);
+	h2_stream_submit(s);
+	ws_end(s->ws, c);
+	s->ws = NULL;
+	if (!s->down_closed && c->state != CONN_CLOSED)
+		(void)nghttp2_session_set_stream_user_data(
+		    c->h2->down, s->down_id, NULL);
+	h2_stream_free(s);
+}
+
+/* The stream's record goes to the store as it stands. */
+static void
+h2_stream_submit(struct h2_stream *s)
+{
+	struct conn *c = s->c;
+	struct store_request *r;
+
 	if (s->rec != NULL) {
 		r = &s->rec->u.req;
 		r->req_trailers = h2_fields_text(&s->req_trl);
@@ -299,8 +318,27 @@ h2_stream_finish(struct h2_stream *s)
 		    c, s->rec, &s->req_room, &s->resp_room);
 		s->rec = NULL;
 	}
-	if (!s->down_closed && c->state != CONN_CLOSED)
-		(void)nghttp2_session_set_stream_user_data(
-		    c->h2->down, s->down_id, NULL);
-	h2_stream_free(s);
+}
+
+/*
+ * An extended CONNECT (RFC 8441) for a WebSocket that the origin took: the
+ * exchange is recorded now, as a 101 is, and the stream's DATA is parsed
+ * as WebSocket frames from here.
+ */
+void
+h2_stream_ws_begin(struct h2_stream *s)
+{
+	const char *m = h2_fields_get(&s->req, ":method");
+	const char *p = h2_fields_get(&s->req, ":protocol");
+	const char *st = h2_fields_get(&s->resp, ":status");
+	int seq;
+
+	if (m == NULL || strcmp(m, "CONNECT") != 0 || p == NULL ||
+	    strcasecmp(p, "websocket") != 0 || st == NULL || st[0] != '2' ||
+	    s->rec == NULL)
+		return;
+	seq = s->rec->u.req.seq;
+	h2_stream_submit(s);
+	s->ws = ws_new(
+	    s->c, seq, h2_fields_get(&s->resp, "sec-websocket-extensions"));
 }

@@ -34,8 +34,8 @@ void ws_start_h1(struct conn *c);
 /* Bytes of direction dir (0 client->server, 1 server->client): parsed
  * from a copy, never consumed. */
 void ws_feed(struct ws *w, struct conn *c, int dir, const void *p, size_t n);
-void ws_feed_evbuffer(struct ws *w, struct conn *c, int dir,
-    struct evbuffer *in);
+void ws_feed_evbuffer(
+    struct ws *w, struct conn *c, int dir, struct evbuffer *in);
 
 /* The WebSocket ended: the last batch goes to the store; w is freed. */
 void ws_end(struct ws *w, struct conn *c);
