@@ -338,6 +338,18 @@ exchange_request_head(struct conn *c)
 	exchange_forward(c);
 }
 
+void
+exchange_origin_failure(const struct conn *c, char *buf, size_t len)
+{
+	if (c->tls.up_unreachable)
+		snprintf(buf, len, "cannot reach %s:%u: %s", c->tls.tunnel_host,
+		    c->tls.tunnel_port, c->tls.verify_error);
+	else
+		snprintf(buf, len, "the certificate of %s:%u is not trusted: %s",
+		    c->tls.tunnel_host, c->tls.tunnel_port,
+		    c->tls.verify_error);
+}
+
 /* The request goes to its origin (its body, if any, still unread). */
 void
 exchange_forward(struct conn *c)
@@ -345,15 +357,7 @@ exchange_forward(struct conn *c)
 	if (c->tls.verify_error != NULL) {
 		/* the origin failed: nothing is forwarded */
 		char msg[400];
-		if (c->tls.up_unreachable)
-			snprintf(msg, sizeof(msg), "cannot reach %s:%u: %s",
-			    c->tls.tunnel_host, c->tls.tunnel_port,
-			    c->tls.verify_error);
-		else
-			snprintf(msg, sizeof(msg),
-			    "the certificate of %s:%u is not trusted: %s",
-			    c->tls.tunnel_host, c->tls.tunnel_port,
-			    c->tls.verify_error);
+		exchange_origin_failure(c, msg, sizeof(msg));
 		exchange_fail(c, 502, msg);
 		return;
 	}

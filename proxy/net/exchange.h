@@ -46,6 +46,10 @@ int exchange_submit(struct conn *c);
 int exchange_submit_rec(
     struct conn *c, struct store_rec *rec, size_t *req_room, size_t *resp_room);
 
+/* Why the intercepted origin gets nothing (c->tls.verify_error set): it
+ * could not be reached, or its certificate is not trusted. Into buf. */
+void exchange_origin_failure(const struct conn *c, char *buf, size_t len);
+
 /* Answer the request ourselves with an error, record it, and drain. */
 void exchange_fail(struct conn *c, int status, const char *detail);
 

@@ -17,6 +17,7 @@
 #include "conf/config.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/exchange.h"
 #include "proxy/net/h2_int.h"
 #include "proxy/net/relay.h"
 #include "proxy/net/stream.h"
@@ -371,7 +372,9 @@ h2_request(struct conn *c, struct h2_stream *s)
 		return;
 	}
 	if (c->tls.verify_error != NULL) {
-		h2_stream_answer(s, 502, c->tls.verify_error);
+		char msg[400];
+		exchange_origin_failure(c, msg, sizeof(msg));
+		h2_stream_answer(s, 502, msg);
 		return;
 	}
 	if (h->up == NULL) {
@@ -837,7 +840,6 @@ h2_start(struct conn *c)
 		conn_close(c, "error", "cannot set up HTTP/2");
 		return;
 	}
-	c->tot.protocol = "h2";
 	bufferevent_setwatermark(c->cbev, EV_WRITE, H2_OUT_LIMIT / 2, 0);
 	relay_enable(c->cbev, EV_READ | EV_WRITE);
 	conn_enter(c, CONN_H2);

@@ -222,34 +222,6 @@ def test_connect_tunnel_stream_row(stream_proxy, tcp_server):
     assert_timing(r)
 
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-H2_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-H2_SETTINGS_ACK = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
-
-
-def test_h2_prior_knowledge_relayed(stream_proxy, tcp_server):
-    def handler(o):
-        got = o.recv_exact(len(H2_PREFACE) + len(H2_SETTINGS))
-        assert got == H2_PREFACE + H2_SETTINGS
-        o.send(H2_SETTINGS + H2_SETTINGS_ACK)
-        o.closed_by_peer(5)
-
-    srv = tcp_server(handler)
-    p = stream_proxy()
-    c = socks_open(p.socks_port, "alpha.test", srv.port)
-    c.send(H2_PREFACE + H2_SETTINGS)
-    assert c.recv_exact(18) == H2_SETTINGS + H2_SETTINGS_ACK
-    c.shutdown_wr()
-    assert c.closed_by_peer(5)
-    c.close()
-    assert srv.wait_done(1)
-    assert srv.errors == []
-    p.stop()
-    r = p.conn_to(srv.port)
-    assert (r["protocol"], r["decision"]) == ("h2", "passthrough"), r
-    assert p.rows("SELECT * FROM requests WHERE conn_id = ?",
-                  (r["id"],)) == []
-    assert_counts(r, c, srv.peers[0])
 
 
 def test_ssh_banner_relayed(stream_proxy, tcp_server):

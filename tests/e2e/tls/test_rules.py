@@ -116,26 +116,46 @@ def test_cidr_passthrough_rule(tls_proxy, tls_nginx, certs):
     assert [c["decision"] for c in cs] == ["passthrough"], cs
 
 
-def test_h2_only_client_passed_through(tls_proxy, tls_nginx, certs):
+def test_h2_only_client_intercepted(tls_proxy, tls_nginx, certs):
+    """An h2-only client is intercepted (it used to be passed through):
+    the origin is offered h2 and speaks it, so both legs are h2."""
     p = tls_proxy("--upstream-ca", certs.ca)
     port = tls_nginx.port
-    s = tls_over_tunnel(p, "alpha.test", port, cafile=certs.ca, alpn=["h2"])
+    s = tls_over_tunnel(p, "alpha.test", port, cafile=p.ca_pem, alpn=["h2"])
     try:
-        der = s.getpeercert(binary_form=True)
-        # the origin's own answer: h2 (the proxy never offers it)
         assert s.selected_alpn_protocol() == "h2"
     finally:
         s.close()
-    assert sha256_hex(der) == sha256_hex(certs.der(certs.good[0]))
     p.stop()
     cs = conn_rows(p, "target_port = ?", (port,))
     assert len(cs) == 1
     c = cs[0]
-    assert (c["decision"], c["decision_reason"]) == \
-        ("passthrough", "client offers only h2"), c
-    assert c["alpn"] == "h2"
-    assert c["sni"] == "alpha.test"
+    assert (c["decision"], c["decision_reason"]) == ("intercept", "default")
+    assert (c["alpn"], c["alpn_client"], c["alpn_server"]) == \
+        ("h2", "h2", "h2"), c
     assert p.rows("SELECT * FROM learned_passthrough") == []
+
+
+def test_client_without_h2_or_http11_passed_through(tls_proxy, tls_nginx,
+                                                    certs):
+    """A client offering only protocols peephole cannot speak is relayed
+    untouched, and the row says why."""
+    p = tls_proxy("--upstream-ca", certs.ca)
+    port = tls_nginx.port
+    try:
+        s = tls_over_tunnel(p, "alpha.test", port, cafile=certs.ca,
+                            alpn=["spdy/3.1"])
+        der = s.getpeercert(binary_form=True)
+        s.close()
+        # the origin's own certificate: nothing was forged
+        assert sha256_hex(der) == sha256_hex(certs.der(certs.good[0]))
+    except ssl.SSLError:
+        pass  # the origin may refuse a protocol it does not know
+    p.stop()
+    cs = conn_rows(p, "target_port = ?", (port,))
+    assert len(cs) == 1
+    assert (cs[0]["decision"], cs[0]["decision_reason"]) == \
+        ("passthrough", "client offers neither h2 nor http/1.1"), cs[0]
 
 
 def test_h2_and_http11_client_is_intercepted(tls_proxy, tls_nginx, certs):
@@ -143,6 +163,7 @@ def test_h2_and_http11_client_is_intercepted(tls_proxy, tls_nginx, certs):
     s = tls_over_tunnel(p, "alpha.test", tls_nginx.port, cafile=p.ca_pem,
                         alpn=["h2", "http/1.1"])
     try:
-        assert s.selected_alpn_protocol() == "http/1.1"
+        # what the origin chose (nginx speaks h2)
+        assert s.selected_alpn_protocol() == "h2"
     finally:
         s.close()
