@@ -327,7 +327,9 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
 							       : &s->req_trl;
 	else
 		f = s->resp_head ? &s->resp_trl : &s->resp;
-	if (h2_fields_add(f, name, nlen, value, vlen) == -1)
+	/* the peer ignored our MAX_HEADER_LIST_SIZE: the stream goes */
+	if (f->bytes + nlen + vlen + 32 > c->w->cfg->max_header_bytes + 32 ||
+	    h2_fields_add(f, name, nlen, value, vlen) == -1)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	return 0;
 }
@@ -747,28 +749,28 @@ h2_session_new(struct conn *c, int down, nghttp2_session **out)
 {
 	nghttp2_session_callbacks *cb = h2_callbacks(down);
 	nghttp2_option *opt = NULL;
-	nghttp2_settings_entry iv[] = {
+	nghttp2_settings_entry iv[4] = {
 	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
 	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
-	    /* no server push: towards the client we never push, and the
-	     * origin is asked not to */
-	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
-	/* a server's third setting: RFC 8441, when the origin said so */
-	nghttp2_settings_entry connect = {
-	    NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1};
+	    /* a head as large as an HTTP/1 one may be, and no larger */
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+		(uint32_t)c->w->cfg->max_header_bytes}};
+	size_t n = 3;
 	int rv = -1;
 
 	if (cb == NULL || nghttp2_option_new(&opt) != 0)
 		goto out;
 	nghttp2_option_set_no_auto_window_update(opt, 1);
-	if (down && c->h2->connect_proto)
-		iv[2] = connect;
+	if (!down) /* the origin is asked not to push */
+		iv[n++] =
+		    (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+	else if (c->h2->connect_proto) /* RFC 8441, as the origin said */
+		iv[n++] = (nghttp2_settings_entry){
+		    NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1};
 	if ((down ? nghttp2_session_server_new2(out, cb, c, opt)
 		  : nghttp2_session_client_new2(out, cb, c, opt)) != 0)
 		goto out;
-	/* a server does not send ENABLE_PUSH */
-	if (nghttp2_submit_settings(*out, NGHTTP2_FLAG_NONE, iv,
-		down && !c->h2->connect_proto ? 2 : 3) != 0 ||
+	if (nghttp2_submit_settings(*out, NGHTTP2_FLAG_NONE, iv, n) != 0 ||
 	    nghttp2_session_set_local_window_size(
 		*out, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
 		goto out;
