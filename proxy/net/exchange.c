@@ -345,7 +345,8 @@ exchange_origin_failure(const struct conn *c, char *buf, size_t len)
 		snprintf(buf, len, "cannot reach %s:%u: %s", c->tls.tunnel_host,
 		    c->tls.tunnel_port, c->tls.verify_error);
 	else
-		snprintf(buf, len, "the certificate of %s:%u is not trusted: %s",
+		snprintf(buf, len,
+		    "the certificate of %s:%u is not trusted: %s",
 		    c->tls.tunnel_host, c->tls.tunnel_port,
 		    c->tls.verify_error);
 }
