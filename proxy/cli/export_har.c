@@ -281,8 +281,13 @@ export_har_timings(sqlite3_stmt *st)
 	       conn = export_ms(st, "connect_us"),
 	       wait = export_ms(st, "ttfb_us"),
 	       total = export_ms(st, "total_us"), ssl = export_ms(st, "tls_us");
-	double receive = total - (dns > 0 ? dns : 0) - (conn > 0 ? conn : 0) -
-	    (wait > 0 ? wait : 0);
+	/* the rest, in whole µs: a difference of ms doubles carries float
+	 * noise that the 15 digits the HAR is printed with would show */
+	int64_t rest_us = (int64_t)(total * 1000.0 + 0.5) -
+	    (int64_t)((dns > 0 ? dns : 0) * 1000.0 + 0.5) -
+	    (int64_t)((conn > 0 ? conn : 0) * 1000.0 + 0.5) -
+	    (int64_t)((wait > 0 ? wait : 0) * 1000.0 + 0.5);
+	double receive = (double)rest_us / 1000.0;
 
 	if (timings == NULL)
 		return NULL;
@@ -389,9 +394,10 @@ export_har_entries(
 		}
 		if ((*n)++ > 0)
 			fputs(",\n", fp);
-		/* 16 digits: a WebSocket message's time is epoch seconds
-		 * to the µs, which 12 would cut to 10 ms */
-		json_dumpf(e, fp, JSON_COMPACT | JSON_REAL_PRECISION(16));
+		/* 15 digits: a WebSocket message's time is epoch seconds,
+		 * which 12 would cut to 10 ms; 15 keeps 10 µs and is the
+		 * most a double holds without noise (8.2 stays 8.2) */
+		json_dumpf(e, fp, JSON_COMPACT | JSON_REAL_PRECISION(15));
 		json_decref(e);
 	}
 	return rc == -1 ? -1 : 0;
