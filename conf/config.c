@@ -500,6 +500,31 @@ config_listen_addr(
 	return 0;
 }
 
+/*
+ * Whether a reverse listener's origin is obviously the listener itself
+ * (same port, and the same address, a loopback name for it, or a wildcard
+ * listen): every connection would open another, until descriptors run out.
+ * Names other than localhost are not resolved here (conf is pure).
+ */
+static int
+config_listen_is_self(const struct config_listen *l)
+{
+	static const char *const loop[] = {"localhost", "127.0.0.1", "::1"};
+	int wild =
+	    strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0;
+
+	if (l->target_port != l->port)
+		return 0;
+	if (wild || strcasecmp(l->target_host, l->host) == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(loop) / sizeof(loop[0]); i++)
+		if (strcasecmp(l->target_host, loop[i]) == 0 &&
+		    (strcmp(l->host, "127.0.0.1") == 0 ||
+			strcmp(l->host, "::1") == 0))
+			return 1;
+	return 0;
+}
+
 int
 config_parse_listen(
     const char *spec, struct config_listen *out, char *err, size_t errlen)
@@ -536,6 +561,11 @@ config_parse_listen(
 	if (config_listen_addr(addr, &l, err, errlen) == -1 ||
 	    (eq != NULL && config_listen_target(eq + 1, &l, err, errlen) == -1))
 		return -1;
+	if (eq != NULL && config_listen_is_self(&l)) {
+		config_err(err, errlen,
+		    "a reverse listener cannot send connections to itself");
+		return -1;
+	}
 	*out = l;
 	return 0;
 }

@@ -21,6 +21,11 @@ Scenarios, each for direct, every peer and peephole:
                               request
   idle tunnels                peers/idle_holder.py holds N CONNECT + TLS
                               tunnels; RSS delta / N per tunnel
+  HTTP/2 /small and /big      h2load (-n N -c 10 -m 10) over TLS to nginx's
+                              h2 port: direct, through mitmproxy's reverse
+                              mode and peephole's reverse listener (h2load
+                              speaks no proxy protocol); the other peers
+                              have no h2-to-h2 path and are not measured
 
 Checks per row: nginx's access-log count against the requests the client
 completed (the proxy really forwards) and, per HTTPS row, the issuer of the
@@ -62,6 +67,7 @@ from bench import (Unmeasurable, errors_text, fmt_us, free_port,  # noqa
 NGINX = bench.NGINX
 OPENSSL = bench.OPENSSL
 HOLDER = os.path.join(HERE, "peers", "idle_holder.py")
+H2LOAD = "/usr/bin/h2load"
 # The name every client uses for the origin: it is in /etc/hosts on every
 # Debian system (peers that use the system's resolver find it there, with
 # no DNS query) and peephole gets it from its own hosts file.
@@ -81,6 +87,9 @@ PATH_NOTES = {
     ("sslsplit", "https"): "static forwarder, no HTTP parsing",
     ("nginx", "http"): "reverse proxy, upstream keep-alive",
     ("nginx", "https"): "TLS reverse proxy, upstream keep-alive",
+    ("mitmproxy", "h2"): "reverse mode",
+    ("peephole", "h2"): "reverse listener",
+    ("peephole-before", "h2"): "reverse listener",
 }
 SCENARIOS = [
     ("http-small", "plain HTTP 100 B, keep-alive"),
@@ -89,6 +98,8 @@ SCENARIOS = [
     ("https-big", "HTTPS 1 MiB, reused connections"),
     ("https-new", "HTTPS 100 B, new connection per request"),
     ("idle", "idle tunnels held (CONNECT + TLS)"),
+    ("h2-small", "HTTP/2 100 B, h2load 10 connections x 10 streams"),
+    ("h2-1mib", "HTTP/2 1 MiB, h2load 10 connections x 10 streams"),
 ]
 
 
@@ -314,6 +325,7 @@ class Nginx:
             with open(os.path.join(root, name), "wb") as f:
                 f.write((b"peephole-bench-" * (size // 15 + 1))[:size])
         self.port, self.tls_port = free_port(), free_port()
+        self.h2_port = free_port()
         self.access = os.path.join(ngx, "access.log")
         user = "user root;\n" if os.geteuid() == 0 else ""
         conf = f"""{user}worker_processes 1;
@@ -347,6 +359,16 @@ http {{
         root {root};
         location / {{ }}
     }}
+    server {{
+        listen 127.0.0.1:{self.h2_port} ssl http2;
+        server_name _;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        http2_max_concurrent_streams 128;
+        root {root};
+        location / {{ }}
+    }}
 }}
 """
         with open(os.path.join(ngx, "nginx.conf"), "w") as f:
@@ -360,6 +382,7 @@ http {{
         self._lines = 0
         wait_port(self.port, self.proc, 10, "nginx", self.log)
         wait_port(self.tls_port, self.proc, 10, "nginx (TLS)", self.log)
+        wait_port(self.h2_port, self.proc, 10, "nginx (h2)", self.log)
 
     def count(self):
         """Access-log lines so far (one per request nginx answered)."""
@@ -385,6 +408,7 @@ class Peer:
     origin (no CONNECT, no absolute URI)."""
     static = False
     intercepts = True
+    h2 = False  # has an h2 reverse path: start("h2") fronts nginx's h2 port
     start_timeout = 10
 
     def __init__(self, name, ctx):
@@ -441,6 +465,7 @@ class Tinyproxy(Peer):
 
 class Mitmproxy(Peer):
     start_timeout = 20
+    h2 = True
 
     def prepare(self):
         self.confdir = os.path.join(self.ctx.tmp, "mitm")
@@ -448,7 +473,16 @@ class Mitmproxy(Peer):
         self.ca = os.path.join(self.confdir, "mitmproxy-ca-cert.pem")
 
     def argv(self, kind):
-        return ["/usr/bin/mitmdump", "--listen-host", "127.0.0.1",
+        mode = []
+        if kind == "h2":
+            # lazy: the origin is dialled after the client's hello, with
+            # its ALPN offer; eager (the default) dials first, offers no
+            # ALPN, gets none and mirrors that to the client: no h2
+            mode = ["--mode", "reverse:https://%s:%d"
+                    % (HOST, self.ctx.nginx.h2_port), "--set", "http2=true",
+                    "--set", "connection_strategy=lazy"]
+        return ["/usr/bin/mitmdump"] + mode + [
+                "--listen-host", "127.0.0.1",
                 "--listen-port", str(self.port),
                 "--set", "confdir=" + self.confdir,
                 "--set", "ssl_insecure=false",
@@ -599,6 +633,8 @@ http {{
 
 
 class Peephole(Peer):
+    h2 = True
+
     def binary(self):
         return self.ctx.peephole
 
@@ -624,8 +660,12 @@ class Peephole(Peer):
             except FileNotFoundError:
                 pass
         wrap = shlex.split(self.ctx.args.peephole_wrap or "")
+        listen = "127.0.0.1:%d" % self.port
+        if kind == "h2":
+            listen = "reverse@127.0.0.1:%d=%s:%d" % (
+                self.port, HOST, self.ctx.nginx.h2_port)
         return wrap + [self.binary(), "run", "--listen",
-                "127.0.0.1:%d" % self.port, "--db", self.db, "--conf",
+                listen, "--db", self.db, "--conf",
                 self.conf, "--home", self.home, "--upstream-ca",
                 self.ctx.origin_ca, "--workers", "1", "--quiet"]
 
@@ -769,6 +809,107 @@ def tlsload(ctx, peer, duration, mode, path):
     return bench.run_tlsload(ctx.cpu_load, ctx, peer.ca, duration,
                              ctx.args.connections, mode, path, HOST,
                              "%s:%d" % (HOST, ngx.tls_port), peer.port)
+
+
+def sanity_h2(port, cafile, path):
+    """One GET over TLS to 127.0.0.1:PORT (SNI localhost), offering h2 and
+    http/1.1 and trusting only CAFILE: (issuer CN, ALPN the path chose).
+    What h2load, which verifies nothing, cannot say: that the path really
+    intercepts, and what it gives a client that could take either."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname=HOST) as t:
+                alpn = t.selected_alpn_protocol()
+                issuer = dict(x[0] for x in t.getpeercert()["issuer"])
+    except (OSError, ssl.SSLError) as e:
+        raise Unmeasurable("sanity TLS handshake for /%s: %s" % (path, e))
+    return issuer.get("commonName", "?"), alpn or "none"
+
+
+def h2load(ctx, port, path, n):
+    """h2load -n N -c C -m M to https://localhost:PORT/PATH, pinned with
+    the load. Returns {"rps", "requests", "failed", "mean_us", "proto"}."""
+    args = ctx.args
+    argv = [H2LOAD, "-n", str(n), "-c", str(args.h2_clients), "-m",
+            str(args.h2_streams), "-t", "1", "--npn-list=h2",
+            "https://%s:%d/%s" % (HOST, port, path)]
+    try:
+        p = subprocess.run(pinned(ctx.cpu_load, argv),
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=args.h2_timeout)
+    except subprocess.TimeoutExpired:
+        raise Unmeasurable("h2load did not finish %d requests in %ds"
+                           % (n, args.h2_timeout))
+    out = p.stdout
+    r = {"proto": "none", "mean_us": None}
+    for line in out.splitlines():
+        w = line.split()
+        if line.startswith("finished in"):
+            r["rps"] = float(w[3])
+        elif line.startswith("requests:"):
+            r["requests"] = int(w[7])  # succeeded
+            r["failed"] = n - r["requests"]
+        elif line.startswith("Application protocol:"):
+            r["proto"] = w[2]
+        elif line.startswith("time for request:"):
+            v = w[4]  # mean
+            r["mean_us"] = float(v.rstrip("mus")) * (
+                1e3 if v.endswith("ms") else 1 if v.endswith("us") else 1e6)
+    if "rps" not in r or "requests" not in r:
+        raise Unmeasurable("h2load (status %d) said:\n%s%s"
+                           % (p.returncode, out[-1500:], p.stderr[-500:]))
+    return r
+
+
+def h2_row(ctx, scen, peer):
+    """One HTTP/2 row: direct to nginx's h2 port, or through PEER's
+    reverse path to it."""
+    args = ctx.args
+    ngx = ctx.nginx
+    path, n = (("small", args.h2_requests) if scen == "h2-small" else
+               ("big", args.h2_requests_big))
+    row = {"scen": scen, "path": "direct" if peer is None else peer.name}
+    notes = []
+    try:
+        if peer is not None:
+            peer.start("h2")
+            time.sleep(0.3)
+            row["rss_fresh"] = group_mem_kib(peer.proc.pid)[0]
+            port, ca = peer.port, peer.ca
+        else:
+            port, ca = ngx.h2_port, ctx.origin_ca
+        issuer, alpn = sanity_h2(port, ca, path)
+        notes.append("issuer \"%s\", ALPN %s offered h2,http/1.1"
+                     % (issuer, alpn))
+        before = ngx.count()
+        t0 = settle_group_cpu(peer.proc.pid) if peer else 0
+        r = h2load(ctx, port, path, n)
+        if peer is not None:
+            t1 = settle_group_cpu(peer.proc.pid)
+            peer.alive("the run")
+            row["cpu_us"] = (t1 - t0) * 1e6 / CLK_TCK / max(r["requests"], 1)
+            row["rss_peak"] = group_mem_kib(peer.proc.pid)[1]
+        else:
+            time.sleep(0.2)
+        notes.insert(0, "h2load ALPN %s, %d/%d ok%s" % (
+            r["proto"], r["requests"], n, "" if r["mean_us"] is None else
+            ", mean %s" % fmt_us(r["mean_us"])))
+        if r["failed"]:
+            notes.insert(0, "**%d requests failed**" % r["failed"])
+        fwd, _ = fwd_note(ctx, ngx.count() - before, r["requests"])
+        notes.append(fwd)
+        row.update(rps=r["rps"], p50=None, p99=None)
+    except Unmeasurable as e:
+        row["fail"] = str(e)
+        log("%s %s: not measured: %s" % (scen, row["path"], e))
+    finally:
+        if peer is not None:
+            peer.stop()
+            notes += peer.row_notes()
+    row["notes"] = notes
+    return row
 
 
 # --- rows ----------------------------------------------------------------
@@ -936,7 +1077,8 @@ def print_table(ctx, rows, header, notes):
     for r in rows:
         scen = titles[r["scen"]]
         label = r["path"]
-        kind = "http" if r["scen"].startswith("http-") else "https"
+        kind = ("http" if r["scen"].startswith("http-") else
+                "h2" if r["scen"].startswith("h2-") else "https")
         if (label, kind) in PATH_NOTES:
             label += " (%s)" % PATH_NOTES[label, kind]
         if "fail" in r:
@@ -948,7 +1090,8 @@ def print_table(ctx, rows, header, notes):
         rps = ratio = p50 = p99 = cpu = "–"
         if "rps" in r:
             rps = "%.0f" % r["rps"]
-            p50, p99 = fmt_us(r["p50"]), fmt_us(r["p99"])
+            if r.get("p50") is not None:
+                p50, p99 = fmt_us(r["p50"]), fmt_us(r["p99"])
             if d and "rps" in d and r is not d:
                 ratio = "%.2f" % (r["rps"] / d["rps"])
         if "cpu_us" in r:
@@ -998,6 +1141,17 @@ def main():
                     help="run peephole under CMD, e.g. \"perf record -g "
                          "-o /tmp/p.data --\" (a profile of one row: "
                          "pair it with --scenarios)")
+    ap.add_argument("--h2-requests", type=int, default=20000,
+                    help="h2load requests for h2-small (default 20000)")
+    ap.add_argument("--h2-requests-big", type=int, default=2000,
+                    help="h2load requests for h2-1mib (default 2000)")
+    ap.add_argument("--h2-clients", type=int, default=10,
+                    help="h2load connections (default 10)")
+    ap.add_argument("--h2-streams", type=int, default=10,
+                    help="h2load concurrent streams per connection "
+                         "(default 10)")
+    ap.add_argument("--h2-timeout", type=int, default=180,
+                    help="seconds one h2load run may take (default 180)")
     ap.add_argument("--no-install", action="store_true",
                     help="do not apt-get install missing peers")
     ap.add_argument("--keep", action="store_true",
@@ -1094,6 +1248,12 @@ def main():
             if scen not in scens:
                 continue
             paths = ([None] if scen != "idle" else []) + peers
+            if scen.startswith("h2-"):
+                if not os.access(H2LOAD, os.X_OK):
+                    notes.append("%s not measured: no %s (Debian's "
+                                 "nghttp2-client)" % (scen, H2LOAD))
+                    continue
+                paths = [None] + [p for p in peers if p.h2]
             for peer in paths:
                 pname = "direct" if peer is None else peer.name
                 if time.monotonic() > deadline:
@@ -1104,6 +1264,8 @@ def main():
                 log("%s: %s" % (title, pname))
                 if scen == "idle":
                     rows.append(idle_row(ctx, peer))
+                elif scen.startswith("h2-"):
+                    rows.append(h2_row(ctx, scen, peer))
                 else:
                     rows.append(load_row(ctx, scen, peer))
                 if ctx.nginx.proc.poll() is not None:
@@ -1166,6 +1328,19 @@ def main():
         "(no `Connection: close`), so wrk's next request on it fails: "
         "its socket read errors are those, and each request pays a new "
         "TCP connection.",
+        "HTTP/2 rows: h2load (nghttp2) -n N -c %d -m %d, one thread, TLS "
+        "with SNI localhost, ALPN h2 only (`--npn-list=h2`: a path that "
+        "cannot give h2 fails the row rather than measure HTTP/1.1), "
+        "verifying nothing; it has no proxy support, so mitmproxy runs in "
+        "reverse mode (`--mode reverse:https://...`, upstream verified, "
+        "`connection_strategy=lazy` so that the origin is offered the "
+        "client's ALPN) and peephole with a reverse listener "
+        "(`reverse@ADDR:PORT=HOST:PORT`); tinyproxy, squid, sslsplit and "
+        "the nginx reverse proxy have no h2-to-h2 path and are not "
+        "measured. h2load gives a mean, not percentiles (in the notes). "
+        "The second ALPN in the notes is what the path gave a stdlib "
+        "client offering h2 and http/1.1."
+        % (args.h2_clients, args.h2_streams),
         "Package install/check took %.0f s; rows took %.0f s."
         % (t_install, elapsed),
     ]

@@ -488,6 +488,11 @@ test_listen_forms(void **state)
 	assert_string_equal(m.host, "127.0.0.1");
 	assert_string_equal(m.target_host, "10.0.0.1");
 	assert_int_equal(m.target_port, 65535);
+	/* the same port on another address is another server */
+	assert_int_equal(config_parse_listen("reverse@127.0.0.1:8443="
+					     "10.0.0.1:8443",
+			     &m, merr, sizeof(merr)),
+	    0);
 
 	listen_bad("127.0.0.1:0", "port must be 1..65535, got '0'");
 	listen_bad("127.0.0.1:65536", "port must be 1..65535");
@@ -523,6 +528,10 @@ test_listen_forms(void **state)
 	listen_bad("reverse@example.com:8443=origin.test:443",
 	    "not a numeric IPv4 address");
 	listen_bad("reverse@127.0.0.1:0=origin.test:443", "port must be");
+	listen_bad("reverse@127.0.0.1:8443=127.0.0.1:8443", "to itself");
+	listen_bad("reverse@127.0.0.1:8443=LOCALHOST:8443", "to itself");
+	listen_bad("reverse@0.0.0.0:8443=10.0.0.1:8443", "to itself");
+	listen_bad("reverse@[::1]:8443=[::1]:8443", "to itself");
 	listen_bad("@127.0.0.1:1080", "unknown listen mode ''");
 	listen_bad("", "expected host:port");
 }
@@ -818,10 +827,14 @@ test_shipped_conf(void **state)
 	if (load_text(&cfg, text, path, err, sizeof(err)) != 0)
 		fail_msg("switched-on shipped conf: %s", err);
 	free(text);
-	/* the examples: the default listener and one v6, two DNS servers */
-	assert_int_equal(cfg.nlisten, 2);
+	/* the examples: the default listener, one v6 and a reverse one, two
+	 * DNS servers */
+	assert_int_equal(cfg.nlisten, 3);
 	assert_string_equal(cfg.listen[0].host, "127.0.0.1");
 	assert_int_equal(cfg.listen[0].port, 8080);
+	assert_int_equal(cfg.listen[2].mode, CONFIG_LISTEN_REVERSE);
+	assert_string_equal(cfg.listen[2].target_host, "api.example.com");
+	assert_int_equal(cfg.listen[2].target_port, 443);
 	assert_int_equal(cfg.ndns, 2);
 	assert_string_equal(cfg.hosts_file, "/etc/hosts");
 	cfg.nlisten = 0;
