@@ -83,6 +83,7 @@ static const struct config_key config_keys[] = {
     {"pinning-retry", CONFIG_T_DURATION, F(pinning_retry_ms), 0,
 	24 * 3600 * 1000},
     {"via", CONFIG_T_BOOL, F(via_header), 0, 1},
+    {"http2", CONFIG_T_BOOL, F(http2), 0, 1},
     {"forge-cache-size", CONFIG_T_COUNT, F(forge_cache_size), 1, 16 * MIB},
     {"sniff-timeout", CONFIG_T_DURATION, F(sniff_timeout_ms), 1, UINT_MAX},
     {"intercept", CONFIG_T_RULE, 0, RULES_INTERCEPT, 0},
@@ -133,6 +134,7 @@ config_init(struct config *cfg)
 	cfg->quiet = 0;
 	cfg->log_level = 1;
 	cfg->record_flows = 1;
+	cfg->http2 = 1;
 	cfg->connect_timeout_ms = 10000;
 	cfg->upstream_timeout_ms = 60000;
 	cfg->idle_timeout_ms = 60000;

@@ -67,6 +67,7 @@ struct config {
 	size_t store_queue_max;    /* records queued before back-pressure */
 	size_t store_queue_bytes;  /* their bytes, likewise: 64 MiB */
 	int via_header; /* 1: the explicit proxy adds "Via: 1.1 peephole" */
+	int http2;      /* 1: intercepted HTTP/2 (ALPN h2, h2c); 0: h1 only */
 
 	char
 	    *dns_servers[CONFIG_MAX_DNS]; /* "ip" or "ip:port"; none = system */

@@ -53,6 +53,9 @@ static const char run_help[] =
     "  --upstream-ca FILE         also trust FILE (PEM) for origins\n"
     "  --insecure-upstream        do not verify origin certificates\n"
     "  --no-auto-passthrough      do not learn pinned hosts\n"
+    "  --no-http2                 speak HTTP/1.1 only: h2-only clients "
+    "and h2c\n"
+    "                             are passed through\n"
     "  --pinning-retry DURATION   pass a host through this long after "
     "its client\n"
     "                             rejects the CA, doubled per "
@@ -146,6 +149,9 @@ run_switch_key(int ch, const char **value)
 	case 'N':
 		*value = "no";
 		return "auto-passthrough";
+	case 'J':
+		*value = "no";
+		return "http2";
 	}
 	return NULL;
 }
@@ -206,6 +212,7 @@ run_parse(int argc, char **argv, struct run_args *a)
 	    {"upstream-ca", required_argument, NULL, 'U'},
 	    {"insecure-upstream", no_argument, NULL, 'K'},
 	    {"no-auto-passthrough", no_argument, NULL, 'N'},
+	    {"no-http2", no_argument, NULL, 'J'},
 	    {"pinning-retry", required_argument, NULL, 'T'},
 	    {"home", required_argument, NULL, 'H'},
 	    {"replay-from", required_argument, NULL, 'R'},

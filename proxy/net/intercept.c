@@ -199,15 +199,16 @@ intercept_connect(struct conn *c)
 	intercept_tunnel(c, host, c->ex.url.port, INTERCEPT_VIA_CONNECT);
 }
 
-/* 1 if the client's ALPN list lets us speak HTTP/1.1 or h2 to it. */
+/* 1 if the client's ALPN list lets us speak HTTP/1.1 (or h2, unless
+ * http2 is off) to it. */
 static int
-intercept_alpn_ok(const struct sniff_hello *h)
+intercept_alpn_ok(const struct sniff_hello *h, int http2)
 {
 	if (h->nalpn == 0)
 		return 1;
 	for (int i = 0; i < h->nalpn; i++)
 		if (strcmp(h->alpn[i], "http/1.1") == 0 ||
-		    strcmp(h->alpn[i], "h2") == 0)
+		    (http2 && strcmp(h->alpn[i], "h2") == 0))
 			return 1;
 	return 0;
 }
@@ -340,9 +341,10 @@ intercept_tls_hello(struct conn *c, const unsigned char *p, size_t n)
 	if (intercept_by_rule(c, &matched) || intercept_pinned(c) ||
 	    intercept_legacy_tls(c, &h))
 		return;
-	if (!intercept_alpn_ok(&h)) {
-		intercept_passthrough(
-		    c, "client offers neither h2 nor http/1.1");
+	if (!intercept_alpn_ok(&h, c->w->cfg->http2)) {
+		intercept_passthrough(c,
+		    c->w->cfg->http2 ? "client offers neither h2 nor http/1.1"
+				     : "client offers only h2 (http2 off)");
 		return;
 	}
 	/* decided before the origin is dialled: that may end the
@@ -416,7 +418,10 @@ intercept_sniff(struct conn *c)
 		conn_enter(c, CONN_READ_HEAD);
 		break;
 	case SNIFF_H2:
-		intercept_h2c(c);
+		if (c->w->cfg->http2)
+			intercept_h2c(c);
+		else
+			intercept_passthrough(c, "h2c (http2 off)");
 		break;
 	default: {
 		char why[64];
@@ -477,7 +482,9 @@ intercept_upstream_new(struct conn *c, const char *host, unsigned port)
 	/* the origin is offered what the client offered (h2_h1.c's legs
 	 * are HTTP/1.1 alone) */
 	ssl = tls_up_new(tls, c->tls.sni[0] ? c->tls.sni : NULL,
-	    c->tls.sni[0] ? c->tls.sni : host, port, c->tls.alpn);
+	    c->tls.sni[0] ? c->tls.sni : host, port,
+	    c->w->cfg->http2 || c->tls.alpn[0] == '\0' ? c->tls.alpn
+						       : "http/1.1");
 	if (ssl == NULL)
 		return NULL;
 	u = upstream_new_tls(c->w, host, port, ssl);

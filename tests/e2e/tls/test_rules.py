@@ -167,3 +167,31 @@ def test_h2_and_http11_client_is_intercepted(tls_proxy, tls_nginx, certs):
         assert s.selected_alpn_protocol() == "h2"
     finally:
         s.close()
+
+
+def test_no_http2_keeps_both_legs_http11(tls_proxy, tls_nginx, certs):
+    """--no-http2: a client offering h2 and http/1.1 gets http/1.1 (the
+    origin is offered nothing else), and an h2-only client is relayed
+    untouched, as before HTTP/2 was intercepted."""
+    p = tls_proxy("--upstream-ca", certs.ca, "--no-http2")
+    port = tls_nginx.port
+    s = tls_over_tunnel(p, "alpha.test", port, cafile=p.ca_pem,
+                        alpn=["h2", "http/1.1"])
+    try:
+        assert s.selected_alpn_protocol() == "http/1.1"
+    finally:
+        s.close()
+    s = tls_over_tunnel(p, "alpha.test", port, cafile=certs.ca, alpn=["h2"])
+    try:
+        der = s.getpeercert(binary_form=True)
+        assert s.selected_alpn_protocol() == "h2"  # the origin's own
+    finally:
+        s.close()
+    assert sha256_hex(der) == sha256_hex(certs.der(certs.good[0]))
+    p.stop()
+    cs = conn_rows(p, "target_port = ?", (port,))
+    assert len(cs) == 2, cs
+    assert (cs[0]["decision"], cs[0]["alpn_client"], cs[0]["alpn_server"]) \
+        == ("intercept", "http/1.1", "http/1.1"), cs[0]
+    assert (cs[1]["decision"], cs[1]["decision_reason"]) == \
+        ("passthrough", "client offers only h2 (http2 off)"), cs[1]
