@@ -91,6 +91,8 @@ h2_send_up(nghttp2_session *session, const uint8_t *data, size_t len, int flags,
 	return h2_send(c, c->up->bev, &c->tot.bytes_to_server, data, len);
 }
 
+static void h2_up_lost(struct conn *c, const char *why);
+
 /* The end of a connection whose sessions have nothing left to do. */
 static void
 h2_check_done(struct conn *c)
@@ -111,6 +113,10 @@ h2_check_done(struct conn *c)
 	    !nghttp2_session_want_write(h->down)) {
 		log_debug("c%lld h2 done: up_gone=%d streams=%d",
 		    (long long)c->id, h->up_gone, h->nstreams);
+		/* the origin's leg is done too: DRAIN lingers without it */
+		upstream_free(c->up);
+		c->up = NULL;
+		h2_h1_quiesce(c);
 		conn_drain(c, c->client_eof ? "client-eof" : "done", NULL);
 	}
 }
@@ -131,11 +137,11 @@ h2_flush(struct conn *c)
 		return;
 	for (int i = 0; i < 4; i++) {
 		h->dirty = 0;
-		if (h->up != NULL && c->up != NULL &&
+		if (h->up != NULL && c->up != NULL && !h->up_gone &&
 		    (rv = nghttp2_session_send(h->up)) != 0) {
-			log_debug("c%lld h2 origin send: %s", (long long)c->id,
-			    nghttp2_strerror(rv));
-			h->up_gone = 1;
+			log_info("c%lld h2 origin session: %s",
+			    (long long)c->id, nghttp2_strerror(rv));
+			h2_up_lost(c, nghttp2_strerror(rv));
 		}
 		if (h->down != NULL &&
 		    (rv = nghttp2_session_send(h->down)) != 0) {
@@ -238,23 +244,16 @@ h2_up_write(struct conn *c)
 	h2_flush(c);
 }
 
-/* The origin's connection ended: every stream still waiting on it is
- * reset towards the client, and the client is told to go away. */
-void
-h2_up_event(struct conn *c, short what)
+/* The origin's session is over: every stream still waiting on it is
+ * reset towards the client (h2_check_done then ends the client's). */
+static void
+h2_up_lost(struct conn *c, const char *why)
 {
 	struct h2 *h = c->h2;
 	struct h2_stream *s, *next;
-	const char *why = (what & BEV_EVENT_EOF)
-	    ? "origin closed the connection"
-	    : "origin connection error";
 
 	h->up_gone = 1;
-	if (h->down == NULL) {
-		/* gone before its SETTINGS: nothing was asked of it yet */
-		conn_close(c, "server-eof", why);
-		return;
-	}
+	h->dirty = 1;
 	for (s = TAILQ_FIRST(&h->streams); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, link);
 		if (s->up_id <= 0 || s->up_closed)
@@ -267,6 +266,23 @@ h2_up_event(struct conn *c, short what)
 			    NGHTTP2_INTERNAL_ERROR);
 		}
 	}
+}
+
+/* The origin's connection ended. */
+void
+h2_up_event(struct conn *c, short what)
+{
+	const char *why = (what & BEV_EVENT_EOF)
+	    ? "origin closed the connection"
+	    : "origin connection error";
+
+	if (c->h2->down == NULL) {
+		/* gone before its SETTINGS: nothing was asked of it yet */
+		c->h2->up_gone = 1;
+		conn_close(c, "server-eof", why);
+		return;
+	}
+	h2_up_lost(c, why);
 	stream_closed_by(
 	    c, (what & BEV_EVENT_EOF) ? "server-fin" : "server-error");
 	h2_flush(c);
@@ -379,14 +395,15 @@ h2_request(struct conn *c, struct h2_stream *s)
 		h2_stream_answer(s, 502, msg);
 		return;
 	}
+	if (h->up_gone) {
+		/* the origin said GOAWAY (or went): the client may retry
+		 * this stream on a new connection */
+		h2_stream_fail(s, "the origin connection is gone");
+		(void)nghttp2_submit_rst_stream(h->down, NGHTTP2_FLAG_NONE,
+		    s->down_id, NGHTTP2_REFUSED_STREAM);
+		return;
+	}
 	if (h->up == NULL) {
-		if (h->up_gone) {
-			h2_stream_fail(s, "the origin connection is gone");
-			(void)nghttp2_submit_rst_stream(h->down,
-			    NGHTTP2_FLAG_NONE, s->down_id,
-			    NGHTTP2_REFUSED_STREAM);
-			return;
-		}
 		h2_h1_submit(s);
 		return;
 	}
@@ -584,6 +601,11 @@ h2_up_frame(nghttp2_session *session, const nghttp2_frame *frame, void *arg)
 		return 0;
 	}
 	if (frame->hd.type == NGHTTP2_GOAWAY) {
+		/* streams the origin took finish; new ones are refused
+		 * (REFUSED_STREAM: the client retries them elsewhere), and
+		 * the client gets its GOAWAY once they are done
+		 * (h2_check_done): sooner, some clients drop the answers
+		 * still on their way */
 		c->h2->up_gone = 1;
 		log_debug("c%lld h2 origin GOAWAY %s", (long long)c->id,
 		    h2_error_name(frame->goaway.error_code));

@@ -88,6 +88,7 @@ class Client:
         self.acked = set()  # streams whose data is acknowledged at once
         self.hold = set()   # streams whose window is held back
         self.settings_seen = False
+        self.goaway = None  # the error code of a GOAWAY received
         self.h2.initiate_connection()
         self.flush()
 
@@ -179,7 +180,9 @@ class Client:
         elif isinstance(ev, h2.events.RemoteSettingsChanged):
             self.settings_seen = True
         elif isinstance(ev, h2.events.ConnectionTerminated):
-            raise Fail("GOAWAY %s" % ev.error_code)
+            self.goaway = int(ev.error_code)
+            if self.a.scenario != "goaway":
+                raise Fail("GOAWAY %s" % ev.error_code)
 
     def close(self):
         try:
@@ -238,6 +241,14 @@ def do_cancel(c, slow, ok):
     o2 = c.request(ok)
     c.pump(o2.done, "the second answer to " + ok)
     return {"slow": s.json(), "ok": [o1.json(), o2.json()]}
+
+
+def do_goaway(c, path):
+    """A stream the origin answers and then says GOAWAY: the answer and
+    a GOAWAY reach the client."""
+    st = c.request(path)
+    c.pump(lambda: st.done() and c.goaway is not None, "answer and GOAWAY")
+    return {"stream": st.json(), "goaway": c.goaway}
 
 
 def do_rst(c, path):
@@ -315,7 +326,8 @@ def main():
         c = Client(a)
         out["alpn"] = c.alpn
         f = {"get": do_get, "trailers": do_trailers, "cancel": do_cancel,
-             "rst": do_rst, "ws": do_ws}.get(a.scenario)
+             "rst": do_rst, "ws": do_ws,
+             "goaway": do_goaway}.get(a.scenario)
         if a.scenario == "slowbig":
             out.update(do_slowbig(c, a.args[0], int(a.args[1])))
         elif f is not None:

@@ -228,6 +228,9 @@ class Conn:
             self.send_body(st.id, body)
         self.streams.pop(st.id, None)
         self.origin.log(self.serial, st)
+        if st.path == "/goaway":
+            # answered; now the origin is done with this connection
+            self.h2.close_connection(last_stream_id=st.id)
 
     def send_body(self, sid, body):
         """Small bodies only: they fit the peer's initial window, so

@@ -52,6 +52,24 @@ def test_grpc_shaped_exchange_with_trailers(tls_proxy, certs, h2_origin):
     assert "x-req-trailer" not in r["req_headers"]
 
 
+def test_goaway_from_origin_reaches_client(tls_proxy, certs, h2_origin):
+    """The origin answers, then says GOAWAY: the client gets the answer
+    and a GOAWAY of its own, the stream is recorded as answered, and the
+    client's connection ends as the origin's did."""
+    p = start_h2_proxy(tls_proxy, certs)
+    out = _client(p, h2_origin, "goaway", "/goaway")
+    assert out["rc"] == 0, out
+    assert out["stream"]["status"] == 200 and out["stream"]["ended"], out
+    assert out["goaway"] == 0, out  # NO_ERROR
+    p.stop()
+    rows = h2_rows(p, "path = '/goaway'")
+    assert len(rows) == 1, rows
+    assert (rows[0]["status"], rows[0]["stream_end"]) == (200, None), rows
+    c = conn_of(p, rows[0])
+    # ended at once, not left to time out (the client may reset it)
+    assert c["close_reason"] in ("done", "client-eof", "client-error"), c
+
+
 def test_rst_stream_from_client_and_from_origin(tls_proxy, certs,
                                                  h2_origin):
     p = start_h2_proxy(tls_proxy, certs)
