@@ -15,6 +15,7 @@ import asyncio
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 import websockets
@@ -64,6 +65,16 @@ class WsServer:
             ping_interval=None, max_size=None))
         self.ready.set()
         self.loop.run_forever()
+
+    def saw_close(self, code, reason, timeout=5.0):
+        """The server's handler records the close after the client has
+        its own answer: wait for it, bounded."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if (code, reason) in self.close_codes:
+                return True
+            time.sleep(0.02)
+        return False
 
     def stop(self):
         async def _close():

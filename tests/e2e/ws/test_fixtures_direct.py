@@ -26,4 +26,5 @@ def test_ws_server_direct_no_compression(ws_server):
                    direct_socket(ws_server.port), compression=None)
     assert_client_got(got, None)
     assert ws_server.extensions[-1] == []
-    assert (CLOSE_CODE, CLOSE_REASON) in ws_server.close_codes
+    assert ws_server.saw_close(CLOSE_CODE, CLOSE_REASON), \
+        ws_server.close_codes
