@@ -661,6 +661,35 @@ client_get(struct hfx *x, const char *path)
 	return id;
 }
 
+/* The record of test_e2e_get's exchange, as the store got it. */
+static void
+check_get_record(void)
+{
+	assert_int_equal(nseen, 1);
+	assert_string_equal(seen[0].method, "GET");
+	assert_string_equal(seen[0].scheme, "http");
+	assert_string_equal(seen[0].host, "o.test");
+	assert_int_equal(seen[0].port, 8080);
+	assert_string_equal(seen[0].path, "/a");
+	assert_string_equal(seen[0].query, "b=1");
+	assert_string_equal(seen[0].req_version, "2");
+	assert_string_equal(seen[0].resp_version, "2");
+	assert_int_equal(seen[0].status, 200);
+	assert_int_equal(seen[0].seq, 1);
+	assert_int_equal(seen[0].stream_id, 1);
+	assert_null(seen[0].stream_end);
+	assert_null(seen[0].error);
+	assert_string_equal(seen[0].req_headers,
+	    ":method: GET\r\n:scheme: http\r\n:authority: o.test:8080\r\n"
+	    ":path: /a?b=1\r\nuser-agent: t\r\naccept: */*\r\n"
+	    "x-order: 1\r\nx-order: 2\r\n");
+	assert_string_equal(seen[0].resp_headers,
+	    ":status: 200\r\ncontent-type: text/plain\r\nx-b: 2\r\n");
+	assert_string_equal(seen[0].resp_trailers, "x-trailer: yes\r\n");
+	assert_string_equal(seen[0].body, "hello h2");
+	assert_int_equal(seen[0].body_total, 8);
+}
+
 static void
 test_e2e_get(void **state)
 {
@@ -702,29 +731,7 @@ test_e2e_get(void **state)
 	assert_true(c->tot.bytes_from_server > 8);
 	assert_true(c->tot.bytes_to_client > 8);
 	hfx_free(x);
-	assert_int_equal(nseen, 1);
-	assert_string_equal(seen[0].method, "GET");
-	assert_string_equal(seen[0].scheme, "http");
-	assert_string_equal(seen[0].host, "o.test");
-	assert_int_equal(seen[0].port, 8080);
-	assert_string_equal(seen[0].path, "/a");
-	assert_string_equal(seen[0].query, "b=1");
-	assert_string_equal(seen[0].req_version, "2");
-	assert_string_equal(seen[0].resp_version, "2");
-	assert_int_equal(seen[0].status, 200);
-	assert_int_equal(seen[0].seq, 1);
-	assert_int_equal(seen[0].stream_id, 1);
-	assert_null(seen[0].stream_end);
-	assert_null(seen[0].error);
-	assert_string_equal(seen[0].req_headers,
-	    ":method: GET\r\n:scheme: http\r\n:authority: o.test:8080\r\n"
-	    ":path: /a?b=1\r\nuser-agent: t\r\naccept: */*\r\n"
-	    "x-order: 1\r\nx-order: 2\r\n");
-	assert_string_equal(seen[0].resp_headers,
-	    ":status: 200\r\ncontent-type: text/plain\r\nx-b: 2\r\n");
-	assert_string_equal(seen[0].resp_trailers, "x-trailer: yes\r\n");
-	assert_string_equal(seen[0].body, "hello h2");
-	assert_int_equal(seen[0].body_total, 8);
+	check_get_record();
 	seen_clear();
 }
 
