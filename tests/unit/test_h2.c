@@ -281,15 +281,39 @@ test_h1_head_body(void **state)
 }
 
 /*
- * BUG: cookie crumbs that are not next to each other break the head.
- * h2_h1_head (proxy/net/h2_h1.c) writes "cookie: a=1" without its CRLF
- * and adds "; b=2" where the next crumb comes, so a field between two
- * crumbs is glued to the first: "cookie: a=1accept: * / *\r\n; b=2\r\n".
- * RFC 9113 8.2.3 lets a client split cookies anywhere in the list (browsers
- * put them last, but nothing says so). Left out of the list: it fails
- * today. Fix: collect the crumbs first (or a second pass) and write one
- * "cookie: a=1; b=2\r\n" line.
+ * BUG: any field after a cookie is glued to it. h2_h1_head
+ * (proxy/net/h2_h1.c) writes "cookie: a=1" and each further crumb as
+ * "; b=2" without a CRLF, and ends the cookie line only after the loop,
+ * so the fields that follow the first crumb land inside the cookie value:
+ * "cookie: a=1; b=2accept: * / *\r\n\r\n" -- the origin sees a cookie
+ * holding "accept: * / *" and no accept field. Chrome sends "priority"
+ * after its cookie. Fix: join the crumbs in a first pass (or a scratch
+ * evbuffer) and write one "cookie: a=1; b=2\r\n" line where the first
+ * crumb stood (or after the other fields). Left out of the list: both
+ * tests fail today.
  */
+static void
+test_h1_head_cookie_then_field(void **state)
+{
+	struct h2_stream s;
+
+	(void)state;
+	stream_init(&s);
+	add(&s.req, ":method", "GET");
+	add(&s.req, ":path", "/");
+	add(&s.req, "cookie", "a=1");
+	add(&s.req, "cookie", "b=2");
+	add(&s.req, "priority", "u=0, i");
+	s.req_end = 1;
+	assert_string_equal(h1_head(&s),
+	    "GET / HTTP/1.1\r\n"
+	    "cookie: a=1; b=2\r\n"
+	    "priority: u=0, i\r\n"
+	    "\r\n");
+	stream_clear(&s);
+}
+
+/* BUG (as above): crumbs apart, a field between them. */
 static void
 test_h1_head_cookies_apart(void **state)
 {
@@ -330,7 +354,7 @@ test_h1_hop(void **state)
 struct seen {
 	char *method, *host, *path, *query, *scheme, *req_version;
 	char *resp_version, *req_headers, *resp_headers, *resp_trailers;
-	char *stream_end, *error;
+	char *stream_end, *error, *up_version;
 	int port, status, seq;
 	int64_t stream_id;
 	char body[64];
@@ -367,6 +391,7 @@ printer(const struct store_rec *rec, void *arg)
 	x->resp_trailers = dup0(r->resp_trailers);
 	x->stream_end = dup0(r->stream_end);
 	x->error = dup0(r->error);
+	x->up_version = dup0(r->up_version);
 	x->port = r->port;
 	x->status = r->status;
 	x->seq = r->seq;
@@ -383,7 +408,8 @@ seen_clear(void)
 		struct seen *x = &seen[i];
 		char *all[] = {x->method, x->host, x->path, x->query, x->scheme,
 		    x->req_version, x->resp_version, x->req_headers,
-		    x->resp_headers, x->resp_trailers, x->stream_end, x->error};
+		    x->resp_headers, x->resp_trailers, x->stream_end, x->error,
+		    x->up_version};
 		for (size_t j = 0; j < sizeof(all) / sizeof(all[0]); j++)
 			free(all[j]);
 	}
@@ -589,8 +615,11 @@ struct hfx {
 	struct peer cl, or ;
 };
 
+/* The codec over socketpairs; h1: the origin speaks HTTP/1.1 (an
+ * intercepted TLS origin that chose it; the test reads and writes its
+ * socket raw), else h2c with the test's server session. */
 static struct hfx *
-hfx_new(int hold)
+hfx_new_leg(int hold, int h1)
 {
 	struct hfx *x = calloc(1, sizeof(*x));
 	struct conn *c;
@@ -604,7 +633,7 @@ hfx_new(int hold)
 	store_set_printer(x->st, printer, NULL);
 	x->f->w->store = x->st;
 	/* h2c inside a tunnel: cleartext on both legs */
-	c->inner = CONN_INNER_HTTP;
+	c->inner = h1 ? CONN_INNER_HTTPS : CONN_INNER_HTTP;
 	c->tls.tunnel_host = strdup("o.test");
 	c->tls.tunnel_port = 8080;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -614,11 +643,27 @@ hfx_new(int hold)
 	assert_int_equal(bufferevent_setfd(c->up->bev, sv[1]), 0);
 	h2_start(c);
 	assert_int_equal(c->state, CONN_H2);
+	peer_open(&x->cl, x->f->client, 0, hold);
+	if (h1) {
+		/* h2_h1.c takes the connection for its first leg */
+		assert_null(c->h2->up);
+		assert_non_null(c->h2->down);
+		assert_null(c->up);
+		assert_non_null(c->dial.up_idle);
+		assert_string_equal(c->h2->up_version, "1.1");
+		x->or.fd = sv[0];
+		return x;
+	}
 	assert_non_null(c->h2->up);
 	assert_string_equal(c->h2->up_version, "2");
-	peer_open(&x->cl, x->f->client, 0, hold);
 	peer_open(&x->or, sv[0], 1, 0);
 	return x;
+}
+
+static struct hfx *
+hfx_new(int hold)
+{
+	return hfx_new_leg(hold, 0);
 }
 
 /* Turn the loop and both peers, a bounded number of times. */
@@ -628,7 +673,8 @@ hfx_pump(struct hfx *x, int turns)
 	for (int i = 0; i < turns; i++) {
 		peer_io(&x->cl);
 		fx_loop(x->f, 1);
-		peer_io(&x->or);
+		if (x->or.s != NULL)
+			peer_io(&x->or);
 		fx_loop(x->f, 1);
 	}
 }
@@ -679,6 +725,7 @@ check_get_record(void)
 	assert_int_equal(seen[0].stream_id, 1);
 	assert_null(seen[0].stream_end);
 	assert_null(seen[0].error);
+	assert_null(seen[0].up_version);
 	assert_string_equal(seen[0].req_headers,
 	    ":method: GET\r\n:scheme: http\r\n:authority: o.test:8080\r\n"
 	    ":path: /a?b=1\r\nuser-agent: t\r\naccept: */*\r\n"
@@ -870,6 +917,143 @@ test_e2e_flow_control(void **state)
 	seen_clear();
 }
 
+static void
+client_request(struct hfx *x, const nghttp2_nv *nv, size_t n)
+{
+	assert_true(
+	    nghttp2_submit_request(x->cl.s, NULL, nv, n, NULL, NULL) > 0);
+}
+
+/* The origin's socket after a few turns: what it was sent. */
+static const char *
+origin_got(struct hfx *x)
+{
+	hfx_pump(x, 5);
+	return fx_peer_text(x->or.fd);
+}
+
+static void
+origin_says(struct hfx *x, const char *text)
+{
+	assert_int_equal(
+	    send(x->or.fd, text, strlen(text), 0), (ssize_t)strlen(text));
+	hfx_pump(x, 10);
+}
+
+/* An HTTP/1.1 origin under an h2 client: the request head rebuilt (Host
+ * from :authority, cookie crumbs joined -- last: see the BUG above
+ * test_h1_head_cookie_then_field), the chunked answer's hop-by-hop
+ * fields dropped, its trailer passed on as an h2 trailer. */
+static void
+test_e2e_h1_origin(void **state)
+{
+	static const nghttp2_nv req[] = {NV(":method", "GET"),
+	    NV(":scheme", "https"), NV(":authority", "o.test:8443"),
+	    NV(":path", "/h1"), NV("accept", "*/*"), NV("cookie", "a=1"),
+	    NV("cookie", "b=2")};
+	struct hfx *x = hfx_new_leg(0, 1);
+
+	(void)state;
+	seen_clear();
+	client_request(x, req, sizeof(req) / sizeof(req[0]));
+	assert_string_equal(origin_got(x),
+	    "GET /h1 HTTP/1.1\r\n"
+	    "Host: o.test:8443\r\n"
+	    "accept: */*\r\n"
+	    "cookie: a=1; b=2\r\n"
+	    "\r\n");
+	origin_says(x,
+	    "HTTP/1.1 200 OK\r\n"
+	    "Transfer-Encoding: chunked\r\n"
+	    "Connection: keep-alive\r\n"
+	    "X-Y: z\r\n\r\n"
+	    "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n");
+	assert_string_equal(x->cl.heads,
+	    ":status: 200\n"
+	    "x-y: z\n"
+	    "+x-t: 1\n");
+	assert_string_equal(x->cl.body, "hello");
+	assert_int_equal(x->cl.closed, 1);
+	assert_int_equal(x->cl.close_code, NGHTTP2_NO_ERROR);
+	/* the leg stays for the next stream */
+	assert_int_equal(x->f->c->h2->nh1, 1);
+	assert_int_equal(x->f->c->h2->nstreams, 0);
+	hfx_free(x);
+	assert_int_equal(nseen, 1);
+	assert_string_equal(seen[0].req_version, "2");
+	/* the answer's version as the origin spoke it */
+	assert_string_equal(seen[0].resp_version, "1.1");
+	assert_string_equal(seen[0].up_version, "1.1");
+	assert_int_equal(seen[0].status, 200);
+	assert_string_equal(seen[0].resp_trailers, "x-t: 1\r\n");
+	assert_string_equal(seen[0].body, "hello");
+	assert_null(seen[0].stream_end);
+	seen_clear();
+}
+
+/*
+ * BUG: an HTTP/1.1 answer whose end is the close (no length, not chunked)
+ * is reset instead of ended. In h2_h1_eventcb (proxy/net/h2_h1.c) the
+ * EOF branch wants llhttp_finish() == HPE_OK, but llhttp_finish runs
+ * on_message_complete, and h2_h1_on_complete returns HPE_PAUSED, which
+ * llhttp_finish returns: the answer goes to h2_h1_fail ("the origin closed
+ * before the answer was complete") and the client gets RST_STREAM
+ * INTERNAL_ERROR after the whole body. Fix: accept HPE_PAUSED there too
+ * (e == HPE_OK || e == HPE_PAUSED) and l->done. Left out of the list: it
+ * fails today.
+ */
+static void
+test_e2e_h1_origin_close_ends(void **state)
+{
+	static const nghttp2_nv req[] = {NV(":method", "GET"),
+	    NV(":scheme", "https"), NV(":authority", "o.test"),
+	    NV(":path", "/eof")};
+	struct hfx *x = hfx_new_leg(0, 1);
+
+	(void)state;
+	seen_clear();
+	client_request(x, req, sizeof(req) / sizeof(req[0]));
+	assert_non_null(strstr(origin_got(x), "GET /eof HTTP/1.1\r\n"));
+	origin_says(x, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye");
+	assert_int_equal(shutdown(x->or.fd, SHUT_WR), 0);
+	hfx_pump(x, 10);
+	assert_string_equal(x->cl.body, "bye");
+	assert_int_equal(x->cl.closed, 1);
+	assert_int_equal(x->cl.close_code, NGHTTP2_NO_ERROR);
+	hfx_free(x);
+	assert_int_equal(nseen, 1);
+	assert_null(seen[0].error);
+	assert_null(seen[0].stream_end);
+	seen_clear();
+}
+
+/* The h2 origin's connection ends mid-answer: the client's stream is
+ * reset, the record says why, and the client is told to go away. */
+static void
+test_e2e_origin_eof(void **state)
+{
+	struct hfx *x = hfx_new(0);
+
+	(void)state;
+	seen_clear();
+	x->or.mode = ORIGIN_SILENT;
+	client_get(x, "/gone");
+	hfx_pump(x, 10);
+	assert_int_equal(x->or.answer_sent, 1);
+	nghttp2_session_del(x->or.s);
+	x->or.s = NULL;
+	assert_int_equal(shutdown(x->or.fd, SHUT_RDWR), 0);
+	hfx_pump(x, 10);
+	assert_int_equal(x->cl.closed, 1);
+	assert_int_equal(x->cl.close_code, NGHTTP2_INTERNAL_ERROR);
+	assert_int_equal(x->f->c->h2->up_gone, 1);
+	assert_int_equal(x->f->c->h2->goaway_sent, 1);
+	hfx_free(x);
+	assert_int_equal(nseen, 1);
+	assert_string_equal(seen[0].error, "origin closed the connection");
+	seen_clear();
+}
+
 int
 main(void)
 {
@@ -886,10 +1070,14 @@ main(void)
 	    cmocka_unit_test(test_e2e_client_cancel),
 	    cmocka_unit_test(test_e2e_origin_rst),
 	    cmocka_unit_test(test_e2e_flow_control),
+	    cmocka_unit_test(test_e2e_h1_origin),
+	    cmocka_unit_test(test_e2e_origin_eof),
 	};
 	/* BUG: fails until h2_h1.c is fixed; PEEPHOLE_BUG_TESTS=1 runs it */
 	const struct CMUnitTest bugs[] = {
+	    cmocka_unit_test(test_h1_head_cookie_then_field),
 	    cmocka_unit_test(test_h1_head_cookies_apart),
+	    cmocka_unit_test(test_e2e_h1_origin_close_ends),
 	};
 
 	if (getenv("PEEPHOLE_BUG_TESTS") != NULL)
