@@ -357,7 +357,7 @@ test_h1_hop(void **state)
 struct seen {
 	char *method, *host, *path, *query, *scheme, *req_version;
 	char *resp_version, *req_headers, *resp_headers, *resp_trailers;
-	char *stream_end, *error, *up_version;
+	char *stream_end, *error, *up_version, *req_trailers;
 	int port, status, seq;
 	int64_t stream_id;
 	char body[64];
@@ -395,6 +395,7 @@ printer(const struct store_rec *rec, void *arg)
 	x->stream_end = dup0(r->stream_end);
 	x->error = dup0(r->error);
 	x->up_version = dup0(r->up_version);
+	x->req_trailers = dup0(r->req_trailers);
 	x->port = r->port;
 	x->status = r->status;
 	x->seq = r->seq;
@@ -412,7 +413,7 @@ seen_clear(void)
 		char *all[] = {x->method, x->host, x->path, x->query, x->scheme,
 		    x->req_version, x->resp_version, x->req_headers,
 		    x->resp_headers, x->resp_trailers, x->stream_end, x->error,
-		    x->up_version};
+		    x->up_version, x->req_trailers};
 		for (size_t j = 0; j < sizeof(all) / sizeof(all[0]); j++)
 			free(all[j]);
 	}
@@ -806,6 +807,57 @@ test_e2e_two_streams(void **state)
 	seen_clear();
 }
 
+/* The client's request body: "abc", then a trailer. */
+static ssize_t
+client_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t len,
+    uint32_t *flags, nghttp2_data_source *src, void *arg)
+{
+	static const nghttp2_nv trl[] = {NV("x-rt", "1")};
+
+	(void)src;
+	(void)arg;
+	assert_true(len >= 3);
+	memcpy(buf, "abc", 3);
+	*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+	assert_int_equal(nghttp2_submit_trailer(session, id, trl, 1), 0);
+	return 3;
+}
+
+/* A request body and its trailer reach the h2 origin; the record has
+ * the body. */
+static void
+test_e2e_post_trailer(void **state)
+{
+	static const nghttp2_nv req[] = {NV(":method", "POST"),
+	    NV(":scheme", "http"), NV(":authority", "o.test:8080"),
+	    NV(":path", "/up")};
+	nghttp2_data_provider prd = {{.ptr = NULL}, client_body};
+	struct hfx *x = hfx_new(0);
+
+	(void)state;
+	seen_clear();
+	assert_int_equal(nghttp2_submit_request(x->cl.s, NULL, req,
+			     sizeof(req) / sizeof(req[0]), &prd, NULL),
+	    1);
+	hfx_pump(x, 20);
+	assert_string_equal(x->or.heads,
+	    ":method: POST\n"
+	    ":scheme: http\n"
+	    ":authority: o.test:8080\n"
+	    ":path: /up\n"
+	    "+x-rt: 1\n");
+	assert_string_equal(x->or.body, "abc");
+	assert_int_equal(x->cl.closed, 1);
+	assert_int_equal(x->cl.close_code, NGHTTP2_NO_ERROR);
+	assert_string_equal(x->cl.body, "hello h2");
+	hfx_free(x);
+	assert_int_equal(nseen, 1);
+	assert_string_equal(seen[0].method, "POST");
+	assert_string_equal(seen[0].req_trailers, "x-rt: 1\r\n");
+	assert_int_equal(seen[0].status, 200);
+	seen_clear();
+}
+
 /* The client cancels: the origin's stream is reset too (CANCEL). */
 static void
 test_e2e_client_cancel(void **state)
@@ -1070,6 +1122,7 @@ main(void)
 	    cmocka_unit_test(test_h1_hop),
 	    cmocka_unit_test(test_e2e_get),
 	    cmocka_unit_test(test_e2e_two_streams),
+	    cmocka_unit_test(test_e2e_post_trailer),
 	    cmocka_unit_test(test_e2e_client_cancel),
 	    cmocka_unit_test(test_e2e_origin_rst),
 	    cmocka_unit_test(test_e2e_flow_control),
