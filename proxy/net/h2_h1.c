@@ -202,6 +202,24 @@ h2_h1_on_complete(llhttp_t *p)
 
 /* ---- the request ---- */
 
+/* One cookie field of the crumbs from f->nv[first] on. 0, or 1 on
+ * ENOMEM (or'ed into the caller's result). */
+static int
+h2_h1_cookies(const struct h2_fields *f, size_t first, struct evbuffer *out)
+{
+	int rv = evbuffer_add(out, "cookie: ", 8) != 0;
+	const char *sep = "";
+
+	for (size_t i = first; i < f->n; i++) {
+		if (strcmp((const char *)f->nv[i].name, "cookie") != 0)
+			continue;
+		rv |= evbuffer_add_printf(
+			  out, "%s%s", sep, (const char *)f->nv[i].value) < 0;
+		sep = "; ";
+	}
+	return rv | (evbuffer_add(out, "\r\n", 2) != 0);
+}
+
 /* The request head from the stream's h2 fields. 0 or -1. */
 static int
 h2_h1_head(struct h2_h1 *l, struct h2_stream *s, struct evbuffer *out)
@@ -223,17 +241,15 @@ h2_h1_head(struct h2_h1 *l, struct h2_stream *s, struct evbuffer *out)
 		if (name[0] == ':')
 			continue;
 		if (strcmp(name, "cookie") == 0) {
-			/* crumbs joined into one field (RFC 9113 8.2.3) */
-			rv |= evbuffer_add_printf(out, "%s%s",
-				  cookies++ ? "; " : "cookie: ",
-				  (const char *)f->nv[i].value) < 0;
+			/* the crumbs joined into one field where the first
+			 * stood (RFC 9113 8.2.3) */
+			if (cookies++ == 0)
+				rv |= h2_h1_cookies(f, i, out);
 			continue;
 		}
 		rv |= evbuffer_add_printf(out, "%s: %s\r\n", name,
 			  (const char *)f->nv[i].value) < 0;
 	}
-	if (cookies)
-		rv |= evbuffer_add(out, "\r\n", 2);
 	if (l->chunked)
 		rv |= evbuffer_add_printf(
 			  out, "transfer-encoding: chunked\r\n") < 0;
@@ -457,6 +473,17 @@ h2_h1_writecb(struct bufferevent *bev, void *arg)
 	h2_flush(l->c);
 }
 
+/* The origin closed: 1 if that completed the answer (one delimited by
+ * the close; on_message_complete pauses the parser, so HPE_PAUSED is the
+ * good end). */
+static int
+h2_h1_finish(struct h2_h1 *l)
+{
+	enum llhttp_errno e = llhttp_finish(&l->p);
+
+	return (e == HPE_OK || e == HPE_PAUSED) && l->done;
+}
+
 /* The leg's connection is up: its certificate judged, its stream sent. */
 static void
 h2_h1_connected(struct h2_h1 *l)
@@ -490,8 +517,7 @@ h2_h1_eventcb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		h2_h1_connected(l);
-	} else if (l->s != NULL && (what & BEV_EVENT_EOF) &&
-	    llhttp_finish(&l->p) == HPE_OK && l->done) {
+	} else if (l->s != NULL && (what & BEV_EVENT_EOF) && h2_h1_finish(l)) {
 		/* an answer whose end is the close */
 		l->keep = 0;
 		h2_h1_answered(l);

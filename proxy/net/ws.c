@@ -183,7 +183,9 @@ ws_feed_evbuffer(struct ws *w, struct conn *c, int dir, struct evbuffer *in)
 			ws_feed(w, c, dir, v[i].iov_base, v[i].iov_len);
 			done += v[i].iov_len;
 		}
-		if (n <= 16 ||
+		/* with len -1 libevent fills the vector and says no more:
+		 * a full one means more chains may follow */
+		if (n < 16 ||
 		    evbuffer_ptr_set(in, &at, done, EVBUFFER_PTR_ADD) != 0)
 			break;
 	}

@@ -281,16 +281,11 @@ test_h1_head_body(void **state)
 }
 
 /*
- * BUG: any field after a cookie is glued to it. h2_h1_head
- * (proxy/net/h2_h1.c) writes "cookie: a=1" and each further crumb as
- * "; b=2" without a CRLF, and ends the cookie line only after the loop,
- * so the fields that follow the first crumb land inside the cookie value:
- * "cookie: a=1; b=2accept: * / *\r\n\r\n" -- the origin sees a cookie
- * holding "accept: * / *" and no accept field. Chrome sends "priority"
- * after its cookie. Fix: join the crumbs in a first pass (or a scratch
- * evbuffer) and write one "cookie: a=1; b=2\r\n" line where the first
- * crumb stood (or after the other fields). Left out of the list: both
- * tests fail today.
+ * Regression: a field after a cookie was glued to it. h2_h1_head wrote
+ * "cookie: a=1" and each further crumb as "; b=2" without a CRLF, ending
+ * the line only after the loop, so the fields after the first crumb
+ * landed inside the cookie value. The crumbs are now one line where the
+ * first stood (h2_h1_cookies).
  */
 static void
 test_h1_head_cookie_then_field(void **state)
@@ -316,7 +311,7 @@ test_h1_head_cookie_then_field(void **state)
 	stream_clear(&s);
 }
 
-/* BUG (as above): crumbs apart, a field between them. */
+/* Regression (as above): crumbs apart, a field between them. */
 static void
 test_h1_head_cookies_apart(void **state)
 {
@@ -996,7 +991,7 @@ origin_says(struct hfx *x, const char *text)
 }
 
 /* An HTTP/1.1 origin under an h2 client: the request head rebuilt (Host
- * from :authority, cookie crumbs joined -- last: see the BUG above
+ * from :authority, cookie crumbs joined: see
  * test_h1_head_cookie_then_field), the chunked answer's hop-by-hop
  * fields dropped, its trailer passed on as an h2 trailer. */
 static void
@@ -1047,15 +1042,10 @@ test_e2e_h1_origin(void **state)
 }
 
 /*
- * BUG: an HTTP/1.1 answer whose end is the close (no length, not chunked)
- * is reset instead of ended. In h2_h1_eventcb (proxy/net/h2_h1.c) the
- * EOF branch wants llhttp_finish() == HPE_OK, but llhttp_finish runs
- * on_message_complete, and h2_h1_on_complete returns HPE_PAUSED, which
- * llhttp_finish returns: the answer goes to h2_h1_fail ("the origin closed
- * before the answer was complete") and the client gets RST_STREAM
- * INTERNAL_ERROR after the whole body. Fix: accept HPE_PAUSED there too
- * (e == HPE_OK || e == HPE_PAUSED) and l->done. Left out of the list: it
- * fails today.
+ * Regression: an HTTP/1.1 answer whose end is the close (no length, not
+ * chunked) was reset instead of ended: llhttp_finish returns the
+ * HPE_PAUSED that on_message_complete asks for, and only HPE_OK was taken
+ * as the good end (h2_h1_finish now takes both).
  */
 static void
 test_e2e_h1_origin_close_ends(void **state)
@@ -1128,15 +1118,10 @@ main(void)
 	    cmocka_unit_test(test_e2e_flow_control),
 	    cmocka_unit_test(test_e2e_h1_origin),
 	    cmocka_unit_test(test_e2e_origin_eof),
-	};
-	/* BUG: fails until h2_h1.c is fixed; PEEPHOLE_BUG_TESTS=1 runs it */
-	const struct CMUnitTest bugs[] = {
 	    cmocka_unit_test(test_h1_head_cookie_then_field),
 	    cmocka_unit_test(test_h1_head_cookies_apart),
 	    cmocka_unit_test(test_e2e_h1_origin_close_ends),
-	};
 
-	if (getenv("PEEPHOLE_BUG_TESTS") != NULL)
-		return cmocka_run_group_tests(bugs, NULL, NULL);
+	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

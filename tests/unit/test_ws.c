@@ -299,13 +299,10 @@ test_ws_feed_evbuffer(void **state)
 }
 
 /*
- * BUG: ws_feed_evbuffer reads only the first 16 chains of its buffer.
- * evbuffer_peek(in, -1, &at, v, 16) returns at most 16 when asked for
- * everything (len -1: libevent stops counting once the vector is full),
- * so "n <= 16" always breaks after the first round (proxy/net/ws.c).
- * relay_move then sends the whole buffer on: the bytes past the 16th
- * chain are never parsed and the parser loses its place in the stream.
- * Left out of the list until ws.c is fixed; it fails today (0 messages).
+ * Regression: ws_feed_evbuffer read only the first 16 chains of its
+ * buffer: evbuffer_peek with len -1 fills the vector and returns at most
+ * its size, and "n <= 16" ended the loop; the bytes past the 16th chain
+ * went on unparsed and the parser lost its place.
  */
 static void
 test_ws_feed_evbuffer_many_chains(void **state)
@@ -349,14 +346,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_ws_stopped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_ws_feed_evbuffer, setup, teardown),
-	};
-	/* BUG: fails until ws.c is fixed; PEEPHOLE_BUG_TESTS=1 runs it */
-	const struct CMUnitTest bugs[] = {
 	    cmocka_unit_test_setup_teardown(
 		test_ws_feed_evbuffer_many_chains, setup, teardown),
-	};
 
-	if (getenv("PEEPHOLE_BUG_TESTS") != NULL)
-		return cmocka_run_group_tests(bugs, NULL, NULL);
+	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
