@@ -344,7 +344,7 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
 	else
 		f = s->resp_head ? &s->resp_trl : &s->resp;
 	/* the peer ignored our MAX_HEADER_LIST_SIZE: the stream goes */
-	if (f->bytes + nlen + vlen + 32 > c->w->cfg->max_header_bytes + 32 ||
+	if (f->bytes + nlen + vlen + 32 > c->w->cfg->max_header_bytes ||
 	    h2_fields_add(f, name, nlen, value, vlen) == -1)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	return 0;
