@@ -15,8 +15,10 @@
  *              connection)           |  101 / llhttp gave up inside
  *                                    v      a tunnel
  *                                  TUNNEL (relay.c)
- *   SNIFF (intercept.c): TLS to intercept -> TLS_DOWN -> READ_HEAD;
- *          plain HTTP -> READ_HEAD; else (or passthrough) -> TUNNEL
+ *   SNIFF (intercept.c): TLS to intercept -> TLS_DOWN -> READ_HEAD, or
+ *          H2 (h2.c) when the client agreed on h2; plain HTTP ->
+ *          READ_HEAD; the h2c preface -> H2; else (or passthrough) ->
+ *          TUNNEL
  *   any state -> DRAIN (drain.c: flush, FIN, linger) -> CLOSED
  *   any state -> CLOSED (conn_close: the row, quiesce, deferred free)
  *
