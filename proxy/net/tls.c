@@ -190,17 +190,18 @@ tls_new_sessioncb(SSL *ssl, SSL_SESSION *session)
 /* The protocol to agree on with one client (tls_down_new's pick). */
 static int tls_pick_idx = -1;
 
-/* Is the protocol name p (len bytes) in the client's wire list in? */
-static int
-tls_alpn_offered(const unsigned char *in, unsigned inlen, const char *p)
+/* The entry (its length byte) naming protocol p in the client's wire
+ * list in, or NULL when it is not offered. */
+static const unsigned char *
+tls_alpn_find(const unsigned char *in, unsigned inlen, const char *p)
 {
 	size_t len = strlen(p);
 
 	for (unsigned i = 0; i < inlen; i += 1u + in[i])
 		if (in[i] == len && i + 1 + len <= inlen &&
 		    memcmp(in + i + 1, p, len) == 0)
-			return 1;
-	return 0;
+			return in + i;
+	return NULL;
 }
 
 /*
@@ -217,15 +218,13 @@ tls_alpn_selectcb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 	(void)arg;
 	for (size_t i = 0; i < 3; i++) {
-		if (order[i] == NULL || !tls_alpn_offered(in, inlen, order[i]))
+		const unsigned char *e;
+		if (order[i] == NULL ||
+		    (e = tls_alpn_find(in, inlen, order[i])) == NULL)
 			continue;
-		for (unsigned j = 0; j < inlen; j += 1u + in[j])
-			if (in[j] == strlen(order[i]) &&
-			    memcmp(in + j + 1, order[i], in[j]) == 0) {
-				*out = in + j + 1;
-				*outlen = in[j];
-				return SSL_TLSEXT_ERR_OK;
-			}
+		*out = e + 1;
+		*outlen = e[0];
+		return SSL_TLSEXT_ERR_OK;
 	}
 	return SSL_TLSEXT_ERR_NOACK;
 }
