@@ -14,6 +14,7 @@
 #include "proxy/net/conn_int.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/h2_int.h"
+#include "proxy/net/record.h"
 #include "proxy/net/upstream.h"
 #include "proxy/net/worker.h"
 #include "proxy/net/ws.h"
@@ -139,7 +140,6 @@ h2_stream_host(struct h2_stream *s, struct store_request *r)
 {
 	const char *a = h2_fields_get(&s->req, ":authority");
 	struct conn *c = s->c;
-	const char *e;
 
 	r->port = (int)c->tls.tunnel_port;
 	if (a == NULL || a[0] == '\0') {
@@ -147,14 +147,8 @@ h2_stream_host(struct h2_stream *s, struct store_request *r)
 		    strdup(c->tls.sni[0] ? c->tls.sni : c->tls.tunnel_host);
 		return;
 	}
-	/* "name:port" or "[v6]:port": keep the name */
-	e = a[0] == '[' ? strchr(a, ']') : strrchr(a, ':');
-	if (a[0] == '[' && e != NULL)
-		r->host = conn_strndup(a + 1, (size_t)(e - a - 1));
-	else if (e != NULL)
-		r->host = conn_strndup(a, (size_t)(e - a));
-	else
-		r->host = strdup(a);
+	if ((r->host = strdup(a)) != NULL)
+		record_authority_name(r->host);
 }
 
 int

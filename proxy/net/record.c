@@ -211,21 +211,27 @@ record_request_target(struct conn *c)
 }
 
 void
+record_authority_name(char *a)
+{
+	char *e = a[0] == '[' ? strchr(a, ']') : strrchr(a, ':');
+
+	if (a[0] == '[' && e != NULL) {
+		*e = '\0';
+		memmove(a, a + 1, strlen(a + 1) + 1);
+	} else if (e != NULL)
+		*e = '\0';
+}
+
+void
 record_site_name(struct conn *c)
 {
 	int h = head_find(&c->h1.reqh, "host", 0);
-	char *v, *e;
+	char *v;
 
 	if (c->ex.rec == NULL)
 		return;
 	if (h != -1 && (v = head_value_dup(&c->h1.reqh, h)) != NULL) {
-		/* "name:port" or "[v6]:port": keep the name */
-		e = v[0] == '[' ? strchr(v, ']') : strrchr(v, ':');
-		if (v[0] == '[' && e != NULL) {
-			*e = '\0';
-			memmove(v, v + 1, strlen(v + 1) + 1);
-		} else if (e != NULL)
-			*e = '\0';
+		record_authority_name(v);
 		for (char *q = v; *q; q++)
 			*q = (char)tolower((unsigned char)*q);
 		if (v[0] != '\0') {

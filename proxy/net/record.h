@@ -26,6 +26,11 @@ void record_request_target(struct conn *c);
  * else the SNI (the target is the tunnel's whatever the request says). */
 void record_site_name(struct conn *c);
 
+/* An authority ("name:port", "[v6]:port", "name") cut to its name, in
+ * place: the port and the brackets go. HTTP/1's Host and h2's
+ * :authority alike. */
+void record_authority_name(char *a);
+
 /* The request row's answer fields, from the parsed answer head. */
 void record_response_head(struct conn *c);
 
