@@ -507,6 +507,32 @@ h2_down_close(nghttp2_session *session, int32_t id, uint32_t code, void *arg)
 	return 0;
 }
 
+/*
+ * A data provider's read: up to len body bytes from one side's buffer
+ * into nghttp2's frame, and at the end the END_STREAM flag, or the
+ * trailers. Returns the bytes taken (the caller opens the other leg's
+ * window by as many), or NGHTTP2_ERR_DEFERRED while the buffer is empty
+ * and more is to come.
+ */
+static ssize_t
+h2_take_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t len,
+    uint32_t *flags, struct evbuffer *from, int end,
+    const struct h2_fields *trl)
+{
+	int n = evbuffer_remove(from, buf, len);
+
+	if (evbuffer_get_length(from) == 0 && end) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (trl->n > 0) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			(void)nghttp2_submit_trailer(
+			    session, id, trl->nv, trl->n);
+		}
+	} else if (n <= 0)
+		return NGHTTP2_ERR_DEFERRED;
+	return n > 0 ? n : 0;
+}
+
 /* The request body for the origin, from the stream's buffer. */
 static ssize_t
 h2_up_read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t len,
@@ -514,7 +540,8 @@ h2_up_read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t len,
 {
 	struct conn *c = arg;
 	struct h2_stream *s = src->ptr;
-	int n = evbuffer_remove(s->req_buf, buf, len);
+	ssize_t n = h2_take_body(
+	    session, id, buf, len, flags, s->req_buf, s->req_end, &s->req_trl);
 
 	if (n > 0) {
 		/* the client may send as much again */
@@ -522,16 +549,7 @@ h2_up_read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t len,
 		    c->h2->down, s->down_id, (size_t)n);
 		c->h2->dirty = 1;
 	}
-	if (evbuffer_get_length(s->req_buf) == 0 && s->req_end) {
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		if (s->req_trl.n > 0) {
-			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-			(void)nghttp2_submit_trailer(
-			    session, id, s->req_trl.nv, s->req_trl.n);
-		}
-	} else if (n <= 0)
-		return NGHTTP2_ERR_DEFERRED;
-	return n > 0 ? n : 0;
+	return n;
 }
 
 /* ---- the origin's session: answers ---- */
@@ -683,26 +701,17 @@ h2_down_read_body(nghttp2_session *session, int32_t id, uint8_t *buf,
 {
 	struct conn *c = arg;
 	struct h2_stream *s = src->ptr;
-	int n = evbuffer_remove(s->resp_buf, buf, len);
+	ssize_t n = h2_take_body(session, id, buf, len, flags, s->resp_buf,
+	    s->resp_end, &s->resp_trl);
 
-	if (n > 0) {
-		if (s->up_id > 0 && !s->up_closed && c->h2->up != NULL) {
-			(void)nghttp2_session_consume_stream(
-			    c->h2->up, s->up_id, (size_t)n);
-			c->h2->dirty = 1;
-		} else if (s->h1 != NULL)
-			h2_h1_response_taken(s);
-	}
-	if (evbuffer_get_length(s->resp_buf) == 0 && s->resp_end) {
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		if (s->resp_trl.n > 0) {
-			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-			(void)nghttp2_submit_trailer(
-			    session, id, s->resp_trl.nv, s->resp_trl.n);
-		}
-	} else if (n <= 0)
-		return NGHTTP2_ERR_DEFERRED;
-	return n > 0 ? n : 0;
+	if (n > 0 && s->up_id > 0 && !s->up_closed && c->h2->up != NULL) {
+		/* the origin may send as much again */
+		(void)nghttp2_session_consume_stream(
+		    c->h2->up, s->up_id, (size_t)n);
+		c->h2->dirty = 1;
+	} else if (n > 0 && s->h1 != NULL)
+		h2_h1_response_taken(s);
+	return n;
 }
 
 int
