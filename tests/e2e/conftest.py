@@ -404,6 +404,33 @@ NGINX_LOG_FIELDS = {
 }
 
 
+def nginx_conf(root, log_fields, types, servers):
+    """An nginx.conf for a test origin: its temporary files under root,
+    an access-log format "t" (JSON of log_fields), the MIME types given
+    and the server blocks."""
+    fmt = "{" + ",".join('"%s":"%s"' % kv for kv in log_fields.items()) + "}"
+    return f"""
+user root root;
+worker_processes 1;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    log_format t escape=json '{fmt}';
+    client_body_temp_path {root}/tmp_body;
+    proxy_temp_path {root}/tmp_proxy;
+    fastcgi_temp_path {root}/tmp_fastcgi;
+    uwsgi_temp_path {root}/tmp_uwsgi;
+    scgi_temp_path {root}/tmp_scgi;
+    sendfile on;
+    keepalive_timeout 60s;
+    keepalive_requests 100000;
+    types {{ {types} }}
+    default_type application/octet-stream;
+{servers}
+}}
+"""
+
+
 class Nginx:
     def __init__(self, root):
         self.root = root
@@ -419,26 +446,8 @@ class Nginx:
         self.files[name] = data
 
     def conf(self):
-        fmt = "{" + ",".join('"%s":"%s"' % kv
-                             for kv in NGINX_LOG_FIELDS.items()) + "}"
-        r = self.root
-        return f"""
-user root root;
-worker_processes 1;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    log_format t escape=json '{fmt}';
-    client_body_temp_path {r}/tmp_body;
-    proxy_temp_path {r}/tmp_proxy;
-    fastcgi_temp_path {r}/tmp_fastcgi;
-    uwsgi_temp_path {r}/tmp_uwsgi;
-    scgi_temp_path {r}/tmp_scgi;
-    sendfile on;
-    keepalive_timeout 60s;
-    keepalive_requests 100000;
-    types {{ image/jpeg jpg; text/plain txt; }}
-    default_type application/octet-stream;
+        return nginx_conf(self.root, NGINX_LOG_FIELDS,
+                          "image/jpeg jpg; text/plain txt;", f"""
     server {{
         listen 127.0.0.1:{self.port};
         server_name _;
@@ -458,9 +467,7 @@ http {{
             client_max_body_size 0;
             return 200 "ok\\n";
         }}
-    }}
-}}
-"""
+    }}""")
 
     def start(self):
         self.www.mkdir(parents=True, exist_ok=True)

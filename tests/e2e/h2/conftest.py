@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (CURL, NGINX, free_port, kill_proc, wait_for,
-                      wait_listen)
+from conftest import (CURL, NGINX, free_port, kill_proc, nginx_conf,
+                      wait_for, wait_listen)
 from tls.conftest import certs, sha256_hex, tls_proxy  # noqa: F401 fixtures
 
 HERE = Path(__file__).resolve().parent
@@ -69,8 +69,6 @@ class H2Nginx:
         self.files[name] = data
 
     def conf(self):
-        fmt = "{" + ",".join('"%s":"%s"' % kv
-                             for kv in H2_LOG_FIELDS.items()) + "}"
         crt, key = self.certs.good
         r = self.root
         listens = {"h2": "ssl http2", "h1": "ssl", "h2c": "http2"}
@@ -88,27 +86,10 @@ class H2Nginx:
         location / {{ }}
         location = /trailers.txt {{ add_trailer x-trailer-test done; }}
     }}"""
-        return f"""
-user root root;
-worker_processes 1;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    log_format t escape=json '{fmt}';
-    client_body_temp_path {r}/tmp_body;
-    proxy_temp_path {r}/tmp_proxy;
-    fastcgi_temp_path {r}/tmp_fastcgi;
-    uwsgi_temp_path {r}/tmp_uwsgi;
-    scgi_temp_path {r}/tmp_scgi;
-    sendfile on;
-    keepalive_timeout 60s;
-    keepalive_requests 100000;
-    types {{ text/html html; text/css css; application/javascript js;
-             text/plain txt; }}
-    default_type application/octet-stream;
-{servers}
-}}
-"""
+        return nginx_conf(r, H2_LOG_FIELDS,
+                          "text/html html; text/css css; "
+                          "application/javascript js; text/plain txt;",
+                          servers)
 
     def start(self):
         (self.root / "nginx.conf").write_text(self.conf())

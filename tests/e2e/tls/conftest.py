@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (NGINX, PEEPHOLE_BIN, SANITIZER_MARKS, Proxy, RawConn,
-                      curl, free_port, kill_proc, wait_for, wait_listen)
+                      curl, free_port, kill_proc, nginx_conf, wait_for,
+                      wait_listen)
 
 OPENSSL = "/usr/bin/openssl"
 
@@ -257,8 +258,6 @@ class TlsNginx:
     }}"""
 
     def conf(self):
-        fmt = "{" + ",".join('"%s":"%s"' % kv
-                             for kv in TLS_LOG_FIELDS.items()) + "}"
         r = self.root
         c = self.certs
         pairs = {"good": c.good, "expired": c.expired, "wrong": c.wrong,
@@ -270,26 +269,8 @@ class TlsNginx:
             h2 = " http2" if k == "good" else ""
             servers += self._server(f"127.0.0.1:{self.ports[k]} ssl{h2}",
                                     crt, key)
-        return f"""
-user root root;
-worker_processes 1;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    log_format t escape=json '{fmt}';
-    client_body_temp_path {r}/tmp_body;
-    proxy_temp_path {r}/tmp_proxy;
-    fastcgi_temp_path {r}/tmp_fastcgi;
-    uwsgi_temp_path {r}/tmp_uwsgi;
-    scgi_temp_path {r}/tmp_scgi;
-    sendfile on;
-    keepalive_timeout 60s;
-    keepalive_requests 100000;
-    types {{ image/jpeg jpg; text/plain txt; }}
-    default_type application/octet-stream;
-{servers}
-}}
-"""
+        return nginx_conf(r, TLS_LOG_FIELDS, "image/jpeg jpg; text/plain txt;",
+                          servers)
 
     def start(self):
         self.www.mkdir(parents=True, exist_ok=True)
