@@ -53,8 +53,8 @@ h2_stream_of(struct conn *c, int32_t down_id)
 /* nghttp2's send callback for either leg: into the output buffer, until
  * it holds H2_OUT_LIMIT bytes (the write callback asks for more). */
 static ssize_t
-h2_send(struct conn *c, struct bufferevent *bev, uint64_t *count,
-    const uint8_t *data, size_t len)
+h2_send(
+    struct bufferevent *bev, uint64_t *count, const uint8_t *data, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(bev);
 
@@ -63,7 +63,6 @@ h2_send(struct conn *c, struct bufferevent *bev, uint64_t *count,
 	if (evbuffer_add(out, data, len) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	*count += len;
-	(void)c;
 	return (ssize_t)len;
 }
 
@@ -75,7 +74,7 @@ h2_send_down(nghttp2_session *session, const uint8_t *data, size_t len,
 
 	(void)session;
 	(void)flags;
-	return h2_send(c, c->cbev, &c->tot.bytes_to_client, data, len);
+	return h2_send(c->cbev, &c->tot.bytes_to_client, data, len);
 }
 
 static ssize_t
@@ -88,7 +87,7 @@ h2_send_up(nghttp2_session *session, const uint8_t *data, size_t len, int flags,
 	(void)flags;
 	if (c->up == NULL)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	return h2_send(c, c->up->bev, &c->tot.bytes_to_server, data, len);
+	return h2_send(c->up->bev, &c->tot.bytes_to_server, data, len);
 }
 
 static void h2_up_lost(struct conn *c, const char *why);
