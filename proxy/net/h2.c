@@ -92,6 +92,17 @@ h2_send_up(nghttp2_session *session, const uint8_t *data, size_t len, int flags,
 
 static void h2_up_lost(struct conn *c, const char *why);
 
+/* The client's connection ends after what is queued for it: the origin's
+ * leg goes first (DRAIN is the client's alone, and lingers without it). */
+static void
+h2_drain(struct conn *c, const char *reason, const char *err)
+{
+	upstream_free(c->up);
+	c->up = NULL;
+	h2_h1_quiesce(c);
+	conn_drain(c, reason, err);
+}
+
 /* The end of a connection whose sessions have nothing left to do. */
 static void
 h2_check_done(struct conn *c)
@@ -112,11 +123,7 @@ h2_check_done(struct conn *c)
 	    !nghttp2_session_want_write(h->down)) {
 		log_debug("c%lld h2 done: up_gone=%d streams=%d",
 		    (long long)c->id, h->up_gone, h->nstreams);
-		/* the origin's leg is done too: DRAIN lingers without it */
-		upstream_free(c->up);
-		c->up = NULL;
-		h2_h1_quiesce(c);
-		conn_drain(c, c->client_eof ? "client-eof" : "done", NULL);
+		h2_drain(c, c->client_eof ? "client-eof" : "done", NULL);
 	}
 }
 
@@ -200,7 +207,8 @@ h2_client_read(struct conn *c)
 		&c->tot.bytes_from_client, &err) == -1) {
 		log_info("c%lld h2 client: %s", (long long)c->id, err);
 		(void)nghttp2_session_send(c->h2->down);
-		conn_drain(c, "client-h2-error", err);
+		h2_close(c, err);
+		h2_drain(c, "client-h2-error", err);
 		return;
 	}
 	h2_flush(c);

@@ -11,6 +11,7 @@ ALPN columns (alpn offered, alpn_client agreed, alpn_server chosen).
 import subprocess
 
 from conftest import token
+from tls.conftest import https_get, tls_over_tunnel
 
 from .conftest import (BIG_SIZE, NGHTTP, body_of, conn_of, h2_client,
                        h2_rows, hcurl, header_lines, sha256_hex,
@@ -237,3 +238,35 @@ def test_h2c_prior_knowledge_in_plain_connect_tunnel(tls_proxy, certs,
     c = conn_of(p, rows[1])
     assert c["protocol"] == "h2", c
     assert c["alpn"] is None and c["alpn_client"] is None, c
+
+
+def test_malformed_h2_client_closed_and_recorded(tls_proxy, certs, h2_nginx):
+    """A client that agrees on h2 and then sends no HTTP/2 preface is
+    closed (nghttp2 sends no GOAWAY for a bad preface); its connection row
+    says why, and a good client after it is served."""
+    p = start_h2_proxy(tls_proxy, certs)
+    port = h2_nginx.ports["h2"]
+    s = tls_over_tunnel(p, "alpha.test", port, cafile=p.ca_pem, alpn=["h2"])
+    assert s.selected_alpn_protocol() == "h2"
+    s.sendall(b"GET / HTTP/1.1\r\nHost: alpha.test\r\n\r\n")
+    got, closed = b"", False
+    s.settimeout(5)
+    for _ in range(100):
+        d = s.recv(65536)
+        if not d:
+            closed = True
+            break
+        got += d
+    s.close()
+    assert closed, got
+    assert got[3:4] == b"\x04", got  # our SETTINGS went first
+    ok = tls_over_tunnel(p, "alpha.test", port, cafile=p.ca_pem,
+                         alpn=["http/1.1"])
+    status, _ = https_get(ok, "alpha.test", "/small")
+    ok.close()
+    assert status == 200
+    p.stop()
+    cs = p.rows("SELECT * FROM connections WHERE alpn_client = 'h2'")
+    assert len(cs) == 1, cs
+    assert cs[0]["close_reason"] == "client-h2-error", cs[0]
+    assert cs[0]["error"], cs[0]
