@@ -58,7 +58,9 @@ PYTEST = /usr/bin/python3 -m pytest
 # proxy/web/package-lock.json, installed by `make deps` into one fixed
 # directory whatever BUILD is (the sanitizer builds embed the same files and
 # the e2e tests drive chromium with the same playwright-core). npm writes
-# node_modules/.package-lock.json last: it is the stamp of an install.
+# node_modules/.package-lock.json last: it is the stamp of an install, done
+# again when the lockfile is newer or differs from the copy installed (a
+# build/npm that something else installed into).
 NPM_DIR = build/npm
 NPM_STAMP = $(NPM_DIR)/node_modules/.package-lock.json
 WEB_LOCK = proxy/web/package.json proxy/web/package-lock.json
@@ -147,6 +149,7 @@ deps:
 			--no-install-recommends npm; \
 	fi
 	@if [ ! -f $(NPM_STAMP) ] || \
+	    ! cmp -s proxy/web/package-lock.json $(NPM_DIR)/package-lock.json || \
 	    [ -n "$$(find $(WEB_LOCK) -newer $(NPM_STAMP))" ]; then \
 		echo "npm ci in $(NPM_DIR)"; \
 		mkdir -p $(NPM_DIR) && cp $(WEB_LOCK) $(NPM_DIR)/ && \
