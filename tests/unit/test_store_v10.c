@@ -243,7 +243,8 @@ test_migrate_v9_to_v10(void **state)
 	store_close(open_store(f->path));
 
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(
+	    q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(q_int(db,
 			     "SELECT count(*) FROM requests WHERE host ="
 			     " 'old.test' AND stream_id IS NULL AND up_version"
@@ -399,9 +400,9 @@ test_migrate_v10_to_v11_wseq(void **state)
 	for (k = 0; k < 10; k++)
 		if (schema_run_step(db, k, err, sizeof(err)) == -1)
 			fail_msg("step %d: %s", k, err);
-	assert_int_equal(sqlite3_exec(db,
-			     "INSERT INTO connections (id) VALUES (3), (40);",
-			     NULL, NULL, NULL),
+	assert_int_equal(
+	    sqlite3_exec(db, "INSERT INTO connections (id) VALUES (3), (40);",
+		NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
 
