@@ -1,8 +1,24 @@
 // peephole web UI: talking to the server (web-spec.md) and small formatters.
-import { h } from "/vendor/preact.mjs";
+import { h, Component } from "/vendor/preact.mjs";
 import htm from "/vendor/htm.mjs";
 
 export const html = htm.bind(h);
+
+// Like preact/compat's memo: re-render only when a prop changed (===).
+export function memo(C) {
+  class Memo extends Component {
+    shouldComponentUpdate(next) {
+      for (const k in next) if (next[k] !== this.props[k]) return true;
+      for (const k in this.props) if (!(k in next)) return true;
+      return false;
+    }
+    render(props) {
+      return h(C, props);
+    }
+  }
+  Memo.displayName = "Memo(" + (C.displayName || C.name) + ")";
+  return Memo;
+}
 
 // GET /api/session: {token, readonly, db, version}. The token goes on every
 // POST as X-Peephole-Token (CSRF); GETs ride on the HttpOnly cookie.

@@ -1,10 +1,12 @@
 // peephole web UI: the shell (header bar, views, URL state, keyboard).
 import { render } from "/vendor/preact.mjs";
 import { useEffect, useReducer, useRef, useState, useCallback } from "/vendor/preact-hooks.mjs";
-import { html, loadSession, session, post, qs, downloadBlob, onAuthLost } from "./api.js";
+import { html, loadSession, session, post, qs, downloadBlob, onAuthLost, memo } from "./api.js";
 import { store, rowKey } from "./store.js";
 import { FlowList, ColumnMenu, loadColumns } from "./flows.js";
-import { FlowDetail, ConnDetail } from "./detail.js";
+import { FlowDetail as FlowDetailView, ConnDetail } from "./detail.js";
+
+const FlowDetail = memo(FlowDetailView);
 import { Domains, Passthrough } from "./domains.js";
 import { Streams } from "./streams.js";
 
@@ -44,7 +46,7 @@ function useStore() {
 function LiveIndicator() {
   const s = useStore();
   const state = s.live ? "live" : s.es ? "connecting" : "off";
-  return html`<span class=${"live " + state} data-testid="live-indicator" data-live=${s.live ? "1" : "0"} title=${s.live ? "connected: new flows arrive as they happen" : "not connected to the event stream (retrying)"}>
+  return html`<span class=${"live is-" + state} data-testid="live-indicator" data-live=${s.live ? "1" : "0"} title=${s.live ? "connected: new flows arrive as they happen" : "not connected to the event stream (retrying)"}>
     <span class="dot"></span>${s.live ? "live" : state}
   </span>`;
 }
@@ -83,6 +85,22 @@ function HarButton({ filter }) {
   return html`<button type="button" data-testid="har-button" onClick=${click} disabled=${busy} title=${err || (filter ? "Download the flows matching the filter as HAR" : "Download all flows as HAR")}>${busy ? "HAR…" : "HAR"}</button>${err && html`<span class="error small">${err}</span>`}`;
 }
 
+function ConnNote() {
+  const s = useStore();
+  return html`<span class="note" data-testid="conn-note" title="Failed TLS handshakes, failed upstream connections and passed-through streams get rows of their own, merged by time. The filter language applies to HTTP exchanges only, so these rows show only while the filter box is empty.">
+    ${s.showConns ? "connection rows shown (filter empty)" : "connection rows hidden while filtering"}<span class="info">i</span>
+  </span>`;
+}
+
+// The detail re-renders when its flow changed (response arrived, more
+// WebSocket messages), not on every event of the list.
+function DetailHost({ sel, onClose }) {
+  const s = useStore();
+  const f = s.rowByKey(sel);
+  const key = f ? `${f.status}|${f.total_ms}|${f.websocket_messages}|${f.error}|${f.resp_size}` : "";
+  return html`<${FlowDetail} id=${Number(sel.slice(2))} summary=${f} refreshKey=${key} onClose=${onClose} />`;
+}
+
 function App() {
   const init = useRef(readURL()).current;
   const [view, setView] = useState(init.view);
@@ -92,7 +110,6 @@ function App() {
   const [cols, setCols] = useState(loadColumns);
   const [kbd, setKbd] = useState(false);
   const [authLost, setAuthLost] = useState(false);
-  useStore();
 
   useEffect(() => onAuthLost(() => setAuthLost(true)), []);
 
@@ -141,10 +158,13 @@ function App() {
     return () => document.removeEventListener("keydown", onKey);
   }, [view, sel]);
 
-  const selRow = sel ? store.rowByKey(sel) : null;
+  const close = useCallback(() => setSel(null), []);
   let detail = null;
-  if (sel && sel.startsWith("f:")) detail = html`<${FlowDetail} id=${Number(sel.slice(2))} summary=${selRow} onClose=${() => setSel(null)} />`;
-  else if (selRow && selRow._conn) detail = html`<${ConnDetail} c=${selRow} onClose=${() => setSel(null)} />`;
+  if (sel && sel.startsWith("f:")) detail = html`<${DetailHost} sel=${sel} onClose=${close} />`;
+  else if (sel) {
+    const c = store.rowByKey(sel);
+    if (c) detail = html`<${ConnDetail} c=${c} onClose=${close} />`;
+  }
 
   return html`<div class="app">
     <header class="bar">
@@ -168,9 +188,7 @@ function App() {
         <div class="list-pane">
           <div class="list-bar">
             <${ColumnMenu} cols=${cols} setCols=${setCols} />
-            <span class="note" title="Failed TLS handshakes, failed upstream connections and passed-through streams get rows of their own, merged by time. The filter language applies to HTTP exchanges only, so these rows show only while the filter box is empty.">
-              ${store.showConns ? "connection rows shown (filter empty)" : "connection rows hidden while filtering"}<span class="info">i</span>
-            </span>
+            <${ConnNote} />
             <span class="note right">↑↓ move · Esc closes</span>
           </div>
           <${FlowList} cols=${cols} selected=${sel} onSelect=${select} scrollToSel=${kbd} />

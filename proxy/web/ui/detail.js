@@ -222,14 +222,13 @@ function ReplayDiff({ a, b }) {
 
 // ---- the panel ----
 
-export function FlowDetail({ id, summary, onClose }) {
+export function FlowDetail({ id, summary, refreshKey, onClose }) {
   const [raw, setRaw] = useState(false);
   const [d, setD] = useState(null);
   const [err, setErr] = useState("");
   const [tab, setTab] = useState("response");
   const [curl, setCurl] = useState(null);
   const [replay, setReplay] = useState(null); // {busy} | {a,b} | {error}
-  const refreshKey = summary ? `${summary.status}|${summary.total_ms}|${summary.websocket_messages}|${summary.error}` : "";
 
   useEffect(() => {
     setCurl(null);

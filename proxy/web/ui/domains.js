@@ -64,7 +64,7 @@ export function Passthrough() {
     ${rows.length > 0 &&
     html`<div class="table-wrap"><${SortTable} rows=${rows} keys=${keys} testid="passthrough-table" titles=${{ passing_through: "passing through" }} extra=${(r) => {
       const k = r.host + ":" + r.port;
-      return html`<button type="button" data-testid="retry-button" disabled=${ro} title=${ro ? "read-only: `peephole web` cannot change the proxy" : "Try intercepting this host again on its next connection"} onClick=${() => retry(r)}>Retry interception</button>${msg[k] && html` <span class="note">${msg[k]}</span>`}`;
+      return html`<button type="button" data-testid="retry-button" disabled=${ro} title=${ro ? "read-only: `peephole web` cannot change the proxy" : "Try intercepting this host again on its next connection"} onClick=${() => retry(r)}>Retry interception</button>${msg[k] && html`<div class="note">${msg[k]}</div>`}`;
     }} /></div>`}
   </div>`;
 }

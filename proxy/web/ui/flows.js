@@ -18,7 +18,7 @@ export const COLUMNS = [
   { key: "type", title: "Type", min: 90, fr: 0.8, get: (f) => (f.content_type || "").split(";")[0] },
   { key: "size", title: "Size", min: 76, cls: "num", get: (f) => humanBytes(f.resp_size), title2: (f) => `request ${f.req_size ?? "?"} B, response ${f.resp_size ?? "?"} B` },
   { key: "duration", title: "Duration", min: 80, cls: "num", get: (f) => ms(f.total_ms) },
-  { key: "protocol", title: "Proto", min: 56, get: (f) => protoLabel(f), title2: (f) => `client HTTP/${f.version || "?"}, upstream HTTP/${f.up_version || "?"}` + (f.websocket_messages ? `, ${f.websocket_messages} WebSocket messages` : "") },
+  { key: "protocol", title: "Proto", min: 62, get: (f) => protoLabel(f), title2: (f) => `client HTTP/${f.version || "?"}, upstream HTTP/${f.up_version || "?"}` + (f.websocket_messages ? `, ${f.websocket_messages} WebSocket messages` : "") },
   { key: "label", title: "Label", min: 70, fr: 0.6, get: (f) => [f.label, f.replay_of ? "replay of #" + f.replay_of : ""].filter(Boolean).join(" · ") },
   { key: "client", title: "Client", min: 130, fr: 0.6, get: (f) => f.client || "" },
 ];
@@ -99,9 +99,17 @@ function FlowRow({ f, cols, top, selected, onSelect }) {
   </div>`;
 }
 
-function ConnRow({ c, top, selected, onSelect }) {
+function ConnRow({ c, cols, top, selected, onSelect }) {
+  // the leading #id and time columns line up with the flows; the rest is
+  // one cell saying what happened
+  const lead = [];
+  for (const col of cols) {
+    if (col.key === "id") lead.push(html`<span class="cell num c-id" title=${"connection " + c.conn_id}>c${c.conn_id}</span>`);
+    else if (col.key === "time") lead.push(html`<span class="cell c-time">${clock(c.time_us, c.time)}</span>`);
+    else break;
+  }
   return html`<div class=${"row conn-row kind-" + c.kind + (selected ? " sel" : "")} style=${"top:" + top + "px"} data-testid="conn-row" data-conn-id=${c.conn_id} onMouseDown=${() => onSelect(rowKey(c))} title=${connText(c)}>
-    <span class="cell conn-cell"><span class="conn-time">${clock(c.time_us, c.time)}</span><span class="badge">${c.kind}</span>${connText(c)}</span>
+    ${lead}<span class="cell conn-cell" style=${`grid-column:${lead.length + 1} / -1`}><span class="badge">${c.kind}</span>${connText(c)}</span>
   </div>`;
 }
 
@@ -182,7 +190,7 @@ export function FlowList({ cols, selected, onSelect, scrollToSel }) {
     const key = rowKey(r);
     rows.push(
       r._conn
-        ? html`<${ConnRow} key=${key} c=${r} top=${i * ROW_H} selected=${key === selected} onSelect=${onSelect} />`
+        ? html`<${ConnRow} key=${key} c=${r} cols=${colDefs} top=${i * ROW_H} selected=${key === selected} onSelect=${onSelect} />`
         : html`<${FlowRow} key=${key} f=${r} cols=${colDefs} top=${i * ROW_H} selected=${key === selected} onSelect=${onSelect} />`
     );
   }

@@ -26,6 +26,7 @@ export class FlowStore {
     this.version = 0;
     this.gen = 0;
     this.es = null;
+    this.lastEventId = ""; // of this filter's stream
     this.listeners = new Set();
     this.scheduled = false;
   }
@@ -131,6 +132,7 @@ export class FlowStore {
     this.pendingPrepend = 0;
     this.complete = false;
     this.loading = true;
+    this.lastEventId = "";
     this.changed();
     // The event stream first (it starts at "now"), so nothing falls
     // between the first page and the first event; duplicates are merged.
@@ -215,7 +217,10 @@ export class FlowStore {
 
   openEvents(gen) {
     this.closeEvents();
-    const url = "/api/events" + (this.filter ? "?" + qs({ filter: this.filter }) : "");
+    // a fresh EventSource (after the server refused one) resumes with
+    // ?last=; the browser's own reconnects send Last-Event-ID
+    const q = qs({ filter: this.filter, last: this.lastEventId });
+    const url = "/api/events" + (q ? "?" + q : "");
     const es = new EventSource(url);
     this.es = es;
     return new Promise((resolve) => {
@@ -240,6 +245,7 @@ export class FlowStore {
       };
       es.addEventListener("flow", (ev) => {
         if (gen !== this.gen) return;
+        if (ev.lastEventId) this.lastEventId = ev.lastEventId;
         try {
           this.upsertFlow(JSON.parse(ev.data), true);
           this.changed();
@@ -249,6 +255,7 @@ export class FlowStore {
       });
       es.addEventListener("conn", (ev) => {
         if (gen !== this.gen) return;
+        if (ev.lastEventId) this.lastEventId = ev.lastEventId;
         try {
           this.upsertConn(JSON.parse(ev.data), true);
           this.changed();
@@ -258,6 +265,7 @@ export class FlowStore {
       });
       es.addEventListener("ws", (ev) => {
         if (gen !== this.gen) return;
+        if (ev.lastEventId) this.lastEventId = ev.lastEventId;
         try {
           const m = JSON.parse(ev.data);
           const f = this.flowById.get(m.request_id);

@@ -110,7 +110,7 @@ function StreamPlots({ s }) {
     html`<${Plot} key="rate" title=${`throughput per ${BUCKET_MS} ms`} note="how much crossed in each direction per bucket; what is in flight unacknowledged needs TCP_INFO samples" data=${buckets} opts=${{
       scales: { x: { time: false } },
       axes: axes("bytes / bucket", bytesAxis),
-      series: [{ label: "s" }, { label: "up", stroke: UP, fill: UP + "40", width: 1, value: fmtBytes, paths: uPlot.paths.stepped({ align: 1 }) }, { label: "down", stroke: DOWN, fill: DOWN + "40", width: 1, value: fmtBytes, paths: uPlot.paths.stepped({ align: 1 }) }],
+      series: [{ label: "s" }, { label: "up", stroke: UP, fill: UP + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }, { label: "down", stroke: DOWN, fill: DOWN + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }],
     }} />`
   );
   if (samples.length) {
@@ -146,7 +146,12 @@ function StreamPlots({ s }) {
       html`<${Plot} key="mmtls" title="mmTLS records by type" data=${data} opts=${{
         height: 60 + 30 * types.length,
         scales: { x: { time: false }, y: { range: [0.5, types.length + 0.5] } },
-        axes: axes("type", (u, splits) => splits.map((v) => (Number.isInteger(v) ? types[v - 1] || "" : ""))),
+        axes: (() => {
+          const a = axes("type", (u, splits) => splits.map((v) => types[v - 1] || ""));
+          a[1].splits = () => types.map((t, i) => i + 1);
+          a[1].size = 90;
+          return a;
+        })(),
         series: [
           { label: "s" },
           ...types.map((t, i) => ({

@@ -45,21 +45,21 @@ export function SortTable({ rows, keys, testid, titles = {}, onRow, rowClass, ex
   return html`<table class="grid sortable mono" data-testid=${testid}>
     <thead>
       <tr>
+        ${extra && html`<th></th>`}
         ${keys.map(
           (k) => html`<th key=${k} data-key=${k} class=${sort.key === k ? "sorted" : ""} onClick=${() => click(k)} title="sort by ${k}">${titles[k] || k}${sort.key === k ? (sort.dir > 0 ? " ▲" : " ▼") : ""}</th>`
         )}
-        ${extra && html`<th></th>`}
       </tr>
     </thead>
     <tbody>
       ${view.map((r, i) => {
         const key = keyOf ? keyOf(r) : i;
         return html`<tr key=${key} class=${(rowClass ? rowClass(r) : "") + (onRow ? " clickable" : "") + (selectedKey !== undefined && key === selectedKey ? " sel" : "")} onClick=${onRow ? () => onRow(r) : undefined}>
+          ${extra && html`<td class="extra">${extra(r)}</td>`}
           ${keys.map((k) => {
             const f = fmtCell(k, r[k]);
             return html`<td class=${f.num ? "num" : ""} title=${f.title}>${f.text}</td>`;
           })}
-          ${extra && html`<td>${extra(r)}</td>`}
         </tr>`;
       })}
     </tbody>
