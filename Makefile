@@ -1,12 +1,15 @@
 # peephole — build, deps, run, test, bench.
 #
-#   make deps    install build and test dependencies from Debian (idempotent)
+#   make deps    install build and test dependencies from Debian, and the
+#                web front end's npm packages from proxy/web/package-lock.json
+#                into build/npm (idempotent)
 #   make         build ./peephole (objects in build/)
 #   make run     deps + build + start the proxy on 127.0.0.1:8080
 #   make test    deps + build + unit and e2e suites, then again under ASan+UBSan
 #                and the threaded part under TSan
 #   make bench   wrk through the proxy vs direct to nginx
 #   make bench-peers  the same against tinyproxy, mitmproxy, squid, sslsplit
+#   make bench-web    the web UI in chromium over a 100,000-flow capture
 
 CC ?= cc
 BUILD ?= build
@@ -42,7 +45,7 @@ LLHTTP_OBJ = $(patsubst $(LLHTTP_DIR)/%.c,$(BUILD)/llhttp/%.o,$(LLHTTP_SRC))
 # Every module under proxy/, conf/, ca/, filters/; main.c alone is left out of
 # the library the unit tests link against.
 SRC = $(sort $(wildcard proxy/*.c proxy/*/*.c conf/*.c ca/*.c filters/*.c))
-OBJ = $(patsubst %.c,$(BUILD)/%.o,$(SRC))
+OBJ = $(patsubst %.c,$(BUILD)/%.o,$(SRC)) $(WEB_GEN_OBJ)
 LIB_OBJ = $(filter-out $(BUILD)/proxy/main.o,$(OBJ)) $(LLHTTP_OBJ)
 BIN = $(BUILD)/peephole
 
@@ -51,8 +54,25 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 PYTEST = /usr/bin/python3 -m pytest
 
+# The web UI's npm packages: pinned with integrity hashes in
+# proxy/web/package-lock.json, installed by `make deps` into one fixed
+# directory whatever BUILD is (the sanitizer builds embed the same files and
+# the e2e tests drive chromium with the same playwright-core). npm writes
+# node_modules/.package-lock.json last: it is the stamp of an install.
+NPM_DIR = build/npm
+NPM_STAMP = $(NPM_DIR)/node_modules/.package-lock.json
+WEB_LOCK = proxy/web/package.json proxy/web/package-lock.json
+PLAYWRIGHT_CORE = $(CURDIR)/$(NPM_DIR)/node_modules/playwright-core
+
+# The static files (proxy/web/ui/ and the vendor files) become one generated
+# C file in the build tree, linked into the binary and libpeephole.a. The
+# directories are prerequisites too, so that removing a file regenerates.
+WEB_UI = $(shell find proxy/web/ui 2>/dev/null)
+WEB_GEN = $(BUILD)/gen/web_assets_data.c
+WEB_GEN_OBJ = $(BUILD)/gen/web_assets_data.o
+
 .PHONY: all deps run test test-unit test-e2e test-san test-tsan bench \
-	bench-peers clean format-check layer-check fuzz
+	bench-peers bench-web clean format-check layer-check fuzz
 
 all: peephole
 
@@ -75,6 +95,17 @@ $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c Makefile
 	$(CC) -std=c11 -g $(OPT) -fPIE -DLLHTTP_STRICT_MODE=1 \
 		-I/usr/share/include/llhttp -c -o $@ $<
 
+$(NPM_STAMP): $(WEB_LOCK)
+	@echo "$(NPM_DIR) is missing or older than proxy/web/package-lock.json:" \
+		"run make deps" >&2; exit 1
+
+$(WEB_GEN): proxy/web/embed.sh $(WEB_UI) $(NPM_STAMP)
+	@mkdir -p $(dir $@)
+	sh proxy/web/embed.sh $@ proxy/web/ui $(NPM_DIR)/node_modules $(BUILD)/gen
+
+$(WEB_GEN_OBJ): $(WEB_GEN) Makefile
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
 $(BUILD)/libpeephole.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -87,7 +118,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
 # Build and test dependencies; chromium + libnss3-tools drive the browser
 # e2e test, nghttp2's clients (nghttp, h2load) and python3-h2 /
 # python3-websockets drive the HTTP/2 and WebSocket tests, clang-format
-# checks the style.
+# checks the style. nodejs runs npm and playwright-core (Debian 12's node 18:
+# playwright-core stays at 1.61, the last release that runs on it).
 DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
 	libjansson-dev libexpat1-dev libpcre2-dev libbrotli-dev libzstd-dev \
 	brotli zstd node-llhttp nodejs libcmocka-dev python3-pytest curl \
@@ -107,15 +139,33 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 			--no-install-recommends $$missing; \
 	fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "installing: npm"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends npm; \
+	fi
+	@if [ ! -f $(NPM_STAMP) ] || \
+	    [ -n "$$(find $(WEB_LOCK) -newer $(NPM_STAMP))" ]; then \
+		echo "npm ci in $(NPM_DIR)"; \
+		mkdir -p $(NPM_DIR) && cp $(WEB_LOCK) $(NPM_DIR)/ && \
+		(cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts \
+			--loglevel=error) && touch $(NPM_STAMP); \
+	fi
 
-run: deps all
+# deps first, then the build: never both at once under -j.
+run: deps
+	$(MAKE) all
 	./peephole run
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 # The CA for tests lives in the build tree, never in the user's ~/.peephole.
+# The browser tests load playwright-core from PLAYWRIGHT_CORE.
 test-e2e: peephole
+	PLAYWRIGHT_CORE=$(PLAYWRIGHT_CORE) \
 	PEEPHOLE_HOME=$(CURDIR)/$(BUILD)/test-home \
 	PEEPHOLE_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q tests/e2e
 
@@ -138,7 +188,8 @@ test-tsan:
 	$(MAKE) BUILD=build/tsan SAN=tsan CC=clang peephole
 	$(TSAN_ENV) $(TSAN_RUN) $(MAKE) BUILD=build/tsan SAN=tsan CC=clang \
 		test-unit
-	$(TSAN_ENV) PEEPHOLE_HOME=$(CURDIR)/build/tsan/test-home \
+	$(TSAN_ENV) PLAYWRIGHT_CORE=$(PLAYWRIGHT_CORE) \
+	PEEPHOLE_HOME=$(CURDIR)/build/tsan/test-home \
 	PEEPHOLE_BIN=$(CURDIR)/build/tsan/peephole $(TSAN_RUN) $(PYTEST) -q \
 		$(TSAN_E2E)
 
@@ -154,13 +205,25 @@ test: deps
 	UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) test-san
 	$(MAKE) test-tsan
 
-bench: deps all
+bench: deps
+	$(MAKE) all
 	/usr/bin/python3 tests/bench/bench.py --peephole $(CURDIR)/$(BIN)
 
 # peephole against tinyproxy, mitmproxy, squid (ssl-bump) and sslsplit,
 # installed from Debian when missing.
-bench-peers: deps all
+bench-peers: deps
+	$(MAKE) all
 	/usr/bin/python3 tests/bench/peers.py --peephole $(CURDIR)/$(BIN)
+
+# `peephole web` over a generated capture of BENCH_FLOWS flows, in Debian's
+# chromium through playwright-core: first paint, all rows loaded, scroll to
+# the end, memory. Reported, never asserted.
+BENCH_FLOWS ?= 100000
+bench-web: deps
+	$(MAKE) all
+	PLAYWRIGHT_CORE=$(PLAYWRIGHT_CORE) node tests/bench/web_bench.mjs \
+		--peephole $(CURDIR)/$(BIN) --flows $(BENCH_FLOWS) \
+		--dir $(CURDIR)/build/bench-web
 
 # libFuzzer harnesses for the pure parsers (clang from `apt-get install clang`).
 # Seeds in tests/fuzz/corpus/ are only read; new inputs go to build/fuzz/.
