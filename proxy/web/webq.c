@@ -33,12 +33,14 @@
 	" 'shutdown', 'half-close-timeout'))"
 
 /* A failure of TLS: the client refused the forged certificate or broke
- * the handshake (client-rejected-cert, client-tls-failed,
- * client-tls-unsupported, tls-timeout), or the origin's TLS failed. */
+ * the handshake (close reasons client-rejected-cert, client-tls-failed,
+ * client-tls-unsupported, tls-timeout), or the origin's TLS failed (the
+ * proxy's messages say "TLS", "certificate", "handshake"; matched by case,
+ * so that a host named "tls.example" in a message does not count). */
 #define WEBQ_TLS_FAILED                                                        \
-	"(c.close_reason LIKE '%tls%' OR c.close_reason LIKE '%cert%'"         \
-	" OR c.error LIKE '%tls%' OR c.error LIKE '%certificate%'"             \
-	" OR c.error LIKE '%handshake%' OR c.verify_error IS NOT NULL)"
+	"(c.close_reason GLOB '*tls*' OR c.close_reason GLOB '*cert*'"         \
+	" OR c.error GLOB '*TLS*' OR c.error GLOB '*certificate*'"             \
+	" OR c.error GLOB '*handshake*' OR c.verify_error IS NOT NULL)"
 
 /* CONN's kind, NULL for a connection that is not a CONN row. */
 #define WEBQ_KIND                                                              \

@@ -780,13 +780,17 @@ test_changes_live(void **state)
 	submit(st, mk_ws(1, 4, 3, 2)); /* request 4 again */
 	submit(st, mk_req(f, 20, "GET", "d.example", "/new", 200));
 	submit(st, mk_conn(20, "d.example", "http", NULL, "client-eof", NULL));
-	submit(
-	    st, mk_conn(21, "e.example", NULL, NULL, "upstream-timeout", NULL));
+	submit(st,
+	    mk_conn(21, "tls.example", NULL, NULL, "upstream-timeout",
+		"connect to tls.example:443 timed out"));
+	submit(st,
+	    mk_conn(22, "e.example", NULL, NULL, "error",
+		"TLS handshake with the origin failed: EOF"));
 	store_close(st);
 	out = json_array();
 	assert_non_null(out);
 	assert_int_equal(webq_changes(f->rdb, &c, NULL, 0, out, &e), 0);
-	assert_int_equal(json_array_size(out), 3);
+	assert_int_equal(json_array_size(out), 4);
 	d = json_object_get(json_array_get(out, 0), "data");
 	assert_int_equal(jint(d, "id"), 10);
 	assert_string_equal(jstr(d, "url"), "http://d.example/new");
@@ -794,11 +798,14 @@ test_changes_live(void **state)
 	assert_int_equal(jint(d, "conn_id"), 21);
 	assert_string_equal(jstr(d, "kind"), "failed");
 	d = json_object_get(json_array_get(out, 2), "data");
+	assert_int_equal(jint(d, "conn_id"), 22);
+	assert_string_equal(jstr(d, "kind"), "tls-failed");
+	d = json_object_get(json_array_get(out, 3), "data");
 	assert_int_equal(jint(d, "request_id"), 4);
 	assert_int_equal(jint(d, "messages"), 5);
 	json_decref(out);
 	assert_int_equal(c.req, 10);
-	assert_int_equal(c.conn, 7);
+	assert_int_equal(c.conn, 8);
 	assert_int_equal(c.ws, 5);
 }
 
