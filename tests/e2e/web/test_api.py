@@ -323,3 +323,28 @@ def test_password_and_listen_rules(web_proxy, web_alone, tmp_path):
     assert r.returncode == 2 and "IP address" in r.stderr
     r = run_cli("run", "--db", tmp_path / "x.db", "--web", "nope:x")
     assert r.returncode == 2
+
+
+def test_retry_interception_for_a_pinned_host(web_proxy):
+    p, web = web_proxy, web_proxy.web
+    import sqlite3
+    future = int(time.time() * 1e6) + 3600 * 10**6
+    db = sqlite3.connect(str(p.db), timeout=10)
+    db.execute("INSERT INTO learned_passthrough (host, port, reason,"
+               " first_seen, last_seen, rejections, last_reason,"
+               " next_retry_us) VALUES ('pinned.test', 443,"
+               " 'client-rejected-cert', 1, 1, 1, 'client-rejected-cert',"
+               " ?)", (future,))
+    db.commit()
+    db.close()
+    rows = wait_for(lambda: [r for r in web.json("/api/passthrough")
+                             if r.get("host") == "pinned.test"], 5)
+    assert rows, web.json("/api/passthrough")
+    assert web.json("/api/passthrough/retry?host=pinned.test",
+                    method="POST") == {"ok": True}
+    db = sqlite3.connect(str(p.db), timeout=10)
+    (nxt,) = db.execute("SELECT next_retry_us FROM learned_passthrough"
+                        " WHERE host = 'pinned.test'").fetchone()
+    db.close()
+    assert nxt == 0
+    assert web.json("/api/passthrough/retry", method="POST", want=400)
