@@ -348,3 +348,34 @@ def test_retry_interception_for_a_pinned_host(web_proxy):
     db.close()
     assert nxt == 0
     assert web.json("/api/passthrough/retry", method="POST", want=400)
+
+
+def test_the_readme_curl_examples(web_proxy, web_origin):
+    """The API as the README shows it, with curl itself."""
+    p, web = web_proxy, web_proxy.web
+    tok = token()
+    _curl_through(p, web_origin.url(f"/data.json?t={tok}"),
+                  "-H", "Accept-Encoding: gzip")
+    flow = _flow_for(web, tok)
+    base = f"http://127.0.0.1:{web.port}"
+    hdr = ["-H", f"X-Peephole-Token: {web.token}"]
+
+    def c(*args, timeout=15):
+        r = subprocess.run([CURL, "-sS", "--noproxy", "*", *hdr, *args],
+                           capture_output=True, timeout=timeout + 5)
+        return r.stdout
+
+    rows = json.loads(c(f"{base}/api/flows?filter=~d%20alpha&limit=50"))
+    assert any(f["id"] == flow["id"] for f in rows["flows"])
+    one = json.loads(c(f"{base}/api/flows/{flow['id']}"))
+    assert json.loads(one["resp_body_text"])["token"] == tok
+    ev = c("-N", "--max-time", "3", f"{base}/api/events?last=0.0.0",
+           timeout=3).decode()
+    assert f"\"id\":{flow['id']}," in ev and "event: flow" in ev
+    rep = json.loads(c("-X", "POST", f"{base}/api/flows/{flow['id']}/replay"))
+    assert rep["id"] > flow["id"]
+    # without the token: 401
+    r = subprocess.run([CURL, "-sS", "--noproxy", "*", "-o", "/dev/null",
+                        "-w", "%{http_code}", f"{base}/api/flows"],
+                       capture_output=True, timeout=15)
+    assert r.stdout == b"401"
