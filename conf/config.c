@@ -98,6 +98,8 @@ static const struct config_key config_keys[] = {
     {"replay-forward-unmatched", CONFIG_T_BOOL, F(replay_forward_unmatched), 0,
 	1},
     {"replay-ignore-param", CONFIG_T_REPLAY_IGNORE, 0, 0, 0},
+    {"web", CONFIG_T_STRING, F(web_listen), 0, 0},
+    {"web-password", CONFIG_T_STRING, F(web_password), 0, 0},
 };
 
 #undef F
@@ -175,6 +177,8 @@ config_free(struct config *cfg)
 	config_free_string(&cfg->upstream_ca);
 	config_free_string(&cfg->replay_from);
 	config_free_string(&cfg->replay_filter);
+	config_free_string(&cfg->web_listen);
+	config_free_string(&cfg->web_password);
 	for (int i = 0; i < cfg->nreplay_ignore && i < CONFIG_MAX_REPLAY_IGNORE;
 	     i++)
 		free(cfg->replay_ignore[i]);

@@ -99,6 +99,10 @@ struct config {
 	int replay_forward_unmatched; /* 0: unmatched requests get 404 */
 	char *replay_ignore[CONFIG_MAX_REPLAY_IGNORE]; /* query params */
 	int nreplay_ignore;
+
+	/* the web UI (proxy/web/web.h) */
+	char *web_listen;   /* "[ADDR:]PORT"; NULL: no web UI */
+	char *web_password; /* NULL: none (then loopback only) */
 };
 
 /* Fill defaults. Never fails. */

@@ -31,6 +31,8 @@ static const struct main_cmd main_cmds[] = {
 	"send logged requests again and compare the answers"},
     {"export", cli_export,
 	"logged requests as HAR, as a curl command, or their bodies as files"},
+    {"web", cli_web,
+	"the web UI over a capture, read-only (run --web serves it live)"},
     {"prune", cli_prune,
 	"delete old or matching requests and what only they used"},
     {NULL, NULL, NULL},

@@ -15,6 +15,7 @@
 #include "proxy/cli/args.h"
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
+#include "proxy/cli/views.h"
 
 #define DOMAINS_CMD "domains"
 /* Columns of the text and CSV tables; ips stays last, it is the widest. */
@@ -282,24 +283,49 @@ domains_table_new(void)
 	return t;
 }
 
-/* Run the catalogue query and print it in o->fmt. Exit status. */
 static const struct out_rows domains_rows = {
     DOMAINS_CMD, domains_table_new, domains_json_row, domains_table_row};
 
+/* The catalogue query, rows in the order order says (an ORDER BY clause
+ * from domains_sorts). 0 / -1 (SQLite's error on db). */
 static int
-domains_print(sqlite3 *db, const struct domains_opts *o)
+domains_prepare(sqlite3 *db, const char *order, sqlite3_stmt **s)
 {
-	sqlite3_stmt *s = NULL;
 	char sql[512];
-	int status = CLI_ERROR;
 
 	snprintf(sql, sizeof(sql),
 	    "SELECT name, first_seen_us, last_seen_us, connections, requests,"
 	    " bytes_up, bytes_down, ports, ips, protocols, intercepted,"
 	    " passed_through, pinned, named_by, inferred FROM domain_catalogue"
 	    " ORDER BY %s",
-	    o->order);
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+	    order);
+	return sqlite3_prepare_v2(db, sql, -1, s, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+json_t *
+views_domains(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	json_t *arr;
+
+	if (domains_prepare(db, domains_sorts[0].order, &s) == -1) {
+		snprintf(err, errlen, "query failed: %s", sqlite3_errmsg(db));
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	arr = out_json_rows(&domains_rows, db, s, err, errlen);
+	sqlite3_finalize(s);
+	return arr;
+}
+
+/* Run the catalogue query and print it in o->fmt. Exit status. */
+static int
+domains_print(sqlite3 *db, const struct domains_opts *o)
+{
+	sqlite3_stmt *s = NULL;
+	int status = CLI_ERROR;
+
+	if (domains_prepare(db, o->order, &s) == -1) {
 		db_warn(DOMAINS_CMD, db, "query failed");
 		goto fail;
 	}

@@ -658,23 +658,65 @@ out_json_row(sqlite3_stmt *s)
 	return o;
 }
 
+json_t *
+out_json_rows(const struct out_rows *how, struct sqlite3 *db,
+    struct sqlite3_stmt *s, char *err, size_t errlen)
+{
+	json_t *arr;
+	int rc;
+
+	if ((arr = json_array()) == NULL)
+		goto nomem;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (json_array_append_new(arr, how->json_row(s)) == -1)
+			goto nomem;
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "query failed: %s", sqlite3_errmsg(db));
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	json_decref(arr);
+	return NULL;
+}
+
+/* The JSON form of out_print_rows. */
+static int
+out_print_json(
+    const struct out_rows *how, struct sqlite3 *db, struct sqlite3_stmt *s)
+{
+	char err[512];
+	json_t *arr;
+	int rc;
+
+	if ((arr = out_json_rows(how, db, s, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "peephole %s: %s\n", how->cmd, err);
+		return -1;
+	}
+	rc = json_dumpf(arr, stdout, JSON_INDENT(2) | OUT_JSON_REALS);
+	if (rc == 0)
+		putchar('\n');
+	json_decref(arr);
+	return rc;
+}
+
 int
 out_print_rows(const struct out_rows *how, struct sqlite3 *db,
     struct sqlite3_stmt *s, enum out_format fmt)
 {
 	struct out_table *t = NULL;
-	json_t *arr = NULL;
 	int rc, nomem = 0, status = -1;
 
-	if (fmt == OUT_JSON ? (arr = json_array()) == NULL
-			    : (t = how->table_new()) == NULL) {
+	if (fmt == OUT_JSON)
+		return out_print_json(how, db, s);
+	if ((t = how->table_new()) == NULL) {
 		nomem = 1;
 		goto fail;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (arr != NULL
-			? json_array_append_new(arr, how->json_row(s)) == -1
-			: how->table_row(t, s, fmt) == -1) {
+		if (how->table_row(t, s, fmt) == -1) {
 			nomem = 1;
 			goto fail;
 		}
@@ -683,12 +725,7 @@ out_print_rows(const struct out_rows *how, struct sqlite3 *db,
 		db_warn(how->cmd, db, "query failed");
 		goto fail;
 	}
-	if (arr != NULL) {
-		if (json_dumpf(arr, stdout, JSON_INDENT(2) | OUT_JSON_REALS) ==
-		    -1)
-			goto fail;
-		putchar('\n');
-	} else if (fmt == OUT_CSV)
+	if (fmt == OUT_CSV)
 		out_table_print_csv(t, stdout);
 	else
 		out_table_print(t, stdout);
@@ -696,7 +733,6 @@ out_print_rows(const struct out_rows *how, struct sqlite3 *db,
 fail:
 	if (nomem)
 		fprintf(stderr, "peephole %s: out of memory\n", how->cmd);
-	json_decref(arr);
 	out_table_free(t);
 	return status;
 }

@@ -143,6 +143,15 @@ struct out_rows {
 };
 
 /*
+ * Step s to the end, each row through how->json_row, into a new JSON
+ * array (the caller's reference). NULL with a message in err ("query
+ * failed: ...", "out of memory"); nothing printed. s is not finalized.
+ */
+struct json_t *out_json_rows(const struct out_rows *how, struct sqlite3 *db,
+    struct sqlite3_stmt *s, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
  * Step s to the end and print every row as fmt on stdout: a JSON array,
  * CSV or an aligned table. Returns 0, or -1 after a message on stderr (a
  * failed query or ENOMEM). s is not finalized.

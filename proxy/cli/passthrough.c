@@ -18,6 +18,7 @@
 
 #include "proxy/cli/args.h"
 #include "proxy/store/db.h"
+#include "proxy/cli/views.h"
 #include "proxy/cli/output.h"
 
 #define PT_CMD "passthrough"
@@ -236,6 +237,70 @@ pt_table_new(void)
 	return t;
 }
 
+/* The learned list, host then port. 0 / -1 (SQLite's error on db). */
+static int
+pt_prepare(sqlite3 *db, sqlite3_stmt **s)
+{
+	return sqlite3_prepare_v2(db,
+		   "SELECT host, port, reason, first_seen, last_seen, count,"
+		   " rejections, coalesce(last_reason, reason),"
+		   " coalesce(next_retry_us, 0)"
+		   " FROM learned_passthrough ORDER BY host, port",
+		   -1, s, NULL) == SQLITE_OK
+	    ? 0
+	    : -1;
+}
+
+json_t *
+views_passthrough(sqlite3 *db, char *err, size_t errlen)
+{
+	int64_t now = pt_now_us();
+	sqlite3_stmt *s = NULL;
+	json_t *arr = NULL;
+	int rc;
+
+	if (pt_prepare(db, &s) == -1)
+		goto fail;
+	if ((arr = json_array()) == NULL)
+		goto nomem;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (json_array_append_new(arr, pt_json_row(s, now)) == -1)
+			goto nomem;
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	return arr;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	goto out;
+fail:
+	snprintf(err, errlen, "query failed: %s", sqlite3_errmsg(db));
+out:
+	json_decref(arr);
+	sqlite3_finalize(s);
+	return NULL;
+}
+
+/* The JSON form of pt_list. Exit status. */
+static int
+pt_list_json(sqlite3 *db)
+{
+	char err[512];
+	json_t *arr;
+	int rc = CLI_ERROR;
+
+	if ((arr = views_passthrough(db, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "peephole %s: %s\n", PT_LIST_CMD, err);
+		return CLI_ERROR;
+	}
+	if (json_dumpf(arr, stdout, JSON_INDENT(2) | OUT_JSON_REALS) == 0) {
+		putchar('\n');
+		rc = CLI_OK;
+	}
+	json_decref(arr);
+	return rc;
+}
+
 /* Print the learned list in fmt. Exit status. */
 static int
 pt_list(sqlite3 *db, enum out_format fmt)
@@ -243,27 +308,20 @@ pt_list(sqlite3 *db, enum out_format fmt)
 	int64_t now = pt_now_us();
 	sqlite3_stmt *s = NULL;
 	struct out_table *t = NULL;
-	json_t *arr = NULL;
 	int rc, nomem = 0, status = CLI_ERROR;
 
-	if (sqlite3_prepare_v2(db,
-		"SELECT host, port, reason, first_seen, last_seen, count,"
-		" rejections, coalesce(last_reason, reason),"
-		" coalesce(next_retry_us, 0)"
-		" FROM learned_passthrough ORDER BY host, port",
-		-1, &s, NULL) != SQLITE_OK) {
+	if (fmt == OUT_JSON)
+		return pt_list_json(db);
+	if (pt_prepare(db, &s) == -1) {
 		db_warn(PT_LIST_CMD, db, "query failed");
 		goto fail;
 	}
-	if (fmt == OUT_JSON ? (arr = json_array()) == NULL
-			    : (t = pt_table_new()) == NULL) {
+	if ((t = pt_table_new()) == NULL) {
 		nomem = 1;
 		goto fail;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (arr != NULL
-			? json_array_append_new(arr, pt_json_row(s, now)) == -1
-			: pt_table_row(t, s, now, fmt) == -1) {
+		if (pt_table_row(t, s, now, fmt) == -1) {
 			nomem = 1;
 			goto fail;
 		}
@@ -272,12 +330,7 @@ pt_list(sqlite3 *db, enum out_format fmt)
 		db_warn(PT_LIST_CMD, db, "query failed");
 		goto fail;
 	}
-	if (arr != NULL) {
-		if (json_dumpf(arr, stdout, JSON_INDENT(2) | OUT_JSON_REALS) ==
-		    -1)
-			goto fail;
-		putchar('\n');
-	} else if (fmt == OUT_CSV)
+	if (fmt == OUT_CSV)
 		out_table_print_csv(t, stdout);
 	else
 		out_table_print(t, stdout);
@@ -285,7 +338,6 @@ pt_list(sqlite3 *db, enum out_format fmt)
 fail:
 	if (nomem)
 		fprintf(stderr, "peephole %s: out of memory\n", PT_LIST_CMD);
-	json_decref(arr);
 	out_table_free(t);
 	sqlite3_finalize(s);
 	return status;

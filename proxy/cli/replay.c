@@ -48,6 +48,11 @@ static const char replay_help[] =
     "  --allow-truncated      send a body the log cut short, as logged\n"
     "  --resolve HOST:ADDR    connect to ADDR for HOST (as curl); "
     "repeatable\n"
+    "  --dns-server ADDR      resolve through this server "
+    "(ip[:port]), as the\n"
+    "                         proxy's dns-server setting; repeatable\n"
+    "  --hosts-file FILE      names from FILE first (default "
+    "/etc/hosts)\n"
     "  --upstream-ca FILE     also trust FILE (PEM) for origins\n"
     "  --insecure-upstream    do not verify origin certificates\n"
     "  --timeout SECONDS      per replay, from start to end (default 30)\n"
@@ -153,6 +158,14 @@ replay_opt(int ch, char *arg, void *opts)
 	case 'U':
 		o->upstream_ca = arg;
 		break;
+	case 'N':
+		if (o->ndns == REPLAY_MAX_EDITS)
+			return args_usage(REPLAY_CMD, "too many --dns-server");
+		o->dns[o->ndns++] = arg;
+		break;
+	case 'H':
+		o->hosts_file = arg;
+		break;
 	case 'T':
 		o->allow_truncated = 1;
 		break;
@@ -184,6 +197,8 @@ replay_parse(int argc, char **argv, struct replay_opts *o)
 	    {"allow-truncated", no_argument, NULL, 'T'},
 	    {"resolve", required_argument, NULL, 'R'},
 	    {"upstream-ca", required_argument, NULL, 'U'},
+	    {"dns-server", required_argument, NULL, 'N'},
+	    {"hosts-file", required_argument, NULL, 'H'},
 	    {"insecure-upstream", no_argument, NULL, 'K'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},
@@ -290,6 +305,24 @@ replay_setup(struct replay_run *run, const struct config *cfg)
 	return CLI_OK;
 }
 
+/* --dns-server and --hosts-file into cfg. CLI_OK, or CLI_USAGE after a
+ * message. */
+static int
+replay_resolver_settings(const struct replay_opts *o, struct config *cfg)
+{
+	char err[256];
+
+	for (int i = 0; i < o->ndns; i++)
+		if (config_set(
+			cfg, "dns-server", o->dns[i], err, sizeof(err)) == -1)
+			return args_usage(REPLAY_CMD, "--dns-server: %s", err);
+	if (o->hosts_file != NULL &&
+	    config_set(cfg, "hosts-file", o->hosts_file, err, sizeof(err)) ==
+		-1)
+		return args_usage(REPLAY_CMD, "--hosts-file: %s", err);
+	return CLI_OK;
+}
+
 /* 1 if a replay was refused, failed, or got no answer. */
 static int
 replay_any_failed(const struct replay_run *run)
@@ -334,6 +367,8 @@ cli_replay(int argc, char **argv)
 		goto out;
 	}
 	run.o = &o;
+	if ((rc = replay_resolver_settings(&o, &defaults)) != CLI_OK)
+		goto out;
 	run.capture = defaults.body_capture_bytes;
 	if ((rc = replay_body_len(&o, &file_len)) != CLI_OK)
 		goto out;

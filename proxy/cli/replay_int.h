@@ -38,6 +38,10 @@ struct replay_opts {
 	int nset, nremove;
 	const char *resolve[REPLAY_MAX_EDITS];
 	int nresolve;
+	/* resolve as a proxy with these settings does (the web UI passes its
+	 * proxy's): dns-server, repeatable, and hosts-file */
+	const char *dns[REPLAY_MAX_EDITS], *hosts_file;
+	int ndns;
 	int64_t repeat, concurrency, timeout_s;
 	int allow_truncated, insecure, json, diff;
 	int64_t *ids;

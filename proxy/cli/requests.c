@@ -15,6 +15,7 @@
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 #include "proxy/store/requrl.h"
+#include "proxy/cli/views.h"
 #include "proxy/store/select.h"
 
 #define REQUESTS_CMD "requests"
@@ -140,14 +141,10 @@ requests_parse(int argc, char **argv, struct requests_opts *o)
 static int
 requests_prepare(sqlite3 *db, const struct requests_opts *o, sqlite3_stmt **s)
 {
-	char sql[1024];
+	char sql[2048];
 
 	snprintf(sql, sizeof(sql),
-	    "SELECT * FROM (SELECT id, t_start_us, client_ip, method, scheme,"
-	    " host, port, path, query, status, resp_body_size, total_us,"
-	    " error, conn_id, label, req_version, stream_id, stream_end,"
-	    " (SELECT count(*) FROM ws_messages w"
-	    " WHERE w.request_id = requests.id)"
+	    "SELECT * FROM (SELECT " VIEWS_REQUEST_COLS
 	    " FROM requests WHERE 1 %s %s %s %s"
 	    " ORDER BY id DESC LIMIT ?4) ORDER BY id",
 	    o->domain == NULL
@@ -208,8 +205,8 @@ requests_note(sqlite3_stmt *s, char *buf, size_t len)
 		    (long long)nws, nws == 1 ? "" : "s");
 }
 
-static json_t *
-requests_json_row(sqlite3_stmt *s)
+json_t *
+views_request(sqlite3_stmt *s)
 {
 	json_t *o;
 	char when[40], *url;
@@ -250,6 +247,35 @@ requests_json_row(sqlite3_stmt *s)
 	json_object_set_new(
 	    o, "websocket_messages", json_integer(sqlite3_column_int64(s, 18)));
 	free(url);
+	return o;
+}
+
+/* Columns past the ones views_request reads. */
+enum {
+	REQUESTS_UP_VERSION = 19,
+	REQUESTS_REQ_SIZE,
+	REQUESTS_CONTENT_TYPE,
+	REQUESTS_REPLAY_OF,
+};
+
+json_t *
+views_flow(sqlite3_stmt *s)
+{
+	json_t *o;
+
+	if ((o = views_request(s)) == NULL)
+		return NULL;
+	json_object_set_new(o, "scheme", out_json_str(requests_col(s, 4)));
+	json_object_set_new(o, "port", json_integer(sqlite3_column_int(s, 6)));
+	json_object_set_new(o, "path", out_json_str(requests_col(s, 7)));
+	json_object_set_new(o, "up_version",
+	    out_json_str(requests_col(s, REQUESTS_UP_VERSION)));
+	json_object_set_new(o, "req_size",
+	    json_integer(sqlite3_column_int64(s, REQUESTS_REQ_SIZE)));
+	json_object_set_new(o, "content_type",
+	    out_json_str(requests_col(s, REQUESTS_CONTENT_TYPE)));
+	json_object_set_new(o, "replay_of",
+	    json_integer(sqlite3_column_int64(s, REQUESTS_REPLAY_OF)));
 	return o;
 }
 
@@ -325,21 +351,7 @@ requests_table_new(void)
 }
 
 static const struct out_rows requests_rows = {
-    REQUESTS_CMD, requests_table_new, requests_json_row, requests_table_row};
-
-/* peephole_match(id): the --filter expression, evaluated per row. */
-static void
-requests_matchfn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-	int m;
-
-	(void)argc;
-	m = select_match(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]));
-	if (m == -1)
-		sqlite3_result_error(ctx, "cannot read a request", -1);
-	else
-		sqlite3_result_int(ctx, m);
-}
+    REQUESTS_CMD, requests_table_new, views_request, requests_table_row};
 
 static int
 requests_print(sqlite3 *db, const struct requests_opts *o)
@@ -353,9 +365,7 @@ requests_print(sqlite3 *db, const struct requests_opts *o)
 		if (sel == NULL)
 			return usage ? CLI_USAGE : CLI_ERROR;
 		select_set_raw(sel, o->raw);
-		if (sqlite3_create_function(db, "peephole_match", 1,
-			SQLITE_UTF8, sel, requests_matchfn, NULL,
-			NULL) != SQLITE_OK) {
+		if (select_sql_install(db, "peephole_match", sel) == -1) {
 			db_warn(REQUESTS_CMD, db, "cannot set up --filter");
 			goto fail;
 		}

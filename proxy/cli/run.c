@@ -16,6 +16,7 @@
 #include "proxy/store/flowline.h"
 #include "proxy/store/replaydb.h"
 #include "proxy/store/store.h"
+#include "proxy/web/web.h"
 
 static const char run_help[] =
     "usage: peephole run [options]\n"
@@ -74,6 +75,11 @@ static const char run_help[] =
     "                             (repeatable)\n"
     "  --forward-unmatched        send unmatched requests to their "
     "origins\n"
+    "  --web [ADDR:]PORT          serve the web UI there too (default "
+    "127.0.0.1:8081);\n"
+    "                             prints its link, token included\n"
+    "  --web-password PASSWORD    the UI also asks for this (needed "
+    "off loopback)\n"
     "  --set KEY=VALUE            any conf-file setting, e.g. --set "
     "idle-timeout=30s\n"
     "  -v, --verbose              CONNECT exchanges get a line too; "
@@ -128,6 +134,8 @@ run_flag_key(int ch)
 		return "replay-ignore-param";
 	case 'H':
 		return "home";
+	case 'Y':
+		return "web-password";
 	}
 	return NULL;
 }
@@ -177,6 +185,8 @@ run_opt(int ch, char *arg, void *opts)
 		run_add(a, key, arg);
 	else if ((key = run_switch_key(ch, &value)) != NULL)
 		run_add(a, key, value);
+	else if (ch == 'E')
+		run_add(a, "web", arg != NULL ? arg : WEB_DEFAULT_LISTEN);
 	else if (ch == 'v') {
 		run_add(a, "log-level", "debug");
 		run_add(a, "verbose", "yes");
@@ -220,6 +230,8 @@ run_parse(int argc, char **argv, struct run_args *a)
 	    {"ignore-param", required_argument, NULL, 'G'},
 	    {"match-body", no_argument, NULL, 'M'},
 	    {"forward-unmatched", no_argument, NULL, 'W'},
+	    {"web", optional_argument, NULL, 'E'},
+	    {"web-password", required_argument, NULL, 'Y'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -230,6 +242,66 @@ run_parse(int argc, char **argv, struct run_args *a)
 	if ((rc = args_parse(&spec, argc, argv, a)) != CLI_OK)
 		return rc;
 	return args_no_operands(RUN_CMD, argc, argv);
+}
+
+/* The web settings make sense: 0, or -1 after a message. */
+static int
+run_check_web(const struct config *cfg)
+{
+	char host[64], err[256];
+	unsigned port;
+
+	if (cfg->web_listen == NULL) {
+		if (cfg->web_password == NULL)
+			return 0;
+		fprintf(
+		    stderr, "peephole run: --web-password goes with --web\n");
+		return -1;
+	}
+	if (web_parse_listen(cfg->web_listen, host, sizeof(host), &port, err,
+		sizeof(err)) == -1) {
+		fprintf(stderr, "peephole run: --web: %s\n", err);
+		return -1;
+	}
+	if (!cfg->record_flows) {
+		fprintf(stderr,
+		    "peephole run: the web UI shows the capture: it "
+		    "needs record-flows yes\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * `--web PORT` as `--web=PORT`: getopt takes an optional argument only
+ * glued on, and --web alone must work too. A following word is taken when
+ * it looks like [ADDR:]PORT. Rewrites argv in place; the strings are
+ * kept in *keep (freed by the caller).
+ */
+static int
+run_glue_web(int argc, char **argv, char ***keep)
+{
+	int n = 0;
+
+	if ((*keep = calloc((size_t)argc + 1, sizeof(**keep))) == NULL)
+		return -1;
+	for (int i = 1; i + 1 < argc; i++) {
+		const char *v = argv[i + 1];
+		if (strcmp(argv[i], "--web") != 0 || v[0] == '-' ||
+		    v[strspn(v, "0123456789.:[]abcdefABCDEFlocalhst")] !=
+			'\0' ||
+		    strpbrk(v, "0123456789") == NULL)
+			continue;
+		size_t len = strlen(v) + sizeof("--web=");
+		if (((*keep)[n] = malloc(len)) == NULL)
+			return -1;
+		snprintf((*keep)[n], len, "--web=%s", v);
+		argv[i] = (*keep)[n++];
+		memmove(&argv[i + 1], &argv[i + 2],
+		    (size_t)(argc - i - 2) * sizeof(*argv));
+		argv[--argc] = NULL;
+	}
+	return argc;
 }
 
 /*
@@ -264,7 +336,7 @@ run_configure(struct config *cfg, const struct run_args *a)
 	    config_parse_listen("127.0.0.1:8080", &cfg->listen[cfg->nlisten++],
 		err, sizeof(err)) == -1)
 		return -1;
-	return 0;
+	return run_check_web(cfg);
 }
 
 /*
@@ -341,6 +413,21 @@ run_open_store(struct config *cfg)
 	return st;
 }
 
+/* The web UI over the capture being written. NULL after a message. */
+static struct web *
+run_start_web(const struct config *cfg)
+{
+	struct web_opts wo = {cfg->web_listen, cfg->web_password, cfg->db_path,
+	    0, cfg->upstream_ca, cfg->insecure_upstream, cfg->dns_servers,
+	    cfg->ndns, cfg->hosts_file, stdout};
+	struct web *w;
+	char err[512];
+
+	if ((w = web_start(&wo, err, sizeof(err))) == NULL)
+		fprintf(stderr, "peephole run: web UI: %s\n", err);
+	return w;
+}
+
 int
 cli_run(int argc, char **argv)
 {
@@ -348,9 +435,15 @@ cli_run(int argc, char **argv)
 	struct run_args a = {NULL, 0, 0, NULL};
 	struct replaydb *replay = NULL;
 	struct store *st;
+	struct web *web = NULL;
+	char **keep = NULL;
 	int rc = CLI_USAGE;
 
 	config_init(&cfg);
+	if ((argc = run_glue_web(argc, argv, &keep)) == -1) {
+		rc = CLI_ERROR;
+		goto out;
+	}
 	/* -v sets two keys: room for two a flag */
 	if ((a.flags = calloc(2 * (size_t)argc + 1, sizeof(*a.flags))) == NULL)
 		goto out;
@@ -370,11 +463,21 @@ cli_run(int argc, char **argv)
 		rc = CLI_ERROR;
 		goto out;
 	}
+	if (cfg.web_listen != NULL && (web = run_start_web(&cfg)) == NULL) {
+		store_close(st);
+		replaydb_close(replay);
+		rc = CLI_ERROR;
+		goto out;
+	}
 	rc = server_run(&cfg, st, replay); /* closes st and replay */
+	web_stop(web);
 out:
 	for (int i = 0; i < a.nflags; i++)
 		free(a.flags[i].value);
 	free(a.flags);
+	for (int i = 0; keep != NULL && keep[i] != NULL; i++)
+		free(keep[i]);
+	free(keep);
 	config_free(&cfg);
 	return rc;
 }

@@ -20,6 +20,7 @@
 #include "proxy/cli/args.h"
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
+#include "proxy/cli/views.h"
 #include "proxy/cli/wsmsg.h"
 #include "proxy/http/head.h"
 #include "proxy/store/readable.h"
@@ -143,15 +144,24 @@ show_textd(sqlite3_stmt *s, const char *name)
 	return t != NULL ? t : "-";
 }
 
+/* One exchange as show reads it. */
+struct show_exchange {
+	sqlite3_stmt *s; /* its requests row */
+	sqlite3_stmt *c; /* its connections row, NULL when not written yet */
+	struct show_body req, resp;
+	char *url;
+};
+
 /* Prepare sql with one integer parameter and step to its row. 1 row, 0 no
- * row, -1 error (printed). */
+ * row, -1 error (in err). */
 static int
-show_row(sqlite3 *db, const char *sql, int64_t id, sqlite3_stmt **s)
+show_row(sqlite3 *db, const char *sql, int64_t id, sqlite3_stmt **s, char *err,
+    size_t errlen)
 {
 	int rc;
 
 	if (sqlite3_prepare_v2(db, sql, -1, s, NULL) != SQLITE_OK) {
-		db_warn(SHOW_CMD, db, "query failed");
+		snprintf(err, errlen, "query failed: %s", sqlite3_errmsg(db));
 		return -1;
 	}
 	sqlite3_bind_int64(*s, 1, id);
@@ -159,16 +169,16 @@ show_row(sqlite3 *db, const char *sql, int64_t id, sqlite3_stmt **s)
 		return 1;
 	if (rc == SQLITE_DONE)
 		return 0;
-	db_warn(SHOW_CMD, db, "query failed");
+	snprintf(err, errlen, "query failed: %s", sqlite3_errmsg(db));
 	return -1;
 }
 
 /* Fill b from the request row's PREFIX_body_* columns and the bodies
  * table, and its readable view: decoded as PREFIX_headers say unless raw.
- * 0 / -1 (printed). */
+ * 0 / -1 (in err). */
 static int
 show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
-    struct show_body *b)
+    struct show_body *b, char *err, size_t errlen)
 {
 	char col[32];
 	int rc;
@@ -181,7 +191,8 @@ show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
 	if ((b->sha = out_col_text(req, col)) == NULL)
 		return 0;
 	if ((rc = db_body(db, b->sha, &b->data, &b->len)) == -1) {
-		db_warn(SHOW_CMD, db, "cannot read body");
+		snprintf(
+		    err, errlen, "cannot read body: %s", sqlite3_errmsg(db));
 		return -1;
 	}
 	if (rc == 0) {
@@ -197,6 +208,51 @@ show_body_load(sqlite3 *db, sqlite3_stmt *req, const char *prefix, int raw,
 		readable_body(
 		    out_col_text(req, col), b->data, b->len, &b->view);
 	return 0;
+}
+
+static void
+show_unload(struct show_exchange *x)
+{
+	free(x->url);
+	readable_free(&x->req.view);
+	readable_free(&x->resp.view);
+	free(x->req.data);
+	free(x->resp.data);
+	sqlite3_finalize(x->c);
+	sqlite3_finalize(x->s);
+	memset(x, 0, sizeof(*x));
+}
+
+/* Read request id, its connection and its bodies into x (zeroed first;
+ * show_unload frees it whatever this returns). 1, 0 when there is no such
+ * request, -1 with a message in err. */
+static int
+show_load(sqlite3 *db, int64_t id, int raw, struct show_exchange *x, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	memset(x, 0, sizeof(*x));
+	if ((rc = show_row(db, "SELECT * FROM requests WHERE id = ?", id, &x->s,
+		 err, errlen)) != 1)
+		return rc;
+	s = x->s;
+	if ((rc = show_row(db, "SELECT * FROM connections WHERE id = ?",
+		 out_col_int(s, "conn_id"), &x->c, err, errlen)) == -1)
+		return -1;
+	if (rc == 0) {
+		sqlite3_finalize(x->c);
+		x->c = NULL;
+	}
+	if (show_body_load(db, s, "req", raw, &x->req, err, errlen) == -1 ||
+	    show_body_load(db, s, "resp", raw, &x->resp, err, errlen) == -1)
+		return -1;
+	x->url =
+	    requrl_format(out_col_text(s, "scheme"), out_col_text(s, "method"),
+		out_col_text(s, "host"), (int)out_col_int(s, "port"),
+		out_col_text(s, "path"), out_col_text(s, "query"));
+	return 1;
 }
 
 static void
@@ -569,34 +625,66 @@ show_json_body(json_t *o, const char *prefix, const struct show_body *b)
 		: json_null());
 }
 
-static int
-show_json(sqlite3 *db, sqlite3_stmt *s, sqlite3_stmt *c, const char *url,
-    const struct show_body *req, const struct show_body *resp)
+/* The show --json object of x. NULL with a message in err. */
+static json_t *
+show_json_new(
+    sqlite3 *db, const struct show_exchange *x, char *err, size_t errlen)
 {
+	sqlite3_stmt *s = x->s;
 	json_t *o, *ws;
 	char when[40];
-	int rc;
 
 	if ((ws = wsmsg_json(db, out_col_int(s, "id"))) == NULL) {
-		db_warn(SHOW_CMD, db, "cannot read WebSocket messages");
-		return -1;
+		snprintf(err, errlen, "cannot read WebSocket messages: %s",
+		    sqlite3_errmsg(db));
+		return NULL;
 	}
 	if ((o = out_json_row(s)) == NULL) {
 		json_decref(ws);
-		return -1;
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
 	json_object_set_new(o, "websocket_messages", ws);
 	out_iso_time(out_col_int(s, "t_start_us"), 1, when, sizeof(when));
 	json_object_set_new(o, "time", json_string(when));
-	json_object_set_new(o, "url", out_json_str(url));
+	json_object_set_new(o, "url", out_json_str(x->url));
 	json_object_set_new(
 	    o, "req_headers", out_json_headers(out_col_text(s, "req_headers")));
 	json_object_set_new(o, "resp_headers",
 	    out_json_headers(out_col_text(s, "resp_headers")));
-	show_json_body(o, "req", req);
-	show_json_body(o, "resp", resp);
+	show_json_body(o, "req", &x->req);
+	show_json_body(o, "resp", &x->resp);
 	json_object_set_new(
-	    o, "connection", c != NULL ? out_json_row(c) : json_null());
+	    o, "connection", x->c != NULL ? out_json_row(x->c) : json_null());
+	return o;
+}
+
+int
+views_show(
+    sqlite3 *db, int64_t id, int raw, json_t **out, char *err, size_t errlen)
+{
+	struct show_exchange x;
+	int rc;
+
+	*out = NULL;
+	if ((rc = show_load(db, id, raw, &x, err, errlen)) == 1 &&
+	    (*out = show_json_new(db, &x, err, errlen)) == NULL)
+		rc = -1;
+	show_unload(&x);
+	return rc;
+}
+
+static int
+show_json(sqlite3 *db, const struct show_exchange *x)
+{
+	char err[512];
+	json_t *o;
+	int rc;
+
+	if ((o = show_json_new(db, x, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "peephole %s: %s\n", SHOW_CMD, err);
+		return -1;
+	}
 	rc = json_dumpf(o, stdout, JSON_INDENT(2) | OUT_JSON_REALS);
 	putchar('\n');
 	json_decref(o);
@@ -663,63 +751,43 @@ show_write_body(
 static int
 show_print(sqlite3 *db, const struct show_opts *o)
 {
-	sqlite3_stmt *s = NULL, *c = NULL;
-	struct show_body req = {0}, resp = {0};
-	char *url = NULL;
+	struct show_exchange x;
+	char err[512];
 	int rc, status = CLI_ERROR;
 
-	if ((rc = show_row(
-		 db, "SELECT * FROM requests WHERE id = ?", o->id, &s)) != 1) {
+	if ((rc = show_load(db, o->id, o->raw, &x, err, sizeof(err))) != 1) {
 		if (rc == 0)
 			fprintf(stderr,
 			    "peephole %s: no request with id %lld\n", SHOW_CMD,
 			    (long long)o->id);
+		else
+			fprintf(stderr, "peephole %s: %s\n", SHOW_CMD, err);
 		goto fail;
 	}
-	if ((rc = show_row(db, "SELECT * FROM connections WHERE id = ?",
-		 out_col_int(s, "conn_id"), &c)) == -1)
-		goto fail;
-	if (rc == 0) {
-		sqlite3_finalize(c);
-		c = NULL;
-	}
-	if (show_body_load(db, s, "req", o->raw, &req) == -1 ||
-	    show_body_load(db, s, "resp", o->raw, &resp) == -1)
-		goto fail;
-	url =
-	    requrl_format(out_col_text(s, "scheme"), out_col_text(s, "method"),
-		out_col_text(s, "host"), (int)out_col_int(s, "port"),
-		out_col_text(s, "path"), out_col_text(s, "query"));
 	if (o->body_out != NULL || o->req_body_out != NULL) {
 		/* the bodies are what was asked for: no show text */
 		if ((o->body_out != NULL &&
-			show_write_body(
-			    "response", &resp, o->body_out, o->force) == -1) ||
+			show_write_body("response", &x.resp, o->body_out,
+			    o->force) == -1) ||
 		    (o->req_body_out != NULL &&
-			show_write_body(
-			    "request", &req, o->req_body_out, o->force) == -1))
+			show_write_body("request", &x.req, o->req_body_out,
+			    o->force) == -1))
 			goto fail;
 	} else if (o->json) {
-		if (show_json(db, s, c, url, &req, &resp) == -1)
+		if (show_json(db, &x) == -1)
 			goto fail;
 	} else {
-		show_summary(stdout, s, url);
-		show_message(stdout, s, &req, &resp, o->hex);
-		show_stream_end(stdout, s);
+		show_summary(stdout, x.s, x.url);
+		show_message(stdout, x.s, &x.req, &x.resp, o->hex);
+		show_stream_end(stdout, x.s);
 		if (wsmsg_print(stdout, db, SHOW_CMD, o->id,
-			out_col_int(s, "t_start_us")) == -1)
+			out_col_int(x.s, "t_start_us")) == -1)
 			goto fail;
-		show_conn_text(stdout, c);
+		show_conn_text(stdout, x.c);
 	}
 	status = CLI_OK;
 fail:
-	free(url);
-	readable_free(&req.view);
-	readable_free(&resp.view);
-	free(req.data);
-	free(resp.data);
-	sqlite3_finalize(c);
-	sqlite3_finalize(s);
+	show_unload(&x);
 	return status;
 }
 

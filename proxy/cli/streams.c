@@ -18,6 +18,7 @@
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 #include "proxy/cli/streams.h"
+#include "proxy/cli/views.h"
 
 #define STREAMS_CMD "streams"
 #define STREAMS_NCOLS 13
@@ -407,6 +408,25 @@ streams_table_new(void)
 
 static const struct out_rows streams_rows = {
     STREAMS_CMD, streams_table_new, streams_json_row, streams_table_row};
+
+json_t *
+views_streams(sqlite3 *db, char *err, size_t errlen)
+{
+	struct streams_opts o;
+	sqlite3_stmt *s = NULL;
+	json_t *arr;
+
+	memset(&o, 0, sizeof(o));
+	o.limit = -1;
+	if (streams_prepare(db, &o, &s) == -1) {
+		snprintf(err, errlen, "query failed: %s", sqlite3_errmsg(db));
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	arr = out_json_rows(&streams_rows, db, s, err, errlen);
+	sqlite3_finalize(s);
+	return arr;
+}
 
 static int
 streams_print(sqlite3 *db, const struct streams_opts *o)

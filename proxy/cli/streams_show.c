@@ -17,6 +17,7 @@
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 #include "proxy/cli/streams.h"
+#include "proxy/cli/views.h"
 
 #define STREAMS_SHOW_CMD "show stream"
 
@@ -302,33 +303,28 @@ streams_show_event_json(sqlite3_stmt *ev, int64_t t0)
 	    type[0] != '\0' ? json_string(type) : json_null());
 }
 
-/* The events of stream c, printed in o->fmt or appended to arr. Exit
- * status. */
+#define STREAMS_SHOW_EVENTS_SQL                                                \
+	"SELECT t_us, dir, bytes, mmtls_type FROM stream_events"               \
+	" WHERE conn_id = ? ORDER BY t_us, rowid"
+
+/* The events of stream c, printed in fmt (text or CSV). Exit status. */
 static int
-streams_show_events(
-    sqlite3 *db, sqlite3_stmt *c, enum out_format fmt, json_t *arr)
+streams_show_events(sqlite3 *db, sqlite3_stmt *c, enum out_format fmt)
 {
 	sqlite3_stmt *ev = NULL;
 	int64_t t0 = out_col_int(c, "t_accept_us");
 	int rc, n = 0;
 
-	if (sqlite3_prepare_v2(db,
-		"SELECT t_us, dir, bytes, mmtls_type FROM stream_events"
-		" WHERE conn_id = ? ORDER BY t_us, rowid",
-		-1, &ev, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, STREAMS_SHOW_EVENTS_SQL, -1, &ev, NULL) !=
+	    SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(ev, 1, out_col_int(c, "id"));
 	if (fmt == OUT_CSV)
 		fputs("t_ms,dir,bytes,mmtls_type\r\n", stdout);
-	else if (fmt == OUT_TEXT)
+	else
 		printf("\ntimeline (ms since accept)\n");
 	while ((rc = sqlite3_step(ev)) == SQLITE_ROW) {
-		if (arr != NULL) {
-			if (json_array_append_new(
-				arr, streams_show_event_json(ev, t0)) == -1)
-				goto fail;
-		} else
-			streams_show_event(stdout, ev, t0, fmt);
+		streams_show_event(stdout, ev, t0, fmt);
 		n++;
 	}
 	if (rc != SQLITE_DONE)
@@ -343,21 +339,68 @@ fail:
 	return CLI_ERROR;
 }
 
+/* The events of stream c appended to arr. 0 / -1 with err. */
 static int
-streams_show_json(sqlite3 *db, sqlite3_stmt *c)
+streams_show_events_json(
+    sqlite3 *db, sqlite3_stmt *c, json_t *arr, char *err, size_t errlen)
+{
+	sqlite3_stmt *ev = NULL;
+	int64_t t0 = out_col_int(c, "t_accept_us");
+	int rc;
+
+	if (sqlite3_prepare_v2(db, STREAMS_SHOW_EVENTS_SQL, -1, &ev, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(ev, 1, out_col_int(c, "id"));
+	while ((rc = sqlite3_step(ev)) == SQLITE_ROW)
+		if (json_array_append_new(
+			arr, streams_show_event_json(ev, t0)) == -1) {
+			snprintf(err, errlen, "out of memory");
+			sqlite3_finalize(ev);
+			return -1;
+		}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(ev);
+	return 0;
+fail:
+	snprintf(
+	    err, errlen, "cannot read stream events: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(ev);
+	return -1;
+}
+
+/* The --json object of stream c, events included. NULL with err. */
+static json_t *
+streams_show_json_new(sqlite3 *db, sqlite3_stmt *c, char *err, size_t errlen)
 {
 	json_t *o, *arr;
-	int rc = CLI_ERROR;
 
 	if ((o = out_json_row(c)) == NULL || (arr = json_array()) == NULL) {
 		json_decref(o);
-		fprintf(
-		    stderr, "peephole %s: out of memory\n", STREAMS_SHOW_CMD);
-		return CLI_ERROR;
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
 	json_object_set_new(o, "events_list", arr);
-	if (streams_show_events(db, c, OUT_JSON, arr) == CLI_OK &&
-	    json_dumpf(o, stdout, JSON_INDENT(2) | OUT_JSON_REALS) == 0) {
+	if (streams_show_events_json(db, c, arr, err, errlen) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int
+streams_show_json(sqlite3 *db, sqlite3_stmt *c)
+{
+	char err[512];
+	json_t *o;
+	int rc = CLI_ERROR;
+
+	if ((o = streams_show_json_new(db, c, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "peephole %s: %s\n", STREAMS_SHOW_CMD, err);
+		return CLI_ERROR;
+	}
+	if (json_dumpf(o, stdout, JSON_INDENT(2) | OUT_JSON_REALS) == 0) {
 		putchar('\n');
 		rc = CLI_OK;
 	}
@@ -365,11 +408,13 @@ streams_show_json(sqlite3 *db, sqlite3_stmt *c)
 	return rc;
 }
 
+/* Connection id's row in *c, with the name found for it. 1, 0 when there
+ * is none, -1 with err. */
 static int
-streams_show_print(sqlite3 *db, const struct streams_show_opts *o)
+streams_show_row(
+    sqlite3 *db, int64_t id, sqlite3_stmt **c, char *err, size_t errlen)
 {
-	sqlite3_stmt *c = NULL;
-	int rc, status = CLI_ERROR;
+	int rc;
 
 	if (sqlite3_prepare_v2(db,
 		"SELECT c.*, n.name AS named_host, n.named_by,"
@@ -377,18 +422,47 @@ streams_show_print(sqlite3 *db, const struct streams_show_opts *o)
 		"name_candidates, " STREAMS_WHERE " AS is_stream"
 		" FROM connections c LEFT JOIN stream_names n"
 		" ON n.conn_id = c.id WHERE c.id = ?",
-		-1, &c, NULL) != SQLITE_OK) {
-		db_warn(STREAMS_SHOW_CMD, db, "query failed");
+		-1, c, NULL) != SQLITE_OK)
 		goto fail;
-	}
-	sqlite3_bind_int64(c, 1, o->id);
-	if ((rc = sqlite3_step(c)) != SQLITE_ROW) {
-		if (rc == SQLITE_DONE)
+	sqlite3_bind_int64(*c, 1, id);
+	if ((rc = sqlite3_step(*c)) == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+fail:
+	snprintf(err, errlen, "query failed: %s", sqlite3_errmsg(db));
+	return -1;
+}
+
+int
+views_stream(sqlite3 *db, int64_t id, json_t **out, char *err, size_t errlen)
+{
+	sqlite3_stmt *c = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = streams_show_row(db, id, &c, err, errlen)) == 1 &&
+	    (*out = streams_show_json_new(db, c, err, errlen)) == NULL)
+		rc = -1;
+	sqlite3_finalize(c);
+	return rc;
+}
+
+static int
+streams_show_print(sqlite3 *db, const struct streams_show_opts *o)
+{
+	sqlite3_stmt *c = NULL;
+	char err[512];
+	int rc, status = CLI_ERROR;
+
+	if ((rc = streams_show_row(db, o->id, &c, err, sizeof(err))) != 1) {
+		if (rc == 0)
 			fprintf(stderr,
 			    "peephole %s: no connection with id %lld\n",
 			    STREAMS_SHOW_CMD, (long long)o->id);
 		else
-			db_warn(STREAMS_SHOW_CMD, db, "query failed");
+			fprintf(
+			    stderr, "peephole %s: %s\n", STREAMS_SHOW_CMD, err);
 		goto fail;
 	}
 	if (o->fmt == OUT_JSON)
@@ -401,7 +475,7 @@ streams_show_print(sqlite3 *db, const struct streams_show_opts *o)
 				printf("  (not a stream: HTTP was parsed on "
 				       "it; see `peephole requests`)\n");
 		}
-		status = streams_show_events(db, c, o->fmt, NULL);
+		status = streams_show_events(db, c, o->fmt);
 	}
 fail:
 	sqlite3_finalize(c);

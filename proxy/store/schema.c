@@ -570,6 +570,17 @@ static const char schema_step_v10[] =
     " close_code INTEGER, close_reason TEXT, error TEXT);"
     "CREATE INDEX ws_messages_request ON ws_messages(request_id, idx);";
 
+/*
+ * v11: wseq, the order in which connections rows were written. A row is
+ * written when its connection closes, but ids are handed out when they
+ * open, so "rows past id N" misses a long connection that closes late;
+ * the web UI's live feed follows wseq instead. Old rows take their id.
+ */
+static const char schema_step_v11[] =
+    "ALTER TABLE connections ADD COLUMN wseq INTEGER;"
+    "UPDATE connections SET wseq = id;"
+    "CREATE INDEX connections_wseq ON connections(wseq);";
+
 /* A step's SQL may come in parts: C99 promises string literals of 4095
  * bytes, no more. */
 #define SCHEMA_STEP_PARTS 3
@@ -586,6 +597,7 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
     {schema_step_v8},                                     /* 7 -> 8 */
     {schema_step_v9_sightings, schema_step_v9_catalogue}, /* 8 -> 9 */
     {schema_step_v10},                                    /* 9 -> 10 */
+    {schema_step_v11},                                    /* 10 -> 11 */
 };
 
 _Static_assert(

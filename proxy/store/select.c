@@ -172,33 +172,26 @@ select_row_matches(struct select *s, sqlite3_stmt *st)
 }
 
 struct select *
-select_new(sqlite3 *db, const char *cmd, const int64_t *ids, size_t nids,
-    const char *expr, int *usage)
+select_open(sqlite3 *db, const int64_t *ids, size_t nids, const char *expr,
+    struct select_err *e)
 {
 	struct select *s;
 
-	*usage = 0;
+	memset(e, 0, sizeof(*e));
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		fprintf(stderr, "peephole %s: out of memory\n", cmd);
+		snprintf(e->msg, sizeof(e->msg), "out of memory");
 		return NULL;
 	}
 	s->db = db;
 	s->ids = ids;
 	s->nids = nids;
-	s->cmd = cmd;
-	if (expr != NULL) {
-		char err[512] = "";
-		size_t pos = 0;
-		if ((s->f = filter_compile(expr, err, sizeof(err), &pos)) ==
-		    NULL) {
-			fprintf(stderr,
-			    "peephole %s: bad filter: %s\n  %s\n  %*s^ "
-			    "(position %zu)\n",
-			    cmd, err, expr, (int)pos, "", pos);
-			*usage = 1;
-			select_free(s);
-			return NULL;
-		}
+	s->cmd = "select";
+	if (expr != NULL &&
+	    (s->f = filter_compile(expr, e->msg, sizeof(e->msg), &e->pos)) ==
+		NULL) {
+		e->usage = 1;
+		select_free(s);
+		return NULL;
 	}
 	if (sqlite3_prepare_v2(db,
 		nids > 0 ? SELECT_COLS " WHERE r.id = ?"
@@ -206,10 +199,31 @@ select_new(sqlite3 *db, const char *cmd, const int64_t *ids, size_t nids,
 		-1, &s->st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT data FROM bodies WHERE sha256 = ?",
 		-1, &s->body, NULL) != SQLITE_OK) {
-		db_warn(cmd, db, "cannot read requests");
+		snprintf(e->msg, sizeof(e->msg), "cannot read requests: %s",
+		    sqlite3_errmsg(db));
 		select_free(s);
 		return NULL;
 	}
+	return s;
+}
+
+struct select *
+select_new(sqlite3 *db, const char *cmd, const int64_t *ids, size_t nids,
+    const char *expr, int *usage)
+{
+	struct select_err e;
+	struct select *s = select_open(db, ids, nids, expr, &e);
+
+	*usage = e.usage;
+	if (s == NULL && e.usage)
+		fprintf(stderr,
+		    "peephole %s: bad filter: %s\n  %s\n  %*s^ "
+		    "(position %zu)\n",
+		    cmd, e.msg, expr, (int)e.pos, "", e.pos);
+	else if (s == NULL)
+		fprintf(stderr, "peephole %s: %s\n", cmd, e.msg);
+	else
+		s->cmd = cmd;
 	return s;
 }
 
@@ -282,4 +296,27 @@ void
 select_set_raw(struct select *s, int raw)
 {
 	s->raw = raw;
+}
+
+/* name(id) in SQL: select_match on the selection in the user data. */
+static void
+select_sqlfn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	int m;
+
+	(void)argc;
+	m = select_match(sqlite3_user_data(ctx), sqlite3_value_int64(argv[0]));
+	if (m == -1)
+		sqlite3_result_error(ctx, "cannot read a request", -1);
+	else
+		sqlite3_result_int(ctx, m);
+}
+
+int
+select_sql_install(sqlite3 *db, const char *name, struct select *s)
+{
+	return sqlite3_create_function(db, name, 1, SQLITE_UTF8, s,
+		   s != NULL ? select_sqlfn : NULL, NULL, NULL) == SQLITE_OK
+	    ? 0
+	    : -1;
 }

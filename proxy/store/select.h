@@ -13,10 +13,25 @@
 struct sqlite3;
 struct select;
 
+/* Why select_open failed. */
+struct select_err {
+	int usage;     /* 1: the expression was bad (msg says why, at pos) */
+	size_t pos;    /* 0-based byte offset of the problem in it */
+	char msg[512]; /* the filter's complaint, or "cannot read requests:
+			  ...", "out of memory" */
+};
+
 /*
  * Start a selection on db (opened by the caller, which keeps it open until
  * select_free). ids / nids: only these ids (nids 0: every request);
- * expr: NULL or a filter expression. On error returns NULL and prints on
+ * expr: NULL or a filter expression. NULL on error, with why in *e;
+ * nothing printed (the web API answers with it).
+ */
+struct select *select_open(struct sqlite3 *db, const int64_t *ids, size_t nids,
+    const char *expr, struct select_err *e) __attribute__((warn_unused_result));
+
+/*
+ * select_open for a command: on error returns NULL and prints on
  * stderr, prefixed "peephole CMD: "; *usage is set to 1 when the
  * expression was bad (the message points at the position: exit 2) and to 0
  * for other failures (exit 1).
@@ -40,6 +55,14 @@ int select_match(struct select *s, int64_t id);
 /* Match ~b / ~bq / ~bs against bodies as stored (raw set) rather than
  * decoded as their Content-Encoding says (the default). */
 void select_set_raw(struct select *s, int raw);
+
+/*
+ * Make name(id) an SQL function of db answering select_match(s, id) (an
+ * SQL error when the row cannot be read), for a query that filters in SQL;
+ * s NULL removes it (do so before freeing s). 0 / -1 (SQLite busy or
+ * ENOMEM).
+ */
+int select_sql_install(struct sqlite3 *db, const char *name, struct select *s);
 
 void select_free(struct select *s);
 

@@ -243,7 +243,8 @@ test_migrate_v9_to_v10(void **state)
 	store_close(open_store(f->path));
 
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(q_int(db, "PRAGMA user_version"), 10);
+	assert_int_equal(
+	    q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(q_int(db,
 			     "SELECT count(*) FROM requests WHERE host ="
 			     " 'old.test' AND stream_id IS NULL AND up_version"
@@ -378,6 +379,56 @@ test_h2_and_ws_roundtrip(void **state)
 	sqlite3_close(db);
 }
 
+/*
+ * v11: connections rows carry wseq, their order of writing. Rows of an
+ * older file take their id; rows written after are numbered on from the
+ * largest, whatever their ids (a connection that opened first and closed
+ * last comes last).
+ */
+static void
+test_migrate_v10_to_v11_wseq(void **state)
+{
+	struct fixture *f = *state;
+	char err[256] = "";
+	struct store *st;
+	struct store_rec *c;
+	sqlite3 *db;
+	int k;
+
+	unlink(f->path);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	for (k = 0; k < 10; k++)
+		if (schema_run_step(db, k, err, sizeof(err)) == -1)
+			fail_msg("step %d: %s", k, err);
+	assert_int_equal(
+	    sqlite3_exec(db, "INSERT INTO connections (id) VALUES (3), (40);",
+		NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	st = open_store(f->path);
+	assert_int_equal(store_start(st), 0);
+	for (k = 0; k < 2; k++) {
+		c = store_rec_new(STORE_REC_CONN);
+		assert_non_null(c);
+		c->u.conn.id = k == 0 ? 50 : 7; /* 7 opened before 50 */
+		assert_int_equal(store_submit(st, c), 0);
+	}
+	store_close(st);
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(q_int(db, "PRAGMA user_version"), 11);
+	expect_text(db,
+	    "SELECT group_concat(id || '=' || wseq, ' ') FROM"
+	    " (SELECT id, wseq FROM connections ORDER BY wseq)",
+	    "3=3 40=40 50=41 7=42");
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM sqlite_master WHERE name ="
+			     " 'connections_wseq'"),
+	    1);
+	sqlite3_close(db);
+}
+
 /* A batch frees every payload, reason and error (ASan says if not), and
  * the queue counts its payload bytes. */
 static void
@@ -408,6 +459,8 @@ main(void)
 		test_migrate_v9_to_v10, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_h2_and_ws_roundtrip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_migrate_v10_to_v11_wseq, setup, teardown),
 	    cmocka_unit_test(test_ws_rec_free_and_bytes),
 	};
 

@@ -1,0 +1,249 @@
+// peephole web UI: passed-through streams and one stream's timeline as
+// uPlot plots.
+import { useEffect, useRef, useState } from "/vendor/preact-hooks.mjs";
+import uPlot from "/vendor/uplot.mjs";
+import { html, getJSON, humanBytes } from "./api.js";
+import { SortTable, keysOf } from "./tables.js";
+
+const STREAM_ORDER = ["id", "start", "client", "target", "host", "sni", "named_by", "server_ip", "protocol", "duration_ms", "bytes_up", "bytes_down", "mmtls_records", "events", "events_capped", "closed_by", "close_reason"];
+const BUCKET_MS = 100;
+const UP = "#3b82f6";
+const DOWN = "#f59e0b";
+const PALETTE = ["#22c55e", "#a855f7", "#ef4444", "#06b6d4", "#eab308", "#ec4899", "#84cc16", "#64748b"];
+// per-sample TCP_INFO keys the server may attach to events one day
+const SAMPLE_KEYS = /^(rtt_us|rttvar_us|unacked|retrans|retransmits|total_retrans|lost|snd_cwnd|cwnd|in_flight|inflight|bytes_in_flight|notsent|notsent_bytes|sacked|delivery_rate)$/;
+
+function themeColor(name, fallback) {
+  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+function axes(yLabel, yValues) {
+  const fg = themeColor("--muted", "#888");
+  const grid = themeColor("--grid", "rgba(128,128,128,0.2)");
+  const ax = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+  return [
+    { ...ax, label: "seconds since open", labelSize: 18 },
+    { ...ax, label: yLabel, labelSize: 18, size: 64, ...(yValues ? { values: yValues } : {}) },
+  ];
+}
+
+function Plot({ title, opts, data, note }) {
+  const ref = useRef();
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const height = opts.height || 200;
+    const u = new uPlot({ ...opts, width: Math.max(300, el.clientWidth), height }, data, el);
+    const ro = new ResizeObserver(() => {
+      const w = Math.max(300, el.clientWidth);
+      if (Math.abs(w - u.width) > 2) u.setSize({ width: w, height });
+    });
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      u.destroy();
+    };
+  }, [data, opts]);
+  return html`<div class="plot" data-testid="stream-plot">
+    <div class="plot-title">${title}</div>
+    ${note && html`<div class="note">${note}</div>`}
+    <div class="plot-canvas" ref=${ref}></div>
+  </div>`;
+}
+
+const fmtBytes = (u, v) => (v === null || v === undefined ? "—" : humanBytes(Math.round(v)));
+const bytesAxis = (u, splits) => splits.map((v) => humanBytes(v));
+
+export function buildSeries(events) {
+  const ev = events.slice().sort((a, b) => a.t_ms - b.t_ms);
+  // (a) cumulative bytes, one point per event
+  const xs = [0], cu = [0], cd = [0];
+  let su = 0, sd = 0;
+  for (const e of ev) {
+    if (e.dir === "up") su += e.bytes || 0;
+    else sd += e.bytes || 0;
+    xs.push(e.t_ms / 1000);
+    cu.push(su);
+    cd.push(sd);
+  }
+  // (b) throughput per bucket
+  const tmax = ev.length ? ev[ev.length - 1].t_ms : 0;
+  const bucketMs = Math.max(BUCKET_MS, tmax / 20000);
+  const nb = Math.floor(tmax / bucketMs) + 1;
+  const bx = new Array(nb + 1), bu = new Array(nb + 1).fill(0), bd = new Array(nb + 1).fill(0);
+  for (let i = 0; i <= nb; i++) bx[i] = (i * bucketMs) / 1000;
+  for (const e of ev) {
+    const i = Math.min(nb - 1, Math.floor(e.t_ms / bucketMs));
+    if (e.dir === "up") bu[i] += e.bytes || 0;
+    else bd[i] += e.bytes || 0;
+  }
+  // per-sample TCP_INFO keys, if any event carries them
+  const sampleKeys = new Set();
+  for (const e of ev) for (const k of Object.keys(e)) if (SAMPLE_KEYS.test(k) && typeof e[k] === "number") sampleKeys.add(k);
+  const samples = [...sampleKeys].map((k) => {
+    const pts = ev.filter((e) => typeof e[k] === "number");
+    return { key: k, x: pts.map((e) => e.t_ms / 1000), y: pts.map((e) => (k.endsWith("_us") ? e[k] / 1000 : e[k])), dir: pts.map((e) => e.dir) };
+  });
+  // (d) mmTLS records by type
+  const types = [...new Set(ev.map((e) => e.mmtls_type).filter((t) => t !== null && t !== undefined && t !== ""))];
+  const mm = ev.filter((e) => e.mmtls_type);
+  return { ev, cum: [xs, cu, cd], buckets: [bx, bu, bd], samples, types, mm };
+}
+
+function StreamPlots({ s }) {
+  const events = Array.isArray(s.events_list) ? s.events_list : [];
+  const [built, setBuilt] = useState(null);
+  useEffect(() => setBuilt(buildSeries(events)), [s]);
+  if (events.length === 0) return html`<div class="note">no events recorded for this stream (stream events are recorded for passed-through connections)</div>`;
+  if (!built) return html`<div class="note">plotting…</div>`;
+  const { cum, buckets, samples, types, mm } = built;
+  const plots = [];
+  plots.push(
+    html`<${Plot} key="cum" title="bytes over time (cumulative)" data=${cum} opts=${{
+      scales: { x: { time: false } },
+      axes: axes("bytes", bytesAxis),
+      series: [{ label: "s" }, { label: "up (client → server)", stroke: UP, width: 2, value: fmtBytes, paths: uPlot.paths.stepped({ align: 1 }) }, { label: "down (server → client)", stroke: DOWN, width: 2, value: fmtBytes, paths: uPlot.paths.stepped({ align: 1 }) }],
+    }} />`
+  );
+  plots.push(
+    html`<${Plot} key="rate" title=${`throughput per ${BUCKET_MS} ms`} note="how much crossed in each direction per bucket; what is in flight unacknowledged needs TCP_INFO samples" data=${buckets} opts=${{
+      scales: { x: { time: false } },
+      axes: axes("bytes / bucket", bytesAxis),
+      series: [{ label: "s" }, { label: "up", stroke: UP, fill: UP + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }, { label: "down", stroke: DOWN, fill: DOWN + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }],
+    }} />`
+  );
+  if (samples.length) {
+    // one x axis for all sample series; gaps where a key has no value
+    const xsSet = new Set();
+    for (const sm of samples) for (const x of sm.x) xsSet.add(x);
+    const xs = [...xsSet].sort((a, b) => a - b);
+    const idx = new Map(xs.map((x, i) => [x, i]));
+    const data = [xs];
+    for (const sm of samples) {
+      const ys = new Array(xs.length).fill(null);
+      sm.x.forEach((x, i) => (ys[idx.get(x)] = sm.y[i]));
+      data.push(ys);
+    }
+    const rtt = samples.filter((sm) => /rtt/.test(sm.key));
+    const other = samples.filter((sm) => !/rtt/.test(sm.key));
+    const mk = (list, title, ylab) => {
+      const d = [xs, ...list.map((sm) => data[1 + samples.indexOf(sm)])];
+      return html`<${Plot} key=${title} title=${title} data=${d} opts=${{
+        scales: { x: { time: false } },
+        axes: axes(ylab),
+        series: [{ label: "s" }, ...list.map((sm, i) => ({ label: sm.key.replace(/_us$/, " (ms)"), stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true, points: { show: true, size: 4 } }))],
+      }} />`;
+    };
+    if (other.length) plots.push(mk(other, "TCP_INFO samples (in flight, retransmissions…)", "count"));
+    if (rtt.length) plots.push(mk(rtt, "RTT (TCP_INFO samples)", "ms"));
+  }
+  if (types.length) {
+    const xs = mm.map((e) => e.t_ms / 1000);
+    const data = [xs, ...types.map((t, ti) => mm.map((e) => (e.mmtls_type === t ? ti + 1 : null)))];
+    const sizes = mm.map((e) => e.bytes);
+    plots.push(
+      html`<${Plot} key="mmtls" title="mmTLS records by type" data=${data} opts=${{
+        height: 60 + 30 * types.length,
+        scales: { x: { time: false }, y: { range: [0.5, types.length + 0.5] } },
+        axes: (() => {
+          const a = axes("type", (u, splits) => splits.map((v) => types[v - 1] || ""));
+          a[1].splits = () => types.map((t, i) => i + 1);
+          a[1].size = 90;
+          return a;
+        })(),
+        series: [
+          { label: "s" },
+          ...types.map((t, i) => ({
+            label: t,
+            stroke: PALETTE[i % PALETTE.length],
+            fill: PALETTE[i % PALETTE.length],
+            width: 0,
+            paths: () => null,
+            points: { show: true, size: 7, stroke: PALETTE[i % PALETTE.length], fill: PALETTE[i % PALETTE.length] },
+            value: (u, v, si, di) => (v === null || di === null || di === undefined ? "—" : `${mm[di].dir} ${sizes[di]} B`),
+          })),
+        ],
+      }} />`
+    );
+  }
+  return html`<div class="plots">${plots}</div>`;
+}
+
+function TcpInfo({ s, hasSamples }) {
+  const keys = Object.keys(s).filter((k) => /^tcp_/.test(k));
+  if (keys.length === 0) return html`<div class="note">no TCP_INFO recorded for this connection</div>`;
+  // rows per side: tcp_client_rtt_us -> side client, field rtt_us
+  const sides = {};
+  const fields = [];
+  for (const k of keys) {
+    const m = /^tcp_(client|server)_(.*)$/.exec(k);
+    const side = m ? m[1] : "";
+    const f = m ? m[2] : k.slice(4);
+    (sides[side] ||= {})[f] = s[k];
+    if (!fields.includes(f)) fields.push(f);
+  }
+  const fmt = (f, v) => (v === null || v === undefined ? "—" : /_us$/.test(f) ? (v / 1000).toFixed(3) + " ms" : String(v));
+  return html`<div class="tcpinfo">
+    <h4>RTT and retransmissions (TCP_INFO at close)</h4>
+    ${!hasSamples && html`<div class="note">per-sample RTT needs TCP_INFO sampling; these are the values read when the connection closed</div>`}
+    <table class="grid mono" data-testid="tcp-info">
+      <thead><tr><th>leg</th>${fields.map((f) => html`<th>${f}</th>`)}</tr></thead>
+      <tbody>
+        ${Object.entries(sides).map(([side, v]) => html`<tr><th>${side === "client" ? "client ↔ proxy" : side === "server" ? "proxy ↔ server" : side}</th>${fields.map((f) => html`<td class="num">${fmt(f, v[f])}</td>`)}</tr>`)}
+      </tbody>
+    </table>
+  </div>`;
+}
+
+export function Streams() {
+  const [list, setList] = useState({ loading: true });
+  const [sel, setSel] = useState(null);
+  const [one, setOne] = useState(null);
+  const load = () =>
+    getJSON("/api/streams")
+      .then((data) => setList({ data }))
+      .catch((e) => setList({ error: e.message }));
+  useEffect(() => {
+    load();
+  }, []);
+  useEffect(() => {
+    if (sel === null) return;
+    let live = true;
+    setOne({ loading: true });
+    getJSON(`/api/streams/${sel}`)
+      .then((data) => live && setOne({ data }))
+      .catch((e) => live && setOne({ error: e.message }));
+    return () => {
+      live = false;
+    };
+  }, [sel]);
+  const rows = Array.isArray(list.data) ? list.data : [];
+  const keys = keysOf(rows, STREAM_ORDER).filter((k) => !/_us$/.test(k) && k !== "target_host" && k !== "target_port" && k !== "server_port");
+  const s = one && one.data;
+  const hasSamples = s && Array.isArray(s.events_list) && s.events_list.some((e) => Object.keys(e).some((k) => SAMPLE_KEYS.test(k)));
+  return html`<div class="page streams-page">
+    <div class="page-bar">
+      <b>Streams</b> <span class="note">${rows.length} passed-through connections · click one for its timeline</span>
+      <button type="button" onClick=${load}>Reload</button>
+    </div>
+    ${list.error && html`<div class="error">${list.error}</div>`}
+    ${list.loading && html`<div class="note">loading…</div>`}
+    ${list.data && rows.length === 0 && html`<div class="note">no streams recorded</div>`}
+    <div class="streams-split">
+      ${rows.length > 0 &&
+      html`<div class="table-wrap streams-list"><${SortTable} rows=${rows} keys=${keys} testid="streams-table" onRow=${(r) => setSel(r.id)} keyOf=${(r) => r.id} selectedKey=${sel} initialSort=${{ key: "id", dir: -1 }} /></div>`}
+      ${one &&
+      html`<div class="stream-one" data-testid="stream-detail">
+        ${one.loading && html`<div class="note">loading stream ${sel}…</div>`}
+        ${one.error && html`<div class="error">${one.error}</div>`}
+        ${s &&
+        html`<div>
+          <h3 class="mono">stream ${s.id ?? sel} ${s.target_host || s.sni || ""} ${s.protocol ? "· " + s.protocol : ""} ${s.events_capped ? html`<span class="note">(events capped: later ones were dropped)</span>` : ""}</h3>
+          <${StreamPlots} s=${s} />
+          <${TcpInfo} s=${s} hasSamples=${hasSamples} />
+        </div>`}
+      </div>`}
+    </div>
+  </div>`;
+}
