@@ -137,7 +137,9 @@ export function ms(v) {
   v = Number(v);
   if (v >= 10000) return (v / 1000).toFixed(1) + " s";
   if (v >= 100) return v.toFixed(0) + " ms";
-  return v.toFixed(1) + " ms";
+  if (v >= 10) return v.toFixed(1) + " ms";
+  if (v >= 1) return v.toFixed(2) + " ms";
+  return v.toFixed(3) + " ms";
 }
 
 export function protoLabel(f) {

@@ -62,7 +62,7 @@ function FlowCount() {
 function FilterBox({ value, onInput }) {
   const s = useStore();
   return html`<div class="filter">
-    <input type="search" class="mono" data-testid="filter-input" placeholder="filter, e.g. host ~ example.com && status >= 400" value=${value} onInput=${(e) => onInput(e.target.value)} spellcheck="false" autocomplete="off" title="The filter language of peephole requests --filter, evaluated by the server (body filters included). Connection rows (failed TLS, passed-through streams) show only while the filter is empty." />
+    <input type="search" class="mono" data-testid="filter-input" placeholder="filter, e.g. ~d example.com & ~c 404 | ~t json & !~b token" value=${value} onInput=${(e) => onInput(e.target.value)} spellcheck="false" autocomplete="off" title="The filter language of peephole requests --filter, evaluated by the server (body filters included). Connection rows (failed TLS, passed-through streams) show only while the filter is empty." />
     ${s.error && html`<div class="filter-error" data-testid="filter-error">${s.error}</div>`}
   </div>`;
 }
@@ -94,11 +94,11 @@ function ConnNote() {
 
 // The detail re-renders when its flow changed (response arrived, more
 // WebSocket messages), not on every event of the list.
-function DetailHost({ sel, onClose }) {
+function DetailHost({ sel, onClose, onOpen }) {
   const s = useStore();
   const f = s.rowByKey(sel);
   const key = f ? `${f.status}|${f.total_ms}|${f.websocket_messages}|${f.error}|${f.resp_size}` : "";
-  return html`<${FlowDetail} id=${Number(sel.slice(2))} summary=${f} refreshKey=${key} onClose=${onClose} />`;
+  return html`<${FlowDetail} id=${Number(sel.slice(2))} summary=${f} refreshKey=${key} onClose=${onClose} onOpen=${onOpen} />`;
 }
 
 function App() {
@@ -159,8 +159,12 @@ function App() {
   }, [view, sel]);
 
   const close = useCallback(() => setSel(null), []);
+  const openFlow = useCallback((id) => {
+    setKbd(true);
+    setSel("f:" + id);
+  }, []);
   let detail = null;
-  if (sel && sel.startsWith("f:")) detail = html`<${DetailHost} sel=${sel} onClose=${close} />`;
+  if (sel && sel.startsWith("f:")) detail = html`<${DetailHost} sel=${sel} onClose=${close} onOpen=${openFlow} />`;
   else if (sel) {
     const c = store.rowByKey(sel);
     if (c) detail = html`<${ConnDetail} c=${c} onClose=${close} />`;

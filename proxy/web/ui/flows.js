@@ -5,6 +5,16 @@ import { html, clock, humanBytes, ms, protoLabel, statusClass } from "./api.js";
 import { store, rowKey } from "./store.js";
 
 export const ROW_H = 22;
+
+// path and query: from the URL (the path column has no query); CONNECT
+// rows have no path, they show their authority
+function pathOf(f) {
+  const u = f.url || "";
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*(.*)$/i.exec(u);
+  if (m && m[1]) return m[1];
+  if (f.method === "CONNECT") return `${f.host || ""}:${f.port || ""}`;
+  return f.path || u;
+}
 const OVERSCAN = 8;
 
 export const COLUMNS = [
@@ -13,7 +23,7 @@ export const COLUMNS = [
   { key: "method", title: "Method", min: 72, get: (f) => f.method || "" },
   { key: "status", title: "Status", min: 62, cls: "num", get: (f) => (f.status === null || f.status === undefined ? (f.error ? "ERR" : "…") : f.status) },
   { key: "host", title: "Host", min: 120, fr: 1.2, get: (f) => f.host || "" },
-  { key: "path", title: "Path", min: 160, fr: 3, get: (f) => f.path || "", title2: (f) => f.url },
+  { key: "path", title: "Path", min: 160, fr: 3, get: (f) => pathOf(f), title2: (f) => f.url },
   { key: "url", title: "URL", min: 200, fr: 3, get: (f) => f.url || "" },
   { key: "type", title: "Type", min: 90, fr: 0.8, get: (f) => (f.content_type || "").split(";")[0] },
   { key: "size", title: "Size", min: 76, cls: "num", get: (f) => humanBytes(f.resp_size), title2: (f) => `request ${f.req_size ?? "?"} B, response ${f.resp_size ?? "?"} B` },
