@@ -133,7 +133,7 @@ function App() {
     const onKey = (e) => {
       if (view !== "flows") return;
       const t = e.target;
-      if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable)) {
+      if (t && (t.tagName === "INPUT" || (t.tagName === "TEXTAREA" && !t.readOnly) || t.isContentEditable)) {
         if (e.key === "Escape" && t.dataset.testid === "filter-input") t.blur();
         return;
       }

@@ -126,7 +126,7 @@ function ConnRow({ c, cols, top, selected, onSelect }) {
 export function FlowList({ cols, selected, onSelect, scrollToSel }) {
   const ref = useRef();
   const [, force] = useReducer((x) => x + 1, 0);
-  const st = useRef({ stick: true, baseline: 0, top: 0, height: 600, lastSel: null });
+  const st = useRef({ stick: true, baseline: 0, top: 0, height: 600, lastSel: null, resets: 0 });
   const s = st.current;
 
   useEffect(() => store.subscribe(force), []);
@@ -140,6 +140,13 @@ export function FlowList({ cols, selected, onSelect, scrollToSel }) {
     return () => ro.disconnect();
   }, []);
 
+  if (s.resets !== store.resets) {
+    // new rows for a new filter: start at the bottom again
+    s.resets = store.resets;
+    s.stick = true;
+    s.baseline = store.appended;
+    store.pendingPrepend = 0;
+  }
   const n = store.rows.length;
   const total = n * ROW_H;
   const headH = ROW_H + 2;

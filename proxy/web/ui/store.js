@@ -14,7 +14,7 @@ export class FlowStore {
     this.flowById = new Map();
     this.conns = []; // connection rows, seq ascending
     this.connById = new Map();
-    this.connLast = 0; // highest conn seq loaded
+    this.connLast = 0; // cursor of GET /api/conns (live events do not move it)
     this.rows = []; // what the list shows: flows, plus conns when unfiltered
     this.filter = "";
     this.error = ""; // the server's message for a bad filter (or a load error)
@@ -23,6 +23,8 @@ export class FlowStore {
     this.complete = false; // every older page loaded
     this.appended = 0; // rows added live (for "↓ N new")
     this.pendingPrepend = 0; // rows added above the top since the list last looked
+    this.swapping = false; // a new filter's first page is on its way
+    this.resets = 0; // times the rows were replaced (the list goes to the bottom)
     this.version = 0;
     this.gen = 0;
     this.es = null;
@@ -96,7 +98,7 @@ export class FlowStore {
       while (i > 0 && this.flows[i - 1].id > f.id) i--;
       this.flows.splice(i, 0, f);
     }
-    if (live) {
+    if (live && !this.swapping) {
       this.insertRow(f);
       this.appended++;
     }
@@ -112,8 +114,7 @@ export class FlowStore {
     }
     this.connById.set(c.conn_id, c);
     this.conns.push(c);
-    if (c.seq > this.connLast) this.connLast = c.seq;
-    if (live && this.showConns) {
+    if (live && this.showConns && !this.swapping) {
       this.insertRow(c);
       this.appended++;
     }
@@ -127,7 +128,9 @@ export class FlowStore {
     this.error = "";
     this.flows = [];
     this.flowById = new Map();
-    this.rows = [];
+    // the old rows stay on screen until the first page of the new filter
+    // is in (no flash of an empty list while typing)
+    this.swapping = true;
     this.appended = 0;
     this.pendingPrepend = 0;
     this.complete = false;
@@ -146,6 +149,9 @@ export class FlowStore {
       if (gen !== this.gen) return;
       this.error = e instanceof ApiError ? e.message : "cannot load flows: " + e.message;
       this.loading = false;
+      this.swapping = false;
+      this.resets++;
+      this.rows = [];
       if (e instanceof ApiError && e.status === 400) this.closeEvents();
       this.changed();
     }
@@ -166,6 +172,8 @@ export class FlowStore {
     if (gen !== this.gen) return;
     for (const f of page.flows) this.upsertFlow(f, false);
     this.flows.sort((a, b) => a.id - b.id);
+    this.swapping = false;
+    this.resets++;
     this.rebuildRows();
     this.changed();
     if (backwards) {
@@ -227,6 +235,7 @@ export class FlowStore {
       es.onopen = () => {
         if (gen !== this.gen) return;
         this.live = true;
+        this.retries = 0;
         this.changed();
         resolve();
       };
@@ -238,9 +247,13 @@ export class FlowStore {
         // EventSource retries by itself (with Last-Event-ID) unless the
         // server answered with an error status; then try again later.
         if (es.readyState === EventSource.CLOSED && !this.error) {
+          // say why when it is the session (a restarted peephole has a
+          // new token): GET /api/session answers 401 and the page says so
+          getJSON("/api/session").catch(() => {});
+          this.retries = (this.retries || 0) + 1;
           setTimeout(() => {
             if (gen === this.gen && this.es === es) this.openEvents(gen);
-          }, 3000);
+          }, Math.min(30000, 2000 * this.retries));
         }
       };
       es.addEventListener("flow", (ev) => {
