@@ -24,14 +24,16 @@ function readURL() {
     filter: p.get("filter") || "",
     view: VIEWS.some(([v]) => v === p.get("view")) ? p.get("view") : "flows",
     sel: flow && /^\d+$/.test(flow) ? "f:" + flow : null,
+    stream: /^\d+$/.test(p.get("stream") || "") ? Number(p.get("stream")) : null,
   };
 }
 
-function writeURL({ filter, view, sel }) {
+function writeURL({ filter, view, sel, stream }) {
   const p = new URLSearchParams();
   if (filter) p.set("filter", filter);
   if (view && view !== "flows") p.set("view", view);
   if (sel && sel.startsWith("f:")) p.set("flow", sel.slice(2));
+  if (view === "streams" && stream) p.set("stream", stream);
   const s = p.toString();
   const url = location.pathname + (s ? "?" + s : "") + location.hash;
   if (url !== location.pathname + location.search + location.hash) history.replaceState(null, "", url);
@@ -107,6 +109,7 @@ function App() {
   const [filterText, setFilterText] = useState(init.filter);
   const [filter, setFilter] = useState(init.filter);
   const [sel, setSel] = useState(init.sel);
+  const [streamSel, setStreamSel] = useState(init.stream);
   const [cols, setCols] = useState(loadColumns);
   const [kbd, setKbd] = useState(false);
   const [authLost, setAuthLost] = useState(false);
@@ -121,7 +124,7 @@ function App() {
   useEffect(() => {
     store.start(filter);
   }, [filter]);
-  useEffect(() => writeURL({ filter: filterText.trim(), view, sel }), [filterText, view, sel]);
+  useEffect(() => writeURL({ filter: filterText.trim(), view, sel, stream: streamSel }), [filterText, view, sel, streamSel]);
 
   const select = useCallback((key) => {
     setKbd(false);
@@ -159,6 +162,33 @@ function App() {
   }, [view, sel]);
 
   const close = useCallback(() => setSel(null), []);
+  const [detailW, setDetailW] = useState(() => {
+    const w = Number(localStorage.getItem("peephole.detailWidth"));
+    return w >= 320 ? w : Math.round(Math.max(420, window.innerWidth * 0.5));
+  });
+  const startDrag = (e) => {
+    e.preventDefault();
+    const x0 = e.clientX,
+      w0 = detailW;
+    let w = w0;
+    const move = (ev) => {
+      w = Math.max(320, Math.min(window.innerWidth - 240, w0 + x0 - ev.clientX));
+      setDetailW(w);
+    };
+    const up = () => {
+      document.removeEventListener("mousemove", move);
+      document.removeEventListener("mouseup", up);
+      document.body.classList.remove("dragging");
+      try {
+        localStorage.setItem("peephole.detailWidth", String(Math.round(w)));
+      } catch {
+        /* private mode */
+      }
+    };
+    document.body.classList.add("dragging");
+    document.addEventListener("mousemove", move);
+    document.addEventListener("mouseup", up);
+  };
   const openFlow = useCallback((id) => {
     setKbd(true);
     setSel("f:" + id);
@@ -167,7 +197,11 @@ function App() {
   if (sel && sel.startsWith("f:")) detail = html`<${DetailHost} sel=${sel} onClose=${close} onOpen=${openFlow} />`;
   else if (sel) {
     const c = store.rowByKey(sel);
-    if (c) detail = html`<${ConnDetail} c=${c} onClose=${close} />`;
+    if (c)
+      detail = html`<${ConnDetail} c=${c} onClose=${close} onOpenStream=${(id) => {
+        setStreamSel(id);
+        setView("streams");
+      }} />`;
   }
 
   return html`<div class="app">
@@ -197,10 +231,12 @@ function App() {
           </div>
           <${FlowList} cols=${cols} selected=${sel} onSelect=${select} scrollToSel=${kbd} />
         </div>
-        ${detail}
+        ${detail &&
+        html`<div class="splitter" title="Drag to resize" onMouseDown=${startDrag}></div>
+          <div class="detail-wrap" style=${`width:${detailW}px`}>${detail}</div>`}
       </div>`}
       ${view === "domains" && html`<${Domains} />`}
-      ${view === "streams" && html`<${Streams} />`}
+      ${view === "streams" && html`<${Streams} sel=${streamSel} setSel=${setStreamSel} />`}
       ${view === "passthrough" && html`<${Passthrough} />`}
     </main>
   </div>`;

@@ -134,6 +134,10 @@ const LABELS = {
 };
 
 function fmtConnVal(k, v) {
+  if ((k === "time" || /_time$/.test(k)) && typeof v === "string" && /^\d{4}-/.test(v)) {
+    const d = new Date(v);
+    return isNaN(d) ? v : localTime(v) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  }
   if (/_us$/.test(k) && /^t_/.test(k) && typeof v === "number") return localTime(new Date(v / 1000).toISOString()) + "." + String(Math.floor((v / 1000) % 1000)).padStart(3, "0");
   if (/^bytes_/.test(k) && typeof v === "number") return `${humanBytes(v)} (${v})`;
   return cellText(v);
@@ -148,7 +152,7 @@ export function KVGroups({ obj, groups }) {
     keys.forEach((k) => used.add(k));
     if (keys.length) sections.push([title, keys]);
   }
-  const rest = Object.keys(obj).filter((k) => !used.has(k) && obj[k] !== null && obj[k] !== "" && k !== "_conn" && typeof obj[k] !== "object");
+  const rest = Object.keys(obj).filter((k) => !used.has(k) && obj[k] !== null && obj[k] !== "" && k !== "_conn" && k !== "time_us" && typeof obj[k] !== "object");
   if (rest.length) sections.push(["Other", rest]);
   return html`<div class="kv-groups">
     ${sections.map(
@@ -368,14 +372,15 @@ const CONN_ROW_GROUPS = [
   ["Why", /^(sni|decision|reason|error)$/],
 ];
 
-export function ConnDetail({ c, onClose }) {
+export function ConnDetail({ c, onClose, onOpenStream }) {
   return html`<aside class="detail" data-testid="detail" data-conn-id=${c.conn_id}>
     <div class="detail-head">
       <div class="detail-title mono"><b>connection ${c.conn_id}</b> ${c.kind} ${c.target || ""}</div>
       <button type="button" class="close" title="Close (Esc)" data-testid="detail-close" onClick=${onClose}>×</button>
     </div>
     <div class="detail-body">
-      <div class="note">${c.kind === "stream" ? "passed through without interception: the bytes were relayed, not decrypted (see the Streams tab for its timeline)" : "this connection did not become an HTTP exchange"}</div>
+      <div class="note">${c.kind === "stream" ? "passed through without interception: the bytes were relayed, not decrypted" : "this connection did not become an HTTP exchange"}</div>
+      ${c.kind === "stream" && onOpenStream && html`<div class="actions"><button type="button" data-testid="open-stream" onClick=${() => onOpenStream(c.conn_id)}>Timeline and plots</button></div>`}
       <${KVGroups} obj=${c} groups=${CONN_ROW_GROUPS} />
     </div>
   </aside>`;

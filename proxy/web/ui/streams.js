@@ -198,9 +198,8 @@ function TcpInfo({ s, hasSamples }) {
   </div>`;
 }
 
-export function Streams() {
+export function Streams({ sel, setSel }) {
   const [list, setList] = useState({ loading: true });
-  const [sel, setSel] = useState(null);
   const [one, setOne] = useState(null);
   const load = () =>
     getJSON("/api/streams")
@@ -210,7 +209,7 @@ export function Streams() {
     load();
   }, []);
   useEffect(() => {
-    if (sel === null) return;
+    if (sel === null || sel === undefined) return;
     let live = true;
     setOne({ loading: true });
     getJSON(`/api/streams/${sel}`)

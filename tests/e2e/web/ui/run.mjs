@@ -8,6 +8,7 @@
 //   PLAYWRIGHT_CORE   absolute path of the playwright-core package directory
 //   CHROMIUM          browser binary (default /usr/bin/chromium)
 //   SCREENSHOT        where to save a PNG (optional; required by "screenshot")
+//   PEEPHOLE_WEB_PASSWORD  the --web-password, if any (sent as Basic auth)
 //   EXPECT_HOST, EXPECT_ID, EXPECT_KEY, FILTER  per scenario, see below
 //
 // Scenarios:
@@ -50,7 +51,10 @@ async function loadPlaywright() {
 // Open the printed URL (which trades the token for the cookie), then any
 // path of the UI on the same origin.
 async function openUI(browser, sub = "/") {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  // with --web-password the token goes with HTTP Basic auth
+  const pw = process.env.PEEPHOLE_WEB_PASSWORD;
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...(pw ? { httpCredentials: { username: "peephole", password: pw } } : {}) });
+  const page = await ctx.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push("pageerror: " + e.message));
   page.on("console", (m) => {
