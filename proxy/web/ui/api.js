@@ -143,7 +143,7 @@ export function ms(v) {
 }
 
 export function protoLabel(f) {
-  if (f.websocket_messages > 0 || (f.resp_headers_upgrade === "websocket")) return "ws";
+  if (f.websocket_messages > 0 || f.status === 101) return "ws";
   const v = String(f.version || "");
   if (v.startsWith("2")) return "h2";
   if (v.startsWith("3")) return "h3";

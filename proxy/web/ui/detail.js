@@ -1,5 +1,5 @@
 // peephole web UI: one exchange (or connection row) in detail.
-import { useEffect, useState } from "/vendor/preact-hooks.mjs";
+import { useEffect, useMemo, useState } from "/vendor/preact-hooks.mjs";
 import { html, getJSON, getText, post, session, copyText, humanBytes, ms, clock, localTime, statusClass, cellText } from "./api.js";
 import { JsonTree, TextView, ImagePreview, HexView, tryJSON, lineDiff, DiffLines } from "./viewers.js";
 
@@ -28,7 +28,7 @@ function Body({ d, side, raw }) {
   const truncated = d[p + "truncated"];
   const type = d[p + "type"] || headerValue(d[side + "_headers"], "content-type") || (side === "resp" ? d.content_type : "") || "";
   const url = `/api/flows/${d.id}/body?side=${side}${raw ? "&raw=1" : ""}`;
-  const json = tryJSON(text, type);
+  const json = useMemo(() => tryJSON(text, type), [text, type]);
   const isImage = /^image\//i.test(type) && !/svg/i.test(type);
   const auto = isImage && text === null ? "image" : json !== undefined ? "json" : text !== null && text !== undefined ? "text" : "hex";
   const [mode, setMode] = useState(auto);

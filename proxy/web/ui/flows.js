@@ -220,7 +220,7 @@ export function FlowList({ cols, selected, onSelect, scrollToSel }) {
     <div class="flow-list" ref=${ref} onScroll=${onScroll} data-testid="flow-list" style=${`--cols:${template};--minw:${minw}px`} tabindex="0">
       <div class="row head">${colDefs.map((c) => html`<span class=${"cell " + (c.cls || "")}>${c.title}</span>`)}</div>
       <div class="rows" style=${"height:" + total + "px"}>
-        ${rows.length ? rows.map((r) => r) : null}
+        ${rows}
         ${n === 0 &&
         html`<div class="empty">${store.loading ? "loading…" : store.error ? "" : store.filter ? "no flows match this filter (yet)" : "no flows yet — send traffic through the proxy"}</div>`}
       </div>

@@ -286,15 +286,12 @@ export class FlowStore {
             f.websocket_messages = m.messages;
             this.changed();
           }
-          for (const fn of this.wsListeners) fn(m);
         } catch (e) {
           console.warn("ws event:", e);
         }
       });
     });
   }
-
-  wsListeners = new Set();
 
   closeEvents() {
     if (this.es) {

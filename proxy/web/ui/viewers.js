@@ -1,6 +1,6 @@
 // peephole web UI: body viewers (JSON tree, source text, image, hex) and a
 // line diff. Bodies are shown as text, never rendered as HTML.
-import { useEffect, useState } from "/vendor/preact-hooks.mjs";
+import { useEffect, useMemo, useState } from "/vendor/preact-hooks.mjs";
 import { html, getBytes, humanBytes } from "./api.js";
 
 const MAX_TEXT = 2 * 1024 * 1024; // show at most this much source text
@@ -58,7 +58,7 @@ function countNodes(v, cap) {
 
 // A small document opens whole; a big one two levels deep.
 export function JsonTree({ value }) {
-  const openDepth = countNodes(value, 400) <= 400 ? Infinity : 2;
+  const openDepth = useMemo(() => (countNodes(value, 400) <= 400 ? Infinity : 2), [value]);
   return html`<div class="json-tree mono" data-testid="json-tree"><${JsonNode} v=${value} depth=${0} open=${true} openDepth=${openDepth} /></div>`;
 }
 
