@@ -61,12 +61,50 @@ function FlowCount() {
   </span>`;
 }
 
+const FILTER_HELP = [
+  ["~d RE", "host"],
+  ["~u RE", "full URL (a bare word means ~u too)"],
+  ["~m RE", "method"],
+  ["~c CODE", "response status"],
+  ["~t RE  ~tq ~ts", "content type: either, request, response"],
+  ["~h RE  ~hq ~hs", "a header line \"Name: value\""],
+  ["~b RE  ~bq ~bs", "a body (decoded), WebSocket messages too"],
+  ["~s / ~q", "has a response / has none"],
+  ["~e", "failed (an error was recorded)"],
+  ["~ws  ~h2", "WebSocket; HTTP/2"],
+  ["~proto NAME", "label, connection protocol or scheme"],
+  ["! & | ( )", "not, and, or, grouping; two side by side mean &"],
+];
+
+function FilterHelp() {
+  const [open, setOpen] = useState(false);
+  return html`<span class="menu">
+    <button type="button" class="help-btn" title="Filter syntax" data-testid="filter-help" onClick=${() => setOpen(!open)}>?</button>
+    ${open &&
+    html`<div class="menu-pop help-pop" onMouseLeave=${() => setOpen(false)}>
+      <div class="note">mitmproxy's filter syntax, run by peephole on the server (regexes are case-insensitive)</div>
+      <table class="kv mono">
+        <tbody>${FILTER_HELP.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</tbody>
+      </table>
+      <div class="note">e.g. <code>~d api & ~c 500</code> · <code>~ts json & ~bs token</code> · <code>!~d cdn</code></div>
+    </div>`}
+  </span>`;
+}
+
 function FilterBox({ value, onInput }) {
   const s = useStore();
+  // "... at position N": a caret under the place, as the CLI prints it
+  let caret = null;
+  const m = s.error && /position (\d+)/.exec(s.error);
+  if (m && s.filter) {
+    const lead = value.length - value.trimStart().length;
+    const pos = Number(m[1]) + lead;
+    if (pos <= value.length + 1) caret = html`<pre class="caret">${value + "\n" + " ".repeat(pos) + "^"}</pre>`;
+  }
   return html`<div class="filter">
     <input type="search" class="mono" data-testid="filter-input" placeholder="filter, e.g. ~d example.com & ~c 404 | ~t json & !~b token" value=${value} onInput=${(e) => onInput(e.target.value)} spellcheck="false" autocomplete="off" title="The filter language of peephole requests --filter, evaluated by the server (body filters included). Connection rows (failed TLS, passed-through streams) show only while the filter is empty." />
-    ${s.error && html`<div class="filter-error" data-testid="filter-error">${s.error}</div>`}
-  </div>`;
+    ${s.error && html`<div class="filter-error" data-testid="filter-error">${s.error}${caret}</div>`}
+  </div><${FilterHelp} />`;
 }
 
 function HarButton({ filter }) {
