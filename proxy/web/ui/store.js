@@ -214,7 +214,7 @@ export class FlowStore {
         if (page.last > this.connLast) this.connLast = page.last;
         if (!page.more || page.conns.length === 0) break;
       }
-      if (added && this.showConns) {
+      if (added && this.showConns && !this.swapping) {
         this.rebuildRows();
         this.changed();
       }
