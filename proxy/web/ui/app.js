@@ -2,7 +2,7 @@
 import { render } from "/vendor/preact.mjs";
 import { useEffect, useReducer, useRef, useState, useCallback } from "/vendor/preact-hooks.mjs";
 import { html, loadSession, session, post, qs, downloadBlob, onAuthLost, memo } from "./api.js";
-import { store, rowKey } from "./store.js";
+import { store, rowKey, MAX_FLOWS } from "./store.js";
 import { FlowList, ColumnMenu, loadColumns } from "./flows.js";
 import { FlowDetail as FlowDetailView, ConnDetail } from "./detail.js";
 
@@ -56,7 +56,8 @@ function LiveIndicator() {
 function FlowCount() {
   const s = useStore();
   const conns = s.showConns ? s.rows.length - s.flows.length : 0;
-  return html`<span class="count" data-testid="flow-count" data-count=${s.flows.length} title=${s.loading ? "still loading older flows" : ""}>
+  const title = s.loading ? "still loading older flows" : s.dropped ? `the page keeps the newest ${MAX_FLOWS.toLocaleString()} flows; use a filter to reach older ones` : "";
+  return html`<span class="count" data-testid="flow-count" data-count=${s.flows.length} title=${title}>${s.dropped ? "newest " : ""}
     ${s.flows.length.toLocaleString()} flow${s.flows.length === 1 ? "" : "s"}${conns > 0 ? ` + ${conns} conn` : ""}${s.loading ? "…" : ""}
   </span>`;
 }

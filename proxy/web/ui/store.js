@@ -4,6 +4,16 @@
 import { getJSON, qs, ApiError } from "./api.js";
 
 const PAGE = 5000;
+// Memory stays bounded: the page keeps the newest MAX_FLOWS exchanges (about
+// 350 bytes of heap each); past that the oldest go, and a filter reaches them.
+export const MAX_FLOWS = (() => {
+  try {
+    const n = Number(localStorage.getItem("peephole.maxFlows"));
+    return n >= 1000 ? n : 300000;
+  } catch {
+    return 300000;
+  }
+})();
 const NEWEST = Number.MAX_SAFE_INTEGER;
 
 const byTime = (r) => (r.time_us !== null && r.time_us !== undefined ? Number(r.time_us) : Date.parse(r.time) * 1000 || 0);
@@ -21,6 +31,7 @@ export class FlowStore {
     this.live = false;
     this.loading = false;
     this.complete = false; // every older page loaded
+    this.dropped = false; // older flows left out (MAX_FLOWS)
     this.appended = 0; // rows added live (for "↓ N new")
     this.pendingPrepend = 0; // rows added above the top since the list last looked
     this.swapping = false; // a new filter's first page is on its way
@@ -58,8 +69,13 @@ export class FlowStore {
       return;
     }
     // merge by time: flows in id order, conns slotted in by accept time
-    const out = new Array(this.flows.length + this.conns.length);
-    const cs = this.conns.slice().sort((a, b) => byTime(a) - byTime(b));
+    let cs = this.conns.slice().sort((a, b) => byTime(a) - byTime(b));
+    // older flows left out: so are the connection rows of their time
+    if (this.dropped && this.flows.length) {
+      const t0 = byTime(this.flows[0]);
+      cs = cs.filter((c) => byTime(c) >= t0);
+    }
+    const out = new Array(this.flows.length + cs.length);
     let i = 0,
       j = 0,
       k = 0;
@@ -101,8 +117,31 @@ export class FlowStore {
     if (live && !this.swapping) {
       this.insertRow(f);
       this.appended++;
+      if (this.flows.length > MAX_FLOWS * 1.05) this.trim(true);
     }
     return true;
+  }
+
+  // Drop the oldest flows past MAX_FLOWS (and connection rows older than
+  // the oldest flow kept). With inRows, out of the shown rows too, telling
+  // the list how many went from the top.
+  trim(inRows) {
+    const n = this.flows.length - MAX_FLOWS;
+    if (n <= 0) return;
+    const gone = this.flows.splice(0, n);
+    for (const f of gone) this.flowById.delete(f.id);
+    this.dropped = true;
+    const t0 = byTime(this.flows[0]);
+    const oldConns = this.conns.filter((c) => byTime(c) < t0);
+    if (oldConns.length) {
+      for (const c of oldConns) this.connById.delete(c.conn_id);
+      this.conns = this.conns.filter((c) => byTime(c) >= t0);
+    }
+    if (inRows) {
+      const before = this.rows.length;
+      this.rows = this.rows.filter((r) => (r._conn ? this.connById.has(r.conn_id) : this.flowById.has(r.id)));
+      this.pendingPrepend -= before - this.rows.length;
+    }
   }
 
   upsertConn(c, live) {
@@ -134,6 +173,7 @@ export class FlowStore {
     this.appended = 0;
     this.pendingPrepend = 0;
     this.complete = false;
+    this.dropped = false;
     this.loading = true;
     this.lastEventId = "";
     this.changed();
@@ -178,6 +218,13 @@ export class FlowStore {
     this.changed();
     if (backwards) {
       while (page.flows.length > 0 && (page.more || page.flows.length >= PAGE)) {
+        if (this.flows.length >= MAX_FLOWS) {
+          this.dropped = true;
+          const before = this.rows.length;
+          this.rebuildRows();
+          this.pendingPrepend += this.rows.length - before;
+          break;
+        }
         const oldest = this.flows[0].id;
         page = await getJSON("/api/flows?" + qs({ filter, before: oldest, limit: PAGE }));
         if (gen !== this.gen) return;
@@ -195,6 +242,7 @@ export class FlowStore {
         page = await getJSON("/api/flows?" + qs({ filter, after: page.last, limit: PAGE }));
         if (gen !== this.gen) return;
         for (const f of page.flows) this.upsertFlow(f, false);
+        this.trim();
         this.rebuildRows();
         this.changed();
       }
