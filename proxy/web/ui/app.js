@@ -150,7 +150,7 @@ function App() {
   const [sel, setSel] = useState(init.sel);
   const [streamSel, setStreamSel] = useState(init.stream);
   const [cols, setCols] = useState(loadColumns);
-  const [kbd, setKbd] = useState(false);
+  const [kbd, setKbd] = useState(!!init.sel); // scroll the selection into view (keyboard, ?flow=)
   const [authLost, setAuthLost] = useState(false);
 
   useEffect(() => onAuthLost(() => setAuthLost(true)), []);

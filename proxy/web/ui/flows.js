@@ -170,15 +170,17 @@ export function FlowList({ cols, selected, onSelect, scrollToSel }) {
       s.baseline = store.appended;
     }
     // keep the selected row in view when the keyboard moves it
+    // (until it is found: ?flow=ID may name a row of a page still loading)
     if (scrollToSel && selected && selected !== s.lastSel) {
       const i = store.indexOfKey(selected);
       if (i >= 0) {
         const y = i * ROW_H;
-        if (y < el.scrollTop) el.scrollTop = y;
+        if (y < el.scrollTop - view || y > el.scrollTop + 2 * view) el.scrollTop = y - view / 2; // far: centre it
+        else if (y < el.scrollTop) el.scrollTop = y;
         else if (y + ROW_H > el.scrollTop + view) el.scrollTop = y + ROW_H - view;
-      }
-    }
-    s.lastSel = selected;
+        s.lastSel = selected;
+      } else if (store.complete) s.lastSel = selected;
+    } else s.lastSel = selected;
   });
 
   const onScroll = () => {
