@@ -160,7 +160,14 @@ function App() {
     const t = setTimeout(() => setFilter(filterText.trim()), 250);
     return () => clearTimeout(t);
   }, [filterText]);
+  const first = useRef(true);
   useEffect(() => {
+    // main() started the store with the URL's filter already
+    if (first.current && filter === store.filter && store.gen > 0) {
+      first.current = false;
+      return;
+    }
+    first.current = false;
     store.start(filter);
   }, [filter]);
   useEffect(() => writeURL({ filter: filterText.trim(), view, sel, stream: streamSel }), [filterText, view, sel, streamSel]);
@@ -283,6 +290,9 @@ function App() {
 
 async function main() {
   const root = document.getElementById("app");
+  // the flows start loading while the session is asked for (and before
+  // Preact's first effects run)
+  store.start(readURL().filter.trim());
   try {
     await loadSession();
   } catch (e) {

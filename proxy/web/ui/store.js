@@ -4,6 +4,7 @@
 import { getJSON, qs, ApiError } from "./api.js";
 
 const PAGE = 5000;
+const FIRST_PAGE = 1000;
 // Memory stays bounded: the page keeps the newest MAX_FLOWS exchanges (about
 // 350 bytes of heap each); past that the oldest go, and a filter reaches them.
 export const MAX_FLOWS = (() => {
@@ -202,7 +203,8 @@ export class FlowStore {
     let page;
     let backwards = true;
     try {
-      page = await getJSON("/api/flows?" + qs({ filter, before: NEWEST, limit: PAGE }));
+      // a small first page paints sooner; the rest come 5000 at a time
+      page = await getJSON("/api/flows?" + qs({ filter, before: NEWEST, limit: FIRST_PAGE }));
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 400) throw e;
       // a server without before=: page forwards from the start instead
@@ -217,7 +219,7 @@ export class FlowStore {
     this.rebuildRows();
     this.changed();
     if (backwards) {
-      while (page.flows.length > 0 && (page.more || page.flows.length >= PAGE)) {
+      while (page.flows.length > 0 && page.more) {
         if (this.flows.length >= MAX_FLOWS) {
           this.dropped = true;
           const before = this.rows.length;
