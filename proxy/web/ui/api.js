@@ -137,11 +137,13 @@ export function ms(v) {
   v = Number(v);
   if (v >= 10000) return (v / 1000).toFixed(1) + " s";
   if (v >= 100) return v.toFixed(0) + " ms";
-  return v.toFixed(1) + " ms";
+  if (v >= 10) return v.toFixed(1) + " ms";
+  if (v >= 1) return v.toFixed(2) + " ms";
+  return v.toFixed(3) + " ms";
 }
 
 export function protoLabel(f) {
-  if (f.websocket_messages > 0 || (f.resp_headers_upgrade === "websocket")) return "ws";
+  if (f.websocket_messages > 0 || f.status === 101) return "ws";
   const v = String(f.version || "");
   if (v.startsWith("2")) return "h2";
   if (v.startsWith("3")) return "h3";

@@ -1,5 +1,5 @@
 // peephole web UI: one exchange (or connection row) in detail.
-import { useEffect, useState } from "/vendor/preact-hooks.mjs";
+import { useEffect, useMemo, useState } from "/vendor/preact-hooks.mjs";
 import { html, getJSON, getText, post, session, copyText, humanBytes, ms, clock, localTime, statusClass, cellText } from "./api.js";
 import { JsonTree, TextView, ImagePreview, HexView, tryJSON, lineDiff, DiffLines } from "./viewers.js";
 
@@ -28,7 +28,7 @@ function Body({ d, side, raw }) {
   const truncated = d[p + "truncated"];
   const type = d[p + "type"] || headerValue(d[side + "_headers"], "content-type") || (side === "resp" ? d.content_type : "") || "";
   const url = `/api/flows/${d.id}/body?side=${side}${raw ? "&raw=1" : ""}`;
-  const json = tryJSON(text, type);
+  const json = useMemo(() => tryJSON(text, type), [text, type]);
   const isImage = /^image\//i.test(type) && !/svg/i.test(type);
   const auto = isImage && text === null ? "image" : json !== undefined ? "json" : text !== null && text !== undefined ? "text" : "hex";
   const [mode, setMode] = useState(auto);
@@ -67,7 +67,7 @@ function Body({ d, side, raw }) {
   </div>`;
 }
 
-function Waterfall({ t }) {
+function Waterfall({ t, reused }) {
   if (!t) return html`<div class="note">no timing recorded</div>`;
   const dns = t.dns_ms, conn = t.connect_ms, tls = t.tls_ms, ttfb = t.ttfb_ms, total = t.total_ms;
   const n = (v) => (v === null || v === undefined ? null : Number(v));
@@ -102,7 +102,7 @@ function Waterfall({ t }) {
         <span class="wf-val">${b.v === null ? "—" : ms(b.v)}</span>
       </div>`
     )}
-    <div class="note">dns, connect and tls are the setup of the upstream connection (absent when it was reused); ttfb and total count from the start of the request.</div>
+    <div class="note">${reused ? "the upstream connection was reused: no dns, connect or tls for this exchange. " : ""}dns, connect and tls set up the upstream connection; ttfb and total count from the start of the request.</div>
   </div>`;
 }
 
@@ -114,7 +114,30 @@ const CONN_GROUPS = [
   ["mmTLS", /^mmtls_/],
 ];
 
+const LABELS = {
+  tls_client: "TLS client ↔ proxy",
+  tls_server: "TLS proxy ↔ origin",
+  alpn_client: "ALPN offered by client",
+  alpn_server: "ALPN agreed with origin",
+  alpn: "ALPN to client",
+  sni: "SNI",
+  decision: "decision",
+  decision_reason: "why",
+  upstream_cert_subject: "subject",
+  upstream_cert_issuer: "issuer",
+  upstream_cert_sha256: "SHA-256",
+  verify_error: "verify error",
+  bytes_from_client: "client → proxy",
+  bytes_to_client: "proxy → client",
+  bytes_to_server: "proxy → origin",
+  bytes_from_server: "origin → proxy",
+};
+
 function fmtConnVal(k, v) {
+  if ((k === "time" || /_time$/.test(k)) && typeof v === "string" && /^\d{4}-/.test(v)) {
+    const d = new Date(v);
+    return isNaN(d) ? v : localTime(v) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  }
   if (/_us$/.test(k) && /^t_/.test(k) && typeof v === "number") return localTime(new Date(v / 1000).toISOString()) + "." + String(Math.floor((v / 1000) % 1000)).padStart(3, "0");
   if (/^bytes_/.test(k) && typeof v === "number") return `${humanBytes(v)} (${v})`;
   return cellText(v);
@@ -129,13 +152,13 @@ export function KVGroups({ obj, groups }) {
     keys.forEach((k) => used.add(k));
     if (keys.length) sections.push([title, keys]);
   }
-  const rest = Object.keys(obj).filter((k) => !used.has(k) && obj[k] !== null && obj[k] !== "" && k !== "_conn" && typeof obj[k] !== "object");
+  const rest = Object.keys(obj).filter((k) => !used.has(k) && obj[k] !== null && obj[k] !== "" && k !== "_conn" && k !== "time_us" && typeof obj[k] !== "object");
   if (rest.length) sections.push(["Other", rest]);
   return html`<div class="kv-groups">
     ${sections.map(
       ([title, keys]) => html`<h4>${title}</h4>
         <table class="kv mono">
-          <tbody>${keys.map((k) => html`<tr><th>${k}</th><td>${fmtConnVal(k, obj[k])}</td></tr>`)}</tbody>
+          <tbody>${keys.map((k) => html`<tr><th title=${k}>${LABELS[k] || k}</th><td>${fmtConnVal(k, obj[k])}</td></tr>`)}</tbody>
         </table>`
     )}
   </div>`;
@@ -193,16 +216,18 @@ function diffable(d) {
   return j !== undefined ? JSON.stringify(j, null, 2) : t;
 }
 
-function ReplayDiff({ a, b }) {
+const totalOf = (x) => (x.timing && x.timing.total_ms !== null && x.timing.total_ms !== undefined ? x.timing.total_ms : x.total_ms ?? (x.total_us !== null && x.total_us !== undefined ? x.total_us / 1000 : null));
+
+function ReplayDiff({ a, b, onOpen }) {
   const hd = headerDiff(a.resp_headers, b.resp_headers);
   const ta = diffable(a), tb = diffable(b);
   return html`<div class="replay-diff" data-testid="replay-diff" data-replay-id=${b.id}>
-    <h4>replay #${b.id} of #${a.id}</h4>
+    <h4>replay #${b.id} of #${a.id} ${onOpen && html`<button type="button" class="link" data-testid="open-replay" onClick=${() => onOpen(b.id)}>open #${b.id}</button>`}</h4>
     <table class="kv mono">
       <tbody>
         <tr><th>status</th><td><span class=${statusClass(a.status)}>${a.status ?? a.error ?? "—"}</span> → <span class=${statusClass(b.status)}>${b.status ?? b.error ?? "—"}</span>${a.status === b.status ? " (same)" : ""}</td></tr>
         <tr><th>size</th><td>${humanBytes(a.resp_body_size ?? a.resp_size)} → ${humanBytes(b.resp_body_size ?? b.resp_size)}</td></tr>
-        <tr><th>time</th><td>${ms(a.total_ms)} → ${ms(b.total_ms)}</td></tr>
+        <tr><th>time</th><td>${ms(totalOf(a))} → ${ms(totalOf(b))}</td></tr>
       </tbody>
     </table>
     <h4>response headers</h4>
@@ -222,7 +247,7 @@ function ReplayDiff({ a, b }) {
 
 // ---- the panel ----
 
-export function FlowDetail({ id, summary, refreshKey, onClose }) {
+export function FlowDetail({ id, summary, refreshKey, onClose, onOpen }) {
   const [raw, setRaw] = useState(false);
   const [d, setD] = useState(null);
   const [err, setErr] = useState("");
@@ -299,7 +324,7 @@ export function FlowDetail({ id, summary, refreshKey, onClose }) {
     ${curl &&
     html`<div class="curl-box">
       ${curl.error ? html`<div class="error">${curl.error}</div>` : html`<div class="note">${curl.copied ? "copied to the clipboard" : "select and copy:"}</div>`}
-      <textarea readonly class="mono" data-testid="curl-text" rows="3" onFocus=${(e) => e.target.select()}>${curl.text}</textarea>
+      <textarea readonly class="mono" data-testid="curl-text" rows=${Math.min(10, Math.max(2, curl.text.split("\n").length))} onFocus=${(e) => e.target.select()} value=${curl.text}></textarea>
     </div>`}
     <nav class="tabs small">
       ${tabs.map((t) => html`<button type="button" class=${t === cur ? "on" : ""} data-testid=${"detail-tab-" + t} onClick=${() => setTab(t)}>${t}${t === "websocket" ? ` (${wsCount})` : ""}</button>`)}
@@ -328,7 +353,7 @@ export function FlowDetail({ id, summary, refreshKey, onClose }) {
         <${Body} d=${d} side="resp" raw=${raw} />
         ${Array.isArray(d.resp_trailers) && d.resp_trailers.length > 0 && html`<h4>trailers</h4><${Headers} list=${d.resp_trailers} title="trailers" />`}
       </section>`}
-      ${d && cur === "timing" && html`<section><${Waterfall} t=${d.timing || { total_ms: d.total_ms }} /></section>`}
+      ${d && cur === "timing" && html`<section><${Waterfall} t=${d.timing || { total_ms: d.total_ms }} reused=${!!d.upstream_reused} /></section>`}
       ${d && cur === "connection" && html`<section><${KVGroups} obj=${d.connection} groups=${CONN_GROUPS} /></section>`}
       ${d && cur === "websocket" && html`<section><${WsMessages} list=${d.websocket_messages} t0=${d.time_us || d.t_start_us} /></section>`}
       ${cur === "replay" &&
@@ -336,7 +361,7 @@ export function FlowDetail({ id, summary, refreshKey, onClose }) {
       html`<section>
         ${replay.busy && html`<div class="note">replaying…</div>`}
         ${replay.error && html`<div class="error">replay failed: ${replay.error}</div>`}
-        ${replay.b && html`<${ReplayDiff} a=${replay.a} b=${replay.b} />`}
+        ${replay.b && html`<${ReplayDiff} a=${replay.a} b=${replay.b} onOpen=${onOpen} />`}
       </section>`}
     </div>
   </aside>`;
@@ -347,14 +372,15 @@ const CONN_ROW_GROUPS = [
   ["Why", /^(sni|decision|reason|error)$/],
 ];
 
-export function ConnDetail({ c, onClose }) {
+export function ConnDetail({ c, onClose, onOpenStream }) {
   return html`<aside class="detail" data-testid="detail" data-conn-id=${c.conn_id}>
     <div class="detail-head">
       <div class="detail-title mono"><b>connection ${c.conn_id}</b> ${c.kind} ${c.target || ""}</div>
       <button type="button" class="close" title="Close (Esc)" data-testid="detail-close" onClick=${onClose}>×</button>
     </div>
     <div class="detail-body">
-      <div class="note">${c.kind === "stream" ? "passed through without interception: the bytes were relayed, not decrypted (see the Streams tab for its timeline)" : "this connection did not become an HTTP exchange"}</div>
+      <div class="note">${c.kind === "stream" ? "passed through without interception: the bytes were relayed, not decrypted" : "this connection did not become an HTTP exchange"}</div>
+      ${c.kind === "stream" && onOpenStream && html`<div class="actions"><button type="button" data-testid="open-stream" onClick=${() => onOpenStream(c.conn_id)}>Timeline and plots</button></div>`}
       <${KVGroups} obj=${c} groups=${CONN_ROW_GROUPS} />
     </div>
   </aside>`;

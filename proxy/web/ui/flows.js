@@ -5,6 +5,16 @@ import { html, clock, humanBytes, ms, protoLabel, statusClass } from "./api.js";
 import { store, rowKey } from "./store.js";
 
 export const ROW_H = 22;
+
+// path and query: from the URL (the path column has no query); CONNECT
+// rows have no path, they show their authority
+function pathOf(f) {
+  const u = f.url || "";
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*(.*)$/i.exec(u);
+  if (m && m[1]) return m[1];
+  if (f.method === "CONNECT") return `${f.host || ""}:${f.port || ""}`;
+  return f.path || u;
+}
 const OVERSCAN = 8;
 
 export const COLUMNS = [
@@ -13,7 +23,7 @@ export const COLUMNS = [
   { key: "method", title: "Method", min: 72, get: (f) => f.method || "" },
   { key: "status", title: "Status", min: 62, cls: "num", get: (f) => (f.status === null || f.status === undefined ? (f.error ? "ERR" : "…") : f.status) },
   { key: "host", title: "Host", min: 120, fr: 1.2, get: (f) => f.host || "" },
-  { key: "path", title: "Path", min: 160, fr: 3, get: (f) => f.path || "", title2: (f) => f.url },
+  { key: "path", title: "Path", min: 160, fr: 3, get: (f) => pathOf(f), title2: (f) => f.url },
   { key: "url", title: "URL", min: 200, fr: 3, get: (f) => f.url || "" },
   { key: "type", title: "Type", min: 90, fr: 0.8, get: (f) => (f.content_type || "").split(";")[0] },
   { key: "size", title: "Size", min: 76, cls: "num", get: (f) => humanBytes(f.resp_size), title2: (f) => `request ${f.req_size ?? "?"} B, response ${f.resp_size ?? "?"} B` },
@@ -116,7 +126,7 @@ function ConnRow({ c, cols, top, selected, onSelect }) {
 export function FlowList({ cols, selected, onSelect, scrollToSel }) {
   const ref = useRef();
   const [, force] = useReducer((x) => x + 1, 0);
-  const st = useRef({ stick: true, baseline: 0, top: 0, height: 600, lastSel: null });
+  const st = useRef({ stick: true, baseline: 0, top: 0, height: 600, lastSel: null, resets: 0 });
   const s = st.current;
 
   useEffect(() => store.subscribe(force), []);
@@ -130,6 +140,13 @@ export function FlowList({ cols, selected, onSelect, scrollToSel }) {
     return () => ro.disconnect();
   }, []);
 
+  if (s.resets !== store.resets) {
+    // new rows for a new filter: start at the bottom again
+    s.resets = store.resets;
+    s.stick = true;
+    s.baseline = store.appended;
+    store.pendingPrepend = 0;
+  }
   const n = store.rows.length;
   const total = n * ROW_H;
   const headH = ROW_H + 2;
@@ -153,15 +170,17 @@ export function FlowList({ cols, selected, onSelect, scrollToSel }) {
       s.baseline = store.appended;
     }
     // keep the selected row in view when the keyboard moves it
+    // (until it is found: ?flow=ID may name a row of a page still loading)
     if (scrollToSel && selected && selected !== s.lastSel) {
       const i = store.indexOfKey(selected);
       if (i >= 0) {
         const y = i * ROW_H;
-        if (y < el.scrollTop) el.scrollTop = y;
+        if (y < el.scrollTop - view || y > el.scrollTop + 2 * view) el.scrollTop = y - view / 2; // far: centre it
+        else if (y < el.scrollTop) el.scrollTop = y;
         else if (y + ROW_H > el.scrollTop + view) el.scrollTop = y + ROW_H - view;
-      }
-    }
-    s.lastSel = selected;
+        s.lastSel = selected;
+      } else if (store.complete) s.lastSel = selected;
+    } else s.lastSel = selected;
   });
 
   const onScroll = () => {
@@ -203,7 +222,7 @@ export function FlowList({ cols, selected, onSelect, scrollToSel }) {
     <div class="flow-list" ref=${ref} onScroll=${onScroll} data-testid="flow-list" style=${`--cols:${template};--minw:${minw}px`} tabindex="0">
       <div class="row head">${colDefs.map((c) => html`<span class=${"cell " + (c.cls || "")}>${c.title}</span>`)}</div>
       <div class="rows" style=${"height:" + total + "px"}>
-        ${rows.length ? rows.map((r) => r) : null}
+        ${rows}
         ${n === 0 &&
         html`<div class="empty">${store.loading ? "loading…" : store.error ? "" : store.filter ? "no flows match this filter (yet)" : "no flows yet — send traffic through the proxy"}</div>`}
       </div>

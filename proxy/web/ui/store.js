@@ -4,6 +4,17 @@
 import { getJSON, qs, ApiError } from "./api.js";
 
 const PAGE = 5000;
+const FIRST_PAGE = 1000;
+// Memory stays bounded: the page keeps the newest MAX_FLOWS exchanges (about
+// 350 bytes of heap each); past that the oldest go, and a filter reaches them.
+export const MAX_FLOWS = (() => {
+  try {
+    const n = Number(localStorage.getItem("peephole.maxFlows"));
+    return n >= 1000 ? n : 300000;
+  } catch {
+    return 300000;
+  }
+})();
 const NEWEST = Number.MAX_SAFE_INTEGER;
 
 const byTime = (r) => (r.time_us !== null && r.time_us !== undefined ? Number(r.time_us) : Date.parse(r.time) * 1000 || 0);
@@ -14,15 +25,18 @@ export class FlowStore {
     this.flowById = new Map();
     this.conns = []; // connection rows, seq ascending
     this.connById = new Map();
-    this.connLast = 0; // highest conn seq loaded
+    this.connLast = 0; // cursor of GET /api/conns (live events do not move it)
     this.rows = []; // what the list shows: flows, plus conns when unfiltered
     this.filter = "";
     this.error = ""; // the server's message for a bad filter (or a load error)
     this.live = false;
     this.loading = false;
     this.complete = false; // every older page loaded
+    this.dropped = false; // older flows left out (MAX_FLOWS)
     this.appended = 0; // rows added live (for "↓ N new")
     this.pendingPrepend = 0; // rows added above the top since the list last looked
+    this.swapping = false; // a new filter's first page is on its way
+    this.resets = 0; // times the rows were replaced (the list goes to the bottom)
     this.version = 0;
     this.gen = 0;
     this.es = null;
@@ -56,8 +70,13 @@ export class FlowStore {
       return;
     }
     // merge by time: flows in id order, conns slotted in by accept time
-    const out = new Array(this.flows.length + this.conns.length);
-    const cs = this.conns.slice().sort((a, b) => byTime(a) - byTime(b));
+    let cs = this.conns.slice().sort((a, b) => byTime(a) - byTime(b));
+    // older flows left out: so are the connection rows of their time
+    if (this.dropped && this.flows.length) {
+      const t0 = byTime(this.flows[0]);
+      cs = cs.filter((c) => byTime(c) >= t0);
+    }
+    const out = new Array(this.flows.length + cs.length);
     let i = 0,
       j = 0,
       k = 0;
@@ -96,11 +115,34 @@ export class FlowStore {
       while (i > 0 && this.flows[i - 1].id > f.id) i--;
       this.flows.splice(i, 0, f);
     }
-    if (live) {
+    if (live && !this.swapping) {
       this.insertRow(f);
       this.appended++;
+      if (this.flows.length > MAX_FLOWS * 1.05) this.trim(true);
     }
     return true;
+  }
+
+  // Drop the oldest flows past MAX_FLOWS (and connection rows older than
+  // the oldest flow kept). With inRows, out of the shown rows too, telling
+  // the list how many went from the top.
+  trim(inRows) {
+    const n = this.flows.length - MAX_FLOWS;
+    if (n <= 0) return;
+    const gone = this.flows.splice(0, n);
+    for (const f of gone) this.flowById.delete(f.id);
+    this.dropped = true;
+    const t0 = byTime(this.flows[0]);
+    const oldConns = this.conns.filter((c) => byTime(c) < t0);
+    if (oldConns.length) {
+      for (const c of oldConns) this.connById.delete(c.conn_id);
+      this.conns = this.conns.filter((c) => byTime(c) >= t0);
+    }
+    if (inRows) {
+      const before = this.rows.length;
+      this.rows = this.rows.filter((r) => (r._conn ? this.connById.has(r.conn_id) : this.flowById.has(r.id)));
+      this.pendingPrepend -= before - this.rows.length;
+    }
   }
 
   upsertConn(c, live) {
@@ -112,8 +154,7 @@ export class FlowStore {
     }
     this.connById.set(c.conn_id, c);
     this.conns.push(c);
-    if (c.seq > this.connLast) this.connLast = c.seq;
-    if (live && this.showConns) {
+    if (live && this.showConns && !this.swapping) {
       this.insertRow(c);
       this.appended++;
     }
@@ -127,10 +168,13 @@ export class FlowStore {
     this.error = "";
     this.flows = [];
     this.flowById = new Map();
-    this.rows = [];
+    // the old rows stay on screen until the first page of the new filter
+    // is in (no flash of an empty list while typing)
+    this.swapping = true;
     this.appended = 0;
     this.pendingPrepend = 0;
     this.complete = false;
+    this.dropped = false;
     this.loading = true;
     this.lastEventId = "";
     this.changed();
@@ -146,6 +190,9 @@ export class FlowStore {
       if (gen !== this.gen) return;
       this.error = e instanceof ApiError ? e.message : "cannot load flows: " + e.message;
       this.loading = false;
+      this.swapping = false;
+      this.resets++;
+      this.rows = [];
       if (e instanceof ApiError && e.status === 400) this.closeEvents();
       this.changed();
     }
@@ -156,7 +203,8 @@ export class FlowStore {
     let page;
     let backwards = true;
     try {
-      page = await getJSON("/api/flows?" + qs({ filter, before: NEWEST, limit: PAGE }));
+      // a small first page paints sooner; the rest come 5000 at a time
+      page = await getJSON("/api/flows?" + qs({ filter, before: NEWEST, limit: FIRST_PAGE }));
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 400) throw e;
       // a server without before=: page forwards from the start instead
@@ -166,10 +214,19 @@ export class FlowStore {
     if (gen !== this.gen) return;
     for (const f of page.flows) this.upsertFlow(f, false);
     this.flows.sort((a, b) => a.id - b.id);
+    this.swapping = false;
+    this.resets++;
     this.rebuildRows();
     this.changed();
     if (backwards) {
-      while (page.flows.length > 0 && (page.more || page.flows.length >= PAGE)) {
+      while (page.flows.length > 0 && page.more) {
+        if (this.flows.length >= MAX_FLOWS) {
+          this.dropped = true;
+          const before = this.rows.length;
+          this.rebuildRows();
+          this.pendingPrepend += this.rows.length - before;
+          break;
+        }
         const oldest = this.flows[0].id;
         page = await getJSON("/api/flows?" + qs({ filter, before: oldest, limit: PAGE }));
         if (gen !== this.gen) return;
@@ -187,6 +244,7 @@ export class FlowStore {
         page = await getJSON("/api/flows?" + qs({ filter, after: page.last, limit: PAGE }));
         if (gen !== this.gen) return;
         for (const f of page.flows) this.upsertFlow(f, false);
+        this.trim();
         this.rebuildRows();
         this.changed();
       }
@@ -206,7 +264,7 @@ export class FlowStore {
         if (page.last > this.connLast) this.connLast = page.last;
         if (!page.more || page.conns.length === 0) break;
       }
-      if (added && this.showConns) {
+      if (added && this.showConns && !this.swapping) {
         this.rebuildRows();
         this.changed();
       }
@@ -227,6 +285,7 @@ export class FlowStore {
       es.onopen = () => {
         if (gen !== this.gen) return;
         this.live = true;
+        this.retries = 0;
         this.changed();
         resolve();
       };
@@ -238,9 +297,13 @@ export class FlowStore {
         // EventSource retries by itself (with Last-Event-ID) unless the
         // server answered with an error status; then try again later.
         if (es.readyState === EventSource.CLOSED && !this.error) {
+          // say why when it is the session (a restarted peephole has a
+          // new token): GET /api/session answers 401 and the page says so
+          getJSON("/api/session").catch(() => {});
+          this.retries = (this.retries || 0) + 1;
           setTimeout(() => {
             if (gen === this.gen && this.es === es) this.openEvents(gen);
-          }, 3000);
+          }, Math.min(30000, 2000 * this.retries));
         }
       };
       es.addEventListener("flow", (ev) => {
@@ -273,15 +336,12 @@ export class FlowStore {
             f.websocket_messages = m.messages;
             this.changed();
           }
-          for (const fn of this.wsListeners) fn(m);
         } catch (e) {
           console.warn("ws event:", e);
         }
       });
     });
   }
-
-  wsListeners = new Set();
 
   closeEvents() {
     if (this.es) {

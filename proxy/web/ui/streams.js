@@ -24,7 +24,7 @@ function axes(yLabel, yValues) {
   const ax = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
   return [
     { ...ax, label: "seconds since open", labelSize: 18 },
-    { ...ax, label: yLabel, labelSize: 18, size: 64, ...(yValues ? { values: yValues } : {}) },
+    { ...ax, label: yLabel, labelSize: 18, size: 84, ...(yValues ? { values: yValues } : {}) },
   ];
 }
 
@@ -67,9 +67,11 @@ export function buildSeries(events) {
     cu.push(su);
     cd.push(sd);
   }
-  // (b) throughput per bucket
+  // (b) throughput per bucket: 100 ms, finer for a stream shorter than
+  // 2 s, coarser past 20,000 buckets
   const tmax = ev.length ? ev[ev.length - 1].t_ms : 0;
-  const bucketMs = Math.max(BUCKET_MS, tmax / 20000);
+  let bucketMs = Math.max(BUCKET_MS, tmax / 20000);
+  if (tmax < 2000) bucketMs = [1, 2, 5, 10, 20, 50, 100].find((b) => tmax / b <= 60) || 100;
   const nb = Math.floor(tmax / bucketMs) + 1;
   const bx = new Array(nb + 1), bu = new Array(nb + 1).fill(0), bd = new Array(nb + 1).fill(0);
   for (let i = 0; i <= nb; i++) bx[i] = (i * bucketMs) / 1000;
@@ -88,7 +90,7 @@ export function buildSeries(events) {
   // (d) mmTLS records by type
   const types = [...new Set(ev.map((e) => e.mmtls_type).filter((t) => t !== null && t !== undefined && t !== ""))];
   const mm = ev.filter((e) => e.mmtls_type);
-  return { ev, cum: [xs, cu, cd], buckets: [bx, bu, bd], samples, types, mm };
+  return { ev, cum: [xs, cu, cd], buckets: [bx, bu, bd], bucketMs, samples, types, mm };
 }
 
 function StreamPlots({ s }) {
@@ -97,7 +99,7 @@ function StreamPlots({ s }) {
   useEffect(() => setBuilt(buildSeries(events)), [s]);
   if (events.length === 0) return html`<div class="note">no events recorded for this stream (stream events are recorded for passed-through connections)</div>`;
   if (!built) return html`<div class="note">plotting…</div>`;
-  const { cum, buckets, samples, types, mm } = built;
+  const { cum, buckets, bucketMs, samples, types, mm } = built;
   const plots = [];
   plots.push(
     html`<${Plot} key="cum" title="bytes over time (cumulative)" data=${cum} opts=${{
@@ -107,7 +109,7 @@ function StreamPlots({ s }) {
     }} />`
   );
   plots.push(
-    html`<${Plot} key="rate" title=${`throughput per ${BUCKET_MS} ms`} note="how much crossed in each direction per bucket; what is in flight unacknowledged needs TCP_INFO samples" data=${buckets} opts=${{
+    html`<${Plot} key="rate" title=${`throughput per ${bucketMs} ms`} note="how much crossed in each direction per bucket; what is in flight unacknowledged needs TCP_INFO samples" data=${buckets} opts=${{
       scales: { x: { time: false } },
       axes: axes("bytes / bucket", bytesAxis),
       series: [{ label: "s" }, { label: "up", stroke: UP, fill: UP + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }, { label: "down", stroke: DOWN, fill: DOWN + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }],
@@ -183,12 +185,12 @@ function TcpInfo({ s, hasSamples }) {
     (sides[side] ||= {})[f] = s[k];
     if (!fields.includes(f)) fields.push(f);
   }
-  const fmt = (f, v) => (v === null || v === undefined ? "—" : /_us$/.test(f) ? (v / 1000).toFixed(3) + " ms" : String(v));
+  const fmt = (f, v) => (v === null || v === undefined ? "—" : /_us$/.test(f) ? (v / 1000).toFixed(3) : String(v));
   return html`<div class="tcpinfo">
     <h4>RTT and retransmissions (TCP_INFO at close)</h4>
     ${!hasSamples && html`<div class="note">per-sample RTT needs TCP_INFO sampling; these are the values read when the connection closed</div>`}
     <table class="grid mono" data-testid="tcp-info">
-      <thead><tr><th>leg</th>${fields.map((f) => html`<th>${f}</th>`)}</tr></thead>
+      <thead><tr><th>leg</th>${fields.map((f) => html`<th class="num" title=${"tcpi_" + f}>${f.replace(/_us$/, " (ms)")}</th>`)}</tr></thead>
       <tbody>
         ${Object.entries(sides).map(([side, v]) => html`<tr><th>${side === "client" ? "client ↔ proxy" : side === "server" ? "proxy ↔ server" : side}</th>${fields.map((f) => html`<td class="num">${fmt(f, v[f])}</td>`)}</tr>`)}
       </tbody>
@@ -196,9 +198,8 @@ function TcpInfo({ s, hasSamples }) {
   </div>`;
 }
 
-export function Streams() {
+export function Streams({ sel, setSel }) {
   const [list, setList] = useState({ loading: true });
-  const [sel, setSel] = useState(null);
   const [one, setOne] = useState(null);
   const load = () =>
     getJSON("/api/streams")
@@ -208,7 +209,7 @@ export function Streams() {
     load();
   }, []);
   useEffect(() => {
-    if (sel === null) return;
+    if (sel === null || sel === undefined) return;
     let live = true;
     setOne({ loading: true });
     getJSON(`/api/streams/${sel}`)

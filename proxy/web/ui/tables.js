@@ -30,6 +30,7 @@ function sortVal(v) {
 
 export function SortTable({ rows, keys, testid, titles = {}, onRow, rowClass, extra, initialSort, selectedKey, keyOf }) {
   const [sort, setSort] = useState(initialSort || { key: null, dir: 1 });
+  const [cap, setCap] = useState(1000); // rows drawn; more on request
   let view = rows;
   if (sort.key) {
     const k = sort.key;
@@ -52,7 +53,7 @@ export function SortTable({ rows, keys, testid, titles = {}, onRow, rowClass, ex
       </tr>
     </thead>
     <tbody>
-      ${view.map((r, i) => {
+      ${view.slice(0, cap).map((r, i) => {
         const key = keyOf ? keyOf(r) : i;
         return html`<tr key=${key} class=${(rowClass ? rowClass(r) : "") + (onRow ? " clickable" : "") + (selectedKey !== undefined && key === selectedKey ? " sel" : "")} onClick=${onRow ? () => onRow(r) : undefined}>
           ${extra && html`<td class="extra">${extra(r)}</td>`}
@@ -63,5 +64,6 @@ export function SortTable({ rows, keys, testid, titles = {}, onRow, rowClass, ex
         </tr>`;
       })}
     </tbody>
-  </table>`;
+  </table>
+  ${view.length > cap && html`<div class="more-rows"><button type="button" class="link" onClick=${() => setCap(cap + 5000)}>show ${Math.min(5000, view.length - cap)} more of ${view.length - cap} (sorted order)</button></div>`}`;
 }

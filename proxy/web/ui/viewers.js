@@ -1,6 +1,6 @@
 // peephole web UI: body viewers (JSON tree, source text, image, hex) and a
 // line diff. Bodies are shown as text, never rendered as HTML.
-import { useEffect, useState } from "/vendor/preact-hooks.mjs";
+import { useEffect, useMemo, useState } from "/vendor/preact-hooks.mjs";
 import { html, getBytes, humanBytes } from "./api.js";
 
 const MAX_TEXT = 2 * 1024 * 1024; // show at most this much source text
@@ -23,9 +23,9 @@ function JsonValue({ v }) {
   }
 }
 
-function JsonNode({ name, v, depth, open: open0 }) {
+function JsonNode({ name, v, depth, open: open0, openDepth }) {
   const isObj = v !== null && typeof v === "object";
-  const [open, setOpen] = useState(open0 !== undefined ? open0 : depth < 2);
+  const [open, setOpen] = useState(open0 !== undefined ? open0 : depth < openDepth);
   const [limit, setLimit] = useState(MAX_CHILDREN);
   const label = name !== undefined ? html`<span class="j-key">${typeof name === "number" ? name : JSON.stringify(name)}</span><span class="j-colon">: </span>` : null;
   if (!isObj) return html`<div class="j-row">${label}<${JsonValue} v=${v} /></div>`;
@@ -38,14 +38,28 @@ function JsonNode({ name, v, depth, open: open0 }) {
     </div>
     ${open &&
     html`<div class="j-children">
-      ${entries.slice(0, limit).map(([k, x]) => html`<${JsonNode} key=${k} name=${k} v=${x} depth=${depth + 1} />`)}
+      ${entries.slice(0, limit).map(([k, x]) => html`<${JsonNode} key=${k} name=${k} v=${x} depth=${depth + 1} openDepth=${openDepth} />`)}
       ${entries.length > limit && html`<button type="button" class="link" onClick=${() => setLimit(limit + MAX_CHILDREN)}>show ${Math.min(MAX_CHILDREN, entries.length - limit)} more of ${entries.length - limit}</button>`}
     </div>`}
   </div>`;
 }
 
+// how many nodes, counting no further than cap
+function countNodes(v, cap) {
+  let n = 0;
+  const walk = (x) => {
+    if (n > cap) return;
+    n++;
+    if (x !== null && typeof x === "object") for (const k in x) walk(x[k]);
+  };
+  walk(v);
+  return n;
+}
+
+// A small document opens whole; a big one two levels deep.
 export function JsonTree({ value }) {
-  return html`<div class="json-tree mono" data-testid="json-tree"><${JsonNode} v=${value} depth=${0} open=${true} /></div>`;
+  const openDepth = useMemo(() => (countNodes(value, 400) <= 400 ? Infinity : 2), [value]);
+  return html`<div class="json-tree mono" data-testid="json-tree"><${JsonNode} v=${value} depth=${0} open=${true} openDepth=${openDepth} /></div>`;
 }
 
 export function tryJSON(text, type) {
@@ -85,8 +99,13 @@ export function TextView({ text, type }) {
 
 export function ImagePreview({ src, type }) {
   const [dim, setDim] = useState("");
+  const [small, setSmall] = useState(0);
   return html`<div class="image-preview" data-testid="image-preview">
-    <img src=${src} alt="response body (${type})" onLoad=${(e) => setDim(e.target.naturalWidth + " × " + e.target.naturalHeight)} />
+    <img src=${src} alt="response body (${type})" style=${small ? `width:${small}px;image-rendering:pixelated` : ""} onLoad=${(e) => {
+      const w = e.target.naturalWidth, h = e.target.naturalHeight;
+      setDim(w + " × " + h + (w < 64 && h < 64 ? " (shown 4×)" : ""));
+      if (w < 64 && h < 64) setSmall(w * 4);
+    }} />
     ${dim && html`<div class="note">${type} · ${dim}</div>`}
   </div>`;
 }

@@ -8,6 +8,7 @@
 //   PLAYWRIGHT_CORE   absolute path of the playwright-core package directory
 //   CHROMIUM          browser binary (default /usr/bin/chromium)
 //   SCREENSHOT        where to save a PNG (optional; required by "screenshot")
+//   PEEPHOLE_WEB_PASSWORD  the --web-password, if any (sent as Basic auth)
 //   EXPECT_HOST, EXPECT_ID, EXPECT_KEY, FILTER  per scenario, see below
 //
 // Scenarios:
@@ -21,6 +22,9 @@
 //               replay-id=N
 //   screenshot  the whole UI with flows and an open detail, 1280x800, to
 //               SCREENSHOT (EXPECT_ID picks the flow, else the newest)
+//   views       every view and detail tab renders without a page error
+//   stick       scrolled up, new flows leave the list where it is and show
+//               "↓ N new"; prints "ready" when it is time to send traffic
 //
 // Exit 0 on success; on failure print the reason and exit 1. Every wait
 // is bounded.
@@ -50,7 +54,10 @@ async function loadPlaywright() {
 // Open the printed URL (which trades the token for the cookie), then any
 // path of the UI on the same origin.
 async function openUI(browser, sub = "/") {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  // with --web-password the token goes with HTTP Basic auth
+  const pw = process.env.PEEPHOLE_WEB_PASSWORD;
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...(pw ? { httpCredentials: { username: "peephole", password: pw } } : {}) });
+  const page = await ctx.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push("pageerror: " + e.message));
   page.on("console", (m) => {
@@ -145,8 +152,22 @@ const scenarios = {
     const page = await openFlow(browser, id);
     await page.click("[data-testid=detail-tab-response]");
     await page.waitForSelector("[data-testid=detail] [data-testid=json-tree]", { timeout: T }).catch(() => fail("no JSON tree in the response of flow " + id));
-    const keys = await page.$$eval("[data-testid=json-tree] .j-key", (els) => els.map((e) => e.textContent));
-    if (!keys.includes(JSON.stringify(key)) && !keys.includes(key)) fail(`key ${key} not in the JSON tree (keys: ${keys.slice(0, 20).join(", ")})`);
+    const keysNow = () => page.$$eval("[data-testid=json-tree] .j-key", (els) => els.map((e) => e.textContent));
+    const has = (keys) => keys.includes(JSON.stringify(key)) || keys.includes(key);
+    let keys = await keysNow();
+    // a big document opens two levels deep: open the rest, a round at a time
+    for (let round = 0; round < 6 && !has(keys); round++) {
+      const opened = await page.$$eval("[data-testid=json-tree] .j-toggle", (els) => {
+        let n = 0;
+        for (const e of els) if (e.querySelector(".j-caret")?.textContent === "▸" && n < 500) (e.click(), n++);
+        return n;
+      });
+      if (!opened) break;
+      await page.waitForTimeout(100);
+      keys = await keysNow();
+    }
+    if (!has(keys)) fail(`key ${key} not in the JSON tree (keys: ${keys.slice(0, 20).join(", ")})`);
+    console.log("json-key=" + key);
   },
 
   async "stream-plot"(browser) {
@@ -179,6 +200,73 @@ const scenarios = {
     const nid = await diff.getAttribute("data-replay-id");
     if (!/^\d+$/.test(nid || "")) fail("the diff view names no replay id");
     console.log(`replay-id=${nid}`);
+  },
+
+  // Every view renders without a page error: the list, a detail with each
+  // of its tabs, domains, streams (and the first stream's plots), and
+  // passthrough.
+  async views(browser) {
+    const page = await openUI(browser);
+    await waitRows(page);
+    await page.waitForSelector(rowsSel, { timeout: T }).catch(() => fail("no flow rows"));
+    await page.click(`${rowsSel} >> nth=-1`);
+    await page.waitForSelector("[data-testid=detail] [data-testid=detail-tab-request]", { timeout: T }).catch(() => fail("the detail did not open"));
+    for (const tab of ["request", "response", "timing", "connection"]) {
+      await page.click(`[data-testid=detail-tab-${tab}]`);
+      await page.waitForTimeout(150);
+    }
+    await page.waitForSelector("[data-testid=waterfall], [data-testid=detail] .kv-groups, [data-testid=detail] .note", { timeout: T });
+    await page.click("[data-testid=copy-curl]");
+    await page.waitForSelector("[data-testid=curl-text]", { timeout: T }).catch(() => fail("no curl command shown"));
+    const curl = await page.$eval("[data-testid=curl-text]", (e) => e.value);
+    if (!/^curl /.test(curl)) fail("the curl box holds no curl command: " + curl.slice(0, 80));
+    await page.keyboard.press("Escape");
+    await page.click("[data-testid=tab-domains]");
+    await page.waitForSelector("[data-testid=domains-table], .page .note, .page .error", { timeout: T });
+    await page.click("[data-testid=tab-streams]");
+    await page.waitForSelector("[data-testid=streams-table], .page .note, .page .error", { timeout: T });
+    if (await page.$("[data-testid=streams-table] tbody tr")) {
+      await page.click("[data-testid=streams-table] tbody tr >> nth=0");
+      await page.waitForSelector("[data-testid=stream-plot] canvas, [data-testid=stream-detail] .note", { timeout: T });
+    }
+    await page.click("[data-testid=tab-passthrough]");
+    await page.waitForSelector("[data-testid=passthrough-table], .page .note, .page .error", { timeout: T });
+    await page.waitForTimeout(300);
+    const errs = page.errors.filter((e) => e.startsWith("pageerror"));
+    if (errs.length) fail(errs.join(" | "));
+    const bad = await page.$$eval(".page .error", (els) => els.map((e) => e.textContent));
+    if (bad.length) fail("a view shows an error: " + bad.join(" | "));
+  },
+
+  // Stick to bottom: scrolled up, new flows do not move the list and a
+  // "N new" button appears; clicking it goes to the newest row. Needs more
+  // flows than a screen holds; prints "ready" when scrolled up (send
+  // traffic then).
+  async stick(browser) {
+    const page = await openUI(browser);
+    await waitRows(page);
+    const scrolled = await page.evaluate(() => {
+      const el = document.querySelector("[data-testid=flow-list]");
+      if (el.scrollHeight <= el.clientHeight + 50) return false;
+      el.scrollTop = Math.max(0, el.scrollTop - 400);
+      el.dispatchEvent(new Event("scroll"));
+      return true;
+    });
+    if (!scrolled) fail("not enough flows to scroll the list");
+    await page.waitForTimeout(300);
+    const topBefore = await page.$eval("[data-testid=flow-list]", (e) => e.scrollTop);
+    console.log("ready");
+    await page.waitForSelector("[data-testid=new-rows]", { timeout: T }).catch(() => fail("no “N new” button after new flows arrived"));
+    const topAfter = await page.$eval("[data-testid=flow-list]", (e) => e.scrollTop);
+    if (Math.abs(topAfter - topBefore) > 1) fail(`the list moved while scrolled up (${topBefore} -> ${topAfter})`);
+    await page.click("[data-testid=new-rows]");
+    await page.waitForTimeout(500);
+    const atEnd = await page.evaluate(() => {
+      const el = document.querySelector("[data-testid=flow-list]");
+      return el.scrollTop + el.clientHeight >= el.scrollHeight - 30;
+    });
+    if (!atEnd) fail("the “N new” button did not go to the bottom");
+    console.log("stick ok");
   },
 
   async screenshot(browser) {
