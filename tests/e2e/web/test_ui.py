@@ -73,7 +73,16 @@ def test_ui_live_flow_appears(web_proxy, web_origin):
     p = web_proxy
     p.curl(web_origin.url(f"/warmup?t={token()}"))
     proc = scenario(p, "live", EXPECT_HOST=(host := f"live-{token()}"))
-    # wait (bounded) for the page to be up, then make the exchange
+    _wait_ready(proc)  # the page is up: now make the exchange
+    r = p.curl(web_origin.url(f"/{host}"))
+    assert r.code == 200
+    out = finish(proc)
+    ms = int(_value(out, "elapsed-ms"))
+    print(f"flow on screen {ms} ms after curl began (no reload)")
+
+
+def _wait_ready(proc):
+    """Wait (bounded) for the scenario's "ready" line."""
     deadline = time.monotonic() + 60
     line = ""
     while time.monotonic() < deadline:
@@ -83,11 +92,34 @@ def test_ui_live_flow_appears(web_proxy, web_origin):
             if line.strip() == "ready" or not line:
                 break
     assert line.strip() == "ready", line + finish(proc)
-    r = p.curl(web_origin.url(f"/{host}"))
-    assert r.code == 200
-    out = finish(proc)
-    ms = int(_value(out, "elapsed-ms"))
-    print(f"flow on screen {ms} ms after curl began (no reload)")
+
+
+def test_ui_sticks_to_bottom_only_there(web_proxy, web_origin):
+    """Scrolled up, new flows do not move the list; a button takes it to
+    the bottom, where it then stays."""
+    p = web_proxy
+    tok = token()
+    urls = [web_origin.url(f"/fill{n}?t={tok}") for n in range(60)]
+    r = p.curl(urls)
+    assert r.codes == [200] * 60
+    _flow(p, f"fill59?t={tok}")
+    proc = scenario(p, "stick")
+    _wait_ready(proc)
+    for n in range(3):
+        assert p.curl(web_origin.url(f"/new{n}?t={tok}")).code == 200
+    assert "stick ok" in finish(proc)
+
+
+def test_ui_every_view_renders(web_proxy, web_origin):
+    """Each tab and detail tab opens without a page error or an error
+    shown, over a capture with an exchange, a stream-less list and a
+    pinned host."""
+    p = web_proxy
+    tok = token()
+    p.curl(web_origin.url(f"/data.json?t={tok}"), "-H",
+           "Accept-Encoding: gzip")
+    _flow(p, tok)
+    run_scenario(p, "views")
 
 
 def test_ui_filter_narrows(web_proxy, web_origin):
@@ -173,7 +205,8 @@ def test_ui_replay_makes_a_row(web_proxy, web_origin):
 def test_ui_screenshot(web_proxy, web_origin):
     p = web_proxy
     tok = token()
-    for path in ("/page.html", "/pixel.png", "/x", "/data.json"):
+    for path in ("/page.html", "/pixel.png", "/x", "/api/v1/items",
+                 "/static/app.js", "/data.json"):
         p.curl(web_origin.url(f"{path}?t={tok}"), "-H",
                "Accept-Encoding: gzip")
     f = _flow(p, f"data.json?t={tok}")
