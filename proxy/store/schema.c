@@ -581,6 +581,41 @@ static const char schema_step_v11[] =
     "UPDATE connections SET wseq = id;"
     "CREATE INDEX connections_wseq ON connections(wseq);";
 
+/*
+ * v12: where the traffic goes (locality). resolver_answers keeps each
+ * answer `peephole resolve-compare` got: one run of the command, the name,
+ * which resolver ("system", "app-dns" for WeChat's logged answers, or
+ * "ip:port"), A or AAAA, the address (NULL with a status for no answer)
+ * and its TTL. traces and trace_hops keep `peephole trace`'s TCP
+ * traceroutes: one row per endpoint traced, one per probe answered or
+ * lost. tcp_samples holds TCP_INFO read every sample interval on both
+ * legs of a relayed connection (side 0 the client's socket, 1 the
+ * origin's), capped per connection like stream events.
+ */
+static const char schema_step_v12[] =
+    "CREATE TABLE resolver_answers ("
+    " id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL,"
+    " t_us INTEGER NOT NULL, domain TEXT NOT NULL, resolver TEXT NOT NULL,"
+    " qtype TEXT NOT NULL, ip TEXT, ttl INTEGER, status TEXT NOT NULL);"
+    "CREATE INDEX resolver_answers_run ON resolver_answers(run_id, domain);"
+    "CREATE TABLE traces ("
+    " id INTEGER PRIMARY KEY, t_us INTEGER NOT NULL, ip TEXT NOT NULL,"
+    " port INTEGER NOT NULL, domain TEXT, method TEXT NOT NULL,"
+    " reached INTEGER NOT NULL DEFAULT 0, hops INTEGER, error TEXT);"
+    "CREATE INDEX traces_ip ON traces(ip, port);"
+    "CREATE TABLE trace_hops ("
+    " trace_id INTEGER NOT NULL, ttl INTEGER NOT NULL,"
+    " probe INTEGER NOT NULL, ip TEXT, rtt_us INTEGER, kind TEXT NOT NULL);"
+    "CREATE INDEX trace_hops_trace ON trace_hops(trace_id, ttl, probe);"
+    "CREATE TABLE tcp_samples ("
+    " conn_id INTEGER NOT NULL, t_us INTEGER NOT NULL,"
+    " side INTEGER NOT NULL, rtt_us INTEGER, rttvar_us INTEGER,"
+    " snd_cwnd INTEGER, unacked INTEGER, bytes_in_flight INTEGER,"
+    " retrans INTEGER, total_retrans INTEGER, delivery_rate INTEGER,"
+    " bytes_acked INTEGER, bytes_received INTEGER);"
+    "CREATE INDEX tcp_samples_conn ON tcp_samples(conn_id, t_us);"
+    "ALTER TABLE connections ADD COLUMN tcp_samples_capped INTEGER;";
+
 /* A step's SQL may come in parts: C99 promises string literals of 4095
  * bytes, no more. */
 #define SCHEMA_STEP_PARTS 3
@@ -598,6 +633,7 @@ static const char *const schema_steps[][SCHEMA_STEP_PARTS] = {
     {schema_step_v9_sightings, schema_step_v9_catalogue}, /* 8 -> 9 */
     {schema_step_v10},                                    /* 9 -> 10 */
     {schema_step_v11},                                    /* 10 -> 11 */
+    {schema_step_v12},                                    /* 11 -> 12 */
 };
 
 _Static_assert(

@@ -17,7 +17,7 @@
 struct event;
 struct store;
 
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 /* queue_max used when store_open() is given 0. */
 #define STORE_QUEUE_MAX_DEFAULT 8192
 /* queue_bytes_max used when store_open() is given 0. */

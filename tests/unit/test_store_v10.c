@@ -417,7 +417,8 @@ test_migrate_v10_to_v11_wseq(void **state)
 	store_close(st);
 
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(q_int(db, "PRAGMA user_version"), 11);
+	assert_int_equal(
+	    q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	expect_text(db,
 	    "SELECT group_concat(id || '=' || wseq, ' ') FROM"
 	    " (SELECT id, wseq FROM connections ORDER BY wseq)",
@@ -426,6 +427,13 @@ test_migrate_v10_to_v11_wseq(void **state)
 			     "SELECT count(*) FROM sqlite_master WHERE name ="
 			     " 'connections_wseq'"),
 	    1);
+	/* v12: the locality tables, empty */
+	assert_int_equal(q_int(db,
+			     "SELECT count(*) FROM sqlite_master WHERE name IN"
+			     " ('resolver_answers', 'traces', 'trace_hops',"
+			     " 'tcp_samples')"),
+	    4);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM tcp_samples"), 0);
 	sqlite3_close(db);
 }
 
