@@ -1,0 +1,57 @@
+/*
+ * geo: country, autonomous system and organisation of an IP address,
+ * offline, from data files that `make deps` builds out of pinned npm
+ * packages (@ip-location-db: geo-whois-asn-country, CC0; asn, CC BY 4.0)
+ * and that `peephole geo update --from DIR` replaces. Addresses that are
+ * not on the public Internet (private, loopback, link-local, CGNAT,
+ * documentation, multicast, reserved) are said to be so rather than
+ * looked up. A struct geo is read-only once open: any thread may look up.
+ */
+#ifndef PEEPHOLE_GEO_H
+#define PEEPHOLE_GEO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct geo;
+
+struct geo_info {
+	char country[3]; /* ISO 3166-1 alpha-2, "" when unknown */
+	uint32_t asn;    /* 0 when unknown */
+	char org[128];   /* the AS's organisation, "" when unknown */
+	/* NULL for a public address; else what the address is instead:
+	 * "private", "loopback", "link-local", "cgnat", "documentation",
+	 * "multicast", "unspecified", "reserved" */
+	const char *scope;
+};
+
+/*
+ * Open the data files: from dir when given, else the first of
+ * $PEEPHOLE_GEO_DIR, the updated copy under the peephole home
+ * (home/geo, see `peephole geo update`), and the directory built beside
+ * the binary. NULL with a message in err when no data can be read (the
+ * caller may go on without: see geo_lookup(NULL, ...)).
+ */
+struct geo *geo_open(const char *dir, const char *home, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Fill out for ip (text, IPv4 or IPv6). g may be NULL: then only the
+ * scope is known. 1 when the address was found in the data (or has a
+ * scope), 0 when it is public but unknown, -1 when ip is not an address.
+ */
+int geo_lookup(const struct geo *g, const char *ip, struct geo_info *out);
+
+/* The scope of ip alone (see geo_info.scope); NULL for public, and for
+ * text that is not an address. Pure. */
+const char *geo_scope(const char *ip);
+
+/*
+ * Which data answered: "country: FILE (DATE); asn: FILE (DATE)" into buf
+ * for `peephole geo` and the reports. "" for NULL.
+ */
+void geo_source(const struct geo *g, char *buf, size_t len);
+
+void geo_close(struct geo *g);
+
+#endif
