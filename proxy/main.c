@@ -22,6 +22,8 @@ static const struct main_cmd main_cmds[] = {
 	"one exchange in full (--body-out extracts its body); show stream ID"},
     {"streams", cli_streams,
 	"streams relayed unread (mmTLS, pinned TLS, raw TCP): shape, names"},
+    {"trace", cli_trace,
+	"the path to server endpoints: TCP traceroute, hops stored"},
     {"passthrough", cli_passthrough,
 	"list, retry or clear the hosts backed off from (pinning)"},
     {"ca", cli_ca, "create, locate and export the root CA; how to trust it"},
