@@ -53,7 +53,9 @@ struct trace_target {
 struct trace_targets {
 	struct trace_target *v;
 	size_t n, cap;
-	size_t skipped; /* left out: scope, or past --max-endpoints */
+	size_t
+	    skipped;   /* left out: loopback, or not public without --private */
+	size_t capped; /* left out: past --max-endpoints */
 };
 
 static const char trace_help[] =
@@ -248,7 +250,7 @@ trace_add(struct trace_targets *ts, size_t cap, const char *ip, int port,
 	struct trace_target *v;
 
 	if (ts->n >= cap) {
-		ts->skipped++;
+		ts->capped++;
 		return 0;
 	}
 	if (ts->n == ts->cap) {
@@ -279,14 +281,14 @@ static const char trace_sql_all[] =
     " GROUP BY ip, port ORDER BY ip, port";
 
 static const char trace_sql_domain[] =
-    "SELECT c.server_ip, c.server_port, ?1 FROM name_conns n"
-    " JOIN connections c ON c.id = n.id"
-    " WHERE n.name = ?1 COLLATE NOCASE"
-    "  AND c.server_ip IS NOT NULL AND c.server_port > 0"
-    " UNION SELECT server_ip, server_port, ?1 FROM requests"
-    " WHERE host = ?1 COLLATE NOCASE"
-    "  AND server_ip IS NOT NULL AND server_port > 0"
-    " ORDER BY 1, 2";
+    "SELECT ip, port, MIN(name) FROM ("
+    " SELECT c.server_ip AS ip, c.server_port AS port, n.name AS name"
+    "  FROM name_conns n JOIN connections c ON c.id = n.id"
+    "  WHERE n.name = ?1 COLLATE NOCASE"
+    " UNION ALL SELECT server_ip, server_port, host FROM requests"
+    "  WHERE host = ?1 COLLATE NOCASE)"
+    " WHERE ip IS NOT NULL AND ip <> '' AND port > 0"
+    " GROUP BY ip, port ORDER BY ip, port";
 
 static const char trace_sql_ip[] =
     "SELECT ?1, server_port, MIN(target_host) FROM connections"
@@ -385,21 +387,6 @@ trace_hopcb(const struct path *p, int ttl, void *ctx)
 	fflush(stdout);
 }
 
-/* The highest hop probed: where the trace ended, or the last hop with an
- * answer when it stopped early. */
-static int
-trace_hops(const struct path *p)
-{
-	int ttl;
-
-	if (p->end_ttl > 0)
-		return p->end_ttl;
-	for (ttl = p->max_hops; ttl > 1; ttl--)
-		if (p->probes[ttl - 1][0].kind != PATH_PENDING)
-			break;
-	return ttl;
-}
-
 static int
 trace_store_hops(sqlite3 *db, int64_t id, const struct path *p)
 {
@@ -412,7 +399,7 @@ trace_store_hops(sqlite3 *db, int64_t id, const struct path *p)
 
 	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
 		return -1;
-	for (ttl = 1; ttl <= trace_hops(p) && rc == SQLITE_DONE; ttl++)
+	for (ttl = 1; ttl <= path_hops(p) && rc == SQLITE_DONE; ttl++)
 		for (i = 0; i < p->nprobes && rc == SQLITE_DONE; i++) {
 			pr = &p->probes[ttl - 1][i];
 			if (pr->kind == PATH_PENDING)
@@ -462,7 +449,7 @@ trace_store(sqlite3 *db, const struct trace_target *tg, int64_t t_us,
 	sqlite3_bind_int(s, 3, tg->port);
 	sqlite3_bind_text(s, 4, tg->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 5, path_reached(p));
-	sqlite3_bind_int(s, 6, trace_hops(p));
+	sqlite3_bind_int(s, 6, path_hops(p));
 	if (error != NULL && error[0] != '\0')
 		sqlite3_bind_text(s, 7, error, -1, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE)
@@ -515,8 +502,8 @@ trace_header(const struct trace_opts *o, const struct trace_target *tg)
 		out_safe(stdout, tg->domain, 0);
 		fputc(')', stdout);
 	}
-	printf(", %d hops max, %d probes per hop, TCP SYN\n", o->t.max_hops,
-	    o->t.nprobes);
+	printf(", %d hops max, %d probe%s per hop, TCP SYN\n", o->t.max_hops,
+	    o->t.nprobes, o->t.nprobes == 1 ? "" : "s");
 	fflush(stdout);
 }
 
@@ -526,15 +513,14 @@ trace_footer(const struct trace_opts *o, const struct trace_target *tg,
 {
 	if (o->fmt == OUT_JSON)
 		return;
+	char end[160];
+
+	path_format_end(p, tg->ip, tg->port, end, sizeof(end));
 	printf("trace %lld: ", (long long)id);
 	if (error[0] != '\0')
 		printf("error: %s\n", error);
-	else if (path_reached(p))
-		printf("reached %s port %d in %d hops\n", tg->ip, tg->port,
-		    p->end_ttl);
 	else
-		printf("%s port %d not reached in %d hops\n", tg->ip, tg->port,
-		    trace_hops(p));
+		printf("%s\n", end);
 	fflush(stdout);
 }
 
@@ -636,11 +622,11 @@ trace_targets(sqlite3 *db, const struct trace_opts *o, struct trace_targets *ts)
 {
 	if (trace_collect(db, o, ts) == -1)
 		return CLI_ERROR;
-	if (ts->skipped > 0 && ts->n >= (size_t)o->max_endpoints)
+	if (ts->capped > 0)
 		fprintf(stderr,
-		    "peephole %s: tracing %zu endpoints; %zu more left out "
-		    "(--max-endpoints, --private)\n",
-		    TRACE_CMD, ts->n, ts->skipped);
+		    "peephole %s: tracing %zu endpoints, %zu more left out "
+		    "(--max-endpoints)\n",
+		    TRACE_CMD, ts->n, ts->capped);
 	if (ts->n == 0) {
 		fprintf(stderr,
 		    "peephole %s: no server endpoint to trace%s in %s\n",

@@ -48,10 +48,8 @@ trace_show_hops(
 	static const char sql[] = "SELECT ttl, probe, ip, rtt_us, kind"
 				  " FROM trace_hops WHERE trace_id = ?"
 				  " ORDER BY ttl, probe";
-	struct path_probe *pr;
 	sqlite3_stmt *s;
 	int ttl, probe, rc, maxp = 1;
-	const char *ip;
 
 	path_init(p, hops, PATH_MAX_PROBES);
 	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
@@ -59,24 +57,18 @@ trace_show_hops(
 		return -1;
 	}
 	sqlite3_bind_int64(s, 1, id);
+	/* path_record as the trace did: the end hop comes out the same */
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		ttl = sqlite3_column_int(s, 0);
 		probe = sqlite3_column_int(s, 1);
-		if (ttl < 1 || ttl > PATH_MAX_HOPS || probe < 1 ||
-		    probe > PATH_MAX_PROBES)
-			continue;
-		if (ttl > p->max_hops)
-			p->max_hops = ttl;
-		if (probe > maxp)
+		if (probe > maxp && probe <= PATH_MAX_PROBES)
 			maxp = probe;
-		pr = &p->probes[ttl - 1][probe - 1];
-		pr->kind =
-		    path_kind_parse((const char *)sqlite3_column_text(s, 4));
-		ip = (const char *)sqlite3_column_text(s, 2);
-		snprintf(pr->ip, sizeof(pr->ip), "%s", ip != NULL ? ip : "");
-		pr->rtt_us = sqlite3_column_type(s, 3) == SQLITE_NULL
-		    ? -1
-		    : sqlite3_column_int64(s, 3);
+		(void)path_record(p, ttl, probe - 1,
+		    path_kind_parse((const char *)sqlite3_column_text(s, 4)),
+		    (const char *)sqlite3_column_text(s, 2),
+		    sqlite3_column_type(s, 3) == SQLITE_NULL
+			? -1
+			: sqlite3_column_int64(s, 3));
 	}
 	p->nprobes = maxp;
 	if (rc != SQLITE_DONE)
@@ -231,20 +223,22 @@ trace_show_head(sqlite3_stmt *row)
 }
 
 static void
-trace_show_tail(sqlite3_stmt *row)
+trace_show_tail(sqlite3_stmt *row, const struct path *p)
 {
 	const char *error = out_col_text(row, "error");
+	const char *ip = out_col_text(row, "ip");
+	char end[160];
 
 	if (error != NULL) {
 		fputs("error: ", stdout);
 		out_safe(stdout, error, 0);
 		fputc('\n', stdout);
-	} else if (out_col_int(row, "reached"))
-		printf("reached in %lld hops\n",
-		    (long long)out_col_int(row, "hops"));
-	else
-		printf("not reached in %lld hops\n",
-		    (long long)out_col_int(row, "hops"));
+		return;
+	}
+	path_format_end(p, ip != NULL ? ip : "-", (int)out_col_int(row, "port"),
+	    end, sizeof(end));
+	out_safe(stdout, end, 0);
+	fputc('\n', stdout);
 }
 
 int
@@ -267,7 +261,7 @@ trace_print(sqlite3 *db, const struct geo *g, int64_t id)
 			out_safe(stdout, line, 0);
 			fputc('\n', stdout);
 		}
-		trace_show_tail(ts->row);
+		trace_show_tail(ts->row, &ts->p);
 	} else if (rc == -1)
 		fprintf(stderr, "peephole %s: %s\n", TRACE_SHOW_CMD, err);
 	sqlite3_finalize(ts->row);

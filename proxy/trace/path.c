@@ -105,6 +105,38 @@ path_reached(const struct path *p)
 	return 0;
 }
 
+int
+path_hops(const struct path *p)
+{
+	int ttl, i;
+
+	if (p->end_ttl > 0)
+		return p->end_ttl;
+	for (ttl = p->max_hops; ttl > 1; ttl--)
+		for (i = 0; i < p->nprobes; i++)
+			if (p->probes[ttl - 1][i].kind != PATH_PENDING)
+				return ttl;
+	return 1;
+}
+
+void
+path_format_end(
+    const struct path *p, const char *ip, int port, char *buf, size_t len)
+{
+	int n = path_hops(p);
+	char ep[PATH_IP_LEN + 16];
+
+	snprintf(ep, sizeof(ep), "%s port %d", ip, port);
+	if (path_reached(p))
+		snprintf(buf, len, "reached %s in %d hop%s", ep, n,
+		    n == 1 ? "" : "s");
+	else if (p->end_ttl > 0)
+		snprintf(buf, len, "%s unreachable (hop %d said so)", ep, n);
+	else
+		snprintf(buf, len, "%s not reached in %d hop%s", ep, n,
+		    n == 1 ? "" : "s");
+}
+
 const char *
 path_kind_name(enum path_kind k)
 {

@@ -64,6 +64,18 @@ int path_done(const struct path *p);
 /* Whether the destination itself answered (syn-ack or rst). */
 int path_reached(const struct path *p);
 
+/* The hops a trace covered: where it ended, else the last hop that was
+ * sent a probe (a trace cut short stops early), at least 1. */
+int path_hops(const struct path *p);
+
+/*
+ * How the trace ended, for the line after the hops: "reached IP port P in
+ * N hops", "IP port P unreachable (hop N said so)" or "IP port P not
+ * reached in N hops". Into buf (len bytes).
+ */
+void path_format_end(
+    const struct path *p, const char *ip, int port, char *buf, size_t len);
+
 /* "time-exceeded", "syn-ack", "rst", "unreachable", "timeout", "pending" */
 const char *path_kind_name(enum path_kind k);
 /* The kind for one of those names; PATH_PENDING when unknown. */
