@@ -346,24 +346,32 @@ trace_geo_open(void)
 	return geo_open(NULL, home[0] != '\0' ? home : NULL, err, sizeof(err));
 }
 
+/* What trace_label prints for what geo found. */
+static void
+trace_label_info(const struct geo_info *gi, char *buf, size_t len)
+{
+	size_t off;
+
+	if (gi->scope != NULL) {
+		snprintf(buf, len, "%s", gi->scope);
+		return;
+	}
+	snprintf(buf, len, "%s", gi->country);
+	off = strlen(buf);
+	if (gi->asn != 0 && off + 1 < len)
+		snprintf(buf + off, len - off, "%sAS%u%s%s", off ? "  " : "",
+		    (unsigned)gi->asn, gi->org[0] != '\0' ? " " : "", gi->org);
+}
+
 void
 trace_label(void *geo, const char *ip, char *buf, size_t len)
 {
 	struct geo_info gi;
-	size_t off;
 
 	buf[0] = '\0';
 	if (ip == NULL || ip[0] == '\0' || geo_lookup(geo, ip, &gi) != 1)
 		return;
-	if (gi.scope != NULL) {
-		snprintf(buf, len, "%s", gi.scope);
-		return;
-	}
-	snprintf(buf, len, "%s", gi.country);
-	off = strlen(buf);
-	if (gi.asn != 0 && off < len)
-		snprintf(buf + off, len - off, "%sAS%u%s%s", off ? "  " : "",
-		    (unsigned)gi.asn, gi.org[0] != '\0' ? " " : "", gi.org);
+	trace_label_info(&gi, buf, len);
 }
 
 /* What a trace being run prints as it goes. */
@@ -629,10 +637,11 @@ trace_targets(sqlite3 *db, const struct trace_opts *o, struct trace_targets *ts)
 		    TRACE_CMD, ts->n, ts->capped);
 	if (ts->n == 0) {
 		fprintf(stderr,
-		    "peephole %s: no server endpoint to trace%s in %s\n",
-		    TRACE_CMD,
-		    ts->skipped > 0 ? " (non-public ones need --private)" : "",
-		    o->db);
+		    "peephole %s: no server endpoint to trace in %s%s\n",
+		    TRACE_CMD, o->db,
+		    ts->skipped > 0 ? " (--private takes private addresses "
+				      "too; loopback only with --ip)"
+				    : "");
 		return CLI_ERROR;
 	}
 	return CLI_OK;

@@ -363,7 +363,7 @@ def test_trace_domain_and_all(chain, db):
     # a private endpoint is traced only when asked for
     cp = chain.trace("--domain", "srv.trace.test", "--db", db)
     assert cp.returncode == 1
-    assert "need --private" in cp.stderr
+    assert "--private takes private addresses too" in cp.stderr
     cp = chain.trace("--domain", "SRV.trace.test", "--private",
                      "--probes", 1, "--db", db)
     clean(cp)
