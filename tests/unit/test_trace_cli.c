@@ -84,7 +84,6 @@ test_add_cap(void **state)
 	assert_string_equal(ts.v[19].domain, "a.test");
 	assert_int_equal(ts.v[19].port, 1019);
 	/* a name that is the address itself is no name */
-	ts.n = 0;
 	trace_targets_free(&ts);
 	assert_int_equal(trace_add(&ts, 5, "10.0.0.2", 80, "10.0.0.2"), 0);
 	assert_null(ts.v[0].domain);
