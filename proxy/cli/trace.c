@@ -532,10 +532,11 @@ trace_footer(const struct trace_opts *o, const struct trace_target *tg,
 	fflush(stdout);
 }
 
-/* Trace tg and store it. The stored id, or -1 after a message. */
+/* Trace tg and store it, also when the trace failed (with its error;
+ * *failed is then set). The stored id, or -1 after a message. */
 static int64_t
 trace_one(sqlite3 *db, struct tracer *tr, struct trace_run *r,
-    const struct trace_target *tg)
+    const struct trace_target *tg, int *failed)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -544,6 +545,7 @@ trace_one(sqlite3 *db, struct tracer *tr, struct trace_run *r,
 	char err[256];
 	int64_t id = -1;
 
+	*failed = 1;
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		fprintf(stderr, "peephole %s: out of memory\n", TRACE_CMD);
 		return -1;
@@ -564,7 +566,8 @@ trace_one(sqlite3 *db, struct tracer *tr, struct trace_run *r,
 	if (id != -1)
 		trace_footer(r->o, tg, id, p, err);
 	free(p);
-	return err[0] != '\0' ? -1 : id;
+	*failed = err[0] != '\0' || id == -1;
+	return id;
 }
 
 /* With --json: the traces stored, as one array on stdout. 0 / -1. */
@@ -604,7 +607,7 @@ trace_all(sqlite3 *db, struct tracer *tr, const struct trace_opts *o,
 	struct trace_run r = {o, trace_geo_open()};
 	int64_t *ids;
 	size_t i;
-	int status = CLI_OK;
+	int status = CLI_OK, failed;
 
 	if ((ids = calloc(ts->n + 1, sizeof(*ids))) == NULL) {
 		geo_close(r.geo);
@@ -613,7 +616,8 @@ trace_all(sqlite3 *db, struct tracer *tr, const struct trace_opts *o,
 	for (i = 0; i < ts->n; i++) {
 		if (i > 0 && o->fmt != OUT_JSON)
 			fputc('\n', stdout);
-		if ((ids[i] = trace_one(db, tr, &r, &ts->v[i])) == -1)
+		ids[i] = trace_one(db, tr, &r, &ts->v[i], &failed);
+		if (failed)
 			status = CLI_ERROR;
 	}
 	if (o->fmt == OUT_JSON && trace_print_json(db, r.geo, ids, ts->n) == -1)

@@ -67,7 +67,8 @@ class Chain:
         t = token()[:6]
         self.client, self.r1, self.r2, self.server = (
             f"ptc{t}", f"ptr1{t}", f"ptr2{t}", f"pts{t}")
-        self.all = [self.client, self.r1, self.r2, self.server]
+        self.lonely = f"ptn{t}"  # loopback only: no route anywhere
+        self.all = [self.client, self.r1, self.r2, self.server, self.lonely]
         self.made = []
         self.procs = []
         self.v6 = False
@@ -147,10 +148,10 @@ class Chain:
             raise RuntimeError(f"listener on {addr}:{port}: "
                                f"{p.stderr.read()[:500]}")
 
-    def trace(self, *args, timeout=60):
-        """peephole trace ARGS in the client's namespace."""
+    def trace(self, *args, timeout=60, ns=None):
+        """peephole trace ARGS in the client's namespace (or ns)."""
         return subprocess.run(
-            [IP, "netns", "exec", self.client, PEEPHOLE_BIN, "trace"] +
+            [IP, "netns", "exec", ns or self.client, PEEPHOLE_BIN, "trace"] +
             [str(a) for a in args], capture_output=True, text=True,
             timeout=timeout, stdin=subprocess.DEVNULL)
 
@@ -344,6 +345,20 @@ def test_trace_ipv6(chain, db):
                      "--db", db)
     assert cp.returncode == 0, cp.stderr
     assert "[rst]" in hop_lines(cp.stdout)[3]
+
+
+def test_trace_no_route_is_an_error(chain, db):
+    cp = chain.trace("--ip", SRV, "--port", PORT, "--json", "--db", db,
+                     ns=chain.lonely)
+    clean(cp)
+    assert cp.returncode == 1
+    assert f"{SRV} port {PORT}: connect to {SRV}: Network is unreachable" \
+        in cp.stderr
+    (obj,) = json.loads(cp.stdout)  # stored all the same, with the error
+    assert obj["reached"] is False
+    assert obj["error"] == f"connect to {SRV}: Network is unreachable"
+    (t,) = rows(db, "SELECT error FROM traces WHERE id = ?", obj["id"])
+    assert t["error"] == obj["error"]
 
 
 def add_conns(db, conns):
