@@ -20,10 +20,11 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import threading
 
 import pytest
 
-from conftest import PEEPHOLE_BIN, SANITIZER_MARKS, run_cli, token
+from conftest import PEEPHOLE_BIN, SANITIZER_MARKS, run_cli, token, wait_for
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 IPT = shutil.which("iptables") or "/usr/sbin/iptables"
@@ -186,9 +187,14 @@ def chain():
 
 
 @pytest.fixture
-def db(start_proxy):
-    """The database of a proxy that runs (and writes) the whole test."""
-    return start_proxy().db
+def running(start_proxy):
+    """A proxy that runs the whole test, writing its database."""
+    return start_proxy()
+
+
+@pytest.fixture
+def db(running):
+    return running.db
 
 
 def clean(cp):
@@ -221,10 +227,29 @@ def rows(db, sql, *args):
         con.close()
 
 
-def test_trace_reaches_open_port(chain, db):
-    cp = chain.trace("--ip", SRV, "--port", PORT, "--db", db)
+def test_trace_reaches_open_port(chain, running, origin):
+    db = running.db
+    # the proxy writes the same file all along: requests through it while
+    # the trace stores its rows
+    stop, codes = threading.Event(), []
+
+    def traffic():
+        while not stop.is_set() and len(codes) < 200:
+            codes.append(running.curl(
+                origin.url("beta.test", f"/busy-trace?t={token()}")).code)
+
+    th = threading.Thread(target=traffic)
+    th.start()
+    try:
+        cp = chain.trace("--ip", SRV, "--port", PORT, "--db", db)
+    finally:
+        stop.set()
+        th.join(timeout=60)
     clean(cp)
     assert cp.returncode == 0, cp.stderr
+    assert codes and set(codes) == {200}
+    assert wait_for(lambda: rows(db, "SELECT id FROM requests WHERE path ="
+                                 " '/busy-trace'"), timeout=10)
     assert f"trace to {SRV} port {PORT}, 30 hops max, 3 probes per hop" \
         in cp.stdout
     hops = hop_lines(cp.stdout)
