@@ -255,6 +255,8 @@ trace_print(sqlite3 *db, const struct geo *g, int64_t id)
 	if ((rc = trace_show_load(db, id, ts, err, sizeof(err))) == 1) {
 		trace_show_head(ts->row);
 		for (ttl = 1; ttl <= ts->p.max_hops; ttl++) {
+			if (!path_hop_any(&ts->p, ttl))
+				continue; /* never sent: the trace failed */
 			path_format_hop(ttl, ts->p.probes[ttl - 1],
 			    ts->p.nprobes, trace_label, (void *)g, line,
 			    sizeof(line));

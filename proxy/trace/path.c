@@ -79,6 +79,19 @@ path_hop_done(const struct path *p, int ttl)
 }
 
 int
+path_hop_any(const struct path *p, int ttl)
+{
+	int i;
+
+	if (ttl < 1 || ttl > p->max_hops)
+		return 0;
+	for (i = 0; i < p->nprobes; i++)
+		if (p->probes[ttl - 1][i].kind != PATH_PENDING)
+			return 1;
+	return 0;
+}
+
+int
 path_done(const struct path *p)
 {
 	int ttl;

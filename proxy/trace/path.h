@@ -58,6 +58,10 @@ int path_last(const struct path *p);
 /* Whether every probe of hop ttl has its answer (a timeout counts). */
 int path_hop_done(const struct path *p, int ttl);
 
+/* Whether any probe of hop ttl has its answer (a stored trace holds the
+ * probes that were sent). */
+int path_hop_any(const struct path *p, int ttl);
+
 /* Whether every hop up to path_last is done. */
 int path_done(const struct path *p);
 

@@ -189,8 +189,10 @@ tracer_answer(struct tracer_probe *pr, enum path_kind kind, const char *ip)
 		return;
 	pr->answered = 1;
 	t->inflight--;
-	event_del(pr->wev);
-	event_del(pr->tmo);
+	if (pr->wev != NULL)
+		event_del(pr->wev);
+	if (pr->tmo != NULL)
+		event_del(pr->tmo);
 	(void)path_record(
 	    t->p, pr->ttl, pr->idx, kind, ip, tracer_now() - pr->sent_us);
 	if (kind == PATH_SYN_ACK || kind == PATH_RST)
@@ -357,6 +359,15 @@ tracer_socket(const struct tracer *t, int ttl, uint16_t *sport)
 	return fd;
 }
 
+/* A probe that could not be sent: no answer to record, not in flight. */
+static void
+tracer_unsent(struct tracer_probe *pr)
+{
+	pr->answered = 1;
+	pr->t->inflight--;
+	tracer_close(pr, 0);
+}
+
 /* Send the next probe: its socket connects, the kernel sends the SYN.
  * 0, or -1 with t->err set when no probe can be sent. */
 static int
@@ -376,14 +387,16 @@ tracer_send(struct tracer *t)
 		    t->err, t->errlen, "probe socket: %s", strerror(errno));
 		return -1;
 	}
+	/* counted from here: tracer_finish frees what is set */
+	t->next++;
+	t->inflight++;
 	if ((pr->wev = event_new(t->base, pr->fd, EV_WRITE, tracer_wcb, pr)) ==
 		NULL ||
 	    (pr->tmo = evtimer_new(t->base, tracer_tmocb, pr)) == NULL) {
 		snprintf(t->err, t->errlen, "out of memory");
+		tracer_unsent(pr);
 		return -1;
 	}
-	t->next++;
-	t->inflight++;
 	pr->sent_us = tracer_now();
 	rc = connect(pr->fd, (struct sockaddr *)&t->dst, t->dlen);
 	if (rc == 0)
@@ -396,6 +409,7 @@ tracer_send(struct tracer *t)
 	} else {
 		snprintf(t->err, t->errlen, "connect to %s: %s", t->dst_ip,
 		    strerror(errno));
+		tracer_unsent(pr);
 		return -1;
 	}
 	return 0;

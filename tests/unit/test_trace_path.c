@@ -48,6 +48,10 @@ test_record_and_end(void **state)
 	assert_false(path_hop_done(&p, 1));
 	assert_int_equal(path_record(&p, 1, 1, PATH_TIMEOUT, "ignored", 5), 1);
 	assert_true(path_hop_done(&p, 1));
+	assert_true(path_hop_any(&p, 1));
+	assert_false(path_hop_any(&p, 2));
+	assert_false(path_hop_any(&p, 0));
+	assert_false(path_hop_any(&p, 31));
 	assert_string_equal(p.probes[0][1].ip, "");
 	assert_int_equal(p.probes[0][1].rtt_us, -1);
 	/* the destination answers at hop 4, then at hop 3: 3 is the end */

@@ -382,8 +382,15 @@ def test_trace_no_route_is_an_error(chain, db):
     (obj,) = json.loads(cp.stdout)  # stored all the same, with the error
     assert obj["reached"] is False
     assert obj["error"] == f"connect to {SRV}: Network is unreachable"
+    assert obj["path"] == [{"ttl": 1, "probes": []}]  # none was sent
     (t,) = rows(db, "SELECT error FROM traces WHERE id = ?", obj["id"])
     assert t["error"] == obj["error"]
+    assert rows(db, "SELECT * FROM trace_hops WHERE trace_id = ?",
+                obj["id"]) == []
+    sh = run_cli("show", "trace", obj["id"], "--db", db)
+    assert sh.returncode == 0, sh.stderr
+    assert hop_lines(sh.stdout) == {}
+    assert f"error: connect to {SRV}: Network is unreachable" in sh.stdout
 
 
 def add_conns(db, conns):
