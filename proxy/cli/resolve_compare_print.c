@@ -286,7 +286,8 @@ rcp_text_end(const struct rcp_out *out, int64_t run)
 	const struct rc_print_opts *o = out->o;
 
 	if (out->ndiffer == 0)
-		printf("\nThe resolvers agree on all %zu domains", out->ndom);
+		printf("\nNo disagreement among %zu domain%s", out->ndom,
+		    out->ndom == 1 ? "" : "s");
 	else
 		printf("\n%zu of %zu domains differ (addresses %zu, countries "
 		       "%zu, missing %zu)",
@@ -429,6 +430,12 @@ rc_print_run(struct sqlite3 *db, int64_t run, const struct rc_print_opts *o)
 		return CLI_ERROR;
 	}
 	sqlite3_bind_int64(s, 1, run);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		fprintf(stderr, "peephole %s: no run %lld in %s\n", RC_CMD,
+		    (long long)run, o->db);
+		goto fail;
+	}
+	sqlite3_reset(s);
 	out.geo = rcp_geo();
 	if ((o->fmt == OUT_JSON && (out.domains = json_array()) == NULL) ||
 	    (o->fmt != OUT_JSON && (out.t = rcp_table_new(o->fmt)) == NULL)) {
@@ -437,11 +444,6 @@ rc_print_run(struct sqlite3 *db, int64_t run, const struct rc_print_opts *o)
 	}
 	if (rcp_walk(db, s, &out) == -1)
 		goto fail;
-	if (out.ndom == 0) {
-		fprintf(stderr, "peephole %s: no run %lld in %s\n", RC_CMD,
-		    (long long)run, o->db);
-		goto fail;
-	}
 	status = rcp_finish(&out, run) == 0 ? CLI_OK : CLI_ERROR;
 fail:
 	for (size_t i = 0; i < out.nlines; i++)
