@@ -90,7 +90,7 @@ struct rc_row {
 struct rc_verdict {
 	unsigned flags;
 	int answered;   /* some resolver gave an address */
-	char text[512]; /* "same", "no answers", "differ: ...; missing: ..." */
+	char text[704]; /* "same", "no answers", "differ: ...; missing: ..." */
 };
 
 /*

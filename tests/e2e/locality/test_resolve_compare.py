@@ -16,7 +16,8 @@ import subprocess
 
 import pytest
 
-from conftest import free_port, kill_proc, run_cli, wait_for
+from conftest import (SANITIZER_MARKS, free_port, kill_proc, run_cli,
+                      wait_for)
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 
@@ -153,7 +154,10 @@ def stored(db, run):
 
 
 def compare(db, *args, timeout=60):
-    return run_cli("resolve-compare", "--db", db, *args, timeout=timeout)
+    cp = run_cli("resolve-compare", "--db", db, *args, timeout=timeout)
+    for m in SANITIZER_MARKS:
+        assert m not in cp.stderr, cp.stderr[-6000:]
+    return cp
 
 
 def test_runs_stored_and_compared(resolvers, capture):
