@@ -215,7 +215,7 @@ rcq_dns_new(struct event_base *base, const struct rc_resolver *r,
     const struct rc_dns_opts *o)
 {
 	struct evdns_base *dns;
-	char tmo[16], att[16];
+	char tmo[16], att[16], inflight[16];
 
 	if ((dns = evdns_base_new(base, 0)) == NULL) {
 		fprintf(stderr, "peephole %s: out of memory\n", RC_CMD);
@@ -237,8 +237,12 @@ rcq_dns_new(struct event_base *base, const struct rc_resolver *r,
 	}
 	snprintf(tmo, sizeof(tmo), "%d", o->timeout_s);
 	snprintf(att, sizeof(att), "%d", o->attempts);
+	/* evdns holds back what passes its own cap (64) untimed: let ours
+	 * be the only one */
+	snprintf(inflight, sizeof(inflight), "%d", o->concurrency);
 	if (evdns_base_set_option(dns, "timeout:", tmo) != 0 ||
 	    evdns_base_set_option(dns, "attempts:", att) != 0 ||
+	    evdns_base_set_option(dns, "max-inflight:", inflight) != 0 ||
 	    evdns_base_set_option(dns, "randomize-case:", "0") != 0) {
 		fprintf(stderr, "peephole %s: cannot set resolver options\n",
 		    RC_CMD);

@@ -296,11 +296,16 @@ def test_countries(resolvers, capture):
     if "countries unknown" in cp.stderr:
         pytest.skip("no geo data in this build: " + cp.stderr.strip())
     dom = json.loads(cp.stdout)["domains"][0]
-    cc = [a["country"] for a in dom["answers"]]
-    assert len(cc) == 2 and all(cc) and cc[0] != cc[1]
+    got = [a for a in dom["answers"] if a["ip"] is not None]
+    cc = [a["country"] for a in got]
+    assert [a["ip"] for a in got] == ["114.114.114.114", "8.8.8.8"]
+    assert all(cc) and cc[0] != cc[1]
+    assert all(a["asn"] for a in got)
     assert dom["flags"] == ["addresses", "countries"]
     assert dom["compare"] == f"differ: addresses, countries {cc[0]} vs {cc[1]}"
-    assert all(a["asn"] for a in dom["answers"])
+    text = compare(capture.db, "--last")
+    assert f"countries {cc[0]} vs {cc[1]}" in text.stdout
+    assert "AS%d" % got[0]["asn"] in text.stdout
 
 
 def test_bad_flags(capture, tmp_path):
