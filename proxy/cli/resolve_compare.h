@@ -19,6 +19,11 @@
 #define RC_MAX_IPS 32       /* addresses kept per answer */
 #define RC_ADDRLEN 46       /* INET6_ADDRSTRLEN */
 
+/* A resolver that never answered is given up after this many timeouts;
+ * its other queries are recorded with RC_ERR_UNREACHABLE, not sent. */
+#define RC_GIVE_UP 16
+#define RC_ERR_UNREACHABLE 1000 /* beside evdns' DNS_ERR_* */
+
 /* Names of the resolvers that are read from the capture, not queried. */
 #define RC_APP_DNS "app-dns"
 #define RC_PROXY_DNS "proxy-dns"

@@ -28,6 +28,8 @@ struct rcq_run {
 	struct rc_query *q;
 	size_t nq, next, done;
 	int inflight, concurrency, progress, stopping;
+	/* per resolver: answers of any kind, timeouts since the last one */
+	unsigned answered[RC_MAX_RESOLVERS], timeouts[RC_MAX_RESOLVERS];
 	int64_t last_progress_us;
 };
 
@@ -71,6 +73,8 @@ rc_status(int result)
 		return "error: truncated";
 	case DNS_ERR_SHUTDOWN:
 		return "error: shutdown";
+	case RC_ERR_UNREACHABLE:
+		return "error: not asked (unreachable)";
 	default:
 		return "error: unknown";
 	}
@@ -163,12 +167,38 @@ rcq_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
 		if (q->nips == 0)
 			q->result = DNS_ERR_NODATA;
 	}
+	if (q->result == DNS_ERR_TIMEOUT)
+		run->timeouts[q->resolver]++;
+	else {
+		run->answered[q->resolver]++;
+		run->timeouts[q->resolver] = 0;
+	}
 	run->inflight--;
 	run->done++;
 	if (run->stopping)
 		return;
 	rcq_progress(run, 0);
 	rcq_pump(run);
+}
+
+/* Whether the resolver of q has never answered and let RC_GIVE_UP
+ * queries time out: the rest are not sent (a resolver blocked or down
+ * would otherwise cost every query its whole timeout). */
+static int
+rcq_given_up(const struct rcq_run *run, const struct rc_query *q)
+{
+	return run->answered[q->resolver] == 0 &&
+	    run->timeouts[q->resolver] >= RC_GIVE_UP;
+}
+
+/* Record q as finished without a callback: not sent (result). */
+static void
+rcq_unsent(struct rcq_run *run, struct rc_query *q, int result)
+{
+	q->done = 1;
+	q->result = result;
+	q->t_us = rcq_now_us();
+	run->done++;
 }
 
 /* Send queries until o->concurrency are in flight; break the loop once
@@ -180,27 +210,29 @@ rcq_pump(struct rcq_run *run)
 		struct rc_query *q = &run->q[run->next++];
 		struct evdns_base *dns = run->dns[q->resolver];
 		const char *name = run->names[q->domain];
-		struct rcq_job *job = malloc(sizeof(*job));
-		struct evdns_request *req = NULL;
+		struct rcq_job *job;
+		struct evdns_request *req;
 
-		if (job != NULL) {
-			job->run = run;
-			job->q = q;
-			run->inflight++;
-			req = q->aaaa ? evdns_base_resolve_ipv6(dns, name,
-					    DNS_QUERY_NO_SEARCH, rcq_cb, job)
-				      : evdns_base_resolve_ipv4(dns, name,
-					    DNS_QUERY_NO_SEARCH, rcq_cb, job);
+		if (rcq_given_up(run, q)) {
+			rcq_unsent(run, q, RC_ERR_UNREACHABLE);
+			continue;
 		}
+		if ((job = malloc(sizeof(*job))) == NULL) {
+			rcq_unsent(run, q, DNS_ERR_UNKNOWN);
+			continue;
+		}
+		job->run = run;
+		job->q = q;
+		run->inflight++;
+		req = q->aaaa ? evdns_base_resolve_ipv6(
+				    dns, name, DNS_QUERY_NO_SEARCH, rcq_cb, job)
+			      : evdns_base_resolve_ipv4(dns, name,
+				    DNS_QUERY_NO_SEARCH, rcq_cb, job);
 		if (req == NULL && !q->done) {
 			/* not sent, so no callback will come */
-			if (job != NULL)
-				run->inflight--;
+			run->inflight--;
 			free(job);
-			q->done = 1;
-			q->result = DNS_ERR_UNKNOWN;
-			q->t_us = rcq_now_us();
-			run->done++;
+			rcq_unsent(run, q, DNS_ERR_UNKNOWN);
 		}
 	}
 	if (run->done == run->nq)

@@ -268,6 +268,8 @@ test_status(void **state)
 	assert_string_equal(rc_status(DNS_ERR_REFUSED), "refused");
 	assert_string_equal(rc_status(DNS_ERR_NODATA), "nodata");
 	assert_string_equal(rc_status(DNS_ERR_FORMAT), "error: format");
+	assert_string_equal(
+	    rc_status(RC_ERR_UNREACHABLE), "error: not asked (unreachable)");
 	assert_string_equal(rc_status(12345), "error: unknown");
 }
 

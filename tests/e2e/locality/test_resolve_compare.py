@@ -308,6 +308,26 @@ def test_countries(resolvers, capture):
     assert "AS%d" % got[0]["asn"] in text.stdout
 
 
+def test_unreachable_resolver_given_up(capture):
+    """A resolver that never answers costs RC_GIVE_UP (16) timeouts, not
+    one per query: the rest are recorded as not asked."""
+    dead = f"127.0.0.1:{free_udp_port()}"
+    names = []
+    for i in range(20):
+        names += ["--domain", f"n{i}.test"]
+    cp = compare(capture.db, *names, "--no-system", "--resolver", dead,
+                 "--timeout", "1", "--attempts", "1", "--concurrency", "16")
+    assert cp.returncode == 0, cp.stderr
+    statuses = [r[5] for r in stored(capture.db, 1)]
+    assert len(statuses) == 40
+    assert set(statuses) == {"timeout", "error: not asked (unreachable)"}
+    assert statuses.count("timeout") >= 16
+    assert all(r[3] is None and r[4] is None for r in stored(capture.db, 1))
+    # nobody answered: no disagreement
+    assert "No disagreement among 20 domains; 20 without any address." \
+        in cp.stdout
+
+
 def test_bad_flags(capture, tmp_path):
     db = capture.db
     for args in ([],
