@@ -33,6 +33,8 @@ static const struct main_cmd main_cmds[] = {
 	"logged requests as HAR, as a curl command, or their bodies as files"},
     {"web", cli_web,
 	"the web UI over a capture, read-only (run --web serves it live)"},
+    {"resolve-compare", cli_resolve_compare,
+	"resolve names against several resolvers; where they disagree"},
     {"prune", cli_prune,
 	"delete old or matching requests and what only they used"},
     {NULL, NULL, NULL},
