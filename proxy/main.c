@@ -45,7 +45,7 @@ main_usage(FILE *f)
 {
 	fprintf(f, "usage: peephole COMMAND [options]\n\ncommands:\n");
 	for (const struct main_cmd *c = main_cmds; c->name; c++)
-		fprintf(f, "  %-12s %s\n", c->name, c->what);
+		fprintf(f, "  %-16s %s\n", c->name, c->what);
 	fprintf(f,
 	    "\n`peephole COMMAND --help` describes the command's "
 	    "flags.\n");
