@@ -35,6 +35,8 @@ static const struct main_cmd main_cmds[] = {
 	"logged requests as HAR, as a curl command, or their bodies as files"},
     {"web", cli_web,
 	"the web UI over a capture, read-only (run --web serves it live)"},
+    {"resolve-compare", cli_resolve_compare,
+	"resolve names against several resolvers; where they disagree"},
     {"prune", cli_prune,
 	"delete old or matching requests and what only they used"},
     {NULL, NULL, NULL},
@@ -45,7 +47,7 @@ main_usage(FILE *f)
 {
 	fprintf(f, "usage: peephole COMMAND [options]\n\ncommands:\n");
 	for (const struct main_cmd *c = main_cmds; c->name; c++)
-		fprintf(f, "  %-12s %s\n", c->name, c->what);
+		fprintf(f, "  %-16s %s\n", c->name, c->what);
 	fprintf(f,
 	    "\n`peephole COMMAND --help` describes the command's "
 	    "flags.\n");
