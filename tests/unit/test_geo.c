@@ -1,13 +1,29 @@
-/* geo: what an address is when it is not on the public Internet. */
+/*
+ * geo: what an address is when it is not on the public Internet, and
+ * country / AS / organisation of public ones against the data `make deps`
+ * builds into build/geo (run from the top of the tree). The expected
+ * answers were checked in @ip-location-db 2.3.2026061719 (data of
+ * 2026-06-17) with mmdblookup and grep of the ASN CSVs; a newer pin may
+ * move them.
+ */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "proxy/geo/asn.h"
 #include "proxy/geo/geo.h"
+
+#define DATA "build/geo"
+#define DATA_VERSION "2.3.2026061719"
 
 static void
 test_scope(void **state)
@@ -64,11 +80,147 @@ test_scope(void **state)
 	assert_int_equal(geo_lookup(NULL, "nope", &gi), -1);
 }
 
+static struct geo *
+open_data(void)
+{
+	char err[512];
+	struct geo *g = geo_open(DATA, NULL, err, sizeof(err));
+
+	if (g == NULL)
+		fail_msg("%s (run make deps)", err);
+	return g;
+}
+
+/* Known public addresses: country, AS, organisation. */
+static void
+test_lookup(void **state)
+{
+	static const struct {
+		const char *ip, *cc;
+		uint32_t asn;
+		const char *org;
+	} cases[] = {
+	    /* Tencent cloud, Shenzhen: AS45090 */
+	    {"43.137.0.1", "CN", 45090,
+		"Shenzhen Tencent Computer Systems Company Limited"},
+	    {"121.51.0.1", "CN", 45090,
+		"Shenzhen Tencent Computer Systems Company Limited"},
+	    {"8.8.8.8", "US", 15169, "Google LLC"},
+	    {"::ffff:8.8.8.8", "US", 15169, "Google LLC"},
+	    {"2001:4860:4860::8888", "US", 15169, "Google LLC"},
+	    {"1.1.1.1", "AU", 13335, "Cloudflare, Inc."},
+	    /* DNSPod's public resolver: Tencent's AS132203, HK by whois */
+	    {"119.29.29.29", "HK", 132203,
+		"Shenzhen Tencent Computer Systems Company Limited"},
+	};
+	struct geo *g = open_data();
+	struct geo_info gi;
+	char src[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(geo_lookup(g, cases[i].ip, &gi), 1);
+		if (strcmp(gi.country, cases[i].cc) != 0 ||
+		    gi.asn != cases[i].asn || strcmp(gi.org, cases[i].org) != 0)
+			fail_msg("%s: %s AS%u %s, want %s AS%u %s", cases[i].ip,
+			    gi.country, gi.asn, gi.org, cases[i].cc,
+			    cases[i].asn, cases[i].org);
+		assert_null(gi.scope);
+	}
+	/* scoped addresses are not looked up */
+	assert_int_equal(geo_lookup(g, "10.0.0.1", &gi), 1);
+	assert_string_equal(gi.scope, "private");
+	assert_string_equal(gi.country, "");
+	assert_int_equal(geo_lookup(g, "::1", &gi), 1);
+	assert_string_equal(gi.scope, "loopback");
+	assert_int_equal(geo_lookup(g, "x", &gi), -1);
+	geo_source(g, src, sizeof(src));
+	assert_non_null(strstr(src, "country: " DATA "/country.mmdb ("));
+	assert_non_null(strstr(src, "asn: " DATA "/asn.bin ("));
+	assert_non_null(strstr(src, DATA_VERSION ", 2026-06-17)"));
+	assert_int_equal(geo_verify(g, src, sizeof(src)), 0);
+	geo_close(g);
+}
+
+/* A scratch directory holding links to DATA's files (which). */
+static void
+scratch(char *dir, size_t len, const char *sub, int which)
+{
+	char cwd[PATH_MAX], from[PATH_MAX * 2], to[PATH_MAX * 2];
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(dir, len, "%.3000s/build/tests/geo-scratch/%s", cwd, sub);
+	snprintf(from, sizeof(from), "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+	assert_int_equal(system(from), 0);
+	for (int i = 0; i < 2; i++) {
+		const char *f = i == 0 ? GEO_COUNTRY_FILE : GEO_ASN_FILE;
+
+		if (!(which & (1 << i)))
+			continue;
+		snprintf(from, sizeof(from), "%s/" DATA "/%s", cwd, f);
+		snprintf(to, sizeof(to), "%s/%s", dir, f);
+		assert_int_equal(symlink(from, to), 0);
+	}
+}
+
+/* dir argument, then $PEEPHOLE_GEO_DIR, then home/geo; a missing or
+ * broken directory is an error that names it. */
+static void
+test_search(void **state)
+{
+	char a[PATH_MAX], h[PATH_MAX], hg[PATH_MAX + 8], err[1024];
+	struct geo *g;
+	struct geo_info gi;
+	FILE *fp;
+
+	(void)state;
+	scratch(a, sizeof(a), "env", 3);
+	scratch(h, sizeof(h), "home", 0);
+	snprintf(hg, sizeof(hg), "%s/geo", h);
+	assert_int_equal(mkdir(hg, 0700), 0);
+	assert_int_equal(symlink("../../../../geo/" GEO_ASN_FILE,
+			     strcat(strcpy(err, hg), "/" GEO_ASN_FILE)),
+	    0);
+	setenv("PEEPHOLE_GEO_DIR", a, 1);
+	g = geo_open(NULL, h, err, sizeof(err));
+	assert_non_null(g);
+	assert_string_equal(geo_dir(g), a);
+	geo_close(g);
+	g = geo_open(DATA, h, err, sizeof(err)); /* the argument wins */
+	assert_non_null(g);
+	assert_string_equal(geo_dir(g), DATA);
+	geo_close(g);
+	unsetenv("PEEPHOLE_GEO_DIR");
+	g = geo_open(NULL, h, err, sizeof(err)); /* home/geo: ASN only */
+	assert_non_null(g);
+	assert_string_equal(geo_dir(g), hg);
+	assert_int_equal(geo_lookup(g, "8.8.8.8", &gi), 1);
+	assert_int_equal(gi.asn, 15169);
+	assert_string_equal(gi.country, "");
+	geo_source(g, err, sizeof(err));
+	assert_null(strstr(err, "country:"));
+	geo_close(g);
+	setenv("PEEPHOLE_GEO_DIR", "build/tests/geo-scratch/missing", 1);
+	assert_null(geo_open(NULL, h, err, sizeof(err)));
+	assert_non_null(strstr(err, "build/tests/geo-scratch/missing"));
+	unsetenv("PEEPHOLE_GEO_DIR");
+	/* a broken file is an error, not a fall-through */
+	snprintf(hg, sizeof(hg), "%s/%s", a, GEO_ASN_FILE);
+	unlink(hg);
+	assert_non_null(fp = fopen(hg, "w"));
+	fputs("PPHASN1\nshort", fp);
+	fclose(fp);
+	assert_null(geo_open(a, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "asn.bin"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_scope),
+	    cmocka_unit_test(test_lookup),
+	    cmocka_unit_test(test_search),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
