@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <maxminddb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ca/ca.h"
 #include "proxy/geo/asn.h"
 
 struct geo {
@@ -338,6 +340,44 @@ geo_source(const struct geo *g, char *buf, size_t len)
 {
 	if (len > 0)
 		snprintf(buf, len, "%s", g != NULL ? g->source : "");
+}
+
+static pthread_once_t geo_shared_once = PTHREAD_ONCE_INIT;
+static struct geo *geo_shared_g;
+static char geo_shared_err[1024];
+
+static void
+geo_shared_open(void)
+{
+	char home[PATH_MAX];
+
+	geo_shared_g =
+	    geo_open(NULL, ca_home(home, sizeof(home)) == 0 ? home : NULL,
+		geo_shared_err, sizeof(geo_shared_err));
+}
+
+const struct geo *
+geo_shared(char *err, size_t errlen)
+{
+	pthread_once(&geo_shared_once, geo_shared_open);
+	if (geo_shared_g == NULL && errlen > 0)
+		snprintf(err, errlen, "%s", geo_shared_err);
+	return geo_shared_g;
+}
+
+void
+geo_label(const struct geo_info *gi, char *buf, size_t len)
+{
+	if (gi->scope != NULL)
+		snprintf(buf, len, "%s", gi->scope);
+	else if (gi->country[0] != '\0' && gi->asn != 0)
+		snprintf(buf, len, "%s AS%u", gi->country, gi->asn);
+	else if (gi->country[0] != '\0')
+		snprintf(buf, len, "%s", gi->country);
+	else if (gi->asn != 0)
+		snprintf(buf, len, "AS%u", gi->asn);
+	else
+		snprintf(buf, len, "?");
 }
 
 const char *

@@ -62,6 +62,20 @@ const char *geo_scope(const char *ip);
  */
 void geo_source(const struct geo *g, char *buf, size_t len);
 
+/*
+ * The process's one handle on the default data (geo_open(NULL, the
+ * peephole home)), opened on first use by any thread and kept until exit:
+ * for commands and views that look many addresses up. NULL when there is
+ * no data, with geo_open's message in err (the same message every call).
+ */
+const struct geo *geo_shared(char *err, size_t errlen);
+
+/*
+ * A short label of gi for tables: "CN AS45090", "CN", "AS45090", the scope
+ * ("loopback", "private", ...) or "?" when nothing is known.
+ */
+void geo_label(const struct geo_info *gi, char *buf, size_t len);
+
 /* The directory g was opened from; "" for NULL. */
 const char *geo_dir(const struct geo *g);
 
