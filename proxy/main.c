@@ -35,6 +35,7 @@ static const struct main_cmd main_cmds[] = {
 	"the web UI over a capture, read-only (run --web serves it live)"},
     {"prune", cli_prune,
 	"delete old or matching requests and what only they used"},
+    {"geo", cli_geo, "country, AS and organisation of addresses; update"},
     {NULL, NULL, NULL},
 };
 
