@@ -138,8 +138,8 @@ upd_copy(const char *dir, const char *file, const char *to, const char *as,
 		rc = 0;
 fail:
 	if (rc == -1)
-		snprintf(
-		    err, errlen, "%.400s -> %.400s: %s", src, dst, strerror(errno));
+		snprintf(err, errlen, "%.400s -> %.400s: %s", src, dst,
+		    strerror(errno));
 	if (in != -1)
 		close(in);
 	if (out != -1 && close(out) == -1 && rc == 0) {
