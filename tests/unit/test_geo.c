@@ -7,6 +7,7 @@
  * move them.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,6 +215,47 @@ test_search(void **state)
 	assert_non_null(strstr(err, "asn.bin"));
 }
 
+/* Lookups through the shared handle from several threads at once (the
+ * TSan build checks them). */
+static void *
+lookup_thread(void *arg)
+{
+	const struct geo *g = geo_shared(NULL, 0);
+	struct geo_info gi;
+	char ip[32];
+	long bad = 0;
+
+	(void)arg;
+	for (int i = 0; i < 2000; i++) {
+		snprintf(
+		    ip, sizeof(ip), "43.137.%d.%d", i / 256 % 256, i % 256);
+		if (geo_lookup(g, ip, &gi) != 1 || gi.asn != 45090)
+			bad++;
+	}
+	return (void *)bad;
+}
+
+static void
+test_threads(void **state)
+{
+	pthread_t t[4];
+	void *bad;
+	char err[512];
+
+	(void)state;
+	setenv("PEEPHOLE_GEO_DIR", DATA, 1);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, lookup_thread, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], &bad), 0);
+		assert_null(bad);
+	}
+	assert_non_null(geo_shared(err, sizeof(err)));
+	assert_string_equal(geo_dir(geo_shared(NULL, 0)), DATA);
+	unsetenv("PEEPHOLE_GEO_DIR");
+}
+
 int
 main(void)
 {
@@ -221,6 +263,7 @@ main(void)
 	    cmocka_unit_test(test_scope),
 	    cmocka_unit_test(test_lookup),
 	    cmocka_unit_test(test_search),
+	    cmocka_unit_test(test_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
