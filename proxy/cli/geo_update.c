@@ -281,6 +281,19 @@ upd_describe(const char *dir, char *buf, size_t len)
 	geo_close(g);
 }
 
+/* Drop the staging directory from a message: "new country.mmdb: ...". */
+static void
+upd_unstage(const char *stage, char *err, size_t errlen)
+{
+	size_t n = strlen(stage);
+	char *p = strstr(err, stage);
+
+	if (p != NULL && p[n] == '/' && errlen > 4) {
+		memmove(p + 4, p + n + 1, strlen(p + n + 1) + 1);
+		memcpy(p, "new ", 4);
+	}
+}
+
 /* Stage and check the new set. 0, or -1 with err (stage removed). */
 static int
 upd_stage(const struct upd_opts *o, const char *old, const char *stage,
@@ -359,6 +372,7 @@ cli_geo_update(int argc, char **argv)
 	had_old = stat(old, &st) == 0 && S_ISDIR(st.st_mode);
 	upd_describe(old, was, sizeof(was));
 	if (upd_stage(&o, old, stage, how, err, sizeof(err)) == -1) {
+		upd_unstage(stage, err, sizeof(err));
 		fprintf(stderr,
 		    "peephole " UPD_CMD ": %s refused: %s; nothing replaced\n",
 		    o.from, err);

@@ -6,6 +6,7 @@
  * 2026-06-17) with mmdblookup and grep of the ASN CSVs; a newer pin may
  * move them.
  */
+#include <arpa/inet.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -215,6 +216,77 @@ test_search(void **state)
 	assert_non_null(strstr(err, "asn.bin"));
 }
 
+/* The converter: quoted names, both families, an overlap cut short; the
+ * reader's checks on a file whose ranges are out of order. */
+static void
+test_asn_build(void **state)
+{
+	static const char csv_text[] =
+	    "1.0.0.0,1.0.0.255,13335,\"Cloudflare, Inc.\"\n"
+	    "10.0.0.0,10.0.255.255,64500,\"A \"\"quoted\"\" name\"\n"
+	    "10.0.128.0,10.1.0.255,64501,Later\n"
+	    "2001:db8::,2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,64502,Six\n";
+	const char *csv[] = {"build/tests/geo-scratch/t.csv"};
+	const char *bin = "build/tests/geo-scratch/t.bin";
+	char err[512];
+	struct asn_db db;
+	uint32_t asn;
+	const char *org;
+	unsigned char b[16];
+	FILE *fp;
+
+	(void)state;
+	assert_int_equal(system("mkdir -p build/tests/geo-scratch"), 0);
+	assert_non_null(fp = fopen(csv[0], "w"));
+	fputs(csv_text, fp);
+	fclose(fp);
+	assert_int_equal(
+	    asn_build(bin, csv, 1, "2026-01-02", err, sizeof(err)), 0);
+	assert_int_equal(asn_open(&db, bin, err, sizeof(err)), 0);
+	assert_int_equal(asn_verify(&db, err, sizeof(err)), 0);
+	assert_string_equal(db.date, "2026-01-02");
+	assert_int_equal(db.n4, 3);
+	assert_int_equal(db.n6, 1);
+	inet_pton(AF_INET, "1.0.0.7", b);
+	assert_int_equal(asn_lookup(&db, b, 4, &asn, &org), 1);
+	assert_int_equal(asn, 13335);
+	assert_string_equal(org, "Cloudflare, Inc.");
+	inet_pton(AF_INET, "10.0.1.1", b);
+	assert_int_equal(asn_lookup(&db, b, 4, &asn, &org), 1);
+	assert_string_equal(org, "A \"quoted\" name");
+	inet_pton(AF_INET, "10.0.200.1", b); /* the overlap: the later row */
+	assert_int_equal(asn_lookup(&db, b, 4, &asn, &org), 1);
+	assert_int_equal(asn, 64501);
+	inet_pton(AF_INET, "10.2.0.0", b);
+	assert_int_equal(asn_lookup(&db, b, 4, &asn, &org), 0);
+	inet_pton(AF_INET6, "2001:db8::5", b);
+	assert_int_equal(asn_lookup(&db, b, 16, &asn, &org), 1);
+	assert_int_equal(asn, 64502);
+	asn_close(&db);
+	/* swap the first two IPv4 ranges: opens (cheap), fails the walk */
+	{
+		unsigned char rec[2][ASN_V4_REC];
+
+		assert_non_null(fp = fopen(bin, "r+b"));
+		assert_int_equal(fseek(fp, ASN_HEADER, SEEK_SET), 0);
+		assert_int_equal(fread(rec, ASN_V4_REC, 2, fp), 2);
+		assert_int_equal(fseek(fp, ASN_HEADER, SEEK_SET), 0);
+		fwrite(rec[1], ASN_V4_REC, 1, fp);
+		fwrite(rec[0], ASN_V4_REC, 1, fp);
+		fclose(fp);
+	}
+	assert_int_equal(asn_open(&db, bin, err, sizeof(err)), 0);
+	assert_int_equal(asn_verify(&db, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "out of order"));
+	asn_close(&db);
+	/* a bad row names its file and line */
+	assert_non_null(fp = fopen(csv[0], "w"));
+	fputs("1.0.0.0,1.0.0.255,13335,x\n1.0.1.0,nope,1,y\n", fp);
+	fclose(fp);
+	assert_int_equal(asn_build(bin, csv, 1, "", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "t.csv:2: not an address range"));
+}
+
 /* Lookups through the shared handle from several threads at once (the
  * TSan build checks them). */
 static void *
@@ -263,6 +335,7 @@ main(void)
 	    cmocka_unit_test(test_scope),
 	    cmocka_unit_test(test_lookup),
 	    cmocka_unit_test(test_search),
+	    cmocka_unit_test(test_asn_build),
 	    cmocka_unit_test(test_threads),
 	};
 
