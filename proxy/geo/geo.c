@@ -224,9 +224,16 @@ geo_candidates(const char *home, char (*c)[PATH_MAX], int max)
 	if (geo_exe_dir(exe, sizeof(exe) - 16) == 0) {
 		static const char *const rel[] = {"geo", "../geo", "build/geo"};
 
-		for (size_t i = 0; i < 3 && n < max; i++)
-			snprintf(c[n++], PATH_MAX, "%.*s/%s", PATH_MAX - 16,
-			    exe, rel[i]);
+		char p[PATH_MAX];
+
+		for (size_t i = 0; i < 3 && n < max; i++) {
+			snprintf(p, sizeof(p), "%.*s/%s", PATH_MAX - 16, exe,
+			    rel[i]);
+			/* build/geo rather than build/asan/../geo */
+			if (realpath(p, c[n]) == NULL)
+				snprintf(c[n], PATH_MAX, "%s", p);
+			n++;
+		}
 	}
 	return n;
 }
