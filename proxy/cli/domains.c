@@ -311,7 +311,7 @@ static int
 domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 {
 	char first[40], last[40], conns[24], reqs[24], up[24], down[24];
-	char nint[24], npass[24], ninf[24], where[4096];
+	char nint[24], npass[24], ninf[24], where[16384];
 	const char *cells[DOMAINS_NCOLS], *pinned;
 	int pin = sqlite3_column_int(s, 12) != 0;
 
