@@ -35,5 +35,6 @@ int cli_prune(int argc, char **argv);       /* "prune" --before|--filter */
 int cli_web(int argc, char **argv);         /* "web" --db: the UI alone */
 /* "resolve-compare": names against several resolvers, stored, compared */
 int cli_resolve_compare(int argc, char **argv);
+int cli_geo(int argc, char **argv); /* "geo" IP...|update */
 
 #endif
