@@ -165,7 +165,7 @@ DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
 	libjansson-dev libexpat1-dev libpcre2-dev libbrotli-dev libzstd-dev \
 	brotli zstd node-llhttp nodejs libcmocka-dev python3-pytest curl \
 	nginx-light sqlite3 wrk procps openssl chromium libnss3-tools \
-	iproute2 iptables libmaxminddb-dev mmdb-bin \
+	iproute2 iptables libmaxminddb-dev mmdb-bin dnsmasq-base libcap2-bin \
 	libnghttp2-dev nghttp2-client nghttp2-server python3-h2 \
 	python3-websockets \
 	clang-format clang libclang-rt-14-dev
