@@ -644,7 +644,8 @@ async function runMitmweb(o, db, browser) {
 	} finally {
 		if (child) {
 			m.rssEnd = m.rssEnd || rss(child.pid);
-			m.exit = await stop(child);
+			// SIGINT; it may take a while to wind down 100k flows.
+			m.exit = await stop(child, 30000);
 		}
 	}
 	return m;
