@@ -261,12 +261,15 @@ bench-peers: deps
 # `peephole web` over a generated capture of BENCH_FLOWS flows, in Debian's
 # chromium through playwright-core: first paint, all rows loaded, scroll to
 # the end, memory. Reported, never asserted.
+# The same capture in mitmweb (Debian's mitmproxy) is the baseline, measured
+# in the same run: BENCH_WEB_ARGS=--no-mitmweb leaves it out.
 BENCH_FLOWS ?= 100000
+BENCH_WEB_ARGS ?=
 bench-web: deps
 	$(MAKE) all
 	PLAYWRIGHT_CORE=$(PLAYWRIGHT_CORE) node tests/bench/web_bench.mjs \
 		--peephole $(CURDIR)/$(BIN) --flows $(BENCH_FLOWS) \
-		--dir $(CURDIR)/build/bench-web
+		--dir $(CURDIR)/build/bench-web $(BENCH_WEB_ARGS)
 
 # libFuzzer harnesses for the pure parsers (clang from `apt-get install clang`).
 # Seeds in tests/fuzz/corpus/ are only read; new inputs go to build/fuzz/.
