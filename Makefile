@@ -79,7 +79,7 @@ GEO_DIR = build/geo
 GEO_NPM = $(NPM_DIR)/node_modules/@ip-location-db
 GEO_STAMP = $(GEO_DIR)/source.txt
 GEO_TOOL = build/tools/geo_asn_build
-GEO_TOOL_SRC = tools/geo_asn_build.c proxy/geo/asn_build.c proxy/geo/asn.h
+GEO_TOOL_SRC = proxy/geo/tool/geo_asn_build.c proxy/geo/asn_build.c proxy/geo/asn.h
 
 # The static files (proxy/web/ui/ and the vendor files) become one generated
 # C file in the build tree, linked into the binary and libpeephole.a. The
@@ -309,7 +309,7 @@ fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
 		tests/fuzz/corpus/wsframe
 
 format-check:
-	clang-format --dry-run -Werror $(SRC) $(wildcard tools/*.c) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)
+	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/geo/tool/*.c) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)
 
 # Layering: filters/, ca/ and conf/ are pure and must not reach into proxy/;
 # the store (its writer and its read side) sits below the commands and the

@@ -1,6 +1,6 @@
 /*
  * asn_build: the ASN range file (see asn.h) from @ip-location-db/asn
- * CSV files. Runs at build time (tools/geo_asn_build.c) and in
+ * CSV files. Runs at build time (proxy/geo/tool/geo_asn_build.c) and in
  * `peephole geo update --from` a directory of CSVs; never on a loop.
  */
 #include "proxy/geo/asn.h"
