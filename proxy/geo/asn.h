@@ -64,7 +64,8 @@ void asn_close(struct asn_db *db);
  * Build an asn.bin from the CSV files (ip_first,ip_last,asn,org; IPv4
  * and IPv6 rows may be mixed), with date (YYYY-MM-DD) in the header.
  * Writes path.tmp and renames it over path. 0, or -1 with a message in
- * err. For proxy/geo/tool/geo_asn_build.c and `geo update --from` a CSV release.
+ * err. For proxy/geo/tool/geo_asn_build.c and `geo update --from` a CSV
+ * release.
  */
 int asn_build(const char *path, const char *const *csv, int ncsv,
     const char *date, char *err, size_t errlen)
