@@ -35,6 +35,8 @@ static const struct main_cmd main_cmds[] = {
 	"the web UI over a capture, read-only (run --web serves it live)"},
     {"prune", cli_prune,
 	"delete old or matching requests and what only they used"},
+    {"locality", cli_locality,
+	"where the traffic went: countries, networks, what left --home"},
     {NULL, NULL, NULL},
 };
 
