@@ -501,7 +501,8 @@ loc_json_summary(json_t *j, struct loc_data *d, const struct loc_opts *o)
 	for (size_t i = 0; i < o->home.n; i++)
 		json_array_append_new(home, json_string(o->home.cc[i]));
 	for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
-		if ((o->home.n > 0) == (ws[i] != LOC_PUBLIC))
+		if (o->home.n > 0 ? ws[i] != LOC_PUBLIC
+				  : ws[i] != LOC_HOME && ws[i] != LOC_LEFT)
 			rc |= json_object_set_new(where, loc_where_name(ws[i]),
 			    loc_json_where(d, ws[i]));
 	rc |= json_object_set_new(j, "geo",

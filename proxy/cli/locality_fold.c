@@ -126,7 +126,8 @@ loc_items(const struct loc_data *d, enum loc_by by, size_t *n)
 			continue;
 		k++;
 	}
-	qsort(it, k, sizeof(*it), loc_item_cmp);
+	if (k > 1)
+		qsort(it, k, sizeof(*it), loc_item_cmp);
 	*n = k;
 	return it;
 }
@@ -255,7 +256,9 @@ loc_fold_answers(struct loc_data *d, struct loc_rows *out, size_t *cap)
 	for (i = 0; i < d->nanswers; i++) {
 		const char *name = d->answers[i].name;
 
-		r = bsearch(name, out->v, n0, sizeof(*out->v), loc_row_key_cmp);
+		r = n0 == 0 ? NULL
+			    : bsearch(name, out->v, n0, sizeof(*out->v),
+				  loc_row_key_cmp);
 		if (r != NULL) {
 			while (r > out->v && strcmp(r[-1].key, name) == 0)
 				r--;
@@ -318,7 +321,8 @@ loc_fold(struct loc_data *d, enum loc_by by, struct loc_rows *out)
 		rc = loc_fold_answers(d, out, &cap);
 	if (rc == -1)
 		return -1;
-	qsort(out->v, out->n, sizeof(*out->v), loc_row_cmp);
+	if (out->n > 1) /* qsort wants a non-NULL base even for 0 */
+		qsort(out->v, out->n, sizeof(*out->v), loc_row_cmp);
 	return 0;
 }
 

@@ -436,6 +436,28 @@ test_fold_home(void **state)
 	loc_data_free(&d);
 }
 
+/* Nothing at all: no rows, and no qsort or bsearch over NULL. */
+static void
+test_fold_empty(void **state)
+{
+	struct loc_data d;
+	struct loc_rows rows;
+	struct loc_addr none;
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	memset(&none, 0, sizeof(none));
+	d.addrs = &none;
+	d.naddrs = 1;
+	for (int by = LOC_BY_COUNTRY; by <= LOC_BY_LEFT; by++) {
+		assert_int_equal(loc_fold(&d, (enum loc_by)by, &rows), 0);
+		assert_int_equal(rows.n, 0);
+		loc_rows_free(&rows);
+	}
+	assert_int_equal(loc_addr_find(&d, "8.8.8.8"), 0);
+	assert_int_equal(loc_names(&d), 0);
+}
+
 static void
 test_share_home_set(void **state)
 {
@@ -557,6 +579,12 @@ test_cli_json(void **state)
 	    "address");
 	assert_null(json_object_get(j, "left_to"));
 	assert_true(json_is_null(json_object_get(j, "home")));
+	w = json_object_get(j, "where");
+	assert_null(json_object_get(w, "left"));
+	assert_null(json_object_get(w, "home"));
+	assert_int_equal(jint(json_object_get(w, "unknown"), "bytes"), 6700);
+	assert_int_equal(jint(json_object_get(w, "local"), "bytes"), 550);
+	assert_int_equal(jint(json_object_get(w, "public"), "bytes"), 0);
 	json_decref(j);
 }
 
@@ -599,6 +627,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_fold_domain_db, setup, teardown),
 	    cmocka_unit_test(test_fold_home),
+	    cmocka_unit_test(test_fold_empty),
 	    cmocka_unit_test(test_share_home_set),
 	    cmocka_unit_test_setup_teardown(test_cli_json, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -163,6 +163,9 @@ def test_domains_named_by_app_dns(capture, tmp_path):
     nogeo.mkdir()
     j, _ = locality_json(capture, "--by", "domain", geo_dir=nogeo)
     assert "countries" not in j and "asns" not in j
+    # without --home nothing is home or away
+    assert set(j["where"]) == {"public", "unknown", "local", "none"}
+    assert j["where"]["unknown"]["bytes"] == 50000
     rows = j["domains"]
     sz = [r for r in rows if r["domain"] == "szshort.weixin.qq.com"]
     assert len(sz) == 1
