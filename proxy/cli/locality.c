@@ -376,6 +376,43 @@ loc_json_asn(json_t *o, const char *label)
 	json_object_set_new(o, "asn", json_null());
 }
 
+/*
+ * A domain's DNS answers: [{"ip", "country", "asn", "org", "scope",
+ * "sources"}], what each address is and who gave it (app-dns: WeChat's own
+ * DNS; proxy-dns: answers through the proxy; sni, connect: a connection).
+ */
+static json_t *
+loc_json_answers(const struct loc_data *d, const struct loc_row *r)
+{
+	json_t *arr = json_array(), *o;
+
+	for (size_t i = 0; arr != NULL && i < r->nanswers; i++) {
+		const struct loc_answer *an = &d->answers[r->answers[i]];
+		const struct loc_addr *a = &d->addrs[an->addr];
+		struct loc_set src;
+
+		memset(&src, 0, sizeof(src));
+		if ((o = json_object()) == NULL ||
+		    json_array_append_new(arr, o) == -1 ||
+		    loc_set_add_list(&src, an->sources) == -1) {
+			loc_set_free(&src);
+			json_decref(arr);
+			return NULL;
+		}
+		json_object_set_new(o, "ip", out_json_str(a->ip));
+		json_object_set_new(o, "country", out_json_str(a->country));
+		loc_json_asn(o, a->asn);
+		json_object_set_new(o, "org",
+		    a->gi.org[0] != '\0' ? out_json_str(a->gi.org)
+					 : json_null());
+		json_object_set_new(
+		    o, "where", json_string(loc_where_name(a->where)));
+		json_object_set_new(o, "sources", loc_json_set(&src));
+		loc_set_free(&src);
+	}
+	return arr;
+}
+
 /* The counts every row has. */
 static void
 loc_json_counts(json_t *o, const struct loc_row *r, uint64_t total, int home)
@@ -396,8 +433,10 @@ loc_json_counts(json_t *o, const struct loc_row *r, uint64_t total, int home)
 }
 
 static json_t *
-loc_json_row(int by, const struct loc_row *r, uint64_t total, int home)
+loc_json_row(
+    const struct loc_data *d, int by, const struct loc_row *r, int home)
 {
+	uint64_t total = d->up + d->down;
 	json_t *o = json_object();
 
 	if (o == NULL)
@@ -413,6 +452,9 @@ loc_json_row(int by, const struct loc_row *r, uint64_t total, int home)
 		json_object_set_new(o, "named_by", loc_json_set(&r->how));
 		json_object_set_new(o, "asns", loc_json_set(&r->asns));
 		json_object_set_new(o, "learned", loc_json_set(&r->learned));
+		json_object_set_new(o, "answers", loc_json_answers(d, r));
+		json_object_set_new(
+		    o, "more_answers", json_boolean(r->more_answers));
 	} else {
 		if (by == LOC_BY_LEFT)
 			json_object_set_new(
@@ -432,16 +474,16 @@ loc_json_row(int by, const struct loc_row *r, uint64_t total, int home)
 }
 
 static json_t *
-loc_json_rows(const struct loc_opts *o, int by, const struct loc_rows *rows,
-    uint64_t total)
+loc_json_rows(const struct loc_opts *o, const struct loc_data *d, int by,
+    const struct loc_rows *rows)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; a != NULL && i < rows->n &&
 	     (o->limit < 0 || (int64_t)i < o->limit || by == LOC_BY_LEFT);
 	     i++)
-		if (json_array_append_new(a,
-			loc_json_row(by, &rows->v[i], total, o->home.n > 0)) ==
+		if (json_array_append_new(
+			a, loc_json_row(d, by, &rows->v[i], o->home.n > 0)) ==
 		    -1) {
 			json_decref(a);
 			return NULL;
@@ -542,7 +584,7 @@ loc_print_json(struct loc_data *d, const struct loc_opts *o)
 
 		if (loc_fold(d, by, &rows) == -1)
 			goto fail;
-		a = loc_json_rows(o, by, &rows, d->up + d->down);
+		a = loc_json_rows(o, d, by, &rows);
 		loc_rows_free(&rows);
 		if (a == NULL ||
 		    json_object_set_new(j,

@@ -120,6 +120,10 @@ struct loc_row {
 	uint64_t up, down;
 	uint64_t left; /* bytes that left home (by domain) */
 	struct loc_set how, countries, asns, learned;
+	/* by domain: its DNS answers (indexes into loc_data.answers) */
+	size_t answers[LOC_SET_MAX];
+	size_t nanswers;
+	int more_answers;
 };
 
 struct loc_rows {
@@ -135,6 +139,14 @@ struct loc_rows {
 int loc_fold(struct loc_data *d, enum loc_by by, struct loc_rows *out)
     __attribute__((warn_unused_result));
 void loc_rows_free(struct loc_rows *r);
+
+/* Add s (copied) unless there or the set is full (then more is set);
+ * loc_set_add_list adds each of "a,b,c". 0 / -1 (ENOMEM). */
+int loc_set_add(struct loc_set *set, const char *s)
+    __attribute__((warn_unused_result));
+int loc_set_add_list(struct loc_set *set, const char *list)
+    __attribute__((warn_unused_result));
+void loc_set_free(struct loc_set *set);
 
 /* "US,HK" of a set, "…" appended when it overflowed, "-" when empty. */
 void loc_set_join(const struct loc_set *s, char *buf, size_t len);

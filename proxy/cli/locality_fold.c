@@ -39,8 +39,7 @@ loc_item_cmp(const void *a, const void *b)
 	return strcmp(x->f->name, y->f->name);
 }
 
-/* Add s to the set unless there or full (then more is set). 0 / -1. */
-static int
+int
 loc_set_add(struct loc_set *set, const char *s)
 {
 	for (size_t i = 0; i < set->n; i++)
@@ -56,8 +55,7 @@ loc_set_add(struct loc_set *set, const char *s)
 	return 0;
 }
 
-/* Add each of "a,b,c". 0 / -1. */
-static int
+int
 loc_set_add_list(struct loc_set *set, const char *list)
 {
 	char buf[256], *p, *tok, *save = NULL;
@@ -69,7 +67,7 @@ loc_set_add_list(struct loc_set *set, const char *list)
 	return 0;
 }
 
-static void
+void
 loc_set_free(struct loc_set *set)
 {
 	for (size_t i = 0; i < set->n; i++)
@@ -235,6 +233,10 @@ loc_row_answer(
 {
 	const struct loc_addr *ad = &d->addrs[a->addr];
 
+	if (r->nanswers < LOC_SET_MAX)
+		r->answers[r->nanswers++] = (size_t)(a - d->answers);
+	else
+		r->more_answers = 1;
 	if (loc_set_add(&r->countries, ad->country) == -1 ||
 	    loc_set_add(&r->asns, ad->asn) == -1 ||
 	    loc_set_add_list(&r->learned, a->sources) == -1)

@@ -175,6 +175,10 @@ def test_domains_named_by_app_dns(capture, tmp_path):
     assert sz["connections"] == 2 and sz["bytes"] == 15000
     assert sz["share"] == share(15000)
     assert sz["learned"] == ["app-dns"]
+    # every address WeChat's DNS gave for it, used or not
+    assert [(a["ip"], a["sources"], a["where"]) for a in sz["answers"]] == [
+        ("43.137.0.1", ["app-dns"], "unknown"),
+        ("43.137.0.2", ["app-dns"], "unknown")]
     assert rows[0]["domain"] == "dns.google"  # most bytes first
     assert rows[0]["asked"] == "name" and rows[0]["named_by"] == ["target"]
     assert "proxy-dns" in rows[0]["learned"]
@@ -241,6 +245,11 @@ def test_home_region_and_domains_with_geo(capture):
     sz = rows["szshort.weixin.qq.com"]
     assert sz["countries"] == ["CN"] and sz["asns"] == ["AS45090"]
     assert sz["bytes_left"] == 0
+    assert [(a["ip"], a["country"], a["asn"], a["where"])
+            for a in sz["answers"]] == [
+        ("43.137.0.1", "CN", 45090, "home"),
+        ("43.137.0.2", "CN", 45090, "home")]
+    assert rows["dns.google"]["answers"][0]["where"] == "left"
     assert rows["dns.google"]["left_share"] == 100
     assert rows["doh.pub"]["bytes_left"] == 0  # HK is home now
     assert rows["unused.weixin.qq.com"]["countries"] == ["CN"]
