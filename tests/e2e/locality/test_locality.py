@@ -8,6 +8,11 @@ through to Google and Cloudflare, a bare address in Hong Kong, and a local
 HTTP origin on loopback. No packet leaves the machine: the public
 addresses are only rows.
 
+A live capture checks the bytes themselves: an mmTLS longlink and a raw
+TCP stream relayed through SOCKS5 (passed through, never read) and an
+HTTP exchange, all to loopback origins, count in full in the `loopback`
+row and never as leaving home.
+
 Totals and shares are checked exactly without geo data (every public
 address unknown), and, where the geo data is built (`make deps`), that
 the addresses land in the countries and networks that data gives
@@ -23,6 +28,9 @@ import pytest
 
 from conftest import PEEPHOLE_BIN, free_port, kill_proc, wait_for, \
     wait_listen
+from streams.conftest import (DATA, HANDSHAKE, echo_handler,  # noqa: F401
+                              http_handler, mm_hello, mm_record, socks_open,
+                              stream_proxy, tcp_server)
 
 T0 = 1_700_000_000_000_000
 CLIENT = "127.0.0.1"
@@ -284,3 +292,68 @@ def test_bad_flags_exit_2(capture, args):
 def test_missing_database_exit_1(tmp_path):
     r = locality(tmp_path / "none.db")
     assert r.returncode == 1 and "none.db" in r.stderr
+
+
+def test_live_streams_count_in_full(stream_proxy, tcp_server, tmp_path):
+    """Bytes of passed-through streams (mmTLS, raw TCP) and of HTTP are
+    all counted, each connection once, and loopback never leaves home."""
+    ch = mm_hello(HANDSHAKE, 1, 220, seed=1)
+    up_mm = ch + mm_record(DATA, b"\x01" * 3000)
+    down_mm = mm_hello(HANDSHAKE, 2, 90, seed=2) + \
+        mm_record(DATA, b"\x02" * 12000)
+
+    def mm_origin(o):
+        o.recv_exact(len(up_mm))
+        o.send(down_mm)
+        o.closed_by_peer(10)
+
+    mm_srv = tcp_server(mm_origin)
+    echo_srv = tcp_server(echo_handler)
+    p = stream_proxy()
+    c = socks_open(p.socks_port, "127.0.0.1", mm_srv.port)
+    c.send(up_mm)
+    assert c.recv_exact(len(down_mm)) == down_mm
+    c.shutdown_wr()
+    assert c.closed_by_peer(5)
+    c.close()
+    e = socks_open(p.socks_port, "alpha.test", echo_srv.port)
+    e.send(b"e" * 5000)
+    assert e.recv_exact(5000) == b"e" * 5000
+    e.shutdown_wr()
+    assert e.closed_by_peer(5)
+    e.close()
+    web = tcp_server(http_handler(lambda m, t, h, b: (200, [], b"w" * 7000)))
+    r = p.curl(f"http://beta.test:{web.port}/page")
+    assert r.rc == 0 and r.body == b"w" * 7000, r.stderr
+    assert mm_srv.wait_done(1) and echo_srv.wait_done(1)
+    assert p.stop() == 0
+    conns = p.conns()
+    assert len(conns) == 3
+    http = [r for r in conns if r["target_host"] == "beta.test"][0]
+    assert http["bytes_from_server"] > 7000
+    nogeo = tmp_path / "nogeo"
+    nogeo.mkdir()
+    j, _ = locality_json(p.db, "--home", "CN", geo_dir=nogeo)
+    assert j["connections"] == 3
+    assert j["bytes_up"] == sum(r["bytes_to_server"] for r in conns) == \
+        len(up_mm) + 5000 + http["bytes_to_server"]
+    assert j["bytes_down"] == sum(r["bytes_from_server"] for r in conns) \
+        == len(down_mm) + 5000 + http["bytes_from_server"]
+    assert j["where"]["local"]["bytes"] == j["bytes"]
+    assert j["where"]["local"]["share"] == 100
+    assert j["where"]["left"]["bytes"] == 0
+    assert [(r["country"], r["where"], r["connections"], r["bytes"])
+            for r in j["countries"]] == [
+        ("loopback", "local", 3, j["bytes"])]
+    j, _ = locality_json(p.db, "--by", "domain", geo_dir=nogeo)
+    rows = {(r["domain"], r["asked"]): r for r in j["domains"]}
+    mm = rows[("127.0.0.1", "address")]  # nothing named it
+    assert mm["named_by"] == ["address"]
+    assert (mm["bytes_up"], mm["bytes_down"]) == (len(up_mm), len(down_mm))
+    alpha = rows[("alpha.test", "name")]
+    assert alpha["named_by"] == ["target"]
+    assert (alpha["bytes_up"], alpha["bytes_down"]) == (5000, 5000)
+    assert "connect" in alpha["learned"]  # the tunnel's own evidence
+    beta = rows[("beta.test", "name")]
+    assert (beta["connections"], beta["bytes_down"]) == \
+        (1, http["bytes_from_server"])
