@@ -70,8 +70,16 @@ static const char loc_help[] =
     "  --db FILE      database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help         print this help\n"
     "\n"
-    "Countries and networks come from the geo data (`peephole geo`); without\n"
-    "it every public address is unknown.\n";
+    "By domain, a row is a name as the app used it: asked \"name\" when it\n"
+    "asked for the name (target, Host, SNI), \"address\" when it connected to\n"
+    "a bare IP that peephole named (named_by says how), \"dns\" when only DNS\n"
+    "answers name it. LEFT is the share of the row's bytes that left home.\n"
+    "With --json, each name also lists its DNS answers: the address, its\n"
+    "country and AS, and who gave it.\n"
+    "\n"
+    "Countries and networks come from the geo data; without it every public\n"
+    "address is unknown. Where the data comes from, its date and the\n"
+    "attribution it asks for: `peephole geo --help`.\n";
 
 static int
 loc_opt(int ch, char *arg, void *opts)
