@@ -292,6 +292,7 @@ def test_bad_flags_exit_2(capture, args):
 def test_missing_database_exit_1(tmp_path):
     r = locality(tmp_path / "none.db")
     assert r.returncode == 1 and "none.db" in r.stderr
+    assert not (tmp_path / "none.db").exists()  # a reader creates nothing
 
 
 def test_live_streams_count_in_full(stream_proxy, tcp_server, tmp_path):
