@@ -65,8 +65,8 @@ struct loc_answer {
 struct loc_data {
 	struct loc_addr *addrs; /* sorted by ip; [0] is the "no address" */
 	size_t naddrs;
-	struct loc_fact *facts;
-	size_t nfacts;
+	struct loc_fact *facts; /* sorted by name */
+	size_t nfacts, capfacts;
 	struct loc_answer *answers; /* sorted by name */
 	size_t nanswers;
 	int64_t conns; /* totals */

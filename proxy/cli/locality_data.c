@@ -14,6 +14,30 @@
 #include <string.h>
 
 /*
+ * The connections whose requests went to several hosts or addresses: a
+ * plain-HTTP proxy connection is kept alive from one host to the next,
+ * and the connection row keeps only its first host and its last address.
+ */
+#define LOC_SPLIT_CTE                                                          \
+	"ms AS (SELECT conn_id FROM requests GROUP BY conn_id"                 \
+	" HAVING count(DISTINCT host) > 1"                                     \
+	" OR count(DISTINCT coalesce(server_ip, '')) > 1)"
+
+/* Each such connection's requests per (host, address), in the order they
+ * were first used, with the connection's own byte counts. */
+static const char loc_split_sql[] =
+    "WITH " LOC_SPLIT_CTE " SELECT r.conn_id, r.host,"
+    " nullif(r.server_ip, '') AS ip,"
+    " sum(coalesce(r.req_header_bytes, 0) + coalesce(r.req_body_size, 0)),"
+    " sum(coalesce(r.resp_header_bytes, 0) + coalesce(r.resp_body_size, 0)),"
+    " coalesce(c.bytes_to_server, 0), coalesce(c.bytes_from_server, 0),"
+    " r.host IS NULL OR instr(r.host, ':') > 0"
+    " OR (r.host GLOB '*.*.*.*' AND r.host NOT GLOB '*[^0-9.]*')"
+    " FROM requests r JOIN connections c ON c.id = r.conn_id"
+    " WHERE r.conn_id IN (SELECT conn_id FROM ms)"
+    " GROUP BY r.conn_id, r.host, ip ORDER BY r.conn_id, min(r.id)";
+
+/*
  * Each connection goes by one name, so that its bytes count once: the
  * host it asked for when that is a name (CONNECT, Host, SOCKS), else its
  * SNI, else the name inferred for the bare address (stream_names), else
@@ -21,7 +45,7 @@
  * apart from a name as stream_names does).
  */
 static const char loc_facts_sql[] =
-    "WITH c AS (SELECT nullif(c.server_ip, '') AS ip,"
+    "WITH " LOC_SPLIT_CTE ", c AS (SELECT nullif(c.server_ip, '') AS ip,"
     " coalesce(c.bytes_to_server, 0) AS up,"
     " coalesce(c.bytes_from_server, 0) AS down,"
     " CASE WHEN coalesce(c.target_host, '') <> ''"
@@ -31,7 +55,8 @@ static const char loc_facts_sql[] =
     " WHEN coalesce(c.sni, '') <> '' THEN 1 ELSE 2 END AS k,"
     " c.target_host AS th, c.sni AS sni, n.name AS nname,"
     " n.named_by AS nby"
-    " FROM connections c LEFT JOIN stream_names n ON n.conn_id = c.id)"
+    " FROM connections c LEFT JOIN stream_names n ON n.conn_id = c.id"
+    " WHERE c.id NOT IN (SELECT conn_id FROM ms))"
     " SELECT CASE k WHEN 0 THEN th WHEN 1 THEN sni"
     " ELSE coalesce(nname, nullif(th, ''), ip, '-') END AS name,"
     " CASE WHEN k = 0 THEN 'target' WHEN k = 1 THEN 'sni'"
@@ -45,6 +70,8 @@ static const char loc_addrs_sql[] =
     "SELECT server_ip FROM connections"
     " WHERE server_ip IS NOT NULL AND server_ip <> ''"
     " UNION SELECT ip FROM domain_ips WHERE domain <> ip AND ip <> ''"
+    " UNION SELECT server_ip FROM requests"
+    " WHERE server_ip IS NOT NULL AND server_ip <> ''"
     " ORDER BY 1";
 
 /* Each (name, address) a DNS answer or a connection tied together, with
@@ -209,43 +236,165 @@ loc_col_dup(sqlite3_stmt *s, int i)
 	return strdup(t != NULL ? (const char *)t : "");
 }
 
+/* Append a fact; name and how are copied, ip looked up in d->addrs.
+ * 0 / -1 (ENOMEM). */
+static int
+loc_fact_add(struct loc_data *d, const char *name, const char *how, int by_addr,
+    const char *ip, int64_t conns, uint64_t up, uint64_t down)
+{
+	struct loc_fact *f;
+
+	if (loc_grow((void **)&d->facts, &d->capfacts, d->nfacts,
+		sizeof(*d->facts)) == -1)
+		return -1;
+	f = &d->facts[d->nfacts];
+	memset(f, 0, sizeof(*f));
+	d->nfacts++;
+	if ((f->name = strdup(name != NULL ? name : "-")) == NULL ||
+	    (f->how = strdup(how)) == NULL)
+		return -1;
+	f->asked = by_addr ? LOC_ASKED_ADDRESS : LOC_ASKED_NAME;
+	f->addr = loc_addr_find(d, ip);
+	f->conns = conns;
+	f->up = up;
+	f->down = down;
+	d->up += up;
+	d->down += down;
+	return 0;
+}
+
+static const char *
+loc_col(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
 static int
 loc_load_facts(sqlite3 *db, struct loc_data *d)
 {
 	sqlite3_stmt *s = NULL;
-	size_t cap = 0;
 	int rc;
 
 	if (sqlite3_prepare_v2(db, loc_facts_sql, -1, &s, NULL) != SQLITE_OK)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct loc_fact *f;
-
-		if (loc_grow((void **)&d->facts, &cap, d->nfacts,
-			sizeof(*d->facts)) == -1)
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (loc_fact_add(d, loc_col(s, 0), loc_col(s, 1),
+			sqlite3_column_int(s, 2), loc_col(s, 3),
+			sqlite3_column_int64(s, 4),
+			(uint64_t)sqlite3_column_int64(s, 5),
+			(uint64_t)sqlite3_column_int64(s, 6)) == -1)
 			goto fail;
-		f = &d->facts[d->nfacts];
-		memset(f, 0, sizeof(*f));
-		d->nfacts++;
-		if ((f->name = loc_col_dup(s, 0)) == NULL ||
-		    (f->how = loc_col_dup(s, 1)) == NULL)
-			goto fail;
-		f->asked = sqlite3_column_int(s, 2) ? LOC_ASKED_ADDRESS
-						    : LOC_ASKED_NAME;
-		f->addr =
-		    loc_addr_find(d, (const char *)sqlite3_column_text(s, 3));
-		f->conns = sqlite3_column_int64(s, 4);
-		f->up = (uint64_t)sqlite3_column_int64(s, 5);
-		f->down = (uint64_t)sqlite3_column_int64(s, 6);
-		d->conns += f->conns;
-		d->up += f->up;
-		d->down += f->down;
-	}
 	if (rc != SQLITE_DONE)
 		goto fail;
 	sqlite3_finalize(s);
 	return 0;
 fail:
+	sqlite3_finalize(s);
+	return -1;
+}
+
+/* One (host, address) of a connection that went to several. */
+struct loc_part {
+	char *host;
+	char *ip;
+	int by_addr;
+	uint64_t up, down; /* what its requests carried */
+};
+
+/* part/whole of total, rounded down (0 when whole is 0). */
+static uint64_t
+loc_part_of(uint64_t total, uint64_t part, uint64_t whole)
+{
+	long double x;
+
+	if (whole == 0)
+		return 0;
+	x = (long double)total * (long double)part / (long double)whole;
+	return x >= (long double)total ? total : (uint64_t)x;
+}
+
+/*
+ * Share one connection's bytes (up, down) out among its parts in
+ * proportion to what their requests carried (framing and unanswered
+ * bytes included), the rounding to the first, so that the connection's
+ * bytes count exactly once. Frees the parts' strings. 0 / -1.
+ */
+static int
+loc_split_flush(struct loc_data *d, struct loc_part *p, size_t n, uint64_t up,
+    uint64_t down)
+{
+	uint64_t rup = 0, rdown = 0, gup = 0, gdown = 0, u, w;
+	int rc = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		rup += p[i].up;
+		rdown += p[i].down;
+	}
+	for (i = n; i-- > 0;) {
+		u = i > 0 ? loc_part_of(up, p[i].up, rup) : up - gup;
+		w = i > 0 ? loc_part_of(down, p[i].down, rdown) : down - gdown;
+		if (i > 0 && (u > up - gup || w > down - gdown))
+			u = w = 0; /* cannot happen: rounding is down */
+		gup += u;
+		gdown += w;
+		if (rc == 0 &&
+		    loc_fact_add(d, p[i].host,
+			p[i].by_addr ? "address" : "host", p[i].by_addr,
+			p[i].ip, 1, u, w) == -1)
+			rc = -1;
+		free(p[i].host);
+		free(p[i].ip);
+	}
+	return rc;
+}
+
+static int
+loc_load_split(sqlite3 *db, struct loc_data *d)
+{
+	sqlite3_stmt *s = NULL;
+	struct loc_part *p = NULL, *q;
+	size_t n = 0, cap = 0;
+	int64_t cid = -1;
+	uint64_t up = 0, down = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, loc_split_sql, -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(s, 0) != cid && n > 0) {
+			rc = loc_split_flush(d, p, n, up, down);
+			n = 0;
+			if (rc == -1)
+				goto fail;
+		}
+		cid = sqlite3_column_int64(s, 0);
+		up = (uint64_t)sqlite3_column_int64(s, 5);
+		down = (uint64_t)sqlite3_column_int64(s, 6);
+		if (loc_grow((void **)&p, &cap, n, sizeof(*p)) == -1)
+			goto fail;
+		q = &p[n++];
+		memset(q, 0, sizeof(*q));
+		if ((loc_col(s, 1) != NULL &&
+			(q->host = strdup(loc_col(s, 1))) == NULL) ||
+		    (loc_col(s, 2) != NULL &&
+			(q->ip = strdup(loc_col(s, 2))) == NULL))
+			goto fail;
+		q->by_addr = sqlite3_column_int(s, 7);
+		q->up = (uint64_t)sqlite3_column_int64(s, 3);
+		q->down = (uint64_t)sqlite3_column_int64(s, 4);
+	}
+	if (rc != SQLITE_DONE || (n > 0 && loc_split_flush(d, p, n, up, down)))
+		goto fail;
+	free(p);
+	sqlite3_finalize(s);
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++) {
+		free(p[i].host);
+		free(p[i].ip);
+	}
+	free(p);
 	sqlite3_finalize(s);
 	return -1;
 }
@@ -283,6 +432,33 @@ fail:
 	return -1;
 }
 
+/* Connections, counted once each (a fact may share one). 0 / -1. */
+static int
+loc_count(sqlite3 *db, struct loc_data *d)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM connections", -1, &s,
+		NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW) {
+		d->conns = sqlite3_column_int64(s, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Facts by name, then how they were named: what loc_names counts. */
+static int
+loc_fact_cmp(const void *a, const void *b)
+{
+	const struct loc_fact *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c != 0 ? c : strcmp(x->how, y->how);
+}
+
 int
 loc_load(sqlite3 *db, const struct geo *g, const struct loc_home *home,
     struct loc_data *d, char *err, size_t errlen)
@@ -290,7 +466,8 @@ loc_load(sqlite3 *db, const struct geo *g, const struct loc_home *home,
 	memset(d, 0, sizeof(*d));
 	geo_source(g, d->geo_source, sizeof(d->geo_source));
 	if (loc_load_addrs(db, g, home, d) == -1 ||
-	    loc_load_facts(db, d) == -1 || loc_load_answers(db, d) == -1) {
+	    loc_load_facts(db, d) == -1 || loc_load_split(db, d) == -1 ||
+	    loc_count(db, d) == -1 || loc_load_answers(db, d) == -1) {
 		if (sqlite3_errcode(db) == SQLITE_NOMEM ||
 		    sqlite3_errcode(db) == SQLITE_OK ||
 		    sqlite3_errcode(db) == SQLITE_ROW)
@@ -300,6 +477,8 @@ loc_load(sqlite3 *db, const struct geo *g, const struct loc_home *home,
 			    sqlite3_errmsg(db));
 		return -1;
 	}
+	if (d->nfacts > 1)
+		qsort(d->facts, d->nfacts, sizeof(*d->facts), loc_fact_cmp);
 	return 0;
 }
 

@@ -288,6 +288,102 @@ test_fold_domain_db(void **state)
 	sqlite3_close(db);
 }
 
+static struct store_rec *
+mk_req(int64_t cid, int seq, const char *host, const char *server, uint64_t up,
+    uint64_t down)
+{
+	struct store_rec *r = store_rec_new(STORE_REC_REQUEST);
+
+	assert_non_null(r);
+	r->u.req.conn_id = cid;
+	r->u.req.seq = seq;
+	r->u.req.t_start_us = T0 + cid * 1000000 + seq;
+	r->u.req.method = xstrdup("GET");
+	r->u.req.scheme = xstrdup("http");
+	r->u.req.host = xstrdup(host);
+	r->u.req.port = 80;
+	r->u.req.path = xstrdup("/");
+	r->u.req.status = 200;
+	r->u.req.server_ip = xstrdup(server);
+	r->u.req.req_header_bytes = up; /* no bodies: heads carry it all */
+	r->u.req.resp_header_bytes = down;
+	return r;
+}
+
+/*
+ * One plain-HTTP proxy connection kept alive from alpha.example
+ * (100.200.5.5) to beta.example (100.200.6.6) and back, 1000 bytes up
+ * and 10000 down on the wire; its requests carried 300 + 100 / 3000 +
+ * 1000 for alpha and 600 / 5000 for beta. A second connection to one
+ * host is not split.
+ */
+static void
+test_split_keepalive(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], err[256] = "";
+	struct store *st;
+	struct store_rec *r;
+	struct loc_home home = {{{0}}, 0};
+	struct loc_data d;
+	sqlite3 *db;
+	const struct loc_fact *a, *b;
+
+	snprintf(path, sizeof(path), "%s/split.db", f->dir);
+	st = store_open(path, (struct store_limits){0, 0}, err, sizeof(err));
+	if (st == NULL)
+		fail_msg("store_open: %s", err);
+	r = mk_conn(
+	    1, "alpha.example", "100.200.6.6", NULL, "http", 1000, 10000);
+	assert_int_equal(store_submit(st, r), 0);
+	assert_int_equal(
+	    store_submit(
+		st, mk_req(1, 1, "alpha.example", "100.200.5.5", 300, 3000)),
+	    0);
+	assert_int_equal(
+	    store_submit(
+		st, mk_req(1, 2, "beta.example", "100.200.6.6", 600, 5000)),
+	    0);
+	assert_int_equal(
+	    store_submit(
+		st, mk_req(1, 3, "alpha.example", "100.200.5.5", 100, 1000)),
+	    0);
+	r = mk_conn(2, "gamma.example", "100.200.7.7", NULL, "http", 50, 70);
+	assert_int_equal(store_submit(st, r), 0);
+	assert_int_equal(
+	    store_submit(
+		st, mk_req(2, 1, "gamma.example", "100.200.7.7", 40, 60)),
+	    0);
+	store_close(st);
+
+	db = open_db(path);
+	assert_int_equal(loc_load(db, NULL, &home, &d, err, sizeof(err)), 0);
+	assert_int_equal(d.conns, 2);
+	assert_int_equal(d.up, 1050);
+	assert_int_equal(d.down, 10070);
+	assert_int_equal(d.nfacts, 3);
+	a = find_fact(&d, "alpha.example", "host");
+	b = find_fact(&d, "beta.example", "host");
+	assert_string_equal(d.addrs[a->addr].ip, "100.200.5.5");
+	assert_string_equal(d.addrs[b->addr].ip, "100.200.6.6");
+	/* beta: 1000 * 600 / 1000 up, 10000 * 5000 / 9000 down (down); the
+	 * rest is alpha's */
+	assert_int_equal(b->up, 600);
+	assert_int_equal(b->down, 5555);
+	assert_int_equal(a->up, 400);
+	assert_int_equal(a->down, 4445);
+	assert_int_equal(a->conns + b->conns, 2); /* under each host */
+	assert_int_equal(find_fact(&d, "gamma.example", "target")->up, 50);
+	assert_int_equal(loc_names(&d), 3);
+	loc_data_free(&d);
+	sqlite3_close(db);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/split.db-wal", f->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/split.db-shm", f->dir);
+	unlink(path);
+}
+
 /* A loc_data built by hand: addresses in CN, US (two), HK, private. */
 static void
 hand_data(struct loc_data *d)
@@ -626,6 +722,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_load_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_fold_domain_db, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_split_keepalive, setup, teardown),
 	    cmocka_unit_test(test_fold_home),
 	    cmocka_unit_test(test_fold_empty),
 	    cmocka_unit_test(test_share_home_set),

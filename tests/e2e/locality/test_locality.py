@@ -358,3 +358,32 @@ def test_live_streams_count_in_full(stream_proxy, tcp_server, tmp_path):
     beta = rows[("beta.test", "name")]
     assert (beta["connections"], beta["bytes_down"]) == \
         (1, http["bytes_from_server"])
+
+
+def test_live_keepalive_split_by_host(stream_proxy, tcp_server, tmp_path):
+    """One plain-HTTP proxy connection kept alive from one host to the
+    next: its bytes are shared out by host and count exactly once."""
+    a = tcp_server(http_handler(lambda m, t, h, b: (200, [], b"a" * 3000)))
+    b = tcp_server(http_handler(lambda m, t, h, b: (200, [], b"b" * 9000)))
+    p = stream_proxy()
+    r = p.curl([f"http://alpha.test:{a.port}/x", f"http://beta.test:{b.port}/y"])
+    assert r.rc == 0, r.stderr
+    assert p.stop() == 0
+    conns = p.conns()
+    reqs = p.rows("SELECT conn_id, host FROM requests ORDER BY id")
+    if len(conns) != 1:
+        pytest.skip(f"curl used {len(conns)} connections, not one")
+    assert [q["host"] for q in reqs] == ["alpha.test", "beta.test"]
+    nogeo = tmp_path / "nogeo"
+    nogeo.mkdir()
+    j, _ = locality_json(p.db, "--by", "domain", geo_dir=nogeo)
+    assert j["connections"] == 1
+    rows = {r["domain"]: r for r in j["domains"] if r["connections"]}
+    assert set(rows) == {"alpha.test", "beta.test"}
+    assert rows["alpha.test"]["named_by"] == ["host"]
+    c = conns[0]
+    assert sum(r["bytes_up"] for r in rows.values()) == c["bytes_to_server"]
+    assert sum(r["bytes_down"] for r in rows.values()) == \
+        c["bytes_from_server"]
+    assert 3000 < rows["alpha.test"]["bytes_down"] < 4000
+    assert 9000 < rows["beta.test"]["bytes_down"] < 10000
