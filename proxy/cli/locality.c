@@ -323,16 +323,46 @@ loc_cell(const char *name, const struct loc_row *r, uint64_t total,
 	return buf;
 }
 
-static int
-loc_is_number(const char *h)
+/*
+ * How column h behaves on a narrow terminal: numbers are right-aligned and
+ * never cut; the key, the share and where/left always stay; the rest is
+ * left out in the order of drop (highest first), after names were cut
+ * down to minw.
+ */
+static void
+loc_col_style(struct out_table *t, size_t col, const char *h)
 {
-	static const char *const nums[] = {"domains", "addresses",
-	    "connections", "bytes_up", "bytes_down", "share", "left"};
+	static const struct {
+		const char *name;
+		unsigned flags;
+		size_t minw;
+		int drop;
+	} cols[] = {
+	    {"country", OUT_COL_SHRINK, 8, 0},
+	    {"asn", OUT_COL_SHRINK, 8, 0},
+	    {"domain", OUT_COL_SHRINK, 20, 0},
+	    {"where", 0, 0, 0},
+	    {"share", OUT_COL_RIGHT, 0, 0},
+	    {"left", OUT_COL_RIGHT, 0, 0},
+	    {"countries", OUT_COL_SHRINK, 6, 2},
+	    {"asked", 0, 0, 3},
+	    {"org", OUT_COL_SHRINK, 12, 4},
+	    {"bytes_down", OUT_COL_RIGHT, 0, 5},
+	    {"connections", OUT_COL_RIGHT, 0, 6},
+	    {"named_by", OUT_COL_SHRINK, 8, 7},
+	    {"asns", OUT_COL_SHRINK, 8, 8},
+	    {"bytes_up", OUT_COL_RIGHT, 0, 9},
+	    {"domains", OUT_COL_RIGHT, 0, 10},
+	    {"learned", OUT_COL_SHRINK, 8, 11},
+	    {"addresses", OUT_COL_RIGHT, 0, 12},
+	};
 
-	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
-		if (strcmp(h, nums[i]) == 0)
-			return 1;
-	return 0;
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+		if (strcmp(h, cols[i].name) == 0) {
+			out_table_col(
+			    t, col, cols[i].flags, cols[i].minw, cols[i].drop);
+			return;
+		}
 }
 
 /* Print rows (at most limit) as a text or CSV table. 0 / -1 (ENOMEM). */
@@ -348,9 +378,7 @@ loc_print_table(const struct loc_opts *o, int by, const struct loc_rows *rows,
 	if ((t = out_table_new(n, h)) == NULL)
 		return -1;
 	for (j = 0; j < n; j++)
-		out_table_col(t, j,
-		    loc_is_number(h[j]) ? OUT_COL_RIGHT : OUT_COL_SHRINK, 8,
-		    loc_is_number(h[j]) || j == 0 ? 0 : (int)(n - j));
+		loc_col_style(t, j, h[j]);
 	for (i = 0; i < rows->n && (o->limit < 0 || (int64_t)i < o->limit);
 	     i++) {
 		for (j = 0; j < n; j++)
