@@ -50,6 +50,7 @@ static const char loc_help[] =
     "address (see `peephole streams`), else the address. A connection\n"
     "kept alive from host to host (plain HTTP through the proxy) is shared\n"
     "out among its requests' hosts and addresses (named by \"host\").\n"
+    "Requests `peephole replay` sent again are left out.\n"
     "\n"
     "Addresses that are not public are rows of their own (private,\n"
     "loopback, link-local, cgnat, ...) and never count as leaving home;\n"

@@ -23,6 +23,9 @@
 	" HAVING count(DISTINCT host) > 1"                                     \
 	" OR count(DISTINCT coalesce(server_ip, '')) > 1)"
 
+/* Requests `peephole replay` sent again are not the app's traffic. */
+#define LOC_NOT_REPLAY "coalesce(c.listener, '') <> 'replay'"
+
 /* Each such connection's requests per (host, address), in the order they
  * were first used, with the connection's own byte counts. */
 static const char loc_split_sql[] =
@@ -34,7 +37,7 @@ static const char loc_split_sql[] =
     " r.host IS NULL OR instr(r.host, ':') > 0"
     " OR (r.host GLOB '*.*.*.*' AND r.host NOT GLOB '*[^0-9.]*')"
     " FROM requests r JOIN connections c ON c.id = r.conn_id"
-    " WHERE r.conn_id IN (SELECT conn_id FROM ms)"
+    " WHERE r.conn_id IN (SELECT conn_id FROM ms) AND " LOC_NOT_REPLAY
     " GROUP BY r.conn_id, r.host, ip ORDER BY r.conn_id, min(r.id)";
 
 /*
@@ -56,7 +59,7 @@ static const char loc_facts_sql[] =
     " c.target_host AS th, c.sni AS sni, n.name AS nname,"
     " n.named_by AS nby"
     " FROM connections c LEFT JOIN stream_names n ON n.conn_id = c.id"
-    " WHERE c.id NOT IN (SELECT conn_id FROM ms))"
+    " WHERE c.id NOT IN (SELECT conn_id FROM ms) AND " LOC_NOT_REPLAY ")"
     " SELECT CASE k WHEN 0 THEN th WHEN 1 THEN sni"
     " ELSE coalesce(nname, nullif(th, ''), ip, '-') END AS name,"
     " CASE WHEN k = 0 THEN 'target' WHEN k = 1 THEN 'sni'"
@@ -439,8 +442,10 @@ loc_count(sqlite3 *db, struct loc_data *d)
 	sqlite3_stmt *s = NULL;
 	int rc = -1;
 
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM connections", -1, &s,
-		NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(db,
+		"SELECT count(*) FROM connections c"
+		" WHERE " LOC_NOT_REPLAY,
+		-1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW) {
 		d->conns = sqlite3_column_int64(s, 0);
 		rc = 0;
