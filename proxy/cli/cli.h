@@ -36,5 +36,6 @@ int cli_web(int argc, char **argv);         /* "web" --db: the UI alone */
 int cli_locality(int argc, char **argv);    /* "locality": where bytes went */
 /* "resolve-compare": names against several resolvers, stored, compared */
 int cli_resolve_compare(int argc, char **argv);
+int cli_geo(int argc, char **argv); /* "geo" IP...|update */
 
 #endif
