@@ -40,6 +40,8 @@ static const struct main_cmd main_cmds[] = {
     {"prune", cli_prune,
 	"delete old or matching requests and what only they used"},
     {"geo", cli_geo, "country, AS and organisation of addresses; update"},
+    {"locality", cli_locality,
+	"where the traffic went: countries, networks, what left --home"},
     {NULL, NULL, NULL},
 };
 

@@ -33,6 +33,7 @@ int cli_export(int argc, char **argv);      /* "export" har|curl|bodies */
 int cli_replay(int argc, char **argv);      /* "replay" ID...|--filter */
 int cli_prune(int argc, char **argv);       /* "prune" --before|--filter */
 int cli_web(int argc, char **argv);         /* "web" --db: the UI alone */
+int cli_locality(int argc, char **argv);    /* "locality": where bytes went */
 /* "resolve-compare": names against several resolvers, stored, compared */
 int cli_resolve_compare(int argc, char **argv);
 int cli_geo(int argc, char **argv); /* "geo" IP...|update */
