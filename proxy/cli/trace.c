@@ -491,6 +491,20 @@ trace_addr(
 		return 0;
 	}
 	if (inet_pton(AF_INET6, tg->ip, &s6->sin6_addr) == 1) {
+		/* ::ffff:a.b.c.d goes out as IPv4, and an AF_INET6 socket
+		 * sets its TTL with IP_TTL, not IPV6_UNICAST_HOPS: trace it
+		 * as the IPv4 address it is */
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			struct in_addr a4;
+
+			memcpy(&a4, &s6->sin6_addr.s6_addr[12], sizeof(a4));
+			memset(ss, 0, sizeof(*ss));
+			s4->sin_family = AF_INET;
+			s4->sin_addr = a4;
+			s4->sin_port = htons((uint16_t)tg->port);
+			*len = sizeof(*s4);
+			return 0;
+		}
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons((uint16_t)tg->port);
 		*len = sizeof(*s6);

@@ -145,6 +145,38 @@ test_parse(void **state)
 	assert_int_equal(parse(&o, "trace", NULL), CLI_USAGE);
 }
 
+/* ::ffff:a.b.c.d is traced as the IPv4 address: through an AF_INET6
+ * socket its TTL would not be set (IPV6_UNICAST_HOPS does not apply). */
+static void
+test_addr_v4_mapped(void **state)
+{
+	struct trace_target tg = {"::ffff:10.1.2.3", 443, NULL};
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	char ip[INET6_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(trace_addr(&tg, &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_INET);
+	assert_int_equal(len, sizeof(*s4));
+	assert_int_equal(ntohs(s4->sin_port), 443);
+	inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+	assert_string_equal(ip, "10.1.2.3");
+	/* plain IPv6 stays IPv6 */
+	snprintf(tg.ip, sizeof(tg.ip), "2001:db8::1");
+	assert_int_equal(trace_addr(&tg, &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_INET6);
+	assert_int_equal(len, sizeof(*s6));
+	assert_int_equal(ntohs(s6->sin6_port), 443);
+	snprintf(tg.ip, sizeof(tg.ip), "10.1.2.3");
+	assert_int_equal(trace_addr(&tg, &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_INET);
+	snprintf(tg.ip, sizeof(tg.ip), "nope");
+	assert_int_equal(trace_addr(&tg, &ss, &len), -1);
+}
+
 int
 main(void)
 {
@@ -153,6 +185,7 @@ main(void)
 	    cmocka_unit_test(test_wanted),
 	    cmocka_unit_test(test_add_cap),
 	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_addr_v4_mapped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
