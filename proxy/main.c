@@ -7,6 +7,7 @@
 
 #include "proxy/cli/cli.h"
 #include "proxy/cli/run.h"
+#include "proxy/trace/rawcap.h"
 
 struct main_cmd {
 	const char *name;
@@ -71,6 +72,11 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("peephole %s\n", PEEPHOLE_VERSION);
 		return 0;
+	}
+	/* only trace needs raw sockets; it drops them itself once open */
+	if (strcmp(argv[1], "trace") != 0 && rawcap_drop() == -1) {
+		perror("peephole: cannot drop CAP_NET_RAW");
+		return 1;
 	}
 	for (const struct main_cmd *c = main_cmds; c->name; c++)
 		if (strcmp(argv[1], c->name) == 0)

@@ -9,6 +9,7 @@
 #include "proxy/cli/cli.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@
 #include "proxy/geo/geo.h"
 #include "proxy/store/db.h"
 #include "proxy/trace/path.h"
+#include "proxy/trace/rawcap.h"
 #include "proxy/trace/tracer.h"
 
 #define TRACE_CMD "trace"
@@ -678,6 +680,8 @@ cli_trace(int argc, char **argv)
 	if ((rc = trace_parse(argc, argv, &o)) != CLI_OK)
 		return rc == ARGS_HELP ? CLI_OK : rc;
 	if (o.list) {
+		if (rawcap_drop() == -1)
+			return CLI_ERROR;
 		if ((db = db_open_readonly(TRACE_CMD, o.db)) == NULL)
 			return CLI_ERROR;
 		rc = trace_list(db, o.fmt == OUT_JSON);
@@ -690,6 +694,13 @@ cli_trace(int argc, char **argv)
 			fputs(TRACE_CAP_MSG, stderr);
 		else
 			fprintf(stderr, "peephole %s: %s\n", TRACE_CMD, err);
+		return CLI_ERROR;
+	}
+	/* the raw sockets are open: the capability is of no more use */
+	if (rawcap_drop() == -1) {
+		fprintf(stderr, "peephole %s: cannot drop CAP_NET_RAW: %s\n",
+		    TRACE_CMD, strerror(errno));
+		tracer_free(tr);
 		return CLI_ERROR;
 	}
 	rc = CLI_ERROR;
