@@ -5,9 +5,11 @@
  * refuses the handshake; routers' ICMP time exceeded and destination
  * unreachable errors are read on a raw ICMP / ICMPv6 socket (hence
  * CAP_NET_RAW) and matched to the probe by the quoted destination and
- * ports. The source port of each probe is bound explicitly, so the kernel
- * keeps it for the probe while the trace runs and a late ICMP error cannot
- * be taken for a later probe's.
+ * ports. The source port of each probe is chosen here and bound
+ * explicitly, so the kernel keeps it for the probe while the trace runs
+ * (also once the connect is aborted) and a late ICMP error cannot be taken
+ * for a later probe's. Each probe is one SYN: a probe still connecting
+ * when the kernel would resend its SYN is aborted (see TRACER_SYN_MS).
  */
 #ifndef PEEPHOLE_TRACE_TRACER_H
 #define PEEPHOLE_TRACE_TRACER_H
@@ -42,9 +44,10 @@ void tracer_free(struct tracer *t);
 /*
  * Trace the path to dst (an AF_INET or AF_INET6 address with the port)
  * into p, calling cb (may be NULL) as hops complete. Blocks the caller
- * (it runs the loop) for at most the probes' pacing plus one timeout.
- * 0 when the trace ran (whether or not it reached dst), -1 with a message
- * in err when it could not (no route, no IPv6, out of sockets).
+ * (it runs the loop) for the probes' pacing plus a timeout per window of
+ * probes at most. 0 when the trace ran (whether or not it reached dst),
+ * -1 with a message in err when it could not (no route, no IPv6, out of
+ * sockets) or was cut by the overall deadline.
  */
 int tracer_run(struct tracer *t, const struct sockaddr *dst, socklen_t dlen,
     const struct tracer_opts *o, struct path *p, tracer_hop_cb cb, void *ctx,

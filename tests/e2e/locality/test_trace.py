@@ -487,3 +487,95 @@ def test_trace_bad_flags(args, msg):
     cp = run_cli("trace", *args)
     assert cp.returncode == 2, cp.stderr
     assert msg in cp.stderr
+
+
+def _count_rule(chain, *match):
+    """An iptables rule in the client's OUTPUT that counts what matches;
+    returns the function that reads its packet count."""
+    rule = ["OUTPUT"] + list(match) + ["-j", "ACCEPT"]
+    chain.ex(chain.client, IPT, "-I", *rule)
+
+    def count():
+        out = chain.ex(chain.client, IPT, "-L", "OUTPUT", "-v", "-n", "-x",
+                       "--line-numbers").stdout
+        return sum(int(ln.split()[1]) for ln in out.splitlines()
+                   if ln.split() and ln.split()[0].isdigit()
+                   and "ACCEPT" in ln)
+    return rule, count
+
+
+def test_trace_one_syn_per_probe(chain, db):
+    """Router1 drops every other SYN it forwards. The kernel would resend
+    a dropped SYN after its 1 s RTO and the answer to the resend would be
+    timed from the first send; a probe is one SYN, so the SYNs the client
+    sent are exactly the probes, and a dropped one is a timeout."""
+    if not chain.reject:
+        pytest.skip("no iptables in the namespaces")
+    port = 8082
+    chain.listen(SRV, port)
+    drop = ["FORWARD", "-p", "tcp", "--syn", "-d", SRV, "--dport",
+            str(port), "-m", "statistic", "--mode", "nth", "--every", "2",
+            "--packet", "0", "-j", "DROP"]
+    if chain.ex(chain.r1, IPT, "-I", *drop, check=False).returncode != 0:
+        pytest.skip("no iptables statistic match")
+    rule, count = _count_rule(chain, "-p", "tcp", "--syn", "-d", SRV,
+                              "--dport", str(port))
+    try:
+        cp = chain.trace("--ip", SRV, "--port", port, "--probes", 3,
+                         "--timeout", 2500, "--json", "--db", db)
+        syns = count()
+    finally:
+        chain.ex(chain.r1, IPT, "-D", *drop, check=False)
+        chain.ex(chain.client, IPT, "-D", *rule, check=False)
+    clean(cp)
+    assert cp.returncode == 0, cp.stderr
+    (obj,) = json.loads(cp.stdout)
+    probes = [p for h in obj["path"] for p in h["probes"]]
+    kinds = [p["kind"] for p in probes]
+    assert syns == len(probes), (syns, kinds)
+    # past router1 half the SYNs were dropped: those are timeouts, and
+    # the others answered by router2 or the server
+    assert "timeout" in kinds and "syn-ack" in kinds, kinds
+    assert all(p["kind"] == "time-exceeded" for p in obj["path"][0]
+               ["probes"]), obj["path"][0]
+
+
+def test_trace_window_not_cut_by_deadline(chain, db):
+    """Probes go out at --rate but only 32 at a time: 80 probes to a
+    silent path take three rounds of timeouts, far more than 80 / --rate.
+    The trace runs to --max-hops (it was cut at hop 34 and stored as not
+    reached in 40 hops, with the last hops never probed)."""
+    cp = chain.trace("--ip", "10.214.9.5", "--port", 80, "--probes", 2,
+                     "--max-hops", 40, "--rate", 1000, "--timeout", 1200,
+                     "--json", "--db", db)
+    clean(cp)
+    assert cp.returncode == 0, cp.stderr
+    (obj,) = json.loads(cp.stdout)
+    assert (obj["reached"], obj["hops"], obj["error"]) == (False, 40, None)
+    n = rows(db, "SELECT count(*) AS n FROM trace_hops WHERE trace_id = ?",
+             obj["id"])
+    assert n == [{"n": 80}]  # every probe sent, none cut
+
+
+def test_trace_v4_mapped(chain, db):
+    """::ffff:a.b.c.d is traced as the IPv4 address (through an IPv6
+    socket every SYN left with TTL 64: "reached in 1 hop")."""
+    cp = chain.trace("--ip", f"::ffff:{SRV}", "--port", PORT, "--probes", 1,
+                     "--db", db)
+    clean(cp)
+    assert cp.returncode == 0, cp.stderr
+    hops = hop_lines(cp.stdout)
+    assert [first_addr(hops[t]) for t in sorted(hops)] == [R1, R2, SRV]
+    assert "in 3 hops" in cp.stdout
+
+
+def test_commands_drop_cap_net_raw(running):
+    """Every command but trace gives up CAP_NET_RAW first thing: the
+    proxy, run as root, does not hold it."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start with CAP_NET_RAW")
+    with open(f"/proc/{running.proc.pid}/status") as f:
+        caps = dict(ln.split(":\t", 1) for ln in f if ln.startswith("Cap"))
+    assert int(caps["CapBnd"], 16) & (1 << 13)  # it could have had it
+    assert not int(caps["CapEff"], 16) & (1 << 13), caps
+    assert not int(caps["CapPrm"], 16) & (1 << 13), caps
