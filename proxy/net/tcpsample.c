@@ -92,8 +92,6 @@ tcpsample_one(struct tcpsample *t, int fd, int side, int64_t now)
 		return;
 	if (tcpsample_read(fd, side, now, &t->batch[t->n]))
 		t->n++;
-	if (t->n + 2 > TCPSAMPLE_BATCH)
-		tcpsample_flush(t);
 }
 
 /* A reading of both sockets at time now (fd -1: that leg is gone). 0, or
@@ -106,6 +104,9 @@ tcpsample_tick(struct tcpsample *t, int client_fd, int server_fd, int64_t now)
 		return -1;
 	}
 	t->ticks++;
+	/* both readings of a tick go in one batch */
+	if (t->n + 2 > TCPSAMPLE_BATCH)
+		tcpsample_flush(t);
 	tcpsample_one(t, client_fd, 0, now);
 	tcpsample_one(t, server_fd, 1, now);
 	return 0;
