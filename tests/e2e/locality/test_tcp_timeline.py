@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -31,10 +32,13 @@ RATE = "8mbit"
 PAYLOAD = 2 << 20  # bytes uploaded: ~2 s at 8 Mbit/s
 INTERVAL_MS = 50
 
-# The origin, run inside the namespace: accept one connection, read to
-# EOF, answer with the byte count, close. Prints "ready" once listening.
+# The origin, run inside the namespace: for each connection read an 8-byte
+# big-endian length, then that many bytes, answer with the count, close.
+# The client does not half-close first: its FIN would start the proxy's
+# half-close-timeout while the shaped link still drains. Prints "ready"
+# once listening.
 SINK = r"""
-import socket, sys
+import socket, struct, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2])))
@@ -44,9 +48,16 @@ s.settimeout(60)
 for _ in range(int(sys.argv[3])):
     c, _ = s.accept()
     c.settimeout(60)
+    buf = b""
+    while len(buf) < 8:
+        b = c.recv(8 - len(buf))
+        if not b:
+            break
+        buf += b
+    want = struct.unpack(">Q", buf)[0] if len(buf) == 8 else 0
     n = 0
-    while True:
-        b = c.recv(65536)
+    while n < want:
+        b = c.recv(min(65536, want - n))
         if not b:
             break
         n += len(b)
@@ -129,8 +140,8 @@ def shaped():
         n.down()
         pytest.skip(f"cannot build the shaped test network: {e}")
     if not n.netem:
-        print("sch_netem unavailable: shaping with tbf (rate only)",
-              file=sys.stderr)
+        print("sch_netem unavailable: shaping with tbf (rate only); the "
+              "delay test is skipped", file=sys.stderr)
     yield n
     n.down()
 
@@ -139,12 +150,14 @@ def upload(proxy, net, port, size=PAYLOAD):
     """Send size bytes through the proxy's SOCKS5 listener to the sink;
     return what the sink answered."""
     c = socks_open(proxy.socks_port, net.v4_ns, port, timeout=60)
-    chunk = b"\x00" + b"x" * 65535  # a first byte no sniffer takes for TLS
+    # the length first: its leading zero byte is nothing a sniffer takes
+    # for TLS or HTTP, so the stream is relayed unread
+    c.send(struct.pack(">Q", size))
+    chunk = b"x" * 65536
     left = size
     while left > 0:
         c.send(chunk[:min(left, len(chunk))])
         left -= min(left, len(chunk))
-    c.shutdown_wr()
     got = c.recv_to_eof()
     c.close()
     return got
@@ -165,7 +178,6 @@ def test_throttled_transfer_timeline(shaped, stream_proxy):
     p = stream_proxy(conf_extra={"tcp-sample-interval": f"{INTERVAL_MS}ms"})
     t0 = time.monotonic()
     got = upload(p, shaped, port)
-    p.stop()
     assert got == b"got %d\n" % PAYLOAD, (p.conns(), p.stderr()[-3000:])
     elapsed = time.monotonic() - t0
     p.stop()
@@ -188,14 +200,12 @@ def test_throttled_transfer_timeline(shaped, stream_proxy):
     assert acked == sorted(acked) and acked[-1] >= PAYLOAD, acked[-5:]
     assert max(s["snd_cwnd"] for s in origin) > 0
     assert any(s["bytes_in_flight"] > 0 for s in origin)
-    # the client leg receives it
+    # the client leg receives it (and the length before it)
     recv = [s["bytes_received"] for s in client]
-    assert recv == sorted(recv) and recv[-1] >= PAYLOAD, recv[-5:]
+    assert recv == sorted(recv) and recv[-1] >= PAYLOAD + 8, recv[-5:]
     o_rtt = [s["rtt_us"] for s in origin]
     c_rtt = [s["rtt_us"] for s in client]
-    if shaped.netem:
-        assert max(o_rtt) >= 0.8 * DELAY_MS * 1000, o_rtt
-    # the shaped leg is slower than loopback either way
+    # the shaped leg is slower than loopback, netem or tbf
     assert statistics.median(o_rtt) > statistics.median(c_rtt), \
         (o_rtt, c_rtt)
 
@@ -218,6 +228,22 @@ def test_throttled_transfer_timeline(shaped, stream_proxy):
     # the events CSV is unchanged
     cp = p.cli("show", "stream", r["id"], "--csv")
     assert cp.stdout.splitlines()[0] == "t_ms,dir,bytes,mmtls_type"
+
+
+def test_netem_delay_in_rtt(shaped, stream_proxy):
+    """The origin leg's RTT shows netem's delay."""
+    if not shaped.netem:
+        pytest.skip("sch_netem is not available here (tc: unknown qdisc "
+                    "kind): the delay cannot be emulated; the throttled "
+                    "test ran with tbf")
+    port = 40000 + (os.getpid() + 3) % 20000
+    shaped.sink(port)
+    p = stream_proxy()
+    assert upload(p, shaped, port, 256 << 10) == b"got %d\n" % (256 << 10)
+    p.stop()
+    r = p.conn_to(port)
+    o_rtt = [s["rtt_us"] for s in by_side(samples(p, r["id"]), 1)]
+    assert o_rtt and max(o_rtt) >= 0.8 * DELAY_MS * 1000, o_rtt
 
 
 def test_samples_capped(shaped, stream_proxy):
