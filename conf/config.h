@@ -91,8 +91,8 @@ struct config {
 	int nsocks_users;
 	size_t stream_events_max; /* per stream: 10000; 0 = none */
 	/* TCP_INFO of both legs of a relayed stream, read every interval
-	 * (100; 0 = off), at most tcp_samples_max times (10000; 0 = none):
-	 * that many rows per side */
+	 * (100; 0 = off); rows kept per leg at most tcp_samples_max
+	 * (10000; 0 = none) */
 	unsigned tcp_sample_interval_ms;
 	size_t tcp_samples_max;
 	unsigned half_close_ms; /* after a FIN in a tunnel: 1000 */

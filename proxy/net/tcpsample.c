@@ -16,13 +16,19 @@
 #include "proxy/net/worker.h"
 #include "proxy/store/store.h"
 
+/* A batch starts this small and doubles up to TCPSAMPLE_BATCH: most
+ * streams are short, and a long one holds one batch at most. */
+#define TCPSAMPLE_FIRST 8
+
 struct tcpsample {
 	struct conn *c;   /* the connection sampled (which owns this) */
 	struct event *ev; /* the interval timer, persistent */
-	struct store_tcp_sample *batch; /* TCPSAMPLE_BATCH, lazily */
-	size_t n;                       /* samples in batch */
-	size_t ticks;                   /* readings taken so far */
-	int capped;                     /* a reading was due past the cap */
+	struct store_tcp_sample *batch;  /* cap entries, lazily */
+	size_t n, cap;                   /* samples in batch, its room */
+	size_t ticks;                    /* readings taken (both legs) */
+	size_t rows[2];                  /* samples kept per leg */
+	struct store_tcp_sample last[2]; /* the last kept per leg */
+	int capped; /* a new reading came past tcp-samples-max */
 };
 
 int
@@ -78,38 +84,79 @@ tcpsample_flush(struct tcpsample *t)
 	rec->u.tcps.s = t->batch;
 	t->batch = NULL;
 	t->n = 0;
+	t->cap = 0;
 	(void)store_submit(c->w->store, rec);
 }
 
-/* One sample of fd into the batch (if it can be read). */
+/* 1 if two readings of a leg say the same, their times aside: nothing
+ * sent, acknowledged or received, the same RTT and window. */
+static int
+tcpsample_same(
+    const struct store_tcp_sample *a, const struct store_tcp_sample *b)
+{
+	return a->rtt_us == b->rtt_us && a->rttvar_us == b->rttvar_us &&
+	    a->snd_cwnd == b->snd_cwnd && a->unacked == b->unacked &&
+	    a->retrans == b->retrans && a->total_retrans == b->total_retrans &&
+	    a->bytes_in_flight == b->bytes_in_flight &&
+	    a->delivery_rate == b->delivery_rate &&
+	    a->bytes_acked == b->bytes_acked &&
+	    a->bytes_received == b->bytes_received;
+}
+
+/* Room for one more sample: a full batch goes to the store first, a
+ * small one grows. 0 / -1 (ENOMEM: this sample is lost). */
+static int
+tcpsample_room(struct tcpsample *t)
+{
+	struct store_tcp_sample *b;
+	size_t cap;
+
+	if (t->n < t->cap)
+		return 0;
+	if (t->cap >= TCPSAMPLE_BATCH) {
+		tcpsample_flush(t);
+		t->cap = 0;
+	}
+	cap = t->cap == 0 ? TCPSAMPLE_FIRST : t->cap * 2;
+	if (cap > TCPSAMPLE_BATCH)
+		cap = TCPSAMPLE_BATCH;
+	if ((b = realloc(t->batch, cap * sizeof(*b))) == NULL)
+		return -1;
+	t->batch = b;
+	t->cap = cap;
+	return 0;
+}
+
+/* Read leg side (socket fd, -1: gone) and keep the reading unless it
+ * repeats the last one kept: an idle stream costs no rows. Past
+ * tcp-samples-max on that leg a new reading is dropped, capped set. */
 static void
 tcpsample_one(struct tcpsample *t, int fd, int side, int64_t now)
 {
-	if (fd < 0)
+	struct store_tcp_sample s;
+
+	if (fd < 0 || !tcpsample_read(fd, side, now, &s))
 		return;
-	if (t->batch == NULL &&
-	    (t->batch = malloc(TCPSAMPLE_BATCH * sizeof(*t->batch))) == NULL)
+	if (t->rows[side] > 0 && tcpsample_same(&s, &t->last[side]))
 		return;
-	if (tcpsample_read(fd, side, now, &t->batch[t->n]))
-		t->n++;
+	if (t->rows[side] >= t->c->w->cfg->tcp_samples_max) {
+		t->capped = 1;
+		return;
+	}
+	if (tcpsample_room(t) == -1)
+		return;
+	t->batch[t->n++] = s;
+	t->last[side] = s;
+	t->rows[side]++;
 }
 
-/* A reading of both sockets at time now (fd -1: that leg is gone). 0, or
- * -1 when the cap is reached: nothing read, capped set. */
-static int
+/* A reading of both legs at time now (fd -1: that leg is gone). */
+static void
 tcpsample_tick(struct tcpsample *t, int client_fd, int server_fd, int64_t now)
 {
-	if (t->ticks >= t->c->w->cfg->tcp_samples_max) {
-		t->capped = 1;
-		return -1;
-	}
 	t->ticks++;
-	/* both readings of a tick go in one batch */
-	if (t->n + 2 > TCPSAMPLE_BATCH)
-		tcpsample_flush(t);
 	tcpsample_one(t, client_fd, 0, now);
 	tcpsample_one(t, server_fd, 1, now);
-	return 0;
 }
 
 static int
@@ -127,18 +174,25 @@ tcpsample_server_fd(struct conn *c)
 	    : -1;
 }
 
-/* The interval timer (worker loop). */
+/* The interval timer (worker loop). It stops for good once every leg
+ * still open has its tcp-samples-max rows. */
 static void
 tcpsample_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tcpsample *t = arg;
 	struct conn *c = t->c;
+	size_t max = c->w->cfg->tcp_samples_max;
+	int sfd;
 
 	(void)fd;
 	(void)what;
-	if (c->state == CONN_CLOSED ||
-	    tcpsample_tick(t, tcpsample_client_fd(c), tcpsample_server_fd(c),
-		now_us()) == -1)
+	if (c->state == CONN_CLOSED) {
+		tcpsample_stop(t);
+		return;
+	}
+	sfd = tcpsample_server_fd(c);
+	tcpsample_tick(t, tcpsample_client_fd(c), sfd, now_us());
+	if (t->rows[0] >= max && (t->rows[1] >= max || sfd < 0))
 		tcpsample_stop(t);
 }
 
@@ -163,7 +217,7 @@ tcpsample_start(struct conn *c, struct tcpsample **out)
 		tcpsample_free(t);
 		return -1;
 	}
-	(void)tcpsample_tick(
+	tcpsample_tick(
 	    t, tcpsample_client_fd(c), tcpsample_server_fd(c), now_us());
 	*out = t;
 	return 0;
@@ -183,7 +237,7 @@ tcpsample_finish(
 	if (t == NULL)
 		return 0;
 	tcpsample_stop(t);
-	(void)tcpsample_tick(t, client_fd, server_fd, t_us);
+	tcpsample_tick(t, client_fd, server_fd, t_us);
 	tcpsample_flush(t);
 	return t->capped;
 }

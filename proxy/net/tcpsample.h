@@ -1,11 +1,13 @@
 /*
  * tcpsample: TCP timelines. While a stream is relayed, a timer on its
  * worker's loop reads TCP_INFO of both sockets (side 0 the client's, 1 the
- * origin's) every tcp-sample-interval: one reading when relaying starts,
- * one per interval, one at close, at most tcp-samples-max per side. The
- * readings go to the store in batches (STORE_REC_TCP_SAMPLES), so a long
- * stream never holds more than one batch. getsockopt(TCP_INFO) does not
- * block. Worker loop thread only.
+ * origin's) every tcp-sample-interval: when relaying starts, every
+ * interval, and at close. A reading that repeats the last one kept for its
+ * leg (nothing sent, acknowledged or received, same RTT and window) is not
+ * kept, so an idle stream costs no rows; each leg keeps at most
+ * tcp-samples-max. The readings go to the store in batches
+ * (STORE_REC_TCP_SAMPLES), so a long stream never holds more than one.
+ * getsockopt(TCP_INFO) does not block. Worker loop thread only.
  */
 #ifndef PEEPHOLE_TCPSAMPLE_H
 #define PEEPHOLE_TCPSAMPLE_H
@@ -17,8 +19,8 @@ struct conn;
 struct store_tcp_sample;
 struct tcpsample;
 
-/* Samples a batch holds before it goes to the store: a bound on the
- * memory a stream's sampling holds, whatever its length. */
+/* Samples a batch holds at most before it goes to the store: a bound on
+ * the memory a stream's sampling holds, whatever its length. */
 #define TCPSAMPLE_BATCH 128
 
 /*

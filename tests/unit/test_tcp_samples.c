@@ -50,6 +50,18 @@ tcp_pair(int fd[2])
 	close(l);
 }
 
+/* Traffic both ways, delivered: each leg's next reading differs. */
+static void
+traffic(struct tf *f)
+{
+	char b;
+
+	assert_int_equal(write(f->fd[0], "a", 1), 1);
+	assert_int_equal(read(f->fd[1], &b, 1), 1);
+	assert_int_equal(write(f->fd[1], "b", 1), 1);
+	assert_int_equal(read(f->fd[0], &b, 1), 1);
+}
+
 static int
 setup(void **state)
 {
@@ -177,8 +189,8 @@ test_off(void **state)
 	tcpsample_free(NULL);
 }
 
-/* tcp-samples-max=5: five readings per side, then capped; the close
- * reading is the one cut. */
+/* tcp-samples-max=5: five rows per leg, then capped; the close reading
+ * is the one cut. */
 static void
 test_cap(void **state)
 {
@@ -188,13 +200,17 @@ test_cap(void **state)
 	f->cfg.tcp_samples_max = 5;
 	assert_int_equal(tcpsample_start(&f->c, &t), 0);
 	assert_non_null(t);
-	assert_int_equal(t->ticks, 1);
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(
-		    tcpsample_tick(t, f->fd[0], f->fd[1], now_us()), 0);
+	assert_int_equal(t->rows[0], 1);
+	assert_int_equal(t->rows[1], 1);
+	for (int i = 0; i < 4; i++) {
+		traffic(f);
+		tcpsample_tick(t, f->fd[0], f->fd[1], now_us());
+	}
+	assert_int_equal(t->rows[0], 5);
+	assert_int_equal(t->rows[1], 5);
 	assert_int_equal(t->capped, 0);
+	traffic(f);
 	assert_int_equal(tcpsample_finish(t, f->fd[0], f->fd[1], now_us()), 1);
-	assert_int_equal(t->ticks, 5);
 	tcpsample_free(t);
 	close_store(f);
 	assert_int_equal(q_int(f->path,
@@ -207,22 +223,55 @@ test_cap(void **state)
 	    5);
 }
 
-/* Exactly at the cap, nothing was cut: not capped. */
+/* At the cap with nothing new at close, nothing was cut: not capped. */
 static void
 test_cap_exact(void **state)
 {
 	struct tf *f = *state;
 	struct tcpsample *t = NULL;
 
-	f->cfg.tcp_samples_max = 3;
+	f->cfg.tcp_samples_max = 2;
 	assert_int_equal(tcpsample_start(&f->c, &t), 0);
-	assert_int_equal(tcpsample_tick(t, f->fd[0], f->fd[1], now_us()), 0);
+	traffic(f);
+	tcpsample_tick(t, f->fd[0], f->fd[1], now_us());
+	assert_int_equal(t->rows[0], 2);
 	assert_int_equal(tcpsample_finish(t, f->fd[0], f->fd[1], now_us()), 0);
 	tcpsample_free(t);
 }
 
-/* A long stream holds one batch at most: full batches go to the store,
- * a tick's two readings stay together, every sample is written. */
+/* An idle stream: readings that repeat the last one are not kept. */
+static void
+test_idle(void **state)
+{
+	struct tf *f = *state;
+	struct tcpsample *t = NULL;
+
+	assert_int_equal(tcpsample_start(&f->c, &t), 0);
+	for (int i = 0; i < 20; i++)
+		tcpsample_tick(t, f->fd[0], f->fd[1], now_us());
+	assert_int_equal(t->ticks, 21);
+	assert_int_equal(t->rows[0], 1);
+	assert_int_equal(t->rows[1], 1);
+	traffic(f);
+	tcpsample_tick(t, f->fd[0], f->fd[1], now_us());
+	assert_int_equal(t->rows[0], 2);
+	assert_int_equal(t->rows[1], 2);
+	assert_int_equal(tcpsample_finish(t, f->fd[0], f->fd[1], now_us()), 0);
+	tcpsample_free(t);
+	close_store(f);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM tcp_samples"), 4);
+	assert_int_equal(q_int(f->path,
+			     "SELECT min(bytes_received)"
+			     " FROM tcp_samples WHERE side = 1"),
+	    0);
+	assert_int_equal(q_int(f->path,
+			     "SELECT max(bytes_received)"
+			     " FROM tcp_samples WHERE side = 1"),
+	    1);
+}
+
+/* A long stream holds one batch at most: it starts small, grows to
+ * TCPSAMPLE_BATCH, full ones go to the store, every sample is written. */
 static void
 test_batches(void **state)
 {
@@ -232,13 +281,15 @@ test_batches(void **state)
 
 	f->cfg.tcp_samples_max = 1000;
 	assert_int_equal(tcpsample_start(&f->c, &t), 0);
+	assert_int_equal(t->cap, TCPSAMPLE_FIRST);
 	for (i = 0; i < 199; i++) {
-		assert_int_equal(
-		    tcpsample_tick(t, f->fd[0], f->fd[1], now_us()), 0);
-		assert_true(t->n <= TCPSAMPLE_BATCH);
-		assert_int_equal(t->n % 2, 0);
+		traffic(f);
+		tcpsample_tick(t, f->fd[0], f->fd[1], now_us());
+		assert_true(t->n <= t->cap);
+		assert_true(t->cap <= TCPSAMPLE_BATCH);
 	}
 	/* the origin leg is gone at close: its reading is skipped */
+	traffic(f);
 	assert_int_equal(tcpsample_finish(t, f->fd[0], -1, now_us()), 0);
 	assert_int_equal(t->n, 0);
 	assert_null(t->batch);
@@ -252,7 +303,8 @@ test_batches(void **state)
 	    200);
 }
 
-/* The timer reads on the loop by itself, and stops when told. */
+/* The timer reads on the loop by itself; when every leg has its rows it
+ * stops. */
 static void
 test_timer(void **state)
 {
@@ -261,13 +313,19 @@ test_timer(void **state)
 	int i;
 
 	f->cfg.tcp_sample_interval_ms = 1;
-	f->cfg.tcp_samples_max = 4;
+	f->cfg.tcp_samples_max = 3;
 	assert_int_equal(tcpsample_start(&f->c, &t), 0);
-	for (i = 0; i < 1000 && !t->capped; i++)
+	for (i = 0; i < 1000 && t->ticks < 3; i++)
 		event_base_loop(f->w.base, EVLOOP_ONCE);
-	assert_int_equal(t->ticks, 4);
-	assert_int_equal(t->capped, 1);
-	/* capped: the timer is off, nothing pending on the loop */
+	assert_true(t->ticks >= 3);
+	assert_int_equal(t->rows[0], 1); /* idle: nothing new */
+	assert_true(event_pending(t->ev, EV_TIMEOUT, NULL));
+	for (i = 0; i < 1000 && (t->rows[0] < 3 || t->rows[1] < 3); i++) {
+		traffic(f);
+		event_base_loop(f->w.base, EVLOOP_ONCE);
+	}
+	assert_int_equal(t->rows[0], 3);
+	assert_int_equal(t->rows[1], 3);
 	assert_int_equal(event_pending(t->ev, EV_TIMEOUT, NULL), 0);
 	tcpsample_free(t);
 }
@@ -364,6 +422,7 @@ main(void)
 	    T(test_off),
 	    T(test_cap),
 	    T(test_cap_exact),
+	    T(test_idle),
 	    T(test_batches),
 	    T(test_timer),
 	    T(test_timer_closed),

@@ -1,7 +1,8 @@
 """
 TCP timelines: while peephole relays a stream it reads TCP_INFO of both
 sockets every tcp-sample-interval (side 0 the client's socket, side 1 the
-origin's) into tcp_samples, capped per side by tcp-samples-max.
+origin's) into tcp_samples, a row when a leg's reading changed, capped per
+side by tcp-samples-max.
 
 A throttled transfer for real: the origin runs in a network namespace this
 test makes, behind a veth pair whose host end shapes what the proxy sends
@@ -186,13 +187,15 @@ def test_throttled_transfer_timeline(shaped, stream_proxy):
     rows = samples(p, r["id"])
     client, origin = by_side(rows, 0), by_side(rows, 1)
     assert client and origin, rows[:4]
-    # a reading at start, one per interval, one at close: a bound on the
-    # count, not a timing assertion
+    # a reading at start, one per interval, one at close, each kept when
+    # it differs from the last of its leg: the origin leg changes all
+    # along the shaped upload; the client leg goes quiet once the proxy
+    # has read everything. A bound on the count, not a timing assertion.
     dur = (r["t_close_us"] - r["t_upstream_connected_us"]) / 1e6
     want = dur * 1000 / INTERVAL_MS
-    for side in (client, origin):
-        assert want / 3 <= len(side) <= want * 2 + 2, \
-            (len(side), dur, elapsed)
+    assert want / 3 <= len(origin) <= want * 2 + 2, \
+        (len(origin), dur, elapsed)
+    assert 2 <= len(client) <= want * 2 + 2, (len(client), dur, elapsed)
     assert all(r["t_accept_us"] <= s["t_us"] <= r["t_close_us"]
                for s in rows)
     # the origin leg carries the upload: acknowledged bytes grow to all
@@ -255,7 +258,10 @@ def test_samples_capped(shaped, stream_proxy):
     p.stop()
     r = p.conn_to(port)
     rows = samples(p, r["id"])
-    assert len(by_side(rows, 0)) == 5 and len(by_side(rows, 1)) == 5, rows
+    # the origin leg changes every reading: cut at 5; the client leg has
+    # 5 at most
+    assert len(by_side(rows, 1)) == 5, rows
+    assert 1 <= len(by_side(rows, 0)) <= 5, rows
     assert r["tcp_samples_capped"] == 1, r
     cp = p.cli("show", "stream", r["id"])
     assert "capped" in cp.stdout.split("tcp samples")[1].splitlines()[0]
