@@ -265,6 +265,10 @@ def test_samples_capped(shaped, stream_proxy):
     assert r["tcp_samples_capped"] == 1, r
     cp = p.cli("show", "stream", r["id"])
     assert "capped" in cp.stdout.split("tcp samples")[1].splitlines()[0]
+    # prune takes a stream's samples with its row
+    cp = p.cli("prune", "--before", "2099-01-01")
+    assert cp.returncode == 0, cp.stderr
+    assert p.conns() == [] and samples(p, r["id"]) == []
 
 
 def test_sampling_off(shaped, stream_proxy):
