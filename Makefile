@@ -36,7 +36,8 @@ endif
 CFLAGS += $(BASE_CFLAGS) $(WARN) $(OPT)
 LDFLAGS += -pie -Wl,-z,relro,-z,now -pthread $(SANLD)
 LIBS = -levent_core -levent_extra -levent_pthreads -levent_openssl -lssl -lcrypto \
-	-lsqlite3 -ljansson -lz -lexpat -lpcre2-8 -lbrotlidec -lzstd -lnghttp2
+	-lsqlite3 -ljansson -lz -lexpat -lpcre2-8 -lbrotlidec -lzstd -lnghttp2 \
+	-lmaxminddb
 
 LLHTTP_DIR = /usr/share/llhttp
 LLHTTP_SRC = $(wildcard $(LLHTTP_DIR)/*.c)
@@ -65,6 +66,20 @@ NPM_DIR = build/npm
 NPM_STAMP = $(NPM_DIR)/node_modules/.package-lock.json
 WEB_LOCK = proxy/web/package.json proxy/web/package-lock.json
 PLAYWRIGHT_CORE = $(CURDIR)/$(NPM_DIR)/node_modules/playwright-core
+
+# Geolocation data (proxy/geo/): the @ip-location-db packages pinned in the
+# same lockfile, made into one data directory whatever BUILD is (every build
+# of the binary finds build/geo beside it). The country MMDB is copied as is;
+# the ASN CSVs become the mmap-and-binary-search range file of
+# proxy/geo/asn.h (under a second where libmaxmind-db-writer-perl takes
+# minutes). source.txt, written last, names each file's package, version and
+# data date (the version is 2.3.YYYYMMDDHH) and is the stamp: redone only
+# when npm reinstalled or the converter changed.
+GEO_DIR = build/geo
+GEO_NPM = $(NPM_DIR)/node_modules/@ip-location-db
+GEO_STAMP = $(GEO_DIR)/source.txt
+GEO_TOOL = build/tools/geo_asn_build
+GEO_TOOL_SRC = proxy/geo/tool/geo_asn_build.c proxy/geo/asn_build.c proxy/geo/asn.h
 
 # The static files (proxy/web/ui/ and the vendor files) become one generated
 # C file in the build tree, linked into the binary and libpeephole.a. The
@@ -101,6 +116,28 @@ $(NPM_STAMP): $(WEB_LOCK)
 	@echo "$(NPM_DIR) is missing or older than proxy/web/package-lock.json:" \
 		"run make deps" >&2; exit 1
 
+$(GEO_TOOL): $(GEO_TOOL_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(WARN) -O2 -o $@ $(filter %.c,$^)
+
+$(GEO_STAMP): $(NPM_STAMP) $(GEO_TOOL)
+	@mkdir -p $(GEO_DIR)
+	@set -e; ver() { sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+		$(GEO_NPM)/$$1/package.json; }; \
+	day() { echo "$$1" | sed -n \
+		's/.*\.\([0-9]\{4\}\)\([0-9][0-9]\)\([0-9][0-9]\)[0-9]*$$/\1-\2-\3/p'; }; \
+	cv=$$(ver geo-whois-asn-country-mmdb); av=$$(ver asn); \
+	echo "geo data: country $$cv, asn $$av -> $(GEO_DIR)"; \
+	cp $(GEO_NPM)/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb \
+		$(GEO_DIR)/country.mmdb.tmp; \
+	mv -f $(GEO_DIR)/country.mmdb.tmp $(GEO_DIR)/country.mmdb; \
+	$(GEO_TOOL) $(GEO_DIR)/asn.bin "$$(day $$av)" \
+		$(GEO_NPM)/asn/asn-ipv4.csv $(GEO_NPM)/asn/asn-ipv6.csv; \
+	{ echo "country.mmdb @ip-location-db/geo-whois-asn-country-mmdb $$cv $$(day $$cv)"; \
+	  echo "asn.bin @ip-location-db/asn $$av $$(day $$av)"; } \
+		>$(GEO_DIR)/source.txt.tmp; \
+	mv -f $(GEO_DIR)/source.txt.tmp $@
+
 $(WEB_GEN): proxy/web/embed.sh $(WEB_UI) $(NPM_STAMP)
 	@mkdir -p $(dir $@)
 	sh proxy/web/embed.sh $@ proxy/web/ui $(NPM_DIR)/node_modules $(BUILD)/gen
@@ -120,13 +157,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeephole.a
 # Build and test dependencies; chromium + libnss3-tools drive the browser
 # e2e test, nghttp2's clients (nghttp, h2load) and python3-h2 /
 # python3-websockets drive the HTTP/2 and WebSocket tests, clang-format
-# checks the style. nodejs runs npm and playwright-core (Debian 12's node 18:
+# checks the style; libmaxminddb reads the country data (mmdb-bin's
+# mmdblookup to check it by hand). nodejs runs npm and playwright-core
+# (Debian 12's node 18:
 # playwright-core stays at 1.61, the last release that runs on it).
 DEB_PKGS = build-essential libevent-dev libssl-dev libsqlite3-dev zlib1g-dev \
 	libjansson-dev libexpat1-dev libpcre2-dev libbrotli-dev libzstd-dev \
 	brotli zstd node-llhttp nodejs libcmocka-dev python3-pytest curl \
 	nginx-light sqlite3 wrk procps openssl chromium libnss3-tools \
-	iproute2 iptables \
+	iproute2 iptables libmaxminddb-dev mmdb-bin dnsmasq-base libcap2-bin \
 	libnghttp2-dev nghttp2-client nghttp2-server python3-h2 \
 	python3-websockets \
 	clang-format clang libclang-rt-14-dev
@@ -156,18 +195,19 @@ deps:
 		(cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts \
 			--loglevel=error) && touch $(NPM_STAMP); \
 	fi
+	@$(MAKE) -s --no-print-directory $(GEO_STAMP)
 
 # deps first, then the build: never both at once under -j.
 run: deps
 	$(MAKE) all
 	./peephole run
 
-test-unit: $(UNIT_BIN)
+test-unit: $(UNIT_BIN) $(GEO_STAMP)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 # The CA for tests lives in the build tree, never in the user's ~/.peephole.
 # The browser tests load playwright-core from PLAYWRIGHT_CORE.
-test-e2e: peephole
+test-e2e: peephole $(GEO_STAMP)
 	PLAYWRIGHT_CORE=$(PLAYWRIGHT_CORE) \
 	PEEPHOLE_HOME=$(CURDIR)/$(BUILD)/test-home \
 	PEEPHOLE_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q tests/e2e
@@ -221,12 +261,15 @@ bench-peers: deps
 # `peephole web` over a generated capture of BENCH_FLOWS flows, in Debian's
 # chromium through playwright-core: first paint, all rows loaded, scroll to
 # the end, memory. Reported, never asserted.
+# The same capture in mitmweb (Debian's mitmproxy) is the baseline, measured
+# in the same run: BENCH_WEB_ARGS=--no-mitmweb leaves it out.
 BENCH_FLOWS ?= 100000
+BENCH_WEB_ARGS ?=
 bench-web: deps
 	$(MAKE) all
 	PLAYWRIGHT_CORE=$(PLAYWRIGHT_CORE) node tests/bench/web_bench.mjs \
 		--peephole $(CURDIR)/$(BIN) --flows $(BENCH_FLOWS) \
-		--dir $(CURDIR)/build/bench-web
+		--dir $(CURDIR)/build/bench-web $(BENCH_WEB_ARGS)
 
 # libFuzzer harnesses for the pure parsers (clang from `apt-get install clang`).
 # Seeds in tests/fuzz/corpus/ are only read; new inputs go to build/fuzz/.
@@ -266,7 +309,7 @@ fuzz: build/fuzz/fuzz_sniff build/fuzz/fuzz_rules build/fuzz/fuzz_mmtls \
 		tests/fuzz/corpus/wsframe
 
 format-check:
-	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)
+	clang-format --dry-run -Werror $(SRC) $(wildcard proxy/geo/tool/*.c) $(wildcard proxy/*.h proxy/*/*.h conf/*.h ca/*.h filters/*.h) $(UNIT_SRC)
 
 # Layering: filters/, ca/ and conf/ are pure and must not reach into proxy/;
 # the store (its writer and its read side) sits below the commands and the

@@ -22,6 +22,8 @@ static const struct main_cmd main_cmds[] = {
 	"one exchange in full (--body-out extracts its body); show stream ID"},
     {"streams", cli_streams,
 	"streams relayed unread (mmTLS, pinned TLS, raw TCP): shape, names"},
+    {"trace", cli_trace,
+	"the path to server endpoints: TCP traceroute, hops stored"},
     {"passthrough", cli_passthrough,
 	"list, retry or clear the hosts backed off from (pinning)"},
     {"ca", cli_ca, "create, locate and export the root CA; how to trust it"},
@@ -33,8 +35,13 @@ static const struct main_cmd main_cmds[] = {
 	"logged requests as HAR, as a curl command, or their bodies as files"},
     {"web", cli_web,
 	"the web UI over a capture, read-only (run --web serves it live)"},
+    {"resolve-compare", cli_resolve_compare,
+	"resolve names against several resolvers; where they disagree"},
     {"prune", cli_prune,
 	"delete old or matching requests and what only they used"},
+    {"geo", cli_geo, "country, AS and organisation of addresses; update"},
+    {"locality", cli_locality,
+	"where the traffic went: countries, networks, what left --home"},
     {NULL, NULL, NULL},
 };
 
@@ -43,7 +50,7 @@ main_usage(FILE *f)
 {
 	fprintf(f, "usage: peephole COMMAND [options]\n\ncommands:\n");
 	for (const struct main_cmd *c = main_cmds; c->name; c++)
-		fprintf(f, "  %-12s %s\n", c->name, c->what);
+		fprintf(f, "  %-16s %s\n", c->name, c->what);
 	fprintf(f,
 	    "\n`peephole COMMAND --help` describes the command's "
 	    "flags.\n");

@@ -23,6 +23,9 @@ int cli_show(int argc, char **argv);     /* argv[0] == "show" */
 int cli_streams(int argc, char **argv);  /* argv[0] == "streams" */
 /* `show stream ID`: argv[0] == "stream" (cli_show dispatches here) */
 int cli_show_stream(int argc, char **argv);
+int cli_trace(int argc, char **argv); /* "trace": TCP traceroutes */
+/* `show trace ID`: argv[0] == "trace" (cli_show dispatches here) */
+int cli_show_trace(int argc, char **argv);
 int cli_passthrough(int argc, char **argv); /* "passthrough" list|clear */
 int cli_ca(int argc, char **argv);          /* "ca" init|path|export|help */
 int cli_setup(int argc, char **argv);       /* "setup" [--os] [--proxy] */
@@ -30,5 +33,9 @@ int cli_export(int argc, char **argv);      /* "export" har|curl|bodies */
 int cli_replay(int argc, char **argv);      /* "replay" ID...|--filter */
 int cli_prune(int argc, char **argv);       /* "prune" --before|--filter */
 int cli_web(int argc, char **argv);         /* "web" --db: the UI alone */
+int cli_locality(int argc, char **argv);    /* "locality": where bytes went */
+/* "resolve-compare": names against several resolvers, stored, compared */
+int cli_resolve_compare(int argc, char **argv);
+int cli_geo(int argc, char **argv); /* "geo" IP...|update */
 
 #endif

@@ -16,10 +16,13 @@
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 #include "proxy/cli/views.h"
+#include "proxy/geo/geo.h"
 
 #define DOMAINS_CMD "domains"
 /* Columns of the text and CSV tables; ips stays last, it is the widest. */
-#define DOMAINS_NCOLS 15
+#define DOMAINS_NCOLS 16
+/* Addresses of one domain looked up (the rest are listed, not placed). */
+#define DOMAINS_GEO_MAX 256
 
 struct domains_opts {
 	const char *db;
@@ -58,7 +61,11 @@ static const char domains_help[] =
     "it through (pinned: see `peephole passthrough`), how a connection\n"
     "that asked only for an IP address was given the name (named by: sni,\n"
     "proxy-dns, app-dns or connect; see `peephole streams`), and IP\n"
-    "addresses.\n"
+    "addresses with where each is: country, autonomous system and\n"
+    "organisation (\"where\": \"CN AS45090\" per address in the table, with\n"
+    "the organisation in CSV; \"ips_geo\", \"country\", \"asn\" and \"org\"\n"
+    "in JSON), or what the address is instead (private, loopback, ...).\n"
+    "See `peephole geo` for the data and its attribution.\n"
     "\n"
     "  --sort KEY  name (default), first (oldest first), last (newest\n"
     "              first), requests, bytes or connections (largest first)\n"
@@ -144,6 +151,107 @@ domains_list(const char *s, int numeric)
 	return a;
 }
 
+/* Append v to the JSON array a unless it is there already. */
+static void
+domains_add_distinct(json_t *a, json_t *v)
+{
+	for (size_t i = 0; i < json_array_size(a); i++)
+		if (json_equal(json_array_get(a, i), v)) {
+			json_decref(v);
+			return;
+		}
+	json_array_append_new(a, v);
+}
+
+/* One address of ips_geo: ip, country, asn, org, scope (null unknown). */
+static json_t *
+domains_geo_one(const char *ip, const struct geo_info *gi)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "ip", out_json_str(ip));
+	json_object_set_new(o, "country",
+	    gi->country[0] ? json_string(gi->country) : json_null());
+	json_object_set_new(
+	    o, "asn", gi->asn ? json_integer(gi->asn) : json_null());
+	json_object_set_new(
+	    o, "org", gi->org[0] ? out_json_str(gi->org) : json_null());
+	json_object_set_new(
+	    o, "scope", gi->scope ? json_string(gi->scope) : json_null());
+	return o;
+}
+
+/*
+ * The geo keys of a domain's JSON object from its "a,b,c" addresses:
+ * "ips_geo" (one object per address) and the distinct "country" (or
+ * scope), "asn" and "org" values for the web UI's columns.
+ */
+static void
+domains_geo_json(json_t *o, const char *ips)
+{
+	const struct geo *g = geo_shared(NULL, 0);
+	json_t *all = json_array(), *cc = json_array(), *asn = json_array();
+	json_t *org = json_array();
+	char *copy = strdup(ips), *p, *tok, *save = NULL;
+	struct geo_info gi;
+	int n = 0;
+
+	for (p = copy; copy != NULL && n < DOMAINS_GEO_MAX &&
+	     (tok = strtok_r(p, ",", &save)) != NULL;
+	     p = NULL, n++) {
+		if (geo_lookup(g, tok, &gi) == -1)
+			continue;
+		json_array_append_new(all, domains_geo_one(tok, &gi));
+		if (gi.scope != NULL || gi.country[0] != '\0')
+			domains_add_distinct(
+			    cc, json_string(gi.scope ? gi.scope : gi.country));
+		if (gi.asn != 0)
+			domains_add_distinct(asn, json_integer(gi.asn));
+		if (gi.org[0] != '\0')
+			domains_add_distinct(org, out_json_str(gi.org));
+	}
+	free(copy);
+	json_object_set_new(o, "ips_geo", all);
+	json_object_set_new(o, "country", cc);
+	json_object_set_new(o, "asn", asn);
+	json_object_set_new(o, "org", org);
+}
+
+/*
+ * The "where" cell: geo_label per address, in the order of ips, joined
+ * by ","; in CSV with the organisation too, joined by "; " (names have
+ * commas).
+ */
+static void
+domains_where(const char *ips, enum out_format fmt, char *buf, size_t len)
+{
+	const struct geo *g = geo_shared(NULL, 0);
+	char *copy = strdup(ips), *p, *tok, *save = NULL, lab[64];
+	struct geo_info gi;
+	size_t off = 0;
+	int n = 0;
+
+	buf[0] = '\0';
+	for (p = copy; copy != NULL && n < DOMAINS_GEO_MAX && off < len &&
+	     (tok = strtok_r(p, ",", &save)) != NULL;
+	     p = NULL, n++) {
+		if (geo_lookup(g, tok, &gi) == -1)
+			snprintf(lab, sizeof(lab), "?");
+		else
+			geo_label(&gi, lab, sizeof(lab));
+		if (fmt == OUT_CSV)
+			off += (size_t)snprintf(buf + off, len - off,
+			    "%s%s%s%s", n ? "; " : "", lab,
+			    gi.org[0] ? " " : "", gi.org);
+		else
+			off += (size_t)snprintf(
+			    buf + off, len - off, "%s%s", n ? "," : "", lab);
+	}
+	free(copy);
+}
+
 static const char *
 domains_col(sqlite3_stmt *s, int i)
 {
@@ -184,6 +292,7 @@ domains_json_row(sqlite3_stmt *s)
 	    o, "bytes_down", json_integer(sqlite3_column_int64(s, 6)));
 	json_object_set_new(o, "ports", domains_list(domains_col(s, 7), 1));
 	json_object_set_new(o, "ips", domains_list(domains_col(s, 8), 0));
+	domains_geo_json(o, domains_col(s, 8));
 	json_object_set_new(o, "protocols", domains_list(domains_col(s, 9), 0));
 	json_object_set_new(
 	    o, "intercepted", json_integer(sqlite3_column_int64(s, 10)));
@@ -202,7 +311,7 @@ static int
 domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 {
 	char first[40], last[40], conns[24], reqs[24], up[24], down[24];
-	char nint[24], npass[24], ninf[24];
+	char nint[24], npass[24], ninf[24], where[16384];
 	const char *cells[DOMAINS_NCOLS], *pinned;
 	int pin = sqlite3_column_int(s, 12) != 0;
 
@@ -247,7 +356,9 @@ domains_table_row(struct out_table *t, sqlite3_stmt *s, enum out_format fmt)
 	cells[11] = npass;
 	cells[12] = pinned;
 	cells[13] = domains_col(s, 13);
-	cells[14] = domains_col(s, 8);
+	domains_where(domains_col(s, 8), fmt, where, sizeof(where));
+	cells[14] = where;
+	cells[15] = domains_col(s, 8);
 	return out_table_add(t, cells);
 }
 
@@ -257,11 +368,11 @@ domains_table_new(void)
 	static const char *const headers[DOMAINS_NCOLS] = {"domain",
 	    "first_seen", "last_seen", "connections", "inferred", "requests",
 	    "bytes_up", "bytes_down", "ports", "protocols", "intercepted",
-	    "passed_through", "pinned", "named_by", "ips"};
+	    "passed_through", "pinned", "named_by", "where", "ips"};
 	/* Drop ranks: on a narrow terminal the domain, last seen and the
 	 * counts stay; what explains a domain goes first. */
 	static const int drop[DOMAINS_NCOLS] = {
-	    0, 7, 0, 0, 8, 0, 3, 2, 6, 5, 9, 10, 4, 11, 12};
+	    0, 7, 0, 0, 8, 0, 3, 2, 6, 5, 9, 10, 4, 11, 13, 12};
 	struct out_table *t;
 	size_t c;
 
@@ -279,7 +390,8 @@ domains_table_new(void)
 	out_table_col(t, 10, OUT_COL_RIGHT, 0, drop[10]);
 	out_table_col(t, 11, OUT_COL_RIGHT, 0, drop[11]);
 	out_table_col(t, 13, OUT_COL_SHRINK, 8, drop[13]);
-	out_table_col(t, 14, OUT_COL_SHRINK, 15, drop[14]);
+	out_table_col(t, 14, OUT_COL_SHRINK, 10, drop[14]);
+	out_table_col(t, 15, OUT_COL_SHRINK, 15, drop[15]);
 	return t;
 }
 
@@ -341,12 +453,18 @@ cli_domains(int argc, char **argv)
 {
 	struct domains_opts o;
 	sqlite3 *db;
+	char err[1024];
 	int rc;
 
 	if ((rc = domains_parse(argc, argv, &o)) != CLI_OK)
 		return rc == ARGS_HELP ? CLI_OK : rc;
 	if ((db = db_open_readonly(DOMAINS_CMD, o.db)) == NULL)
 		return CLI_ERROR;
+	if (geo_shared(err, sizeof(err)) == NULL)
+		fprintf(stderr,
+		    "peephole " DOMAINS_CMD ": note: %s; addresses are listed "
+		    "without country and AS\n",
+		    err);
 	out_view_init(o.wide, o.utc);
 	rc = domains_print(db, &o);
 	sqlite3_close(db);

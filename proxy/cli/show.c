@@ -58,6 +58,7 @@ static const char show_help[] =
     "usage: peephole show ID [--body-out FILE] [--request-body-out FILE]\n"
     "                        [--force] [--raw] [--hex] [--json] [--db FILE]\n"
     "       peephole show stream ID [--csv | --json] [--db FILE]\n"
+    "       peephole show trace ID [--json] [--db FILE]\n"
     "\n"
     "Print logged request ID in full: request line and headers, response\n"
     "status and headers, body sizes (and whether they were truncated), a\n"
@@ -66,6 +67,7 @@ static const char show_help[] =
     "zstd, stacked) and JSON is pretty-printed.\n"
     "`show stream ID` prints stream (connection) ID and its timeline;\n"
     "see `peephole show stream --help`.\n"
+    "`show trace ID` prints a path `peephole trace` stored.\n"
     "\n"
     "  --body-out FILE          write the captured response body to FILE\n"
     "                           (- for stdout), decoded; only a one-line\n"
@@ -801,6 +803,9 @@ cli_show(int argc, char **argv)
 	/* `show stream ID`: a connection peephole relayed unread. */
 	if (argc > 1 && strcmp(argv[1], "stream") == 0)
 		return cli_show_stream(argc - 1, argv + 1);
+	/* `show trace ID`: a path `peephole trace` stored. */
+	if (argc > 1 && strcmp(argv[1], "trace") == 0)
+		return cli_show_trace(argc - 1, argv + 1);
 	if ((rc = show_parse(argc, argv, &o)) != CLI_OK)
 		return rc == ARGS_HELP ? CLI_OK : rc;
 	if ((db = db_open_readonly(SHOW_CMD, o.db)) == NULL)

@@ -31,7 +31,8 @@ static const char web_help[] =
     "127.0.0.1:8081;\n"
     "                           port 0 picks a free one)\n"
     "  --web-password PASSWORD  also ask for this (HTTP Basic; required\n"
-    "                           off loopback)\n"
+    "                           off loopback); PEEPHOLE_WEB_PASSWORD in\n"
+    "                           the environment keeps it out of ps\n"
     "  --help                   print this help\n";
 
 struct web_cli_opts {

@@ -1,16 +1,34 @@
 /*
- * geo: see geo.h. STUB until the data files land: scopes are real, every
- * public address is unknown.
+ * geo: see geo.h. Country from an MMDB through libmaxminddb (mmap mode),
+ * AS and organisation from the range file of proxy/geo/asn.h. Both are
+ * read-only maps once open, so lookups from any thread are safe.
  */
 #include "proxy/geo/geo.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <maxminddb.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ca/ca.h"
+#include "proxy/geo/asn.h"
 
 struct geo {
-	int unused;
+	MMDB_s mmdb;
+	int have_country;
+	struct asn_db asn;
+	int have_asn;
+	char dir[PATH_MAX];
+	char source[1024]; /* geo_source's text */
 };
 
 /* Scope of an IPv4 address in host order. */
@@ -73,38 +91,333 @@ geo_scope(const char *ip)
 	return NULL;
 }
 
+/*
+ * The package and date the data's source.txt gives for file (lines of
+ * "FILE PACKAGE VERSION DATE", written by `make deps` and carried along
+ * by `geo update`), into buf; 0 when it names none.
+ */
+static int
+geo_source_line(const char *dir, const char *file, char *buf, size_t len)
+{
+	char path[PATH_MAX + 16], line[512], f[128], pkg[128], ver[32], d[16];
+	FILE *fp;
+	int found = 0, n = 0;
+
+	snprintf(path, sizeof(path), "%s/source.txt", dir);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	while (!found && n++ < 64 && fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "%127s %127s %31s %15s", f, pkg, ver, d) ==
+			4 &&
+		    strcmp(f, file) == 0) {
+			snprintf(buf, len, "%s %s, %s", pkg, ver, d);
+			found = 1;
+		}
+	fclose(fp);
+	return found;
+}
+
+/* The MMDB's build date, YYYY-MM-DD. */
+static void
+geo_mmdb_date(const MMDB_s *m, char *buf, size_t len)
+{
+	time_t t = (time_t)m->metadata.build_epoch;
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%F", &tm) == 0)
+		snprintf(buf, len, "unknown date");
+}
+
+/* Describe the files open in g into g->source. */
+static void
+geo_describe(struct geo *g)
+{
+	char c[256] = "", a[256] = "";
+	size_t n;
+
+	if (g->have_country &&
+	    !geo_source_line(g->dir, GEO_COUNTRY_FILE, c, sizeof(c)))
+		geo_mmdb_date(&g->mmdb, c, sizeof(c));
+	if (g->have_asn && !geo_source_line(g->dir, GEO_ASN_FILE, a, sizeof(a)))
+		snprintf(a, sizeof(a), "%s", g->asn.date);
+	g->source[0] = '\0';
+	if (g->have_country)
+		snprintf(g->source, sizeof(g->source),
+		    "country: %.400s/%s (%s)", g->dir, GEO_COUNTRY_FILE, c);
+	n = strlen(g->source);
+	if (g->have_asn)
+		snprintf(g->source + n, sizeof(g->source) - n,
+		    "%sasn: %.400s/%s (%s)", n > 0 ? "; " : "", g->dir,
+		    GEO_ASN_FILE, a);
+}
+
+static int
+geo_exists(const char *dir, const char *file)
+{
+	char path[PATH_MAX + 64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return stat(path, &st) == 0;
+}
+
+/*
+ * Open the data in dir into g. 0; 1 when dir holds neither file (the
+ * search goes on); -1 with a message in err when a file is there but
+ * cannot be read.
+ */
+static int
+geo_open_dir(struct geo *g, const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 64];
+	int rc;
+
+	if (!geo_exists(dir, GEO_COUNTRY_FILE) &&
+	    !geo_exists(dir, GEO_ASN_FILE))
+		return 1;
+	snprintf(g->dir, sizeof(g->dir), "%s", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, GEO_COUNTRY_FILE);
+	if (geo_exists(dir, GEO_COUNTRY_FILE)) {
+		if ((rc = MMDB_open(path, MMDB_MODE_MMAP, &g->mmdb)) !=
+		    MMDB_SUCCESS) {
+			snprintf(
+			    err, errlen, "%s: %s", path, MMDB_strerror(rc));
+			return -1;
+		}
+		g->have_country = 1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, GEO_ASN_FILE);
+	if (geo_exists(dir, GEO_ASN_FILE)) {
+		if (asn_open(&g->asn, path, err, errlen) == -1)
+			return -1;
+		g->have_asn = 1;
+	}
+	geo_describe(g);
+	return 0;
+}
+
+/* The directory of the running binary into buf; -1 when unknown. */
+static int
+geo_exe_dir(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	char *slash;
+
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if ((slash = strrchr(buf, '/')) == NULL)
+		return -1;
+	*slash = '\0';
+	return 0;
+}
+
+/* The places searched when neither dir nor $PEEPHOLE_GEO_DIR is given. */
+static int
+geo_candidates(const char *home, char (*c)[PATH_MAX], int max)
+{
+	char exe[PATH_MAX];
+	int n = 0;
+
+	if (home != NULL && home[0] != '\0' && n < max)
+		snprintf(c[n++], PATH_MAX, "%s/geo", home);
+	if (geo_exe_dir(exe, sizeof(exe) - 16) == 0) {
+		static const char *const rel[] = {"geo", "../geo", "build/geo"};
+
+		char p[PATH_MAX];
+
+		for (size_t i = 0; i < 3 && n < max; i++) {
+			snprintf(p, sizeof(p), "%.*s/%s", PATH_MAX - 16, exe,
+			    rel[i]);
+			/* build/geo rather than build/asan/../geo */
+			if (realpath(p, c[n]) == NULL)
+				snprintf(c[n], PATH_MAX, "%s", p);
+			n++;
+		}
+	}
+	return n;
+}
+
 struct geo *
 geo_open(const char *dir, const char *home, char *err, size_t errlen)
 {
-	(void)dir;
-	(void)home;
-	snprintf(err, errlen, "no geo data (not built yet)");
+	char cand[4][PATH_MAX], tried[1024] = "";
+	const char *env = getenv("PEEPHOLE_GEO_DIR");
+	struct geo *g;
+	int n, rc = 1;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (dir == NULL && env != NULL && env[0] != '\0')
+		dir = env;
+	if (dir != NULL) {
+		snprintf(cand[0], sizeof(cand[0]), "%s", dir);
+		n = 1;
+	} else
+		n = geo_candidates(home, cand, 4);
+	for (int i = 0; i < n && rc == 1; i++) {
+		size_t t = strlen(tried);
+
+		snprintf(tried + t, sizeof(tried) - t, "%s%s", t ? ", " : "",
+		    cand[i]);
+		if ((rc = geo_open_dir(g, cand[i], err, errlen)) == -1)
+			break;
+	}
+	if (rc == 0)
+		return g;
+	if (rc == 1)
+		snprintf(err, errlen,
+		    "no geo data (%s, %s) in %s: run make deps, or "
+		    "peephole geo update --from DIR",
+		    GEO_COUNTRY_FILE, GEO_ASN_FILE, tried);
+	geo_close(g);
 	return NULL;
+}
+
+/* The country code of sa into out (3 bytes); 1 when found. */
+static int
+geo_country(const struct geo *g, const struct sockaddr *sa, char *out)
+{
+	MMDB_lookup_result_s res;
+	MMDB_entry_data_s d;
+	int mmerr;
+
+	if (!g->have_country)
+		return 0;
+	res = MMDB_lookup_sockaddr(&g->mmdb, sa, &mmerr);
+	if (mmerr != MMDB_SUCCESS || !res.found_entry)
+		return 0;
+	if (MMDB_get_value(&res.entry, &d, "country_code", NULL) !=
+		MMDB_SUCCESS ||
+	    !d.has_data || d.type != MMDB_DATA_TYPE_UTF8_STRING ||
+	    d.data_size != 2)
+		return 0;
+	memcpy(out, d.utf8_string, 2);
+	out[2] = '\0';
+	return 1;
 }
 
 int
 geo_lookup(const struct geo *g, const char *ip, struct geo_info *out)
 {
-	unsigned char b[16];
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	const char *org = "";
+	int found = 0, v4;
 
-	(void)g;
 	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, ip, b) != 1 && inet_pton(AF_INET6, ip, b) != 1)
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	sin.sin_family = AF_INET;
+	sin6.sin6_family = AF_INET6;
+	if (ip == NULL)
 		return -1;
-	out->scope = geo_scope(ip);
-	return out->scope != NULL;
+	v4 = inet_pton(AF_INET, ip, &sin.sin_addr) == 1;
+	if (!v4 && inet_pton(AF_INET6, ip, &sin6.sin6_addr) != 1)
+		return -1;
+	if (!v4 && IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr)) {
+		/* the MMDB's IPv6 tree does not alias ::ffff:0:0/96 */
+		memcpy(&sin.sin_addr, sin6.sin6_addr.s6_addr + 12, 4);
+		v4 = 1;
+	}
+	if ((out->scope = geo_scope(ip)) != NULL)
+		return 1;
+	if (g == NULL)
+		return 0;
+	if (v4) {
+		found |= geo_country(g, (struct sockaddr *)&sin, out->country);
+		found |= g->have_asn &&
+		    asn_lookup(&g->asn, (const unsigned char *)&sin.sin_addr, 4,
+			&out->asn, &org);
+	} else {
+		found |= geo_country(g, (struct sockaddr *)&sin6, out->country);
+		found |= g->have_asn &&
+		    asn_lookup(
+			&g->asn, sin6.sin6_addr.s6_addr, 16, &out->asn, &org);
+	}
+	if (out->asn != 0)
+		snprintf(out->org, sizeof(out->org), "%s", org);
+	return found;
 }
 
 void
 geo_source(const struct geo *g, char *buf, size_t len)
 {
-	(void)g;
 	if (len > 0)
-		buf[0] = '\0';
+		snprintf(buf, len, "%s", g != NULL ? g->source : "");
+}
+
+static pthread_once_t geo_shared_once = PTHREAD_ONCE_INIT;
+static struct geo *geo_shared_g;
+static char geo_shared_err[1024];
+
+static void
+geo_shared_open(void)
+{
+	char home[PATH_MAX];
+
+	geo_shared_g =
+	    geo_open(NULL, ca_home(home, sizeof(home)) == 0 ? home : NULL,
+		geo_shared_err, sizeof(geo_shared_err));
+}
+
+const struct geo *
+geo_shared(char *err, size_t errlen)
+{
+	pthread_once(&geo_shared_once, geo_shared_open);
+	if (geo_shared_g == NULL && errlen > 0)
+		snprintf(err, errlen, "%s", geo_shared_err);
+	return geo_shared_g;
+}
+
+void
+geo_label(const struct geo_info *gi, char *buf, size_t len)
+{
+	if (gi->scope != NULL)
+		snprintf(buf, len, "%s", gi->scope);
+	else if (gi->country[0] != '\0' && gi->asn != 0)
+		snprintf(buf, len, "%s AS%u", gi->country, gi->asn);
+	else if (gi->country[0] != '\0')
+		snprintf(buf, len, "%s", gi->country);
+	else if (gi->asn != 0)
+		snprintf(buf, len, "AS%u", gi->asn);
+	else
+		snprintf(buf, len, "?");
+}
+
+const char *
+geo_dir(const struct geo *g)
+{
+	return g != NULL ? g->dir : "";
+}
+
+int
+geo_verify(const struct geo *g, char *err, size_t errlen)
+{
+	struct geo_info gi;
+
+	if (g->have_asn && asn_verify(&g->asn, err, errlen) == -1)
+		return -1;
+	if (geo_lookup(g, GEO_PROBE_IP, &gi) != 1 ||
+	    (g->have_country && gi.country[0] == '\0') ||
+	    (g->have_asn && gi.asn == 0)) {
+		snprintf(
+		    err, errlen, "%s: no answer for %s", g->dir, GEO_PROBE_IP);
+		return -1;
+	}
+	return 0;
 }
 
 void
 geo_close(struct geo *g)
 {
+	if (g == NULL)
+		return;
+	if (g->have_country)
+		MMDB_close(&g->mmdb);
+	if (g->have_asn)
+		asn_close(&g->asn);
 	free(g);
 }

@@ -15,6 +15,13 @@
 
 struct geo;
 
+/* The files of a data directory. */
+#define GEO_COUNTRY_FILE "country.mmdb" /* MMDB, key country_code */
+#define GEO_ASN_FILE "asn.bin"          /* see proxy/geo/asn.h */
+#define GEO_SOURCE_FILE "source.txt"    /* FILE PACKAGE VERSION DATE */
+/* An address every data set places (Google DNS): geo_verify's probe. */
+#define GEO_PROBE_IP "8.8.8.8"
+
 struct geo_info {
 	char country[3]; /* ISO 3166-1 alpha-2, "" when unknown */
 	uint32_t asn;    /* 0 when unknown */
@@ -26,11 +33,14 @@ struct geo_info {
 };
 
 /*
- * Open the data files: from dir when given, else the first of
- * $PEEPHOLE_GEO_DIR, the updated copy under the peephole home
- * (home/geo, see `peephole geo update`), and the directory built beside
- * the binary. NULL with a message in err when no data can be read (the
- * caller may go on without: see geo_lookup(NULL, ...)).
+ * Open the data files (mmap: cheap) from dir when given, else from
+ * $PEEPHOLE_GEO_DIR when set; else the first of home/geo (the updated
+ * copy, see `peephole geo update`; home is the peephole home), and beside
+ * the binary <exe dir>/geo, <exe dir>/../geo, <exe dir>/build/geo (so
+ * ./peephole, build/peephole and build/asan/peephole find build/geo) that
+ * holds either file. A directory may hold one file only. NULL with a
+ * message in err when no data can be read (the caller may go on without:
+ * see geo_lookup(NULL, ...)).
  */
 struct geo *geo_open(const char *dir, const char *home, char *err,
     size_t errlen) __attribute__((warn_unused_result));
@@ -51,6 +61,30 @@ const char *geo_scope(const char *ip);
  * for `peephole geo` and the reports. "" for NULL.
  */
 void geo_source(const struct geo *g, char *buf, size_t len);
+
+/*
+ * The process's one handle on the default data (geo_open(NULL, the
+ * peephole home)), opened on first use by any thread and kept until exit:
+ * for commands and views that look many addresses up. NULL when there is
+ * no data, with geo_open's message in err (the same message every call).
+ */
+const struct geo *geo_shared(char *err, size_t errlen);
+
+/*
+ * A short label of gi for tables: "CN AS45090", "CN", "AS45090", the scope
+ * ("loopback", "private", ...) or "?" when nothing is known.
+ */
+void geo_label(const struct geo_info *gi, char *buf, size_t len);
+
+/* The directory g was opened from; "" for NULL. */
+const char *geo_dir(const struct geo *g);
+
+/*
+ * Check every file of g through (the ASN ranges in order and in bounds)
+ * and that the probe address is answered by each: for `geo update` before
+ * it installs a directory. 0, or -1 with a message in err.
+ */
+int geo_verify(const struct geo *g, char *err, size_t errlen);
 
 void geo_close(struct geo *g);
 

@@ -335,6 +335,18 @@ server_setup_workers(struct server_main *m)
 	m->srv.workers = calloc((size_t)nworkers, sizeof(*m->srv.workers));
 	if (m->base == NULL || m->srv.workers == NULL)
 		return -1;
+	/*
+	 * SIGINT / SIGTERM are caught before any listener exists: a client
+	 * that sees the port open may stop us at once, and the default
+	 * action would kill the process with its records unwritten. The
+	 * callback runs when the loop starts.
+	 */
+	m->sigint_ev = evsignal_new(m->base, SIGINT, server_signalcb, m);
+	m->sigterm_ev = evsignal_new(m->base, SIGTERM, server_signalcb, m);
+	if (m->sigint_ev == NULL || m->sigterm_ev == NULL ||
+	    evsignal_add(m->sigint_ev, NULL) == -1 ||
+	    evsignal_add(m->sigterm_ev, NULL) == -1)
+		return -1;
 	for (int i = 0; i < nworkers; i++) {
 		m->srv.workers[i] = worker_new(i, cfg, m->srv.store, &m->srv);
 		if (m->srv.workers[i] == NULL) {
@@ -376,12 +388,6 @@ server_start(struct server_main *m)
 			log_warnx("cannot start worker %d", i);
 			return -1;
 		}
-	m->sigint_ev = evsignal_new(m->base, SIGINT, server_signalcb, m);
-	m->sigterm_ev = evsignal_new(m->base, SIGTERM, server_signalcb, m);
-	if (m->sigint_ev == NULL || m->sigterm_ev == NULL ||
-	    evsignal_add(m->sigint_ev, NULL) == -1 ||
-	    evsignal_add(m->sigterm_ev, NULL) == -1)
-		return -1;
 	return 0;
 }
 

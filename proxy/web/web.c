@@ -85,6 +85,30 @@ web_req_release(struct web_req *wr)
 	free(wr);
 }
 
+struct evhttp_request *
+web_req_take(struct web_req **wrp)
+{
+	struct evhttp_request *req = NULL;
+
+	if (*wrp != NULL) {
+		req = (*wrp)->req;
+		web_req_release(*wrp);
+		*wrp = NULL;
+	}
+	return req;
+}
+
+void
+web_req_abort(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	if (evcon != NULL)
+		evhttp_connection_free(evcon); /* frees req with it */
+	else
+		evhttp_request_free(req);
+}
+
 /* ---- replies ---- */
 
 void
@@ -97,6 +121,20 @@ web_add_common_headers(struct evhttp_request *req)
 	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
 	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
 	evhttp_add_header(h, "Cache-Control", "no-store");
+}
+
+void
+web_stream_start(struct evhttp_request *req)
+{
+	/*
+	 * evhttp 2.1 answers an HTTP/1.0 keep-alive request with
+	 * "Content-Length: 0" and then the chunks. Without the client's
+	 * Connection header it does neither: 1.1 is chunked, 1.0 is closed
+	 * at the end, as a body of unknown length must be.
+	 */
+	evhttp_remove_header(
+	    evhttp_request_get_input_headers(req), "Connection");
+	evhttp_send_reply_start(req, 200, "OK");
 }
 
 static const char *
@@ -139,7 +177,8 @@ web_reply_json(struct evhttp_request *req, int status, json_t *o)
 	if (b == NULL || o == NULL ||
 	    json_dump_callback(o, web_json_out, b,
 		JSON_COMPACT | JSON_REAL_PRECISION(12)) == -1) {
-		evbuffer_free(b);
+		if (b != NULL)
+			evbuffer_free(b);
 		web_reply_error(req, 500, "out of memory");
 		return;
 	}
@@ -279,7 +318,7 @@ web_gate(struct web *w, struct evhttp_request *req, const char *path,
 	const char *host = evhttp_find_header(in, "Host");
 	const char *hdr_token = evhttp_find_header(in, "X-Peephole-Token");
 	const char *origin = evhttp_find_header(in, "Origin");
-	char cookie[WEB_SECRET_HEX + 8], rest[2048], loc[4096], set[256];
+	char rest[2048], loc[4096], set[256];
 	char *qtoken = NULL;
 	int post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
 	int by_cookie, by_header, by_query;
@@ -289,9 +328,8 @@ web_gate(struct web *w, struct evhttp_request *req, const char *path,
 		    host != NULL ? host : "");
 		return WEB_GATE_ANSWERED;
 	}
-	by_cookie = web_auth_cookie(evhttp_find_header(in, "Cookie"),
-			WEB_COOKIE, cookie, sizeof(cookie)) &&
-	    web_auth_equal(cookie, w->session);
+	by_cookie = web_auth_cookie_is(
+	    evhttp_find_header(in, "Cookie"), WEB_COOKIE, w->session);
 	by_header =
 	    web_auth_equal(hdr_token, w->token) && web_password_ok(w, in);
 	if (!by_cookie && !by_header) {
@@ -365,6 +403,14 @@ web_static(struct evhttp_request *req, const char *path)
 		return;
 	}
 	evhttp_add_header(out, "Content-Type", a->type);
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* evhttp 2.1 would send a body with HEAD: the length alone */
+		char n[24];
+		snprintf(n, sizeof(n), "%zu", a->len);
+		evhttp_add_header(out, "Content-Length", n);
+		evhttp_send_reply(req, 200, "OK", NULL);
+		return;
+	}
 	if ((b = evbuffer_new()) == NULL ||
 	    evbuffer_add_reference(b, a->data, a->len, NULL, NULL) == -1) {
 		if (b != NULL)
@@ -386,13 +432,22 @@ web_gencb(struct evhttp_request *req, void *arg)
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 
-	if (path == NULL || path[0] != '/') {
+	/* "//x" or "/\\x" would make the token's redirect leave the site */
+	if (path == NULL || path[0] != '/' || path[1] == '/' ||
+	    path[1] == '\\') {
 		web_reply_error(req, 400, "bad request target");
 		return;
 	}
 	if (web_gate(w, req, path, query) != WEB_GATE_OPEN)
 		return;
 	if (strncmp(path, "/api/", 5) == 0) {
+		if (cmd == EVHTTP_REQ_HEAD) { /* evhttp 2.1 sends bodies */
+			evhttp_add_header(
+			    evhttp_request_get_output_headers(req), "Allow",
+			    "GET, POST");
+			web_reply_error(req, 405, "no HEAD on the API");
+			return;
+		}
 		web_api_route(w, req, path, query);
 		return;
 	}
@@ -530,13 +585,18 @@ static int
 web_setup(struct web *w, const struct web_opts *o, char *err, size_t errlen)
 {
 	const struct timeval tick = {0, 250000};
+	const char *password = o->password;
 	ssize_t n;
 
 	if (web_parse_listen(o->listen, w->host, sizeof(w->host), &w->port, err,
 		errlen) == -1)
 		return -1;
-	if (!web_is_loopback(w->host) &&
-	    (o->password == NULL || o->password[0] == '\0')) {
+	/* the environment keeps the password out of `ps` */
+	if (password == NULL || password[0] == '\0')
+		password = getenv("PEEPHOLE_WEB_PASSWORD");
+	if (password != NULL && password[0] == '\0')
+		password = NULL;
+	if (!web_is_loopback(w->host) && password == NULL) {
 		snprintf(err, errlen,
 		    "listening on %s (not loopback) needs --web-password",
 		    w->host);
@@ -558,8 +618,7 @@ web_setup(struct web *w, const struct web_opts *o, char *err, size_t errlen)
 	if ((o->hosts_file != NULL &&
 		(w->hosts_file = strdup(o->hosts_file)) == NULL) ||
 	    (w->db_path = strdup(o->db_path)) == NULL ||
-	    (o->password != NULL &&
-		(w->password = strdup(o->password)) == NULL) ||
+	    (password != NULL && (w->password = strdup(password)) == NULL) ||
 	    (o->upstream_ca != NULL &&
 		(w->upstream_ca = strdup(o->upstream_ca)) == NULL) ||
 	    web_auth_secret(w->token) == -1 ||

@@ -193,7 +193,8 @@ web_api_job_done(struct web_job *j)
 	else if (j->kind == WEB_JOB_BODY)
 		web_api_body_reply(j, req);
 	else
-		web_reply_json(req, 200, j->json);
+		web_reply_bytes(req, 200, "application/json; charset=utf-8",
+		    j->text, strlen(j->text));
 	web_job_free(j);
 }
 

@@ -94,10 +94,11 @@ web_auth_host_ok(const char *host, const char *listen_host, unsigned port)
 }
 
 int
-web_auth_cookie(const char *header, const char *name, char *out, size_t len)
+web_auth_cookie_is(const char *header, const char *name, const char *value)
 {
-	size_t nlen = strlen(name), vlen;
+	size_t nlen = strlen(name), vlen, want = strlen(value);
 	const char *p = header, *v;
+	int hit = 0;
 
 	while (p != NULL && *p != '\0') {
 		while (*p == ' ' || *p == ';')
@@ -107,15 +108,12 @@ web_auth_cookie(const char *header, const char *name, char *out, size_t len)
 			vlen = strcspn(v, ";");
 			while (vlen > 0 && v[vlen - 1] == ' ')
 				vlen--;
-			if (vlen >= len)
-				return 0;
-			memcpy(out, v, vlen);
-			out[vlen] = '\0';
-			return 1;
+			if (vlen == want && CRYPTO_memcmp(v, value, want) == 0)
+				hit = 1;
 		}
 		p = strchr(p, ';');
 	}
-	return 0;
+	return hit;
 }
 
 int

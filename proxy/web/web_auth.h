@@ -30,11 +30,12 @@ int web_auth_equal(const char *a, const char *b);
 int web_auth_host_ok(const char *host, const char *listen_host, unsigned port);
 
 /*
- * The value of cookie name in a Cookie header, copied into out (len
- * bytes, NUL-terminated): 1, or 0 when absent or too long.
+ * 1 when any cookie called name in a Cookie header has the value value
+ * (compared in constant time). Any, not the first: a page on another
+ * localhost port can set a cookie of the same name that the browser sends
+ * first, and it must not lock the real one out.
  */
-int web_auth_cookie(
-    const char *header, const char *name, char *out, size_t len);
+int web_auth_cookie_is(const char *header, const char *name, const char *value);
 
 /*
  * 1 when an Authorization header carries HTTP Basic credentials whose

@@ -93,6 +93,16 @@ struct web_req {
 struct web_req *web_req_hold(struct evhttp_request *req);
 /* Detach from the connection's close callback and free wr (not req). */
 void web_req_release(struct web_req *wr);
+/*
+ * Take the request out of *wrp and release the holder (*wrp becomes
+ * NULL): the request (NULL when its client left) is then the caller's to
+ * answer. Answer only after this: ending a reply can free the request at
+ * once (evhttp_send_done), and the holder must not look at it after.
+ */
+struct evhttp_request *web_req_take(struct web_req **wrp);
+/* Drop req's connection without finishing the answer (a stream that
+ * failed half-way must not look complete). */
+void web_req_abort(struct evhttp_request *req);
 
 /* ---- replies (web.c); each sends and finishes req ---- */
 void web_reply_json(struct evhttp_request *req, int status, json_t *o);
@@ -102,6 +112,10 @@ void web_reply_bytes(struct evhttp_request *req, int status, const char *type,
     const void *data, size_t len);
 /* The headers every answer carries (nosniff, no framing, no referrer). */
 void web_add_common_headers(struct evhttp_request *req);
+/* Start a 200 answer whose body follows in chunks (an event stream, a
+ * HAR): over HTTP/1.1 chunked; over HTTP/1.0 until the connection
+ * closes. */
+void web_stream_start(struct evhttp_request *req);
 
 /* ---- jobs on the reader threads (web_reader.c) ---- */
 enum web_job_kind {
@@ -136,8 +150,9 @@ struct web_job {
 	int raw, resp, download, limit;
 	struct webq_cursor cursor;
 
-	/* results */
+	/* results; an answer's JSON is serialised on the reader (text) */
 	json_t *json;
+	char *text;
 	struct webq_blob blob;
 	struct webq_err err;
 	int failed;

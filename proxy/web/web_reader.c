@@ -32,6 +32,7 @@ web_job_free(struct web_job *j)
 	if (j == NULL)
 		return;
 	json_decref(j->json);
+	free(j->text);
 	webq_blob_free(&j->blob);
 	free(j->filter);
 	free(j->arg);
@@ -110,6 +111,19 @@ web_job_run(struct web_job *j, sqlite3 *db)
 		break;
 	}
 	j->failed = j->json == NULL;
+	/* an answer's JSON is written out here, not on the web loop (a page
+	 * of 5000 flows is megabytes) */
+	if (j->json != NULL && j->sse == NULL && j->kind != WEB_JOB_CHECK) {
+		j->text =
+		    json_dumps(j->json, JSON_COMPACT | JSON_REAL_PRECISION(12));
+		json_decref(j->json);
+		j->json = NULL;
+		if (j->text == NULL) {
+			j->failed = 1;
+			e->status = 500;
+			snprintf(e->msg, sizeof(e->msg), "out of memory");
+		}
+	}
 }
 
 static void *
@@ -219,6 +233,10 @@ web_readers_stop(struct web *w)
 	w->stopping = 1;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
+	/* a reader deep in a long body search stops at once */
+	for (k = 0; k < WEB_READERS; k++)
+		if (w->dbs[k] != NULL)
+			sqlite3_interrupt(w->dbs[k]);
 	for (k = 0; k < w->nstarted; k++)
 		pthread_join(w->readers[k], NULL);
 	for (int pass = 0; pass < 2; pass++) {

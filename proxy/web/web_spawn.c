@@ -7,6 +7,8 @@
  * the client as it comes (a HAR can be large), pausing the child's pipe
  * while the client is slow.
  */
+/* posix_spawn_file_actions_addclosefrom_np (glibc 2.34) */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -89,28 +91,40 @@ web_child_free(struct web_child *c)
 static void
 web_child_finish(struct web_child *c, int status)
 {
-	struct evhttp_request *req = c->wr != NULL ? c->wr->req : NULL;
+	struct evhttp_request *req;
 	struct web_req *wr = c->wr;
+	const char *stream_type = c->stream_type;
+	int started = c->started;
+	char errtext[sizeof(c->errtext)], filename[sizeof(c->filename)];
 
 	/* the first line of what it said on stderr */
 	c->errtext[strcspn(c->errtext, "\n")] = '\0';
-	if (c->stream_type == NULL) {
+	if (stream_type == NULL) {
 		c->wr = NULL;
 		c->done(c->w, wr, status, c->out, c->errtext);
-	} else if (req != NULL && !c->started) {
-		if (status == 0)
-			web_reply_bytes(req, 200, c->stream_type, "", 0);
-		else
-			web_reply_error(req, 500, "%s",
-			    c->errtext[0] ? c->errtext : "the command failed");
-	} else if (req != NULL) {
-		if (status != 0)
-			log_warnx("web: %s ended with status %d mid-answer: "
-				  "%s",
-			    c->filename, status, c->errtext);
-		evhttp_send_reply_end(req);
+		web_child_free(c);
+		return;
 	}
+	snprintf(errtext, sizeof(errtext), "%s",
+	    c->errtext[0] ? c->errtext : "the command failed");
+	snprintf(filename, sizeof(filename), "%s", c->filename);
+	/* a stream: answer only once the holder is gone (see web_req_take) */
+	req = web_req_take(&c->wr);
 	web_child_free(c);
+	if (req == NULL)
+		return;
+	if (!started && status == 0)
+		web_reply_bytes(req, 200, stream_type, "", 0);
+	else if (!started)
+		web_reply_error(req, 500, "%s", errtext);
+	else if (status == 0)
+		evhttp_send_reply_end(req);
+	else {
+		/* cut it off: a HAR that ends cleanly would look whole */
+		log_warnx("web: %s ended with status %d mid-answer: %s",
+		    filename, status, errtext);
+		web_req_abort(req);
+	}
 }
 
 static void
@@ -173,7 +187,7 @@ web_child_stream(struct web_child *c)
 		snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"",
 		    c->filename);
 		evhttp_add_header(h, "Content-Disposition", disp);
-		evhttp_send_reply_start(req, 200, "OK");
+		web_stream_start(req);
 		c->started = 1;
 	}
 	evhttp_send_reply_chunk_with_cb(req, c->out, web_child_drained_cb, c);
@@ -246,15 +260,38 @@ static int
 web_child_exec(struct web_child *c, char **argv, int outw, int errw)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, deflt;
 	int rc;
 
+	/*
+	 * The web thread blocks every signal and the proxy ignores SIGPIPE:
+	 * a child would inherit both and shrug off our SIGTERM. It gets an
+	 * empty mask and default actions, and none of the proxy's sockets
+	 * (libevent's are not close-on-exec): only stdin, stdout, stderr.
+	 */
+	sigemptyset(&none);
+	sigemptyset(&deflt);
+	sigaddset(&deflt, SIGPIPE);
+	sigaddset(&deflt, SIGINT);
+	sigaddset(&deflt, SIGTERM);
 	if (posix_spawn_file_actions_init(&fa) != 0)
 		return -1;
-	rc = posix_spawn_file_actions_addopen(
-		 &fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
+	if (posix_spawnattr_init(&at) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -1;
+	}
+	rc = posix_spawnattr_setflags(
+		 &at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) != 0 ||
+	    posix_spawnattr_setsigmask(&at, &none) != 0 ||
+	    posix_spawnattr_setsigdefault(&at, &deflt) != 0 ||
+	    posix_spawn_file_actions_addopen(
+		&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
 	    posix_spawn_file_actions_adddup2(&fa, outw, 1) != 0 ||
 	    posix_spawn_file_actions_adddup2(&fa, errw, 2) != 0 ||
-	    posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ) != 0;
+	    posix_spawn_file_actions_addclosefrom_np(&fa, 3) != 0 ||
+	    posix_spawn(&c->pid, argv[0], &fa, &at, argv, environ) != 0;
+	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	return rc ? -1 : 0;
 }
@@ -382,12 +419,18 @@ web_spawn_kill_all(struct web *w)
 	struct web_child *c;
 
 	while ((c = w->children) != NULL) {
+		int streamed = c->stream_type != NULL && c->started;
+		struct evhttp_request *req;
+
 		kill(c->pid, SIGKILL);
 		while (waitpid(c->pid, NULL, 0) == -1 && errno == EINTR)
 			;
-		if (c->wr != NULL && c->wr->req != NULL &&
-		    c->stream_type == NULL)
-			web_reply_error(c->wr->req, 503, "server stopping");
+		req = web_req_take(&c->wr);
 		web_child_free(c);
+		/* after the free: nothing of c is called back from here on */
+		if (req != NULL && streamed)
+			web_req_abort(req);
+		else if (req != NULL)
+			web_reply_error(req, 503, "server stopping");
 	}
 }

@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,16 +52,23 @@ web_sse_now(void)
 static int
 web_sse_parse_id(const char *s, struct webq_cursor *c)
 {
-	long long r, cc, m;
-	char tail;
+	int64_t v[3];
+	char *end;
 
-	if (s == NULL ||
-	    sscanf(s, "%lld.%lld.%lld%c", &r, &cc, &m, &tail) != 3 || r < 0 ||
-	    cc < 0 || m < 0)
+	if (s == NULL)
 		return -1;
-	c->req = r;
-	c->conn = cc;
-	c->ws = m;
+	for (int i = 0; i < 3; i++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		errno = 0;
+		v[i] = strtoll(s, &end, 10);
+		if (errno != 0 || *end != (i < 2 ? '.' : '\0'))
+			return -1;
+		s = end + 1;
+	}
+	c->req = v[0];
+	c->conn = v[1];
+	c->ws = v[2];
 	return 0;
 }
 
@@ -141,7 +149,7 @@ web_sse_open(struct web *w, struct evhttp_request *req, const char *query)
 	h = evhttp_request_get_output_headers(req);
 	web_add_common_headers(req);
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
-	evhttp_send_reply_start(req, 200, "OK");
+	web_stream_start(req);
 	evbuffer_add_printf(b, ": peephole events\nretry: 1000\n\n");
 	web_sse_write(s, b);
 	evbuffer_free(b);
@@ -195,10 +203,9 @@ web_sse_job_done(struct web_job *j)
 		free(t);
 		json_decref(o);
 		web_sse_write(s, b);
-		/* a bad filter will not get better: end this stream */
-		evhttp_send_reply_end(s->wr->req);
-		web_req_release(s->wr);
-		s->wr = NULL; /* the next tick frees s */
+		/* a bad filter will not get better: end this stream (s->wr
+		 * becomes NULL: the next tick frees s) */
+		evhttp_send_reply_end(web_req_take(&s->wr));
 	} else if (j->kind == WEB_JOB_CURSOR) {
 		s->cur = j->cursor;
 		s->have_cursor = 1;
@@ -274,8 +281,9 @@ web_sse_close_all(struct web *w)
 
 	w->closing = 1; /* jobs still out are freed with the readers */
 	while ((s = w->sse) != NULL) {
-		if (!web_sse_gone(s))
-			evhttp_send_reply_end(s->wr->req);
+		struct evhttp_request *req = web_req_take(&s->wr);
+		if (req != NULL)
+			evhttp_send_reply_end(req);
 		web_sse_free(s);
 	}
 }

@@ -4,6 +4,8 @@
 //   PLAYWRIGHT_CORE=/abs/build/npm/node_modules/playwright-core \
 //   node tests/bench/web_bench.mjs --peephole /abs/build/peephole \
 //       [--flows 100000] [--dir build/bench-web] [--fresh] [--url URL]
+//       [--no-mitmweb] [--mitmweb /usr/bin/mitmweb] [--python /usr/bin/python3]
+//       [--mitm-timeout 120] [--mitm-read-timeout 300]
 //
 // 1. A capture of --flows exchanges: `peephole run` creates the schema
 //    (started on a free loopback port, stopped with SIGINT), then the
@@ -21,10 +23,27 @@
 //    frames with no row on screen), the JS heap (performance.memory and
 //    CDP after a GC), DOM size, and the server's RSS.
 //
+// 5. The baseline, measured in the same run (unless --no-mitmweb), once
+//    peephole's server is stopped: web_bench_mitm.py writes the same
+//    capture as a mitmproxy flow file (capture-N.mitm beside the .db,
+//    reused while newer than it and the generator); then `mitmweb
+//    --no-web-open-browser --web-host 127.0.0.1 --web-port P
+//    --listen-host 127.0.0.1 --listen-port P2 --set confdir=DIR -r FILE`.
+//    Its web port listens at once but answers nothing until the file is
+//    read; the bench waits (--mitm-read-timeout) until its command API says
+//    the view holds every flow and the read is over, then times GET /flows
+//    (all flows in one answer) and the same page measures, each wait bounded
+//    by --mitm-timeout. mitmweb shows no count: "all flows loaded" is when
+//    its virtual list is every row high. A row's id comes from its React
+//    key, the flow id the generator made of the SQLite id. What did not
+//    finish in time is reported as such. mitmweb is stopped by its PID.
+//
 // A row's id is read from data-id (or data-flow-id, or a
 // [data-testid=flow-id] cell, or the row's leading number).
 //
-// It prints one Markdown table (and writes result.json to --dir). This is a
+// It prints one Markdown table, with mitmweb's column and the ratio
+// peephole / mitmweb (below 1: peephole is faster or smaller), and writes
+// result.json to --dir (mitmweb's numbers under "mitmweb"). This is a
 // bench, not a test: it asserts no timing, and exits non-zero only when
 // something could not be measured, saying what. Every wait is bounded;
 // the server and the browser are stopped by their own handles.
@@ -50,6 +69,10 @@ function parseArgs(argv) {
 		chromium: "/usr/bin/chromium",
 		timeout: 180,
 		sweep: 200,
+		mitmweb: "/usr/bin/mitmweb",
+		python: "/usr/bin/python3",
+		mitmTimeout: 120,
+		mitmReadTimeout: 300,
 	};
 	for (let i = 2; i < argv.length; i++) {
 		const a = argv[i];
@@ -66,6 +89,12 @@ function parseArgs(argv) {
 		else if (a === "--chromium") o.chromium = v();
 		else if (a === "--timeout") o.timeout = parseFloat(v());
 		else if (a === "--sweep") o.sweep = parseInt(v(), 10);
+		else if (a === "--no-mitmweb") o.mitmweb = null;
+		else if (a === "--mitmweb") o.mitmweb = v();
+		else if (a === "--python") o.python = v();
+		else if (a === "--mitm-timeout") o.mitmTimeout = parseFloat(v());
+		else if (a === "--mitm-read-timeout")
+			o.mitmReadTimeout = parseFloat(v());
 		else die(`unknown argument ${a} (see the top of ${process.argv[1]})`);
 	}
 	if (!(o.flows > 0)) die("--flows must be a positive number");
@@ -249,7 +278,11 @@ async function apiLoad(base, token, flows, timeoutMs) {
 // Runs in the page before its scripts: when the first flow row enters the
 // DOM, and when the count first shows every flow (one of counts), each with
 // the frame after it (close to when it was painted).
-function pageProbe(counts) {
+//
+// cfg: row and count selectors; with countFrom "rows" (mitmweb, which
+// shows no count) the number of flows is the list's full height over one
+// row's (its virtual list pads the rows off screen to their height).
+function pageProbe([cfg, counts]) {
 	const b = (window.__bench = {});
 	const countShows = (el) => {
 		const attr = el.getAttribute("data-count");
@@ -264,12 +297,20 @@ function pageProbe(counts) {
 		b[key + "Dom"] = performance.now();
 		requestAnimationFrame(() => { b[key + "Paint"] = performance.now(); });
 	};
+	const rowsShow = () => {
+		const r = document.querySelector(cfg.row);
+		const body = r && r.parentElement;
+		return r && r.offsetHeight > 0 && counts.includes(
+		    Math.round(body.offsetHeight / r.offsetHeight));
+	};
 	const look = () => {
-		if (b.firstRowDom === undefined &&
-		    document.querySelector("[data-testid=flow-row]"))
+		if (b.firstRowDom === undefined && document.querySelector(cfg.row))
 			seen("firstRow");
-		const c = document.querySelector("[data-testid=flow-count]");
-		if (b.allDom === undefined && c && countShows(c))
+		if (b.allDom === undefined && (cfg.countFrom === "rows" ?
+		    rowsShow() : (() => {
+			const c = document.querySelector(cfg.count);
+			return c && countShows(c);
+		})()))
 			seen("all");
 		if (b.firstRowDom !== undefined && b.allDom !== undefined)
 			mo.disconnect();
@@ -281,8 +322,25 @@ function pageProbe(counts) {
 }
 
 // In the page: helpers the steps below call through page.evaluate.
-function pageHelpers() {
+//
+// cfg.row and cfg.list are the selectors of a flow row and of the list; with
+// cfg.idFrom "react" (mitmweb) a row's id is read from its React element's
+// key, the flow id web_bench_mitm.py made of the SQLite id (TCP flows,
+// which are connections, get the negated connection id).
+function pageHelpers(cfg) {
+	const reactId = (row) => {
+		const k = Object.keys(row).find((n) =>
+		    n.startsWith("__reactFiber$"));
+		for (let f = k && row[k], i = 0; f && i < 8; f = f.return, i++) {
+			const m = /^0{8}-0000-4000-([89])000-(\d{12})$/.exec(f.key || "");
+			if (m)
+				return (m[1] === "8" ? 1 : -1) * parseInt(m[2], 10);
+		}
+		return NaN;
+	};
 	const rowId = (row) => {
+		if (cfg.idFrom === "react")
+			return reactId(row);
 		const a = row.getAttribute("data-id") ??
 		    row.getAttribute("data-flow-id");
 		if (a !== null)
@@ -292,8 +350,8 @@ function pageHelpers() {
 		return m ? parseInt(m[1], 10) : NaN;
 	};
 	const scroller = () => {
-		const list = document.querySelector("[data-testid=flow-list]");
-		let el = list || document.querySelector("[data-testid=flow-row]");
+		const list = document.querySelector(cfg.list);
+		let el = list || document.querySelector(cfg.row);
 		for (; el && el !== document.body; el = el.parentElement) {
 			const oy = getComputedStyle(el).overflowY;
 			if (el.scrollHeight > el.clientHeight + 1 &&
@@ -308,7 +366,7 @@ function pageHelpers() {
 		const box = s === document.scrollingElement ?
 		    { top: 0, bottom: innerHeight } : s.getBoundingClientRect();
 		const ids = [];
-		for (const r of document.querySelectorAll("[data-testid=flow-row]")) {
+		for (const r of document.querySelectorAll(cfg.row)) {
 			const rb = r.getBoundingClientRect();
 			if (rb.height > 0 && rb.bottom > box.top && rb.top < box.bottom)
 				ids.push(rowId(r));
@@ -358,8 +416,7 @@ function pageHelpers() {
 	};
 	window.__benchLib = {
 		rowId, scroller, visibleIds, jump, sweep,
-		rows: () => document.querySelectorAll("[data-testid=flow-row]")
-		    .length,
+		rows: () => document.querySelectorAll(cfg.row).length,
 		nodes: () => document.getElementsByTagName("*").length,
 		height: () => scroller().scrollHeight,
 	};
@@ -373,76 +430,43 @@ function fmtMs(x) {
 const fmtMiB = (b) => Number.isFinite(b) ? `${(b / 1048576).toFixed(1)} MiB`
 	: "n/a";
 
-async function main() {
-	const o = parseArgs(process.argv);
-	fs.mkdirSync(o.dir, { recursive: true });
-	const pwPath = process.env.PLAYWRIGHT_CORE ||
-	    path.join(REPO, "build/npm/node_modules/playwright-core");
-	if (!fs.existsSync(pwPath))
-		die(`no playwright-core at ${pwPath}: run make deps`);
-	const { chromium } = createRequire(import.meta.url)(pwPath);
-	// playwright-core puts chromium's profile under os.tmpdir(): keep it
-	// in the build tree.
-	process.env.TMPDIR = path.join(o.dir, "tmp");
-	fs.mkdirSync(process.env.TMPDIR, { recursive: true });
+// The list of each UI: peephole's test ids; mitmweb 8's flow table (a row
+// is a tr without the style of the two padding rows of its virtual list).
+const PEEPHOLE_UI = { row: "[data-testid=flow-row]",
+	count: "[data-testid=flow-count]", list: "[data-testid=flow-list]",
+	countFrom: "count", idFrom: "attr" };
+const MITMWEB_UI = { row: ".flow-table tbody tr:not([style])", count: null,
+	list: ".flow-table", countFrom: "rows", idFrom: "react" };
 
-	const res = { flows: o.flows, node: process.version,
-		host: `${os.cpus().length} x ${os.cpus()[0]?.model}` };
-	let server = null, browser = null;
+// One page over url: first row, all flows, scrolls, sweep, heap; then
+// atEnd() while the page is still open. Throws when a wait runs out (after
+// tmo ms), with what was measured in e.partial.
+async function measurePage(browser, url, ui, o, tmo, atEnd) {
+	const res = {};
+	const page = await browser.newPage({ viewport: { width: 1600,
+		height: 1000 } });
+	const errors = [];
+	page.on("pageerror", (e) => errors.push(String(e)));
+	page.on("console", (m) => {
+		if (m.type() === "error")
+			errors.push(m.text());
+	});
+	res.pageErrors = errors;
 	try {
-		let url = o.url;
-		if (!url) {
-			const cap = await makeCapture(o);
-			res.db = cap.db;
-			res.dbMade = cap.made;
-			res.dbMs = cap.ms;
-			res.dbBytes = fs.statSync(cap.db).size;
-			const port = await freePort();
-			const t0 = performance.now();
-			server = start(o.peephole, ["web", "--db", cap.db, "--listen",
-				`127.0.0.1:${port}`],
-			{ PEEPHOLE_HOME: path.join(o.dir, "home") });
-			const m = await server.waitFor(/web UI: (http:\/\/\S+)/, 30000);
-			url = m[1];
-			res.serverStartMs = performance.now() - t0;
-			res.serverRssIdle = rss(server.pid);
-		}
-		const u = new URL(url);
-		const token = u.searchParams.get("token");
-		const base = `${u.protocol}//${u.host}`;
-
-		res.api = await apiLoad(base, token, o.flows, o.timeout * 1000);
-		if (server)
-			res.serverRssApi = rss(server.pid);
-
-		const args = ["--enable-precise-memory-info"];
-		if (process.getuid && process.getuid() === 0)
-			args.push("--no-sandbox");
-		browser = await chromium.launch({ executablePath: o.chromium,
-			headless: true, args });
-		res.browser = browser.version();
-		const page = await browser.newPage({ viewport: { width: 1600,
-			height: 1000 } });
-		const errors = [];
-		page.on("pageerror", (e) => errors.push(String(e)));
-		page.on("console", (m) => {
-			if (m.type() === "error")
-				errors.push(m.text());
-		});
 		// The count may include the rows of connections that are not
 		// exchanges (web_bench.sql makes one per 250 flows).
-		await page.addInitScript(pageProbe, [o.flows,
-			o.flows + Math.floor(o.flows / 250)]);
-		await page.addInitScript(pageHelpers);
-		const tmo = o.timeout * 1000;
+		await page.addInitScript(pageProbe, [ui, [o.flows,
+			o.flows + Math.floor(o.flows / 250)]]);
+		await page.addInitScript(pageHelpers, ui);
 
 		const t0 = Date.now();
 		await page.goto(url, { waitUntil: "commit", timeout: tmo });
-		await page.waitForSelector("[data-testid=flow-row]",
-			{ state: "visible", timeout: tmo });
+		await page.waitForSelector(ui.row, { state: "visible",
+			timeout: tmo });
 		res.firstRowWallMs = Date.now() - t0;
 		await page.waitForFunction(() => window.__bench.allPaint !==
-		    undefined, null, { timeout: tmo, polling: 50 });
+		    undefined, null, { timeout: Math.max(1000,
+			tmo - (Date.now() - t0)), polling: 50 });
 		res.allWallMs = Date.now() - t0;
 		Object.assign(res, await page.evaluate(() => {
 			const n = performance.getEntriesByType("navigation")[0];
@@ -471,9 +495,224 @@ async function main() {
 		await cdp.send("Performance.enable");
 		const { metrics } = await cdp.send("Performance.getMetrics");
 		res.cdp = Object.fromEntries(metrics.map((m) => [m.name, m.value]));
+		if (atEnd)
+			atEnd();
+	} catch (e) {
+		e.partial = res;
+		throw e;
+	} finally {
+		await page.context().close().catch(() => {});
+	}
+	return res;
+}
+
+// The capture as a mitmproxy flow file (web_bench_mitm.py), kept beside
+// it and reused while newer than both the capture and the generator.
+function makeMitmCapture(o, db) {
+	const out = db.replace(/\.db$/, "") + ".mitm";
+	const gen = path.join(HERE, "web_bench_mitm.py");
+	const mtime = (f) => fs.statSync(f).mtimeMs;
+	if (!o.fresh && fs.existsSync(out) && mtime(out) > mtime(db) &&
+	    mtime(out) > mtime(gen))
+		return { file: out, made: false, ms: 0 };
+	const t0 = performance.now();
+	const r = spawnSync(o.python, [gen, "--db", db, "--out", out],
+		{ encoding: "utf8", timeout: 600000 });
+	const m = (r.stdout || "").match(/wrote (\d+) http \+ (\d+) tcp/);
+	if (r.error || r.status !== 0 || !m)
+		throw new Error(`${gen}: ${r.error || r.stderr || r.stdout}`);
+	if (parseInt(m[1], 10) !== o.flows)
+		throw new Error(`${out} holds ${m[1]} HTTP flows, not ${o.flows}`);
+	return { file: out, made: true, ms: performance.now() - t0 };
+}
+
+// mitmweb 8 answers nothing while it reads its -r file (the read holds
+// its event loop); then its view holds every flow. Polls its command API
+// (the _xsrf cookie from GET / is also the X-XSRFToken header) until
+// view.properties.length is want and readfile.reading is false, or
+// throws when ms have passed.
+async function mitmRead(base, want, ms) {
+	const deadline = performance.now() + ms;
+	let xsrf = null, n = -1, reading = true;
+	while (performance.now() < deadline) {
+		const left = () => AbortSignal.timeout(Math.max(100,
+			Math.ceil(deadline - performance.now())));
+		try {
+			if (!xsrf) {
+				const r = await fetch(`${base}/`, { signal: left() });
+				await r.text();
+				const c = (r.headers.get("set-cookie") || "")
+					.match(/_xsrf=([^;]+)/);
+				if (!c)
+					throw new Error("mitmweb: no _xsrf cookie from GET /");
+				xsrf = c[1];
+			}
+			const cmd = async (name) => {
+				const r = await fetch(`${base}/commands/${name}`, {
+					method: "POST", signal: left(),
+					headers: { Cookie: `_xsrf=${xsrf}`,
+						"X-XSRFToken": xsrf } });
+				const j = await r.json();
+				if (r.status !== 200 || j.error)
+					throw new Error(`mitmweb ${name}: ${r.status} ` +
+					    JSON.stringify(j));
+				return j.value;
+			};
+			n = await cmd("view.properties.length");
+			reading = await cmd("readfile.reading");
+			if (!reading && n >= want)
+				return n;
+		} catch (e) {
+			if (e.name !== "TimeoutError" && e.name !== "AbortError" &&
+			    !/fetch failed/.test(e.message))
+				throw e;
+		}
+		await sleep(250);
+	}
+	throw new Error(`mitmweb held ${n} flows (reading: ${reading}) after ` +
+	    `${ms / 1000} s`);
+}
+
+// The baseline: the same capture in mitmweb, the same measures where they
+// exist. Never throws for mitmweb being slow: what did not finish is said
+// in m.didNotFinish.
+async function runMitmweb(o, db, browser) {
+	const m = { flowsExpected: o.flows + Math.floor(o.flows / 250) };
+	let child = null;
+	try {
+		const cap = makeMitmCapture(o, db);
+		m.file = cap.file;
+		m.fileMade = cap.made;
+		m.fileMs = cap.ms;
+		m.fileBytes = fs.statSync(cap.file).size;
+		m.version = spawnSync(o.mitmweb, ["--version"], { encoding: "utf8",
+			timeout: 30000 }).stdout.match(/Mitmproxy: (\S+)/)?.[1];
+		const webPort = await freePort();
+		const proxyPort = await freePort();
+		const confdir = path.join(o.dir, "mitm-conf");
+		fs.mkdirSync(confdir, { recursive: true });
+		const t0 = performance.now();
+		child = start(o.mitmweb, ["--no-web-open-browser", "--web-host",
+			"127.0.0.1", "--web-port", `${webPort}`, "--listen-host",
+			"127.0.0.1", "--listen-port", `${proxyPort}`, "--set",
+			`confdir=${confdir}`, "-r", cap.file], {});
+		m.pid = child.pid;
+		await child.waitFor(/Web server listening at/, 60000);
+		m.listenMs = performance.now() - t0;
+		const base = `http://127.0.0.1:${webPort}`;
+		try {
+			m.flowsInView = await mitmRead(base, m.flowsExpected,
+				o.mitmReadTimeout * 1000);
+		} catch (e) {
+			m.didNotFinish = `reading the flow file did not finish in ` +
+			    `${o.mitmReadTimeout} s (${e.message})`;
+			m.rssRead = rss(child.pid);
+			return m;
+		}
+		m.readMs = performance.now() - t0;
+		m.rssIdle = rss(child.pid);
+
+		// Its API: every flow in one GET /flows.
+		const tmo = o.mitmTimeout * 1000;
+		try {
+			const ta = performance.now();
+			const r = await fetch(`${base}/flows`,
+				{ signal: AbortSignal.timeout(Math.ceil(tmo)) });
+			const body = await r.text();
+			const n = JSON.parse(body).length;
+			if (r.status !== 200 || n !== m.flowsExpected)
+				throw new Error(`GET /flows: ${r.status}, ${n} flows`);
+			m.api = { ms: performance.now() - ta, pages: 1,
+				bytes: body.length };
+		} catch (e) {
+			m.apiError = String(e.message || e);
+		}
+		m.rssApi = rss(child.pid);
+
+		try {
+			Object.assign(m, await measurePage(browser, `${base}/`,
+				MITMWEB_UI, o, tmo, () => {
+					m.rssEnd = rss(child.pid);
+				}));
+		} catch (e) {
+			Object.assign(m, e.partial || {});
+			m.didNotFinish = `the page did not finish in ` +
+			    `${o.mitmTimeout} s (${String(e.message).split("\n")[0]})`;
+		}
+	} catch (e) {
+		m.didNotFinish = String(e.message || e).split("\n")[0];
+	} finally {
+		if (child) {
+			m.rssEnd = m.rssEnd || rss(child.pid);
+			// SIGINT; it may take a while to wind down 100k flows.
+			m.exit = await stop(child, 30000);
+		}
+	}
+	return m;
+}
+
+async function main() {
+	const o = parseArgs(process.argv);
+	fs.mkdirSync(o.dir, { recursive: true });
+	const pwPath = process.env.PLAYWRIGHT_CORE ||
+	    path.join(REPO, "build/npm/node_modules/playwright-core");
+	if (!fs.existsSync(pwPath))
+		die(`no playwright-core at ${pwPath}: run make deps`);
+	const { chromium } = createRequire(import.meta.url)(pwPath);
+	// playwright-core puts chromium's profile under os.tmpdir(): keep it
+	// in the build tree.
+	process.env.TMPDIR = path.join(o.dir, "tmp");
+	fs.mkdirSync(process.env.TMPDIR, { recursive: true });
+
+	const res = { flows: o.flows, node: process.version,
+		host: `${os.cpus().length} x ${os.cpus()[0]?.model}` };
+	let server = null, browser = null, cap = null;
+	try {
+		let url = o.url;
+		if (!url || o.mitmweb) {
+			cap = await makeCapture(o);
+			res.db = cap.db;
+			res.dbMade = cap.made;
+			res.dbMs = cap.ms;
+			res.dbBytes = fs.statSync(cap.db).size;
+		}
+		if (!url) {
+			const port = await freePort();
+			const t0 = performance.now();
+			server = start(o.peephole, ["web", "--db", cap.db, "--listen",
+				`127.0.0.1:${port}`],
+			{ PEEPHOLE_HOME: path.join(o.dir, "home") });
+			const m = await server.waitFor(/web UI: (http:\/\/\S+)/, 30000);
+			url = m[1];
+			res.serverStartMs = performance.now() - t0;
+			res.serverRssIdle = rss(server.pid);
+		}
+		const u = new URL(url);
+		const token = u.searchParams.get("token");
+		const base = `${u.protocol}//${u.host}`;
+
+		res.api = await apiLoad(base, token, o.flows, o.timeout * 1000);
 		if (server)
-			res.serverRssEnd = rss(server.pid);
-		res.pageErrors = errors;
+			res.serverRssApi = rss(server.pid);
+
+		const args = ["--enable-precise-memory-info"];
+		if (process.getuid && process.getuid() === 0)
+			args.push("--no-sandbox");
+		browser = await chromium.launch({ executablePath: o.chromium,
+			headless: true, args });
+		res.browser = browser.version();
+		Object.assign(res, await measurePage(browser, url, PEEPHOLE_UI, o,
+			o.timeout * 1000, () => {
+				if (server)
+					res.serverRssEnd = rss(server.pid);
+			}));
+		if (server) {
+			// Stopped before mitmweb starts: one server at a time.
+			res.serverExit = await stop(server);
+			server = null;
+		}
+		if (o.mitmweb)
+			res.mitmweb = await runMitmweb(o, cap.db, browser);
 	} finally {
 		if (browser)
 			await browser.close().catch(() => {});
@@ -489,47 +728,104 @@ async function main() {
 		die("a scroll never showed its row (see the table)");
 }
 
+// One row a measure: peephole's value, mitmweb's, and their ratio
+// peephole / mitmweb (below 1: peephole takes less time or memory).
 function report(r) {
-	const rows = [
-		["flows in the capture", r.flows.toLocaleString("en")],
-	];
+	const m = r.mitmweb;
+	const rows = [];
+	// [label, peephole, mitmweb] as [text, number for the ratio]
+	const add = (label, p, w = ["", NaN]) => rows.push([label, p, w]);
+	const ms = (x) => [fmtMs(x), x >= 0 ? x : NaN];
+	const mib = (b) => [fmtMiB(b), b];
+	const kib = (s, k) => s && s[k] > 0 ? mib(s[k] * 1024) :
+	    ["n/a", NaN];
+	const txt = (s) => [s, NaN];
+	const mm = m || {};
+	const missing = (x) => x === undefined || x === null;
+	const mms = (x) => missing(x) ? txt("n/a") : ms(x);
+
+	add("flows in the capture", txt(r.flows.toLocaleString("en")),
+	    m ? txt(`${r.flows.toLocaleString("en")} + ` +
+		`${(mm.flowsExpected - r.flows).toLocaleString("en")} TCP`) :
+	    undefined);
 	if (r.dbBytes !== undefined)
-		rows.push(["capture file", `${fmtMiB(r.dbBytes)}` +
-			(r.dbMade ? ` (made in ${fmtMs(r.dbMs)})` : " (reused)")]);
-	if (r.serverStartMs !== undefined)
-		rows.push(["`peephole web` up (link printed)", fmtMs(r.serverStartMs)]);
-	rows.push(
-		["API: first page of 5000", fmtMs(r.api.firstPageMs)],
-		["API: all flows (" + r.api.pages + " pages, " +
-		    fmtMiB(r.api.bytes) + " JSON)", fmtMs(r.api.ms)],
-		["page: first flow row painted", fmtMs(r.firstRowMs) +
-		    ` (wall ${fmtMs(r.firstRowWallMs)})`],
-		["page: all flows loaded (count shows them)", fmtMs(r.allMs) +
-		    ` (wall ${fmtMs(r.allWallMs)})`],
-		["scroll to the start: row 1 on screen", fmtMs(r.scrollStartMs)],
-		["scroll to the end: row " + r.flows + " on screen",
-		    fmtMs(r.scrollEndMs)],
-		[`sweep, ${r.sweep.steps} jumps top to end: frame median / p95 / max`,
-		    `${fmtMs(r.sweep.median)} / ${fmtMs(r.sweep.p95)} / ` +
-		    fmtMs(r.sweep.max)],
-		["sweep: frames over 50 ms / frames with no row", `${r.sweep.over50}` +
-		    ` / ${r.sweep.blank}`],
-		["flow rows in the DOM / all elements", `${r.rowsInDom} / ${r.nodes}`],
-		["JS heap used (performance.memory)", r.perfMemory ?
-		    fmtMiB(r.perfMemory.used) : "n/a"],
-		["JS heap used after GC (CDP)", fmtMiB(r.cdp.JSHeapUsedSize)],
-	);
-	const kib = (x) => fmtMiB(x * 1024);
-	if (r.serverRssIdle)
-		rows.push(["server RSS: idle / after API load / at the end (peak)",
-		    `${kib(r.serverRssIdle.rssKiB)} / ${kib(r.serverRssApi.rssKiB)}` +
-		    ` / ${kib(r.serverRssEnd.rssKiB)} ` +
-		    `(${kib(r.serverRssEnd.hwmKiB)})`]);
+		add("capture file", txt(`${fmtMiB(r.dbBytes)}` +
+		    (r.dbMade ? ` (made in ${fmtMs(r.dbMs)})` : " (reused)")),
+		m && mm.fileBytes ? txt(`${fmtMiB(mm.fileBytes)}` + (mm.fileMade ?
+		    ` (made in ${fmtMs(mm.fileMs)})` : " (reused)")) : undefined);
+	if (r.serverStartMs !== undefined) {
+		add("server up (link printed / web port listening)",
+		    ms(r.serverStartMs), mms(mm.listenMs));
+		add("server ready: every flow served (mitmweb: -r file read)",
+		    ms(r.serverStartMs), mms(mm.readMs));
+	}
+	add("API: first page of 5000 (mitmweb: no paging)",
+	    ms(r.api.firstPageMs), txt("n/a"));
+	add("API: all flows (peephole " + r.api.pages + " pages, " +
+	    fmtMiB(r.api.bytes) + " JSON" + (mm.api ? "; mitmweb GET /flows, " +
+	    fmtMiB(mm.api.bytes) : "") + ")", ms(r.api.ms),
+	    mm.api ? ms(mm.api.ms) : txt(mm.apiError ? "failed" : "n/a"));
+	add("page: first flow row painted", ms(r.firstRowMs), mms(mm.firstRowMs));
+	add("page: first flow row, wall clock from goto", ms(r.firstRowWallMs),
+	    mms(mm.firstRowWallMs));
+	add("page: all flows loaded (peephole: count shows them; mitmweb: " +
+	    "list is all rows high)", ms(r.allMs), mms(mm.allMs));
+	add("page: all flows loaded, wall clock from goto", ms(r.allWallMs),
+	    mms(mm.allWallMs));
+	add("scroll to the start: row 1 on screen", ms(r.scrollStartMs),
+	    mms(mm.scrollStartMs));
+	add("scroll to the end: row " + r.flows + " on screen",
+	    ms(r.scrollEndMs), mms(mm.scrollEndMs));
+	const sw = (s, k) => s ? ms(s[k]) : txt("n/a");
+	add(`sweep, ${r.sweep.steps} jumps top to end: frame median`,
+	    sw(r.sweep, "median"), sw(mm.sweep, "median"));
+	add("sweep: frame p95", sw(r.sweep, "p95"), sw(mm.sweep, "p95"));
+	add("sweep: frame max", sw(r.sweep, "max"), sw(mm.sweep, "max"));
+	const cnt = (s, k) => s ? [`${s[k]}`, s[k]] : txt("n/a");
+	add("sweep: frames over 50 ms", cnt(r.sweep, "over50"),
+	    cnt(mm.sweep, "over50"));
+	add("sweep: frames with no row", cnt(r.sweep, "blank"),
+	    cnt(mm.sweep, "blank"));
+	add("flow rows in the DOM / all elements",
+	    txt(`${r.rowsInDom} / ${r.nodes}`), missing(mm.rowsInDom) ?
+	    txt("n/a") : txt(`${mm.rowsInDom} / ${mm.nodes}`));
+	add("JS heap used (performance.memory)", r.perfMemory ?
+	    mib(r.perfMemory.used) : txt("n/a"), mm.perfMemory ?
+	    mib(mm.perfMemory.used) : txt("n/a"));
+	add("JS heap used after GC (CDP)", mib(r.cdp.JSHeapUsedSize),
+	    mm.cdp ? mib(mm.cdp.JSHeapUsedSize) : txt("n/a"));
+	if (r.serverRssIdle) {
+		add("server RSS: ready, idle", kib(r.serverRssIdle, "rssKiB"),
+		    kib(mm.rssIdle || mm.rssRead, "rssKiB"));
+		add("server RSS: after the API load", kib(r.serverRssApi,
+		    "rssKiB"), kib(mm.rssApi, "rssKiB"));
+		add("server RSS: at the end", kib(r.serverRssEnd, "rssKiB"),
+		    kib(mm.rssEnd, "rssKiB"));
+		add("server RSS: peak (VmHWM)", kib(r.serverRssEnd, "hwmKiB"),
+		    kib(mm.rssEnd, "hwmKiB"));
+	}
 	console.log(`\nWeb UI bench: Chromium ${r.browser}, node ${r.node},` +
-	    ` ${r.host}\n`);
-	console.log("| measure | value |\n|---|---|");
-	for (const [k, v] of rows)
-		console.log(`| ${k} | ${v} |`);
+	    ` ${r.host}` + (m ? `, mitmweb ${mm.version || "?"}` : "") + "\n");
+	if (m) {
+		console.log("| measure | peephole | mitmweb | ratio peephole / " +
+		    "mitmweb |\n|---|---|---|---|");
+		for (const [k, p, w] of rows) {
+			const q = p[1] / w[1];
+			const ratio = Number.isFinite(q) && w[1] !== 0 ? (q >= 10 ?
+			    q.toFixed(0) : q >= 0.1 ? q.toFixed(2) : q.toPrecision(2)) :
+			    "";
+			console.log(`| ${k} | ${p[0]} | ${w[0]} | ${ratio} |`);
+		}
+		if (m.didNotFinish)
+			console.log(`\nmitmweb: ${m.didNotFinish}`);
+		if (m.pageErrors && m.pageErrors.length)
+			console.log(`\nmitmweb page errors: ` +
+			    m.pageErrors.slice(0, 5).join(" | "));
+	} else {
+		console.log("| measure | peephole |\n|---|---|");
+		for (const [k, p] of rows)
+			console.log(`| ${k} | ${p[0]} |`);
+	}
 	if (r.pageErrors && r.pageErrors.length)
 		console.log(`\npage errors: ${r.pageErrors.slice(0, 5).join(" | ")}`);
 }

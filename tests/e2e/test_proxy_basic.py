@@ -382,3 +382,12 @@ def test_repeated_response_headers_kept(proxy, origin):
     assert r.status == 200
     assert r.all("set-cookie") == [
         "a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2037 07:28:00 GMT", "c=3"]
+
+
+def test_sigterm_right_after_listening(start_proxy):
+    """SIGTERM as soon as the port accepts stops the proxy cleanly (exit
+    0): the signal is caught before any listener exists. It used to be
+    installed after, and a fast stop killed the process (-15)."""
+    for _ in range(5):
+        p = start_proxy()
+        assert p.stop() == 0, p.stderr()[-2000:]

@@ -351,7 +351,7 @@ test_domains_sort_and_csv(void **state)
 	assert_non_null(strstr(f->text,
 	    "domain,first_seen,last_seen,connections,inferred,requests,"
 	    "bytes_up,bytes_down,ports,protocols,intercepted,passed_through,"
-	    "pinned,named_by,ips\r\n"));
+	    "pinned,named_by,where,ips\r\n"));
 	assert_non_null(strstr(f->text, "\r\nbadexample.com,"));
 	assert_non_null(
 	    strstr(f->text, ",\"10.0.0.1,10.0.0.2,192.0.2.1\"\r\n"));

@@ -613,10 +613,12 @@ test_domains_streams(void **state)
 	    run(f, cli_domains, "domains", "--csv", "--db", f->db, NULL), 0);
 	assert_non_null(strstr(f->text,
 	    "\r\nsglong.wechat.com,2023-11-14T22:13:20Z,2023-11-14T22:13:23Z,"
-	    "0,1,0,0,0,8080,mmtls,0,1,0,app-dns,198.51.100.2\r\n"));
+	    "0,1,0,0,0,8080,mmtls,0,1,0,app-dns,"
+	    "documentation,198.51.100.2\r\n"));
 	assert_non_null(strstr(f->text,
 	    "\r\npinned.example,2023-11-14T22:13:22Z,2023-11-14T22:13:24Z,"
-	    "1,0,0,0,0,443,tls,0,1,0,sni,198.51.100.3\r\n"));
+	    "1,0,0,0,0,443,tls,0,1,0,sni,"
+	    "documentation,198.51.100.3\r\n"));
 	assert_non_null(strstr(f->text, "\r\nssh.example,"));
 	assert_non_null(strstr(f->text, ",ssh,0,0,0,,"));
 }

@@ -493,9 +493,9 @@ test_domains_tls_columns(void **state)
 	assert_non_null(strstr(f->text,
 	    "domain,first_seen,last_seen,connections,inferred,requests,"
 	    "bytes_up,bytes_down,ports,protocols,intercepted,passed_through,"
-	    "pinned,named_by,ips\r\n"));
-	assert_non_null(strstr(f->text, ",443,tls,0,1,1,,\r\n"));
-	assert_non_null(strstr(f->text, ",443,\"http,tls\",1,0,0,,\r\n"));
+	    "pinned,named_by,where,ips\r\n"));
+	assert_non_null(strstr(f->text, ",443,tls,0,1,1,,,\r\n"));
+	assert_non_null(strstr(f->text, ",443,\"http,tls\",1,0,0,,,\r\n"));
 
 	assert_int_equal(
 	    run(f, cli_domains, "domains", "--db", f->db, NULL), 0);

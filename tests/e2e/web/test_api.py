@@ -379,3 +379,159 @@ def test_the_readme_curl_examples(web_proxy, web_origin):
                         "-w", "%{http_code}", f"{base}/api/flows"],
                        capture_output=True, timeout=15)
     assert r.stdout == b"401"
+
+
+# ---- regressions from review ----
+
+
+def _raw(port, data, timeout=5):
+    """Send raw bytes to the web server and read until it closes or the
+    time is up."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                d = s.recv(65536)
+            except TimeoutError:
+                break
+            if not d:
+                break
+            out += d
+    finally:
+        s.close()
+    return out
+
+
+def test_head_and_http10_framing(web_proxy, web_origin):
+    """HEAD gets no body (evhttp 2.1 would send one and desynchronise a
+    keep-alive connection); streamed answers to HTTP/1.0 keep-alive end
+    with the connection, not after a bogus Content-Length: 0; "//x" is
+    refused rather than redirected off the site."""
+    p, web = web_proxy, web_proxy.web
+    tok = token()
+    _curl_through(p, web_origin.url(f"/h10?t={tok}"))
+    _flow_for(web, tok)
+    host = f"Host: 127.0.0.1:{web.port}\r\nX-Peephole-Token: {web.token}"
+    out = _raw(web.port, (f"HEAD / HTTP/1.1\r\n{host}\r\n\r\n"
+                          f"GET /api/session HTTP/1.1\r\n{host}\r\n"
+                          "Connection: close\r\n\r\n").encode())
+    head, rest = out.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length:" in head
+    assert rest.startswith(b"HTTP/1.1 200"), rest[:200]  # no stray body
+    out = _raw(web.port, f"HEAD /api/session HTTP/1.1\r\n{host}\r\n"
+               "Connection: close\r\n\r\n".encode())
+    assert out.startswith(b"HTTP/1.1 405") and b"Allow: GET, POST" in out
+    out = _raw(web.port, (f"POST /api/har?filter={tok} HTTP/1.0\r\n{host}"
+                          "\r\nConnection: keep-alive\r\n\r\n").encode(),
+               timeout=15)
+    head, body = out.split(b"\r\n\r\n", 1)
+    assert b"Content-Length: 0" not in head, head
+    assert len(json.loads(body)["log"]["entries"]) == 1
+    st, h, _ = web.get(f"//evil.example/?token={web.token}", auth=False)
+    assert st != 303 or not h["location"].startswith("//")
+    st, _, _ = web.get(f"/\\evil.example/?token={web.token}", auth=False)
+    assert st == 400
+    # a bad filter on the event stream: one error event, then the end
+    out = _raw(web.port, (f"GET /api/events?filter=~q%20( HTTP/1.0\r\n"
+                          f"{host}\r\n\r\n").encode(), timeout=10)
+    assert b"event: error" in out
+
+
+class _Silent:
+    """An origin that accepts and never answers: a replay of it runs
+    until its timeout, long enough to look at the child."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        import threading
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            if len(self.conns) == 1:
+                # the first exchange is the capture: answer it
+                c.recv(4096)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def _children(pid):
+    kids = []
+    import os
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                st = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            if int(st.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d))
+    return kids
+
+
+def _socket_inodes(pid):
+    import os
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            t = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if t.startswith("socket:"):
+            out.add(t)
+    return out
+
+
+def test_action_children_take_signals_and_no_sockets(web_proxy):
+    """A child command (here a replay waiting on a silent origin) runs
+    with no blocked signals, default SIGPIPE, and none of the proxy's
+    sockets; the proxy's stop ends it."""
+    import threading
+    p, web = web_proxy, web_proxy.web
+    srv = _Silent()
+    try:
+        r = p.curl(f"http://127.0.0.1:{srv.port}/slow")
+        assert r.code == 200
+        flow = _flow_for(web, f"127.0.0.1:{srv.port}/slow")
+        def replay():
+            try:
+                web.post(f"/api/flows/{flow['id']}/replay", timeout=40)
+            except OSError:
+                pass  # the proxy stopped under it
+
+        t = threading.Thread(target=replay, daemon=True)
+        t.start()
+        kids = wait_for(lambda: _children(p.proc.pid), 10)
+        assert kids, "no child command"
+        kid = kids[0]
+        status = open(f"/proc/{kid}/status").read()
+        fields = dict(ln.split(":\t", 1) for ln in status.splitlines()
+                      if ":\t" in ln)
+        assert int(fields["SigBlk"], 16) == 0, fields["SigBlk"]
+        assert not int(fields["SigIgn"], 16) & (1 << (13 - 1))  # SIGPIPE
+        assert not (_socket_inodes(kid) & _socket_inodes(p.proc.pid))
+        assert p.stop() == 0  # web_stop kills and reaps the child
+        import os
+        assert not os.path.exists(f"/proc/{kid}/stat") or \
+            open(f"/proc/{kid}/stat").read().split()[2] == "Z"
+    finally:
+        srv.close()
+    t.join(10)
