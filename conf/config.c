@@ -92,6 +92,9 @@ static const struct config_key config_keys[] = {
     {"socks5-user", CONFIG_T_SOCKS_USER, 0, 0, 0},
     {"half-close-timeout", CONFIG_T_DURATION, F(half_close_ms), 1, UINT_MAX},
     {"stream-events-max", CONFIG_T_COUNT, F(stream_events_max), 0, 16 * MIB},
+    {"tcp-sample-interval", CONFIG_T_DURATION, F(tcp_sample_interval_ms), 0,
+	3600000},
+    {"tcp-samples-max", CONFIG_T_COUNT, F(tcp_samples_max), 0, 16 * MIB},
     {"replay-from", CONFIG_T_STRING, F(replay_from), 0, 0},
     {"replay-filter", CONFIG_T_STRING, F(replay_filter), 0, 0},
     {"replay-match-body", CONFIG_T_BOOL, F(replay_match_body), 0, 1},
@@ -157,6 +160,8 @@ config_init(struct config *cfg)
 	cfg->forge_cache_size = 1024;
 	cfg->sniff_timeout_ms = 300;
 	cfg->stream_events_max = 10000;
+	cfg->tcp_sample_interval_ms = 100;
+	cfg->tcp_samples_max = 10000;
 	cfg->half_close_ms = 1000;
 }
 

@@ -90,7 +90,12 @@ struct config {
 						      no authentication */
 	int nsocks_users;
 	size_t stream_events_max; /* per stream: 10000; 0 = none */
-	unsigned half_close_ms;   /* after a FIN in a tunnel: 1000 */
+	/* TCP_INFO of both legs of a relayed stream, read every interval
+	 * (100; 0 = off); rows kept per leg at most tcp_samples_max
+	 * (10000; 0 = none) */
+	unsigned tcp_sample_interval_ms;
+	size_t tcp_samples_max;
+	unsigned half_close_ms; /* after a FIN in a tunnel: 1000 */
 
 	/* server replay: answer from a capture */
 	char *replay_from;   /* NULL: off */

@@ -1,9 +1,9 @@
 /*
  * prune: `peephole prune` — delete logged requests older than a time or
  * matching a filter, then what only they used: connections left without
- * requests (older than the cutoff), their stream events, and bodies no
- * request refers to any more. Safe beside a running `peephole run`: the
- * deletes go in batches of PRUNE_BATCH rows, each in its own BEGIN
+ * requests (older than the cutoff), their stream events and TCP samples,
+ * and bodies no request refers to any more. Safe beside a running `peephole
+ * run`: the deletes go in batches of PRUNE_BATCH rows, each in its own BEGIN
  * IMMEDIATE transaction, so the proxy's writer waits at most one batch
  * (its busy timeout covers that), and a body is deleted only if no request
  * refers to it at the moment of the delete, checked in the same
@@ -38,9 +38,9 @@ static const char prune_help[] =
     "\n"
     "Delete logged requests (and their WebSocket messages), and then what\n"
     "only they used: connections left without requests that are older\n"
-    "than --before, their stream events, and bodies no remaining request\n"
-    "refers to. Safe while\n"
-    "`peephole run` writes the same file: rows go in batches of 500, each\n"
+    "than --before, their stream events and TCP samples, and bodies no\n"
+    "remaining request refers to. Safe while `peephole run` writes the\n"
+    "same file: rows go in batches of 500, each\n"
     "in its own short transaction. At least one of --before and --filter\n"
     "is needed; with both, a request must match both.\n"
     "\n"
@@ -436,8 +436,9 @@ prune_requests(sqlite3 *db, struct prune_stats *s)
 
 /*
  * Connections older than the cutoff that no request names any more, and
- * their stream events: found and deleted in the same transaction, so a
- * request the proxy wrote a moment ago keeps its connection.
+ * their stream events and TCP samples: found and deleted in the same
+ * transaction, so a request the proxy wrote a moment ago keeps its
+ * connection.
  */
 static int
 prune_connections(sqlite3 *db, int64_t before_us, struct prune_stats *s)
@@ -465,6 +466,12 @@ prune_connections(sqlite3 *db, int64_t before_us, struct prune_stats *s)
 				 " temp.prune_conns",
 				 0, 0, 0, NULL, 0) == 0;
 			s->events += ok ? sqlite3_changes(db) : 0;
+			/* their TCP samples go with them (not counted) */
+			ok = ok &&
+			    prune_query(db,
+				"DELETE FROM tcp_samples WHERE conn_id IN"
+				" temp.prune_conns",
+				0, 0, 0, NULL, 0) == 0;
 			ok = ok &&
 			    prune_query(db,
 				"DELETE FROM connections WHERE id IN"

@@ -17,22 +17,35 @@
 #include "proxy/store/db.h"
 #include "proxy/cli/output.h"
 #include "proxy/cli/streams.h"
+#include "proxy/cli/streams_samples.h"
 #include "proxy/cli/views.h"
 
 #define STREAMS_SHOW_CMD "show stream"
 
 static const char streams_show_help[] =
-    "usage: peephole show stream ID [--csv | --json] [--db FILE]\n"
+    "usage: peephole show stream ID [--samples] [--csv | --json] [--db "
+    "FILE]\n"
     "\n"
     "Print stream (connection) ID in full: endpoints and the name found\n"
     "for a bare address, protocol and decision, times of accept, upstream\n"
     "connected, first and last byte each way and close, bytes and reads\n"
     "each way, who closed it, TCP_INFO of both sockets at close, mmTLS\n"
-    "record counts, then its timeline: ms since accept, direction (->\n"
-    "client to server, <- back), bytes and mmTLS record type.\n"
+    "record counts, a summary of its TCP samples (TCP_INFO of both legs\n"
+    "read every tcp-sample-interval), then its timeline: ms since accept,\n"
+    "direction (-> client to server, <- back), bytes and mmTLS record\n"
+    "type.\n"
     "\n"
-    "  --csv      print only the event series: t_ms,dir,bytes,mmtls_type\n"
-    "  --json     print one JSON object, events included\n"
+    "  --samples  print the TCP samples instead of the events, one row per\n"
+    "             socket and reading; with --csv, ready for plotting:\n"
+    "             t_ms,side,rtt_ms,rttvar_ms,snd_cwnd,unacked,\n"
+    "             bytes_in_flight,retrans,total_retrans,delivery_rate,\n"
+    "             bytes_acked,bytes_received (t_ms since accept; side\n"
+    "             client or origin; cwnd and unacked in segments;\n"
+    "             delivery_rate in bytes/s)\n"
+    "  --csv      print only the series as CSV: the events\n"
+    "             (t_ms,dir,bytes,mmtls_type), or the samples\n"
+    "  --json     print one JSON object, events (events_list) and samples\n"
+    "             (tcp_samples) included\n"
     "  --db FILE  database to read (default " CLI_DEFAULT_DB ")\n"
     "  --help     print this help\n";
 
@@ -40,6 +53,7 @@ struct streams_show_opts {
 	const char *db;
 	int64_t id;
 	enum out_format fmt;
+	int samples; /* --samples: the TCP samples, not the events */
 };
 
 static int
@@ -49,6 +63,8 @@ streams_show_opt(int ch, char *arg, void *opts)
 
 	if (ch == 'd')
 		o->db = arg;
+	else if (ch == 'S')
+		o->samples = 1;
 	else
 		return args_format(STREAMS_SHOW_CMD, ch, &o->fmt);
 	return 0;
@@ -61,6 +77,7 @@ streams_show_parse(int argc, char **argv, struct streams_show_opts *o)
 	    {"db", required_argument, NULL, 'd'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"csv", no_argument, NULL, 'c'},
+	    {"samples", no_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -370,11 +387,12 @@ fail:
 	return -1;
 }
 
-/* The --json object of stream c, events included. NULL with err. */
+/* The --json object of stream c, events and TCP samples included. NULL
+ * with err. */
 static json_t *
 streams_show_json_new(sqlite3 *db, sqlite3_stmt *c, char *err, size_t errlen)
 {
-	json_t *o, *arr;
+	json_t *o, *arr, *smp;
 
 	if ((o = out_json_row(c)) == NULL || (arr = json_array()) == NULL) {
 		json_decref(o);
@@ -382,10 +400,13 @@ streams_show_json_new(sqlite3 *db, sqlite3_stmt *c, char *err, size_t errlen)
 		return NULL;
 	}
 	json_object_set_new(o, "events_list", arr);
-	if (streams_show_events_json(db, c, arr, err, errlen) == -1) {
+	if (streams_show_events_json(db, c, arr, err, errlen) == -1 ||
+	    (smp = streams_samples_json(db, out_col_int(c, "id"),
+		 out_col_int(c, "t_accept_us"), err, errlen)) == NULL) {
 		json_decref(o);
 		return NULL;
 	}
+	json_object_set_new(o, "tcp_samples", smp);
 	return o;
 }
 
@@ -448,6 +469,22 @@ views_stream(sqlite3 *db, int64_t id, json_t **out, char *err, size_t errlen)
 	return rc;
 }
 
+/* The text header of stream c: what it was, its shape, its samples.
+ * 0 / -1 with err. */
+static int
+streams_show_text(sqlite3 *db, sqlite3_stmt *c, char *err, size_t errlen)
+{
+	streams_show_text_ends(stdout, c);
+	streams_show_text_shape(stdout, c);
+	if (streams_samples_summary(stdout, db, out_col_int(c, "id"),
+		(int)out_col_int(c, "tcp_samples_capped"), err, errlen) == -1)
+		return -1;
+	if (!out_col_int(c, "is_stream"))
+		printf("  (not a stream: HTTP was parsed on "
+		       "it; see `peephole requests`)\n");
+	return 0;
+}
+
 static int
 streams_show_print(sqlite3 *db, const struct streams_show_opts *o)
 {
@@ -467,16 +504,17 @@ streams_show_print(sqlite3 *db, const struct streams_show_opts *o)
 	}
 	if (o->fmt == OUT_JSON)
 		status = streams_show_json(db, c);
-	else {
-		if (o->fmt == OUT_TEXT) {
-			streams_show_text_ends(stdout, c);
-			streams_show_text_shape(stdout, c);
-			if (!out_col_int(c, "is_stream"))
-				printf("  (not a stream: HTTP was parsed on "
-				       "it; see `peephole requests`)\n");
-		}
+	else if (o->fmt == OUT_TEXT &&
+	    streams_show_text(db, c, err, sizeof(err)) == -1)
+		fprintf(stderr, "peephole %s: %s\n", STREAMS_SHOW_CMD, err);
+	else if (!o->samples)
 		status = streams_show_events(db, c, o->fmt);
-	}
+	else if (streams_samples_print(stdout, db, o->id,
+		     out_col_int(c, "t_accept_us"), o->fmt, err,
+		     sizeof(err)) == -1)
+		fprintf(stderr, "peephole %s: %s\n", STREAMS_SHOW_CMD, err);
+	else
+		status = CLI_OK;
 fail:
 	sqlite3_finalize(c);
 	return status;

@@ -497,6 +497,7 @@ conn_quiesce(struct conn *c)
 	resolve_cancel(c->dial.dns);
 	c->dial.dns = NULL;
 	event_del(c->timer);
+	stream_quiesce(c);
 	for (size_t i = 0; i < 2; i++) {
 		if (bevs[i] == NULL)
 			continue;

@@ -149,6 +149,9 @@ relay_start(struct conn *c)
 		c->tot.protocol = "http-upgrade";
 	if (stream_start(c, strcmp(c->tot.protocol, "mmtls") == 0) == 0) {
 		stream_upstream_connected(c);
+		if (stream_sample_start(c) == -1)
+			log_warnx("c%lld TCP sampling: out of memory",
+			    (long long)c->id);
 		stream_on_read(c, STREAM_UP, cin);
 		stream_on_read(c, STREAM_DOWN, uin);
 	}

@@ -12,6 +12,7 @@
 #include "filters/mmtls.h"
 #include "proxy/log.h"
 #include "proxy/net/conn_int.h"
+#include "proxy/net/tcpsample.h"
 #include "proxy/net/worker.h"
 #include "proxy/store/store.h"
 
@@ -36,6 +37,7 @@ struct stream {
 	const char *closed_by;
 	int has_server_tcpi;
 	struct store_tcpinfo server_tcpi;
+	struct tcpsample *tcps; /* TCP_INFO timeline, NULL when off */
 };
 
 int
@@ -53,6 +55,21 @@ stream_start(struct conn *c, int mmtls)
 	}
 	s->mmtls = mmtls;
 	return 0;
+}
+
+int
+stream_sample_start(struct conn *c)
+{
+	if (c->stream == NULL || c->stream->tcps != NULL)
+		return 0;
+	return tcpsample_start(c, &c->stream->tcps);
+}
+
+void
+stream_quiesce(struct conn *c)
+{
+	if (c->stream != NULL)
+		tcpsample_stop(c->stream->tcps);
 }
 
 /* Hand the filled batch to the store. */
@@ -254,6 +271,8 @@ stream_finish(
 		return;
 	}
 	stream_flush(c);
+	sc->tcp_samples_capped =
+	    tcpsample_finish(s->tcps, client_fd, server_fd, sc->t_close_us);
 	if (server_fd >= 0)
 		stream_snap_server(c, server_fd);
 	sc->has_tcpinfo_server = s->has_server_tcpi;
@@ -285,6 +304,7 @@ stream_free(struct conn *c)
 {
 	if (c->stream == NULL)
 		return;
+	tcpsample_free(c->stream->tcps);
 	free(c->stream->ev);
 	free(c->stream);
 	c->stream = NULL;

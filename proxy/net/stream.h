@@ -2,8 +2,8 @@
  * stream: what peephole records about a stream it relays without reading
  * it — timing of first and last byte each way, reads, an event series
  * (capped, handed to the store in batches so a long stream never holds it
- * all), mmTLS record headers for WeChat's longlink, and TCP_INFO of both
- * sockets at close. Worker loop thread only.
+ * all), mmTLS record headers for WeChat's longlink, TCP_INFO of both
+ * sockets over time (tcpsample.h) and at close. Worker loop thread only.
  */
 #ifndef PEEPHOLE_STREAM_H
 #define PEEPHOLE_STREAM_H
@@ -21,6 +21,13 @@ enum stream_dir { STREAM_UP = 0, STREAM_DOWN = 1 };
 /* Start recording c's stream (a tunnel begins). mmtls: parse record
  * headers both ways. 0 / -1 (ENOMEM: the stream is relayed unrecorded). */
 int stream_start(struct conn *c, int mmtls);
+
+/* Relaying starts: sample TCP_INFO of both sockets over time
+ * (tcpsample.h). 0 / -1 (ENOMEM: relayed unsampled). */
+int stream_sample_start(struct conn *c) __attribute__((warn_unused_result));
+
+/* The connection closes: no more sampling (conn_quiesce). */
+void stream_quiesce(struct conn *c);
 
 /* Bytes read in direction dir are in `in`, about to be relayed. */
 void stream_on_read(struct conn *c, enum stream_dir dir, struct evbuffer *in);

@@ -50,7 +50,10 @@ enum store_rec_type {
 	STORE_REC_NOTE,
 	/* messages of a WebSocket exchange (struct store_ws_messages,
 	 * rec->u.ws), submitted after its request record */
-	STORE_REC_WS_MESSAGES
+	STORE_REC_WS_MESSAGES,
+	/* TCP_INFO readings of a relayed connection's two sockets (struct
+	 * store_tcp_samples, rec->u.tcps): tcp_samples rows */
+	STORE_REC_TCP_SAMPLES
 };
 
 /* One captured body: up to the capture limit, bytes owned by the record. */
@@ -109,6 +112,7 @@ struct store_conn {
 			      "server-rst", "idle-timeout", "error", ... */
 	int events;        /* stream_events rows written for this connection */
 	int events_capped; /* 1 when the per-stream cap stopped recording */
+	int tcp_samples_capped; /* 1 when tcp-samples-max stopped sampling */
 	/* TCP_INFO of each socket at close; has_tcpinfo_* = 0 when unknown */
 	int has_tcpinfo_client, has_tcpinfo_server;
 	struct store_tcpinfo {
@@ -135,6 +139,31 @@ struct store_stream_events {
 	int64_t conn_id;
 	size_t n;
 	struct store_stream_event *ev; /* malloc'd array of n */
+};
+
+/*
+ * One TCP_INFO reading of one socket of a relayed connection (Linux's
+ * struct tcp_info). bytes_in_flight is what Linux counts as in flight
+ * (tcp_packets_in_flight: unacked - sacked - lost + retrans segments)
+ * times the send MSS; delivery_rate is in bytes per second.
+ */
+struct store_tcp_sample {
+	int64_t t_us;
+	uint8_t side; /* 0 the client's socket, 1 the origin's */
+	uint32_t rtt_us, rttvar_us;
+	uint32_t snd_cwnd; /* segments */
+	uint32_t unacked;  /* segments sent, not yet acknowledged */
+	uint32_t retrans;  /* tcpi_retransmits: RTOs in a row, now */
+	uint32_t total_retrans;
+	uint64_t bytes_in_flight, delivery_rate, bytes_acked, bytes_received;
+};
+
+/* A batch of samples of one connection (sent every few dozen and at
+ * close, so a long stream never holds them all). */
+struct store_tcp_samples {
+	int64_t conn_id;
+	size_t n;
+	struct store_tcp_sample *s; /* malloc'd array of n */
 };
 
 struct store_request {
@@ -276,6 +305,7 @@ struct store_rec {
 		struct store_domain_ip dip;
 		struct store_learned learned;
 		struct store_stream_events sev;
+		struct store_tcp_samples tcps;
 		struct store_note note;
 		struct store_ws_messages ws;
 		struct {

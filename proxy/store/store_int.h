@@ -57,6 +57,7 @@ struct store {
 	sqlite3_stmt *ins_sev_one;  /* one stream event */
 	sqlite3_stmt *sel_req_id;   /* a request's id by (conn_id, seq) */
 	sqlite3_stmt *ins_ws;       /* one WebSocket message */
+	sqlite3_stmt *ins_tcps;     /* one TCP_INFO sample */
 	/* the writer's: the request the last WebSocket batch went under */
 	int64_t ws_conn, ws_req;
 	int ws_seq;

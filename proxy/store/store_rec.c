@@ -18,7 +18,7 @@ store_rec_new(enum store_rec_type type)
 	    type != STORE_REC_LEARNED_PASSTHROUGH &&
 	    type != STORE_REC_STREAM_EVENTS && type != STORE_REC_KEYLOG &&
 	    type != STORE_REC_LEARNED_FORGET && type != STORE_REC_NOTE &&
-	    type != STORE_REC_WS_MESSAGES)
+	    type != STORE_REC_WS_MESSAGES && type != STORE_REC_TCP_SAMPLES)
 		return NULL;
 	if ((rec = calloc(1, sizeof(*rec))) == NULL)
 		return NULL;
@@ -135,6 +135,9 @@ store_rec_free(struct store_rec *rec)
 	case STORE_REC_STREAM_EVENTS:
 		free(rec->u.sev.ev);
 		break;
+	case STORE_REC_TCP_SAMPLES:
+		free(rec->u.tcps.s);
+		break;
 	case STORE_REC_KEYLOG:
 		free(rec->u.keylog.line);
 		break;
@@ -184,6 +187,9 @@ store_rec_bytes(const struct store_rec *rec)
 	case STORE_REC_STREAM_EVENTS:
 		n += rec->u.sev.n * sizeof(*rec->u.sev.ev);
 		break;
+	case STORE_REC_TCP_SAMPLES:
+		n += rec->u.tcps.n * sizeof(*rec->u.tcps.s);
+		break;
 	case STORE_REC_KEYLOG:
 		n += store_strlen(rec->u.keylog.line);
 		break;
@@ -221,6 +227,8 @@ store_rec_kind(const struct store_rec *rec)
 		return "note";
 	case STORE_REC_WS_MESSAGES:
 		return "websocket-messages";
+	case STORE_REC_TCP_SAMPLES:
+		return "tcp-samples";
 	}
 	return "unknown";
 }

@@ -30,7 +30,7 @@ static const char store_sql_conn[] =
     " upstream_cert_issuer, verify_error, listener_target,"
     " t_upstream_connected_us, t_first_up_us, t_last_up_us,"
     " t_first_down_us, t_last_down_us, reads_up, reads_down, closed_by,"
-    " events, events_capped,"
+    " events, events_capped, tcp_samples_capped,"
     " tcp_client_rtt_us, tcp_client_rttvar_us, tcp_client_retransmits,"
     " tcp_client_total_retrans, tcp_client_lost, tcp_client_reordering,"
     " tcp_client_snd_cwnd, tcp_client_pmtu,"
@@ -40,7 +40,7 @@ static const char store_sql_conn[] =
     " mmtls_bad, mmtls_records, mmtls_handshake, mmtls_early, mmtls_data,"
     " mmtls_alert, alpn_client, alpn_server, wseq)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-    "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+    "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
     /* the writer is the only one, so max + 1 is the order of writing */
     " (SELECT coalesce(max(wseq), 0) + 1 FROM connections))";
 
@@ -48,6 +48,12 @@ static const char store_sql_conn[] =
 static const char store_sql_sev[] =
     "INSERT INTO stream_events (conn_id, t_us, dir, bytes, mmtls_type)"
     " VALUES (?,?,?,?,?)";
+
+static const char store_sql_tcps[] =
+    "INSERT INTO tcp_samples (conn_id, t_us, side, rtt_us, rttvar_us,"
+    " snd_cwnd, unacked, bytes_in_flight, retrans, total_retrans,"
+    " delivery_rate, bytes_acked, bytes_received)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 static const char store_sql_req[] =
     "INSERT INTO requests (conn_id, seq, t_start_us, client_ip, scheme,"
@@ -308,6 +314,7 @@ store_write_conn(struct store *st, const struct store_conn *c)
 	store_bind_text(s, i++, c->closed_by);
 	sqlite3_bind_int(s, i++, c->events);
 	sqlite3_bind_int(s, i++, c->events_capped);
+	sqlite3_bind_int(s, i++, c->tcp_samples_capped);
 	store_bind_tcpinfo(s, i, c->has_tcpinfo_client, &c->tcpinfo_client);
 	i += STORE_TCPINFO_COLS;
 	store_bind_tcpinfo(s, i, c->has_tcpinfo_server, &c->tcpinfo_server);
@@ -466,6 +473,37 @@ store_write_sev(struct store *st, const struct store_stream_events *e)
 	return 0;
 }
 
+/* A batch of TCP_INFO samples, a row each, inside the writer's
+ * transaction (a few rows a second per stream: one statement does). */
+static int
+store_write_tcps(struct store *st, const struct store_tcp_samples *t)
+{
+	sqlite3_stmt *s = st->ins_tcps;
+	size_t k;
+
+	if (t->n > 0 && t->s == NULL)
+		return -1;
+	for (k = 0; k < t->n; k++) {
+		const struct store_tcp_sample *p = &t->s[k];
+		sqlite3_bind_int64(s, 1, t->conn_id);
+		sqlite3_bind_int64(s, 2, p->t_us);
+		sqlite3_bind_int(s, 3, p->side);
+		sqlite3_bind_int64(s, 4, p->rtt_us);
+		sqlite3_bind_int64(s, 5, p->rttvar_us);
+		sqlite3_bind_int64(s, 6, p->snd_cwnd);
+		sqlite3_bind_int64(s, 7, p->unacked);
+		store_bind_u64(s, 8, p->bytes_in_flight);
+		sqlite3_bind_int64(s, 9, p->retrans);
+		sqlite3_bind_int64(s, 10, p->total_retrans);
+		store_bind_u64(s, 11, p->delivery_rate);
+		store_bind_u64(s, 12, p->bytes_acked);
+		store_bind_u64(s, 13, p->bytes_received);
+		if (store_step(s) != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
 /* The id of request (conn_id, seq), remembered for the next batch of the
  * same request. 1 found, 0 not there, -1 on error. */
 static int
@@ -605,6 +643,10 @@ store_write_rec(struct store *st, struct store_rec *rec)
 	case STORE_REC_LEARNED_FORGET:
 		rc = store_write_forget(st, &rec->u.learned);
 		break;
+	case STORE_REC_TCP_SAMPLES:
+		rc = store_write_tcps(st, &rec->u.tcps);
+		cid = rec->u.tcps.conn_id;
+		break;
 	case STORE_REC_WS_MESSAGES:
 		rc = store_write_ws(st, &rec->u.ws);
 		cid = rec->u.ws.conn_id;
@@ -729,7 +771,9 @@ store_prepare(struct store *st, char *err, size_t errlen)
 	    sqlite3_prepare_v2(st->db, store_sql_req_id, -1, &st->sel_req_id,
 		NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(st->db, store_sql_ws, -1, &st->ins_ws, NULL) !=
-		SQLITE_OK) {
+		SQLITE_OK ||
+	    sqlite3_prepare_v2(
+		st->db, store_sql_tcps, -1, &st->ins_tcps, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot prepare statements: %s",
 		    sqlite3_errmsg(st->db));
 		return -1;
@@ -752,4 +796,5 @@ store_stmts_free(struct store *st)
 	sqlite3_finalize(st->ins_sev_one);
 	sqlite3_finalize(st->sel_req_id);
 	sqlite3_finalize(st->ins_ws);
+	sqlite3_finalize(st->ins_tcps);
 }

@@ -90,7 +90,8 @@ submit(struct store *st, struct store_rec *r)
 /*
  * The capture:
  *  1 mmTLS longlink to 198.51.100.2:8080, named by an app-dns answer,
- *    TCP_INFO of the client side, 4 events (2 capped away)
+ *    TCP_INFO of the client side, 4 events (2 capped away), 5 TCP
+ *    samples (3 of the client leg, 2 of the origin's; capped)
  *  2 TLS passed through to 198.51.100.3 with SNI pinned.example
  *  3 a raw CONNECT tunnel (no decision) speaking SSH to ssh.example
  *  4 an intercepted HTTPS connection with a GET inside: not a stream
@@ -110,6 +111,17 @@ make_db(const char *path)
 	    {T0 + 1000000 + 30000, 1, 0x16, 1200},
 	    {T0 + 1000000 + 31000, 0, 0x17, 64},
 	    {T0 + 1000000 + 900000, 1, 0, 4000},
+	};
+	/* t_us, side, rtt, rttvar, cwnd, unacked, retrans, total_retrans,
+	 * in flight, delivery rate, acked, received */
+	static const struct store_tcp_sample smp[] = {
+	    {T0 + 1000000 + 1000, 0, 300, 100, 10, 0, 0, 0, 0, 0, 1, 0},
+	    {T0 + 1000000 + 1000, 1, 40000, 20000, 10, 0, 0, 0, 0, 0, 1, 0},
+	    {T0 + 1000000 + 101000, 0, 500, 150, 12, 1, 0, 0, 1448, 9000, 517,
+		64},
+	    {T0 + 1000000 + 101000, 1, 42000, 9000, 14, 2, 1, 3, 2896, 50000,
+		581, 1200},
+	    {T0 + 1000000 + 201000, 0, 400, 120, 12, 0, 0, 0, 0, 9000, 517, 64},
 	};
 
 	if (st == NULL)
@@ -138,6 +150,7 @@ make_db(const char *path)
 	c->closed_by = xstrdup("server-rst");
 	c->events = 4;
 	c->events_capped = 1;
+	c->tcp_samples_capped = 1;
 	c->has_tcpinfo_client = 1;
 	c->tcpinfo_client =
 	    (struct store_tcpinfo){2500, 500, 0, 1, 0, 3, 10, 1500};
@@ -153,6 +166,14 @@ make_db(const char *path)
 	r->u.sev.ev = malloc(sizeof(ev));
 	assert_non_null(r->u.sev.ev);
 	memcpy(r->u.sev.ev, ev, sizeof(ev));
+	submit(st, r);
+	r = store_rec_new(STORE_REC_TCP_SAMPLES);
+	assert_non_null(r);
+	r->u.tcps.conn_id = 1;
+	r->u.tcps.n = sizeof(smp) / sizeof(smp[0]);
+	r->u.tcps.s = malloc(sizeof(smp));
+	assert_non_null(r->u.tcps.s);
+	memcpy(r->u.tcps.s, smp, sizeof(smp));
 	submit(st, r);
 
 	r = mk_conn(2, "198.51.100.3", 443, "tls", "passthrough");
@@ -510,6 +531,78 @@ test_show_stream_csv_json(void **state)
 	assert_non_null(strstr(f->text, "request 1"));
 }
 
+/* The TCP samples: a summary in the text, the series as a table or CSV
+ * (--samples), an array in the JSON; none said so. */
+static void
+test_show_stream_samples(void **state)
+{
+	struct fixture *f = *state;
+	json_t *o, *a, *s;
+
+	assert_int_equal(
+	    run(f, cli_show, "show", "stream", "1", "--db", f->db, NULL), 0);
+	assert_non_null(strstr(f->text,
+	    "  tcp samples 3 client, 2 origin "
+	    "(capped: tcp-samples-max reached)\n"));
+	assert_non_null(strstr(f->text,
+	    "  client leg  rtt 0.300 / 0.400 / 0.500 ms (min / median / max), "
+	    "cwnd max 12, in flight max 1448 bytes, retransmits 0\n"));
+	assert_non_null(strstr(f->text,
+	    "  origin leg  rtt 40.000 / 40.000 / 42.000 ms (min / median / "
+	    "max), cwnd max 14, in flight max 2896 bytes, retransmits 3\n"));
+	/* the events timeline is still what text mode ends with */
+	assert_non_null(strstr(f->text, "timeline (ms since accept)"));
+	assert_int_equal(run(f, cli_show, "show", "stream", "1", "--samples",
+			     "--csv", "--db", f->db, NULL),
+	    0);
+	assert_string_equal(f->text,
+	    "t_ms,side,rtt_ms,rttvar_ms,snd_cwnd,unacked,bytes_in_flight,"
+	    "retrans,total_retrans,delivery_rate,bytes_acked,bytes_received\r\n"
+	    "1.000,client,0.300,0.100,10,0,0,0,0,0,1,0\r\n"
+	    "1.000,origin,40.000,20.000,10,0,0,0,0,0,1,0\r\n"
+	    "101.000,client,0.500,0.150,12,1,1448,0,0,9000,517,64\r\n"
+	    "101.000,origin,42.000,9.000,14,2,2896,1,3,50000,581,1200\r\n"
+	    "201.000,client,0.400,0.120,12,0,0,0,0,9000,517,64\r\n");
+	assert_int_equal(run(f, cli_show, "show", "stream", "1", "--samples",
+			     "--db", f->db, NULL),
+	    0);
+	assert_non_null(strstr(f->text, "TCP samples (ms since accept)"));
+	assert_null(strstr(f->text, "timeline (ms since accept)"));
+	assert_non_null(strstr(f->text, "     101.000  origin     42.000"));
+	assert_int_equal(run(f, cli_show, "show", "stream", "1", "--json",
+			     "--db", f->db, NULL),
+	    0);
+	o = parse(f->text);
+	assert_int_equal(jint(o, "tcp_samples_capped"), 1);
+	a = json_object_get(o, "tcp_samples");
+	assert_int_equal(json_array_size(a), 5);
+	s = json_array_get(a, 3);
+	assert_string_equal(jstr(s, "side"), "origin");
+	assert_int_equal(jint(s, "rtt_us"), 42000);
+	assert_int_equal(jint(s, "bytes_in_flight"), 2896);
+	assert_int_equal(jint(s, "delivery_rate"), 50000);
+	assert_int_equal(jint(s, "bytes_received"), 1200);
+	assert_int_equal(jint(s, "t_us"), T0 + 1000000 + 101000);
+	json_decref(o);
+	/* a stream without samples */
+	assert_int_equal(
+	    run(f, cli_show, "show", "stream", "2", "--db", f->db, NULL), 0);
+	assert_non_null(strstr(f->text,
+	    "  tcp samples 0 client, 0 origin "
+	    "(sampling off, or not a relayed "
+	    "stream)\n"));
+	assert_int_equal(run(f, cli_show, "show", "stream", "2", "--samples",
+			     "--db", f->db, NULL),
+	    0);
+	assert_non_null(strstr(f->text, "(no samples recorded)"));
+	assert_int_equal(run(f, cli_show, "show", "stream", "2", "--json",
+			     "--db", f->db, NULL),
+	    0);
+	o = parse(f->text);
+	assert_int_equal(json_array_size(json_object_get(o, "tcp_samples")), 0);
+	json_decref(o);
+}
+
 /* Stream-only hosts are in the catalogue, with how they were named. */
 static void
 test_domains_streams(void **state)
@@ -540,6 +633,7 @@ main(void)
 	    T(test_streams_text_csv_usage),
 	    T(test_show_stream_text),
 	    T(test_show_stream_csv_json),
+	    T(test_show_stream_samples),
 	    T(test_domains_streams),
 	};
 #undef T

@@ -94,6 +94,8 @@ assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->ndns, 0);
 	assert_null(cfg->hosts_file);
 	assert_int_equal(cfg->pinning_retry_ms, 60000);
+	assert_int_equal(cfg->tcp_sample_interval_ms, 100);
+	assert_int_equal(cfg->tcp_samples_max, 10000);
 }
 
 static void
@@ -777,6 +779,37 @@ test_strings_replace(void **state)
  * with every "#setting value" line switched on it must still load, and the
  * values it documents must be the real defaults.
  */
+/* TCP timelines: the interval is a duration (0 turns sampling off, at
+ * most an hour), the cap a count (0 records none). */
+static void
+test_tcp_samples(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	config_init(&cfg);
+	set_ok(&cfg, "tcp-sample-interval", "50ms");
+	assert_int_equal(cfg.tcp_sample_interval_ms, 50);
+	set_ok(&cfg, "tcp-sample-interval", "2s");
+	assert_int_equal(cfg.tcp_sample_interval_ms, 2000);
+	set_ok(&cfg, "tcp-sample-interval", "0");
+	assert_int_equal(cfg.tcp_sample_interval_ms, 0);
+	set_ok(&cfg, "tcp-sample-interval", "60m");
+	assert_int_equal(cfg.tcp_sample_interval_ms, 3600000);
+	set_bad(&cfg, "tcp-sample-interval", "61m", "at most 3600s");
+	set_bad(&cfg, "tcp-sample-interval", "fast", "duration");
+	set_bad(&cfg, "tcp-sample-interval", "-1ms", "duration");
+	assert_int_equal(cfg.tcp_sample_interval_ms, 3600000);
+	set_ok(&cfg, "tcp-samples-max", "5");
+	assert_int_equal(cfg.tcp_samples_max, 5);
+	set_ok(&cfg, "tcp-samples-max", "0");
+	assert_int_equal(cfg.tcp_samples_max, 0);
+	set_bad(&cfg, "tcp-samples-max", "many", NULL);
+	set_bad(&cfg, "tcp-samples-max", "-5", NULL);
+	set_bad(&cfg, "tcp-samples-max", "17M", NULL);
+	config_free(&cfg);
+}
+
 static void
 test_shipped_conf(void **state)
 {
@@ -865,6 +898,7 @@ main(void)
 	    cmocka_unit_test(test_file_stops_at_first_error),
 	    cmocka_unit_test(test_file_missing),
 	    cmocka_unit_test(test_strings_replace),
+	    cmocka_unit_test(test_tcp_samples),
 	    cmocka_unit_test(test_shipped_conf),
 	};
 

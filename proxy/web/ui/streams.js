@@ -10,8 +10,11 @@ const BUCKET_MS = 100;
 const UP = "#3b82f6";
 const DOWN = "#f59e0b";
 const PALETTE = ["#22c55e", "#a855f7", "#ef4444", "#06b6d4", "#eab308", "#ec4899", "#84cc16", "#64748b"];
-// per-sample TCP_INFO keys the server may attach to events one day
-const SAMPLE_KEYS = /^(rtt_us|rttvar_us|unacked|retrans|retransmits|total_retrans|lost|snd_cwnd|cwnd|in_flight|inflight|bytes_in_flight|notsent|notsent_bytes|sacked|delivery_rate)$/;
+// the two legs of a TCP sample (tcp_samples[].side) and how they are drawn
+const LEGS = [
+  { side: "client", label: "client ↔ proxy", color: "#22c55e" },
+  { side: "origin", label: "proxy ↔ server", color: "#a855f7" },
+];
 
 function themeColor(name, fallback) {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -80,66 +83,89 @@ export function buildSeries(events) {
     if (e.dir === "up") bu[i] += e.bytes || 0;
     else bd[i] += e.bytes || 0;
   }
-  // per-sample TCP_INFO keys, if any event carries them
-  const sampleKeys = new Set();
-  for (const e of ev) for (const k of Object.keys(e)) if (SAMPLE_KEYS.test(k) && typeof e[k] === "number") sampleKeys.add(k);
-  const samples = [...sampleKeys].map((k) => {
-    const pts = ev.filter((e) => typeof e[k] === "number");
-    return { key: k, x: pts.map((e) => e.t_ms / 1000), y: pts.map((e) => (k.endsWith("_us") ? e[k] / 1000 : e[k])), dir: pts.map((e) => e.dir) };
-  });
   // (d) mmTLS records by type
   const types = [...new Set(ev.map((e) => e.mmtls_type).filter((t) => t !== null && t !== undefined && t !== ""))];
   const mm = ev.filter((e) => e.mmtls_type);
-  return { ev, cum: [xs, cu, cd], buckets: [bx, bu, bd], bucketMs, samples, types, mm };
+  return { ev, cum: [xs, cu, cd], buckets: [bx, bu, bd], bucketMs, types, mm };
+}
+
+// The TCP_INFO samples (s.tcp_samples: one object per leg and reading) as
+// uPlot data on one x axis, seconds since open: for each key, a column per
+// leg, null where that leg has no reading at that time (a leg closed
+// early, the other not sampled). RTTs in ms.
+export function buildSampleSeries(samples) {
+  const sm = samples.slice().sort((a, b) => a.t_ms - b.t_ms);
+  const xs = [...new Set(sm.map((p) => p.t_ms))].sort((a, b) => a - b);
+  const idx = new Map(xs.map((x, i) => [x, i]));
+  const col = (key, side, f = (v) => v) => {
+    const ys = new Array(xs.length).fill(null);
+    for (const p of sm) if (p.side === side && typeof p[key] === "number") ys[idx.get(p.t_ms)] = f(p[key]);
+    return ys;
+  };
+  const ms = (v) => v / 1000;
+  const legs = LEGS.filter((l) => sm.some((p) => p.side === l.side));
+  const x = xs.map((t) => t / 1000);
+  return {
+    legs,
+    count: sm.length,
+    rtt: [x, ...legs.map((l) => col("rtt_us", l.side, ms))],
+    flight: [x, ...legs.map((l) => col("snd_cwnd", l.side)), ...legs.map((l) => col("bytes_in_flight", l.side))],
+    retrans: [x, ...legs.map((l) => col("total_retrans", l.side))],
+  };
+}
+
+// RTT, cwnd and in-flight bytes, retransmissions over time, both legs.
+function samplePlots(b) {
+  const x = { scales: { x: { time: false } } };
+  const line = (l, extra = {}) => ({ label: l.label, stroke: l.color, width: 1.5, spanGaps: true, points: { show: b.rtt[0].length < 200, size: 4 }, ...extra });
+  const flightAxes = axes("cwnd (segments)");
+  flightAxes[1].scale = "seg";
+  flightAxes.push({ ...flightAxes[1], scale: "bytes", side: 1, label: "bytes in flight", grid: { show: false }, values: bytesAxis });
+  return [
+    html`<${Plot} key="rtt" title="RTT per leg (TCP_INFO samples)" data=${b.rtt} opts=${{
+      ...x,
+      axes: axes("ms"),
+      series: [{ label: "s" }, ...b.legs.map((l) => line(l, { label: `rtt ${l.label}`, value: (u, v) => (v === null || v === undefined ? "—" : v.toFixed(3) + " ms") }))],
+    }} />`,
+    html`<${Plot} key="flight" title="congestion window and bytes in flight" note="cwnd in segments (solid, left axis); bytes sent and not yet acknowledged, less what was SACKed or deemed lost (dashed, right axis)" data=${b.flight} opts=${{
+      scales: { x: { time: false }, seg: {}, bytes: {} },
+      axes: flightAxes,
+      series: [{ label: "s" }, ...b.legs.map((l) => line(l, { label: `cwnd ${l.label}`, scale: "seg" })), ...b.legs.map((l) => line(l, { label: `in flight ${l.label}`, scale: "bytes", dash: [6, 4], value: fmtBytes }))],
+    }} />`,
+    html`<${Plot} key="retrans" title="retransmissions (total so far, per leg)" data=${b.retrans} opts=${{
+      ...x,
+      axes: axes("segments"),
+      series: [{ label: "s" }, ...b.legs.map((l) => line(l, { label: `retransmitted ${l.label}`, paths: uPlot.paths.stepped({ align: 1 }) }))],
+    }} />`,
+  ];
 }
 
 function StreamPlots({ s }) {
   const events = Array.isArray(s.events_list) ? s.events_list : [];
+  const samples = Array.isArray(s.tcp_samples) ? s.tcp_samples : [];
   const [built, setBuilt] = useState(null);
-  useEffect(() => setBuilt(buildSeries(events)), [s]);
-  if (events.length === 0) return html`<div class="note">no events recorded for this stream (stream events are recorded for passed-through connections)</div>`;
+  useEffect(() => setBuilt({ ev: buildSeries(events), sm: samples.length ? buildSampleSeries(samples) : null }), [s]);
+  if (events.length === 0 && samples.length === 0) return html`<div class="note">no events or TCP samples recorded for this stream (they are recorded for passed-through connections)</div>`;
   if (!built) return html`<div class="note">plotting…</div>`;
-  const { cum, buckets, bucketMs, samples, types, mm } = built;
+  const { cum, buckets, bucketMs, types, mm } = built.ev;
   const plots = [];
-  plots.push(
-    html`<${Plot} key="cum" title="bytes over time (cumulative)" data=${cum} opts=${{
-      scales: { x: { time: false } },
-      axes: axes("bytes", bytesAxis),
-      series: [{ label: "s" }, { label: "up (client → server)", stroke: UP, width: 2, value: fmtBytes, paths: uPlot.paths.stepped({ align: 1 }) }, { label: "down (server → client)", stroke: DOWN, width: 2, value: fmtBytes, paths: uPlot.paths.stepped({ align: 1 }) }],
-    }} />`
-  );
-  plots.push(
-    html`<${Plot} key="rate" title=${`throughput per ${bucketMs} ms`} note="how much crossed in each direction per bucket; what is in flight unacknowledged needs TCP_INFO samples" data=${buckets} opts=${{
-      scales: { x: { time: false } },
-      axes: axes("bytes / bucket", bytesAxis),
-      series: [{ label: "s" }, { label: "up", stroke: UP, fill: UP + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }, { label: "down", stroke: DOWN, fill: DOWN + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }],
-    }} />`
-  );
-  if (samples.length) {
-    // one x axis for all sample series; gaps where a key has no value
-    const xsSet = new Set();
-    for (const sm of samples) for (const x of sm.x) xsSet.add(x);
-    const xs = [...xsSet].sort((a, b) => a - b);
-    const idx = new Map(xs.map((x, i) => [x, i]));
-    const data = [xs];
-    for (const sm of samples) {
-      const ys = new Array(xs.length).fill(null);
-      sm.x.forEach((x, i) => (ys[idx.get(x)] = sm.y[i]));
-      data.push(ys);
-    }
-    const rtt = samples.filter((sm) => /rtt/.test(sm.key));
-    const other = samples.filter((sm) => !/rtt/.test(sm.key));
-    const mk = (list, title, ylab) => {
-      const d = [xs, ...list.map((sm) => data[1 + samples.indexOf(sm)])];
-      return html`<${Plot} key=${title} title=${title} data=${d} opts=${{
+  if (events.length) {
+    plots.push(
+      html`<${Plot} key="cum" title="bytes over time (cumulative)" data=${cum} opts=${{
         scales: { x: { time: false } },
-        axes: axes(ylab),
-        series: [{ label: "s" }, ...list.map((sm, i) => ({ label: sm.key.replace(/_us$/, " (ms)"), stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true, points: { show: true, size: 4 } }))],
-      }} />`;
-    };
-    if (other.length) plots.push(mk(other, "TCP_INFO samples (in flight, retransmissions…)", "count"));
-    if (rtt.length) plots.push(mk(rtt, "RTT (TCP_INFO samples)", "ms"));
+        axes: axes("bytes", bytesAxis),
+        series: [{ label: "s" }, { label: "up (client → server)", stroke: UP, width: 2, value: fmtBytes, paths: uPlot.paths.stepped({ align: 1 }) }, { label: "down (server → client)", stroke: DOWN, width: 2, value: fmtBytes, paths: uPlot.paths.stepped({ align: 1 }) }],
+      }} />`
+    );
+    plots.push(
+      html`<${Plot} key="rate" title=${`throughput per ${bucketMs} ms`} note=${built.sm ? "how much crossed in each direction per bucket; bytes in flight are in the TCP sample plots" : "how much crossed in each direction per bucket; bytes in flight need TCP samples (tcp-sample-interval)"} data=${buckets} opts=${{
+        scales: { x: { time: false } },
+        axes: axes("bytes / bucket", bytesAxis),
+        series: [{ label: "s" }, { label: "up", stroke: UP, fill: UP + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }, { label: "down", stroke: DOWN, fill: DOWN + "40", width: 1, value: fmtBytes, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }) }],
+      }} />`
+    );
   }
+  if (built.sm) plots.push(...samplePlots(built.sm));
   if (types.length) {
     const xs = mm.map((e) => e.t_ms / 1000);
     const data = [xs, ...types.map((t, ti) => mm.map((e) => (e.mmtls_type === t ? ti + 1 : null)))];
@@ -173,22 +199,23 @@ function StreamPlots({ s }) {
 }
 
 function TcpInfo({ s, hasSamples }) {
-  const keys = Object.keys(s).filter((k) => /^tcp_/.test(k));
+  // TCP_INFO at close: tcp_client_* and tcp_server_* (not tcp_samples*)
+  const keys = Object.keys(s).filter((k) => /^tcp_(client|server)_/.test(k));
   if (keys.length === 0) return html`<div class="note">no TCP_INFO recorded for this connection</div>`;
   // rows per side: tcp_client_rtt_us -> side client, field rtt_us
   const sides = {};
   const fields = [];
   for (const k of keys) {
     const m = /^tcp_(client|server)_(.*)$/.exec(k);
-    const side = m ? m[1] : "";
-    const f = m ? m[2] : k.slice(4);
+    const side = m[1];
+    const f = m[2];
     (sides[side] ||= {})[f] = s[k];
     if (!fields.includes(f)) fields.push(f);
   }
   const fmt = (f, v) => (v === null || v === undefined ? "—" : /_us$/.test(f) ? (v / 1000).toFixed(3) : String(v));
   return html`<div class="tcpinfo">
     <h4>RTT and retransmissions (TCP_INFO at close)</h4>
-    ${!hasSamples && html`<div class="note">per-sample RTT needs TCP_INFO sampling; these are the values read when the connection closed</div>`}
+    ${!hasSamples && html`<div class="note">no TCP samples for this connection (tcp-sample-interval 0, or not relayed as a stream); these are the values read when it closed</div>`}
     <table class="grid mono" data-testid="tcp-info">
       <thead><tr><th>leg</th>${fields.map((f) => html`<th class="num" title=${"tcpi_" + f}>${f.replace(/_us$/, " (ms)")}</th>`)}</tr></thead>
       <tbody>
@@ -222,7 +249,7 @@ export function Streams({ sel, setSel }) {
   const rows = Array.isArray(list.data) ? list.data : [];
   const keys = keysOf(rows, STREAM_ORDER).filter((k) => !/_us$/.test(k) && k !== "target_host" && k !== "target_port" && k !== "server_port");
   const s = one && one.data;
-  const hasSamples = s && Array.isArray(s.events_list) && s.events_list.some((e) => Object.keys(e).some((k) => SAMPLE_KEYS.test(k)));
+  const hasSamples = s && Array.isArray(s.tcp_samples) && s.tcp_samples.length > 0;
   return html`<div class="page streams-page">
     <div class="page-bar">
       <b>Streams</b> <span class="note">${rows.length} passed-through connections · click one for its timeline</span>
@@ -240,7 +267,7 @@ export function Streams({ sel, setSel }) {
         ${one.error && html`<div class="error">${one.error}</div>`}
         ${s &&
         html`<div>
-          <h3 class="mono">stream ${s.id ?? sel} ${s.target_host || s.sni || ""} ${s.protocol ? "· " + s.protocol : ""} ${s.events_capped ? html`<span class="note">(events capped: later ones were dropped)</span>` : ""}</h3>
+          <h3 class="mono">stream ${s.id ?? sel} ${s.target_host || s.sni || ""} ${s.protocol ? "· " + s.protocol : ""} ${s.events_capped ? html`<span class="note">(events capped: later ones were dropped)</span>` : ""} ${s.tcp_samples_capped ? html`<span class="note">(TCP samples capped at tcp-samples-max)</span>` : ""}</h3>
           <${StreamPlots} s=${s} />
           <${TcpInfo} s=${s} hasSamples=${hasSamples} />
         </div>`}
