@@ -223,9 +223,11 @@ nomem:
 }
 
 /*
- * path opened for reading if it is a regular file. O_NONBLOCK so that a
- * FIFO put there does not block the open; O_NOFOLLOW: no symlink. NULL
- * with errno (EINVAL: not a regular file).
+ * path opened for reading if it is (or links to) a regular file:
+ * O_NONBLOCK so that a FIFO put there does not block the open. Links are
+ * followed: only read, and a directory of links to the release files is
+ * a fair way to point at them. NULL with errno (EINVAL: not a regular
+ * file).
  */
 static FILE *
 asn_fopen(const char *path)
@@ -234,8 +236,7 @@ asn_fopen(const char *path)
 	FILE *fp;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) ==
-	    -1)
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1)
 		return NULL;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    fcntl(fd, F_SETFL, 0) == -1 || (fp = fdopen(fd, "r")) == NULL) {
