@@ -383,7 +383,7 @@ upd_install(const char *stage, const char *old, int had_old)
 	    "peephole " UPD_CMD ": note: no atomic exchange here (%s); "
 	    "replacing %s with two renames\n",
 	    strerror(errno), old);
-	snprintf(aside, sizeof(aside), "%s.old", stage);
+	snprintf(aside, sizeof(aside), "%.4040s.old", stage);
 	if (rename(old, aside) == -1)
 		return -1;
 	if (rename(stage, old) == -1) {
@@ -452,8 +452,9 @@ cli_geo_update(int argc, char **argv)
 
 	if ((rc = upd_parse(argc, argv, &o)) != CLI_OK)
 		return rc == ARGS_HELP ? CLI_OK : rc;
-	snprintf(old, sizeof(old), "%s/geo", o.home);
-	snprintf(stage, sizeof(stage), "%s/geo.new.XXXXXX", o.home);
+	/* o.home is at most UPD_MAX_HOME (4000) bytes: nothing is cut */
+	snprintf(old, sizeof(old), "%.4000s/geo", o.home);
+	snprintf(stage, sizeof(stage), "%.4000s/geo.new.XXXXXX", o.home);
 	if ((had_old = upd_check_old(old)) == -1)
 		return CLI_ERROR;
 	if ((mkdir(o.home, 0700) == -1 && errno != EEXIST) ||
