@@ -350,12 +350,15 @@ struct asn_sweep {
 static void
 asn_emit(struct asn_sweep *s, const unsigned char *last)
 {
-	struct asn_range *o = &s->out[s->nout++];
+	struct asn_range *o = s->out != NULL ? &s->out[s->nout] : NULL;
 
-	memset(o, 0, sizeof(*o));
-	memcpy(o->first, s->pos, s->alen);
-	memcpy(o->last, last, s->alen);
-	o->idx = s->stack[s->depth - 1]->idx;
+	s->nout++; /* only counted on the first pass (out NULL) */
+	if (o != NULL) {
+		memset(o, 0, sizeof(*o));
+		memcpy(o->first, s->pos, s->alen);
+		memcpy(o->last, last, s->alen);
+		o->idx = s->stack[s->depth - 1]->idx;
+	}
 	memcpy(s->pos, last, s->alen);
 	s->done = asn_inc(s->pos, s->alen);
 }
@@ -388,6 +391,22 @@ asn_flush(struct asn_sweep *s, const unsigned char *before)
 	}
 }
 
+/* The sweep over the sorted ranges in[0..n). */
+static void
+asn_sweep_run(struct asn_sweep *s, const struct asn_range *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		asn_flush(s, in[i].first);
+		if (s->depth == 0 || s->done) {
+			memcpy(s->pos, in[i].first, s->alen);
+			s->done = 0;
+			s->depth = 0;
+		}
+		s->stack[s->depth++] = &in[i];
+	}
+	asn_flush(s, NULL);
+}
+
 /*
  * Sort by first address and cut overlaps. The published data has a few
  * overlapping rows (2.3.2026061719: 214.95.0.0-215.0.255.255 and
@@ -396,41 +415,37 @@ asn_flush(struct asn_sweep *s, const unsigned char *before)
  * it goes on after its end (1.0.0.0-1.255.255.255 around 1.2.0.0/16
  * becomes 1.0.0.0-1.1.255.255, 1.2.0.0/16, 1.3.0.0-1.255.255.255).
  * Replaces *r with a new array of *n sorted, disjoint ranges (at most
- * twice as many: each range splits the one around it in two at most).
- * 0, or -1 when out of memory (*r unchanged).
+ * twice as many: each range splits the one around it in two at most;
+ * a first pass counts them, so the array is the size it needs). 0, or
+ * -1 when out of memory (*r unchanged).
  */
 static int
 asn_sort(struct asn_range **r, size_t *n, size_t alen)
 {
 	struct asn_sweep s;
 	struct asn_range *in = *r;
+	size_t nout = 0;
 
-	memset(&s, 0, sizeof(s));
-	s.alen = alen;
 	if (*n == 0)
 		return 0;
 	qsort(in, *n, sizeof(*in), alen == 4 ? asn_cmp4 : asn_cmp6);
-	s.stack = calloc(*n, sizeof(*s.stack));
-	s.out = calloc(*n, 2 * sizeof(*s.out));
-	if (s.stack == NULL || s.out == NULL) {
-		free(s.stack);
-		free(s.out);
-		return -1;
-	}
-	for (size_t i = 0; i < *n; i++) {
-		asn_flush(&s, in[i].first);
-		if (s.depth == 0 || s.done) {
-			memcpy(s.pos, in[i].first, alen);
-			s.done = 0;
-			s.depth = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		memset(&s, 0, sizeof(s));
+		s.alen = alen;
+		s.stack = calloc(*n, sizeof(*s.stack));
+		if (s.stack == NULL ||
+		    (pass == 1 &&
+			(s.out = calloc(nout, sizeof(*s.out))) == NULL)) {
+			free(s.stack);
+			return -1;
 		}
-		s.stack[s.depth++] = &in[i];
+		asn_sweep_run(&s, in, *n);
+		free(s.stack);
+		nout = s.nout;
 	}
-	asn_flush(&s, NULL);
-	free(s.stack);
 	free(in);
 	*r = s.out;
-	*n = s.nout;
+	*n = nout;
 	return 0;
 }
 
