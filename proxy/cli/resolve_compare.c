@@ -35,6 +35,11 @@
 #define RC_BATCH 64
 /* Domains resolved, stored and freed together (a multiple of RC_BATCH). */
 #define RC_CHUNK 256
+_Static_assert(RC_CHUNK % RC_BATCH == 0, "a chunk is whole batches");
+_Static_assert(
+    (size_t)RC_CHUNK *RC_MAX_RESOLVERS * 2 * sizeof(struct rc_query) <=
+	(size_t)32 << 20,
+    "one chunk's queries stay under 32 MB");
 
 struct rc_opts {
 	const char *db;
