@@ -218,15 +218,19 @@ test_search(void **state)
 	assert_int_equal(strncmp(err, a, strlen(a)), 0);
 	assert_null(strstr(err, "/proc/self/fd"));
 	unlink(hg);
-	snprintf(hg, sizeof(hg), "%s/%s", a, GEO_COUNTRY_FILE);
-	unlink(hg); /* a link to the real data: not written through */
-	assert_non_null(fp = fopen(hg, "w"));
-	fputs("not an mmdb", fp);
-	fclose(fp);
-	assert_null(geo_open(a, NULL, err, sizeof(err)));
-	assert_int_equal(strncmp(err, a, strlen(a)), 0);
-	assert_non_null(strstr(err, "country.mmdb"));
-	unlink(hg);
+	{
+		char cf[PATH_MAX + 32];
+
+		snprintf(cf, sizeof(cf), "%s/%s", a, GEO_COUNTRY_FILE);
+		unlink(cf); /* a link to the real data: not written through */
+		assert_non_null(fp = fopen(cf, "w"));
+		fputs("not an mmdb", fp);
+		fclose(fp);
+		assert_null(geo_open(a, NULL, err, sizeof(err)));
+		assert_int_equal(strncmp(err, a, strlen(a)), 0);
+		assert_non_null(strstr(err, "country.mmdb"));
+		unlink(cf);
+	}
 }
 
 /* The converter: quoted names, both families, an overlap cut short; the
