@@ -4,7 +4,10 @@
  * checked (geo_verify: every ASN range, a lookup answered by each file),
  * then swapped with HOME/geo in one renameat2(RENAME_EXCHANGE) (a plain
  * rename when there is none yet), so a reader sees the old set or the new
- * one, never a mix. A file DIR lacks is carried over from the old set.
+ * one, never a mix (where the exchange is not supported, two renames and
+ * a note). A file DIR lacks is carried over from the old set. HOME/geo
+ * must be a real directory: a symlink there is refused, as the exchange
+ * would move the link and the clean-up would reach through it.
  */
 #include "proxy/cli/geo_update.h"
 
@@ -29,6 +32,7 @@
 #define UPD_CMD "geo update"
 #define UPD_MAX_FILE (1LL << 30) /* today's files are 8 and 12 MB */
 #define UPD_RENAME_EXCHANGE 2    /* linux/fs.h */
+#define UPD_MAX_HOME 4000        /* room for "/geo.new.XXXXXX/asn.bin.tmp" */
 
 struct upd_opts {
 	const char *from;
@@ -88,13 +92,20 @@ upd_parse(int argc, char **argv, struct upd_opts *o)
 		return args_usage(UPD_CMD, "--from DIR is required");
 	if (o->home_arg != NULL) {
 		if (o->home_arg[0] == '\0' ||
-		    (size_t)snprintf(o->home, sizeof(o->home), "%s",
-			o->home_arg) >= sizeof(o->home) - 32)
-			return args_usage(UPD_CMD, "bad --home");
-	} else if (ca_home(o->home, sizeof(o->home) - 32) == -1) {
+		    strlen(o->home_arg) > UPD_MAX_HOME)
+			return args_usage(UPD_CMD,
+			    "bad --home (empty, or longer than 4000 bytes)");
+		snprintf(o->home, sizeof(o->home), "%s", o->home_arg);
+	} else if (ca_home(o->home, sizeof(o->home)) == -1) {
 		fprintf(stderr,
 		    "peephole " UPD_CMD ": cannot find the peephole "
 		    "home: set PEEPHOLE_HOME or use --home DIR\n");
+		return CLI_ERROR;
+	} else if (strlen(o->home) > UPD_MAX_HOME) {
+		fprintf(stderr,
+		    "peephole " UPD_CMD ": the peephole home is longer than "
+		    "4000 bytes: %.60s...\n",
+		    o->home);
 		return CLI_ERROR;
 	}
 	return CLI_OK;
@@ -110,6 +121,28 @@ upd_exists(const char *dir, const char *file)
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/*
+ * dir/file opened for reading if it is (or links to) a regular file.
+ * O_NONBLOCK: a FIFO swapped in after upd_exists must not block the open
+ * (nor the reads: a regular file ignores the flag). -1 with errno.
+ */
+static int
+upd_open_src(const char *path)
+{
+	struct stat st;
+	int fd;
+
+	errno = 0;
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		return fd;
+	if (errno == 0)
+		errno = EINVAL; /* not a regular file */
+	close(fd);
+	return -1;
+}
+
 /* Copy dir/file to to/as (a new file). 0, or -1 with err. */
 static int
 upd_copy(const char *dir, const char *file, const char *to, const char *as,
@@ -122,7 +155,7 @@ upd_copy(const char *dir, const char *file, const char *to, const char *as,
 
 	snprintf(src, sizeof(src), "%s/%s", dir, file);
 	snprintf(dst, sizeof(dst), "%s/%s", to, as);
-	if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1 ||
+	if ((in = upd_open_src(src)) == -1 ||
 	    (out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) ==
 		-1)
 		goto fail;
@@ -249,17 +282,22 @@ upd_stage_source(const char *from, const char *old, const char *stage,
 	fclose(out);
 }
 
-/* Remove a staging or old directory: the files a set may hold. */
+/*
+ * Remove a staging or old directory: the files a set may hold, unlinked
+ * relative to the directory opened without following a link, so that a
+ * symlink in dir's place is never emptied through.
+ */
 static void
 upd_rmdir(const char *dir)
 {
 	static const char *const files[] = {GEO_COUNTRY_FILE, GEO_ASN_FILE,
 	    GEO_SOURCE_FILE, GEO_ASN_FILE ".tmp"};
-	char p[PATH_MAX + 32];
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
-		unlink(p);
+	if (fd != -1) {
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+			unlinkat(fd, files[i], 0);
+		close(fd);
 	}
 	if (rmdir(dir) == -1 && errno != ENOENT)
 		fprintf(stderr,
@@ -322,14 +360,68 @@ upd_stage(const struct upd_opts *o, const char *old, const char *stage,
 	return 0;
 }
 
-/* Swap stage in for old (stage then holds the old set). */
+/*
+ * Swap stage in for old (stage then holds the old set). Where the file
+ * system or kernel has no RENAME_EXCHANGE (EINVAL, ENOSYS), two renames:
+ * old to a second name, stage to old, the old set back to stage; a
+ * reader between the two finds no geo/ and falls back to the data
+ * beside the binary for that moment. Said on stderr. 0 / -1 (errno).
+ */
 static int
 upd_install(const char *stage, const char *old, int had_old)
 {
-	if (had_old)
-		return (int)syscall(SYS_renameat2, AT_FDCWD, stage, AT_FDCWD,
-		    old, UPD_RENAME_EXCHANGE);
-	return rename(stage, old);
+	char aside[PATH_MAX + 16];
+
+	if (!had_old)
+		return rename(stage, old);
+	if (syscall(SYS_renameat2, AT_FDCWD, stage, AT_FDCWD, old,
+		UPD_RENAME_EXCHANGE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	fprintf(stderr,
+	    "peephole " UPD_CMD ": note: no atomic exchange here (%s); "
+	    "replacing %s with two renames\n",
+	    strerror(errno), old);
+	snprintf(aside, sizeof(aside), "%.4040s.old", stage);
+	if (rename(old, aside) == -1)
+		return -1;
+	if (rename(stage, old) == -1) {
+		int e = errno;
+
+		rename(aside, old);
+		errno = e;
+		return -1;
+	}
+	return rename(aside, stage);
+}
+
+/*
+ * Whether old (HOME/geo) holds a set: 1 a directory, 0 nothing there,
+ * -1 with a message when it is something else. A symlink is refused: the
+ * exchange would swap the link itself into the staging name and the
+ * clean-up would then unlink through it, in the link's target.
+ */
+static int
+upd_check_old(const char *old)
+{
+	struct stat st;
+
+	if (lstat(old, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		fprintf(stderr, "peephole " UPD_CMD ": %s: %s\n", old,
+		    strerror(errno));
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode))
+		return 1;
+	fprintf(stderr,
+	    "peephole " UPD_CMD ": %s is %s, not a directory: refusing to "
+	    "replace it (make it a directory, or remove it, and run again); "
+	    "nothing replaced\n",
+	    old, S_ISLNK(st.st_mode) ? "a symbolic link" : "a file");
+	return -1;
 }
 
 static void
@@ -356,20 +448,21 @@ cli_geo_update(int argc, char **argv)
 	struct upd_opts o;
 	char old[PATH_MAX], stage[PATH_MAX], was[1024], err[1024];
 	enum upd_how how[2];
-	struct stat st;
 	int rc, had_old;
 
 	if ((rc = upd_parse(argc, argv, &o)) != CLI_OK)
 		return rc == ARGS_HELP ? CLI_OK : rc;
+	/* o.home is at most UPD_MAX_HOME (4000) bytes: nothing is cut */
 	snprintf(old, sizeof(old), "%.4000s/geo", o.home);
 	snprintf(stage, sizeof(stage), "%.4000s/geo.new.XXXXXX", o.home);
+	if ((had_old = upd_check_old(old)) == -1)
+		return CLI_ERROR;
 	if ((mkdir(o.home, 0700) == -1 && errno != EEXIST) ||
 	    mkdtemp(stage) == NULL) {
 		fprintf(stderr, "peephole " UPD_CMD ": %s: %s\n", o.home,
 		    strerror(errno));
 		return CLI_ERROR;
 	}
-	had_old = stat(old, &st) == 0 && S_ISDIR(st.st_mode);
 	upd_describe(old, was, sizeof(was));
 	if (upd_stage(&o, old, stage, how, err, sizeof(err)) == -1) {
 		upd_unstage(stage, err, sizeof(err));

@@ -192,18 +192,33 @@ loc_json_set(const struct loc_set *s)
 	return a;
 }
 
-/* Bytes, connections of the facts whose address is `where`. */
+/*
+ * Bytes, connections of the facts whose address is `where`. A connection
+ * whose requests went to several hosts counts once here however many of
+ * its parts are `where` (and once under each `where` its parts reached,
+ * so the counts of the headline may add up to more than the total).
+ */
 static void
-loc_sum_where(const struct loc_data *d, enum loc_where where, uint64_t *bytes,
-    int64_t *conns)
+loc_sum_where(
+    struct loc_data *d, enum loc_where where, uint64_t *bytes, int64_t *conns)
 {
 	*bytes = 0;
 	*conns = 0;
-	for (size_t i = 0; i < d->nfacts; i++)
-		if (d->addrs[d->facts[i].addr].where == where) {
-			*bytes += d->facts[i].up + d->facts[i].down;
-			*conns += d->facts[i].conns;
+	for (size_t i = 0; i < d->nsplits; i++)
+		d->splits[i] = 0;
+	for (size_t i = 0; i < d->nfacts; i++) {
+		const struct loc_fact *f = &d->facts[i];
+
+		if (d->addrs[f->addr].where != where)
+			continue;
+		*bytes += f->up + f->down;
+		if (f->split == 0)
+			*conns += f->conns;
+		else if (d->splits[f->split - 1] == 0) {
+			d->splits[f->split - 1] = 1;
+			(*conns)++;
 		}
+	}
 }
 
 /* Distinct names among the facts (they come sorted by name). */
@@ -532,7 +547,7 @@ loc_json_rows(const struct loc_opts *o, const struct loc_data *d, int by,
 
 /* {"bytes", "share", "connections"} of the facts at `where`. */
 static json_t *
-loc_json_where(const struct loc_data *d, enum loc_where w)
+loc_json_where(struct loc_data *d, enum loc_where w)
 {
 	uint64_t b;
 	int64_t c;
@@ -695,7 +710,7 @@ loc_head_left(struct loc_data *d, const struct loc_opts *o)
 
 /* "stayed in CN 50.0%; unknown country 5.0%; ..." with what is not 0. */
 static void
-loc_head_rest(const struct loc_data *d, const struct loc_opts *o)
+loc_head_rest(struct loc_data *d, const struct loc_opts *o)
 {
 	static const struct {
 		enum loc_where w;

@@ -51,6 +51,10 @@ struct loc_fact {
 	enum loc_asked asked;
 	size_t addr; /* index into loc_data.addrs */
 	int64_t conns;
+	/* 0, or 1 + the index in loc_data.splits of the one connection this
+	 * fact is part of (its requests went to several hosts): a row counts
+	 * that connection once however many of its parts it holds */
+	size_t split;
 	uint64_t up;   /* bytes to the server (origin leg) */
 	uint64_t down; /* bytes from the server */
 };
@@ -69,7 +73,9 @@ struct loc_data {
 	size_t nfacts, capfacts;
 	struct loc_answer *answers; /* sorted by name */
 	size_t nanswers;
-	int64_t conns; /* totals */
+	unsigned *splits; /* per split connection: loc_fold's stamp */
+	size_t nsplits, capsplits;
+	int64_t conns; /* totals: distinct connections */
 	uint64_t up, down;
 	char geo_source[512]; /* geo_source(), "" without data */
 };

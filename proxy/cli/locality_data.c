@@ -320,7 +320,10 @@ loc_part_of(uint64_t total, uint64_t part, uint64_t whole)
  * Share one connection's bytes (up, down) out among its parts in
  * proportion to what their requests carried (framing and unanswered
  * bytes included), the rounding to the first, so that the connection's
- * bytes count exactly once. Frees the parts' strings. 0 / -1.
+ * bytes count exactly once. Each part is a fact of one connection (its
+ * conns is 1, its split names the connection), so that a row holding
+ * several parts counts the connection once. Frees the parts' strings
+ * whatever the outcome: the caller forgets them. 0 / -1.
  */
 static int
 loc_split_flush(struct loc_data *d, struct loc_part *p, size_t n, uint64_t up,
@@ -330,6 +333,11 @@ loc_split_flush(struct loc_data *d, struct loc_part *p, size_t n, uint64_t up,
 	int rc = 0;
 	size_t i;
 
+	if (loc_grow((void **)&d->splits, &d->capsplits, d->nsplits,
+		sizeof(*d->splits)) == -1)
+		rc = -1;
+	else
+		d->splits[d->nsplits++] = 0;
 	for (i = 0; i < n; i++) {
 		rup += p[i].up;
 		rdown += p[i].down;
@@ -346,6 +354,8 @@ loc_split_flush(struct loc_data *d, struct loc_part *p, size_t n, uint64_t up,
 			p[i].by_addr ? "address" : "host", p[i].by_addr,
 			p[i].ip, 1, u, w) == -1)
 			rc = -1;
+		else if (rc == 0)
+			d->facts[d->nfacts - 1].split = d->nsplits;
 		free(p[i].host);
 		free(p[i].ip);
 	}
@@ -387,8 +397,14 @@ loc_load_split(sqlite3 *db, struct loc_data *d)
 		q->up = (uint64_t)sqlite3_column_int64(s, 3);
 		q->down = (uint64_t)sqlite3_column_int64(s, 4);
 	}
-	if (rc != SQLITE_DONE || (n > 0 && loc_split_flush(d, p, n, up, down)))
+	if (rc != SQLITE_DONE)
 		goto fail;
+	if (n > 0) {
+		rc = loc_split_flush(d, p, n, up, down);
+		n = 0; /* freed by the flush, whatever it returned */
+		if (rc == -1)
+			goto fail;
+	}
 	free(p);
 	sqlite3_finalize(s);
 	return 0;
@@ -464,22 +480,41 @@ loc_fact_cmp(const void *a, const void *b)
 	return c != 0 ? c : strcmp(x->how, y->how);
 }
 
+/* Why the last read failed, into err. */
+static void
+loc_load_err(sqlite3 *db, char *err, size_t errlen)
+{
+	if (sqlite3_errcode(db) == SQLITE_NOMEM ||
+	    sqlite3_errcode(db) == SQLITE_OK ||
+	    sqlite3_errcode(db) == SQLITE_ROW)
+		snprintf(err, errlen, "out of memory");
+	else
+		snprintf(err, errlen, "query failed: %s", sqlite3_errmsg(db));
+}
+
+/*
+ * The five reads run in one read transaction, so that they see one
+ * snapshot of a capture the proxy is still writing (WAL): without it a
+ * connection committed between two of them is in the facts and not in
+ * the count, or an address is in the facts and not in the address list.
+ */
 int
 loc_load(sqlite3 *db, const struct geo *g, const struct loc_home *home,
     struct loc_data *d, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
 	geo_source(g, d->geo_source, sizeof(d->geo_source));
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		loc_load_err(db, err, errlen);
+		return -1;
+	}
 	if (loc_load_addrs(db, g, home, d) == -1 ||
 	    loc_load_facts(db, d) == -1 || loc_load_split(db, d) == -1 ||
-	    loc_count(db, d) == -1 || loc_load_answers(db, d) == -1) {
-		if (sqlite3_errcode(db) == SQLITE_NOMEM ||
-		    sqlite3_errcode(db) == SQLITE_OK ||
-		    sqlite3_errcode(db) == SQLITE_ROW)
-			snprintf(err, errlen, "out of memory");
-		else
-			snprintf(err, errlen, "query failed: %s",
-			    sqlite3_errmsg(db));
+	    loc_count(db, d) == -1 || loc_load_answers(db, d) == -1 ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		loc_load_err(db, err, errlen);
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
 	if (d->nfacts > 1)
@@ -505,5 +540,6 @@ loc_data_free(struct loc_data *d)
 	free(d->addrs);
 	free(d->facts);
 	free(d->answers);
+	free(d->splits);
 	memset(d, 0, sizeof(*d));
 }

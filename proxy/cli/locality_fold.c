@@ -137,7 +137,12 @@ loc_row_add(struct loc_data *d, enum loc_by by, struct loc_row *r,
 {
 	struct loc_addr *a = &d->addrs[f->addr];
 
-	r->conns += f->conns;
+	if (f->split == 0)
+		r->conns += f->conns;
+	else if (d->splits[f->split - 1] != stamp) {
+		d->splits[f->split - 1] = stamp; /* once per row */
+		r->conns++;
+	}
 	r->up += f->up;
 	r->down += f->down;
 	if (a->where == LOC_LEFT)
@@ -315,6 +320,8 @@ loc_fold(struct loc_data *d, enum loc_by by, struct loc_rows *out)
 	memset(out, 0, sizeof(*out));
 	for (i = 0; i < d->naddrs; i++)
 		d->addrs[i].stamp = 0;
+	for (i = 0; i < d->nsplits; i++)
+		d->splits[i] = 0;
 	if ((it = loc_items(d, by, &n)) == NULL)
 		return -1;
 	rc = loc_fold_items(d, by, it, n, out, &cap);

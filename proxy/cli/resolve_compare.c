@@ -6,9 +6,13 @@
  * answers are stored as one run in resolver_answers and printed with the
  * country and ASN of each address and where the resolvers disagree.
  *
- * The queries run first, on their own loop, with no transaction open;
- * the answers are then written in short transactions, so a proxy writing
- * the same file waits at most one batch.
+ * The names go RC_CHUNK at a time: their queries run on their own loop,
+ * with no transaction open, then their answers are written in short
+ * transactions, so a proxy writing the same file waits at most one
+ * batch, and the memory held is one chunk's queries whatever the number
+ * of names (RC_CHUNK * 32 resolvers * 2 types * sizeof(struct rc_query),
+ * 1.5 KB: 25 MB at most). A run that fails part way is deleted, so that
+ * no partial run is read later as a complete one.
  */
 #include "proxy/cli/cli.h"
 
@@ -29,6 +33,13 @@
 
 /* Domains written per transaction. */
 #define RC_BATCH 64
+/* Domains resolved, stored and freed together (a multiple of RC_BATCH). */
+#define RC_CHUNK 256
+_Static_assert(RC_CHUNK % RC_BATCH == 0, "a chunk is whole batches");
+_Static_assert(
+    (size_t)RC_CHUNK *RC_MAX_RESOLVERS * 2 * sizeof(struct rc_query) <=
+	(size_t)32 << 20,
+    "one chunk's queries stay under 32 MB");
 
 struct rc_opts {
 	const char *db;
@@ -84,7 +95,8 @@ static const char rc_help[] =
     "  --attempts N      tries per query (default 2); a resolver that\n"
     "                    never answers is recorded as \"timeout\", and\n"
     "                    after 16 timeouts its other queries are not\n"
-    "                    sent (\"error: not asked (unreachable)\")\n"
+    "                    sent (\"error: not asked (unreachable)\"); names\n"
+    "                    go 256 at a time, and each 256 try it again\n"
     "  --only-differ     print only the domains the resolvers disagree on\n"
     "  --show RUN        print stored run RUN again, without querying\n"
     "  --last            print the latest stored run again\n"
@@ -420,16 +432,14 @@ rc_names_get(sqlite3 *db, const struct rc_opts *o, struct rc_names *nm)
 	return CLI_OK;
 }
 
-/* The queries: each name, each resolver, A then AAAA. NULL on ENOMEM. */
-static struct rc_query *
-rc_queries(size_t nnames, size_t nres, size_t *nq)
+/* The queries of nnames names into q (room for them): each name, each
+ * resolver, A then AAAA. Their number. */
+static size_t
+rc_queries(struct rc_query *q, size_t nnames, size_t nres)
 {
-	struct rc_query *q;
 	size_t k = 0;
 
-	*nq = nnames * nres * 2;
-	if ((q = calloc(*nq ? *nq : 1, sizeof(*q))) == NULL)
-		return NULL;
+	memset(q, 0, nnames * nres * 2 * sizeof(*q));
 	for (size_t d = 0; d < nnames; d++)
 		for (size_t r = 0; r < nres; r++)
 			for (int t = 0; t < 2; t++, k++) {
@@ -437,7 +447,7 @@ rc_queries(size_t nnames, size_t nres, size_t *nq)
 				q[k].resolver = r;
 				q[k].aaaa = t;
 			}
-	return q;
+	return k;
 }
 
 static int
@@ -557,23 +567,21 @@ rc_store_begin(struct rc_store *st)
 	return ok ? 0 : -1;
 }
 
-/* Write every answer as run st->run (chosen here), RC_BATCH names per
- * transaction. 0, or -1 after a message. */
+/* Write the answers of names[0..n) as run st->run (chosen by the first
+ * batch), RC_BATCH names per transaction. 0, or -1 after a message. */
 static int
-rc_store_all(struct rc_store *st, const struct rc_names *nm,
+rc_store_all(struct rc_store *st, char *const *names, size_t n,
     const struct rc_resolver *res, size_t nres, struct rc_query *q)
 {
 	size_t per = nres * 2;
 
-	if (rc_store_prepare(st) == -1)
-		return -1;
-	for (size_t d = 0; d < nm->n; d += RC_BATCH) {
-		size_t end = d + RC_BATCH < nm->n ? d + RC_BATCH : nm->n;
+	for (size_t d = 0; d < n; d += RC_BATCH) {
+		size_t end = d + RC_BATCH < n ? d + RC_BATCH : n;
 
 		if (rc_store_begin(st) == -1)
 			goto fail;
 		for (size_t k = d; k < end; k++)
-			if (rc_store_name(st, nm->v[k], res, q + k * per, per))
+			if (rc_store_name(st, names[k], res, q + k * per, per))
 				goto fail;
 		if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) !=
 		    SQLITE_OK)
@@ -613,6 +621,73 @@ rc_resolvers(const struct rc_opts *o, struct rc_resolver *res)
 	return n;
 }
 
+/*
+ * A run that failed part way: its rows are deleted (the batches before
+ * the failure were committed), so that `--last` does not show it as a
+ * complete run. Says so on stderr.
+ */
+static void
+rc_run_discard(struct rc_store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int ok;
+
+	if (st->run == 0)
+		return;
+	ok = sqlite3_prepare_v2(st->db,
+		 "DELETE FROM resolver_answers WHERE run_id = ?", -1, &s,
+		 NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_int64(s, 1, st->run);
+		ok = sqlite3_step(s) == SQLITE_DONE;
+	}
+	sqlite3_finalize(s);
+	if (ok)
+		fprintf(stderr,
+		    "peephole %s: run %lld was not stored whole: its rows "
+		    "are deleted\n",
+		    RC_CMD, (long long)st->run);
+	else
+		fprintf(stderr,
+		    "peephole %s: run %lld is incomplete and could not be "
+		    "deleted (%s): delete its rows from resolver_answers\n",
+		    RC_CMD, (long long)st->run, sqlite3_errmsg(st->db));
+}
+
+/*
+ * Resolve and store the names RC_CHUNK at a time, reusing one chunk's
+ * queries (the memory bound). 0, or -1 after a message, the run's rows
+ * then deleted.
+ */
+static int
+rc_run_chunks(struct rc_store *st, const struct rc_names *nm,
+    const struct rc_resolver *res, size_t nres, const struct rc_dns_opts *dns)
+{
+	size_t chunk = nm->n < RC_CHUNK ? nm->n : RC_CHUNK, nq;
+	struct rc_query *q = calloc(chunk * nres * 2, sizeof(*q));
+	int rc = 0;
+
+	if (q == NULL) {
+		fprintf(stderr, "peephole %s: out of memory\n", RC_CMD);
+		return -1;
+	}
+	if (rc_store_prepare(st) == -1)
+		rc = -1;
+	for (size_t d = 0; rc == 0 && d < nm->n; d += chunk) {
+		size_t n = d + chunk < nm->n ? chunk : nm->n - d;
+
+		nq = rc_queries(q, n, nres);
+		if (rc_dns_run((const char *const *)nm->v + d, res, nres, q, nq,
+			dns) == -1 ||
+		    rc_store_all(st, nm->v + d, n, res, nres, q) == -1)
+			rc = -1;
+	}
+	if (rc == -1)
+		rc_run_discard(st);
+	free(q);
+	return rc;
+}
+
 /* Query, store and print a new run. Exit status. */
 static int
 rc_run(sqlite3 *db, const struct rc_opts *o)
@@ -620,10 +695,9 @@ rc_run(sqlite3 *db, const struct rc_opts *o)
 	struct rc_resolver res[RC_MAX_RESOLVERS];
 	struct rc_store st = {db, NULL, NULL, 0, rc_now_us()};
 	struct rc_names nm = {NULL, 0, 0};
-	struct rc_query *q = NULL;
 	struct rc_dns_opts dns = o->dns;
 	struct rc_print_opts po = {(int)o->fmt, o->only_differ, o->db};
-	size_t nres = rc_resolvers(o, res), nq;
+	size_t nres = rc_resolvers(o, res);
 	int status;
 
 	if ((status = rc_names_get(db, o, &nm)) != CLI_OK)
@@ -634,20 +708,13 @@ rc_run(sqlite3 *db, const struct rc_opts *o)
 		status = CLI_OK;
 		goto done;
 	}
-	if ((q = rc_queries(nm.n, nres, &nq)) == NULL) {
-		fprintf(stderr, "peephole %s: out of memory\n", RC_CMD);
-		goto done;
-	}
 	dns.progress = isatty(STDERR_FILENO);
-	if (rc_dns_run((const char *const *)nm.v, res, nres, q, nq, &dns) ==
-		-1 ||
-	    rc_store_all(&st, &nm, res, nres, q) == -1)
+	if (rc_run_chunks(&st, &nm, res, nres, &dns) == -1)
 		goto done;
 	status = rc_print_run(db, st.run, &po);
 done:
 	sqlite3_finalize(st.ins);
 	sqlite3_finalize(st.logged);
-	free(q);
 	rc_names_free(&nm);
 	return status;
 }

@@ -7,13 +7,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
-#define ASN_MAX_ROWS (16u << 20) /* far above today's ~520,000 */
+#define ASN_MAX_ROWS (4u << 20)  /* far above today's ~520,000 */
+#define ASN_MAX_CSV (64LL << 20) /* per file; today's are 8 and 12 MB */
 #define ASN_MAX_LINE 4096
 #define ASN_ORG_MAX 127 /* geo_info.org holds 127 bytes and a NUL */
 
@@ -219,20 +222,55 @@ nomem:
 	return -1;
 }
 
+/*
+ * path opened for reading if it is (or links to) a regular file:
+ * O_NONBLOCK so that a FIFO put there does not block the open. Links are
+ * followed: only read, and a directory of links to the release files is
+ * a fair way to point at them. NULL with errno (EINVAL: not a regular
+ * file).
+ */
+static FILE *
+asn_fopen(const char *path)
+{
+	struct stat st;
+	FILE *fp;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    fcntl(fd, F_SETFL, 0) == -1 || (fp = fdopen(fd, "r")) == NULL) {
+		int e = errno;
+
+		if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
+			e = EINVAL;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	return fp;
+}
+
 /* Every row of one CSV file into b. */
 static int
 asn_read_csv(struct asn_builder *b, const char *path, char *err, size_t errlen)
 {
 	char line[ASN_MAX_LINE], why[200];
 	unsigned long lineno = 0;
+	long long bytes = 0;
 	FILE *fp;
 
-	if ((fp = fopen(path, "r")) == NULL) {
+	if ((fp = asn_fopen(path)) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		lineno++;
+		if ((bytes += (long long)strlen(line)) > ASN_MAX_CSV) {
+			snprintf(why, sizeof(why), "larger than %lld MiB",
+			    ASN_MAX_CSV >> 20);
+			goto fail;
+		}
 		if (strchr(line, '\n') == NULL && !feof(fp)) {
 			snprintf(why, sizeof(why), "line too long");
 			goto fail;
@@ -262,15 +300,20 @@ fail:
 static int
 asn_cmp4(const void *a, const void *b)
 {
-	return memcmp(((const struct asn_range *)a)->first,
-	    ((const struct asn_range *)b)->first, 4);
+	const struct asn_range *x = a, *y = b;
+	int c = memcmp(x->first, y->first, 4);
+
+	/* Same start: the wider range first, so the narrower one nests. */
+	return c != 0 ? c : memcmp(y->last, x->last, 4);
 }
 
 static int
 asn_cmp6(const void *a, const void *b)
 {
-	return memcmp(((const struct asn_range *)a)->first,
-	    ((const struct asn_range *)b)->first, 16);
+	const struct asn_range *x = a, *y = b;
+	int c = memcmp(x->first, y->first, 16);
+
+	return c != 0 ? c : memcmp(y->last, x->last, 16);
 }
 
 /* addr - 1, alen bytes in network order; addr is not all zero. */
@@ -282,31 +325,128 @@ asn_dec(unsigned char *addr, size_t alen)
 			break;
 }
 
-/*
- * Sort by first address. The published data has a few overlapping rows
- * (2.3.2026061719: 214.95.0.0-215.0.255.255 and 215.0.0.0-215.1.3.255):
- * a range that starts inside the one before it cuts that one short there,
- * as the later start is the more specific announcement. A range left
- * empty is dropped. The number of ranges kept.
- */
-static size_t
-asn_sort(struct asn_range *r, size_t n, size_t alen)
+/* addr + 1; 1 when it wrapped past the last address. */
+static int
+asn_inc(unsigned char *addr, size_t alen)
 {
-	size_t w = 0;
+	for (size_t i = alen; i-- > 0;)
+		if (++addr[i] != 0)
+			return 0;
+	return 1;
+}
 
-	qsort(r, n, sizeof(*r), alen == 4 ? asn_cmp4 : asn_cmp6);
-	for (size_t i = 0; i < n; i++) {
-		if (w > 0 && memcmp(r[i].first, r[w - 1].last, alen) <= 0) {
-			if (memcmp(r[i].first, r[w - 1].first, alen) == 0)
-				w--; /* same start: the later row wins */
-			else {
-				memcpy(r[w - 1].last, r[i].first, alen);
-				asn_dec(r[w - 1].last, alen);
-			}
-		}
-		r[w++] = r[i];
+/* The state of asn_sort's sweep: ranges still open, and what is out. */
+struct asn_sweep {
+	const struct asn_range **stack; /* open ranges, innermost last */
+	size_t depth;
+	struct asn_range *out;
+	size_t nout;
+	unsigned char pos[16]; /* the first address not yet written */
+	int done;              /* pos wrapped: every address written */
+	size_t alen;
+};
+
+/* Write [pos, last] with the innermost open range's AS; pos = last + 1. */
+static void
+asn_emit(struct asn_sweep *s, const unsigned char *last)
+{
+	struct asn_range *o = s->out != NULL ? &s->out[s->nout] : NULL;
+
+	s->nout++; /* only counted on the first pass (out NULL) */
+	if (o != NULL) {
+		memset(o, 0, sizeof(*o));
+		memcpy(o->first, s->pos, s->alen);
+		memcpy(o->last, last, s->alen);
+		o->idx = s->stack[s->depth - 1]->idx;
 	}
-	return w;
+	memcpy(s->pos, last, s->alen);
+	s->done = asn_inc(s->pos, s->alen);
+}
+
+/*
+ * Write the open ranges up to before (all of them when before is NULL):
+ * the innermost covers pos; a range that ends is closed and the one
+ * around it goes on after it.
+ */
+static void
+asn_flush(struct asn_sweep *s, const unsigned char *before)
+{
+	unsigned char end[16];
+	size_t alen = s->alen;
+
+	while (s->depth > 0 && !s->done &&
+	    (before == NULL || memcmp(s->pos, before, alen) < 0)) {
+		const struct asn_range *top = s->stack[s->depth - 1];
+
+		if (memcmp(top->last, s->pos, alen) < 0) {
+			s->depth--;
+			continue;
+		}
+		memcpy(end, top->last, alen);
+		if (before != NULL && memcmp(before, top->last, alen) <= 0) {
+			memcpy(end, before, alen);
+			asn_dec(end, alen); /* before > pos >= 0 */
+		}
+		asn_emit(s, end);
+	}
+}
+
+/* The sweep over the sorted ranges in[0..n). */
+static void
+asn_sweep_run(struct asn_sweep *s, const struct asn_range *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		asn_flush(s, in[i].first);
+		if (s->depth == 0 || s->done) {
+			memcpy(s->pos, in[i].first, s->alen);
+			s->done = 0;
+			s->depth = 0;
+		}
+		s->stack[s->depth++] = &in[i];
+	}
+	asn_flush(s, NULL);
+}
+
+/*
+ * Sort by first address and cut overlaps. The published data has a few
+ * overlapping rows (2.3.2026061719: 214.95.0.0-215.0.255.255 and
+ * 215.0.0.0-215.1.3.255) and nested ones: the later start is the more
+ * specific announcement, so it wins where it lies, and the range around
+ * it goes on after its end (1.0.0.0-1.255.255.255 around 1.2.0.0/16
+ * becomes 1.0.0.0-1.1.255.255, 1.2.0.0/16, 1.3.0.0-1.255.255.255).
+ * Replaces *r with a new array of *n sorted, disjoint ranges (at most
+ * twice as many: each range splits the one around it in two at most;
+ * a first pass counts them, so the array is the size it needs). 0, or
+ * -1 when out of memory (*r unchanged).
+ */
+static int
+asn_sort(struct asn_range **r, size_t *n, size_t alen)
+{
+	struct asn_sweep s;
+	struct asn_range *in = *r;
+	size_t nout = 0;
+
+	if (*n == 0)
+		return 0;
+	qsort(in, *n, sizeof(*in), alen == 4 ? asn_cmp4 : asn_cmp6);
+	for (int pass = 0; pass < 2; pass++) {
+		memset(&s, 0, sizeof(s));
+		s.alen = alen;
+		s.stack = calloc(*n, sizeof(*s.stack));
+		if (s.stack == NULL ||
+		    (pass == 1 &&
+			(s.out = calloc(nout, sizeof(*s.out))) == NULL)) {
+			free(s.stack);
+			return -1;
+		}
+		asn_sweep_run(&s, in, *n);
+		free(s.stack);
+		nout = s.nout;
+	}
+	free(in);
+	*r = s.out;
+	*n = nout;
+	return 0;
 }
 
 static void
@@ -385,8 +525,11 @@ asn_build(const char *path, const char *const *csv, int ncsv, const char *date,
 		snprintf(err, errlen, "no rows in the CSV files");
 		goto out;
 	}
-	b.n4 = asn_sort(b.r4, b.n4, 4);
-	b.n6 = asn_sort(b.r6, b.n6, 16);
+	if (asn_sort(&b.r4, &b.n4, 4) == -1 ||
+	    asn_sort(&b.r6, &b.n6, 16) == -1) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp) ||
 	    (fp = fopen(tmp, "wb")) == NULL) {
 		snprintf(err, errlen, "%s.tmp: %s", path, strerror(errno));

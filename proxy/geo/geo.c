@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <maxminddb.h>
 #include <netinet/in.h>
@@ -152,48 +153,86 @@ geo_describe(struct geo *g)
 }
 
 static int
-geo_exists(const char *dir, const char *file)
+geo_exists(int dfd, const char *file)
 {
-	char path[PATH_MAX + 64];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	return stat(path, &st) == 0;
+	return fstatat(dfd, file, &st, 0) == 0;
+}
+
+/* "/proc/self/fd/N/asn.bin: why" in err said as "dir/asn.bin: why". */
+static void
+geo_err_dir(char *err, size_t errlen, const char *path, const char *dir)
+{
+	char rest[512];
+	size_t n = strlen(path);
+
+	if (strcmp(path, dir) == 0 || strncmp(err, path, n) != 0)
+		return;
+	snprintf(rest, sizeof(rest), "%s", err + n);
+	snprintf(err, errlen, "%.3000s%s", dir, rest);
+}
+
+/*
+ * Open path/file into g, path being how to reach the open directory
+ * (/proc/self/fd/N) and dir its name for messages. 0 / -1 with err.
+ */
+static int
+geo_open_files(struct geo *g, int dfd, const char *path, const char *dir,
+    char *err, size_t errlen)
+{
+	char p[PATH_MAX + 64];
+	int rc;
+
+	if (geo_exists(dfd, GEO_COUNTRY_FILE)) {
+		snprintf(p, sizeof(p), "%s/%s", path, GEO_COUNTRY_FILE);
+		if ((rc = MMDB_open(p, MMDB_MODE_MMAP, &g->mmdb)) !=
+		    MMDB_SUCCESS) {
+			snprintf(err, errlen, "%.3000s/%s: %s", dir,
+			    GEO_COUNTRY_FILE, MMDB_strerror(rc));
+			return -1;
+		}
+		g->have_country = 1;
+	}
+	if (geo_exists(dfd, GEO_ASN_FILE)) {
+		snprintf(p, sizeof(p), "%s/%s", path, GEO_ASN_FILE);
+		if (asn_open(&g->asn, p, err, errlen) == -1) {
+			geo_err_dir(err, errlen, path, dir);
+			return -1;
+		}
+		g->have_asn = 1;
+	}
+	return 0;
 }
 
 /*
  * Open the data in dir into g. 0; 1 when dir holds neither file (the
  * search goes on); -1 with a message in err when a file is there but
- * cannot be read.
+ * cannot be read. The directory is opened once and both files through
+ * it (/proc/self/fd/N/...), so that a `geo update` swapping the set in
+ * between cannot give one file of each set.
  */
 static int
 geo_open_dir(struct geo *g, const char *dir, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 64];
-	int rc;
+	char path[64];
+	int dfd, rc;
 
-	if (!geo_exists(dir, GEO_COUNTRY_FILE) &&
-	    !geo_exists(dir, GEO_ASN_FILE))
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return 1;
+	if (!geo_exists(dfd, GEO_COUNTRY_FILE) &&
+	    !geo_exists(dfd, GEO_ASN_FILE)) {
+		close(dfd);
+		return 1;
+	}
 	snprintf(g->dir, sizeof(g->dir), "%s", dir);
-	snprintf(path, sizeof(path), "%s/%s", dir, GEO_COUNTRY_FILE);
-	if (geo_exists(dir, GEO_COUNTRY_FILE)) {
-		if ((rc = MMDB_open(path, MMDB_MODE_MMAP, &g->mmdb)) !=
-		    MMDB_SUCCESS) {
-			snprintf(
-			    err, errlen, "%s: %s", path, MMDB_strerror(rc));
-			return -1;
-		}
-		g->have_country = 1;
-	}
-	snprintf(path, sizeof(path), "%s/%s", dir, GEO_ASN_FILE);
-	if (geo_exists(dir, GEO_ASN_FILE)) {
-		if (asn_open(&g->asn, path, err, errlen) == -1)
-			return -1;
-		g->have_asn = 1;
-	}
-	geo_describe(g);
-	return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", dfd);
+	rc = geo_open_files(
+	    g, dfd, access(path, X_OK) == 0 ? path : dir, dir, err, errlen);
+	close(dfd);
+	if (rc == 0)
+		geo_describe(g);
+	return rc;
 }
 
 /* The directory of the running binary into buf; -1 when unknown. */
@@ -393,13 +432,72 @@ geo_dir(const struct geo *g)
 	return g != NULL ? g->dir : "";
 }
 
+/* One record of a search node: a node, empty, or data that decodes. */
+static int
+geo_mmdb_record(MMDB_entry_s *e, uint8_t type, uint32_t *last)
+{
+	MMDB_entry_data_list_s *list = NULL;
+	int rc;
+
+	if (type == MMDB_RECORD_TYPE_INVALID)
+		return -1;
+	if (type != MMDB_RECORD_TYPE_DATA || e->offset == *last)
+		return 0;
+	rc = MMDB_get_entry_data_list(e, &list);
+	MMDB_free_entry_data_list(list);
+	*last = e->offset;
+	return rc;
+}
+
+/*
+ * The whole country file read through, as libmaxminddb's (unexported)
+ * MMDB_verify_database would: the metadata decodes, every node of the
+ * search tree reads, each record is a node, empty, or data that decodes.
+ * Consecutive records mostly share their data: it is decoded once per
+ * run. 0; an MMDB_ error code; -1 for a record out of range.
+ */
+static int
+geo_mmdb_verify(const MMDB_s *mmdb)
+{
+	MMDB_entry_data_list_s *meta = NULL;
+	MMDB_search_node_s node;
+	uint32_t last = UINT32_MAX;
+	int rc;
+
+	rc = MMDB_get_metadata_as_entry_data_list(mmdb, &meta);
+	MMDB_free_entry_data_list(meta);
+	if (rc != MMDB_SUCCESS)
+		return rc;
+	for (uint32_t i = 0; i < mmdb->metadata.node_count; i++) {
+		if ((rc = MMDB_read_node(mmdb, i, &node)) != MMDB_SUCCESS)
+			return rc;
+		if ((rc = geo_mmdb_record(&node.left_record_entry,
+			 node.left_record_type, &last)) != 0 ||
+		    (rc = geo_mmdb_record(&node.right_record_entry,
+			 node.right_record_type, &last)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 int
 geo_verify(const struct geo *g, char *err, size_t errlen)
 {
 	struct geo_info gi;
 
+	int rc;
+
 	if (g->have_asn && asn_verify(&g->asn, err, errlen) == -1)
 		return -1;
+	/* the whole search tree and data section: a lookup of one address
+	 * reads a few nodes and would pass most corrupted files */
+	if (g->have_country && (rc = geo_mmdb_verify(&g->mmdb)) != 0) {
+		snprintf(err, errlen, "%.3000s/%s: %s", g->dir,
+		    GEO_COUNTRY_FILE,
+		    rc > 0 ? MMDB_strerror(rc)
+			   : "a search tree record is out of range");
+		return -1;
+	}
 	if (geo_lookup(g, GEO_PROBE_IP, &gi) != 1 ||
 	    (g->have_country && gi.country[0] == '\0') ||
 	    (g->have_asn && gi.asn == 0)) {

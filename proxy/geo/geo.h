@@ -80,8 +80,9 @@ void geo_label(const struct geo_info *gi, char *buf, size_t len);
 const char *geo_dir(const struct geo *g);
 
 /*
- * Check every file of g through (the ASN ranges in order and in bounds)
- * and that the probe address is answered by each: for `geo update` before
+ * Check every file of g through (the ASN ranges in order and in bounds,
+ * every node and data record of the country file) and that the probe address
+ * is answered by each: for `geo update` before
  * it installs a directory. 0, or -1 with a message in err.
  */
 int geo_verify(const struct geo *g, char *err, size_t errlen);

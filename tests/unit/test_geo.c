@@ -214,6 +214,23 @@ test_search(void **state)
 	fclose(fp);
 	assert_null(geo_open(a, NULL, err, sizeof(err)));
 	assert_non_null(strstr(err, "asn.bin"));
+	/* opened through the directory's fd, named by its path */
+	assert_int_equal(strncmp(err, a, strlen(a)), 0);
+	assert_null(strstr(err, "/proc/self/fd"));
+	unlink(hg);
+	{
+		char cf[PATH_MAX + 32];
+
+		snprintf(cf, sizeof(cf), "%s/%s", a, GEO_COUNTRY_FILE);
+		unlink(cf); /* a link to the real data: not written through */
+		assert_non_null(fp = fopen(cf, "w"));
+		fputs("not an mmdb", fp);
+		fclose(fp);
+		assert_null(geo_open(a, NULL, err, sizeof(err)));
+		assert_int_equal(strncmp(err, a, strlen(a)), 0);
+		assert_non_null(strstr(err, "country.mmdb"));
+		unlink(cf);
+	}
 }
 
 /* The converter: quoted names, both families, an overlap cut short; the
@@ -287,6 +304,100 @@ test_asn_build(void **state)
 	assert_non_null(strstr(err, "t.csv:2: not an address range"));
 }
 
+/* The AS of ip in the file bin, 0 when none. */
+static uint32_t
+asn_of(const char *bin, const char *ip)
+{
+	char err[512];
+	struct asn_db db;
+	uint32_t asn = 0;
+	const char *org;
+	unsigned char b[16];
+	int v6 = strchr(ip, ':') != NULL;
+
+	assert_int_equal(asn_open(&db, bin, err, sizeof(err)), 0);
+	assert_int_equal(asn_verify(&db, err, sizeof(err)), 0);
+	assert_int_equal(inet_pton(v6 ? AF_INET6 : AF_INET, ip, b), 1);
+	if (asn_lookup(&db, b, v6 ? 16 : 4, &asn, &org) != 1)
+		asn = 0;
+	asn_close(&db);
+	return asn;
+}
+
+/* Regression: a range that contains another lost its tail (1.3.0.1 had
+ * no AS); nested two deep, overlapping, same start, v4 and v6. */
+static void
+test_asn_nested(void **state)
+{
+	static const char csv_text[] =
+	    "1.0.0.0,1.255.255.255,100,Outer\n"
+	    "1.2.0.0,1.2.255.255,200,Inner\n"
+	    "1.2.3.0,1.2.3.255,300,Innermost\n"
+	    "1.2.3.128,1.3.0.255,400,Overlap\n"
+	    "5.0.0.0,5.0.255.255,500,Wide\n"
+	    "5.0.0.0,5.0.0.255,600,Narrow\n"
+	    "255.255.255.0,255.255.255.255,700,End\n"
+	    "2001:db8::,2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,6000,Six\n"
+	    "2001:db8:1::,2001:db8:1:ffff:ffff:ffff:ffff:ffff,6001,In\n";
+	static const struct {
+		const char *ip;
+		uint32_t asn;
+	} cases[] = {
+	    {"1.0.0.1", 100},
+	    {"1.1.255.255", 100},
+	    {"1.2.0.0", 200},
+	    {"1.2.2.255", 200},
+	    {"1.2.3.1", 300},
+	    {"1.2.3.128", 400},
+	    {"1.3.0.255", 400},
+	    {"1.3.0.1", 400},
+	    {"1.3.1.0", 100},
+	    {"1.255.255.255", 100},
+	    {"2.0.0.0", 0},
+	    {"5.0.0.1", 600},
+	    {"5.0.1.0", 500},
+	    {"255.255.255.255", 700},
+	    {"2001:db8::1", 6000},
+	    {"2001:db8:1::1", 6001},
+	    {"2001:db8:2::1", 6000},
+	    {"2001:db9::1", 0},
+	};
+	const char *csv[] = {"build/tests/geo-scratch/nest.csv"};
+	const char *bin = "build/tests/geo-scratch/nest.bin";
+	char err[512];
+	FILE *fp;
+
+	(void)state;
+	assert_int_equal(system("mkdir -p build/tests/geo-scratch"), 0);
+	assert_non_null(fp = fopen(csv[0], "w"));
+	fputs(csv_text, fp);
+	fclose(fp);
+	assert_int_equal(asn_build(bin, csv, 1, "", err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (asn_of(bin, cases[i].ip) != cases[i].asn)
+			fail_msg("%s: AS%u, want AS%u", cases[i].ip,
+			    asn_of(bin, cases[i].ip), cases[i].asn);
+	}
+}
+
+/* A FIFO in place of a CSV is refused, not waited on. */
+static void
+test_asn_fifo(void **state)
+{
+	const char *csv[] = {"build/tests/geo-scratch/fifo.csv"};
+	char err[512];
+
+	(void)state;
+	assert_int_equal(system("mkdir -p build/tests/geo-scratch"), 0);
+	unlink(csv[0]);
+	assert_int_equal(mkfifo(csv[0], 0600), 0);
+	assert_int_equal(asn_build("build/tests/geo-scratch/fifo.bin", csv, 1,
+			     "", err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "fifo.csv"));
+	unlink(csv[0]);
+}
+
 /* Lookups through the shared handle from several threads at once (the
  * TSan build checks them). */
 static void *
@@ -336,6 +447,8 @@ main(void)
 	    cmocka_unit_test(test_lookup),
 	    cmocka_unit_test(test_search),
 	    cmocka_unit_test(test_asn_build),
+	    cmocka_unit_test(test_asn_nested),
+	    cmocka_unit_test(test_asn_fifo),
 	    cmocka_unit_test(test_threads),
 	};
 

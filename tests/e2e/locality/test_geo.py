@@ -153,6 +153,59 @@ def test_geo_update(data_dir, tmp_path):
     assert _snapshot(home / "geo") == before
 
 
+def test_geo_update_refuses_symlinked_geo(data_dir, tmp_path):
+    """Regression: with HOME/geo a symlink, the exchange swapped the link
+    into the staging name and the clean-up emptied the link's target
+    (exit 0). Now refused, the target untouched."""
+    src = tmp_path / "src"
+    shutil.copytree(data_dir, src)
+    target = tmp_path / "elsewhere"
+    shutil.copytree(data_dir, target)
+    (target / "precious.txt").write_text("keep me")
+    before = _snapshot(target)
+    home = tmp_path / "home"
+    home.mkdir()
+    os.symlink(target, home / "geo")
+    r = cli("geo", "update", "--from", src, "--home", home)
+    assert r.returncode == 1
+    assert "symbolic link" in r.stderr and "nothing replaced" in r.stderr
+    assert _snapshot(target) == before
+    assert os.path.islink(home / "geo")
+    assert sorted(os.listdir(home)) == ["geo"]  # no staging left
+
+
+def test_geo_update_refuses_corrupt_country(data_dir, tmp_path):
+    """Regression: the check looked up one address only, so a country
+    file with bytes flipped inside it was installed."""
+    home = tmp_path / "home"
+    assert cli("geo", "update", "--from", data_dir, "--home", home) \
+        .returncode == 0
+    before = _snapshot(home / "geo")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    data = bytearray((tmp_path / "home" / "geo" / "country.mmdb")
+                     .read_bytes())
+    for off in range(len(data) // 3, len(data) // 3 + 4000, 7):
+        data[off] ^= 0xff
+    (bad / "country.mmdb").write_bytes(bytes(data))
+    # still answers the probe: the old check passed it
+    r = cli("geo", "--json", "8.8.8.8", "--dir", bad)
+    assert json.loads(r.stdout)[0]["country"] == "US"
+    r = cli("geo", "update", "--from", bad, "--home", home)
+    assert r.returncode == 1
+    assert "country.mmdb" in r.stderr and "nothing replaced" in r.stderr
+    assert _snapshot(home / "geo") == before
+    assert sorted(os.listdir(home)) == ["geo"]
+
+
+def test_geo_update_long_home(data_dir, tmp_path):
+    """A home of 4001+ bytes was cut to 4000 by the format; refused."""
+    home = str(tmp_path) + "/" + "h" * (4001 - len(str(tmp_path)) - 1)
+    assert len(home) == 4001
+    r = cli("geo", "update", "--from", data_dir, "--home", home)
+    assert r.returncode == 2 and "4000" in r.stderr
+
+
 def test_geo_update_from_release_csv(data_dir, tmp_path):
     """ip-location-db's release files: the ASN CSVs are converted; the
     country file already installed is kept."""

@@ -387,3 +387,14 @@ def test_live_keepalive_split_by_host(stream_proxy, tcp_server, tmp_path):
         c["bytes_from_server"]
     assert 3000 < rows["alpha.test"]["bytes_down"] < 4000
     assert 9000 < rows["beta.test"]["bytes_down"] < 10000
+    # regression: the connection was counted once per host it went to
+    # ("1 connections" then "local 100.0% (..., 2 conns)"); each domain
+    # row counts it once, and so do the headline and a row holding both
+    assert [r["connections"] for r in rows.values()] == [1, 1]
+    assert j["where"]["local"]["connections"] == 1
+    j, _ = locality_json(p.db, geo_dir=nogeo)
+    assert [(r["country"], r["connections"]) for r in j["countries"]] == \
+        [("loopback", 1)]
+    r = locality(p.db, geo_dir=nogeo)
+    assert r.returncode == 0, r.stderr
+    assert "1 conns)" in r.stdout and "2 conns)" not in r.stdout

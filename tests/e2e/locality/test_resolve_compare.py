@@ -328,6 +328,45 @@ def test_unreachable_resolver_given_up(capture):
         in cp.stdout
 
 
+def test_failed_store_leaves_no_run(resolvers, capture):
+    """Regression: a run whose storing failed part way kept the batches
+    committed before the failure, and `--last` then read them as a whole
+    run ("No disagreement among 64 domains"). 300 names cross a chunk
+    (256 names resolved and stored together); a trigger fails the insert
+    of the 271st, after four batches of the first chunk were committed.
+    The run's rows are deleted and the error said; without the trigger
+    the same run is stored whole."""
+    r1, _ = resolvers
+    names = []
+    for i in range(300):
+        names += ["--domain", f"n{i:03d}.test"]
+    c = sqlite3.connect(str(capture.db), timeout=10)
+    with c:
+        c.execute("CREATE TRIGGER inject BEFORE INSERT ON resolver_answers"
+                  " WHEN NEW.domain = 'n270.test'"
+                  " BEGIN SELECT RAISE(ABORT, 'injected'); END")
+    c.close()
+    cp = compare(capture.db, *names, "--no-system", "--resolver", r1.addr)
+    assert cp.returncode == 1
+    assert "injected" in cp.stderr
+    assert "run 1 was not stored whole: its rows are deleted" in cp.stderr
+    c = sqlite3.connect(str(capture.db), timeout=10)
+    assert c.execute("SELECT count(*) FROM resolver_answers") \
+        .fetchone()[0] == 0
+    with c:
+        c.execute("DROP TRIGGER inject")
+    c.close()
+    cp = compare(capture.db, "--last")
+    assert cp.returncode == 1 and "no run stored yet" in cp.stderr
+    cp = compare(capture.db, *names, "--no-system", "--resolver", r1.addr)
+    assert cp.returncode == 0, cp.stderr
+    rows = stored(capture.db, 1)
+    assert len(rows) == 600
+    assert {r[5] for r in rows} == {"nxdomain"}
+    assert sorted({r[0] for r in rows}) == \
+        [f"n{i:03d}.test" for i in range(300)]
+
+
 def test_bad_flags(capture, tmp_path):
     db = capture.db
     for args in ([],
