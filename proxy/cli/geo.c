@@ -123,14 +123,7 @@ geo_json_one(const char *ip, const struct geo_info *gi, const char *src)
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "ip", json_string(ip));
-	json_object_set_new(o, "country",
-	    gi->country[0] ? json_string(gi->country) : json_null());
-	json_object_set_new(
-	    o, "asn", gi->asn ? json_integer(gi->asn) : json_null());
-	json_object_set_new(
-	    o, "org", gi->org[0] ? out_json_str(gi->org) : json_null());
-	json_object_set_new(
-	    o, "scope", gi->scope ? json_string(gi->scope) : json_null());
+	out_json_geo(o, gi);
 	json_object_set_new(
 	    o, "source", src[0] && !gi->scope ? json_string(src) : json_null());
 	return o;

@@ -1,6 +1,7 @@
 /* output: see output.h. */
 #include "proxy/cli/output.h"
 
+#include "proxy/geo/geo.h"
 #include "proxy/http/head.h"
 #include "proxy/store/db.h"
 
@@ -813,4 +814,16 @@ out_col_null(sqlite3_stmt *s, const char *name)
 	int i = out_col(s, name);
 
 	return i < 0 || sqlite3_column_type(s, i) == SQLITE_NULL;
+}
+
+void
+out_json_geo(json_t *o, const struct geo_info *gi)
+{
+	json_object_set_new(o, "country",
+	    gi->country[0] != '\0' ? json_string(gi->country) : json_null());
+	json_object_set_new(
+	    o, "asn", gi->asn != 0 ? json_integer(gi->asn) : json_null());
+	json_object_set_new(
+	    o, "org", gi->org[0] != '\0' ? out_json_str(gi->org) : json_null());
+	json_object_set_new(o, "scope", out_json_str(gi->scope));
 }

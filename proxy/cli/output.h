@@ -125,6 +125,11 @@ int out_is_text(const unsigned char *p, size_t len);
  * {"name", "value"} objects; JSON null for NULL. NULL on ENOMEM. */
 struct json_t *out_json_headers(const char *h);
 
+/* Where an address is (proxy/geo/geo.h) as the keys "country", "asn",
+ * "org" and "scope" of object o, each null when unknown. */
+struct geo_info;
+void out_json_geo(struct json_t *o, const struct geo_info *gi);
+
 /* Column of the current row by name: its index (-1 if absent), text
  * (NULL for SQL NULL or absent), integer (0) and whether it is NULL (or
  * absent). For "SELECT *" rows read by name. */

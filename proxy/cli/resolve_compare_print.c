@@ -189,13 +189,7 @@ rcp_json_ans(const struct rcp_ans *a)
 	json_object_set_new(
 	    j, "ttl", a->ttl >= 0 ? json_integer(a->ttl) : json_null());
 	json_object_set_new(j, "status", out_json_str(a->status));
-	json_object_set_new(j, "country",
-	    a->gi.country[0] ? json_string(a->gi.country) : json_null());
-	json_object_set_new(
-	    j, "asn", a->gi.asn ? json_integer(a->gi.asn) : json_null());
-	json_object_set_new(
-	    j, "org", a->gi.org[0] ? out_json_str(a->gi.org) : json_null());
-	json_object_set_new(j, "scope", out_json_str(a->gi.scope));
+	out_json_geo(j, &a->gi);
 	return j;
 }
 

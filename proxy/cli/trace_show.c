@@ -122,13 +122,7 @@ trace_show_probe_json(const struct geo *g, const struct path_probe *pr, int i)
 			    : json_null());
 	if (pr->ip[0] == '\0' || geo_lookup(g, pr->ip, &gi) == -1)
 		return o;
-	json_object_set_new(o, "scope", out_json_str(gi.scope));
-	json_object_set_new(o, "country",
-	    out_json_str(gi.country[0] != '\0' ? gi.country : NULL));
-	json_object_set_new(
-	    o, "asn", gi.asn != 0 ? json_integer(gi.asn) : json_null());
-	json_object_set_new(
-	    o, "org", out_json_str(gi.org[0] != '\0' ? gi.org : NULL));
+	out_json_geo(o, &gi);
 	return o;
 }
 
