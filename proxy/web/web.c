@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proxy/http/respond.h"
 #include "proxy/web/web_assets.h"
 #include "proxy/web/web_int.h"
 
@@ -111,6 +112,23 @@ web_req_abort(struct evhttp_request *req)
 
 /* ---- replies ---- */
 
+/* The phrase of status: the proxy's table (respond_reason), and the codes
+ * only the UI answers with (kept out of that table: a replayed 304 would
+ * change its words). */
+static const char *
+web_reason(int status)
+{
+	switch (status) {
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 401:
+		return "Unauthorized";
+	}
+	return respond_reason(status);
+}
+
 void
 web_add_common_headers(struct evhttp_request *req)
 {
@@ -135,32 +153,6 @@ web_stream_start(struct evhttp_request *req)
 	evhttp_remove_header(
 	    evhttp_request_get_input_headers(req), "Connection");
 	evhttp_send_reply_start(req, 200, "OK");
-}
-
-static const char *
-web_reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 303:
-		return "See Other";
-	case 304:
-		return "Not Modified";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 503:
-		return "Service Unavailable";
-	}
-	return status >= 500 ? "Internal Server Error" : "Error";
 }
 
 static int

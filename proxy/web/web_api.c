@@ -16,10 +16,6 @@
 #include "proxy/cli/cli.h"
 #include "proxy/web/web_int.h"
 
-/* Rows per /api/flows or /api/conns page, unless ?limit= says. */
-#define WEB_PAGE_DEFAULT 500
-#define WEB_PAGE_MAX 5000
-
 /* The query's parameters, parsed (evhttp_clear_headers after). */
 static int
 web_api_params(const char *query, struct evkeyvalq *q)
@@ -80,6 +76,25 @@ web_api_submit(struct web_job *j, struct evhttp_request *req)
 
 /* ---- reads ---- */
 
+/* A job of kind with the query's filter (none when absent or empty); NULL
+ * after answering 500. */
+static struct web_job *
+web_api_filter_job(struct web *w, struct evhttp_request *req,
+    enum web_job_kind kind, const char *filter)
+{
+	struct web_job *j = web_job_new(w, kind);
+
+	if (j == NULL ||
+	    (filter != NULL && filter[0] != '\0' &&
+		(j->filter = strdup(filter)) == NULL)) {
+		web_job_free(j);
+		web_reply_error(req, 500, "out of memory");
+		return NULL;
+	}
+	j->page.filter = j->filter;
+	return j;
+}
+
 static void
 web_api_page(struct web *w, struct evhttp_request *req, struct evkeyvalq *q,
     enum web_job_kind kind)
@@ -90,21 +105,15 @@ web_api_page(struct web *w, struct evhttp_request *req, struct evkeyvalq *q,
 
 	if (web_api_int(q, "after", 0, &after) == -1 ||
 	    web_api_int(q, "before", 0, &before) == -1 ||
-	    web_api_int(q, "limit", WEB_PAGE_DEFAULT, &limit) == -1) {
+	    web_api_int(q, "limit", WEBQ_LIMIT_DEFAULT, &limit) == -1) {
 		web_reply_error(
 		    req, 400, "after, before and limit are numbers");
 		return;
 	}
-	if (limit < 1 || limit > WEB_PAGE_MAX)
-		limit = limit < 1 ? 1 : WEB_PAGE_MAX;
-	if ((j = web_job_new(w, kind)) == NULL ||
-	    (filter != NULL && filter[0] != '\0' &&
-		(j->filter = strdup(filter)) == NULL)) {
-		web_job_free(j);
-		web_reply_error(req, 500, "out of memory");
+	if (limit < 1 || limit > WEBQ_LIMIT_MAX)
+		limit = limit < 1 ? 1 : WEBQ_LIMIT_MAX;
+	if ((j = web_api_filter_job(w, req, kind, filter)) == NULL)
 		return;
-	}
-	j->page.filter = j->filter;
 	j->page.after = after;
 	j->page.before = before;
 	j->page.limit = (int)limit;
@@ -388,17 +397,11 @@ web_api_har_run(struct web_job *j, struct evhttp_request *req)
 static void
 web_api_har(struct web *w, struct evhttp_request *req, struct evkeyvalq *q)
 {
-	const char *filter = evhttp_find_header(q, "filter");
-	struct web_job *j = web_job_new(w, WEB_JOB_CHECK);
+	struct web_job *j = web_api_filter_job(
+	    w, req, WEB_JOB_CHECK, evhttp_find_header(q, "filter"));
 
-	if (j == NULL ||
-	    (filter != NULL && filter[0] != '\0' &&
-		(j->filter = strdup(filter)) == NULL)) {
-		web_job_free(j);
-		web_reply_error(req, 500, "out of memory");
+	if (j == NULL)
 		return;
-	}
-	j->page.filter = j->filter;
 	j->page.limit = 1;
 	j->then = web_api_har_run;
 	web_api_submit(j, req);

@@ -382,17 +382,10 @@ fail:
 			close(errp[k]);
 	}
 	if (c != NULL) {
+		/* not on the list yet, holding no request */
 		c->outfd = c->errfd = -1; /* closed above */
 		c->w = w;
-		if (c->out_ev != NULL)
-			event_free(c->out_ev);
-		if (c->err_ev != NULL)
-			event_free(c->err_ev);
-		if (c->reap_ev != NULL)
-			event_free(c->reap_ev);
-		if (c->out != NULL)
-			evbuffer_free(c->out);
-		free(c);
+		web_child_free(c);
 	}
 	free((void *)full);
 	web_req_release(wr);
