@@ -26,7 +26,7 @@ struct wsframe {
 	size_t capture_max;
 	struct wsframe_deflate pmd; /* enabled: RSV1 allowed */
 	int no_takeover;            /* this direction's *_no_context_takeover */
-	int wbits;                  /* this direction's max_window_bits */
+	int wbits;                  /* inflate window: MAX_WBITS (see new) */
 	char err[96];               /* non-empty once the stream is refused */
 
 	/* the frame header being collected */
@@ -121,12 +121,17 @@ wsframe_new(int dir, size_t capture_max, const struct wsframe_deflate *pmd)
 			return NULL;
 		}
 		/*
-		 * zlib refuses a raw inflate window of 8 bits (its deflate
-		 * never makes one: it turns 8 into 9). A larger window is
-		 * always safe for inflating -- the peer's distances never
-		 * reach past 256 bytes -- so 8 becomes 9.
+		 * The agreed window is checked, but inflation always uses
+		 * the largest, 15 bits. A larger window is always safe for
+		 * inflating (a sender keeping to its window never reaches
+		 * past it), and zlib checks a distance only against its
+		 * window plus what the same call wrote: with the agreed one,
+		 * a sender reaching past it was read or refused depending on
+		 * how its bytes were chunked (the fuzzer's find). With 32 KiB
+		 * every distance DEFLATE can say is in reach, whatever the
+		 * chunks. (zlib would refuse a raw 8-bit window anyway.)
 		 */
-		p->wbits = wbits == 8 ? 9 : wbits;
+		p->wbits = MAX_WBITS;
 	}
 	return p;
 }

@@ -680,7 +680,8 @@ test_deflate_bfinal(void **state)
 	free(c.b);
 }
 
-/* A small window, 8 bits, which zlib only inflates as 9. */
+/* A small window, 8 bits (zlib has no raw 8-bit inflate window; we inflate
+ * with 15 anyway), and a sender reaching past its window. */
 static void
 test_deflate_window8(void **state)
 {
@@ -700,6 +701,38 @@ test_deflate_window8(void **state)
 	assert_int_equal(s.n, 2);
 	assert_memory_equal(s.r[1].m.data, TEXT2, strlen(TEXT2));
 	seen_clear(&s);
+	/*
+	 * A sender that reaches past the window it agreed to (600 bytes back
+	 * in a 256-byte window): zlib checks a distance only against its
+	 * window plus what the same call wrote, so with the agreed window
+	 * this decoded whole and failed byte by byte (the fuzzer's find).
+	 * Inflating with the full 32 KiB window reads it the same way
+	 * however the bytes come.
+	 */
+	{
+		char far[1201];
+		struct bb f = {0};
+
+		for (size_t i = 0; i < 600; i++)
+			far[i] = far[600 + i] =
+			    (char)('a' + (i * 7 + i / 26) % 26);
+		far[1200] = '\0';
+		memset(&z, 0, sizeof(z));
+		assert_int_equal(
+		    deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY),
+		    Z_OK);
+		put_pmd_msg(&f, &z, far, 0, 0);
+		deflateEnd(&z);
+		for (size_t step = 0; step < 2; step++) {
+			assert_int_equal(
+			    run(1, 2048, &pmd, &f, step, &s, NULL, 0), 0);
+			assert_int_equal(s.n, 1);
+			assert_int_equal(s.r[0].m.len, 1200);
+			assert_memory_equal(s.r[0].m.data, far, 1200);
+			seen_clear(&s);
+		}
+		free(f.b);
+	}
 	/* window sizes outside 8..15 are refused up front */
 	pmd.server_max_window_bits = 16;
 	assert_null(wsframe_new(1, 16, &pmd));
